@@ -1,0 +1,29 @@
+/* run_tests.c - the test runner: one translation unit with the implementation and every
+   test file. Prints a line per test and closes with "N passed, N failed"; exits non-zero
+   on any failure. Run from the repository root (make test does). */
+#define AUTOGAN_IMPLEMENTATION
+#include "../autogan.h"
+#include "test.h"
+#include <stdlib.h>
+#include <time.h>
+
+#include "test_ops.c"
+#include "test_models.c"
+
+static const test_case *const suites[] = { tests_ops, tests_models, NULL };
+
+int main(int argc, char **argv) {
+    int s, i, passed = 0, failed = 0;
+    const char *only = argc > 1 ? argv[1] : NULL;
+    for (s = 0; suites[s]; s++) for (i = 0; suites[s][i].name; i++) {
+        clock_t t0; int rc;
+        if (only && !strstr(suites[s][i].name, only)) continue;
+        t0 = clock();
+        rc = suites[s][i].fn();
+        printf("%s %s (%.2fs cpu)\n", rc ? "FAIL" : "ok  ", suites[s][i].name, (double)(clock() - t0) / CLOCKS_PER_SEC);
+        fflush(stdout);
+        if (rc) failed++; else passed++;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
