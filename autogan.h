@@ -54,7 +54,11 @@
 #include <stdint.h>
 
 #ifdef AUTOGAN_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define AGDEF static __attribute__((unused))
+#else
 #define AGDEF static
+#endif
 #else
 #ifdef __cplusplus
 #define AGDEF extern "C"
@@ -324,6 +328,14 @@ AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *arrays, cons
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata_json_or_null, ag_error *err);
+/* A GAN checkpoint (.safetensors): G and D (parameters, buffers, counters) under "G." and
+   "D.", both Adam states ("adam_g.m.<name>", ...), the EMA of G when given ("ema.<name>"),
+   and in the metadata the iteration, Adam steps, stage, architecture, the context's PRNG
+   state and the caller's extra fields (`"key":"value"` pairs, comma-separated, or NULL).
+   Loading restores all of it exactly or, on any error, changes nothing. */
+AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                      const char *extra_fields, ag_error *err);
+AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err);
 /* value of a string key in the flat JSON object of __metadata__ ("" when absent) */
 AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len);
 
@@ -356,10 +368,6 @@ AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_
 #ifndef AG_ASSERT
 #include <assert.h>
 #define AG_ASSERT(x) assert(x)
-#endif
-
-#ifdef AUTOGAN_STATIC
-#define AG__UNUSED_OK __attribute__((unused))
 #endif
 
 /* OpenMP without warnings when it is off: every parallel loop declares `int ag__nt`. */
@@ -2611,9 +2619,10 @@ AGDEF int ag_safetensors_save(const char *path, const ag_params *ps, const char 
     ag_array_list_free(&list);
     return rc;
 }
-/* checks every entry first; copies only when all fit */
-AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *list, const char *prefix, int strict,
-                                const char *source, ag_error *err) {
+/* checks that every entry of ps is in the list with a fitting dtype and shape (and, when
+   strict, that the list holds nothing else under the prefix); changes nothing */
+static int ag__params_check_arrays(const ag_params *ps, const ag_array_list *list, const char *prefix, int strict,
+                                   const char *source, ag_error *err) {
     int i, d, rc = 0; char key[AG_NAME_MAX + 64]; size_t plen = prefix ? strlen(prefix) : 0;
     if (plen > 60) return ag__fail(err, "%s: prefix too long", source);
     for (i = 0; i < ps->count && !rc; i++) {
@@ -2643,14 +2652,25 @@ AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *list, const 
         if (plen && strncmp(name, prefix, plen) != 0) continue;
         if (!ag_params_find(ps, name + plen)) { rc = ag__fail(err, "%s: unexpected tensor '%s' (not in the model)", source, name); break; }
     }
-    if (!rc) for (i = 0; i < ps->count; i++) {
+    return rc;
+}
+static void ag__params_copy_arrays(ag_params *ps, const ag_array_list *list, const char *prefix) {
+    int i; char key[AG_NAME_MAX + 64];
+    for (i = 0; i < ps->count; i++) {
         const ag_param_entry *e = &ps->entries[i]; const ag_array *a;
         snprintf(key, sizeof key, "%s%s", prefix ? prefix : "", e->name);
         a = ag_array_list_find(list, key);
+        if (!a) continue;
         if (e->kind == AG_ENTRY_COUNTER) memcpy(e->counter, a->data, 8);
         else ag_array_to_f32(a, e->tensor->data, NULL);
     }
-    return rc;
+}
+/* checks every entry first; copies only when all fit */
+AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *list, const char *prefix, int strict,
+                                const char *source, ag_error *err) {
+    if (ag__params_check_arrays(ps, list, prefix, strict, source, err)) return -1;
+    ag__params_copy_arrays(ps, list, prefix);
+    return 0;
 }
 AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_error *err) {
     ag_array_list list; int rc;
@@ -2659,6 +2679,112 @@ AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_er
     ag_array_list_free(&list);
     return rc;
 }
+static int ag__list_add_params(ag_array_list *list, const ag_params *ps, const char *prefix, float *const *alt, ag_error *err) {
+    int i, d; char key[AG_NAME_MAX + 64];
+    for (i = 0; i < ps->count; i++) {
+        const ag_param_entry *e = &ps->entries[i]; int64_t shape[8];
+        snprintf(key, sizeof key, "%s%s", prefix, e->name);
+        if (alt) {                                   /* per-parameter moment or average buffers */
+            if (!alt[i]) continue;
+            for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
+            if (ag_array_list_add(list, key, AG_DTYPE_F32, e->tensor->ndim, shape, alt[i], err)) return -1;
+        } else if (e->kind == AG_ENTRY_COUNTER) {
+            if (ag_array_list_add(list, key, AG_DTYPE_I64, 0, shape, e->counter, err)) return -1;
+        } else {
+            for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
+            if (ag_array_list_add(list, key, AG_DTYPE_F32, e->tensor->ndim, shape, e->tensor->data, err)) return -1;
+        }
+    }
+    return 0;
+}
+static int ag__check_buffers(const ag_array_list *list, const ag_params *ps, const char *prefix, float *const *alt, const char *source, ag_error *err) {
+    int i; char key[AG_NAME_MAX + 64];
+    for (i = 0; i < ps->count; i++) {
+        const ag_array *a;
+        if (!alt[i]) continue;
+        snprintf(key, sizeof key, "%s%s", prefix, ps->entries[i].name);
+        a = ag_array_list_find(list, key);
+        if (!a) return ag__fail(err, "%s: tensor '%s' is missing", source, key);
+        if (a->dtype != AG_DTYPE_F32 || a->nbytes != ps->entries[i].tensor->size * 4)
+            return ag__fail(err, "%s: tensor '%s' must be F32 with %zu elements", source, key, ps->entries[i].tensor->size);
+    }
+    return 0;
+}
+static void ag__copy_buffers(const ag_array_list *list, const ag_params *ps, const char *prefix, float **alt) {
+    int i; char key[AG_NAME_MAX + 64];
+    for (i = 0; i < ps->count; i++) if (alt[i]) {
+        snprintf(key, sizeof key, "%s%s", prefix, ps->entries[i].name);
+        memcpy(alt[i], ag_array_list_find(list, key)->data, ps->entries[i].tensor->size * 4);
+    }
+}
+AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                      const char *extra, ag_error *err) {
+    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(gan->G->stage);
+    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
+    ag__buf_put(&meta, "{\"format\":\"autogan.h gan checkpoint 1\",\"iteration\":\"%lld\",\"adam_g_step\":\"%lld\",\"adam_d_step\":\"%lld\","
+                "\"stage\":\"%d\",\"rng_state\":\"%llx\",\"rng_inc\":\"%llx\",\"ema\":\"%d\",\"arch\":\"",
+                (long long)gan->iteration, (long long)gan->opt_g.step, (long long)gan->opt_d.step, gan->G->stage,
+                (unsigned long long)ctx->rng.state, (unsigned long long)ctx->rng.inc, ema ? 1 : 0);
+    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", gan->G->arch[i]);
+    ag__buf_put(&meta, "\"%s%s}", extra && *extra ? "," : "", extra ? extra : "");
+    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "G.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "D.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, err);
+    if (!rc && ema) rc = ag__list_add_params(&list, &gan->G->params, "ema.", ema->avg, err);
+    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
+    ag_array_list_free(&list); AG_FREE(meta.p);
+    return rc;
+}
+AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err) {
+    ag_array_list list; char *meta = NULL, v[128]; int rc = 0, stage = 0, arch[AG_ARCH_MAX], alen = 0;
+    long long iter = 0, sg = 0, sd = 0; unsigned long long rs = 0, ri = 0;
+    if (metadata) *metadata = NULL;
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h gan checkpoint 1"))
+        rc = ag__fail(err, "%s: not an autogan.h GAN checkpoint (metadata 'format' missing or unknown)", path);
+    if (!rc && (ag_json_get_string(meta, "iteration", v, sizeof v) || sscanf(v, "%lld", &iter) != 1 ||
+                ag_json_get_string(meta, "adam_g_step", v, sizeof v) || sscanf(v, "%lld", &sg) != 1 ||
+                ag_json_get_string(meta, "adam_d_step", v, sizeof v) || sscanf(v, "%lld", &sd) != 1 ||
+                ag_json_get_string(meta, "rng_state", v, sizeof v) || sscanf(v, "%llx", &rs) != 1 ||
+                ag_json_get_string(meta, "rng_inc", v, sizeof v) || sscanf(v, "%llx", &ri) != 1 ||
+                ag_json_get_string(meta, "stage", v, sizeof v) || sscanf(v, "%d", &stage) != 1))
+        rc = ag__fail(err, "%s: checkpoint metadata incomplete (iteration, Adam steps, stage or PRNG state)", path);
+    if (!rc) {
+        ag_error e2; e2.msg[0] = 0;
+        if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, arch, &alen, &e2) || ag__arch_check(stage, arch, alen, &e2))
+            rc = ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg);
+    }
+    if (!rc && (iter < 0 || sg < 0 || sd < 0)) rc = ag__fail(err, "%s: negative counters in the checkpoint", path);
+    if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, "G.", 0, path, err);
+    if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, "D.", 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, path, err);
+    if (!rc && ema) rc = ag__check_buffers(&list, &gan->G->params, "ema.", ema->avg, path, err);
+    if (!rc) {
+        ag__params_copy_arrays(&gan->G->params, &list, "G.");
+        ag__params_copy_arrays(&gan->D->params, &list, "D.");
+        ag__copy_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m);
+        ag__copy_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v);
+        ag__copy_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m);
+        ag__copy_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v);
+        if (ema) ag__copy_buffers(&list, &gan->G->params, "ema.", ema->avg);
+        gan->iteration = iter; gan->opt_g.step = sg; gan->opt_d.step = sd;
+        ag_generator_set_arch(gan->G, stage, arch, alen, NULL);
+        gan->D->stage = stage;
+        ctx->rng.state = rs; ctx->rng.inc = ri;
+        if (metadata) { *metadata = meta; meta = NULL; }
+    }
+    AG_FREE(meta);
+    ag_array_list_free(&list);
+    return rc;
+}
+
 AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len) {
     ag__json j; char k[256];
     if (out_len) out[0] = 0;

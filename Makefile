@@ -1,0 +1,49 @@
+# autogan.h - build the programs, the tests and the benchmark into build/.
+#   make            every program (build/train, build/run_tests, ...)
+#   make test       compile checks (C99, C++, OpenMP on/off) and the test suite
+#   make sanitize   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+CC      ?= cc
+CXX     ?= c++
+OPT     ?= -O3
+OMP     ?= -fopenmp
+WARN     = -std=c99 -Wall -Wextra -pedantic
+CFLAGS  ?=
+LDLIBS   = -lm
+BUILD    = build
+
+PROGRAMS = $(BUILD)/train
+TEST_SRC = tests/run_tests.c tests/test.h tests/test_ops.c tests/test_models.c
+
+.PHONY: all test sanitize compile-checks clean
+all: $(PROGRAMS) $(BUILD)/run_tests
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+$(BUILD)/%: examples/%.c autogan.h | $(BUILD)
+	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+$(BUILD)/run_tests: $(TEST_SRC) autogan.h | $(BUILD)
+	$(CC) -O2 $(OMP) $(WARN) $(CFLAGS) -o $@ tests/run_tests.c $(LDLIBS)
+
+# the header alone, warning-free as C99 with and without OpenMP, static, and as C++
+compile-checks: | $(BUILD)
+	@printf '#define AUTOGAN_IMPLEMENTATION\n#include "../autogan.h"\nint main(void){ ag_ctx *c = ag_ctx_create(1); ag_ctx_free(c); return 0; }\n' > $(BUILD)/compile_check.c
+	@cp $(BUILD)/compile_check.c $(BUILD)/compile_check.cpp
+	$(CC) $(WARN) -Werror -c $(BUILD)/compile_check.c -o $(BUILD)/cc_plain.o
+	$(CC) $(WARN) -Werror -fopenmp -c $(BUILD)/compile_check.c -o $(BUILD)/cc_omp.o
+	$(CC) $(WARN) -Werror -DAUTOGAN_STATIC -c $(BUILD)/compile_check.c -o $(BUILD)/cc_static.o
+	$(CXX) -Wall -Wextra -Werror -c $(BUILD)/compile_check.cpp -o $(BUILD)/cc_cxx.o
+	@echo "compile checks: C99 plain, C99 OpenMP, static, C++ - warning-free"
+
+test: compile-checks $(BUILD)/run_tests $(PROGRAMS)
+	OMP_NUM_THREADS=2 ./$(BUILD)/run_tests
+
+$(BUILD)/run_tests_sanitize: $(TEST_SRC) autogan.h | $(BUILD)
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined $(WARN) -o $@ tests/run_tests.c $(LDLIBS)
+
+sanitize: $(BUILD)/run_tests_sanitize
+	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/run_tests_sanitize
+
+clean:
+	rm -rf $(BUILD)

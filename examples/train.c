@@ -1,0 +1,270 @@
+/* train.c - train a fixed AutoGAN architecture (the "derived" training of the paper).
+
+   build/train --arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3 --max_iter 50000 --data synthetic \
+               --ckpt runs/a.safetensors --samples runs/a
+
+   Flags follow the reference release (train_derived.py). The data source is either
+   `synthetic` (procedural shapes, for trying the pipeline) or `raw:FILE` with uint8 images
+   N x H x W x C in a flat file (--img_size H, --channels C); images whose size is an
+   integer multiple of the training resolution are box-averaged down to it.
+   Progress every --print_freq G steps; a resumable checkpoint (weights, Adam, EMA, PRNG)
+   every --ckpt_freq G steps and at the end; a PNG grid of samples from fixed noise (EMA
+   weights when --ema > 0) every --sample_freq G steps. Ctrl-C between checkpoints loses
+   at most that many steps; checkpoints are written to a temporary name and renamed. */
+#define AUTOGAN_IMPLEMENTATION
+#include "../autogan.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <math.h>
+
+typedef struct options {
+    int arch[AG_ARCH_MAX], arch_len, stage;
+    int gf, df, latent, bottom_width, channels, gen_bs, dis_bs, n_critic, max_iter, print_freq, ckpt_freq, sample_freq;
+    int threads, img_size, spectral_norm;
+    double g_lr, d_lr, beta1, beta2, ema;
+    unsigned long long seed;
+    const char *data, *ckpt, *resume, *samples;
+} options;
+
+static void usage(void) {
+    fprintf(stderr,
+        "usage: train --arch T1 T2 ... [options]\n"
+        "  --arch TOKENS     4, 9 or 14 tokens (stage 0, 1, 2), e.g. 1 0 1 1 1 0 0 1 1 1 0 1 0 3\n"
+        "  --gf_dim N        generator channels (256)      --df_dim N      discriminator channels (128)\n"
+        "  --latent_dim N    z size (128)                  --bottom_width N (4: 32x32 at stage 2)\n"
+        "  --gen_bs N        G batch (128)                 --dis_bs N      D batch (64)\n"
+        "  --n_critic N      D steps per G step (5)        --max_iter N    G steps (50000)\n"
+        "  --g_lr X --d_lr X (2e-4)  --beta1 X (0.0)  --beta2 X (0.9)  --ema X (0.999; 0 = off)\n"
+        "  --data SRC        synthetic | raw:FILE (uint8 NxHxWxC)  --img_size N (32)  --channels N (3)\n"
+        "  --seed N (12345)  --threads N (OpenMP default)  --no_sn (no spectral norm in D)\n"
+        "  --print_freq N (100)  --ckpt PATH  --ckpt_freq N (1000)  --resume PATH\n"
+        "  --samples DIR (PNG grids)  --sample_freq N (1000)\n");
+}
+
+static int parse_args(int argc, char **argv, options *o) {
+    int i;
+    memset(o, 0, sizeof *o);
+    o->gf = 256; o->df = 128; o->latent = 128; o->bottom_width = 4; o->channels = 3; o->gen_bs = 128; o->dis_bs = 64;
+    o->n_critic = 5; o->max_iter = 50000; o->print_freq = 100; o->ckpt_freq = 1000; o->sample_freq = 1000;
+    o->g_lr = o->d_lr = 2e-4; o->beta1 = 0.0; o->beta2 = 0.9; o->ema = 0.999; o->seed = 12345; o->img_size = 32;
+    o->spectral_norm = 1; o->data = "synthetic"; o->stage = -1;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define NEXT (i + 1 < argc ? argv[++i] : (fprintf(stderr, "train: %s needs a value\n", a), exit(2), ""))
+        if (!strcmp(a, "--arch")) {
+            while (i + 1 < argc && argv[i + 1][0] != '-') {
+                if (o->arch_len == AG_ARCH_MAX) { fprintf(stderr, "train: --arch takes at most %d tokens\n", AG_ARCH_MAX); return -1; }
+                o->arch[o->arch_len++] = atoi(argv[++i]);
+            }
+        } else if (!strcmp(a, "--gf_dim")) o->gf = atoi(NEXT);
+        else if (!strcmp(a, "--df_dim")) o->df = atoi(NEXT);
+        else if (!strcmp(a, "--latent_dim")) o->latent = atoi(NEXT);
+        else if (!strcmp(a, "--bottom_width")) o->bottom_width = atoi(NEXT);
+        else if (!strcmp(a, "--channels")) o->channels = atoi(NEXT);
+        else if (!strcmp(a, "--gen_bs") || !strcmp(a, "--gen_batch_size")) o->gen_bs = atoi(NEXT);
+        else if (!strcmp(a, "--dis_bs") || !strcmp(a, "--dis_batch_size")) o->dis_bs = atoi(NEXT);
+        else if (!strcmp(a, "--n_critic")) o->n_critic = atoi(NEXT);
+        else if (!strcmp(a, "--max_iter")) o->max_iter = atoi(NEXT);
+        else if (!strcmp(a, "--g_lr")) o->g_lr = atof(NEXT);
+        else if (!strcmp(a, "--d_lr")) o->d_lr = atof(NEXT);
+        else if (!strcmp(a, "--beta1")) o->beta1 = atof(NEXT);
+        else if (!strcmp(a, "--beta2")) o->beta2 = atof(NEXT);
+        else if (!strcmp(a, "--ema")) o->ema = atof(NEXT);
+        else if (!strcmp(a, "--seed")) o->seed = strtoull(NEXT, NULL, 10);
+        else if (!strcmp(a, "--threads")) o->threads = atoi(NEXT);
+        else if (!strcmp(a, "--data")) o->data = NEXT;
+        else if (!strcmp(a, "--img_size")) o->img_size = atoi(NEXT);
+        else if (!strcmp(a, "--no_sn")) o->spectral_norm = 0;
+        else if (!strcmp(a, "--print_freq")) o->print_freq = atoi(NEXT);
+        else if (!strcmp(a, "--ckpt")) o->ckpt = NEXT;
+        else if (!strcmp(a, "--ckpt_freq")) o->ckpt_freq = atoi(NEXT);
+        else if (!strcmp(a, "--resume")) o->resume = NEXT;
+        else if (!strcmp(a, "--samples")) o->samples = NEXT;
+        else if (!strcmp(a, "--sample_freq")) o->sample_freq = atoi(NEXT);
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); exit(0); }
+        else { fprintf(stderr, "train: unknown option '%s'\n", a); usage(); return -1; }
+#undef NEXT
+    }
+    if (!o->arch_len) { fprintf(stderr, "train: --arch is required\n"); usage(); return -1; }
+    o->stage = o->arch_len == 4 ? 0 : o->arch_len == 9 ? 1 : o->arch_len == 14 ? 2 : -1;
+    if (o->stage < 0) { fprintf(stderr, "train: --arch has %d tokens; 4, 9 or 14 expected\n", o->arch_len); return -1; }
+    if (o->gf < 1 || o->df < 1 || o->latent < 1 || o->gen_bs < 2 || o->dis_bs < 2 || o->n_critic < 1 || o->max_iter < 0 ||
+        o->print_freq < 1 || o->ckpt_freq < 1 || o->sample_freq < 1 || o->img_size < 1 || o->channels < 1 || o->channels > 4) {
+        fprintf(stderr, "train: a size, batch or frequency is out of range\n"); return -1;
+    }
+    return 0;
+}
+
+/* ---- data ---- */
+typedef struct dataset { int n, res, channels; float *images; /* n x C x res x res in [-1,1] */ } dataset;
+
+/* procedural images: a colour gradient background and a few discs and squares */
+static int make_synthetic(dataset *ds, int n, int res, int channels, unsigned long long seed) {
+    ag_rng rng; int i, c, y, x, k;
+    ag_rng_seed(&rng, seed, 99);
+    ds->n = n; ds->res = res; ds->channels = channels;
+    ds->images = (float *)malloc((size_t)n * channels * res * res * sizeof(float));
+    if (!ds->images) return -1;
+    for (i = 0; i < n; i++) {
+        float *img = ds->images + (size_t)i * channels * res * res;
+        float base[4], grad[4];
+        for (c = 0; c < channels; c++) { base[c] = ag_rng_uniform(&rng) * 1.6f - 0.8f; grad[c] = ag_rng_uniform(&rng) * 0.8f - 0.4f; }
+        for (c = 0; c < channels; c++) for (y = 0; y < res; y++) for (x = 0; x < res; x++)
+            img[(c * res + y) * res + x] = base[c] + grad[c] * ((float)(x + y) / (float)res - 1.0f);
+        for (k = 0; k < 3; k++) {
+            float cx = ag_rng_uniform(&rng) * res, cy = ag_rng_uniform(&rng) * res, r = (0.1f + 0.2f * ag_rng_uniform(&rng)) * res, col[4];
+            int square = ag_rng_u32(&rng) & 1;
+            for (c = 0; c < channels; c++) col[c] = ag_rng_uniform(&rng) * 2.0f - 1.0f;
+            for (y = 0; y < res; y++) for (x = 0; x < res; x++) {
+                float dx = (float)x + 0.5f - cx, dy = (float)y + 0.5f - cy;
+                int in = square ? (fabsf(dx) < r && fabsf(dy) < r) : (dx * dx + dy * dy < r * r);
+                if (in) for (c = 0; c < channels; c++) img[(c * res + y) * res + x] = col[c];
+            }
+        }
+    }
+    return 0;
+}
+
+static int load_raw(dataset *ds, const char *path, int size, int channels, int res) {
+    unsigned char *bytes; size_t len, per; ag_error err; int i, c, y, x, f;
+    if (ag_read_file(path, &bytes, &len, &err)) { fprintf(stderr, "train: %s\n", err.msg); return -1; }
+    per = (size_t)size * size * channels;
+    if (len == 0 || len % per) {
+        fprintf(stderr, "train: %s: %zu bytes is not a whole number of %dx%dx%d uint8 images\n", path, len, size, size, channels);
+        free(bytes); return -1;
+    }
+    if (size % res) { fprintf(stderr, "train: %s: image size %d is not a multiple of the training resolution %d\n", path, size, res); free(bytes); return -1; }
+    f = size / res;
+    ds->n = (int)(len / per); ds->res = res; ds->channels = channels;
+    ds->images = (float *)malloc((size_t)ds->n * channels * res * res * sizeof(float));
+    if (!ds->images) { fprintf(stderr, "train: out of memory for %d images\n", ds->n); free(bytes); return -1; }
+    for (i = 0; i < ds->n; i++) {
+        const unsigned char *src = bytes + (size_t)i * per;   /* H x W x C */
+        float *dst = ds->images + (size_t)i * channels * res * res;
+        for (c = 0; c < channels; c++) for (y = 0; y < res; y++) for (x = 0; x < res; x++) {
+            int a, b; float s = 0.0f;
+            for (a = 0; a < f; a++) for (b = 0; b < f; b++) s += src[((size_t)(y * f + a) * size + (x * f + b)) * channels + c];
+            dst[(c * res + y) * res + x] = s / (float)(f * f) / 127.5f - 1.0f;
+        }
+    }
+    free(bytes);
+    return 0;
+}
+
+/* ---- sample grid: 8x8 images from fixed noise, 2-pixel gaps ---- */
+static int save_grid(ag_ctx *ctx, ag_generator *G, const float *fixed_z, int count, const char *path) {
+    ag_tensor *z, *y; int shape[2], res, C, cols = 8, rows, W, H, i, c, yy, xx; unsigned char *pix; ag_error err; int rc;
+    shape[0] = count; shape[1] = G->latent_dim;
+    ag_ctx_reset(ctx);
+    z = ag_tensor_from(ctx, 2, shape, fixed_z);
+    G->training = 0;
+    ag_ctx_set_grad_enabled(ctx, 0);
+    y = ag_generator_forward(ctx, G, z);
+    ag_ctx_set_grad_enabled(ctx, 1);
+    G->training = 1;
+    if (!y) { fprintf(stderr, "train: sampling failed: %s\n", ag_ctx_error(ctx)); return -1; }
+    res = y->shape[2]; C = y->shape[1]; rows = (count + cols - 1) / cols;
+    W = cols * (res + 2) + 2; H = rows * (res + 2) + 2;
+    pix = (unsigned char *)calloc((size_t)W * H * (C == 1 ? 1 : 3), 1);
+    if (!pix) return -1;
+    for (i = 0; i < count; i++) {
+        int ox = 2 + (i % cols) * (res + 2), oy = 2 + (i / cols) * (res + 2);
+        for (yy = 0; yy < res; yy++) for (xx = 0; xx < res; xx++) for (c = 0; c < (C == 1 ? 1 : 3); c++) {
+            float v = y->data[(((size_t)i * C + (c < C ? c : C - 1)) * res + yy) * res + xx];
+            int q = (int)floorf((v + 1.0f) * 127.5f + 0.5f);
+            pix[((size_t)(oy + yy) * W + ox + xx) * (C == 1 ? 1 : 3) + c] = (unsigned char)(q < 0 ? 0 : q > 255 ? 255 : q);
+        }
+    }
+    rc = ag_png_write(path, pix, W, H, C == 1 ? 1 : 3, &err);
+    if (rc) fprintf(stderr, "train: %s\n", err.msg);
+    free(pix);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    options o; ag_ctx *ctx; ag_generator G; ag_discriminator D; ag_gan gan; ag_ema ema; ag_error err; ag_rng init_rng, zrng;
+    dataset ds; float *real = NULL, fixed_z[64 * 1024]; int res, g_steps = 0, use_ema, rc = 1, i;
+    double d_acc = 0.0, g_acc = 0.0; int d_cnt = 0, g_cnt = 0; time_t t_start; clock_t c_start;
+
+    if (parse_args(argc, argv, &o)) return 2;
+    if (o.latent > 1024) { fprintf(stderr, "train: --latent_dim above 1024 is not supported by the sample grid\n"); return 2; }
+    ctx = ag_ctx_create(o.seed);
+    if (!ctx) { fprintf(stderr, "train: out of memory\n"); return 1; }
+    if (o.threads > 0) ag_ctx_set_threads(ctx, o.threads);
+    ag_rng_seed(&init_rng, o.seed, 1);
+    if (ag_generator_init(&G, o.gf, o.latent, o.bottom_width, o.channels, &init_rng, &err) ||
+        ag_generator_set_arch(&G, o.stage, o.arch, o.arch_len, &err) ||
+        ag_discriminator_init(&D, o.df, o.channels, o.spectral_norm, &init_rng, &err) ||
+        ag_discriminator_set_stage(&D, o.stage, &err) ||
+        ag_gan_init(&gan, &G, &D, o.dis_bs, o.gen_bs, o.n_critic, (float)o.g_lr, (float)o.d_lr, (float)o.beta1, (float)o.beta2, &err)) {
+        fprintf(stderr, "train: %s\n", err.msg); return 2;
+    }
+    use_ema = o.ema > 0.0;
+    if (use_ema && ag_ema_init(&ema, &G.params, (float)o.ema, &err)) { fprintf(stderr, "train: %s\n", err.msg); return 1; }
+    res = ag_stage_resolution(o.stage, o.bottom_width);
+
+    memset(&ds, 0, sizeof ds);
+    if (!strcmp(o.data, "synthetic")) { if (make_synthetic(&ds, 4096, res, o.channels, o.seed)) { fprintf(stderr, "train: out of memory\n"); return 1; } }
+    else if (!strncmp(o.data, "raw:", 4)) { if (load_raw(&ds, o.data + 4, o.img_size, o.channels, res)) return 1; }
+    else { fprintf(stderr, "train: --data must be 'synthetic' or 'raw:FILE', got '%s'\n", o.data); return 2; }
+    real = (float *)malloc((size_t)o.dis_bs * o.channels * res * res * sizeof(float));
+    if (!real) { fprintf(stderr, "train: out of memory\n"); return 1; }
+    ag_rng_seed(&zrng, o.seed, 7);
+    ag_rng_fill_normal(&zrng, fixed_z, (size_t)64 * o.latent, 0.0f, 1.0f);
+
+    if (o.resume) {
+        char *meta = NULL;
+        if (ag_gan_load(o.resume, &gan, use_ema ? &ema : NULL, ctx, &meta, &err)) { fprintf(stderr, "train: resume: %s\n", err.msg); return 1; }
+        free(meta);
+        g_steps = (int)((gan.iteration + o.n_critic - 1) / o.n_critic);
+        printf("resumed from %s at iteration %lld (G step %d)\n", o.resume, (long long)gan.iteration, g_steps);
+    }
+    printf("train: arch"); for (i = 0; i < o.arch_len; i++) printf(" %d", o.arch[i]);
+    printf(" | stage %d (%dx%d) | G %zu params, D %zu params | %d images | %d threads, %s kernels\n",
+           o.stage, res, res, ag_params_count(&G.params), ag_params_count(&D.params), ds.n, ag_ctx_threads(ctx), ag_ctx_cpu_name(ctx));
+    fflush(stdout);
+    t_start = time(NULL); c_start = clock();
+    {
+        int start_steps = g_steps;
+        while (g_steps < o.max_iter) {
+            ag_gan_losses l; size_t per = (size_t)o.channels * res * res;
+            for (i = 0; i < o.dis_bs; i++) {
+                uint32_t k = ag_rng_u32(ag_ctx_rng(ctx)) % (uint32_t)ds.n;
+                memcpy(real + (size_t)i * per, ds.images + (size_t)k * per, per * sizeof(float));
+            }
+            if (ag_gan_step(ctx, &gan, real, &l)) { fprintf(stderr, "train: %s\n", ag_ctx_error(ctx)); goto done; }
+            d_acc += l.d_loss; d_cnt++;
+            if (!l.g_stepped) continue;
+            g_acc += l.g_loss; g_cnt++; g_steps++;
+            if (use_ema) ag_ema_update(&ema);
+            if (!isfinite(l.d_loss) || !isfinite(l.g_loss)) { fprintf(stderr, "train: loss is not finite at G step %d\n", g_steps); goto done; }
+            if (g_steps % o.print_freq == 0 || g_steps == o.max_iter) {
+                double el = difftime(time(NULL), t_start), rate = el > 0 ? (g_steps - start_steps) / el : 0.0;
+                printf("[G step %d/%d] [iter %lld] d_loss %.4f g_loss %.4f | %.2f G steps/s, eta %.0f s\n", g_steps, o.max_iter,
+                       (long long)gan.iteration, d_acc / d_cnt, g_acc / g_cnt, rate, rate > 0 ? (o.max_iter - g_steps) / rate : 0.0);
+                fflush(stdout);
+                d_acc = g_acc = 0.0; d_cnt = g_cnt = 0;
+            }
+            if (o.samples && (g_steps % o.sample_freq == 0 || g_steps == o.max_iter)) {
+                char path[1024];
+                snprintf(path, sizeof path, "%s_%06d.png", o.samples, g_steps);
+                if (use_ema) ag_ema_swap(&ema);
+                if (save_grid(ctx, &G, fixed_z, 64, path)) { if (use_ema) ag_ema_swap(&ema); goto done; }
+                if (use_ema) ag_ema_swap(&ema);
+            }
+            if (o.ckpt && (g_steps % o.ckpt_freq == 0 || g_steps == o.max_iter)) {
+                if (ag_gan_save(o.ckpt, &gan, use_ema ? &ema : NULL, ctx, "\"program\":\"train\"", &err)) { fprintf(stderr, "train: %s\n", err.msg); goto done; }
+            }
+        }
+    }
+    printf("done: %d G steps, %.1f s wall, %.1f s cpu, arena %.1f MB\n", g_steps, difftime(time(NULL), t_start),
+           (double)(clock() - c_start) / CLOCKS_PER_SEC, ag_ctx_arena_bytes(ctx) / 1048576.0);
+    rc = 0;
+done:
+    free(real); free(ds.images);
+    if (use_ema) ag_ema_free(&ema);
+    ag_gan_free(&gan); ag_generator_free(&G); ag_discriminator_free(&D); ag_ctx_free(ctx);
+    return rc;
+}
