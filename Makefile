@@ -2,6 +2,7 @@
 #   make            every program (build/train, build/run_tests, ...)
 #   make test       compile checks (C99, C++, OpenMP on/off) and the test suite
 #   make sanitize   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      the benchmark workloads (not timed tests; see bench/)
 CC      ?= cc
 CXX     ?= c++
 OPT     ?= -O3
@@ -11,10 +12,10 @@ CFLAGS  ?=
 LDLIBS   = -lm
 BUILD    = build
 
-PROGRAMS = $(BUILD)/train
+PROGRAMS = $(BUILD)/train $(BUILD)/bench
 TEST_SRC = tests/run_tests.c tests/test.h tests/test_ops.c tests/test_models.c
 
-.PHONY: all test sanitize compile-checks clean
+.PHONY: all test sanitize compile-checks bench clean
 all: $(PROGRAMS) $(BUILD)/run_tests
 
 $(BUILD):
@@ -22,6 +23,13 @@ $(BUILD):
 
 $(BUILD)/%: examples/%.c autogan.h | $(BUILD)
 	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+$(BUILD)/bench: bench/bench.c autogan.h | $(BUILD)
+	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# the standard set at 2 threads; bench/torch_ref.py prints the same lines for PyTorch
+bench: $(BUILD)/bench
+	OMP_NUM_THREADS=2 ./$(BUILD)/bench all --threads 2
 
 $(BUILD)/run_tests: $(TEST_SRC) autogan.h | $(BUILD)
 	$(CC) -O2 $(OMP) $(WARN) $(CFLAGS) -o $@ tests/run_tests.c $(LDLIBS)

@@ -121,6 +121,7 @@ AGDEF void        ag_ctx_set_grad_enabled(ag_ctx *ctx, int enabled); /* no-grad 
 AGDEF int         ag_ctx_grad_enabled(const ag_ctx *ctx);
 AGDEF size_t      ag_ctx_arena_bytes(const ag_ctx *ctx); /* high-water mark of the arena */
 AGDEF const char *ag_ctx_cpu_name(const ag_ctx *ctx);
+AGDEF double      ag_ctx_gemm_flops(const ag_ctx *ctx);  /* floating-point operations in GEMMs so far */
 
 /* arena tensors (uninitialised / zeroed / copied from host floats) */
 AGDEF ag_tensor *ag_tensor_new(ag_ctx *ctx, int ndim, const int *shape);
@@ -541,6 +542,7 @@ struct ag_ctx {
     int num_threads;
     ag_rng rng;
     struct ag__kernels *kern;
+    double gemm_flops;                 /* 2*M*N*K summed over every GEMM (for benchmarks) */
 };
 
 static void *ag__ctx_fail(ag_ctx *ctx, const char *fmt, ...) {
@@ -654,6 +656,7 @@ AGDEF void ag_ctx_set_grad_enabled(ag_ctx *ctx, int enabled) { ctx->grad_enabled
 AGDEF int ag_ctx_grad_enabled(const ag_ctx *ctx) { return ctx->grad_enabled; }
 AGDEF size_t ag_ctx_arena_bytes(const ag_ctx *ctx) { return ctx->arena_high; }
 AGDEF ag_rng *ag_ctx_rng(ag_ctx *ctx) { return &ctx->rng; }
+AGDEF double ag_ctx_gemm_flops(const ag_ctx *ctx) { return ctx->gemm_flops; }
 
 /* threads for a loop of `work` elementary operations: one below ~32k, else all */
 static int ag__threads_for(const ag_ctx *ctx, size_t work) {
@@ -942,6 +945,7 @@ static void ag__gemm(ag_ctx *ctx, int transA, int transB, int M, int N, int K, c
     size_t bytes = ag__sgemm_scratch_bytes(ctx->kern, M, N, K);
     void *scratch = bytes ? ag__arena_alloc(ctx, bytes) : NULL;
     if (bytes && !scratch) return;
+    ctx->gemm_flops += 2.0 * M * N * K;
     ag__sgemm(ctx->kern, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc, scratch, bytes);
 }
 
@@ -1918,7 +1922,7 @@ static void ag__init_default(ag_rng *rng, ag_tensor *w, ag_tensor *b, int weight
 
 /* layer registration, in state_dict order */
 static int ag__reg_conv(ag_params *ps, ag_conv_layer *l, const char *prefix, int cin, int cout, int k, int transposed, int bias, ag_error *err) {
-    char name[AG_NAME_MAX]; int shape[4];
+    char name[AG_NAME_MAX + 16]; int shape[4];
     memset(l, 0, sizeof *l);
     l->cin = cin; l->cout = cout; l->kh = l->kw = k; l->stride = transposed ? 2 : 1; l->pad = transposed ? 0 : k / 2;
     shape[0] = transposed ? cin : cout; shape[1] = transposed ? cout : cin; shape[2] = shape[3] = k;
@@ -1931,7 +1935,7 @@ static int ag__reg_conv(ag_params *ps, ag_conv_layer *l, const char *prefix, int
     return 0;
 }
 static int ag__reg_bn(ag_params *ps, ag_bn_layer *l, const char *prefix, int C, ag_error *err) {
-    char name[AG_NAME_MAX];
+    char name[AG_NAME_MAX + 16];
     memset(l, 0, sizeof *l);
     l->channels = C;
     snprintf(name, sizeof name, "%s.weight", prefix);       if (!(l->weight = ag_params_add(ps, name, AG_ENTRY_PARAM, 1, &C, err))) return -1;
@@ -1942,7 +1946,7 @@ static int ag__reg_bn(ag_params *ps, ag_bn_layer *l, const char *prefix, int C, 
     return ag_params_add_counter(ps, name, &l->num_batches_tracked, err);
 }
 static int ag__reg_sn_conv(ag_params *ps, ag_sn_conv_layer *l, const char *prefix, int cin, int cout, int k, int sn, ag_error *err) {
-    char name[AG_NAME_MAX]; int shape[4], rest = cin * (k ? k * k : 1);
+    char name[AG_NAME_MAX + 16]; int shape[4], rest = cin * (k ? k * k : 1);
     memset(l, 0, sizeof *l);
     l->cin = cin; l->cout = cout; l->k = k; l->pad = k / 2;
     shape[0] = cout; shape[1] = cin; shape[2] = shape[3] = k;

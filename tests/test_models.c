@@ -338,9 +338,44 @@ static int test_gan_checkpoint_resume(void) {
     return 0;
 }
 
+/* the reference initialisation: bounds and moments of each family of weights */
+static int check_uniform(const ag_tensor *t, double bound, const char *what) {
+    double mx = 0, mean = 0, var = 0; size_t i;
+    for (i = 0; i < t->size; i++) { double v = t->data[i]; if (fabs(v) > mx) mx = fabs(v); mean += v; }
+    mean /= (double)t->size;
+    for (i = 0; i < t->size; i++) var += (t->data[i] - mean) * (t->data[i] - mean);
+    var /= (double)t->size;
+    /* U(-b, b): max just under b, mean 0, variance b^2/3 (to 5% with >= 16k samples) */
+    if (!(mx <= bound && mx > 0.99 * bound && fabs(mean) < 0.02 * bound && fabs(var / (bound * bound / 3.0) - 1.0) < 0.05)) {
+        fprintf(stderr, "    %s: max %g mean %g var %g for bound %g\n", what, mx, mean, var, bound); return 1;
+    }
+    return 0;
+}
+static int test_initialisation(void) {
+    ag_generator G; ag_discriminator D; ag_error err; ag_rng rng; int bad = 0; size_t i; double m = 0, v = 0;
+    ag_rng_seed(&rng, 3, 3);
+    TEST_CHECK(ag_generator_init(&G, 128, 128, 4, 3, &rng, &err) == 0, "%s", err.msg);
+    bad |= check_uniform(G.l1.weight, 1.0 / sqrt(128.0), "l1.weight (default: 1/sqrt(fan_in))");
+    bad |= check_uniform(G.cells[0].post_conv1.conv.weight, sqrt(6.0 / (128 * 9 + 128 * 9)), "conv xavier_uniform");
+    bad |= check_uniform(G.cells[1].c_sc.weight, sqrt(6.0 / (128 + 128)), "1x1 conv xavier_uniform");
+    bad |= check_uniform(G.cells[2].skip_deconvx2.weight, 1.0 / sqrt(128 * 4.0), "deconv default (fan_in = out*k*k)");
+    for (i = 0; i < 128; i++) { float w = G.cells[0].post_conv1.bn.weight->data[i]; m += w; v += (w - 1.0) * (w - 1.0); }
+    TEST_CHECK(fabs(m / 128 - 1.0) < 0.01 && fabs(sqrt(v / 128) - 0.02) < 0.006, "BN weight N(1, 0.02): mean %g std %g", m / 128, sqrt(v / 128));
+    TEST_CHECK(G.to_rgb_bn.bias->data[5] == 0.0f && G.to_rgb_bn.running_var->data[7] == 1.0f, "BN bias 0, running_var 1");
+    ag_generator_free(&G);
+    TEST_CHECK(ag_discriminator_init(&D, 128, 3, 1, &rng, &err) == 0, "%s", err.msg);
+    bad |= check_uniform(D.block_c1[1].weight_orig, sqrt(6.0 / (128 * 9 + 128 * 9)), "D conv xavier_uniform");
+    { double n = 0; for (i = 0; i < D.block_c1[1].u->size; i++) n += D.block_c1[1].u->data[i] * D.block_c1[1].u->data[i];
+      TEST_CHECK(fabs(n - 1.0) < 1e-5, "spectral-norm u has unit norm (%g)", n); }
+    ag_discriminator_free(&D);
+    TEST_CHECK(!bad, "initialisation statistics off (see above)");
+    return 0;
+}
+
 const test_case tests_models[] = {
     { "golden_gan (11 PyTorch cases, stages 0-2)", test_golden_gan },
     { "param_counts", test_param_counts },
+    { "initialisation", test_initialisation },
     { "arch_validation", test_arch_validation },
     { "safetensors_roundtrip_and_bad_input", test_safetensors_roundtrip_and_bad_input },
     { "gan_determinism", test_gan_determinism },

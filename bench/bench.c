@@ -1,0 +1,161 @@
+/* bench.c - how fast autogan.h runs the AutoGAN workloads (CIFAR-10 geometry: 32x32, z 128).
+
+   build/bench WORKLOAD [--threads N] [--iters N] [--warmup N]
+   WORKLOAD: search-step | derived-step | g-sample | conv | peak | all
+
+   One line per workload (per shape for `conv`) with ms_per_iter=<x> and gflops=<y>
+   (GEMM floating-point operations / time), plus the fraction of the measured FMA peak.
+   bench/torch_ref.py prints the same lines for PyTorch; run both in one session to compare. */
+#define AUTOGAN_IMPLEMENTATION
+#include "../autogan.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/resource.h>
+#include <sys/time.h>
+#endif
+
+static double now_seconds(void) {
+#if defined(__unix__) || defined(__APPLE__)
+    struct timeval tv; gettimeofday(&tv, NULL); return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC;
+#endif
+}
+static double max_rss_mb(void) {
+#if defined(__unix__) || defined(__APPLE__)
+    struct rusage ru; getrusage(RUSAGE_SELF, &ru);
+#if defined(__APPLE__)
+    return (double)ru.ru_maxrss / 1048576.0;
+#else
+    return (double)ru.ru_maxrss / 1024.0;
+#endif
+#else
+    return 0.0;
+#endif
+}
+
+static int threads = 0, iters = 3, warmup = 1;
+static double peak_gflops = 0.0;
+
+static void report(const char *name, const char *extra, double seconds, double flops, int n) {
+    double ms = 1e3 * seconds / n, gf = flops / seconds / 1e9;
+    printf("%-14s ms_per_iter=%.2f gflops=%.1f", name, ms, gf);
+    if (peak_gflops > 0) printf(" peak_fraction=%.2f", gf / peak_gflops);
+    printf(" %s\n", extra ? extra : "");
+    fflush(stdout);
+}
+
+static const int arch_a[14] = { 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3 };
+
+static int gan_step_bench(const char *name, int gf, int df) {
+    ag_ctx *ctx = ag_ctx_create(1); ag_generator G; ag_discriminator D; ag_gan gan; ag_error err; ag_rng rng;
+    float *real; int i; double t0 = 0, t, f0 = 0; char extra[160];
+    if (threads > 0) ag_ctx_set_threads(ctx, threads);
+    ag_rng_seed(&rng, 1, 1);
+    if (ag_generator_init(&G, gf, 128, 4, 3, &rng, &err) || ag_generator_set_arch(&G, 2, arch_a, 14, &err) ||
+        ag_discriminator_init(&D, df, 3, 1, &rng, &err) || ag_gan_init(&gan, &G, &D, 64, 128, 1, 2e-4f, 2e-4f, 0.0f, 0.9f, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg); return 1;
+    }
+    real = (float *)malloc((size_t)64 * 3 * 32 * 32 * sizeof(float));
+    ag_rng_fill_uniform(&rng, real, (size_t)64 * 3 * 32 * 32, -1.0f, 1.0f);
+    for (i = 0; i < warmup + iters; i++) {
+        if (i == warmup) { t0 = now_seconds(); f0 = ag_ctx_gemm_flops(ctx); }
+        if (ag_gan_d_step(ctx, &gan, real, NULL, NULL) || ag_gan_g_step(ctx, &gan, NULL, NULL)) { fprintf(stderr, "bench: %s\n", ag_ctx_error(ctx)); return 1; }
+    }
+    t = now_seconds() - t0;
+    snprintf(extra, sizeof extra, "threads=%d iters=%d cpu=%s max_rss_mb=%.0f arena_mb=%.0f", ag_ctx_threads(ctx), iters,
+             ag_ctx_cpu_name(ctx), max_rss_mb(), ag_ctx_arena_bytes(ctx) / 1048576.0);
+    report(name, extra, t, ag_ctx_gemm_flops(ctx) - f0, iters);
+    free(real); ag_gan_free(&gan); ag_generator_free(&G); ag_discriminator_free(&D); ag_ctx_free(ctx);
+    return 0;
+}
+
+static int g_sample_bench(void) {
+    ag_ctx *ctx = ag_ctx_create(1); ag_generator G; ag_error err; ag_rng rng; int i, shape[2] = { 100, 128 };
+    double t0 = 0, t, f0 = 0; char extra[160];
+    if (threads > 0) ag_ctx_set_threads(ctx, threads);
+    ag_rng_seed(&rng, 1, 1);
+    if (ag_generator_init(&G, 256, 128, 4, 3, &rng, &err) || ag_generator_set_arch(&G, 2, arch_a, 14, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    G.training = 0;
+    ag_ctx_set_grad_enabled(ctx, 0);
+    for (i = 0; i < warmup + iters; i++) {
+        ag_tensor *z, *y;
+        if (i == warmup) { t0 = now_seconds(); f0 = ag_ctx_gemm_flops(ctx); }
+        ag_ctx_reset(ctx);
+        z = ag_tensor_new(ctx, 2, shape);
+        if (!z) return 1;
+        ag_rng_fill_normal(&rng, z->data, z->size, 0.0f, 1.0f);
+        y = ag_generator_forward(ctx, &G, z);
+        if (!y) { fprintf(stderr, "bench: %s\n", ag_ctx_error(ctx)); return 1; }
+    }
+    t = now_seconds() - t0;
+    snprintf(extra, sizeof extra, "threads=%d iters=%d images=100 cpu=%s max_rss_mb=%.0f", ag_ctx_threads(ctx), iters, ag_ctx_cpu_name(ctx), max_rss_mb());
+    report("g-sample", extra, t, ag_ctx_gemm_flops(ctx) - f0, iters);
+    ag_generator_free(&G); ag_ctx_free(ctx);
+    return 0;
+}
+
+/* per-op: forward, data gradient and weight gradient of the conv shapes of the step */
+typedef struct conv_shape { const char *name; int n, c, o, h, k, deconv; } conv_shape;
+static int conv_bench(void) {
+    static const conv_shape shapes[] = {
+        { "g3x3_c256_8",   64, 256, 256,  8, 3, 0 }, { "g3x3_c256_16", 64, 256, 256, 16, 3, 0 },
+        { "g3x3_c256_32",  64, 256, 256, 32, 3, 0 }, { "g3x3_c128_32", 64, 128, 128, 32, 3, 0 },
+        { "g1x1_c256_32",  64, 256, 256, 32, 1, 0 }, { "d3x3_c128_16", 64, 128, 128, 16, 3, 0 },
+        { "d3x3_c64_32",   64,  64,  64, 32, 3, 0 }, { "deconv_c256_16", 64, 256, 256, 16, 2, 1 },
+        { NULL, 0, 0, 0, 0, 0, 0 } };
+    int s;
+    for (s = 0; shapes[s].name; s++) {
+        const conv_shape *cs = &shapes[s]; ag_ctx *ctx = ag_ctx_create(1); ag_rng rng; int i, pass;
+        int xs[4], ws[4]; ag_tensor *x, *w, *b, *y; int bn = cs->o;
+        if (threads > 0) ag_ctx_set_threads(ctx, threads);
+        ag_rng_seed(&rng, 2, 2);
+        xs[0] = cs->n; xs[1] = cs->c; xs[2] = xs[3] = cs->h;
+        ws[0] = cs->deconv ? cs->c : cs->o; ws[1] = cs->deconv ? cs->o : cs->c; ws[2] = ws[3] = cs->k;
+        for (pass = 0; pass < 3; pass++) {   /* 0 forward, 1 data gradient, 2 weight gradient */
+            double tsum = 0, fsum = 0; char name[64], extra[96];
+            for (i = 0; i < warmup + iters; i++) {
+                double t0, f0;
+                ag_ctx_reset(ctx);
+                x = ag_tensor_new(ctx, 4, xs); w = ag_tensor_new(ctx, 4, ws); b = ag_tensor_zeros(ctx, 1, &bn);
+                if (!x || !w || !b) { fprintf(stderr, "bench: %s\n", ag_ctx_error(ctx)); return 1; }
+                ag_rng_fill_normal(&rng, x->data, x->size, 0, 1); ag_rng_fill_normal(&rng, w->data, w->size, 0, 0.05f);
+                x->requires_grad = pass == 1; w->requires_grad = pass == 2;
+                ag_ctx_set_grad_enabled(ctx, pass > 0);
+                t0 = now_seconds(); f0 = ag_ctx_gemm_flops(ctx);
+                y = cs->deconv ? ag_conv_transpose2d(ctx, x, w, b, 2, 0) : ag_conv2d(ctx, x, w, b, 1, 1, cs->k / 2, cs->k / 2);
+                ag_ctx_set_grad_enabled(ctx, 1);
+                if (!y) { fprintf(stderr, "bench: %s\n", ag_ctx_error(ctx)); return 1; }
+                if (pass > 0) {   /* time the backward alone */
+                    t0 = now_seconds(); f0 = ag_ctx_gemm_flops(ctx);
+                    if (ag_backward_with(ctx, y, y->data)) { fprintf(stderr, "bench: %s\n", ag_ctx_error(ctx)); return 1; }
+                }
+                if (i >= warmup) { tsum += now_seconds() - t0; fsum += ag_ctx_gemm_flops(ctx) - f0; }
+            }
+            snprintf(name, sizeof name, "conv:%s:%s", cs->name, pass == 0 ? "fwd" : pass == 1 ? "dgrad" : "wgrad");
+            snprintf(extra, sizeof extra, "threads=%d iters=%d cpu=%s", ag_ctx_threads(ctx), iters, ag_ctx_cpu_name(ctx));
+            report(name, extra, tsum, fsum, iters);
+        }
+        ag_ctx_free(ctx);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *w = argc > 1 ? argv[1] : "all"; int i, rc = 0;
+    for (i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
+        else { fprintf(stderr, "usage: bench [search-step|derived-step|g-sample|conv|all] [--threads N] [--iters N] [--warmup N]\n"); return 2; }
+    }
+    if (iters < 1) iters = 1;
+    if (!strcmp(w, "search-step") || !strcmp(w, "all")) rc |= gan_step_bench("search-step", 128, 64);
+    if (!strcmp(w, "derived-step") || !strcmp(w, "all")) rc |= gan_step_bench("derived-step", 256, 128);
+    if (!strcmp(w, "g-sample") || !strcmp(w, "all")) rc |= g_sample_bench();
+    if (!strcmp(w, "conv") || !strcmp(w, "all")) rc |= conv_bench();
+    return rc;
+}
