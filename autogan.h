@@ -105,6 +105,7 @@ typedef struct ag_tensor {
     int requires_grad;  /* 1 for parameters and for op outputs that depend on one */
     int is_param;       /* owns data and grad (not in the arena) */
     int node;           /* 1 + index of the tape node that made it; 0 for leaves */
+    int grad_slot;      /* internal: 1 + heap slot of a large gradient buffer, 0 otherwise */
 } ag_tensor;
 
 typedef struct ag_ctx ag_ctx;
@@ -543,6 +544,8 @@ struct ag_ctx {
     ag_rng rng;
     struct ag__kernels *kern;
     double gemm_flops;                 /* 2*M*N*K summed over every GEMM (for benchmarks) */
+    float *scratch[3]; size_t scratch_cap[3];   /* reused within one op: im2col, gathers, GEMM packing */
+    void **heap; int heap_len, heap_cap;        /* large gradient buffers, freed once consumed */
 };
 
 static void *ag__ctx_fail(ag_ctx *ctx, const char *fmt, ...) {
@@ -573,6 +576,23 @@ static void *ag__arena_alloc(ag_ctx *ctx, size_t bytes) {
     ctx->arena_in_use += bytes;
     if (ctx->arena_in_use > ctx->arena_high) ctx->arena_high = ctx->arena_in_use;
     return p;
+}
+
+/* a per-context buffer reused by every op (ops run one at a time): slot 0 im2col
+   columns, slot 1 gathered planes, slot 2 GEMM packing */
+static float *ag__scratch(ag_ctx *ctx, int slot, size_t floats) {
+    if (ctx->failed) return NULL;
+    if (floats > ctx->scratch_cap[slot]) {
+        float *p = (float *)AG_REALLOC(ctx->scratch[slot], floats * sizeof(float) + AG__ALIGN);
+        if (!p) return (float *)ag__ctx_fail(ctx, "out of memory: %zu bytes of scratch", floats * sizeof(float));
+        ctx->scratch[slot] = p; ctx->scratch_cap[slot] = floats;
+    }
+    return ctx->scratch[slot];
+}
+static void ag__heap_release_all(ag_ctx *ctx) {
+    int i;
+    for (i = 0; i < ctx->heap_len; i++) AG_FREE(ctx->heap[i]);
+    ctx->heap_len = 0;
 }
 
 AGDEF void ag_rng_seed(ag_rng *rng, uint64_t seed, uint64_t seq) {
@@ -624,6 +644,9 @@ AGDEF void ag_ctx_free(ag_ctx *ctx) {
     if (!ctx) return;
     for (c = ctx->chunks; c; c = next) { next = c->next; AG_FREE(c); }
     AG_FREE(ctx->tape);
+    ag__heap_release_all(ctx);
+    AG_FREE(ctx->heap);
+    AG_FREE(ctx->scratch[0]); AG_FREE(ctx->scratch[1]); AG_FREE(ctx->scratch[2]);
     ag__kernels_release(ctx);
     AG_FREE(ctx);
 }
@@ -639,6 +662,7 @@ AGDEF void ag_ctx_reset(ag_ctx *ctx) {
     } else if (c) c->used = 0;
     ctx->arena_in_use = 0;
     ctx->tape_len = 0;
+    ag__heap_release_all(ctx);
 }
 
 AGDEF const char *ag_ctx_error(const ag_ctx *ctx) { return ctx->failed ? ctx->err.msg : ""; }
@@ -768,29 +792,32 @@ static void ag__sgemm(const ag__kernels *kern, int transA, int transB, int M, in
     }
 }
 
-/* im2col for one image: x[C,H,W] -> col[C*kh*kw, OH*OW] */
+/* im2col for one image: x[C,H,W] -> col[C*kh*kw, OH*OW], rows `ldc` floats apart (so
+   several images can sit side by side in one wide matrix) */
 static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, int W, int kh, int kw,
-                       int sh, int sw, int ph, int pw, int OH, int OW, float *col) {
+                       int sh, int sw, int ph, int pw, int OH, int OW, float *col, size_t ldc) {
     long r; int ag__nt = ((size_t)C * kh * kw * OH * OW < 65536) ? 1 : kern->num_threads;
     (void)ag__nt;
     AG__PARALLEL_FOR
     for (r = 0; r < (long)C * kh * kw; r++) {
         int c = (int)(r / (kh * kw)), ki = (int)(r / kw % kh), kj = (int)(r % kw), oy, ox;
-        float *dst = col + (size_t)r * OH * OW;
+        float *dst = col + (size_t)r * ldc;
         const float *src = x + (size_t)c * H * W;
         for (oy = 0; oy < OH; oy++) {
             int iy = oy * sh - ph + ki;
-            if (iy < 0 || iy >= H) { for (ox = 0; ox < OW; ox++) dst[oy * OW + ox] = 0.0f; continue; }
+            float *d = dst + (size_t)oy * OW;
+            if (iy < 0 || iy >= H) { for (ox = 0; ox < OW; ox++) d[ox] = 0.0f; continue; }
             if (sw == 1) {
-                int ix0 = -pw + kj;
-                for (ox = 0; ox < OW; ox++) {
-                    int ix = ix0 + ox;
-                    dst[oy * OW + ox] = (ix >= 0 && ix < W) ? src[iy * W + ix] : 0.0f;
-                }
+                int ix0 = -pw + kj, lo = ix0 < 0 ? -ix0 : 0, hi = W - ix0 < OW ? W - ix0 : OW;
+                const float *srow = src + (size_t)iy * W + ix0;
+                if (hi < lo) hi = lo;
+                for (ox = 0; ox < lo; ox++) d[ox] = 0.0f;
+                for (; ox < hi; ox++) d[ox] = srow[ox];
+                for (; ox < OW; ox++) d[ox] = 0.0f;
             } else {
                 for (ox = 0; ox < OW; ox++) {
                     int ix = ox * sw - pw + kj;
-                    dst[oy * OW + ox] = (ix >= 0 && ix < W) ? src[iy * W + ix] : 0.0f;
+                    d[ox] = (ix >= 0 && ix < W) ? src[iy * W + ix] : 0.0f;
                 }
             }
         }
@@ -799,7 +826,7 @@ static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, in
 
 /* col2im (the adjoint): x[C,H,W] += fold(col[C*kh*kw, OH*OW]) */
 static void ag__col2im(const ag__kernels *kern, const float *col, int C, int H, int W, int kh, int kw,
-                       int sh, int sw, int ph, int pw, int OH, int OW, float *x) {
+                       int sh, int sw, int ph, int pw, int OH, int OW, float *x, size_t ldc) {
     long c; int ag__nt = ((size_t)C * kh * kw * OH * OW < 65536) ? 1 : kern->num_threads;
     (void)ag__nt;
     AG__PARALLEL_FOR
@@ -807,7 +834,7 @@ static void ag__col2im(const ag__kernels *kern, const float *col, int C, int H, 
         int ki, kj, oy, ox;
         float *dst = x + (size_t)c * H * W;
         for (ki = 0; ki < kh; ki++) for (kj = 0; kj < kw; kj++) {
-            const float *src = col + ((size_t)(c * kh + ki) * kw + kj) * OH * OW;
+            const float *src = col + ((size_t)(c * kh + ki) * kw + kj) * ldc;
             for (oy = 0; oy < OH; oy++) {
                 int iy = oy * sh - ph + ki;
                 if (iy < 0 || iy >= H) continue;
@@ -817,6 +844,21 @@ static void ag__col2im(const ag__kernels *kern, const float *col, int C, int H, 
                 }
             }
         }
+    }
+}
+
+/* planes of images side by side: dst[C, cnt*P] <- src images [cnt][C, P], and back */
+static void ag__gather_planes(const float *src, int cnt, int C, size_t P, float *dst) {
+    int j, c;
+    for (j = 0; j < cnt; j++) for (c = 0; c < C; c++)
+        memcpy(dst + (size_t)c * cnt * P + (size_t)j * P, src + ((size_t)j * C + c) * P, P * sizeof(float));
+}
+static void ag__scatter_planes(const float *src, int cnt, int C, size_t P, float *dst, int accumulate) {
+    int j, c; size_t i;
+    for (j = 0; j < cnt; j++) for (c = 0; c < C; c++) {
+        const float *s = src + (size_t)c * cnt * P + (size_t)j * P; float *d = dst + ((size_t)j * C + c) * P;
+        if (accumulate) for (i = 0; i < P; i++) d[i] += s[i];
+        else memcpy(d, s, P * sizeof(float));
     }
 }
 
@@ -864,13 +906,33 @@ static ag__node *ag__record(ag_ctx *ctx, ag_tensor *out, void (*backward)(ag_ctx
     return n;
 }
 
-/* The gradient buffer of t, zero-allocated in the arena on first use. */
+/* The gradient buffer of t, zeroed on first use: small ones in the arena, large ones
+   (>= 1 MB) on the heap so backward can free them as soon as their node has run. */
 static float *ag__grad(ag_ctx *ctx, ag_tensor *t) {
     if (!t->grad) {
-        t->grad = (float *)ag__arena_alloc(ctx, t->size * sizeof(float) + 4);
-        if (t->grad) memset(t->grad, 0, t->size * sizeof(float));
+        size_t bytes = t->size * sizeof(float);
+        if (bytes >= ((size_t)1 << 20)) {
+            if (ctx->heap_len == ctx->heap_cap) {
+                int cap = ctx->heap_cap ? ctx->heap_cap * 2 : 64;
+                void **h = (void **)AG_REALLOC(ctx->heap, (size_t)cap * sizeof(void *));
+                if (!h) return (float *)ag__ctx_fail(ctx, "out of memory for gradient bookkeeping");
+                ctx->heap = h; ctx->heap_cap = cap;
+            }
+            t->grad = (float *)AG_MALLOC(bytes);
+            if (!t->grad) return (float *)ag__ctx_fail(ctx, "out of memory: a %zu-byte gradient", bytes);
+            ctx->heap[ctx->heap_len++] = t->grad;
+            t->grad_slot = ctx->heap_len;
+        } else t->grad = (float *)ag__arena_alloc(ctx, bytes + 4);
+        if (t->grad) memset(t->grad, 0, bytes);
     }
     return t->grad;
+}
+static void ag__grad_release(ag_ctx *ctx, ag_tensor *t) {
+    if (t->grad_slot > 0 && t->grad_slot <= ctx->heap_len && ctx->heap[t->grad_slot - 1] == t->grad) {
+        AG_FREE(t->grad);
+        ctx->heap[t->grad_slot - 1] = NULL;
+    }
+    t->grad = NULL; t->grad_slot = 0;
 }
 /* The gradient of input i if it needs one (NULL otherwise). */
 static float *ag__in_grad(ag_ctx *ctx, ag__node *n, int i) {
@@ -885,7 +947,7 @@ static int ag__run_backward(ag_ctx *ctx) {
         if (n->out->grad) n->backward(ctx, n);
         /* an op output's gradient is complete once its node ran; clear the pointer so a
            tensor kept across steps never carries a stale gradient into a new graph */
-        if (!n->out->is_param) n->out->grad = NULL;
+        if (!n->out->is_param) ag__grad_release(ctx, n->out);
     }
     ctx->tape_len = 0;
     return ctx->failed ? -1 : 0;
@@ -912,7 +974,7 @@ AGDEF ag_tensor *ag_detach(ag_ctx *ctx, ag_tensor *x) {
     t = (ag_tensor *)ag__arena_alloc(ctx, sizeof(ag_tensor));
     if (!t) return NULL;
     *t = *x;
-    t->grad = NULL; t->requires_grad = 0; t->is_param = 0; t->node = 0;
+    t->grad = NULL; t->requires_grad = 0; t->is_param = 0; t->node = 0; t->grad_slot = 0;
     return t;
 }
 
@@ -943,7 +1005,7 @@ static int ag__check_same(ag_ctx *ctx, const char *op, ag_tensor *a, ag_tensor *
 static void ag__gemm(ag_ctx *ctx, int transA, int transB, int M, int N, int K, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc) {
     size_t bytes = ag__sgemm_scratch_bytes(ctx->kern, M, N, K);
-    void *scratch = bytes ? ag__arena_alloc(ctx, bytes) : NULL;
+    void *scratch = bytes ? ag__scratch(ctx, 2, bytes / sizeof(float) + 1) : NULL;
     if (bytes && !scratch) return;
     ctx->gemm_flops += 2.0 * M * N * K;
     ag__sgemm(ctx->kern, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc, scratch, bytes);
@@ -996,37 +1058,54 @@ static void ag__bias_grad_planes(float *gb, const float *gy, int N, int C, size_
         gb[c] += (float)s;
     }
 }
+/* images per GEMM: small planes are placed side by side so the GEMM is at least ~512
+   columns wide, with the column buffer kept under 32 MB */
+static int ag__conv_group(int N, size_t K, size_t P) {
+    int cnt = P >= 512 ? 1 : (int)((512 + P - 1) / P);
+    while (cnt > 1 && K * (size_t)cnt * P > ((size_t)8 << 20)) cnt--;
+    return cnt < N ? cnt : N;
+}
 static void ag__conv2d_backward(ag_ctx *ctx, ag__node *n) {
     ag_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     int N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int O = w->shape[0], kh = w->shape[2], kw = w->shape[3];
     int sh = n->iarg[0], sw = n->iarg[1], ph = n->iarg[2], pw = n->iarg[3];
-    int OH = y->shape[2], OW = y->shape[3], K = C * kh * kw, P = OH * OW, i;
-    int pointwise = ag__is_pointwise(kh, kw, sh, sw, ph, pw);
+    int OH = y->shape[2], OW = y->shape[3], K = C * kh * kw, n0, j;
+    size_t P = (size_t)OH * OW, HWin = (size_t)H * W;
+    int pointwise = ag__is_pointwise(kh, kw, sh, sw, ph, pw), cnt = ag__conv_group(N, (size_t)K, P);
     float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
-    float *col = NULL;
-    if (!pointwise && (gw || gx)) { col = (float *)ag__arena_alloc(ctx, (size_t)K * P * sizeof(float)); if (!col) return; }
-    for (i = 0; i < N; i++) {
-        const float *xi = x->data + (size_t)i * C * H * W, *gyi = y->grad + (size_t)i * O * P;
-        if (gw) {
-            const float *ci = xi;
-            if (!pointwise) { ag__im2col(ctx->kern, xi, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col); ci = col; }
-            ag__gemm(ctx, 0, 1, O, K, P, gyi, P, ci, P, 1.0f, gw, K);
-        }
-        if (gx) {
-            float *gxi = gx + (size_t)i * C * H * W;
-            if (pointwise) ag__gemm(ctx, 1, 0, C, P, O, w->data, K, gyi, P, 1.0f, gxi, P);
-            else {
-                ag__gemm(ctx, 1, 0, K, P, O, w->data, K, gyi, P, 0.0f, col, P);
-                ag__col2im(ctx->kern, col, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, gxi);
+    float *col = NULL, *tmp = NULL;
+    if (gx || gw) {
+        if (!pointwise || cnt > 1) col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
+        if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
+        if (ctx->failed) return;
+        for (n0 = 0; n0 < N; n0 += cnt) {
+            int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
+            const float *ci = x->data + (size_t)n0 * C * HWin, *dyg = y->grad + (size_t)n0 * O * P;
+            if (c > 1) { ag__gather_planes(y->grad + (size_t)n0 * O * P, c, O, P, tmp); dyg = tmp; }
+            if (gw) {
+                if (col) {
+                    for (j = 0; j < c; j++)
+                        ag__im2col(ctx->kern, x->data + (size_t)(n0 + j) * C * HWin, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col + (size_t)j * P, ld);
+                    ci = col;
+                }
+                ag__gemm(ctx, 0, 1, O, K, (int)ld, dyg, (int)ld, ci, (int)ld, 1.0f, gw, K);
+            }
+            if (gx) {
+                if (!col) ag__gemm(ctx, 1, 0, C, (int)P, O, w->data, K, dyg, (int)P, 1.0f, gx + (size_t)n0 * C * HWin, (int)P);
+                else {
+                    ag__gemm(ctx, 1, 0, K, (int)ld, O, w->data, K, dyg, (int)ld, 0.0f, col, (int)ld);
+                    for (j = 0; j < c; j++)
+                        ag__col2im(ctx->kern, col + (size_t)j * P, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, gx + (size_t)(n0 + j) * C * HWin, ld);
+                }
             }
         }
     }
-    if (gb && b) ag__bias_grad_planes(gb, y->grad, N, O, (size_t)P);
+    if (gb && b) ag__bias_grad_planes(gb, y->grad, N, O, P);
 }
 AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b,
                            int sh, int sw, int ph, int pw) {
-    int N, C, H, W, O, kh, kw, OH, OW, K, P, i; ag_tensor *y; float *col = NULL; ag__node *nd;
+    int N, C, H, W, O, kh, kw, OH, OW, K, n0, j, cnt, pointwise; size_t P; ag_tensor *y; float *col = NULL, *tmp = NULL; ag__node *nd;
     char s1[64], s2[64];
     if (ag__check(ctx, "conv2d", x, 4) || ag__check(ctx, "conv2d (weight)", w, 4)) return NULL;
     N = x->shape[0]; C = x->shape[1]; H = x->shape[2]; W = x->shape[3];
@@ -1042,16 +1121,29 @@ AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
         return (ag_tensor *)ag__ctx_fail(ctx, "conv2d: input %s smaller than the %dx%d kernel with padding %dx%d", s1, kh, kw, ph, pw);
     }
     OH = (H + 2 * ph - kh) / sh + 1; OW = (W + 2 * pw - kw) / sw + 1;
-    K = C * kh * kw; P = OH * OW;
+    K = C * kh * kw; P = (size_t)OH * OW;
+    pointwise = ag__is_pointwise(kh, kw, sh, sw, ph, pw);
+    cnt = ag__conv_group(N, (size_t)K, P);
     y = ag_tensor4(ctx, N, O, OH, OW);
     if (!y) return NULL;
-    if (!ag__is_pointwise(kh, kw, sh, sw, ph, pw)) { col = (float *)ag__arena_alloc(ctx, (size_t)K * P * sizeof(float)); if (!col) return NULL; }
-    for (i = 0; i < N; i++) {
-        const float *xi = x->data + (size_t)i * C * H * W, *ci = xi;
-        if (col) { ag__im2col(ctx->kern, xi, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col); ci = col; }
-        ag__gemm(ctx, 0, 0, O, P, K, w->data, K, ci, P, 0.0f, y->data + (size_t)i * O * P, P);
+    if (!pointwise || cnt > 1) col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
+    if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
+    if (ctx->failed) return NULL;
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
+        const float *ci = x->data + (size_t)n0 * C * H * W;
+        if (col) {
+            for (j = 0; j < c; j++)
+                ag__im2col(ctx->kern, x->data + (size_t)(n0 + j) * C * H * W, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col + (size_t)j * P, ld);
+            ci = col;
+        }
+        if (c == 1) ag__gemm(ctx, 0, 0, O, (int)P, K, w->data, K, ci, (int)P, 0.0f, y->data + (size_t)n0 * O * P, (int)P);
+        else {
+            ag__gemm(ctx, 0, 0, O, (int)ld, K, w->data, K, ci, (int)ld, 0.0f, tmp, (int)ld);
+            ag__scatter_planes(tmp, c, O, P, y->data + (size_t)n0 * O * P, 0);
+        }
     }
-    if (b) ag__bias_add_planes(y->data, b->data, N, O, (size_t)P);
+    if (b) ag__bias_add_planes(y->data, b->data, N, O, P);
     nd = ag__record(ctx, y, ag__conv2d_backward, x, w, b, NULL);
     if (nd) { nd->iarg[0] = sh; nd->iarg[1] = sw; nd->iarg[2] = ph; nd->iarg[3] = pw; }
     return y;
@@ -1063,23 +1155,36 @@ static void ag__deconv_backward(ag_ctx *ctx, ag__node *n) {
     ag_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     int N = x->shape[0], I = x->shape[1], H = x->shape[2], W = x->shape[3];
     int O = w->shape[1], kh = w->shape[2], kw = w->shape[3], s = n->iarg[0], p = n->iarg[1];
-    int OH = y->shape[2], OW = y->shape[3], K = O * kh * kw, P = H * W, i;
+    int OH = y->shape[2], OW = y->shape[3], K = O * kh * kw, n0, j;
+    size_t P = (size_t)H * W, PO = (size_t)OH * OW; int cnt = ag__conv_group(N, (size_t)K, P);
     float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
-    float *col;
+    float *col, *tmp;
     if (gx || gw) {
-        col = (float *)ag__arena_alloc(ctx, (size_t)K * P * sizeof(float));
-        if (!col) return;
-        for (i = 0; i < N; i++) {
-            const float *gyi = y->grad + (size_t)i * O * OH * OW;
-            ag__im2col(ctx->kern, gyi, O, OH, OW, kh, kw, s, s, p, p, H, W, col);
-            if (gx) ag__gemm(ctx, 0, 0, I, P, K, w->data, K, col, P, 1.0f, gx + (size_t)i * I * P, P);
-            if (gw) ag__gemm(ctx, 0, 1, I, K, P, x->data + (size_t)i * I * P, P, col, P, 1.0f, gw, K);
+        col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
+        tmp = ag__scratch(ctx, 1, (size_t)I * cnt * P);
+        if (ctx->failed) return;
+        for (n0 = 0; n0 < N; n0 += cnt) {
+            int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
+            for (j = 0; j < c; j++)
+                ag__im2col(ctx->kern, y->grad + (size_t)(n0 + j) * O * PO, O, OH, OW, kh, kw, s, s, p, p, H, W, col + (size_t)j * P, ld);
+            if (gw) {
+                const float *xg = x->data + (size_t)n0 * I * P;
+                if (c > 1) { ag__gather_planes(x->data + (size_t)n0 * I * P, c, I, P, tmp); xg = tmp; }
+                ag__gemm(ctx, 0, 1, I, K, (int)ld, xg, (int)ld, col, (int)ld, 1.0f, gw, K);
+            }
+            if (gx) {
+                if (c == 1) ag__gemm(ctx, 0, 0, I, (int)P, K, w->data, K, col, (int)P, 1.0f, gx + (size_t)n0 * I * P, (int)P);
+                else {
+                    ag__gemm(ctx, 0, 0, I, (int)ld, K, w->data, K, col, (int)ld, 0.0f, tmp, (int)ld);
+                    ag__scatter_planes(tmp, c, I, P, gx + (size_t)n0 * I * P, 1);
+                }
+            }
         }
     }
-    if (gb && b) ag__bias_grad_planes(gb, y->grad, N, O, (size_t)OH * OW);
+    if (gb && b) ag__bias_grad_planes(gb, y->grad, N, O, PO);
 }
 AGDEF ag_tensor *ag_conv_transpose2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b, int s, int p) {
-    int N, I, H, W, O, kh, kw, OH, OW, K, P, i; ag_tensor *y; float *col; ag__node *nd; char s1[64], s2[64];
+    int N, I, H, W, O, kh, kw, OH, OW, K, n0, j, cnt; size_t P; ag_tensor *y; float *col, *tmp = NULL; ag__node *nd; char s1[64], s2[64];
     if (ag__check(ctx, "conv_transpose2d", x, 4) || ag__check(ctx, "conv_transpose2d (weight)", w, 4)) return NULL;
     N = x->shape[0]; I = x->shape[1]; H = x->shape[2]; W = x->shape[3];
     O = w->shape[1]; kh = w->shape[2]; kw = w->shape[3];
@@ -1091,14 +1196,20 @@ AGDEF ag_tensor *ag_conv_transpose2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag
     if (b && b->size != (size_t)O) return (ag_tensor *)ag__ctx_fail(ctx, "conv_transpose2d: bias has %zu elements, weight has %d outputs", b->size, O);
     OH = (H - 1) * s - 2 * p + kh; OW = (W - 1) * s - 2 * p + kw;
     if (OH < 1 || OW < 1) return (ag_tensor *)ag__ctx_fail(ctx, "conv_transpose2d: empty output (%dx%d)", OH, OW);
-    K = O * kh * kw; P = H * W;
+    K = O * kh * kw; P = (size_t)H * W;
+    cnt = ag__conv_group(N, (size_t)K, P);
     y = ag_tensor4(ctx, N, O, OH, OW);
-    col = (float *)ag__arena_alloc(ctx, (size_t)K * P * sizeof(float));
-    if (!y || !col) return NULL;
+    col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
+    if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)I * cnt * P);
+    if (!y || ctx->failed) return NULL;
     memset(y->data, 0, y->size * sizeof(float));
-    for (i = 0; i < N; i++) {
-        ag__gemm(ctx, 1, 0, K, P, I, w->data, K, x->data + (size_t)i * I * P, P, 0.0f, col, P);
-        ag__col2im(ctx->kern, col, O, OH, OW, kh, kw, s, s, p, p, H, W, y->data + (size_t)i * O * OH * OW);
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
+        const float *xg = x->data + (size_t)n0 * I * P;
+        if (c > 1) { ag__gather_planes(x->data + (size_t)n0 * I * P, c, I, P, tmp); xg = tmp; }
+        ag__gemm(ctx, 1, 0, K, (int)ld, I, w->data, K, xg, (int)ld, 0.0f, col, (int)ld);
+        for (j = 0; j < c; j++)
+            ag__col2im(ctx->kern, col + (size_t)j * P, O, OH, OW, kh, kw, s, s, p, p, H, W, y->data + (size_t)(n0 + j) * O * OH * OW, ld);
     }
     if (b) ag__bias_add_planes(y->data, b->data, N, O, (size_t)OH * OW);
     nd = ag__record(ctx, y, ag__deconv_backward, x, w, b, NULL);
