@@ -40,7 +40,8 @@
        6. Parameters, layers and initialisation
        7. Optimiser: Adam, EMA
        8. AutoGAN generator, discriminator and the GAN iteration
-       9. File formats: .safetensors
+       9. Inception-v3, Inception score and FID
+      10. File formats: .safetensors
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
 */
@@ -315,6 +316,40 @@ AGDEF int ag_gan_d_step(ag_ctx *ctx, ag_gan *gan, const float *real, const float
 AGDEF int ag_gan_g_step(ag_ctx *ctx, ag_gan *gan, const float *z_g, float *g_loss);
 /* A full iteration: D step, then a G step when (iteration % n_critic == 0). */
 AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses *out);
+
+/* ---- Inception-v3 (the 2015-12-05 FID network) and scores ----------------------------
+   Built from a state dict with the keys of pt_inception-2015-12-05-6726825d.pth
+   (P.conv.weight, P.bn.{weight,bias,running_mean,running_var} per conv prefix P, fc.weight,
+   fc.bias); BatchNorm (eps 1e-3) is folded into the convolutions at load time. The
+   network owns a context of its own, so scoring never disturbs the caller's arena. */
+typedef struct ag_inception ag_inception;
+AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *state_dict, ag_error *err);
+AGDEF void ag_inception_free(ag_inception *net);
+AGDEF void ag_inception_set_threads(ag_inception *net, int num_threads);
+/* images: n x 3 x 299 x 299 floats, already preprocessed; pool3: n x 2048 and/or
+   logits: n x 1008 (pool3 . fcᵀ + bias when with_bias, else without: the IS convention) */
+AGDEF int  ag_inception_forward(ag_inception *net, const float *images, int n, float *pool3, float *logits,
+                                int with_bias, ag_error *err);
+/* Preprocessing of one uint8 H x W x 3 image to 3 x 299 x 299 floats.
+   TF-exact (the published numbers): TF1 legacy bilinear resize src = dst*in/out, then
+   (x - 128) / 128. pytorch-fid: x/255, bilinear align_corners=False, then 2x - 1. */
+AGDEF void ag_inception_preprocess_tf(const unsigned char *hwc, int h, int w, float *chw299);
+AGDEF void ag_inception_preprocess_pytorch(const unsigned char *hwc, int h, int w, float *chw299);
+/* Inception score: softmax of logits (n x classes, computed in double), `splits` equal
+   splits in input order; mean and population standard deviation of exp(mean KL). */
+AGDEF int ag_inception_score(const float *logits, int n, int classes, int splits, double *mean, double *std, ag_error *err);
+
+/* FID statistics: mean and covariance (N-1) in double, accumulated in batches. */
+typedef struct ag_fid_stats { int dim; int64_t count; double *mu, *sigma; double *shift, *sum, *sumsq; } ag_fid_stats;
+AGDEF int  ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err);
+AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n);   /* n x dim */
+AGDEF int  ag_fid_stats_finish(ag_fid_stats *s, ag_error *err);                /* fills mu, sigma */
+AGDEF void ag_fid_stats_free(ag_fid_stats *s);
+/* d² = |mu1-mu2|² + tr s1 + tr s2 - 2 tr sqrt(s1 s2); the trace term is the sum of square
+   roots of the eigenvalues of Lᵀ s1 L with s2 = L Lᵀ (1e-6·I added when Cholesky fails) */
+AGDEF int  ag_fid(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int dim,
+                  double *fid, ag_error *err);
+AGDEF int  ag_sym_eigenvalues(double *a, int n, double *eig, ag_error *err);   /* a is destroyed */
 
 /* ---- file formats ------------------------------------------------------------------- */
 /* .safetensors: F32 tensors and I64 counters by name. Saving goes through a temporary
@@ -674,6 +709,7 @@ AGDEF void ag_ctx_set_threads(ag_ctx *ctx, int num_threads) {
 #else
     (void)num_threads; ctx->num_threads = 1;
 #endif
+    if (ctx->kern) ctx->kern->num_threads = ctx->num_threads;
 }
 AGDEF int ag_ctx_threads(const ag_ctx *ctx) { return ctx->num_threads; }
 AGDEF void ag_ctx_set_grad_enabled(ag_ctx *ctx, int enabled) { ctx->grad_enabled = enabled != 0; }
@@ -2513,7 +2549,584 @@ AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses
 }
 
 /* ===================================================================================
-   9. File formats: .safetensors
+   9. Inception-v3, Inception score and FID
+   =================================================================================== */
+/* The FID Inception-v3. Every conv is BasicConv2d (conv without bias -> BatchNorm eps 1e-3
+   -> ReLU); BN is folded into the conv: w' = w·γ/√(var+ε), b' = β - mean·γ/√(var+ε). */
+typedef struct ag__inc_conv { char prefix[40]; int cin, cout, kh, kw, stride, ph, pw; ag_tensor *weight, *bias; } ag__inc_conv;
+#define AG__INC_MAX_CONVS 96
+struct ag_inception {
+    ag__inc_conv convs[AG__INC_MAX_CONVS];
+    int count;
+    ag_tensor *fc_weight, *fc_bias;   /* [1008, 2048], [1008] */
+    ag_params params;
+    ag_ctx *ctx;
+    float *carry; size_t carry_cap;   /* a block's output while the arena is reset */
+    int batch;                        /* images per internal pass */
+};
+
+static void ag__inc_add(ag_inception *net, const char *block, const char *name, int cin, int cout, int kh, int kw, int stride, int ph, int pw) {
+    ag__inc_conv *c = &net->convs[net->count++];
+    if (block) snprintf(c->prefix, sizeof c->prefix, "%s.%s", block, name);
+    else snprintf(c->prefix, sizeof c->prefix, "%s", name);
+    c->cin = cin; c->cout = cout; c->kh = kh; c->kw = kw; c->stride = stride; c->ph = ph; c->pw = pw;
+}
+/* the conv list in module order (the order the forward pass uses them) */
+static void ag__inc_layout(ag_inception *net) {
+    static const char *const a_blocks[3] = { "Mixed_5b", "Mixed_5c", "Mixed_5d" };
+    static const int a_in[3] = { 192, 256, 288 }, a_pool[3] = { 32, 64, 64 };
+    static const char *const c_blocks[4] = { "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e" };
+    static const int c7s[4] = { 128, 160, 160, 192 };
+    static const char *const e_blocks[2] = { "Mixed_7b", "Mixed_7c" };
+    static const int e_in[2] = { 1280, 2048 };
+    int i;
+    net->count = 0;
+    ag__inc_add(net, NULL, "Conv2d_1a_3x3", 3, 32, 3, 3, 2, 0, 0);
+    ag__inc_add(net, NULL, "Conv2d_2a_3x3", 32, 32, 3, 3, 1, 0, 0);
+    ag__inc_add(net, NULL, "Conv2d_2b_3x3", 32, 64, 3, 3, 1, 1, 1);
+    ag__inc_add(net, NULL, "Conv2d_3b_1x1", 64, 80, 1, 1, 1, 0, 0);
+    ag__inc_add(net, NULL, "Conv2d_4a_3x3", 80, 192, 3, 3, 1, 0, 0);
+    for (i = 0; i < 3; i++) {
+        const char *b = a_blocks[i]; int in = a_in[i];
+        ag__inc_add(net, b, "branch1x1", in, 64, 1, 1, 1, 0, 0);
+        ag__inc_add(net, b, "branch5x5_1", in, 48, 1, 1, 1, 0, 0);
+        ag__inc_add(net, b, "branch5x5_2", 48, 64, 5, 5, 1, 2, 2);
+        ag__inc_add(net, b, "branch3x3dbl_1", in, 64, 1, 1, 1, 0, 0);
+        ag__inc_add(net, b, "branch3x3dbl_2", 64, 96, 3, 3, 1, 1, 1);
+        ag__inc_add(net, b, "branch3x3dbl_3", 96, 96, 3, 3, 1, 1, 1);
+        ag__inc_add(net, b, "branch_pool", in, a_pool[i], 1, 1, 1, 0, 0);
+    }
+    ag__inc_add(net, "Mixed_6a", "branch3x3", 288, 384, 3, 3, 2, 0, 0);
+    ag__inc_add(net, "Mixed_6a", "branch3x3dbl_1", 288, 64, 1, 1, 1, 0, 0);
+    ag__inc_add(net, "Mixed_6a", "branch3x3dbl_2", 64, 96, 3, 3, 1, 1, 1);
+    ag__inc_add(net, "Mixed_6a", "branch3x3dbl_3", 96, 96, 3, 3, 2, 0, 0);
+    for (i = 0; i < 4; i++) {
+        const char *b = c_blocks[i]; int c7 = c7s[i];
+        ag__inc_add(net, b, "branch1x1", 768, 192, 1, 1, 1, 0, 0);
+        ag__inc_add(net, b, "branch7x7_1", 768, c7, 1, 1, 1, 0, 0);
+        ag__inc_add(net, b, "branch7x7_2", c7, c7, 1, 7, 1, 0, 3);
+        ag__inc_add(net, b, "branch7x7_3", c7, 192, 7, 1, 1, 3, 0);
+        ag__inc_add(net, b, "branch7x7dbl_1", 768, c7, 1, 1, 1, 0, 0);
+        ag__inc_add(net, b, "branch7x7dbl_2", c7, c7, 7, 1, 1, 3, 0);
+        ag__inc_add(net, b, "branch7x7dbl_3", c7, c7, 1, 7, 1, 0, 3);
+        ag__inc_add(net, b, "branch7x7dbl_4", c7, c7, 7, 1, 1, 3, 0);
+        ag__inc_add(net, b, "branch7x7dbl_5", c7, 192, 1, 7, 1, 0, 3);
+        ag__inc_add(net, b, "branch_pool", 768, 192, 1, 1, 1, 0, 0);
+    }
+    ag__inc_add(net, "Mixed_7a", "branch3x3_1", 768, 192, 1, 1, 1, 0, 0);
+    ag__inc_add(net, "Mixed_7a", "branch3x3_2", 192, 320, 3, 3, 2, 0, 0);
+    ag__inc_add(net, "Mixed_7a", "branch7x7x3_1", 768, 192, 1, 1, 1, 0, 0);
+    ag__inc_add(net, "Mixed_7a", "branch7x7x3_2", 192, 192, 1, 7, 1, 0, 3);
+    ag__inc_add(net, "Mixed_7a", "branch7x7x3_3", 192, 192, 7, 1, 1, 3, 0);
+    ag__inc_add(net, "Mixed_7a", "branch7x7x3_4", 192, 192, 3, 3, 2, 0, 0);
+    for (i = 0; i < 2; i++) {
+        const char *b = e_blocks[i]; int in = e_in[i];
+        ag__inc_add(net, b, "branch1x1", in, 320, 1, 1, 1, 0, 0);
+        ag__inc_add(net, b, "branch3x3_1", in, 384, 1, 1, 1, 0, 0);
+        ag__inc_add(net, b, "branch3x3_2a", 384, 384, 1, 3, 1, 0, 1);
+        ag__inc_add(net, b, "branch3x3_2b", 384, 384, 3, 1, 1, 1, 0);
+        ag__inc_add(net, b, "branch3x3dbl_1", in, 448, 1, 1, 1, 0, 0);
+        ag__inc_add(net, b, "branch3x3dbl_2", 448, 384, 3, 3, 1, 1, 1);
+        ag__inc_add(net, b, "branch3x3dbl_3a", 384, 384, 1, 3, 1, 0, 1);
+        ag__inc_add(net, b, "branch3x3dbl_3b", 384, 384, 3, 1, 1, 1, 0);
+        ag__inc_add(net, b, "branch_pool", in, 192, 1, 1, 1, 0, 0);
+    }
+}
+
+AGDEF void ag_inception_free(ag_inception *net) {
+    if (!net) return;
+    ag_params_free(&net->params);
+    ag_ctx_free(net->ctx);
+    AG_FREE(net->carry);
+    AG_FREE(net);
+}
+
+static const ag_array *ag__inc_find(const ag_array_list *sd, const char *prefix, const char *suffix, int ndim,
+                                    const int64_t *shape, ag_error *err) {
+    char key[96]; const ag_array *a; int d;
+    snprintf(key, sizeof key, "%s%s", prefix, suffix);
+    a = ag_array_list_find(sd, key);
+    if (!a) { ag__fail(err, "Inception weights: '%s' is missing", key); return NULL; }
+    if (a->dtype != AG_DTYPE_F32 && a->dtype != AG_DTYPE_F64 && a->dtype != AG_DTYPE_F16 && a->dtype != AG_DTYPE_BF16) {
+        ag__fail(err, "Inception weights: '%s' is not a float tensor", key); return NULL;
+    }
+    if (a->ndim != ndim) { ag__fail(err, "Inception weights: '%s' has %d dims, expected %d", key, a->ndim, ndim); return NULL; }
+    for (d = 0; d < ndim; d++) if (a->shape[d] != shape[d]) {
+        ag__fail(err, "Inception weights: '%s' dim %d is %lld, expected %lld", key, d, (long long)a->shape[d], (long long)shape[d]);
+        return NULL;
+    }
+    return a;
+}
+
+AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *sd, ag_error *err) {
+    ag_inception *net = (ag_inception *)AG_MALLOC(sizeof(ag_inception)); int i;
+    float *tmp = NULL, *g = NULL, *b = NULL, *m = NULL, *v = NULL;
+    if (!net) { ag__fail(err, "out of memory for the Inception network"); return NULL; }
+    memset(net, 0, sizeof *net);
+    net->batch = 8;
+    ag__inc_layout(net);
+    net->ctx = ag_ctx_create(0);
+    if (!net->ctx) { ag__fail(err, "out of memory for the Inception context"); goto fail; }
+    for (i = 0; i < net->count; i++) {
+        ag__inc_conv *c = &net->convs[i]; int64_t ws[4], cs[1]; const ag_array *aw, *ag, *ab, *am, *av;
+        char name[96]; int shape[4], o; size_t per, j;
+        ws[0] = c->cout; ws[1] = c->cin; ws[2] = c->kh; ws[3] = c->kw; cs[0] = c->cout;
+        if (!(aw = ag__inc_find(sd, c->prefix, ".conv.weight", 4, ws, err)) || !(ag = ag__inc_find(sd, c->prefix, ".bn.weight", 1, cs, err)) ||
+            !(ab = ag__inc_find(sd, c->prefix, ".bn.bias", 1, cs, err)) || !(am = ag__inc_find(sd, c->prefix, ".bn.running_mean", 1, cs, err)) ||
+            !(av = ag__inc_find(sd, c->prefix, ".bn.running_var", 1, cs, err))) goto fail;
+        shape[0] = c->cout; shape[1] = c->cin; shape[2] = c->kh; shape[3] = c->kw;
+        snprintf(name, sizeof name, "%s.weight", c->prefix);
+        if (!(c->weight = ag_params_add(&net->params, name, AG_ENTRY_BUFFER, 4, shape, err))) goto fail;
+        snprintf(name, sizeof name, "%s.bias", c->prefix);
+        if (!(c->bias = ag_params_add(&net->params, name, AG_ENTRY_BUFFER, 1, &c->cout, err))) goto fail;
+        per = (size_t)c->cin * c->kh * c->kw;
+        tmp = (float *)AG_MALLOC((per * c->cout + 4 * (size_t)c->cout) * sizeof(float));
+        if (!tmp) { ag__fail(err, "out of memory loading Inception weights"); goto fail; }
+        g = tmp + per * c->cout; b = g + c->cout; m = b + c->cout; v = m + c->cout;
+        ag_array_to_f32(aw, tmp, NULL); ag_array_to_f32(ag, g, NULL); ag_array_to_f32(ab, b, NULL);
+        ag_array_to_f32(am, m, NULL); ag_array_to_f32(av, v, NULL);
+        for (o = 0; o < c->cout; o++) {
+            double scale;
+            if (!(v[o] >= 0.0f) || !isfinite(g[o]) || !isfinite(b[o]) || !isfinite(m[o])) {
+                ag__fail(err, "Inception weights: '%s.bn' has a negative or non-finite statistic at channel %d", c->prefix, o);
+                goto fail;
+            }
+            scale = (double)g[o] / sqrt((double)v[o] + 1e-3);
+            for (j = 0; j < per; j++) {
+                float wv = tmp[(size_t)o * per + j];
+                if (!isfinite(wv)) { ag__fail(err, "Inception weights: '%s.conv.weight' is not finite", c->prefix); goto fail; }
+                c->weight->data[(size_t)o * per + j] = (float)(wv * scale);
+            }
+            c->bias->data[o] = (float)((double)b[o] - (double)m[o] * scale);
+        }
+        AG_FREE(tmp); tmp = NULL;
+    }
+    {
+        int64_t fw[2], fb[1]; const ag_array *a1, *a2; int shape[2]; size_t j;
+        fw[0] = 1008; fw[1] = 2048; fb[0] = 1008;
+        if (!(a1 = ag__inc_find(sd, "fc", ".weight", 2, fw, err)) || !(a2 = ag__inc_find(sd, "fc", ".bias", 1, fb, err))) goto fail;
+        shape[0] = 1008; shape[1] = 2048;
+        if (!(net->fc_weight = ag_params_add(&net->params, "fc.weight", AG_ENTRY_BUFFER, 2, shape, err))) goto fail;
+        if (!(net->fc_bias = ag_params_add(&net->params, "fc.bias", AG_ENTRY_BUFFER, 1, shape, err))) goto fail;
+        ag_array_to_f32(a1, net->fc_weight->data, NULL); ag_array_to_f32(a2, net->fc_bias->data, NULL);
+        for (j = 0; j < net->fc_weight->size; j++) if (!isfinite(net->fc_weight->data[j])) { ag__fail(err, "Inception weights: 'fc.weight' is not finite"); goto fail; }
+    }
+    return net;
+fail:
+    AG_FREE(tmp);
+    ag_inception_free(net);
+    return NULL;
+}
+AGDEF void ag_inception_set_threads(ag_inception *net, int n) { ag_ctx_set_threads(net->ctx, n); }
+
+/* conv (BN folded) + ReLU in place, no tape */
+static ag_tensor *ag__inc_conv_apply(ag_inception *net, int *cursor, ag_tensor *x) {
+    ag__inc_conv *c = &net->convs[(*cursor)++]; ag_tensor *y; size_t i;
+    y = ag_conv2d(net->ctx, x, c->weight, c->bias, c->stride, c->stride, c->ph, c->pw);
+    if (y) for (i = 0; i < y->size; i++) if (y->data[i] < 0.0f) y->data[i] = 0.0f;
+    return y;
+}
+/* keep t, drop everything else in the arena (a block's temporaries) */
+static ag_tensor *ag__inc_carry(ag_inception *net, ag_tensor *t) {
+    int shape[4], d;
+    if (!t) return NULL;
+    if (t->size > net->carry_cap) {
+        float *p = (float *)AG_REALLOC(net->carry, t->size * sizeof(float));
+        if (!p) return (ag_tensor *)ag__ctx_fail(net->ctx, "out of memory between Inception blocks");
+        net->carry = p; net->carry_cap = t->size;
+    }
+    memcpy(net->carry, t->data, t->size * sizeof(float));
+    for (d = 0; d < 4; d++) shape[d] = t->shape[d];
+    ag_ctx_reset(net->ctx);
+    return ag_tensor_from(net->ctx, 4, shape, net->carry);
+}
+static ag_tensor *ag__inc_cat(ag_ctx *ctx, ag_tensor *a, ag_tensor *b, ag_tensor *c, ag_tensor *d) {
+    ag_tensor *xs[4]; int n = 0;
+    if (!a || !b || !c) return NULL;
+    xs[n++] = a; xs[n++] = b; xs[n++] = c; if (d) xs[n++] = d;
+    return ag_concat_channels(ctx, xs, n);
+}
+static ag_tensor *ag__inc_forward_chunk(ag_inception *net, ag_tensor *x) {
+    ag_ctx *ctx = net->ctx; int cur = 0, i; ag_tensor *b1, *b2, *b3, *b4, *t;
+    x = ag__inc_carry(net, ag__inc_conv_apply(net, &cur, x));                         /* 32 x 149 x 149 */
+    x = ag__inc_carry(net, ag__inc_conv_apply(net, &cur, x));                         /* 32 x 147 x 147 */
+    x = ag__inc_carry(net, ag__inc_conv_apply(net, &cur, x));                         /* 64 x 147 x 147 */
+    x = ag__inc_carry(net, ag_max_pool2d(ctx, x, 3, 2, 0));                           /* 64 x 73 x 73 */
+    x = ag__inc_carry(net, ag__inc_conv_apply(net, &cur, x));                         /* 80 x 73 x 73 */
+    x = ag__inc_carry(net, ag__inc_conv_apply(net, &cur, x));                         /* 192 x 71 x 71 */
+    x = ag__inc_carry(net, ag_max_pool2d(ctx, x, 3, 2, 0));                           /* 192 x 35 x 35 */
+    for (i = 0; i < 3; i++) {                                                         /* Mixed_5b-d */
+        b1 = ag__inc_conv_apply(net, &cur, x);
+        b2 = ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, x));
+        b3 = ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, x)));
+        b4 = ag__inc_conv_apply(net, &cur, ag_avg_pool2d(ctx, x, 3, 1, 1, 0));
+        x = ag__inc_carry(net, ag__inc_cat(ctx, b1, b2, b3, b4));
+    }
+    b1 = ag__inc_conv_apply(net, &cur, x);                                            /* Mixed_6a */
+    b2 = ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, x)));
+    b3 = ag_max_pool2d(ctx, x, 3, 2, 0);
+    x = ag__inc_carry(net, ag__inc_cat(ctx, b1, b2, b3, NULL));                       /* 768 x 17 x 17 */
+    for (i = 0; i < 4; i++) {                                                         /* Mixed_6b-e */
+        b1 = ag__inc_conv_apply(net, &cur, x);
+        t = ag__inc_conv_apply(net, &cur, x);
+        b2 = ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, t));
+        t = ag__inc_conv_apply(net, &cur, x);
+        t = ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, t));
+        b3 = ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, t));
+        b4 = ag__inc_conv_apply(net, &cur, ag_avg_pool2d(ctx, x, 3, 1, 1, 0));
+        x = ag__inc_carry(net, ag__inc_cat(ctx, b1, b2, b3, b4));
+    }
+    b1 = ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, x));             /* Mixed_7a */
+    t = ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, x));
+    b2 = ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, t));
+    b3 = ag_max_pool2d(ctx, x, 3, 2, 0);
+    x = ag__inc_carry(net, ag__inc_cat(ctx, b1, b2, b3, NULL));                       /* 1280 x 8 x 8 */
+    for (i = 0; i < 2; i++) {                                                         /* Mixed_7b, 7c */
+        ag_tensor *p[2];
+        b1 = ag__inc_conv_apply(net, &cur, x);
+        t = ag__inc_conv_apply(net, &cur, x);
+        p[0] = ag__inc_conv_apply(net, &cur, t); p[1] = ag__inc_conv_apply(net, &cur, t);
+        b2 = (p[0] && p[1]) ? ag_concat_channels(ctx, p, 2) : NULL;
+        t = ag__inc_conv_apply(net, &cur, ag__inc_conv_apply(net, &cur, x));
+        p[0] = ag__inc_conv_apply(net, &cur, t); p[1] = ag__inc_conv_apply(net, &cur, t);
+        b3 = (p[0] && p[1]) ? ag_concat_channels(ctx, p, 2) : NULL;
+        /* the pool branch: average (count_include_pad false) in 7b, MAX in 7c */
+        b4 = ag__inc_conv_apply(net, &cur, i == 0 ? ag_avg_pool2d(ctx, x, 3, 1, 1, 0) : ag_max_pool2d(ctx, x, 3, 1, 1));
+        x = ag__inc_carry(net, ag__inc_cat(ctx, b1, b2, b3, b4));                     /* 2048 x 8 x 8 */
+    }
+    return x;
+}
+
+AGDEF int ag_inception_forward(ag_inception *net, const float *images, int n, float *pool3, float *logits,
+                               int with_bias, ag_error *err) {
+    int i0, shape[4]; size_t per = (size_t)3 * 299 * 299;
+    if (n < 0) return ag__fail(err, "Inception: %d images", n);
+    for (i0 = 0; i0 < n; i0 += net->batch) {
+        int cnt = n - i0 < net->batch ? n - i0 : net->batch, i, c; ag_tensor *x, *feat, *lg; size_t j;
+        ag_ctx_reset(net->ctx);
+        ag_ctx_clear_error(net->ctx);
+        ag_ctx_set_grad_enabled(net->ctx, 0);
+        shape[0] = cnt; shape[1] = 3; shape[2] = shape[3] = 299;
+        x = ag_tensor_from(net->ctx, 4, shape, images + (size_t)i0 * per);
+        for (j = 0; x && j < x->size; j++) if (!isfinite(x->data[j])) return ag__fail(err, "Inception: image %d holds a NaN or infinity", i0 + (int)(j / per));
+        x = ag__inc_forward_chunk(net, x);
+        feat = ag_sum_hw(net->ctx, x);          /* global average pool: sum / 64 */
+        if (!feat) return ag__fail(err, "Inception forward: %s", ag_ctx_error(net->ctx));
+        for (i = 0; i < cnt; i++) for (c = 0; c < 2048; c++) feat->data[(size_t)i * 2048 + c] /= (float)(x->shape[2] * x->shape[3]);
+        if (pool3) memcpy(pool3 + (size_t)i0 * 2048, feat->data, (size_t)cnt * 2048 * sizeof(float));
+        if (logits) {
+            lg = ag_linear(net->ctx, feat, net->fc_weight, with_bias ? net->fc_bias : NULL);
+            if (!lg) return ag__fail(err, "Inception fc: %s", ag_ctx_error(net->ctx));
+            memcpy(logits + (size_t)i0 * 1008, lg->data, (size_t)cnt * 1008 * sizeof(float));
+        }
+    }
+    ag_ctx_reset(net->ctx);
+    return 0;
+}
+
+AGDEF void ag_inception_preprocess_tf(const unsigned char *hwc, int h, int w, float *out) {
+    /* TF1 resize_bilinear (align_corners=False, half_pixel_centers=False): src = dst*in/out,
+       lerp along x on both rows, then along y; all in float like TF */
+    float sy = (float)h / 299.0f, sx = (float)w / 299.0f; int y, x, c;
+    for (y = 0; y < 299; y++) {
+        float fy = (float)y * sy; int y0 = (int)floorf(fy), y1 = y0 + 1 < h ? y0 + 1 : h - 1; float ly = fy - (float)y0;
+        for (x = 0; x < 299; x++) {
+            float fx = (float)x * sx; int x0 = (int)floorf(fx), x1 = x0 + 1 < w ? x0 + 1 : w - 1; float lx = fx - (float)x0;
+            for (c = 0; c < 3; c++) {
+                float tl = hwc[((size_t)y0 * w + x0) * 3 + c], tr = hwc[((size_t)y0 * w + x1) * 3 + c];
+                float bl = hwc[((size_t)y1 * w + x0) * 3 + c], br = hwc[((size_t)y1 * w + x1) * 3 + c];
+                float top = tl + (tr - tl) * lx, bot = bl + (br - bl) * lx, v = top + (bot - top) * ly;
+                out[((size_t)c * 299 + y) * 299 + x] = (v - 128.0f) / 128.0f;
+            }
+        }
+    }
+}
+AGDEF void ag_inception_preprocess_pytorch(const unsigned char *hwc, int h, int w, float *out) {
+    /* x/255, then F.interpolate(bilinear, align_corners=False) to 299, then 2x - 1 */
+    float scy = (float)h / 299.0f, scx = (float)w / 299.0f; int y, x, c;
+    for (y = 0; y < 299; y++) {
+        float fy = scy * ((float)y + 0.5f) - 0.5f; int y0, y1; float ly;
+        if (fy < 0.0f) fy = 0.0f;
+        y0 = (int)fy; if (y0 > h - 1) y0 = h - 1; y1 = y0 + (y0 < h - 1 ? 1 : 0); ly = fy - (float)y0;
+        for (x = 0; x < 299; x++) {
+            float fx = scx * ((float)x + 0.5f) - 0.5f; int x0, x1; float lx;
+            if (fx < 0.0f) fx = 0.0f;
+            x0 = (int)fx; if (x0 > w - 1) x0 = w - 1; x1 = x0 + (x0 < w - 1 ? 1 : 0); lx = fx - (float)x0;
+            for (c = 0; c < 3; c++) {
+                float tl = hwc[((size_t)y0 * w + x0) * 3 + c] / 255.0f, tr = hwc[((size_t)y0 * w + x1) * 3 + c] / 255.0f;
+                float bl = hwc[((size_t)y1 * w + x0) * 3 + c] / 255.0f, br = hwc[((size_t)y1 * w + x1) * 3 + c] / 255.0f;
+                float v = (1.0f - ly) * ((1.0f - lx) * tl + lx * tr) + ly * ((1.0f - lx) * bl + lx * br);
+                out[((size_t)c * 299 + y) * 299 + x] = 2.0f * v - 1.0f;
+            }
+        }
+    }
+}
+
+AGDEF int ag_inception_score(const float *logits, int n, int classes, int splits, double *mean, double *stdev, ag_error *err) {
+    double *p, *q, *scores, m = 0.0, v = 0.0; int k, i, j;
+    if (splits < 1 || n < splits || classes < 2) return ag__fail(err, "Inception score: %d images in %d splits (need at least one image per split)", n, splits);
+    p = (double *)AG_MALLOC((size_t)classes * sizeof(double) * 2 + (size_t)splits * sizeof(double));
+    if (!p) return ag__fail(err, "out of memory");
+    q = p + classes; scores = q + classes;
+    for (i = 0; i < n * classes; i++) if (!isfinite(logits[i])) { AG_FREE(p); return ag__fail(err, "Inception score: logit %d of image %d is not finite", i % classes, i / classes); }
+    for (k = 0; k < splits; k++) {
+        int lo = (int)((int64_t)k * n / splits), hi = (int)((int64_t)(k + 1) * n / splits); double kl = 0.0;
+        for (j = 0; j < classes; j++) q[j] = 0.0;
+        for (i = lo; i < hi; i++) {   /* q = mean softmax over the split */
+            const float *l = logits + (size_t)i * classes; double mx = l[0], s = 0.0;
+            for (j = 1; j < classes; j++) if (l[j] > mx) mx = l[j];
+            for (j = 0; j < classes; j++) s += exp((double)l[j] - mx);
+            for (j = 0; j < classes; j++) q[j] += exp((double)l[j] - mx) / s;
+        }
+        for (j = 0; j < classes; j++) q[j] /= (double)(hi - lo);
+        for (i = lo; i < hi; i++) {
+            const float *l = logits + (size_t)i * classes; double mx = l[0], s = 0.0, lse;
+            for (j = 1; j < classes; j++) if (l[j] > mx) mx = l[j];
+            for (j = 0; j < classes; j++) s += exp((double)l[j] - mx);
+            lse = mx + log(s);
+            for (j = 0; j < classes; j++) {
+                double lp = (double)l[j] - lse, pj = exp(lp);
+                if (pj > 0.0) kl += pj * (lp - log(q[j]));
+            }
+        }
+        scores[k] = exp(kl / (double)(hi - lo));
+        m += scores[k];
+    }
+    m /= splits;
+    for (k = 0; k < splits; k++) v += (scores[k] - m) * (scores[k] - m);
+    *mean = m; *stdev = sqrt(v / splits);
+    AG_FREE(p);
+    return 0;
+}
+
+AGDEF int ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err) {
+    memset(s, 0, sizeof *s);
+    if (dim < 1 || dim > 65536) return ag__fail(err, "FID statistics: dimension %d", dim);
+    s->dim = dim;
+    s->shift = (double *)AG_MALLOC((size_t)dim * sizeof(double) * 3);
+    s->sumsq = (double *)AG_MALLOC((size_t)dim * dim * sizeof(double));
+    if (!s->shift || !s->sumsq) { ag_fid_stats_free(s); return ag__fail(err, "out of memory for FID statistics (%d dims)", dim); }
+    s->sum = s->shift + dim; s->mu = s->sum + dim;
+    memset(s->shift, 0, (size_t)dim * 3 * sizeof(double));
+    memset(s->sumsq, 0, (size_t)dim * dim * sizeof(double));
+    return 0;
+}
+/* sums of (x - shift) and its outer products (upper triangle); the shift (the first
+   batch's mean) keeps the covariance free of cancellation */
+AGDEF int ag_fid_stats_add(ag_fid_stats *s, const float *x, int n) {
+    int d = s->dim, i; long r; double *xs;
+    if (n <= 0) return 0;
+    if (s->count == 0) {
+        for (r = 0; r < d; r++) { double m = 0; for (i = 0; i < n; i++) m += x[(size_t)i * d + r]; s->shift[r] = m / n; }
+    }
+    xs = (double *)AG_MALLOC((size_t)n * d * sizeof(double));
+    if (!xs) return -1;
+    for (i = 0; i < n; i++) for (r = 0; r < d; r++) {
+        double v = (double)x[(size_t)i * d + r] - s->shift[r];
+        xs[(size_t)i * d + r] = v; s->sum[r] += v;
+    }
+    {
+        int ag__nt = (size_t)n * d * d > 1000000 ? 0 : 1;
+#ifdef _OPENMP
+        if (!ag__nt) ag__nt = omp_get_max_threads();
+#else
+        ag__nt = 1;
+#endif
+        (void)ag__nt;
+        AG__PARALLEL_FOR
+        for (r = 0; r < d; r++) {
+            double *row = s->sumsq + (size_t)r * d; int k, j;
+            for (k = 0; k < n; k++) {
+                const double *xk = xs + (size_t)k * d; double a = xk[r];
+                for (j = (int)r; j < d; j++) row[j] += a * xk[j];
+            }
+        }
+    }
+    AG_FREE(xs);
+    s->count += n;
+    return 0;
+}
+AGDEF int ag_fid_stats_finish(ag_fid_stats *s, ag_error *err) {
+    int d = s->dim, i, j; double n = (double)s->count;
+    if (s->count < 2) return ag__fail(err, "FID statistics need at least 2 images (have %lld)", (long long)s->count);
+    if (!s->sigma) {
+        s->sigma = (double *)AG_MALLOC((size_t)d * d * sizeof(double));
+        if (!s->sigma) return ag__fail(err, "out of memory");
+    }
+    for (i = 0; i < d; i++) s->mu[i] = s->shift[i] + s->sum[i] / n;
+    for (i = 0; i < d; i++) for (j = i; j < d; j++) {
+        double c = (s->sumsq[(size_t)i * d + j] - s->sum[i] * s->sum[j] / n) / (n - 1.0);
+        s->sigma[(size_t)i * d + j] = c; s->sigma[(size_t)j * d + i] = c;
+    }
+    return 0;
+}
+AGDEF void ag_fid_stats_free(ag_fid_stats *s) { AG_FREE(s->shift); AG_FREE(s->sumsq); AG_FREE(s->sigma); memset(s, 0, sizeof *s); }
+
+/* eigenvalues of a symmetric matrix: Householder reduction to tridiagonal form, then the
+   implicit QL iteration with Wilkinson-type shifts */
+AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
+    double *e, *v, *p; int k, l, m, iter;
+    if (n < 1) return ag__fail(err, "eigenvalues: empty matrix");
+    e = (double *)AG_MALLOC((size_t)n * 3 * sizeof(double));
+    if (!e) return ag__fail(err, "out of memory");
+    v = e + n; p = v + n;
+    for (k = 0; k + 2 < n; k++) {
+        int len = n - k - 1, i, j; double alpha = 0.0, vn = 0.0, K = 0.0;
+        for (i = 0; i < len; i++) { v[i] = a[(size_t)(k + 1 + i) * n + k]; alpha += v[i] * v[i]; }
+        alpha = sqrt(alpha);
+        d[k] = a[(size_t)k * n + k];
+        if (alpha == 0.0) { e[k] = 0.0; continue; }
+        if (v[0] > 0) alpha = -alpha;
+        e[k] = alpha;
+        v[0] -= alpha;
+        for (i = 0; i < len; i++) vn += v[i] * v[i];
+        vn = sqrt(vn);
+        if (vn == 0.0) continue;
+        for (i = 0; i < len; i++) v[i] /= vn;
+        /* trailing block A22 (rows/cols k+1..): p = A22 v, K = vᵀp, w = p - K v, A22 -= 2(v wᵀ + w vᵀ) */
+        {
+            long ii; int ag__nt = (size_t)len * len > 262144 ? 0 : 1;
+#ifdef _OPENMP
+            if (!ag__nt) ag__nt = omp_get_max_threads();
+#else
+            ag__nt = 1;
+#endif
+            (void)ag__nt;
+            AG__PARALLEL_FOR
+            for (ii = 0; ii < len; ii++) {
+                const double *row = a + (size_t)(k + 1 + ii) * n + k + 1; double sacc = 0.0; int jj;
+                for (jj = 0; jj < len; jj++) sacc += row[jj] * v[jj];
+                p[ii] = sacc;
+            }
+            for (i = 0; i < len; i++) K += v[i] * p[i];
+            for (i = 0; i < len; i++) p[i] -= K * v[i];
+            AG__PARALLEL_FOR
+            for (ii = 0; ii < len; ii++) {
+                double *row = a + (size_t)(k + 1 + ii) * n + k + 1; double vi = 2.0 * v[ii], wi = 2.0 * p[ii]; int jj;
+                for (jj = 0; jj < len; jj++) row[jj] -= vi * p[jj] + wi * v[jj];
+            }
+        }
+        (void)j;
+    }
+    if (n >= 2) { d[n - 2] = a[(size_t)(n - 2) * n + n - 2]; e[n - 2] = a[(size_t)(n - 1) * n + n - 2]; }
+    d[n - 1] = a[(size_t)(n - 1) * n + n - 1];
+    e[n - 1] = 0.0;
+    for (l = 0; l < n; l++) {
+        iter = 0;
+        do {
+            for (m = l; m < n - 1; m++) {
+                double dd = fabs(d[m]) + fabs(d[m + 1]);
+                if (fabs(e[m]) <= DBL_EPSILON * dd) break;
+            }
+            if (m != l) {
+                double g, r, s, c, pp, f, b; int i;
+                if (iter++ == 100) { AG_FREE(e); return ag__fail(err, "eigenvalues: no convergence"); }
+                g = (d[l + 1] - d[l]) / (2.0 * e[l]);
+                r = hypot(g, 1.0);
+                g = d[m] - d[l] + e[l] / (g + (g >= 0 ? fabs(r) : -fabs(r)));
+                s = c = 1.0; pp = 0.0;
+                for (i = m - 1; i >= l; i--) {
+                    f = s * e[i]; b = c * e[i];
+                    e[i + 1] = (r = hypot(f, g));
+                    if (r == 0.0) { d[i + 1] -= pp; e[m] = 0.0; break; }
+                    s = f / r; c = g / r;
+                    g = d[i + 1] - pp;
+                    r = (d[i] - g) * s + 2.0 * c * b;
+                    pp = s * r;
+                    d[i + 1] = g + pp;
+                    g = c * r - b;
+                }
+                if (r == 0.0 && i >= l) continue;
+                d[l] -= pp; e[l] = g; e[m] = 0.0;
+            }
+        } while (m != l);
+    }
+    AG_FREE(e);
+    return 0;
+}
+
+/* lower Cholesky factor in place (upper part zeroed); -1 when not positive definite */
+static int ag__cholesky(double *a, int n) {
+    int j, i, k;
+    for (j = 0; j < n; j++) {
+        double s = a[(size_t)j * n + j];
+        for (k = 0; k < j; k++) s -= a[(size_t)j * n + k] * a[(size_t)j * n + k];
+        if (!(s > 0.0)) return -1;
+        s = sqrt(s);
+        a[(size_t)j * n + j] = s;
+        {
+            long ii; int ag__nt = (size_t)(n - j) * j > 65536 ? 0 : 1;
+#ifdef _OPENMP
+            if (!ag__nt) ag__nt = omp_get_max_threads();
+#else
+            ag__nt = 1;
+#endif
+            (void)ag__nt;
+            AG__PARALLEL_FOR
+            for (ii = j + 1; ii < n; ii++) {
+                double t = a[(size_t)ii * n + j]; int kk;
+                for (kk = 0; kk < j; kk++) t -= a[(size_t)ii * n + kk] * a[(size_t)j * n + kk];
+                a[(size_t)ii * n + j] = t / s;
+            }
+        }
+        for (i = 0; i < j; i++) a[(size_t)i * n + j] = 0.0;
+    }
+    return 0;
+}
+
+AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const double *s2, int d, double *fid, ag_error *err) {
+    double *L, *T, *M, *eig, diff = 0.0, tr1 = 0.0, tr2 = 0.0, trs = 0.0, offset = 0.0; size_t nn = (size_t)d * d, i; int attempt;
+    for (i = 0; i < (size_t)d; i++) if (!isfinite(mu1[i]) || !isfinite(mu2[i])) return ag__fail(err, "FID: a mean holds NaN or infinity");
+    for (i = 0; i < nn; i++) if (!isfinite(s1[i]) || !isfinite(s2[i])) return ag__fail(err, "FID: a covariance holds NaN or infinity");
+    L = (double *)AG_MALLOC(nn * 3 * sizeof(double) + (size_t)d * sizeof(double));
+    if (!L) return ag__fail(err, "out of memory for FID (%d dims)", d);
+    T = L + nn; M = T + nn; eig = M + nn;
+    for (attempt = 0; attempt < 2; attempt++) {   /* 1e-6·I on both when Cholesky fails */
+        memcpy(L, s2, nn * sizeof(double));
+        for (i = 0; i < (size_t)d; i++) L[i * d + i] += offset;
+        if (ag__cholesky(L, d) == 0) break;
+        offset = 1e-6;
+    }
+    if (attempt == 2) { AG_FREE(L); return ag__fail(err, "FID: the second covariance is not positive semi-definite"); }
+    /* T = (s1 + offset I) L; M = Lᵀ T (symmetric) */
+    {
+        long r; int ag__nt = d > 64 ? 0 : 1;
+#ifdef _OPENMP
+        if (!ag__nt) ag__nt = omp_get_max_threads();
+#else
+        ag__nt = 1;
+#endif
+        (void)ag__nt;
+        AG__PARALLEL_FOR
+        for (r = 0; r < d; r++) {
+            double *trow = T + (size_t)r * d; const double *srow = s1 + (size_t)r * d; int k, j;
+            for (j = 0; j < d; j++) trow[j] = offset * L[(size_t)r * d + j];
+            for (k = 0; k < d; k++) { double a = srow[k]; const double *lrow = L + (size_t)k * d; if (a != 0.0) for (j = 0; j <= k; j++) trow[j] += a * lrow[j]; }
+        }
+        AG__PARALLEL_FOR
+        for (r = 0; r < d; r++) {
+            double *mrow = M + (size_t)r * d; int k, j;
+            for (j = 0; j < d; j++) mrow[j] = 0.0;
+            for (k = (int)r; k < d; k++) { double a = L[(size_t)k * d + r]; const double *trow = T + (size_t)k * d; for (j = 0; j < d; j++) mrow[j] += a * trow[j]; }
+        }
+    }
+    for (i = 0; i < (size_t)d; i++) {   /* symmetrise rounding */
+        size_t j;
+        for (j = i + 1; j < (size_t)d; j++) { double v = 0.5 * (M[i * d + j] + M[j * d + i]); M[i * d + j] = M[j * d + i] = v; }
+    }
+    if (ag_sym_eigenvalues(M, d, eig, err)) { AG_FREE(L); return -1; }
+    for (i = 0; i < (size_t)d; i++) {
+        double dm = mu1[i] - mu2[i];
+        diff += dm * dm; tr1 += s1[i * d + i] + offset; tr2 += s2[i * d + i] + offset;
+        trs += sqrt(eig[i] > 0.0 ? eig[i] : 0.0);
+    }
+    *fid = diff + tr1 + tr2 - 2.0 * trs;
+    AG_FREE(L);
+    return 0;
+}
+
+/* ===================================================================================
+   10. File formats: .safetensors
    =================================================================================== */
 /* Layout: u64 little-endian header length N, N bytes of JSON
    {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
