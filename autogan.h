@@ -657,6 +657,7 @@ AGDEF void ag_rng_fill_uniform(ag_rng *rng, float *x, size_t n, float lo, float 
 
 static void ag__kernels_setup(ag_ctx *ctx);   /* section 4 */
 static void ag__kernels_release(ag_ctx *ctx);
+static void ag__kernels_set_threads(ag_ctx *ctx);
 
 AGDEF ag_ctx *ag_ctx_create(uint64_t seed) {
     ag_ctx *ctx = (ag_ctx *)AG_MALLOC(sizeof(ag_ctx));
@@ -709,7 +710,7 @@ AGDEF void ag_ctx_set_threads(ag_ctx *ctx, int num_threads) {
 #else
     (void)num_threads; ctx->num_threads = 1;
 #endif
-    if (ctx->kern) ctx->kern->num_threads = ctx->num_threads;
+    ag__kernels_set_threads(ctx);
 }
 AGDEF int ag_ctx_threads(const ag_ctx *ctx) { return ctx->num_threads; }
 AGDEF void ag_ctx_set_grad_enabled(ag_ctx *ctx, int enabled) { ctx->grad_enabled = enabled != 0; }
@@ -784,6 +785,7 @@ static void ag__kernels_setup(ag_ctx *ctx) {
     ctx->kern = k;
 }
 static void ag__kernels_release(ag_ctx *ctx) { AG_FREE(ctx->kern); ctx->kern = NULL; }
+static void ag__kernels_set_threads(ag_ctx *ctx) { if (ctx->kern) ctx->kern->num_threads = ctx->num_threads; }
 AGDEF const char *ag_ctx_cpu_name(const ag_ctx *ctx) { return ctx->kern->name; }
 
 static size_t ag__sgemm_scratch_bytes(const ag__kernels *kern, int M, int N, int K) {
