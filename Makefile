@@ -13,7 +13,7 @@ LDLIBS   = -lm
 BUILD    = build
 
 PROGRAMS = $(BUILD)/train $(BUILD)/bench
-TEST_SRC = tests/run_tests.c tests/test.h tests/test_ops.c tests/test_models.c
+TEST_SRC = tests/run_tests.c tests/test.h tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h
 
 .PHONY: all test sanitize compile-checks bench clean
 all: $(PROGRAMS) $(BUILD)/run_tests

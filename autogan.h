@@ -3119,7 +3119,7 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
     if (ag_sym_eigenvalues(M, d, eig, err)) { AG_FREE(L); return -1; }
     for (i = 0; i < (size_t)d; i++) {
         double dm = mu1[i] - mu2[i];
-        diff += dm * dm; tr1 += s1[i * d + i] + offset; tr2 += s2[i * d + i] + offset;
+        diff += dm * dm; tr1 += s1[i * d + i]; tr2 += s2[i * d + i];   /* traces without the offset, as pytorch-fid */
         trs += sqrt(eig[i] > 0.0 ? eig[i] : 0.0);
     }
     *fid = diff + tr1 + tr2 - 2.0 * trs;

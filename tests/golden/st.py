@@ -5,7 +5,8 @@ Layout: 8-byte little-endian u64 header length N, then N bytes of JSON
    "data_offsets": [begin, end]}, ...}
 padded with spaces so that N is a multiple of 8, then the raw little-endian data of
 every tensor, in insertion order, contiguous (offsets are relative to the data start).
-Floating tensors are stored as F32, integer tensors as I64. Scalars have shape [].
+Floating tensors are stored as F32, integer tensors as I64, unless `dtypes` names another
+dtype for a tensor (F64, U8). Scalars have shape [].
 """
 import json
 import os
@@ -31,8 +32,13 @@ def _to_numpy(t):
     raise TypeError(f"unsupported dtype {a.dtype}")
 
 
-def save(path, tensors, meta=None):
-    """Write `tensors` (dict name -> tensor, insertion order kept) and string metadata."""
+_NP = {"F32": "<f4", "F64": "<f8", "I64": "<i8", "U8": "u1"}
+
+
+def save(path, tensors, meta=None, dtypes=None):
+    """Write `tensors` (dict name -> tensor, insertion order kept) and string metadata.
+    dtypes: optional dict name -> "F32" | "F64" | "I64" | "U8" overriding the default
+    (F64 keeps float64 values; U8 requires integers in [0, 255])."""
     meta = {} if meta is None else meta
     header = {"__metadata__": {str(k): str(v) for k, v in meta.items()}}
     blobs = []
@@ -40,8 +46,15 @@ def save(path, tensors, meta=None):
     for name, t in tensors.items():
         if name == "__metadata__":
             raise ValueError("reserved name")
-        a, dt = _to_numpy(t)
-        a = a.astype("<f4" if dt == "F32" else "<i8", copy=False)
+        if dtypes and name in dtypes:
+            dt = dtypes[name]
+            src = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+            a = src.astype(_NP[dt], order="C")
+            if not np.array_equal(a, src):
+                raise ValueError(f"{name}: values do not fit {dt}")
+        else:
+            a, dt = _to_numpy(t)
+            a = a.astype("<f4" if dt == "F32" else "<i8", copy=False)
         b = a.tobytes(order="C")
         header[name] = {"dtype": dt, "shape": [int(s) for s in a.shape],
                         "data_offsets": [off, off + len(b)]}
@@ -69,7 +82,7 @@ def load(path):
     out = {}
     for name, h in header.items():
         b, e = h["data_offsets"]
-        dt = "<f4" if h["dtype"] == "F32" else "<i8"
+        dt = _NP[h["dtype"]]
         a = np.frombuffer(raw[base + b:base + e], dtype=dt).reshape(h["shape"]).copy()
         out[name] = torch.from_numpy(a)
     return out, meta

@@ -1,0 +1,197 @@
+/* test_inception.c - the FID Inception-v3 port, its preprocessing, the Inception score and
+   FID against PyTorch / NumPy (tests/golden/gen_inception.py, gen_scores.py).
+
+   Weights: deterministic pseudo-random (tests/inception_weights.h, the same PCG32 stream
+   in C and in the script; He-normal convs, randomised BN statistics), checked bit-exact.
+   Tolerances (float32 network with folded BN vs PyTorch's float32 network; PyTorch's own
+   float32-vs-float64 error is 3.4e-7 on pool3 and 1.3e-6 on logits, relative to the largest
+   value): pool3 |d| <= 1e-5·max|pool3|, logits 3e-5·max|logits|; a wrong BN eps in two of
+   the 94 layers moves pool3 by 3.4e-4, a wrong pooling mode by 6e-2. TF-exact input: 1e-6
+   (the same float32 arithmetic as TF); pytorch-fid input 5e-6 (PyTorch's interpolation
+   kernel orders the float32 products differently; one wrong source row moves it by 1e-2). Scores are double: IS and the statistics 1e-9
+   relative, FID 1e-8 relative (Cholesky + eigenvalues against scipy's sqrtm). */
+#include "inception_weights.h"
+
+static int rel_close(const char *what, double got, double want, double rtol) {
+    if (!(fabs(got - want) <= rtol * fabs(want))) { fprintf(stderr, "    %s: got %.17g want %.17g\n", what, got, want); return 1; }
+    return 0;
+}
+static double array_f64(const golden *g, const char *name, size_t i) {
+    const ag_array *a = ag_array_list_find(&g->arrays, name); double v = NAN;
+    if (a && a->dtype == AG_DTYPE_F64 && (i + 1) * 8 <= a->nbytes) memcpy(&v, (const char *)a->data + 8 * i, 8);
+    return v;
+}
+static double max_abs_f32(const float *x, size_t n) { double m = 0; size_t i; for (i = 0; i < n; i++) if (fabs(x[i]) > m) m = fabs(x[i]); return m; }
+
+static ag_inception *test_inception_net(ag_error *err) {
+    ag_array_list sd; ag_inception *net;
+    memset(&sd, 0, sizeof sd);
+    if (inception_random_weights(&sd, err)) { ag_array_list_free(&sd); return NULL; }
+    net = ag_inception_from_arrays(&sd, err);
+    ag_array_list_free(&sd);
+    return net;
+}
+
+static int test_inception_weights_bit_exact(void) {
+    golden g; ag_array_list sd; ag_error err; const ag_array *w, *b; int bad = 0;
+    memset(&g, 0, sizeof g); memset(&sd, 0, sizeof sd);
+    TEST_CHECK(golden_open(&g, "inception_forward") == 0, "golden");
+    TEST_CHECK(inception_random_weights(&sd, &err) == 0, "%s", err.msg);
+    w = ag_array_list_find(&sd, "Conv2d_1a_3x3.conv.weight"); b = ag_array_list_find(&sd, "fc.bias");
+    TEST_CHECK(w && b && sd.count == 472, "state dict: %d arrays", sd.count);
+    bad |= memcmp(w->data, ag_array_list_find(&g.arrays, "weights_head")->data, 64) != 0;
+    bad |= memcmp((const char *)b->data + b->nbytes - 64, ag_array_list_find(&g.arrays, "weights_tail")->data, 64) != 0;
+    ag_array_list_free(&sd); golden_close(&g);
+    TEST_CHECK(!bad, "the C and Python weight streams differ");
+    return 0;
+}
+
+static int test_inception_preprocess(void) {
+    golden g; float *img = (float *)malloc((size_t)3 * 299 * 299 * sizeof(float)), *rows; const ag_array *im, *ir; int bad = 0, pass;
+    memset(&g, 0, sizeof g);
+    TEST_CHECK(golden_open(&g, "inception_forward") == 0, "golden");
+    im = ag_array_list_find(&g.arrays, "images32"); ir = ag_array_list_find(&g.arrays, "input_rows");
+    TEST_CHECK(im && ir && im->dtype == AG_DTYPE_U8, "images");
+    rows = (float *)malloc((size_t)3 * 38 * 299 * sizeof(float));
+    for (pass = 0; pass < 2; pass++) {
+        int c, r;
+        if (pass == 0) ag_inception_preprocess_tf((const unsigned char *)im->data, 32, 32, img);
+        else ag_inception_preprocess_pytorch((const unsigned char *)im->data, 32, 32, img);
+        for (c = 0; c < 3; c++) for (r = 0; r < 38; r++)
+            memcpy(rows + ((size_t)c * 38 + r) * 299, img + ((size_t)c * 299 + ((const int64_t *)ir->data)[r]) * 299, 299 * sizeof(float));
+        bad |= golden_compare(&g, pass ? "input0_ptfid" : "input0", rows, (size_t)3 * 38 * 299, pass ? 5e-6 : 1e-6, 0);
+    }
+    free(img); free(rows); golden_close(&g);
+    TEST_CHECK(!bad, "preprocessing differs");
+    return 0;
+}
+
+static int test_inception_forward(void) {
+    golden g; ag_error err; ag_inception *net; const ag_array *im32, *im48; float *x, *pool3, *logits, *lnb; int i, bad = 0;
+    size_t per = (size_t)3 * 299 * 299;
+    memset(&g, 0, sizeof g);
+    TEST_CHECK(golden_open(&g, "inception_forward") == 0, "golden");
+    net = test_inception_net(&err);
+    TEST_CHECK(net != NULL, "network: %s", err.msg);
+    ag_inception_set_threads(net, 2);
+    im32 = ag_array_list_find(&g.arrays, "images32"); im48 = ag_array_list_find(&g.arrays, "image48");
+    x = (float *)malloc(per * 4 * sizeof(float)); pool3 = (float *)malloc(4 * 2048 * sizeof(float));
+    logits = (float *)malloc(4 * 1008 * sizeof(float)); lnb = (float *)malloc(4 * 1008 * sizeof(float));
+    for (i = 0; i < 3; i++) ag_inception_preprocess_tf((const unsigned char *)im32->data + (size_t)i * 32 * 32 * 3, 32, 32, x + (size_t)i * per);
+    ag_inception_preprocess_tf((const unsigned char *)im48->data, 48, 48, x + 3 * per);
+    TEST_CHECK(ag_inception_forward(net, x, 4, pool3, logits, 1, &err) == 0, "forward: %s", err.msg);
+    TEST_CHECK(ag_inception_forward(net, x, 4, NULL, lnb, 0, &err) == 0, "forward: %s", err.msg);
+    bad |= golden_compare(&g, "pool3", pool3, 4 * 2048, 1e-5 * max_abs_f32(pool3, 4 * 2048), 0);
+    bad |= golden_compare(&g, "logits", logits, 4 * 1008, 3e-5 * max_abs_f32(logits, 4 * 1008), 0);
+    bad |= golden_compare(&g, "logits_nobias", lnb, 4 * 1008, 3e-5 * max_abs_f32(lnb, 4 * 1008), 0);
+    ag_inception_preprocess_pytorch((const unsigned char *)im32->data, 32, 32, x);
+    TEST_CHECK(ag_inception_forward(net, x, 1, pool3, NULL, 0, &err) == 0, "forward: %s", err.msg);
+    bad |= golden_compare(&g, "pool3_ptfid", pool3, 2048, 1e-5 * max_abs_f32(pool3, 2048), 0);
+    /* a NaN in an image is refused */
+    x[12345] = NAN;
+    TEST_CHECK(ag_inception_forward(net, x, 1, pool3, NULL, 0, &err) != 0 && strstr(err.msg, "NaN"), "NaN image: %s", err.msg);
+    free(x); free(pool3); free(logits); free(lnb);
+    ag_inception_free(net); golden_close(&g);
+    TEST_CHECK(!bad, "Inception outputs differ from PyTorch");
+    return 0;
+}
+
+static int test_inception_bad_weights(void) {
+    ag_array_list sd; ag_error err; ag_inception *net; ag_array *a; int i;
+    memset(&sd, 0, sizeof sd);
+    TEST_CHECK(inception_random_weights(&sd, &err) == 0, "%s", err.msg);
+    /* wrong shape */
+    a = ag_array_list_find(&sd, "Mixed_6c.branch7x7_2.conv.weight");
+    a->shape[3] = 5;
+    net = ag_inception_from_arrays(&sd, &err);
+    TEST_CHECK(!net && strstr(err.msg, "Mixed_6c.branch7x7_2.conv.weight"), "shape: %s", err.msg);
+    a->shape[3] = 7;
+    /* negative variance */
+    a = ag_array_list_find(&sd, "Mixed_7b.branch_pool.bn.running_var");
+    ((float *)a->data)[3] = -1.0f;
+    net = ag_inception_from_arrays(&sd, &err);
+    TEST_CHECK(!net && strstr(err.msg, "Mixed_7b.branch_pool.bn"), "variance: %s", err.msg);
+    ((float *)a->data)[3] = 1.0f;
+    /* missing key */
+    for (i = 0; i < sd.count; i++) if (!strcmp(sd.items[i].name, "fc.weight")) sd.items[i].name[0] = 'X';
+    net = ag_inception_from_arrays(&sd, &err);
+    TEST_CHECK(!net && strstr(err.msg, "'fc.weight' is missing"), "missing: %s", err.msg);
+    ag_array_list_free(&sd);
+    return 0;
+}
+
+static int test_inception_score_formula(void) {
+    golden g; const ag_array *l; double m, s; ag_error err; int bad = 0;
+    memset(&g, 0, sizeof g);
+    TEST_CHECK(golden_open(&g, "scores") == 0, "golden");
+    l = ag_array_list_find(&g.arrays, "logits_a");
+    TEST_CHECK(ag_inception_score((const float *)l->data, 200, 1008, 10, &m, &s, &err) == 0, "%s", err.msg);
+    bad |= rel_close("IS mean", m, array_f64(&g, "is_mean", 0), 1e-9) | rel_close("IS std", s, array_f64(&g, "is_std", 0), 1e-9);
+    TEST_CHECK(ag_inception_score((const float *)l->data, 150, 1008, 3, &m, &s, &err) == 0, "%s", err.msg);
+    bad |= rel_close("IS3 mean", m, array_f64(&g, "is3_mean", 0), 1e-9) | rel_close("IS3 std", s, array_f64(&g, "is3_std", 0), 1e-9);
+    TEST_CHECK(ag_inception_score((const float *)l->data, 5, 1008, 10, &m, &s, &err) != 0, "fewer images than splits refused");
+    golden_close(&g);
+    TEST_CHECK(!bad, "IS differs from NumPy");
+    return 0;
+}
+
+static int fid_stats_of(const golden *g, const char *name, int n, int d, ag_fid_stats *st) {
+    const ag_array *f = ag_array_list_find(&g->arrays, name); ag_error err;
+    if (!f || ag_fid_stats_init(st, d, &err)) return -1;
+    /* three uneven batches: the streaming sums must equal one pass */
+    if (ag_fid_stats_add(st, (const float *)f->data, 7) || ag_fid_stats_add(st, (const float *)f->data + 7 * d, n / 2) ||
+        ag_fid_stats_add(st, (const float *)f->data + (size_t)(7 + n / 2) * d, n - 7 - n / 2)) return -1;
+    return ag_fid_stats_finish(st, &err);
+}
+static int test_fid_formula(void) {
+    golden g; ag_fid_stats a, b; double fid; ag_error err; int bad = 0, i;
+    memset(&g, 0, sizeof g);
+    TEST_CHECK(golden_open(&g, "scores") == 0, "golden");
+    TEST_CHECK(fid_stats_of(&g, "feat_a", 300, 64, &a) == 0 && fid_stats_of(&g, "feat_b", 250, 64, &b) == 0, "stats");
+    for (i = 0; i < 64; i++) bad |= rel_close("mu_a", a.mu[i], array_f64(&g, "mu_a", (size_t)i), 1e-9);
+    for (i = 0; i < 64 * 64; i += 37) bad |= rel_close("sigma_b", b.sigma[i], array_f64(&g, "sigma_b", (size_t)i), 1e-9);
+    TEST_CHECK(ag_fid(a.mu, a.sigma, b.mu, b.sigma, 64, &fid, &err) == 0, "%s", err.msg);
+    bad |= rel_close("FID", fid, array_f64(&g, "fid", 0), 1e-8);
+    TEST_CHECK(ag_fid(a.mu, a.sigma, a.mu, a.sigma, 64, &fid, &err) == 0 && fabs(fid) < 1e-8, "FID of a set with itself is 0 (%g)", fid);
+    ag_fid_stats_free(&a); ag_fid_stats_free(&b);
+    /* rank-deficient covariance: Cholesky fails, 1e-6·I on both (pytorch-fid's offset) */
+    TEST_CHECK(fid_stats_of(&g, "feat_lr_a", 40, 64, &a) == 0 && fid_stats_of(&g, "feat_lr_b", 40, 64, &b) == 0, "stats");
+    TEST_CHECK(ag_fid(a.mu, a.sigma, b.mu, b.sigma, 64, &fid, &err) == 0, "%s", err.msg);
+    bad |= rel_close("FID low rank", fid, array_f64(&g, "fid_lowrank_chol_both", 0), 1e-8);
+    bad |= rel_close("FID low rank vs pytorch-fid", fid, array_f64(&g, "fid_lowrank", 0), 1e-5);
+    a.sigma[5] = NAN;
+    TEST_CHECK(ag_fid(a.mu, a.sigma, b.mu, b.sigma, 64, &fid, &err) != 0 && strstr(err.msg, "NaN"), "NaN statistics refused: %s", err.msg);
+    ag_fid_stats_free(&a); ag_fid_stats_free(&b);
+    golden_close(&g);
+    TEST_CHECK(!bad, "FID differs from NumPy");
+    return 0;
+}
+
+static int test_sym_eigenvalues(void) {
+    /* a matrix with known spectrum: Q diag(1..n) Qᵀ for a Householder Q */
+    enum { N = 9 }; double a[N * N], v[N], eig[N], nv = 0; ag_error err; int i, j, k;
+    for (i = 0; i < N; i++) { v[i] = sin(1.0 + i); nv += v[i] * v[i]; }
+    for (i = 0; i < N; i++) for (j = 0; j < N; j++) {
+        double s = 0;
+        for (k = 0; k < N; k++) {
+            double qik = (i == k) - 2 * v[i] * v[k] / nv, qjk = (j == k) - 2 * v[j] * v[k] / nv;
+            s += qik * (k + 1.0) * qjk;
+        }
+        a[i * N + j] = s;
+    }
+    TEST_CHECK(ag_sym_eigenvalues(a, N, eig, &err) == 0, "%s", err.msg);
+    for (i = 0; i < N; i++) for (j = i + 1; j < N; j++) if (eig[j] < eig[i]) { double t = eig[i]; eig[i] = eig[j]; eig[j] = t; }
+    for (i = 0; i < N; i++) TEST_CHECK(fabs(eig[i] - (i + 1.0)) < 1e-12, "eigenvalue %d: %.17g", i, eig[i]);
+    return 0;
+}
+
+const test_case tests_inception[] = {
+    { "inception_weights_bit_exact", test_inception_weights_bit_exact },
+    { "inception_preprocess (TF-exact, pytorch-fid)", test_inception_preprocess },
+    { "inception_forward (pool3, logits vs PyTorch)", test_inception_forward },
+    { "inception_bad_weights", test_inception_bad_weights },
+    { "inception_score_formula", test_inception_score_formula },
+    { "fid_formula", test_fid_formula },
+    { "sym_eigenvalues", test_sym_eigenvalues },
+    { NULL, NULL }
+};
