@@ -3,6 +3,7 @@
 #   make test       compile checks (C99, C++, OpenMP on/off) and the test suite
 #   make sanitize   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      the benchmark workloads (not timed tests; see bench/)
+#   make fuzz       libFuzzer over the file readers (needs clang), FUZZ_SECONDS long
 CC      ?= cc
 CXX     ?= c++
 OPT     ?= -O3
@@ -13,9 +14,9 @@ LDLIBS   = -lm
 BUILD    = build
 
 PROGRAMS = $(BUILD)/train $(BUILD)/bench
-TEST_SRC = tests/run_tests.c tests/test.h tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h
+TEST_SRC = tests/run_tests.c tests/test.h tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c
 
-.PHONY: all test sanitize compile-checks bench clean
+.PHONY: all test sanitize compile-checks bench fuzz clean
 all: $(PROGRAMS) $(BUILD)/run_tests
 
 $(BUILD):
@@ -52,6 +53,20 @@ $(BUILD)/run_tests_sanitize: $(TEST_SRC) autogan.h | $(BUILD)
 
 sanitize: $(BUILD)/run_tests_sanitize
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/run_tests_sanitize
+
+# libFuzzer (clang) over every reader, seeded from the test files; FUZZ_SECONDS per run
+FUZZ_SECONDS ?= 60
+CLANG ?= clang
+$(BUILD)/fuzz_readers: tests/fuzz/fuzz_readers.c autogan.h | $(BUILD)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $<
+
+fuzz: $(BUILD)/fuzz_readers
+	@rm -rf $(BUILD)/fuzz_corpus && mkdir -p $(BUILD)/fuzz_corpus
+	@seed() { sel=$$1; shift; for f in "$$@"; do [ -f "$$f" ] && { printf "\\$$sel"; cat "$$f"; } > $(BUILD)/fuzz_corpus/$$sel-$$(basename $$f); done; true; }; \
+	 seed 000 tests/data/*.deflate; seed 001 tests/data/*.zlib; seed 002 tests/data/*.zip; seed 003 tests/data/*.npy; \
+	 seed 004 tests/data/*.npz; seed 005 tests/data/*.png; seed 006 tests/data/*.png; seed 007 tests/data/*.pth; \
+	 seed 011 tests/golden/data/op_*.safetensors
+	./$(BUILD)/fuzz_readers -max_len=65536 -timeout=10 -rss_limit_mb=2048 -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz_corpus
 
 clean:
 	rm -rf $(BUILD)

@@ -41,7 +41,7 @@
        7. Optimiser: Adam, EMA
        8. AutoGAN generator, discriminator and the GAN iteration
        9. Inception-v3, Inception score and FID
-      10. File formats: .safetensors
+      10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
 */
@@ -363,6 +363,7 @@ AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_er
 AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *arrays, const char *prefix, int strict,
                                 const char *source, ag_error *err);
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
+AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata_json_or_null, ag_error *err);
 /* A GAN checkpoint (.safetensors): G and D (parameters, buffers, counters) under "G." and
@@ -375,6 +376,104 @@ AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, co
 AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err);
 /* value of a string key in the flat JSON object of __metadata__ ("" when absent) */
 AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len);
+
+/* ---- more file formats: zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth --------------------
+   Readers work from memory (`_from_memory`) or from a file (the path goes into errors).
+   On failure the output is zeroed and nothing leaks. */
+
+/* -- more array helpers -- */
+AGDEF void ag_array_free(ag_array *a);                 /* frees name and data, zeroes *a */
+AGDEF const char *ag_dtype_name(ag_dtype t);           /* "float32", "int64", ... */
+AGDEF int64_t ag_array_numel(const ag_array *a);       /* product of shape (1 for ndim 0) */
+/* Keep only the entries whose name starts with prefix and strip it ("state_dict." turns
+   "state_dict.conv.weight" into "conv.weight"). Error (list unchanged) when none match. */
+AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix, ag_error *err);
+
+/* -- checksums: pass 0 (crc32) / 1 (adler32) as the initial value, or a previous result -- */
+AGDEF uint32_t ag_crc32(uint32_t crc, const void *data, size_t len);
+AGDEF uint32_t ag_adler32(uint32_t adler, const void *data, size_t len);
+
+/* -- zip archives -- */
+typedef struct ag_zip_entry {
+    char *name;              /* NUL-terminated member name */
+    uint64_t size;           /* uncompressed size (central directory) */
+    uint64_t comp_size;      /* compressed size (central directory) */
+    uint64_t local_offset;   /* offset of the local header */
+    uint32_t crc32;
+    int method;              /* 0 stored, 8 deflate; others are rejected on extraction */
+    int flags;               /* general purpose flags; bit 0 = encrypted */
+} ag_zip_entry;
+typedef struct ag_zip {
+    const unsigned char *data; size_t len;   /* the whole archive */
+    unsigned char *owned;                    /* data when ag_zip_open read the file */
+    char *label;                             /* file path or "<memory>", for messages */
+    ag_zip_entry *entries; int count;
+} ag_zip;
+/* The memory form does not copy buf: keep it alive until ag_zip_close. */
+AGDEF int  ag_zip_open_from_memory(ag_zip *zip, const unsigned char *buf, size_t len, ag_error *err);
+AGDEF int  ag_zip_open(ag_zip *zip, const char *path, ag_error *err);
+AGDEF void ag_zip_close(ag_zip *zip);
+AGDEF int  ag_zip_find(const ag_zip *zip, const char *name);          /* entry index or -1 */
+AGDEF int  ag_zip_find_suffix(const ag_zip *zip, const char *suffix); /* first match or -1 */
+/* Decompress member `index` into a new AG_MALLOC buffer (CRC checked). max_size (0 = none)
+   rejects members larger than that before anything is allocated. */
+AGDEF int  ag_zip_extract(const ag_zip *zip, int index, size_t max_size, unsigned char **data, size_t *len, ag_error *err);
+/* Zero-copy view of a stored (method 0) member inside zip->data (CRC checked). */
+AGDEF int  ag_zip_view(const ag_zip *zip, int index, const unsigned char **data, size_t *len, ag_error *err);
+
+/* Zip writer (stored members, in memory). Zero-initialise, add members, then finish. */
+typedef struct ag_zip_writer {
+    unsigned char *buf; size_t len, cap;     /* local headers + data */
+    unsigned char *cdir; size_t cdir_len, cdir_cap;
+    int count;
+} ag_zip_writer;
+AGDEF int  ag_zip_writer_add(ag_zip_writer *w, const char *name, const void *data, size_t len, ag_error *err);
+/* Appends the central directory and hands the archive over (AG_FREE it); resets the writer. */
+AGDEF int  ag_zip_writer_finish(ag_zip_writer *w, unsigned char **out, size_t *out_len, ag_error *err);
+AGDEF void ag_zip_writer_free(ag_zip_writer *w);
+
+/* -- NumPy .npy / .npz --
+   Reads descr <f4 <f8 <f2 <i8 <i4 <i2 |i1 |u1 |b1 (and their '>' big-endian forms, swapped),
+   fortran_order True (transposed to C order), versions 1.0/2.0/3.0. The npy array's name is
+   NULL; npz arrays are named by member without ".npy". Writers: every dtype but BF16. */
+AGDEF int ag_npy_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err);
+AGDEF int ag_npy_read(const char *path, ag_array *out, ag_error *err);
+AGDEF int ag_npy_write_to_memory(const ag_array *a, unsigned char **out, size_t *out_len, ag_error *err);
+AGDEF int ag_npy_write(const char *path, const ag_array *a, ag_error *err);
+AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err);
+AGDEF int ag_npz_read(const char *path, ag_array_list *out, ag_error *err);
+AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **out, size_t *out_len, ag_error *err);
+AGDEF int ag_npz_write(const char *path, const ag_array_list *arrays, ag_error *err);
+
+/* -- PNG --
+   Decode to a U8 array [H, W, C]. channels 0 keeps the file's layout: gray 1, gray+alpha 2,
+   RGB 3, RGBA 4, palette 3 (4 with tRNS); a tRNS colour key on gray/RGB adds alpha.
+   channels 1..4 converts (gray = (77 R + 150 G + 29 B) >> 8; alpha dropped or set to 255).
+   All bit depths (1/2/4 scaled to 0..255, 16 reduced to its high byte), all filters, Adam7.
+   Images over AG_PNG_MAX_PIXELS pixels are rejected. */
+#ifndef AG_PNG_MAX_PIXELS
+#define AG_PNG_MAX_PIXELS ((uint64_t)1 << 26)   /* 64 M pixels, e.g. 8192 x 8192 */
+#endif
+AGDEF int ag_png_read_from_memory(const unsigned char *buf, size_t len, int channels, ag_array *out, ag_error *err);
+AGDEF int ag_png_read(const char *path, int channels, ag_array *out, ag_error *err);
+/* Encode 8-bit pixels [height][width][channels] (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA), with
+   per-row filter choice and an LZ77 + fixed-Huffman deflate stream. */
+AGDEF int ag_png_write_to_memory(const unsigned char *pixels, int width, int height, int channels, unsigned char **out, size_t *out_len, ag_error *err);
+AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width, int height, int channels, ag_error *err);
+
+/* -- PyTorch .pth --
+   Zip form (PyTorch >= 1.6) and legacy form (pickles + raw storages). One contiguous array per
+   tensor (views, offsets, strides and shared storages materialised), named by its dict key;
+   nested dicts / lists join keys with '.' ("state_dict.conv.weight", "layers.0.bias").
+   Python int / float / bool values become 0-d I64 / F64 / BOOL arrays; other objects are
+   skipped. A bare tensor at top level is named "". Use ag_array_list_select_prefix to pick
+   one sub-dict of a checkpoint. */
+AGDEF int ag_pth_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err);
+AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err);
+
+/* the Inception weights from a .pth state dict (pt_inception-2015-12-05-6726825d.pth) or a
+   .safetensors file with the same keys */
+AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err);
 
 #endif /* AUTOGAN_H */
 
@@ -389,6 +488,8 @@ AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_
 #include <stdarg.h>
 #include <math.h>
 #include <float.h>
+#include <time.h>
+#include <errno.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -3128,7 +3229,7 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
 }
 
 /* ===================================================================================
-   10. File formats: .safetensors
+   10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
    =================================================================================== */
 /* Layout: u64 little-endian header length N, N bytes of JSON
    {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
@@ -3203,7 +3304,7 @@ static const char *ag__st_dtype_name(ag_dtype t) {
     return "?";
 }
 
-AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata, ag_error *err) {
+static int ag__st_parse(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata, ag_error *err) {
     uint64_t hlen = 0; int i; ag__json j; ag_array_list list; size_t data_len; const unsigned char *data; char key[256];
     memset(&list, 0, sizeof list);
     if (metadata) *metadata = NULL;
@@ -3261,6 +3362,17 @@ malformed:
     ag_array_list_free(&list);
     if (metadata) { AG_FREE(*metadata); *metadata = NULL; }
     return ag__fail(err, "malformed JSON header near byte %d", (int)(j.p - (const char *)buf));
+}
+/* on failure: the list and the metadata are freed and zeroed */
+AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata, ag_error *err) {
+    int rc;
+    if (metadata) *metadata = NULL;
+    rc = ag__st_parse(buf, len, out, metadata, err);
+    if (rc) {
+        if (metadata) { AG_FREE(*metadata); *metadata = NULL; }
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
 }
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata, ag_error *err) {
     unsigned char *buf; size_t len; int rc; ag_error e;
@@ -3528,6 +3640,2748 @@ AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_
         if (ag__json_skip(&j)) return -1;
     } while (ag__json_lit(&j, ','));
     return -1;
+}
+
+/* ---- zip/DEFLATE, .npy/.npz, PNG and PyTorch .pth ---- */
+
+/* ---- little helpers ---- */
+
+/* Element count of a shape; -1 if a dim is negative or the count overflows int64. */
+static int ag__rd_numel(int ndim, const int64_t *shape, uint64_t *numel) {
+    int i, zero = 0;
+    uint64_t n = 1;
+    if (ndim < 0 || ndim > 8) return -1;
+    for (i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return -1;
+        if (shape[i] == 0) zero = 1;
+    }
+    if (zero) { *numel = 0; return 0; }
+    for (i = 0; i < ndim; i++) {
+        uint64_t d = (uint64_t)shape[i];
+        if (n > (uint64_t)INT64_MAX / d) return -1;
+        n *= d;
+    }
+    *numel = n;
+    return 0;
+}
+
+/* Bytes of numel elements of esz bytes, -1 if that does not fit a size_t. */
+static int ag__rd_bytes(uint64_t numel, size_t esz, size_t *nbytes) {
+    if (esz && numel > (uint64_t)SIZE_MAX / esz) return -1;
+    *nbytes = (size_t)numel * esz;
+    return 0;
+}
+
+static uint32_t ag__rd16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t ag__rd32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t ag__rd64(const unsigned char *p) { return (uint64_t)ag__rd32(p) | (uint64_t)ag__rd32(p + 4) << 32; }
+static uint32_t ag__rd32be(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+static void ag__wr16(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
+static void ag__wr32(unsigned char *p, uint32_t v) { ag__wr16(p, v & 0xffffu); ag__wr16(p + 2, v >> 16); }
+static void ag__wr32be(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16); p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+
+static int ag__host_is_le(void) {
+    uint16_t x = 1;
+    unsigned char c;
+    memcpy(&c, &x, 1);
+    return c == 1;
+}
+
+static void ag__swap_elems(void *data, size_t count, size_t esz) {
+    unsigned char *p = (unsigned char *)data, t;
+    size_t i, j;
+    if (esz < 2) return;
+    for (i = 0; i < count; i++, p += esz)
+        for (j = 0; j < esz / 2; j++) { t = p[j]; p[j] = p[esz - 1 - j]; p[esz - 1 - j] = t; }
+}
+
+/* Grow *buf (capacity *cap) to hold at least need bytes. */
+static int ag__grow(unsigned char **buf, size_t *cap, size_t need, ag_error *err) {
+    size_t ncap;
+    unsigned char *nb;
+    if (need <= *cap) return 0;
+    ncap = *cap ? *cap : 256;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2) { ncap = need; break; }
+        ncap *= 2;
+    }
+    nb = (unsigned char *)AG_REALLOC(*buf, ncap);
+    if (!nb) return ag__fail(err, "out of memory (%lu bytes)", (unsigned long)ncap);
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+static int ag__append(unsigned char **buf, size_t *len, size_t *cap, const void *src, size_t n, ag_error *err) {
+    if (n > SIZE_MAX - *len) return ag__fail(err, "output too large");
+    if (ag__grow(buf, cap, *len + n, err)) return -1;
+    if (n) memcpy(*buf + *len, src, n);
+    *len += n;
+    return 0;
+}
+
+/* Copy a strided view into contiguous C order. src points at the view's first element,
+   strides are in elements; the caller has checked every index is in bounds. */
+static void ag__gather(unsigned char *dst, const unsigned char *src, size_t esz, int ndim,
+                       const int64_t *shape, const int64_t *stride) {
+    int64_t idx[8];
+    int d;
+    int64_t inner, istr, j;
+    for (d = 0; d < ndim; d++) if (shape[d] == 0) return;
+    if (ndim == 0) { memcpy(dst, src, esz); return; }
+    memset(idx, 0, sizeof idx);
+    inner = shape[ndim - 1];
+    istr = stride[ndim - 1];
+    for (;;) {
+        int64_t off = 0;
+        const unsigned char *p;
+        for (d = 0; d < ndim - 1; d++) off += idx[d] * stride[d];
+        p = src + (size_t)off * esz;
+        if (istr == 1) memcpy(dst, p, (size_t)inner * esz);
+        else for (j = 0; j < inner; j++) memcpy(dst + (size_t)j * esz, p + (size_t)(j * istr) * esz, esz);
+        dst += (size_t)inner * esz;
+        for (d = ndim - 2; d >= 0; d--) {
+            if (++idx[d] < shape[d]) break;
+            idx[d] = 0;
+        }
+        if (d < 0) break;
+    }
+}
+
+/* Number of elements a strided view spans (1 + max index), 0 for an empty view;
+   -1 on negative sizes or strides, or overflow. */
+static int ag__view_extent(int ndim, const int64_t *shape, const int64_t *stride, uint64_t *extent) {
+    uint64_t e = 0, numel;
+    int d;
+    if (ag__rd_numel(ndim, shape, &numel)) return -1;
+    for (d = 0; d < ndim; d++) if (stride[d] < 0) return -1;
+    if (numel == 0) { *extent = 0; return 0; }
+    for (d = 0; d < ndim; d++) {
+        uint64_t s = (uint64_t)shape[d] - 1, st = (uint64_t)stride[d];
+        if (st && s > (uint64_t)INT64_MAX / st) return -1;
+        if (s * st > (uint64_t)INT64_MAX - e) return -1;
+        e += s * st;
+    }
+    if (e >= (uint64_t)INT64_MAX) return -1;
+    *extent = e + 1;
+    return 0;
+}
+
+
+/* ---- error prefixes and the array helpers of the readers API ---- */
+
+/* Prefix the message already in err with "<formatted prefix>: " (e.g. the file path). */
+static int ag__fail_prefix(ag_error *err, const char *fmt, ...) {
+    char tmp[sizeof ((ag_error *)0)->msg], pre[160];
+    va_list ap;
+    size_t n;
+    if (!err) return -1;
+    memcpy(tmp, err->msg, sizeof tmp);
+    tmp[sizeof tmp - 1] = '\0';
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    n = strlen(pre);
+    memcpy(err->msg, pre, n);
+    err->msg[n] = ':';
+    err->msg[n + 1] = ' ';
+    n += 2;
+    memcpy(err->msg + n, tmp, sizeof err->msg - n - 1);
+    err->msg[sizeof err->msg - 1] = '\0';
+    return -1;
+}
+
+AGDEF const char *ag_dtype_name(ag_dtype t) {
+    switch (t) {
+    case AG_DTYPE_F32: return "float32";
+    case AG_DTYPE_F64: return "float64";
+    case AG_DTYPE_F16: return "float16";
+    case AG_DTYPE_BF16: return "bfloat16";
+    case AG_DTYPE_I64: return "int64";
+    case AG_DTYPE_I32: return "int32";
+    case AG_DTYPE_I16: return "int16";
+    case AG_DTYPE_I8: return "int8";
+    case AG_DTYPE_U8: return "uint8";
+    case AG_DTYPE_BOOL: return "bool";
+    }
+    return "unknown";
+}
+
+AGDEF int64_t ag_array_numel(const ag_array *a) {
+    uint64_t n = 0;
+    if (!a || ag__rd_numel(a->ndim, a->shape, &n)) return 0;
+    return (int64_t)n;
+}
+
+AGDEF void ag_array_free(ag_array *a) {
+    if (!a) return;
+    AG_FREE(a->name);
+    AG_FREE(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix, ag_error *err) {
+    size_t plen;
+    int i, j, hits = 0;
+    if (!list || !prefix) return ag__fail(err, "ag_array_list_select_prefix: NULL argument");
+    plen = strlen(prefix);
+    for (i = 0; i < list->count; i++)
+        if (list->items[i].name && strncmp(list->items[i].name, prefix, plen) == 0) hits++;
+    if (!hits) return ag__fail(err, "no array name starts with '%s'", prefix);
+    for (i = j = 0; i < list->count; i++) {
+        ag_array *a = &list->items[i];
+        if (a->name && strncmp(a->name, prefix, plen) == 0) {
+            memmove(a->name, a->name + plen, strlen(a->name + plen) + 1);
+            list->items[j++] = *a;
+        } else {
+            AG_FREE(a->name);
+            AG_FREE(a->data);
+        }
+    }
+    list->count = j;
+    return 0;
+}
+
+
+/* ---- CRC-32 (zip, PNG) and Adler-32 (zlib) ---- */
+
+static const uint32_t ag__crc_table[256] = {
+    0x00000000u, 0x77073096u, 0xee0e612cu, 0x990951bau, 0x076dc419u, 0x706af48fu,
+    0xe963a535u, 0x9e6495a3u, 0x0edb8832u, 0x79dcb8a4u, 0xe0d5e91eu, 0x97d2d988u,
+    0x09b64c2bu, 0x7eb17cbdu, 0xe7b82d07u, 0x90bf1d91u, 0x1db71064u, 0x6ab020f2u,
+    0xf3b97148u, 0x84be41deu, 0x1adad47du, 0x6ddde4ebu, 0xf4d4b551u, 0x83d385c7u,
+    0x136c9856u, 0x646ba8c0u, 0xfd62f97au, 0x8a65c9ecu, 0x14015c4fu, 0x63066cd9u,
+    0xfa0f3d63u, 0x8d080df5u, 0x3b6e20c8u, 0x4c69105eu, 0xd56041e4u, 0xa2677172u,
+    0x3c03e4d1u, 0x4b04d447u, 0xd20d85fdu, 0xa50ab56bu, 0x35b5a8fau, 0x42b2986cu,
+    0xdbbbc9d6u, 0xacbcf940u, 0x32d86ce3u, 0x45df5c75u, 0xdcd60dcfu, 0xabd13d59u,
+    0x26d930acu, 0x51de003au, 0xc8d75180u, 0xbfd06116u, 0x21b4f4b5u, 0x56b3c423u,
+    0xcfba9599u, 0xb8bda50fu, 0x2802b89eu, 0x5f058808u, 0xc60cd9b2u, 0xb10be924u,
+    0x2f6f7c87u, 0x58684c11u, 0xc1611dabu, 0xb6662d3du, 0x76dc4190u, 0x01db7106u,
+    0x98d220bcu, 0xefd5102au, 0x71b18589u, 0x06b6b51fu, 0x9fbfe4a5u, 0xe8b8d433u,
+    0x7807c9a2u, 0x0f00f934u, 0x9609a88eu, 0xe10e9818u, 0x7f6a0dbbu, 0x086d3d2du,
+    0x91646c97u, 0xe6635c01u, 0x6b6b51f4u, 0x1c6c6162u, 0x856530d8u, 0xf262004eu,
+    0x6c0695edu, 0x1b01a57bu, 0x8208f4c1u, 0xf50fc457u, 0x65b0d9c6u, 0x12b7e950u,
+    0x8bbeb8eau, 0xfcb9887cu, 0x62dd1ddfu, 0x15da2d49u, 0x8cd37cf3u, 0xfbd44c65u,
+    0x4db26158u, 0x3ab551ceu, 0xa3bc0074u, 0xd4bb30e2u, 0x4adfa541u, 0x3dd895d7u,
+    0xa4d1c46du, 0xd3d6f4fbu, 0x4369e96au, 0x346ed9fcu, 0xad678846u, 0xda60b8d0u,
+    0x44042d73u, 0x33031de5u, 0xaa0a4c5fu, 0xdd0d7cc9u, 0x5005713cu, 0x270241aau,
+    0xbe0b1010u, 0xc90c2086u, 0x5768b525u, 0x206f85b3u, 0xb966d409u, 0xce61e49fu,
+    0x5edef90eu, 0x29d9c998u, 0xb0d09822u, 0xc7d7a8b4u, 0x59b33d17u, 0x2eb40d81u,
+    0xb7bd5c3bu, 0xc0ba6cadu, 0xedb88320u, 0x9abfb3b6u, 0x03b6e20cu, 0x74b1d29au,
+    0xead54739u, 0x9dd277afu, 0x04db2615u, 0x73dc1683u, 0xe3630b12u, 0x94643b84u,
+    0x0d6d6a3eu, 0x7a6a5aa8u, 0xe40ecf0bu, 0x9309ff9du, 0x0a00ae27u, 0x7d079eb1u,
+    0xf00f9344u, 0x8708a3d2u, 0x1e01f268u, 0x6906c2feu, 0xf762575du, 0x806567cbu,
+    0x196c3671u, 0x6e6b06e7u, 0xfed41b76u, 0x89d32be0u, 0x10da7a5au, 0x67dd4accu,
+    0xf9b9df6fu, 0x8ebeeff9u, 0x17b7be43u, 0x60b08ed5u, 0xd6d6a3e8u, 0xa1d1937eu,
+    0x38d8c2c4u, 0x4fdff252u, 0xd1bb67f1u, 0xa6bc5767u, 0x3fb506ddu, 0x48b2364bu,
+    0xd80d2bdau, 0xaf0a1b4cu, 0x36034af6u, 0x41047a60u, 0xdf60efc3u, 0xa867df55u,
+    0x316e8eefu, 0x4669be79u, 0xcb61b38cu, 0xbc66831au, 0x256fd2a0u, 0x5268e236u,
+    0xcc0c7795u, 0xbb0b4703u, 0x220216b9u, 0x5505262fu, 0xc5ba3bbeu, 0xb2bd0b28u,
+    0x2bb45a92u, 0x5cb36a04u, 0xc2d7ffa7u, 0xb5d0cf31u, 0x2cd99e8bu, 0x5bdeae1du,
+    0x9b64c2b0u, 0xec63f226u, 0x756aa39cu, 0x026d930au, 0x9c0906a9u, 0xeb0e363fu,
+    0x72076785u, 0x05005713u, 0x95bf4a82u, 0xe2b87a14u, 0x7bb12baeu, 0x0cb61b38u,
+    0x92d28e9bu, 0xe5d5be0du, 0x7cdcefb7u, 0x0bdbdf21u, 0x86d3d2d4u, 0xf1d4e242u,
+    0x68ddb3f8u, 0x1fda836eu, 0x81be16cdu, 0xf6b9265bu, 0x6fb077e1u, 0x18b74777u,
+    0x88085ae6u, 0xff0f6a70u, 0x66063bcau, 0x11010b5cu, 0x8f659effu, 0xf862ae69u,
+    0x616bffd3u, 0x166ccf45u, 0xa00ae278u, 0xd70dd2eeu, 0x4e048354u, 0x3903b3c2u,
+    0xa7672661u, 0xd06016f7u, 0x4969474du, 0x3e6e77dbu, 0xaed16a4au, 0xd9d65adcu,
+    0x40df0b66u, 0x37d83bf0u, 0xa9bcae53u, 0xdebb9ec5u, 0x47b2cf7fu, 0x30b5ffe9u,
+    0xbdbdf21cu, 0xcabac28au, 0x53b39330u, 0x24b4a3a6u, 0xbad03605u, 0xcdd70693u,
+    0x54de5729u, 0x23d967bfu, 0xb3667a2eu, 0xc4614ab8u, 0x5d681b02u, 0x2a6f2b94u,
+    0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du,
+};
+
+AGDEF uint32_t ag_crc32(uint32_t crc, const void *data, size_t len) {
+    const unsigned char *p = (const unsigned char *)data;
+    crc = ~crc;
+    if (len >= ((size_t)1 << 16)) {
+        /* slicing-by-8 for long inputs (storages of big checkpoints); the 8 KB of tables are
+           built on the stack, which costs little next to the bytes they save */
+        uint32_t t[8][256];
+        int i, k;
+        for (i = 0; i < 256; i++) t[0][i] = ag__crc_table[i];
+        for (k = 1; k < 8; k++)
+            for (i = 0; i < 256; i++) t[k][i] = (t[k - 1][i] >> 8) ^ ag__crc_table[t[k - 1][i] & 0xffu];
+        while (len >= 8) {
+            uint32_t a = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+            crc = t[7][a & 0xffu] ^ t[6][(a >> 8) & 0xffu] ^ t[5][(a >> 16) & 0xffu] ^ t[4][a >> 24] ^
+                  t[3][p[4]] ^ t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
+            p += 8;
+            len -= 8;
+        }
+    }
+    while (len--) crc = ag__crc_table[(crc ^ *p++) & 0xffu] ^ (crc >> 8);
+    return ~crc;
+}
+
+AGDEF uint32_t ag_adler32(uint32_t adler, const void *data, size_t len) {
+    const unsigned char *p = (const unsigned char *)data;
+    uint32_t a = adler & 0xffffu, b = adler >> 16;
+    while (len) {
+        size_t n = len < 5552 ? len : 5552;
+        len -= n;
+        while (n--) { a += *p++; b += a; }
+        a %= 65521u;
+        b %= 65521u;
+    }
+    return b << 16 | a;
+}
+
+/* ---- DEFLATE decoder (RFC 1951) with optional zlib wrapper (RFC 1950) ---- */
+
+#define AG__FAST_BITS 9
+typedef struct ag__huff {
+    uint16_t fast[1 << AG__FAST_BITS];  /* (length << 9) | symbol for codes <= 9 bits; 0 = slow */
+    uint16_t count[16];                 /* number of codes of each length */
+    uint16_t symbol[288];               /* symbols ordered by code */
+} ag__huff;
+
+typedef struct ag__inf {
+    const unsigned char *in;
+    size_t in_len, pos;
+    uint64_t bits;    /* bit buffer, LSB first */
+    int nbits;        /* valid bits in the buffer */
+    int pad;          /* zero bits past the end of input at the top of the buffer */
+    unsigned char *out;
+    size_t out_len, out_cap, max_out;
+    ag_error *err;
+} ag__inf;
+
+static const uint16_t ag__len_base[29] = { 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
+    35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258 };
+static const unsigned char ag__len_extra[29] = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+    3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0 };
+static const uint16_t ag__dist_base[30] = { 1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129,
+    193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577 };
+static const unsigned char ag__dist_extra[30] = { 0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6,
+    7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13 };
+
+/* Build a canonical Huffman decoder from code lengths (each 0..15). Returns -1 for an
+   over-subscribed or (except for a single code, or no code at all) incomplete set. */
+static int ag__huff_build(ag__huff *h, const unsigned char *lens, int n) {
+    uint16_t offs[16], next[16];
+    int len, sym, left, maxlen = 0, ncodes = 0;
+    unsigned code;
+    memset(h->count, 0, sizeof h->count);
+    memset(h->fast, 0, sizeof h->fast);
+    for (sym = 0; sym < n; sym++) h->count[lens[sym]]++;
+    h->count[0] = 0;
+    left = 1;
+    for (len = 1; len < 16; len++) {
+        left <<= 1;
+        left -= h->count[len];
+        if (left < 0) return -1;
+        if (h->count[len]) maxlen = len;
+        ncodes += h->count[len];
+    }
+    if (left > 0 && ncodes > 0 && !(ncodes == 1 && maxlen == 1)) return -1;
+    offs[1] = 0;
+    for (len = 1; len < 15; len++) offs[len + 1] = (uint16_t)(offs[len] + h->count[len]);
+    for (sym = 0; sym < n; sym++)
+        if (lens[sym]) h->symbol[offs[lens[sym]]++] = (uint16_t)sym;
+    code = 0;
+    next[0] = 0;
+    for (len = 1; len < 16; len++) {
+        code = (code + h->count[len - 1]) << 1;
+        next[len] = (uint16_t)code;
+    }
+    for (sym = 0; sym < n; sym++) {
+        unsigned c, rev = 0, j;
+        int k;
+        len = lens[sym];
+        if (!len) continue;
+        c = next[len]++;
+        if (len > AG__FAST_BITS) continue;
+        for (k = 0; k < len; k++) rev |= ((c >> k) & 1u) << (len - 1 - k);
+        for (j = rev; j < (1u << AG__FAST_BITS); j += 1u << len)
+            h->fast[j] = (uint16_t)(len << 9 | sym);
+    }
+    return 0;
+}
+
+static void ag__inf_refill(ag__inf *s) {
+    while (s->nbits <= 56) {
+        uint64_t byte = 0;
+        if (s->pos < s->in_len) byte = s->in[s->pos++];
+        else s->pad += 8;
+        s->bits |= byte << s->nbits;
+        s->nbits += 8;
+    }
+}
+
+static unsigned ag__inf_getbits(ag__inf *s, int n) {
+    unsigned v;
+    if (n == 0) return 0;
+    if (s->nbits < n) ag__inf_refill(s);
+    v = (unsigned)(s->bits & ((1u << n) - 1u));
+    s->bits >>= n;
+    s->nbits -= n;
+    return v;
+}
+
+static int ag__inf_overrun(const ag__inf *s) { return s->nbits < s->pad; }
+
+static int ag__huff_decode(ag__inf *s, const ag__huff *h) {
+    unsigned e;
+    int len, code = 0, first = 0, index = 0;
+    if (s->nbits < 16) ag__inf_refill(s);
+    e = h->fast[s->bits & ((1u << AG__FAST_BITS) - 1u)];
+    if (e) {
+        len = (int)(e >> 9);
+        s->bits >>= len;
+        s->nbits -= len;
+        return (int)(e & 511u);
+    }
+    for (len = 1; len < 16; len++) {
+        int count = h->count[len];
+        code |= (int)((s->bits >> (len - 1)) & 1u);
+        if (code - count < first) {
+            s->bits >>= len;
+            s->nbits -= len;
+            return h->symbol[index + (code - first)];
+        }
+        index += count;
+        first += count;
+        first <<= 1;
+        code <<= 1;
+    }
+    return -1;
+}
+
+static int ag__inf_reserve(ag__inf *s, size_t n) {
+    size_t need;
+    if (n > s->max_out - s->out_len)
+        return ag__fail(s->err, "inflate: output exceeds the limit of %lu bytes", (unsigned long)s->max_out);
+    need = s->out_len + n;
+    if (need > s->out_cap) {
+        size_t ncap = s->out_cap ? s->out_cap : 1024;
+        unsigned char *nb;
+        while (ncap < need) ncap = ncap > SIZE_MAX / 2 ? SIZE_MAX : ncap * 2;
+        if (ncap > s->max_out) ncap = s->max_out;
+        nb = (unsigned char *)AG_REALLOC(s->out, ncap ? ncap : 1);
+        if (!nb) return ag__fail(s->err, "inflate: out of memory (%lu bytes)", (unsigned long)ncap);
+        s->out = nb;
+        s->out_cap = ncap;
+    }
+    return 0;
+}
+
+/* Give back whole bytes still in the bit buffer (after byte alignment). */
+static int ag__inf_unread(ag__inf *s) {
+    int drop = s->nbits & 7;
+    s->bits >>= drop;
+    s->nbits -= drop;
+    if (ag__inf_overrun(s)) return ag__fail(s->err, "inflate: truncated data");
+    s->pos -= (size_t)((s->nbits - s->pad) / 8);
+    s->bits = 0;
+    s->nbits = 0;
+    s->pad = 0;
+    return 0;
+}
+
+static int ag__inf_codes(ag__inf *s, const ag__huff *lit, const ag__huff *dist) {
+    for (;;) {
+        int sym = ag__huff_decode(s, lit);
+        if (sym < 0) return ag__fail(s->err, "inflate: invalid literal/length code");
+        if (ag__inf_overrun(s)) return ag__fail(s->err, "inflate: truncated data");
+        if (sym < 256) {
+            if (s->out_len == s->out_cap && ag__inf_reserve(s, 1)) return -1;
+            s->out[s->out_len++] = (unsigned char)sym;
+        } else if (sym == 256) {
+            return 0;
+        } else {
+            size_t len, d, i;
+            unsigned char *o;
+            int ds;
+            sym -= 257;
+            if (sym >= 29) return ag__fail(s->err, "inflate: invalid length symbol");
+            len = ag__len_base[sym] + ag__inf_getbits(s, ag__len_extra[sym]);
+            ds = ag__huff_decode(s, dist);
+            if (ds < 0 || ds >= 30) return ag__fail(s->err, "inflate: invalid distance code");
+            d = ag__dist_base[ds] + ag__inf_getbits(s, ag__dist_extra[ds]);
+            if (ag__inf_overrun(s)) return ag__fail(s->err, "inflate: truncated data");
+            if (d > s->out_len) return ag__fail(s->err, "inflate: distance %lu reaches before the start", (unsigned long)d);
+            if (ag__inf_reserve(s, len)) return -1;
+            o = s->out + s->out_len;
+            if (d >= len) memcpy(o, o - d, len);
+            else for (i = 0; i < len; i++) o[i] = o[(ptrdiff_t)i - (ptrdiff_t)d];
+            s->out_len += len;
+        }
+    }
+}
+
+static int ag__inf_stored(ag__inf *s) {
+    size_t n;
+    if (ag__inf_unread(s)) return -1;
+    if (s->in_len - s->pos < 4) return ag__fail(s->err, "inflate: truncated stored block");
+    n = ag__rd16(s->in + s->pos);
+    if (n != (~ag__rd16(s->in + s->pos + 2) & 0xffffu))
+        return ag__fail(s->err, "inflate: stored block length check failed");
+    s->pos += 4;
+    if (s->in_len - s->pos < n) return ag__fail(s->err, "inflate: truncated stored block");
+    if (ag__inf_reserve(s, n)) return -1;
+    if (n) memcpy(s->out + s->out_len, s->in + s->pos, n);
+    s->out_len += n;
+    s->pos += n;
+    return 0;
+}
+
+static int ag__inf_fixed(ag__inf *s, ag__huff *lit, ag__huff *dist) {
+    unsigned char lens[288];
+    int i;
+    for (i = 0; i < 144; i++) lens[i] = 8;
+    for (; i < 256; i++) lens[i] = 9;
+    for (; i < 280; i++) lens[i] = 7;
+    for (; i < 288; i++) lens[i] = 8;
+    ag__huff_build(lit, lens, 288);
+    for (i = 0; i < 32; i++) lens[i] = 5;   /* 30 and 31 are decoded, then rejected */
+    ag__huff_build(dist, lens, 32);
+    return ag__inf_codes(s, lit, dist);
+}
+
+static int ag__inf_dynamic(ag__inf *s, ag__huff *lit, ag__huff *dist) {
+    static const unsigned char order[19] = { 16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15 };
+    unsigned char lens[320];
+    int nlit, ndist, ncode, i, n;
+    nlit = (int)ag__inf_getbits(s, 5) + 257;
+    ndist = (int)ag__inf_getbits(s, 5) + 1;
+    ncode = (int)ag__inf_getbits(s, 4) + 4;
+    if (nlit > 286 || ndist > 30) return ag__fail(s->err, "inflate: bad code counts");
+    memset(lens, 0, sizeof lens);
+    for (i = 0; i < ncode; i++) lens[order[i]] = (unsigned char)ag__inf_getbits(s, 3);
+    if (ag__inf_overrun(s)) return ag__fail(s->err, "inflate: truncated data");
+    if (ag__huff_build(lit, lens, 19)) return ag__fail(s->err, "inflate: bad code-length code");
+    n = 0;
+    while (n < nlit + ndist) {
+        int sym = ag__huff_decode(s, lit), rep, val = 0;
+        if (sym < 0) return ag__fail(s->err, "inflate: invalid code-length symbol");
+        if (sym < 16) { lens[n++] = (unsigned char)sym; continue; }
+        if (sym == 16) {
+            if (n == 0) return ag__fail(s->err, "inflate: repeat with no previous length");
+            val = lens[n - 1];
+            rep = 3 + (int)ag__inf_getbits(s, 2);
+        } else if (sym == 17) rep = 3 + (int)ag__inf_getbits(s, 3);
+        else rep = 11 + (int)ag__inf_getbits(s, 7);
+        if (n + rep > nlit + ndist) return ag__fail(s->err, "inflate: too many code lengths");
+        while (rep--) lens[n++] = (unsigned char)val;
+        if (ag__inf_overrun(s)) return ag__fail(s->err, "inflate: truncated data");
+    }
+    if (ag__inf_overrun(s)) return ag__fail(s->err, "inflate: truncated data");
+    if (lens[256] == 0) return ag__fail(s->err, "inflate: no end-of-block code");
+    if (ag__huff_build(lit, lens, nlit)) return ag__fail(s->err, "inflate: bad literal/length lengths");
+    if (ag__huff_build(dist, lens + nlit, ndist)) return ag__fail(s->err, "inflate: bad distance lengths");
+    return ag__inf_codes(s, lit, dist);
+}
+
+/* Inflate in[0..in_len) (a zlib stream when zlib_wrapped, else raw DEFLATE) into a new
+   AG_MALLOC buffer of at most max_out bytes; size_hint is the expected size (0 if unknown).
+   *consumed (may be NULL) gets the number of input bytes used. */
+static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
+                       size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed, ag_error *err) {
+    ag__inf s;
+    ag__huff *tabs;
+    int final = 0;
+    *out = NULL;
+    *out_len = 0;
+    memset(&s, 0, sizeof s);
+    s.in = in;
+    s.in_len = in ? in_len : 0;
+    s.max_out = max_out;
+    s.err = err;
+    if (zlib_wrapped) {
+        if (s.in_len < 2) return ag__fail(err, "inflate: truncated zlib header");
+        if ((in[0] & 15) != 8 || (in[0] >> 4) > 7 || ((unsigned)in[0] << 8 | in[1]) % 31 != 0)
+            return ag__fail(err, "inflate: bad zlib header");
+        if (in[1] & 0x20) return ag__fail(err, "inflate: zlib preset dictionary not supported");
+        s.pos = 2;
+    }
+    tabs = (ag__huff *)AG_MALLOC(2 * sizeof *tabs);
+    if (!tabs) return ag__fail(err, "inflate: out of memory");
+    if (size_hint) {
+        s.out_cap = size_hint < max_out ? size_hint : max_out;
+        s.out = (unsigned char *)AG_MALLOC(s.out_cap ? s.out_cap : 1);
+        if (!s.out) { AG_FREE(tabs); return ag__fail(err, "inflate: out of memory (%lu bytes)", (unsigned long)s.out_cap); }
+    }
+    while (!final) {
+        unsigned type;
+        int r;
+        final = (int)ag__inf_getbits(&s, 1);
+        type = ag__inf_getbits(&s, 2);
+        if (ag__inf_overrun(&s)) { r = ag__fail(err, "inflate: truncated data"); }
+        else if (type == 0) r = ag__inf_stored(&s);
+        else if (type == 1) r = ag__inf_fixed(&s, &tabs[0], &tabs[1]);
+        else if (type == 2) r = ag__inf_dynamic(&s, &tabs[0], &tabs[1]);
+        else r = ag__fail(err, "inflate: invalid block type 3");
+        if (r) { AG_FREE(tabs); AG_FREE(s.out); return -1; }
+    }
+    AG_FREE(tabs);
+    if (ag__inf_unread(&s)) { AG_FREE(s.out); return -1; }
+    if (zlib_wrapped) {
+        if (s.in_len - s.pos < 4) { AG_FREE(s.out); return ag__fail(err, "inflate: truncated zlib checksum"); }
+        if (ag__rd32be(s.in + s.pos) != ag_adler32(1, s.out, s.out_len)) {
+            AG_FREE(s.out);
+            return ag__fail(err, "inflate: zlib checksum (adler32) mismatch");
+        }
+        s.pos += 4;
+    }
+    if (!s.out) {
+        s.out = (unsigned char *)AG_MALLOC(1);
+        if (!s.out) return ag__fail(err, "inflate: out of memory");
+    }
+    *out = s.out;
+    *out_len = s.out_len;
+    if (consumed) *consumed = s.pos;
+    return 0;
+}
+
+/* ---- DEFLATE encoder: LZ77 (hash chains, 32 KB window) + one fixed-Huffman block ---- */
+
+typedef struct ag__bitw { unsigned char *buf; size_t len, cap; uint32_t bits; int nbits; } ag__bitw;
+
+/* The buffer is sized for the worst case up front, so writes never fail. */
+static void ag__bw_put(ag__bitw *w, uint32_t v, int n) {
+    w->bits |= v << w->nbits;
+    w->nbits += n;
+    while (w->nbits >= 8) {
+        AG_ASSERT(w->len < w->cap);
+        w->buf[w->len++] = (unsigned char)w->bits;
+        w->bits >>= 8;
+        w->nbits -= 8;
+    }
+}
+
+static void ag__bw_code(ag__bitw *w, uint32_t code, int len) {   /* Huffman codes go MSB first */
+    uint32_t rev = 0;
+    int k;
+    for (k = 0; k < len; k++) rev |= ((code >> k) & 1u) << (len - 1 - k);
+    ag__bw_put(w, rev, len);
+}
+
+static void ag__bw_fixed_sym(ag__bitw *w, int sym) {
+    if (sym < 144) ag__bw_code(w, 0x30u + (uint32_t)sym, 8);
+    else if (sym < 256) ag__bw_code(w, 0x190u + (uint32_t)(sym - 144), 9);
+    else if (sym < 280) ag__bw_code(w, (uint32_t)(sym - 256), 7);
+    else ag__bw_code(w, 0xc0u + (uint32_t)(sym - 280), 8);
+}
+
+#define AG__WSIZE 32768u
+#define AG__HASH_BITS 15
+/* zlib stream of in[0..n) into a new AG_MALLOC buffer. */
+static int ag__deflate_zlib(const unsigned char *in, size_t n, unsigned char **out, size_t *out_len, ag_error *err) {
+    ag__bitw w;
+    size_t *head = NULL, *prev = NULL, i, cap;
+    uint32_t adler;
+    *out = NULL;
+    *out_len = 0;
+    if (n > (SIZE_MAX - 64) / 9 * 8) return ag__fail(err, "deflate: input too large");
+    cap = n / 8 * 9 + n % 8 * 2 + 64;   /* at most 9 bits per input byte */
+    memset(&w, 0, sizeof w);
+    w.buf = (unsigned char *)AG_MALLOC(cap);
+    head = (size_t *)AG_MALLOC(((size_t)1 << AG__HASH_BITS) * sizeof *head);
+    prev = (size_t *)AG_MALLOC(AG__WSIZE * sizeof *prev);
+    if (!w.buf || !head || !prev) {
+        AG_FREE(w.buf); AG_FREE(head); AG_FREE(prev);
+        return ag__fail(err, "deflate: out of memory");
+    }
+    w.cap = cap;
+    memset(head, 0, ((size_t)1 << AG__HASH_BITS) * sizeof *head);   /* 0 = empty, else pos + 1 */
+    memset(prev, 0, AG__WSIZE * sizeof *prev);
+    w.buf[w.len++] = 0x78;
+    w.buf[w.len++] = 0x01;
+    ag__bw_put(&w, 1, 1);   /* final block */
+    ag__bw_put(&w, 1, 2);   /* fixed Huffman */
+    i = 0;
+    while (i < n) {
+        size_t best = 0, bestd = 0;
+        if (n - i >= 3) {
+            uint32_t hv = ((uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2]) * 2654435761u >> (32 - AG__HASH_BITS);
+            size_t cand = head[hv], maxl = n - i < 258 ? n - i : 258;
+            int chain = 0;
+            while (cand && chain++ < 48) {
+                size_t c = cand - 1, l = 0;
+                if (i - c > AG__WSIZE) break;
+                if (in[c + best] == in[i + best]) {
+                    while (l < maxl && in[c + l] == in[i + l]) l++;
+                    if (l > best) { best = l; bestd = i - c; if (l == maxl) break; }
+                }
+                if (prev[c % AG__WSIZE] >= cand) break;
+                cand = prev[c % AG__WSIZE];
+            }
+            prev[i % AG__WSIZE] = head[hv];
+            head[hv] = i + 1;
+        }
+        if (best >= 3) {
+            int k, dk;
+            size_t j;
+            for (k = 28; ag__len_base[k] > best; k--) {}
+            for (dk = 29; ag__dist_base[dk] > bestd; dk--) {}
+            ag__bw_fixed_sym(&w, 257 + k);
+            ag__bw_put(&w, (uint32_t)(best - ag__len_base[k]), ag__len_extra[k]);
+            ag__bw_code(&w, (uint32_t)dk, 5);
+            ag__bw_put(&w, (uint32_t)(bestd - ag__dist_base[dk]), ag__dist_extra[dk]);
+            for (j = i + 1; j < i + best && n - j >= 3; j++) {
+                uint32_t hv = ((uint32_t)in[j] << 16 | (uint32_t)in[j + 1] << 8 | in[j + 2]) * 2654435761u >> (32 - AG__HASH_BITS);
+                prev[j % AG__WSIZE] = head[hv];
+                head[hv] = j + 1;
+            }
+            i += best;
+        } else {
+            ag__bw_fixed_sym(&w, in[i]);
+            i++;
+        }
+    }
+    ag__bw_fixed_sym(&w, 256);
+    if (w.nbits) ag__bw_put(&w, 0, 8 - w.nbits);
+    adler = ag_adler32(1, in, n);
+    AG_ASSERT(w.len + 4 <= w.cap);
+    ag__wr32be(w.buf + w.len, adler);
+    w.len += 4;
+    AG_FREE(head);
+    AG_FREE(prev);
+    *out = w.buf;
+    *out_len = w.len;
+    return 0;
+}
+
+/* ---- zip archives: read (central directory, stored + deflate, zip64) and write (stored) ---- */
+
+AGDEF void ag_zip_close(ag_zip *zip) {
+    int i;
+    if (!zip) return;
+    for (i = 0; i < zip->count; i++) AG_FREE(zip->entries[i].name);
+    AG_FREE(zip->entries);
+    AG_FREE(zip->owned);
+    AG_FREE(zip->label);
+    memset(zip, 0, sizeof *zip);
+}
+
+static int ag__zip_parse(ag_zip *z, ag_error *err) {
+    const unsigned char *d = z->data;
+    size_t len = z->len, eocd, stop, pos, i;
+    uint64_t count, cd_size, cd_off;
+    if (len < 22) return ag__fail(err, "not a zip file (too short)");
+    eocd = len - 22;
+    stop = len - 22 > 65535 ? len - 22 - 65535 : 0;
+    for (;;) {
+        if (d[eocd] == 'P' && d[eocd + 1] == 'K' && d[eocd + 2] == 5 && d[eocd + 3] == 6) break;
+        if (eocd == stop) return ag__fail(err, "not a zip file (no end of central directory record)");
+        eocd--;
+    }
+    if (ag__rd16(d + eocd + 4) != 0 || ag__rd16(d + eocd + 6) != 0)
+        return ag__fail(err, "multi-disk zip archives are not supported");
+    count = ag__rd16(d + eocd + 10);
+    cd_size = ag__rd32(d + eocd + 12);
+    cd_off = ag__rd32(d + eocd + 16);
+    if (count == 0xffffu || cd_size == 0xffffffffu || cd_off == 0xffffffffu) {
+        /* zip64: locator just before the end record, pointing at the zip64 end record */
+        uint64_t z64;
+        if (eocd < 20 || ag__rd32(d + eocd - 20) != 0x07064b50u)
+            return ag__fail(err, "zip64 end of central directory locator missing");
+        z64 = ag__rd64(d + eocd - 20 + 8);
+        if (z64 > len || len - z64 < 56 || ag__rd32(d + z64) != 0x06064b50u)
+            return ag__fail(err, "bad zip64 end of central directory record");
+        count = ag__rd64(d + z64 + 32);
+        cd_size = ag__rd64(d + z64 + 40);
+        cd_off = ag__rd64(d + z64 + 48);
+    }
+    if (cd_off > len || cd_size > len - cd_off) return ag__fail(err, "central directory outside the file (truncated?)");
+    if (count > cd_size / 46) return ag__fail(err, "central directory too small for %lu entries", (unsigned long)count);
+    if (count) {
+        z->entries = (ag_zip_entry *)AG_MALLOC((size_t)count * sizeof *z->entries);
+        if (!z->entries) return ag__fail(err, "out of memory");
+        memset(z->entries, 0, (size_t)count * sizeof *z->entries);
+    }
+    pos = (size_t)cd_off;
+    for (i = 0; i < (size_t)count; i++) {
+        const unsigned char *p = d + pos;
+        size_t rest = (size_t)(cd_off + cd_size) - pos, nlen, xlen, clen, x;
+        ag_zip_entry *e = &z->entries[i];
+        if (rest < 46 || ag__rd32(p) != 0x02014b50u)
+            return ag__fail(err, "bad central directory entry %lu", (unsigned long)i);
+        e->flags = (int)ag__rd16(p + 8);
+        e->method = (int)ag__rd16(p + 10);
+        e->crc32 = ag__rd32(p + 16);
+        e->comp_size = ag__rd32(p + 20);
+        e->size = ag__rd32(p + 24);
+        nlen = ag__rd16(p + 28);
+        xlen = ag__rd16(p + 30);
+        clen = ag__rd16(p + 32);
+        e->local_offset = ag__rd32(p + 42);
+        if (46 + nlen + xlen + clen > rest) return ag__fail(err, "central directory entry %lu overruns", (unsigned long)i);
+        if (memchr(p + 46, 0, nlen)) return ag__fail(err, "zip member name contains a NUL byte");
+        e->name = (char *)AG_MALLOC(nlen + 1);
+        if (!e->name) return ag__fail(err, "out of memory");
+        z->count = (int)i + 1;
+        memcpy(e->name, p + 46, nlen);
+        e->name[nlen] = '\0';
+        for (x = 0; x + 4 <= xlen;) {   /* extra fields: look for the zip64 one */
+            const unsigned char *f = p + 46 + nlen + x;
+            size_t id = ag__rd16(f), sz = ag__rd16(f + 2), o = 4;
+            if (4 + sz > xlen - x) return ag__fail(err, "zip member '%s': bad extra field", e->name);
+            if (id == 1) {
+                if (e->size == 0xffffffffu) { if (o + 8 > 4 + sz) goto bad64; e->size = ag__rd64(f + o); o += 8; }
+                if (e->comp_size == 0xffffffffu) { if (o + 8 > 4 + sz) goto bad64; e->comp_size = ag__rd64(f + o); o += 8; }
+                if (e->local_offset == 0xffffffffu) { if (o + 8 > 4 + sz) goto bad64; e->local_offset = ag__rd64(f + o); o += 8; }
+            }
+            x += 4 + sz;
+        }
+        pos += 46 + nlen + xlen + clen;
+    }
+    return 0;
+bad64:
+    return ag__fail(err, "zip member '%s': zip64 extra field too short", z->entries[z->count - 1].name);
+}
+
+static int ag__zip_open_common(ag_zip *zip, const char *label, ag_error *err) {
+    zip->label = ag__strdup(label);
+    if (!zip->label) return ag__fail(err, "out of memory");
+    return ag__zip_parse(zip, err);
+}
+
+AGDEF int ag_zip_open_from_memory(ag_zip *zip, const unsigned char *buf, size_t len, ag_error *err) {
+    if (!zip) return ag__fail(err, "ag_zip_open_from_memory: NULL zip");
+    memset(zip, 0, sizeof *zip);
+    if (!buf && len) return ag__fail(err, "ag_zip_open_from_memory: NULL buffer");
+    zip->data = buf;
+    zip->len = len;
+    if (ag__zip_open_common(zip, "<memory>", err)) {
+        ag_zip_close(zip);
+        return ag__fail_prefix(err, "zip");
+    }
+    return 0;
+}
+
+AGDEF int ag_zip_open(ag_zip *zip, const char *path, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    if (!zip) return ag__fail(err, "ag_zip_open: NULL zip");
+    memset(zip, 0, sizeof *zip);
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    zip->data = buf;
+    zip->len = len;
+    zip->owned = buf;
+    if (ag__zip_open_common(zip, path, err)) {
+        ag_zip_close(zip);
+        return ag__fail_prefix(err, "%s", path);
+    }
+    return 0;
+}
+
+AGDEF int ag_zip_find(const ag_zip *zip, const char *name) {
+    int i;
+    if (!zip || !name) return -1;
+    for (i = 0; i < zip->count; i++)
+        if (strcmp(zip->entries[i].name, name) == 0) return i;
+    return -1;
+}
+
+AGDEF int ag_zip_find_suffix(const ag_zip *zip, const char *suffix) {
+    int i;
+    size_t sl;
+    if (!zip || !suffix) return -1;
+    sl = strlen(suffix);
+    for (i = 0; i < zip->count; i++) {
+        size_t nl = strlen(zip->entries[i].name);
+        if (nl >= sl && strcmp(zip->entries[i].name + nl - sl, suffix) == 0) return i;
+    }
+    return -1;
+}
+
+/* Locate member data (compressed bytes) after checking the local header. */
+static int ag__zip_locate(const ag_zip *zip, int index, const unsigned char **data, ag_error *err) {
+    const ag_zip_entry *e;
+    uint64_t off, start;
+    if (!zip || index < 0 || index >= zip->count)
+        return ag__fail(err, "%s: no zip member #%d", zip && zip->label ? zip->label : "zip", index);
+    e = &zip->entries[index];
+    if (e->flags & 1) return ag__fail(err, "%s: zip member '%s' is encrypted (not supported)", zip->label, e->name);
+    if (e->method != 0 && e->method != 8)
+        return ag__fail(err, "%s: zip member '%s' uses compression method %d (only stored and deflate are supported)",
+                        zip->label, e->name, e->method);
+    off = e->local_offset;
+    if (off > zip->len || zip->len - off < 30 || ag__rd32(zip->data + off) != 0x04034b50u)
+        return ag__fail(err, "%s: zip member '%s': bad local header", zip->label, e->name);
+    start = off + 30 + ag__rd16(zip->data + off + 26) + ag__rd16(zip->data + off + 28);
+    if (start > zip->len || e->comp_size > zip->len - start)
+        return ag__fail(err, "%s: zip member '%s': data outside the file (truncated?)", zip->label, e->name);
+    if (e->method == 0 && e->comp_size != e->size)
+        return ag__fail(err, "%s: zip member '%s': stored sizes disagree", zip->label, e->name);
+    *data = zip->data + start;
+    return 0;
+}
+
+AGDEF int ag_zip_view(const ag_zip *zip, int index, const unsigned char **data, size_t *len, ag_error *err) {
+    const unsigned char *p;
+    const ag_zip_entry *e;
+    if (data) *data = NULL;
+    if (len) *len = 0;
+    if (!data || !len) return ag__fail(err, "ag_zip_view: NULL argument");
+    if (ag__zip_locate(zip, index, &p, err)) return -1;
+    e = &zip->entries[index];
+    if (e->method != 0) return ag__fail(err, "%s: zip member '%s' is compressed (no zero-copy view)", zip->label, e->name);
+    if (e->size > SIZE_MAX) return ag__fail(err, "%s: zip member '%s' too large", zip->label, e->name);
+    if (ag_crc32(0, p, (size_t)e->size) != e->crc32)
+        return ag__fail(err, "%s: zip member '%s': CRC-32 mismatch (corrupt file)", zip->label, e->name);
+    *data = p;
+    *len = (size_t)e->size;
+    return 0;
+}
+
+AGDEF int ag_zip_extract(const ag_zip *zip, int index, size_t max_size, unsigned char **data, size_t *len, ag_error *err) {
+    const unsigned char *p;
+    const ag_zip_entry *e;
+    unsigned char *buf = NULL;
+    size_t got = 0;
+    if (data) *data = NULL;
+    if (len) *len = 0;
+    if (!data || !len) return ag__fail(err, "ag_zip_extract: NULL argument");
+    if (ag__zip_locate(zip, index, &p, err)) return -1;
+    e = &zip->entries[index];
+    if (e->size > SIZE_MAX - 1 || (max_size && e->size > max_size))
+        return ag__fail(err, "%s: zip member '%s' is too large (%.0f bytes)", zip->label, e->name, (double)e->size);
+    if (e->method == 0) {
+        buf = (unsigned char *)AG_MALLOC((size_t)e->size + 1);
+        if (!buf) return ag__fail(err, "%s: out of memory for zip member '%s'", zip->label, e->name);
+        memcpy(buf, p, (size_t)e->size);
+        got = (size_t)e->size;
+    } else {
+        /* DEFLATE expands at most ~1032:1; a larger declared size is a lie or a bomb. */
+        if (e->size / 1032 > e->comp_size + 64)
+            return ag__fail(err, "%s: zip member '%s': implausible uncompressed size", zip->label, e->name);
+        if (ag__inflate(p, (size_t)e->comp_size, 0, (size_t)e->size, (size_t)e->size, &buf, &got, NULL, err))
+            return ag__fail_prefix(err, "%s: zip member '%s'", zip->label, e->name);
+        if (got != e->size) {
+            AG_FREE(buf);
+            return ag__fail(err, "%s: zip member '%s': inflated to %lu bytes, expected %.0f", zip->label, e->name,
+                            (unsigned long)got, (double)e->size);
+        }
+    }
+    if (ag_crc32(0, buf, got) != e->crc32) {
+        AG_FREE(buf);
+        return ag__fail(err, "%s: zip member '%s': CRC-32 mismatch (corrupt file)", zip->label, e->name);
+    }
+    *data = buf;
+    *len = got;
+    return 0;
+}
+
+/* Writer. DOS time 0 / date 1980-01-01 keeps the output reproducible. */
+static int ag__zip_writer_add_parts(ag_zip_writer *w, const char *name, const void *a, size_t alen,
+                                    const void *b, size_t blen, ag_error *err) {
+    unsigned char h[46];
+    size_t nlen, total, off;
+    uint32_t crc;
+    unsigned flags = 0;
+    size_t k;
+    if (!w || !name) return ag__fail(err, "ag_zip_writer_add: NULL argument");
+    nlen = strlen(name);
+    if (nlen == 0 || nlen > 0xffffu) return ag__fail(err, "zip member name '%s' has a bad length", name);
+    for (k = 0; k < nlen; k++) if ((unsigned char)name[k] >= 0x80) flags = 1u << 11;   /* UTF-8 */
+    if (alen > SIZE_MAX - blen) return ag__fail(err, "zip member '%s' too large", name);
+    total = alen + blen;
+    off = w->len;
+    if ((uint64_t)total >= 0xffffffffu || (uint64_t)off >= 0xffffffffu || (uint64_t)total + 30 + nlen >= 0xffffffffu - off ||
+        w->count >= 0xffff)
+        return ag__fail(err, "zip member '%s': archive would need zip64 (over 4 GB or 65535 members), not supported", name);
+    crc = ag_crc32(0, a, alen);
+    crc = ag_crc32(crc, b, blen);
+    memset(h, 0, sizeof h);
+    ag__wr32(h, 0x04034b50u);
+    ag__wr16(h + 4, 20);
+    ag__wr16(h + 6, flags);
+    ag__wr16(h + 8, 0);            /* stored */
+    ag__wr16(h + 10, 0);           /* time */
+    ag__wr16(h + 12, 0x21);        /* date 1980-01-01 */
+    ag__wr32(h + 14, crc);
+    ag__wr32(h + 18, (uint32_t)total);
+    ag__wr32(h + 22, (uint32_t)total);
+    ag__wr16(h + 26, (uint32_t)nlen);
+    ag__wr16(h + 28, 0);
+    if (ag__append(&w->buf, &w->len, &w->cap, h, 30, err) || ag__append(&w->buf, &w->len, &w->cap, name, nlen, err) ||
+        ag__append(&w->buf, &w->len, &w->cap, a, alen, err) || ag__append(&w->buf, &w->len, &w->cap, b, blen, err)) {
+        w->len = off;
+        return -1;
+    }
+    memset(h, 0, sizeof h);
+    ag__wr32(h, 0x02014b50u);
+    ag__wr16(h + 4, 20);           /* made by: MS-DOS, 2.0 */
+    ag__wr16(h + 6, 20);
+    ag__wr16(h + 8, flags);
+    ag__wr16(h + 12, 0);
+    ag__wr16(h + 14, 0x21);
+    ag__wr32(h + 16, crc);
+    ag__wr32(h + 20, (uint32_t)total);
+    ag__wr32(h + 24, (uint32_t)total);
+    ag__wr16(h + 28, (uint32_t)nlen);
+    ag__wr32(h + 42, (uint32_t)off);
+    if (ag__append(&w->cdir, &w->cdir_len, &w->cdir_cap, h, 46, err) ||
+        ag__append(&w->cdir, &w->cdir_len, &w->cdir_cap, name, nlen, err)) {
+        w->len = off;
+        return -1;
+    }
+    w->count++;
+    return 0;
+}
+
+AGDEF int ag_zip_writer_add(ag_zip_writer *w, const char *name, const void *data, size_t len, ag_error *err) {
+    if (len && !data) return ag__fail(err, "ag_zip_writer_add: NULL data");
+    return ag__zip_writer_add_parts(w, name, data, len, NULL, 0, err);
+}
+
+AGDEF void ag_zip_writer_free(ag_zip_writer *w) {
+    if (!w) return;
+    AG_FREE(w->buf);
+    AG_FREE(w->cdir);
+    memset(w, 0, sizeof *w);
+}
+
+AGDEF int ag_zip_writer_finish(ag_zip_writer *w, unsigned char **out, size_t *out_len, ag_error *err) {
+    unsigned char e[22];
+    size_t cd_off;
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!w || !out || !out_len) return ag__fail(err, "ag_zip_writer_finish: NULL argument");
+    cd_off = w->len;
+    if ((uint64_t)cd_off + w->cdir_len + 22 >= 0xffffffffu) return ag__fail(err, "zip archive over 4 GB (zip64) not supported");
+    memset(e, 0, sizeof e);
+    ag__wr32(e, 0x06054b50u);
+    ag__wr16(e + 8, (uint32_t)w->count);
+    ag__wr16(e + 10, (uint32_t)w->count);
+    ag__wr32(e + 12, (uint32_t)w->cdir_len);
+    ag__wr32(e + 16, (uint32_t)cd_off);
+    if (ag__append(&w->buf, &w->len, &w->cap, w->cdir, w->cdir_len, err) ||
+        ag__append(&w->buf, &w->len, &w->cap, e, 22, err)) {
+        w->len = cd_off;
+        return -1;
+    }
+    *out = w->buf;
+    *out_len = w->len;
+    w->buf = NULL;
+    ag_zip_writer_free(w);
+    return 0;
+}
+
+/* ---- NumPy .npy / .npz ---- */
+
+typedef struct ag__cur { const char *s; size_t n, i; } ag__cur;
+
+static void ag__cur_ws(ag__cur *c) {
+    while (c->i < c->n && (c->s[c->i] == ' ' || c->s[c->i] == '\t' || c->s[c->i] == '\n' || c->s[c->i] == '\r')) c->i++;
+}
+static int ag__cur_eat(ag__cur *c, char ch) {
+    ag__cur_ws(c);
+    if (c->i < c->n && c->s[c->i] == ch) { c->i++; return 1; }
+    return 0;
+}
+/* Quoted string (no escapes) into out[cap]. */
+static int ag__cur_str(ag__cur *c, char *out, size_t cap) {
+    char q;
+    size_t k = 0;
+    ag__cur_ws(c);
+    if (c->i >= c->n || (c->s[c->i] != '\'' && c->s[c->i] != '"')) return -1;
+    q = c->s[c->i++];
+    while (c->i < c->n && c->s[c->i] != q) {
+        if (c->s[c->i] == '\\' || k + 1 >= cap) return -1;
+        out[k++] = c->s[c->i++];
+    }
+    if (c->i >= c->n) return -1;
+    c->i++;
+    out[k] = '\0';
+    return 0;
+}
+static int ag__cur_word(ag__cur *c, const char *w) {
+    size_t n = strlen(w);
+    ag__cur_ws(c);
+    if (c->n - c->i >= n && memcmp(c->s + c->i, w, n) == 0) { c->i += n; return 1; }
+    return 0;
+}
+static int ag__cur_int(ag__cur *c, int64_t *v) {
+    uint64_t x = 0;
+    int digits = 0;
+    ag__cur_ws(c);
+    while (c->i < c->n && c->s[c->i] >= '0' && c->s[c->i] <= '9') {
+        unsigned dgt = (unsigned)(c->s[c->i] - '0');
+        if (x > ((uint64_t)INT64_MAX - dgt) / 10) return -1;
+        x = x * 10 + dgt;
+        c->i++;
+        digits++;
+    }
+    if (!digits) return -1;
+    if (c->i < c->n && c->s[c->i] == 'L') c->i++;   /* Python 2 long */
+    *v = (int64_t)x;
+    return 0;
+}
+
+/* dtype from a numpy descr; *swap set when the data is big-endian. */
+static int ag__npy_descr(const char *d, ag_dtype *t, int *swap) {
+    char bo = d[0];
+    const char *k = d + 1;
+    if (bo != '<' && bo != '>' && bo != '|' && bo != '=') return -1;
+    if (!strcmp(k, "f4")) *t = AG_DTYPE_F32;
+    else if (!strcmp(k, "f8")) *t = AG_DTYPE_F64;
+    else if (!strcmp(k, "f2")) *t = AG_DTYPE_F16;
+    else if (!strcmp(k, "i8")) *t = AG_DTYPE_I64;
+    else if (!strcmp(k, "i4")) *t = AG_DTYPE_I32;
+    else if (!strcmp(k, "i2")) *t = AG_DTYPE_I16;
+    else if (!strcmp(k, "i1")) *t = AG_DTYPE_I8;
+    else if (!strcmp(k, "u1")) *t = AG_DTYPE_U8;
+    else if (!strcmp(k, "b1")) *t = AG_DTYPE_BOOL;
+    else return -1;
+    if (ag_dtype_size(*t) > 1 && bo == '|') return -1;
+    *swap = (bo == '>' && ag__host_is_le()) || (bo == '<' && !ag__host_is_le());
+    return 0;
+}
+
+AGDEF int ag_npy_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err) {
+    size_t hstart, hlen, nbytes, esz;
+    uint64_t numel;
+    ag__cur c;
+    char key[32], descr[32];
+    int have_descr = 0, have_fo = 0, have_shape = 0, fortran = 0, ndim = 0, swap = 0, d;
+    int64_t shape[8];
+    ag_dtype dtype = AG_DTYPE_F32;
+    const unsigned char *src;
+    unsigned char *data;
+    if (!out) return ag__fail(err, "npy: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!buf) len = 0;
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) return ag__fail(err, "npy: bad magic (not a .npy file)");
+    if (buf[6] == 1) { hlen = ag__rd16(buf + 8); hstart = 10; }
+    else if (buf[6] == 2 || buf[6] == 3) {
+        if (len < 12) return ag__fail(err, "npy: truncated header");
+        hlen = ag__rd32(buf + 8);
+        hstart = 12;
+    } else return ag__fail(err, "npy: unsupported format version %d.%d", buf[6], buf[7]);
+    if (hlen > len - hstart) return ag__fail(err, "npy: truncated header");
+    c.s = (const char *)buf + hstart;
+    c.n = hlen;
+    c.i = 0;
+    if (!ag__cur_eat(&c, '{')) return ag__fail(err, "npy: header is not a dict");
+    for (;;) {
+        if (ag__cur_eat(&c, '}')) break;
+        if (ag__cur_str(&c, key, sizeof key) || !ag__cur_eat(&c, ':')) return ag__fail(err, "npy: malformed header");
+        if (!strcmp(key, "descr")) {
+            ag__cur_ws(&c);
+            if (c.i < c.n && c.s[c.i] == '[') return ag__fail(err, "npy: structured dtypes are not supported");
+            if (ag__cur_str(&c, descr, sizeof descr)) return ag__fail(err, "npy: malformed descr");
+            if (ag__npy_descr(descr, &dtype, &swap)) return ag__fail(err, "npy: unsupported dtype '%s'", descr);
+            have_descr = 1;
+        } else if (!strcmp(key, "fortran_order")) {
+            if (ag__cur_word(&c, "True")) fortran = 1;
+            else if (ag__cur_word(&c, "False")) fortran = 0;
+            else return ag__fail(err, "npy: malformed fortran_order");
+            have_fo = 1;
+        } else if (!strcmp(key, "shape")) {
+            if (!ag__cur_eat(&c, '(')) return ag__fail(err, "npy: malformed shape");
+            ndim = 0;
+            for (;;) {
+                if (ag__cur_eat(&c, ')')) break;
+                if (ndim == 8) return ag__fail(err, "npy: more than 8 dimensions");
+                if (ag__cur_int(&c, &shape[ndim])) return ag__fail(err, "npy: malformed shape");
+                ndim++;
+                if (ag__cur_eat(&c, ',')) continue;
+                if (ag__cur_eat(&c, ')')) break;
+                return ag__fail(err, "npy: malformed shape");
+            }
+            have_shape = 1;
+        } else return ag__fail(err, "npy: unexpected header key '%s'", key);
+        if (ag__cur_eat(&c, ',')) continue;
+        if (ag__cur_eat(&c, '}')) break;
+        return ag__fail(err, "npy: malformed header");
+    }
+    if (!have_descr || !have_fo || !have_shape) return ag__fail(err, "npy: header lacks descr, fortran_order or shape");
+    esz = ag_dtype_size(dtype);
+    if (ag__rd_numel(ndim, shape, &numel) || ag__rd_bytes(numel, esz, &nbytes))
+        return ag__fail(err, "npy: shape too large");
+    src = buf + hstart + hlen;
+    if (nbytes > len - hstart - hlen)
+        return ag__fail(err, "npy: truncated data (%lu bytes, need %lu)", (unsigned long)(len - hstart - hlen), (unsigned long)nbytes);
+    data = (unsigned char *)AG_MALLOC(nbytes ? nbytes : 1);
+    if (!data) return ag__fail(err, "npy: out of memory (%lu bytes)", (unsigned long)nbytes);
+    if (fortran && ndim > 1 && numel > 0) {
+        int64_t stride[8], s = 1;
+        for (d = 0; d < ndim; d++) { stride[d] = s; s *= shape[d] ? shape[d] : 1; }
+        ag__gather(data, src, esz, ndim, shape, stride);
+    } else if (nbytes) memcpy(data, src, nbytes);
+    if (swap) ag__swap_elems(data, (size_t)numel, esz);
+    out->name = NULL;
+    out->dtype = dtype;
+    out->ndim = ndim;
+    for (d = 0; d < ndim; d++) out->shape[d] = shape[d];
+    out->data = data;
+    out->nbytes = nbytes;
+    return 0;
+}
+
+AGDEF int ag_npy_read(const char *path, ag_array *out, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    if (out) memset(out, 0, sizeof *out);
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    r = ag_npy_read_from_memory(buf, len, out, err);
+    AG_FREE(buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
+}
+
+/* The header numpy 1.24 writes: dict, growth spaces, padding to 64, '\n'. */
+static int ag__npy_header(const ag_array *a, unsigned char *hdr, size_t cap, size_t *hlen, ag_error *err) {
+    const char *descr;
+    char dict[400];
+    size_t n, total, pre;
+    int d, k;
+    switch (a->dtype) {
+    case AG_DTYPE_F32: descr = "<f4"; break;
+    case AG_DTYPE_F64: descr = "<f8"; break;
+    case AG_DTYPE_F16: descr = "<f2"; break;
+    case AG_DTYPE_I64: descr = "<i8"; break;
+    case AG_DTYPE_I32: descr = "<i4"; break;
+    case AG_DTYPE_I16: descr = "<i2"; break;
+    case AG_DTYPE_I8: descr = "|i1"; break;
+    case AG_DTYPE_U8: descr = "|u1"; break;
+    case AG_DTYPE_BOOL: descr = "|b1"; break;
+    default: return ag__fail(err, "npy: dtype %s has no numpy equivalent", ag_dtype_name(a->dtype));
+    }
+    if (a->ndim < 0 || a->ndim > 8) return ag__fail(err, "npy: bad ndim %d", a->ndim);
+    n = (size_t)snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (d = 0; d < a->ndim; d++)
+        n += (size_t)snprintf(dict + n, sizeof dict - n, d ? ", %lld" : "%lld", (long long)a->shape[d]);
+    n += (size_t)snprintf(dict + n, sizeof dict - n, a->ndim == 1 ? ",), }" : "), }");
+    if (a->ndim > 0) {   /* numpy leaves room to grow the first axis in place */
+        char first[32];
+        int fl = snprintf(first, sizeof first, "%lld", (long long)a->shape[0]);
+        for (k = fl; k < 21; k++) dict[n++] = ' ';
+    }
+    pre = 10;
+    total = pre + n + 1;
+    total += 64 - total % 64;   /* numpy pads 1..64 bytes */
+    if (total > cap) return ag__fail(err, "npy: header too long");
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    ag__wr16(hdr + 8, (uint32_t)(total - pre));
+    memcpy(hdr + pre, dict, n);
+    memset(hdr + pre + n, ' ', total - pre - n - 1);
+    hdr[total - 1] = '\n';
+    *hlen = total;
+    return 0;
+}
+
+static int ag__npy_check(const ag_array *a, size_t *nbytes, ag_error *err) {
+    uint64_t numel;
+    if (!a) return ag__fail(err, "npy: NULL array");
+    if (ag__rd_numel(a->ndim, a->shape, &numel) || ag__rd_bytes(numel, ag_dtype_size(a->dtype), nbytes) ||
+        *nbytes > a->nbytes || (*nbytes && !a->data))
+        return ag__fail(err, "npy: array '%s': shape does not match its data", a->name ? a->name : "");
+    return 0;
+}
+
+AGDEF int ag_npy_write_to_memory(const ag_array *a, unsigned char **out, size_t *out_len, ag_error *err) {
+    unsigned char hdr[512], *buf;
+    size_t hlen, nbytes = 0;
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!out || !out_len) return ag__fail(err, "npy: NULL output");
+    if (ag__npy_check(a, &nbytes, err) || ag__npy_header(a, hdr, sizeof hdr, &hlen, err)) return -1;
+    if (nbytes > SIZE_MAX - hlen) return ag__fail(err, "npy: array too large");
+    buf = (unsigned char *)AG_MALLOC(hlen + nbytes);
+    if (!buf) return ag__fail(err, "npy: out of memory");
+    memcpy(buf, hdr, hlen);
+    if (nbytes) memcpy(buf + hlen, a->data, nbytes);
+    if (!ag__host_is_le()) ag__swap_elems(buf + hlen, nbytes / ag_dtype_size(a->dtype), ag_dtype_size(a->dtype));
+    *out = buf;
+    *out_len = hlen + nbytes;
+    return 0;
+}
+
+AGDEF int ag_npy_write(const char *path, const ag_array *a, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    if (ag_npy_write_to_memory(a, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
+    r = ag_write_file_atomic(path, buf, len, err);
+    AG_FREE(buf);
+    return r;
+}
+
+AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err) {
+    ag_zip z;
+    ag_array_list list;
+    int i;
+    if (!out) return ag__fail(err, "npz: NULL output");
+    memset(out, 0, sizeof *out);
+    memset(&list, 0, sizeof list);
+    if (ag_zip_open_from_memory(&z, buf, len, err)) return ag__fail_prefix(err, "npz");
+    for (i = 0; i < z.count; i++) {
+        const ag_zip_entry *e = &z.entries[i];
+        size_t nl = strlen(e->name), mlen = 0;
+        const unsigned char *mem = NULL;
+        unsigned char *owned = NULL;
+        ag_array a;
+        int r;
+        if (nl < 4 || strcmp(e->name + nl - 4, ".npy") != 0) continue;   /* not an array */
+        if (e->method == 0) r = ag_zip_view(&z, i, &mem, &mlen, err);
+        else { r = ag_zip_extract(&z, i, 0, &owned, &mlen, err); mem = owned; }
+        if (!r) {
+            r = ag_npy_read_from_memory(mem, mlen, &a, err);
+            if (r) ag__fail_prefix(err, "npz member '%s'", e->name);
+        }
+        AG_FREE(owned);
+        if (r) { ag_zip_close(&z); ag_array_list_free(&list); return -1; }
+        e->name[nl - 4] = '\0';   /* the list copies the name without ".npy" */
+        if (ag_array_list_find(&list, e->name)) {
+            ag_array_free(&a);
+            ag__fail(err, "npz: duplicate member '%s.npy'", e->name);
+            ag_zip_close(&z);
+            ag_array_list_free(&list);
+            return -1;
+        }
+        r = ag_array_list_add(&list, e->name, a.dtype, a.ndim, a.shape, NULL, err);
+        if (!r) {   /* hand the data over instead of copying it */
+            ag_array *dst = &list.items[list.count - 1];
+            AG_FREE(dst->data);
+            dst->data = a.data;
+            dst->nbytes = a.nbytes;
+        } else ag_array_free(&a);
+        if (r) { ag_zip_close(&z); ag_array_list_free(&list); return -1; }
+    }
+    ag_zip_close(&z);
+    *out = list;
+    return 0;
+}
+
+AGDEF int ag_npz_read(const char *path, ag_array_list *out, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    if (out) memset(out, 0, sizeof *out);
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    r = ag_npz_read_from_memory(buf, len, out, err);
+    AG_FREE(buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
+}
+
+AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **out, size_t *out_len, ag_error *err) {
+    ag_zip_writer w;
+    int i;
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!arrays || !out || !out_len) return ag__fail(err, "npz: NULL argument");
+    memset(&w, 0, sizeof w);
+    for (i = 0; i < arrays->count; i++) {
+        const ag_array *a = &arrays->items[i];
+        unsigned char hdr[512];
+        size_t hlen, nbytes = 0, nl;
+        char *name;
+        unsigned char *swapped = NULL;
+        const void *data;
+        int r;
+        if (!a->name || !a->name[0]) { ag_zip_writer_free(&w); return ag__fail(err, "npz: array #%d has no name", i); }
+        if (ag__npy_check(a, &nbytes, err) || ag__npy_header(a, hdr, sizeof hdr, &hlen, err)) {
+            ag_zip_writer_free(&w);
+            return ag__fail_prefix(err, "npz array '%s'", a->name);
+        }
+        nl = strlen(a->name);
+        name = (char *)AG_MALLOC(nl + 5);
+        if (!name) { ag_zip_writer_free(&w); return ag__fail(err, "npz: out of memory"); }
+        memcpy(name, a->name, nl);
+        memcpy(name + nl, ".npy", 5);
+        data = a->data;
+        if (!ag__host_is_le() && ag_dtype_size(a->dtype) > 1 && nbytes) {
+            swapped = (unsigned char *)AG_MALLOC(nbytes);
+            if (!swapped) { AG_FREE(name); ag_zip_writer_free(&w); return ag__fail(err, "npz: out of memory"); }
+            memcpy(swapped, a->data, nbytes);
+            ag__swap_elems(swapped, nbytes / ag_dtype_size(a->dtype), ag_dtype_size(a->dtype));
+            data = swapped;
+        }
+        r = ag__zip_writer_add_parts(&w, name, hdr, hlen, data, nbytes, err);
+        AG_FREE(name);
+        AG_FREE(swapped);
+        if (r) { ag_zip_writer_free(&w); return -1; }
+    }
+    return ag_zip_writer_finish(&w, out, out_len, err);
+}
+
+AGDEF int ag_npz_write(const char *path, const ag_array_list *arrays, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    if (ag_npz_write_to_memory(arrays, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
+    r = ag_write_file_atomic(path, buf, len, err);
+    AG_FREE(buf);
+    return r;
+}
+
+/* ---- PNG decode / encode ---- */
+
+static unsigned char ag__paeth(int a, int b, int c) {
+    int p = a + b - c, pa = p > a ? p - a : a - p, pb = p > b ? p - b : b - p, pc = p > c ? p - c : c - p;
+    if (pa <= pb && pa <= pc) return (unsigned char)a;
+    return (unsigned char)(pb <= pc ? b : c);
+}
+
+/* Undo the filters of h rows of rowbytes (+1 filter byte each), in place. */
+static int ag__png_unfilter(unsigned char *raw, size_t rowbytes, size_t h, size_t bpp, ag_error *err) {
+    size_t y, i;
+    unsigned char *prior = NULL;
+    for (y = 0; y < h; y++) {
+        unsigned char *row = raw + y * (rowbytes + 1), f = row[0], *x = row + 1;
+        switch (f) {
+        case 0: break;
+        case 1: for (i = bpp; i < rowbytes; i++) x[i] = (unsigned char)(x[i] + x[i - bpp]); break;
+        case 2: if (prior) for (i = 0; i < rowbytes; i++) x[i] = (unsigned char)(x[i] + prior[i]); break;
+        case 3:
+            for (i = 0; i < rowbytes; i++) {
+                int a = i >= bpp ? x[i - bpp] : 0, b = prior ? prior[i] : 0;
+                x[i] = (unsigned char)(x[i] + ((a + b) >> 1));
+            }
+            break;
+        case 4:
+            for (i = 0; i < rowbytes; i++) {
+                int a = i >= bpp ? x[i - bpp] : 0, b = prior ? prior[i] : 0, c = (i >= bpp && prior) ? prior[i - bpp] : 0;
+                x[i] = (unsigned char)(x[i] + ag__paeth(a, b, c));
+            }
+            break;
+        default: return ag__fail(err, "png: bad filter type %d in row %lu", f, (unsigned long)y);
+        }
+        prior = x;
+    }
+    return 0;
+}
+
+typedef struct ag__png {
+    uint32_t w, h;
+    int depth, ctype, interlace, fch;      /* fch: samples per pixel in the file */
+    unsigned char pal[256][4];
+    int npal, has_trns;
+    uint32_t trns[3];                      /* colour key (gray or RGB), in file sample units */
+    int nch;                               /* natural output channels */
+} ag__png;
+
+static uint32_t ag__png_sample(const unsigned char *row, size_t idx, int depth) {
+    if (depth == 8) return row[idx];
+    if (depth == 16) return (uint32_t)row[2 * idx] << 8 | row[2 * idx + 1];
+    {
+        size_t bit = idx * (size_t)depth;
+        return (uint32_t)(row[bit / 8] >> (8 - depth - (int)(bit % 8))) & ((1u << depth) - 1u);
+    }
+}
+
+static unsigned char ag__png_to8(uint32_t v, int depth) {
+    switch (depth) {
+    case 1: return (unsigned char)(v * 255u);
+    case 2: return (unsigned char)(v * 85u);
+    case 4: return (unsigned char)(v * 17u);
+    case 16: return (unsigned char)(v >> 8);
+    default: return (unsigned char)v;
+    }
+}
+
+/* Convert one unfiltered row (pass pixels) into the image: pixel k goes to column x0 + k*dx. */
+static int ag__png_row(const ag__png *p, const unsigned char *row, size_t pw, unsigned char *dst, size_t dx, ag_error *err) {
+    size_t k;
+    int c, nch = p->nch;
+    for (k = 0; k < pw; k++, dst += dx * (size_t)nch) {
+        uint32_t s[4];
+        for (c = 0; c < p->fch; c++) s[c] = ag__png_sample(row, k * (size_t)p->fch + (size_t)c, p->depth);
+        switch (p->ctype) {
+        case 0:
+            dst[0] = ag__png_to8(s[0], p->depth);
+            if (p->has_trns) dst[1] = s[0] == p->trns[0] ? 0 : 255;
+            break;
+        case 2:
+            for (c = 0; c < 3; c++) dst[c] = ag__png_to8(s[c], p->depth);
+            if (p->has_trns) dst[3] = (s[0] == p->trns[0] && s[1] == p->trns[1] && s[2] == p->trns[2]) ? 0 : 255;
+            break;
+        case 3:
+            if ((int)s[0] >= p->npal) return ag__fail(err, "png: palette index %u out of range (%d entries)", (unsigned)s[0], p->npal);
+            for (c = 0; c < nch; c++) dst[c] = p->pal[s[0]][c];
+            break;
+        case 4:
+            dst[0] = ag__png_to8(s[0], p->depth);
+            dst[1] = ag__png_to8(s[1], p->depth);
+            break;
+        default:
+            for (c = 0; c < 4; c++) dst[c] = ag__png_to8(s[c], p->depth);
+            break;
+        }
+    }
+    return 0;
+}
+
+static int ag__png_convert(const unsigned char *src, int sc, unsigned char *dst, int dc, size_t npix) {
+    size_t i;
+    for (i = 0; i < npix; i++, src += sc, dst += dc) {
+        unsigned r, g, b, a, y;
+        if (sc <= 2) { r = g = b = src[0]; a = sc == 2 ? src[1] : 255; }
+        else { r = src[0]; g = src[1]; b = src[2]; a = sc == 4 ? src[3] : 255; }
+        y = sc <= 2 ? r : (77u * r + 150u * g + 29u * b) >> 8;
+        switch (dc) {
+        case 1: dst[0] = (unsigned char)y; break;
+        case 2: dst[0] = (unsigned char)y; dst[1] = (unsigned char)a; break;
+        case 3: dst[0] = (unsigned char)r; dst[1] = (unsigned char)g; dst[2] = (unsigned char)b; break;
+        default: dst[0] = (unsigned char)r; dst[1] = (unsigned char)g; dst[2] = (unsigned char)b; dst[3] = (unsigned char)a; break;
+        }
+    }
+    return 0;
+}
+
+AGDEF int ag_png_read_from_memory(const unsigned char *buf, size_t len, int channels, ag_array *out, ag_error *err) {
+    static const unsigned char sig[8] = { 137, 80, 78, 71, 13, 10, 26, 10 };
+    static const unsigned a7[7][4] = { { 0, 0, 8, 8 }, { 4, 0, 8, 8 }, { 0, 4, 4, 8 }, { 2, 0, 4, 4 },
+                                  { 0, 2, 2, 4 }, { 1, 0, 2, 2 }, { 0, 1, 1, 2 } };   /* x0 y0 dx dy */
+    ag__png p;
+    size_t pos = 8, idat_len = 0, idat_cap = 0, raw_len = 0, npix, bpp, rowb, y;
+    unsigned char *idat = NULL, *raw = NULL, *img = NULL, *fin;
+    uint64_t raw_need = 0;
+    int seen_ihdr = 0, seen_iend = 0, seen_idat = 0, pass, npass, r;
+    if (!out) return ag__fail(err, "png: NULL output");
+    memset(out, 0, sizeof *out);
+    if (channels < 0 || channels > 4) return ag__fail(err, "png: channels must be 0..4, got %d", channels);
+    if (!buf) len = 0;
+    if (len < 8 || memcmp(buf, sig, 8) != 0) return ag__fail(err, "png: bad signature (not a PNG file)");
+    memset(&p, 0, sizeof p);
+    while (!seen_iend) {
+        uint32_t clen;
+        const unsigned char *type, *data;
+        int k;
+        if (len - pos < 12) { ag__fail(err, "png: truncated (no IEND chunk)"); goto fail; }
+        clen = ag__rd32be(buf + pos);
+        type = buf + pos + 4;
+        data = buf + pos + 8;
+        if (clen > 0x7fffffffu || clen > len - pos - 12) { ag__fail(err, "png: truncated chunk"); goto fail; }
+        for (k = 0; k < 4; k++)
+            if (!((type[k] >= 'A' && type[k] <= 'Z') || (type[k] >= 'a' && type[k] <= 'z'))) {
+                ag__fail(err, "png: bad chunk type");
+                goto fail;
+            }
+        if (ag_crc32(0, type, (size_t)clen + 4) != ag__rd32be(data + clen)) {
+            ag__fail(err, "png: CRC mismatch in %.4s chunk (corrupt file)", (const char *)type);
+            goto fail;
+        }
+        pos += 12 + (size_t)clen;
+        if (!seen_ihdr && memcmp(type, "IHDR", 4) != 0) { ag__fail(err, "png: first chunk is not IHDR"); goto fail; }
+        if (!memcmp(type, "IHDR", 4)) {
+            int okd;
+            if (seen_ihdr || clen != 13) { ag__fail(err, "png: bad IHDR"); goto fail; }
+            p.w = ag__rd32be(data);
+            p.h = ag__rd32be(data + 4);
+            p.depth = data[8];
+            p.ctype = data[9];
+            p.interlace = data[12];
+            if (p.w == 0 || p.h == 0 || p.w > 0x7fffffffu || p.h > 0x7fffffffu) {
+                ag__fail(err, "png: bad image size %lux%lu", (unsigned long)p.w, (unsigned long)p.h);
+                goto fail;
+            }
+            if (data[10] != 0 || data[11] != 0 || p.interlace > 1) {
+                ag__fail(err, "png: unknown compression, filter or interlace method");
+                goto fail;
+            }
+            switch (p.ctype) {
+            case 0: p.fch = 1; okd = p.depth == 1 || p.depth == 2 || p.depth == 4 || p.depth == 8 || p.depth == 16; break;
+            case 2: p.fch = 3; okd = p.depth == 8 || p.depth == 16; break;
+            case 3: p.fch = 1; okd = p.depth == 1 || p.depth == 2 || p.depth == 4 || p.depth == 8; break;
+            case 4: p.fch = 2; okd = p.depth == 8 || p.depth == 16; break;
+            case 6: p.fch = 4; okd = p.depth == 8 || p.depth == 16; break;
+            default: { ag__fail(err, "png: bad colour type %d", p.ctype); goto fail; }
+            }
+            if (!okd) { ag__fail(err, "png: bit depth %d not allowed for colour type %d", p.depth, p.ctype); goto fail; }
+            if ((uint64_t)p.w * p.h > AG_PNG_MAX_PIXELS) {
+                ag__fail(err, "png: image too large (%lux%lu)", (unsigned long)p.w, (unsigned long)p.h);
+                goto fail;
+            }
+            seen_ihdr = 1;
+        } else if (!memcmp(type, "PLTE", 4)) {
+            uint32_t i;
+            if (seen_idat || p.npal) { ag__fail(err, "png: misplaced PLTE chunk"); goto fail; }
+            if (clen % 3 || clen == 0 || clen > 768) { ag__fail(err, "png: bad PLTE length %lu", (unsigned long)clen); goto fail; }
+            if (p.ctype == 0 || p.ctype == 4) { ag__fail(err, "png: PLTE in a grayscale image"); goto fail; }
+            p.npal = (int)(clen / 3);
+            for (i = 0; i < clen / 3; i++) {
+                p.pal[i][0] = data[3 * i];
+                p.pal[i][1] = data[3 * i + 1];
+                p.pal[i][2] = data[3 * i + 2];
+                p.pal[i][3] = 255;
+            }
+        } else if (!memcmp(type, "tRNS", 4)) {
+            uint32_t i;
+            if (seen_idat || p.has_trns) { ag__fail(err, "png: misplaced tRNS chunk"); goto fail; }
+            if (p.ctype == 3) {
+                if (!p.npal || clen > (uint32_t)p.npal) { ag__fail(err, "png: bad tRNS for a palette image"); goto fail; }
+                for (i = 0; i < clen; i++) p.pal[i][3] = data[i];
+            } else if (p.ctype == 0 && clen == 2) {
+                p.trns[0] = (uint32_t)data[0] << 8 | data[1];
+            } else if (p.ctype == 2 && clen == 6) {
+                for (i = 0; i < 3; i++) p.trns[i] = (uint32_t)data[2 * i] << 8 | data[2 * i + 1];
+            } else { ag__fail(err, "png: bad tRNS chunk for colour type %d", p.ctype); goto fail; }
+            p.has_trns = 1;
+        } else if (!memcmp(type, "IDAT", 4)) {
+            if (seen_idat == 2) { ag__fail(err, "png: IDAT chunks are not consecutive"); goto fail; }
+            seen_idat = 1;
+            if (ag__append(&idat, &idat_len, &idat_cap, data, clen, err)) goto fail;
+            continue;
+        } else if (!memcmp(type, "IEND", 4)) {
+            seen_iend = 1;
+        } else if (!(type[0] & 0x20)) {
+            ag__fail(err, "png: unknown critical chunk %.4s", (const char *)type);
+            goto fail;
+        }
+        if (seen_idat) seen_idat = 2;
+    }
+    if (!seen_idat) { AG_FREE(idat); return ag__fail(err, "png: no image data (IDAT)"); }
+    if (p.ctype == 3 && !p.npal) { AG_FREE(idat); return ag__fail(err, "png: palette image without PLTE"); }
+    p.nch = p.fch;
+    if (p.ctype == 3) p.nch = p.has_trns ? 4 : 3;
+    else if (p.has_trns) p.nch = p.fch + 1;
+    /* the exact size of the filtered data, pass by pass */
+    npass = p.interlace ? 7 : 1;
+    for (pass = 0; pass < npass; pass++) {
+        uint64_t pw = p.interlace ? (p.w > a7[pass][0] ? (p.w - a7[pass][0] + a7[pass][2] - 1) / a7[pass][2] : 0) : p.w;
+        uint64_t ph = p.interlace ? (p.h > a7[pass][1] ? (p.h - a7[pass][1] + a7[pass][3] - 1) / a7[pass][3] : 0) : p.h;
+        if (pw && ph) raw_need += ph * ((pw * (uint64_t)p.fch * (uint64_t)p.depth + 7) / 8 + 1);
+    }
+    if (raw_need > SIZE_MAX || raw_need / 1032 > (uint64_t)idat_len + 64) {
+        AG_FREE(idat);
+        return ag__fail(err, "png: image data too short for a %lux%lu image", (unsigned long)p.w, (unsigned long)p.h);
+    }
+    r = ag__inflate(idat, idat_len, 1, (size_t)raw_need, (size_t)raw_need, &raw, &raw_len, NULL, err);
+    AG_FREE(idat);
+    if (r) return ag__fail_prefix(err, "png: image data");
+    if (raw_len != raw_need) {
+        AG_FREE(raw);
+        return ag__fail(err, "png: image data truncated (%lu of %lu bytes)", (unsigned long)raw_len, (unsigned long)raw_need);
+    }
+    npix = (size_t)p.w * p.h;
+    img = (unsigned char *)AG_MALLOC(npix * (size_t)p.nch);
+    if (!img) { AG_FREE(raw); return ag__fail(err, "png: out of memory"); }
+    bpp = ((size_t)p.fch * (size_t)p.depth + 7) / 8;
+    {
+        unsigned char *cur = raw;
+        for (pass = 0; pass < npass; pass++) {
+            size_t x0 = p.interlace ? (size_t)a7[pass][0] : 0, y0 = p.interlace ? (size_t)a7[pass][1] : 0;
+            size_t dx = p.interlace ? (size_t)a7[pass][2] : 1, dy = p.interlace ? (size_t)a7[pass][3] : 1;
+            size_t pw = p.w > x0 ? (p.w - x0 + dx - 1) / dx : 0, ph = p.h > y0 ? (p.h - y0 + dy - 1) / dy : 0;
+            if (!pw || !ph) continue;
+            rowb = (pw * (size_t)p.fch * (size_t)p.depth + 7) / 8;
+            if (ag__png_unfilter(cur, rowb, ph, bpp, err)) { AG_FREE(raw); AG_FREE(img); return -1; }
+            for (y = 0; y < ph; y++) {
+                unsigned char *dst = img + ((y0 + y * dy) * p.w + x0) * (size_t)p.nch;
+                if (ag__png_row(&p, cur + y * (rowb + 1) + 1, pw, dst, dx, err)) { AG_FREE(raw); AG_FREE(img); return -1; }
+            }
+            cur += ph * (rowb + 1);
+        }
+    }
+    AG_FREE(raw);
+    fin = img;
+    if (channels && channels != p.nch) {
+        fin = (unsigned char *)AG_MALLOC(npix * (size_t)channels);
+        if (!fin) { AG_FREE(img); return ag__fail(err, "png: out of memory"); }
+        ag__png_convert(img, p.nch, fin, channels, npix);
+        AG_FREE(img);
+    }
+    out->name = NULL;
+    out->dtype = AG_DTYPE_U8;
+    out->ndim = 3;
+    out->shape[0] = p.h;
+    out->shape[1] = p.w;
+    out->shape[2] = channels ? channels : p.nch;
+    out->data = fin;
+    out->nbytes = npix * (size_t)out->shape[2];
+    return 0;
+fail:
+    AG_FREE(idat);
+    return -1;
+}
+
+AGDEF int ag_png_read(const char *path, int channels, ag_array *out, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    if (out) memset(out, 0, sizeof *out);
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    r = ag_png_read_from_memory(buf, len, channels, out, err);
+    AG_FREE(buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
+}
+
+static int ag__png_chunk(unsigned char **buf, size_t *len, size_t *cap, const char *type, const unsigned char *data,
+                         size_t n, ag_error *err) {
+    unsigned char h[8], c[4];
+    uint32_t crc;
+    ag__wr32be(h, (uint32_t)n);
+    memcpy(h + 4, type, 4);
+    crc = ag_crc32(0, type, 4);
+    crc = ag_crc32(crc, data, n);
+    ag__wr32be(c, crc);
+    if (ag__append(buf, len, cap, h, 8, err) || ag__append(buf, len, cap, data, n, err) ||
+        ag__append(buf, len, cap, c, 4, err))
+        return -1;
+    return 0;
+}
+
+AGDEF int ag_png_write_to_memory(const unsigned char *pixels, int width, int height, int channels,
+                                 unsigned char **out, size_t *out_len, ag_error *err) {
+    static const unsigned char sig[8] = { 137, 80, 78, 71, 13, 10, 26, 10 };
+    unsigned char ihdr[13], *filt, *z = NULL, *buf = NULL, *row;
+    size_t stride, y, i, zlen, len = 0, cap = 0, off, n;
+    int f;
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!out || !out_len || !pixels) return ag__fail(err, "png: NULL argument");
+    if (width <= 0 || height <= 0 || channels < 1 || channels > 4)
+        return ag__fail(err, "png: bad image %dx%d with %d channels", width, height, channels);
+    if ((uint64_t)width * (uint64_t)height > AG_PNG_MAX_PIXELS) return ag__fail(err, "png: image too large");
+    stride = (size_t)width * (size_t)channels;
+    if (((uint64_t)stride + 1) * ((uint64_t)height + 5) > SIZE_MAX) return ag__fail(err, "png: image too large");
+    filt = (unsigned char *)AG_MALLOC((stride + 1) * (size_t)height + 5 * (stride + 1));
+    if (!filt) return ag__fail(err, "png: out of memory");
+    row = filt + (stride + 1) * (size_t)height;   /* 5 scratch rows, one per filter */
+    for (y = 0; y < (size_t)height; y++) {
+        const unsigned char *x = pixels + y * stride, *up = y ? x - stride : NULL;
+        size_t best = 0;
+        uint64_t best_cost = 0;
+        for (f = 0; f < 5; f++) {
+            unsigned char *o = row + (size_t)f * (stride + 1);
+            uint64_t cost = 0;
+            o[0] = (unsigned char)f;
+            for (i = 0; i < stride; i++) {
+                int a = i >= (size_t)channels ? x[i - (size_t)channels] : 0, b = up ? up[i] : 0;
+                int c = (up && i >= (size_t)channels) ? up[i - (size_t)channels] : 0, v;
+                switch (f) {
+                case 0: v = x[i]; break;
+                case 1: v = x[i] - a; break;
+                case 2: v = x[i] - b; break;
+                case 3: v = x[i] - ((a + b) >> 1); break;
+                default: v = x[i] - ag__paeth(a, b, c); break;
+                }
+                o[i + 1] = (unsigned char)v;
+                cost += (uint64_t)(o[i + 1] < 128 ? o[i + 1] : 256 - o[i + 1]);
+            }
+            if (f == 0 || cost < best_cost) { best = (size_t)f; best_cost = cost; }
+        }
+        memcpy(filt + y * (stride + 1), row + best * (stride + 1), stride + 1);
+    }
+    if (ag__deflate_zlib(filt, (stride + 1) * (size_t)height, &z, &zlen, err)) { AG_FREE(filt); return -1; }
+    AG_FREE(filt);
+    ag__wr32be(ihdr, (uint32_t)width);
+    ag__wr32be(ihdr + 4, (uint32_t)height);
+    ihdr[8] = 8;
+    ihdr[9] = (unsigned char)(channels == 1 ? 0 : channels == 2 ? 4 : channels == 3 ? 2 : 6);
+    ihdr[10] = ihdr[11] = ihdr[12] = 0;
+    if (ag__append(&buf, &len, &cap, sig, 8, err) || ag__png_chunk(&buf, &len, &cap, "IHDR", ihdr, 13, err)) goto fail;
+    for (off = 0; off < zlen; off += n) {
+        n = zlen - off < ((size_t)1 << 20) ? zlen - off : ((size_t)1 << 20);
+        if (ag__png_chunk(&buf, &len, &cap, "IDAT", z + off, n, err)) goto fail;
+    }
+    if (ag__png_chunk(&buf, &len, &cap, "IEND", NULL, 0, err)) goto fail;
+    AG_FREE(z);
+    *out = buf;
+    *out_len = len;
+    return 0;
+fail:
+    AG_FREE(z);
+    AG_FREE(buf);
+    return -1;
+}
+
+AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width, int height, int channels, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    if (ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
+    r = ag_write_file_atomic(path, buf, len, err);
+    AG_FREE(buf);
+    return r;
+}
+
+/* ---- PyTorch .pth: a small pickle VM and the state-dict reader ---- */
+
+enum { AG__PK_NONE, AG__PK_BOOL, AG__PK_INT, AG__PK_FLOAT, AG__PK_STR, AG__PK_TUPLE, AG__PK_LIST, AG__PK_DICT,
+       AG__PK_GLOBAL, AG__PK_STORAGE, AG__PK_TENSOR, AG__PK_OPAQUE };
+enum { AG__G_OTHER, AG__G_ORDERED_DICT, AG__G_REBUILD_V2, AG__G_REBUILD_V1, AG__G_REBUILD_PARAM,
+       AG__G_REBUILD_FROM_TYPE, AG__G_STORAGE_TYPE, AG__G_TORCH_SIZE, AG__G_UNSUPPORTED };
+
+typedef struct ag__pk {
+    int kind, gid, n, cap, ndim;
+    ag_dtype dtype;                 /* STORAGE, TENSOR and storage-type GLOBAL */
+    int64_t i;                      /* INT, BOOL; STORAGE: element count; TENSOR: storage offset */
+    int64_t voff, vsize;            /* STORAGE: legacy view offset and size (vsize -1: no view) */
+    double f;
+    char *s;                        /* STR (NUL-terminated copy); GLOBAL "module.name"; STORAGE key */
+    size_t slen;
+    struct ag__pk **items, **vals;  /* TUPLE / LIST items; DICT keys and values */
+    struct ag__pk *ref;             /* TENSOR: its STORAGE */
+    int64_t *dims;                  /* TENSOR: shape[ndim] then stride[ndim] */
+    struct ag__pk *next;            /* every node, for freeing */
+} ag__pk;
+
+typedef struct ag__pvm {
+    ag__pk *all;
+    size_t nnodes;
+    ag__pk **stack;
+    size_t sp, scap;
+    size_t *marks;
+    size_t nmarks, mcap;
+    ag__pk **memo;
+    size_t memo_cap, memo_count;
+    ag__pk **storages;              /* every STORAGE node, in creation order */
+    size_t nstorages, stcap;
+    ag_error *err;
+} ag__pvm;
+
+static void ag__pvm_free(ag__pvm *vm) {
+    ag__pk *p = vm->all, *nx;
+    while (p) {
+        nx = p->next;
+        AG_FREE(p->s);
+        AG_FREE(p->items);
+        AG_FREE(p->vals);
+        AG_FREE(p->dims);
+        AG_FREE(p);
+        p = nx;
+    }
+    AG_FREE(vm->stack);
+    AG_FREE(vm->marks);
+    AG_FREE(vm->memo);
+    AG_FREE(vm->storages);
+    memset(vm, 0, sizeof *vm);
+}
+
+static ag__pk *ag__pk_new(ag__pvm *vm, int kind) {
+    ag__pk *p = (ag__pk *)AG_MALLOC(sizeof *p);
+    if (!p) { ag__fail(vm->err, "pickle: out of memory"); return NULL; }
+    memset(p, 0, sizeof *p);
+    p->kind = kind;
+    p->vsize = -1;
+    p->next = vm->all;
+    vm->all = p;
+    vm->nnodes++;
+    return p;
+}
+
+static ag__pk *ag__pk_str(ag__pvm *vm, const unsigned char *s, size_t n) {
+    ag__pk *p = ag__pk_new(vm, AG__PK_STR);
+    if (!p) return NULL;
+    if (n > SIZE_MAX - 1 || !(p->s = (char *)AG_MALLOC(n + 1))) { ag__fail(vm->err, "pickle: out of memory"); return NULL; }
+    if (n) memcpy(p->s, s, n);
+    p->s[n] = '\0';
+    p->slen = n;
+    return p;
+}
+
+static ag__pk *ag__pk_int(ag__pvm *vm, int64_t v) {
+    ag__pk *p = ag__pk_new(vm, AG__PK_INT);
+    if (p) p->i = v;
+    return p;
+}
+
+/* Append item (and value, for dicts) to a container. */
+static int ag__pk_add(ag__pvm *vm, ag__pk *c, ag__pk *item, ag__pk *val) {
+    if (c->n == c->cap) {
+        int ncap = c->cap ? c->cap * 2 : 4;
+        ag__pk **ni, **nv = NULL;
+        if (c->cap > (1 << 28)) return ag__fail(vm->err, "pickle: container too large");
+        ni = (ag__pk **)AG_REALLOC(c->items, (size_t)ncap * sizeof *ni);
+        if (!ni) return ag__fail(vm->err, "pickle: out of memory");
+        c->items = ni;
+        if (c->kind == AG__PK_DICT) {
+            nv = (ag__pk **)AG_REALLOC(c->vals, (size_t)ncap * sizeof *nv);
+            if (!nv) return ag__fail(vm->err, "pickle: out of memory");
+            c->vals = nv;
+        }
+        c->cap = ncap;
+    }
+    c->items[c->n] = item;
+    if (c->kind == AG__PK_DICT) c->vals[c->n] = val;
+    c->n++;
+    return 0;
+}
+
+static int ag__pvm_push(ag__pvm *vm, ag__pk *p) {
+    if (!p) return -1;
+    if (vm->sp == vm->scap) {
+        size_t ncap = vm->scap ? vm->scap * 2 : 64;
+        ag__pk **ns = (ag__pk **)AG_REALLOC(vm->stack, ncap * sizeof *ns);
+        if (!ns) return ag__fail(vm->err, "pickle: out of memory");
+        vm->stack = ns;
+        vm->scap = ncap;
+    }
+    vm->stack[vm->sp++] = p;
+    return 0;
+}
+
+static size_t ag__pvm_floor(const ag__pvm *vm) { return vm->nmarks ? vm->marks[vm->nmarks - 1] : 0; }
+
+static ag__pk *ag__pvm_pop(ag__pvm *vm) {
+    if (vm->sp <= ag__pvm_floor(vm)) { ag__fail(vm->err, "pickle: stack underflow"); return NULL; }
+    return vm->stack[--vm->sp];
+}
+
+static ag__pk *ag__pvm_top(ag__pvm *vm) {
+    if (vm->sp <= ag__pvm_floor(vm)) { ag__fail(vm->err, "pickle: stack underflow"); return NULL; }
+    return vm->stack[vm->sp - 1];
+}
+
+/* Pop back to the last MARK; the popped items stay readable at vm->stack[*start .. *start + *count). */
+static int ag__pvm_pop_mark(ag__pvm *vm, size_t *start, size_t *count) {
+    if (!vm->nmarks) return ag__fail(vm->err, "pickle: MARK missing");
+    *start = vm->marks[--vm->nmarks];
+    *count = vm->sp - *start;
+    vm->sp = *start;
+    return 0;
+}
+
+/* A new TUPLE / LIST / DICT from stack items (dicts take key, value pairs). */
+static ag__pk *ag__pk_from_items(ag__pvm *vm, int kind, ag__pk **items, size_t n) {
+    ag__pk *c = ag__pk_new(vm, kind);
+    size_t k;
+    if (!c) return NULL;
+    if (kind == AG__PK_DICT) {
+        if (n % 2) { ag__fail(vm->err, "pickle: odd number of dict items"); return NULL; }
+        for (k = 0; k < n; k += 2) if (ag__pk_add(vm, c, items[k], items[k + 1])) return NULL;
+    } else {
+        for (k = 0; k < n; k++) if (ag__pk_add(vm, c, items[k], NULL)) return NULL;
+    }
+    return c;
+}
+
+static int ag__pk_global_id(const char *mod, const char *name, ag_dtype *dt) {
+    static const struct { const char *name; ag_dtype dt; } st[] = {
+        { "FloatStorage", AG_DTYPE_F32 }, { "DoubleStorage", AG_DTYPE_F64 }, { "HalfStorage", AG_DTYPE_F16 },
+        { "BFloat16Storage", AG_DTYPE_BF16 }, { "LongStorage", AG_DTYPE_I64 }, { "IntStorage", AG_DTYPE_I32 },
+        { "ShortStorage", AG_DTYPE_I16 }, { "CharStorage", AG_DTYPE_I8 }, { "ByteStorage", AG_DTYPE_U8 },
+        { "BoolStorage", AG_DTYPE_BOOL } };
+    size_t k, nl = strlen(name);
+    if (!strcmp(mod, "collections") && !strcmp(name, "OrderedDict")) return AG__G_ORDERED_DICT;
+    if (!strcmp(mod, "torch._utils")) {
+        if (!strcmp(name, "_rebuild_tensor_v2")) return AG__G_REBUILD_V2;
+        if (!strcmp(name, "_rebuild_tensor")) return AG__G_REBUILD_V1;
+        if (!strcmp(name, "_rebuild_parameter") || !strcmp(name, "_rebuild_parameter_with_state")) return AG__G_REBUILD_PARAM;
+        if (!strncmp(name, "_rebuild", 8)) return AG__G_UNSUPPORTED;
+        return AG__G_OTHER;
+    }
+    if ((!strcmp(mod, "torch._tensor") || !strcmp(mod, "torch.tensor")) && !strcmp(name, "_rebuild_from_type_v2"))
+        return AG__G_REBUILD_FROM_TYPE;
+    if (!strcmp(mod, "torch")) {
+        if (!strcmp(name, "Size")) return AG__G_TORCH_SIZE;
+        for (k = 0; k < sizeof st / sizeof st[0]; k++)
+            if (!strcmp(name, st[k].name)) { *dt = st[k].dt; return AG__G_STORAGE_TYPE; }
+        if (nl > 7 && !strcmp(name + nl - 7, "Storage")) return AG__G_UNSUPPORTED;
+    }
+    return AG__G_OTHER;
+}
+
+static ag__pk *ag__pk_global(ag__pvm *vm, const unsigned char *mod, size_t ml, const unsigned char *name, size_t nl) {
+    ag__pk *g;
+    char m[128], n[128];
+    if (ml >= sizeof m || nl >= sizeof n) { ag__fail(vm->err, "pickle: GLOBAL name too long"); return NULL; }
+    memcpy(m, mod, ml);
+    m[ml] = '\0';
+    memcpy(n, name, nl);
+    n[nl] = '\0';
+    g = ag__pk_new(vm, AG__PK_GLOBAL);
+    if (!g) return NULL;
+    g->s = (char *)AG_MALLOC(ml + nl + 2);
+    if (!g->s) { ag__fail(vm->err, "pickle: out of memory"); return NULL; }
+    memcpy(g->s, m, ml);
+    g->s[ml] = '.';
+    memcpy(g->s + ml + 1, n, nl + 1);
+    g->slen = ml + nl + 1;
+    g->gid = ag__pk_global_id(m, n, &g->dtype);
+    return g;
+}
+
+/* A tuple (or list) of at most 8 non-negative... ints; -1 otherwise. */
+static int ag__pk_dims(const ag__pk *t, int64_t *out, int *n) {
+    int k;
+    if (!t || (t->kind != AG__PK_TUPLE && t->kind != AG__PK_LIST) || t->n > 8) return -1;
+    for (k = 0; k < t->n; k++) {
+        if (t->items[k]->kind != AG__PK_INT) return -1;
+        out[k] = t->items[k]->i;
+    }
+    *n = t->n;
+    return 0;
+}
+
+static ag__pk *ag__pk_call(ag__pvm *vm, ag__pk *fn, ag__pk *args, int depth) {
+    ag__pk *r;
+    int k;
+    if (fn->kind != AG__PK_GLOBAL) return ag__pk_new(vm, AG__PK_OPAQUE);
+    if (args->kind != AG__PK_TUPLE) { ag__fail(vm->err, "pickle: REDUCE arguments are not a tuple"); return NULL; }
+    switch (fn->gid) {
+    case AG__G_ORDERED_DICT:
+        r = ag__pk_new(vm, AG__PK_DICT);
+        if (!r) return NULL;
+        if (args->n == 1 && (args->items[0]->kind == AG__PK_LIST || args->items[0]->kind == AG__PK_TUPLE)) {
+            const ag__pk *l = args->items[0];
+            for (k = 0; k < l->n; k++) {
+                const ag__pk *pr = l->items[k];
+                if ((pr->kind != AG__PK_TUPLE && pr->kind != AG__PK_LIST) || pr->n != 2) {
+                    ag__fail(vm->err, "pickle: OrderedDict item is not a pair");
+                    return NULL;
+                }
+                if (ag__pk_add(vm, r, pr->items[0], pr->items[1])) return NULL;
+            }
+        }
+        return r;
+    case AG__G_REBUILD_V2:
+    case AG__G_REBUILD_V1: {
+        int64_t shape[8], stride[8];
+        int nd, ns;
+        if (args->n < 4 || args->items[0]->kind != AG__PK_STORAGE || args->items[1]->kind != AG__PK_INT ||
+            ag__pk_dims(args->items[2], shape, &nd) || ag__pk_dims(args->items[3], stride, &ns) || nd != ns ||
+            args->items[1]->i < 0) {
+            ag__fail(vm->err, "pickle: malformed %s arguments", fn->s);
+            return NULL;
+        }
+        r = ag__pk_new(vm, AG__PK_TENSOR);
+        if (!r) return NULL;
+        r->ref = args->items[0];
+        r->dtype = r->ref->dtype;
+        r->i = args->items[1]->i;
+        r->ndim = nd;
+        r->dims = (int64_t *)AG_MALLOC(2 * 8 * sizeof *r->dims);
+        if (!r->dims) { ag__fail(vm->err, "pickle: out of memory"); return NULL; }
+        for (k = 0; k < nd; k++) { r->dims[k] = shape[k]; r->dims[nd + k] = stride[k]; }
+        return r;
+    }
+    case AG__G_REBUILD_PARAM:
+        if (args->n < 1 || args->items[0]->kind != AG__PK_TENSOR) {
+            ag__fail(vm->err, "pickle: malformed %s arguments", fn->s);
+            return NULL;
+        }
+        return args->items[0];
+    case AG__G_REBUILD_FROM_TYPE:   /* (func, type, args, state): a tensor subclass */
+        if (args->n < 3 || depth > 4 || args->items[2]->kind != AG__PK_TUPLE) {
+            ag__fail(vm->err, "pickle: malformed %s arguments", fn->s);
+            return NULL;
+        }
+        return ag__pk_call(vm, args->items[0], args->items[2], depth + 1);
+    case AG__G_TORCH_SIZE:
+        if (args->n == 1 && args->items[0]->kind == AG__PK_TUPLE) return args->items[0];
+        return ag__pk_new(vm, AG__PK_OPAQUE);
+    case AG__G_UNSUPPORTED:
+        ag__fail(vm->err, "unsupported object %s (quantized, sparse or other special tensors are not supported)", fn->s);
+        return NULL;
+    default:
+        return ag__pk_new(vm, AG__PK_OPAQUE);
+    }
+}
+
+/* ('storage', storage_type, key, location, numel[, view_metadata]) */
+static ag__pk *ag__pk_persid(ag__pvm *vm, ag__pk *pid) {
+    ag__pk *st, *ty, *key, *vm6;
+    char num[32];
+    if (pid->kind != AG__PK_TUPLE || pid->n < 5 || pid->items[0]->kind != AG__PK_STR || strcmp(pid->items[0]->s, "storage") != 0) {
+        ag__fail(vm->err, "pickle: unsupported persistent id (not a torch storage)");
+        return NULL;
+    }
+    ty = pid->items[1];
+    key = pid->items[2];
+    if (ty->kind != AG__PK_GLOBAL || ty->gid != AG__G_STORAGE_TYPE) {
+        ag__fail(vm->err, "pickle: unsupported storage type %s", ty->kind == AG__PK_GLOBAL ? ty->s : "(not a class)");
+        return NULL;
+    }
+    if (pid->items[4]->kind != AG__PK_INT || pid->items[4]->i < 0 || (key->kind != AG__PK_STR && key->kind != AG__PK_INT)) {
+        ag__fail(vm->err, "pickle: malformed storage id");
+        return NULL;
+    }
+    if (key->kind == AG__PK_INT) {
+        snprintf(num, sizeof num, "%lld", (long long)key->i);
+        st = ag__pk_str(vm, (const unsigned char *)num, strlen(num));
+    } else st = ag__pk_str(vm, (const unsigned char *)key->s, key->slen);
+    if (!st) return NULL;
+    st->kind = AG__PK_STORAGE;
+    st->dtype = ty->dtype;
+    st->i = pid->items[4]->i;
+    if (pid->n >= 6 && (vm6 = pid->items[5])->kind != AG__PK_NONE) {
+        if (vm6->kind != AG__PK_TUPLE || vm6->n != 3 || vm6->items[1]->kind != AG__PK_INT || vm6->items[2]->kind != AG__PK_INT ||
+            vm6->items[1]->i < 0 || vm6->items[2]->i < 0) {
+            ag__fail(vm->err, "pickle: malformed storage view metadata");
+            return NULL;
+        }
+        st->voff = vm6->items[1]->i;
+        st->vsize = vm6->items[2]->i;
+    }
+    if (vm->nstorages == vm->stcap) {
+        size_t ncap = vm->stcap ? vm->stcap * 2 : 64;
+        ag__pk **ns = (ag__pk **)AG_REALLOC(vm->storages, ncap * sizeof *ns);
+        if (!ns) { ag__fail(vm->err, "pickle: out of memory"); return NULL; }
+        vm->storages = ns;
+        vm->stcap = ncap;
+    }
+    vm->storages[vm->nstorages++] = st;
+    return st;
+}
+
+/* Little-endian two's complement integer of n bytes; -1 when it does not fit int64. */
+static int ag__pk_long(const unsigned char *p, size_t n, int64_t *v) {
+    uint64_t u = 0;
+    size_t k;
+    int neg;
+    if (n == 0) { *v = 0; return 0; }
+    neg = (p[n - 1] & 0x80) != 0;
+    for (k = 8; k < n; k++) if (p[k] != (neg ? 0xff : 0x00)) return -1;
+    if (n > 8 && ((p[7] & 0x80) != 0) != neg) return -1;
+    for (k = 0; k < n && k < 8; k++) u |= (uint64_t)p[k] << (8 * k);
+    if (n < 8 && neg) u |= ~(uint64_t)0 << (8 * n);
+    memcpy(v, &u, sizeof u);
+    return 0;
+}
+
+/* A text line (protocol 0 argument): returns its length, p advanced past '\n'; -1 if none. */
+static int ag__pk_line(const unsigned char *d, size_t len, size_t *pos, const unsigned char **line, size_t *n) {
+    const unsigned char *e;
+    if (*pos >= len) return -1;
+    e = (const unsigned char *)memchr(d + *pos, '\n', len - *pos);
+    if (!e) return -1;
+    *line = d + *pos;
+    *n = (size_t)(e - (d + *pos));
+    *pos += *n + 1;
+    return 0;
+}
+
+static int ag__pk_line_int(const unsigned char *l, size_t n, int64_t *v) {
+    char tmp[32];
+    char *end;
+    long long x;
+    if (n && l[n - 1] == 'L') n--;
+    if (n == 0 || n >= sizeof tmp) return -1;
+    memcpy(tmp, l, n);
+    tmp[n] = '\0';
+    errno = 0;
+    x = strtoll(tmp, &end, 10);
+    if (errno || *end) return -1;
+    *v = (int64_t)x;
+    return 0;
+}
+
+static int ag__pvm_memo_put(ag__pvm *vm, uint64_t idx, size_t limit) {
+    ag__pk *top = ag__pvm_top(vm);
+    if (!top) return -1;
+    if (idx >= limit) return ag__fail(vm->err, "pickle: memo index %lu out of range", (unsigned long)idx);
+    if (idx >= vm->memo_cap) {
+        size_t ncap = vm->memo_cap ? vm->memo_cap : 64;
+        ag__pk **nm;
+        while (ncap <= idx) ncap *= 2;
+        nm = (ag__pk **)AG_REALLOC(vm->memo, ncap * sizeof *nm);
+        if (!nm) return ag__fail(vm->err, "pickle: out of memory");
+        memset(nm + vm->memo_cap, 0, (ncap - vm->memo_cap) * sizeof *nm);
+        vm->memo = nm;
+        vm->memo_cap = ncap;
+    }
+    if (!vm->memo[idx]) vm->memo_count++;
+    vm->memo[idx] = top;
+    return 0;
+}
+
+static int ag__pvm_memo_get(ag__pvm *vm, uint64_t idx) {
+    if (idx >= vm->memo_cap || !vm->memo[idx]) return ag__fail(vm->err, "pickle: memo key %lu missing", (unsigned long)idx);
+    return ag__pvm_push(vm, vm->memo[idx]);
+}
+
+/* Run one pickle from d[0..len); the result is the object STOP returns. */
+static int ag__pvm_run(ag__pvm *vm, const unsigned char *d, size_t len, size_t *consumed, ag__pk **result) {
+    size_t pos = 0, start = 0, count = 0, n, k;
+    *result = NULL;
+    if (!vm->stack) {   /* allocated up front: MARK-delimited slices never start at NULL */
+        vm->stack = (ag__pk **)AG_MALLOC(64 * sizeof *vm->stack);
+        if (!vm->stack) return ag__fail(vm->err, "pickle: out of memory");
+        vm->scap = 64;
+    }
+    vm->sp = 0;
+    vm->nmarks = 0;
+    vm->memo_count = 0;
+    if (vm->memo) memset(vm->memo, 0, vm->memo_cap * sizeof *vm->memo);
+    for (;;) {
+        unsigned op;
+        size_t at = pos;
+        ag__pk *a, *b, *c;
+        const unsigned char *l1, *l2;
+        size_t n1, n2;
+        int64_t v;
+        if (pos >= len) return ag__fail(vm->err, "pickle: truncated (no STOP opcode)");
+        op = d[pos++];
+#define AG__NEED(nb) do { if (len - pos < (size_t)(nb)) return ag__fail(vm->err, "pickle: truncated at offset %lu", (unsigned long)at); } while (0)
+#define AG__PUSH(x) do { if (ag__pvm_push(vm, (x))) return -1; } while (0)
+#define AG__POP(x) do { if (!((x) = ag__pvm_pop(vm))) return -1; } while (0)
+        switch (op) {
+        case 0x80: AG__NEED(1); if (d[pos] > 5) return ag__fail(vm->err, "pickle: unsupported protocol %d", d[pos]); pos++; break;
+        case 0x95: AG__NEED(8); pos += 8; break;                                   /* FRAME */
+        case '.':                                                                  /* STOP */
+            AG__POP(a);
+            *result = a;
+            if (consumed) *consumed = pos;
+            return 0;
+        case 'N': AG__PUSH(ag__pk_new(vm, AG__PK_NONE)); break;
+        case 0x88: case 0x89:                                                      /* NEWTRUE / NEWFALSE */
+            a = ag__pk_new(vm, AG__PK_BOOL);
+            if (!a) return -1;
+            a->i = op == 0x88;
+            AG__PUSH(a);
+            break;
+        case 'K': AG__NEED(1); AG__PUSH(ag__pk_int(vm, d[pos])); pos += 1; break;
+        case 'M': AG__NEED(2); AG__PUSH(ag__pk_int(vm, (int64_t)ag__rd16(d + pos))); pos += 2; break;
+        case 'J': AG__NEED(4); AG__PUSH(ag__pk_int(vm, (int64_t)(int32_t)ag__rd32(d + pos))); pos += 4; break;
+        case 0x8a: case 0x8b:                                                      /* LONG1 / LONG4 */
+            if (op == 0x8a) { AG__NEED(1); n = d[pos]; pos += 1; }
+            else { AG__NEED(4); n = ag__rd32(d + pos); pos += 4; }
+            AG__NEED(n);
+            if (ag__pk_long(d + pos, n, &v)) AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE));   /* big int */
+            else AG__PUSH(ag__pk_int(vm, v));
+            pos += n;
+            break;
+        case 'I': case 'L':                                                        /* INT / LONG (text) */
+            if (ag__pk_line(d, len, &pos, &l1, &n1)) return ag__fail(vm->err, "pickle: truncated at offset %lu", (unsigned long)at);
+            if (op == 'I' && n1 == 2 && l1[0] == '0' && (l1[1] == '0' || l1[1] == '1')) {
+                a = ag__pk_new(vm, AG__PK_BOOL);
+                if (!a) return -1;
+                a->i = l1[1] == '1';
+                AG__PUSH(a);
+            } else if (ag__pk_line_int(l1, n1, &v) == 0) AG__PUSH(ag__pk_int(vm, v));
+            else AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE));
+            break;
+        case 'G': {                                                                /* BINFLOAT (big-endian) */
+            uint64_t u;
+            AG__NEED(8);
+            u = (uint64_t)ag__rd32be(d + pos) << 32 | ag__rd32be(d + pos + 4);
+            a = ag__pk_new(vm, AG__PK_FLOAT);
+            if (!a) return -1;
+            memcpy(&a->f, &u, 8);
+            AG__PUSH(a);
+            pos += 8;
+            break;
+        }
+        case 'F': {                                                                /* FLOAT (text) */
+            char tmp[64];
+            if (ag__pk_line(d, len, &pos, &l1, &n1) || n1 >= sizeof tmp) return ag__fail(vm->err, "pickle: bad FLOAT at offset %lu", (unsigned long)at);
+            memcpy(tmp, l1, n1);
+            tmp[n1] = '\0';
+            a = ag__pk_new(vm, AG__PK_FLOAT);
+            if (!a) return -1;
+            a->f = strtod(tmp, NULL);
+            AG__PUSH(a);
+            break;
+        }
+        case 'X': case 'T': case 'B':                                              /* 4-byte length strings */
+            AG__NEED(4); n = ag__rd32(d + pos); pos += 4; AG__NEED(n);
+            AG__PUSH(ag__pk_str(vm, d + pos, n)); pos += n;
+            break;
+        case 0x8c: case 'U': case 'C':                                             /* 1-byte length strings */
+            AG__NEED(1); n = d[pos]; pos += 1; AG__NEED(n);
+            AG__PUSH(ag__pk_str(vm, d + pos, n)); pos += n;
+            break;
+        case 0x8d: case 0x8e: case 0x96: {                                         /* 8-byte length strings */
+            uint64_t n64;
+            AG__NEED(8); n64 = ag__rd64(d + pos); pos += 8;
+            if (n64 > len - pos) return ag__fail(vm->err, "pickle: truncated at offset %lu", (unsigned long)at);
+            n = (size_t)n64;
+            AG__PUSH(ag__pk_str(vm, d + pos, n)); pos += n;
+            break;
+        }
+        case 'S': case 'V':                                                        /* STRING / UNICODE (text) */
+            if (ag__pk_line(d, len, &pos, &l1, &n1)) return ag__fail(vm->err, "pickle: truncated at offset %lu", (unsigned long)at);
+            if (op == 'S' && n1 >= 2 && (l1[0] == '\'' || l1[0] == '"') && l1[n1 - 1] == l1[0]) { l1++; n1 -= 2; }
+            AG__PUSH(ag__pk_str(vm, l1, n1));
+            break;
+        case ')': AG__PUSH(ag__pk_new(vm, AG__PK_TUPLE)); break;
+        case ']': AG__PUSH(ag__pk_new(vm, AG__PK_LIST)); break;
+        case '}': AG__PUSH(ag__pk_new(vm, AG__PK_DICT)); break;
+        case 0x8f: AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE)); break;                 /* EMPTY_SET */
+        case '(':                                                                  /* MARK */
+            if (vm->nmarks == vm->mcap) {
+                size_t ncap = vm->mcap ? vm->mcap * 2 : 32;
+                size_t *nm = (size_t *)AG_REALLOC(vm->marks, ncap * sizeof *nm);
+                if (!nm) return ag__fail(vm->err, "pickle: out of memory");
+                vm->marks = nm;
+                vm->mcap = ncap;
+            }
+            vm->marks[vm->nmarks++] = vm->sp;
+            break;
+        case 't': case 'l': case 'd':                                              /* TUPLE / LIST / DICT */
+            if (ag__pvm_pop_mark(vm, &start, &count)) return -1;
+            AG__PUSH(ag__pk_from_items(vm, op == 't' ? AG__PK_TUPLE : op == 'l' ? AG__PK_LIST : AG__PK_DICT, vm->stack + start, count));
+            break;
+        case 0x85: case 0x86: case 0x87: {                                         /* TUPLE1..3 */
+            ag__pk *it[3];
+            int m = (int)op - 0x84, j;
+            for (j = m - 1; j >= 0; j--) AG__POP(it[j]);
+            AG__PUSH(ag__pk_from_items(vm, AG__PK_TUPLE, it, (size_t)m));
+            break;
+        }
+        case 0x91: case '1':                                                       /* FROZENSET / POP_MARK */
+            if (ag__pvm_pop_mark(vm, &start, &count)) return -1;
+            if (op == 0x91) AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE));
+            break;
+        case '0':                                                                  /* POP */
+            if (vm->sp <= ag__pvm_floor(vm) && vm->nmarks) vm->nmarks--;
+            else AG__POP(a);
+            break;
+        case '2': if (!(a = ag__pvm_top(vm))) return -1; AG__PUSH(a); break;       /* DUP */
+        case 'a':                                                                  /* APPEND */
+            AG__POP(b);
+            if (!(a = ag__pvm_top(vm))) return -1;
+            if (a->kind == AG__PK_LIST) { if (ag__pk_add(vm, a, b, NULL)) return -1; }
+            else if (a->kind != AG__PK_OPAQUE) return ag__fail(vm->err, "pickle: APPEND to a non-list");
+            break;
+        case 'e': case 0x90:                                                       /* APPENDS / ADDITEMS */
+            if (ag__pvm_pop_mark(vm, &start, &count)) return -1;
+            if (!(a = ag__pvm_top(vm))) return -1;
+            if (a->kind == AG__PK_LIST && op == 'e') {
+                for (k = 0; k < count; k++) if (ag__pk_add(vm, a, vm->stack[start + k], NULL)) return -1;
+            } else if (a->kind != AG__PK_OPAQUE) return ag__fail(vm->err, "pickle: APPENDS to a non-list");
+            break;
+        case 's':                                                                  /* SETITEM */
+            AG__POP(c);
+            AG__POP(b);
+            if (!(a = ag__pvm_top(vm))) return -1;
+            if (a->kind == AG__PK_DICT) { if (ag__pk_add(vm, a, b, c)) return -1; }
+            else if (a->kind != AG__PK_OPAQUE) return ag__fail(vm->err, "pickle: SETITEM on a non-dict");
+            break;
+        case 'u':                                                                  /* SETITEMS */
+            if (ag__pvm_pop_mark(vm, &start, &count)) return -1;
+            if (!(a = ag__pvm_top(vm))) return -1;
+            if (count % 2) return ag__fail(vm->err, "pickle: odd number of SETITEMS items");
+            if (a->kind == AG__PK_DICT) {
+                for (k = 0; k < count; k += 2) if (ag__pk_add(vm, a, vm->stack[start + k], vm->stack[start + k + 1])) return -1;
+            } else if (a->kind != AG__PK_OPAQUE) return ag__fail(vm->err, "pickle: SETITEMS on a non-dict");
+            break;
+        case 'c':                                                                  /* GLOBAL */
+            if (ag__pk_line(d, len, &pos, &l1, &n1) || ag__pk_line(d, len, &pos, &l2, &n2))
+                return ag__fail(vm->err, "pickle: truncated GLOBAL at offset %lu", (unsigned long)at);
+            AG__PUSH(ag__pk_global(vm, l1, n1, l2, n2));
+            break;
+        case 0x93:                                                                 /* STACK_GLOBAL */
+            AG__POP(b);
+            AG__POP(a);
+            if (a->kind != AG__PK_STR || b->kind != AG__PK_STR) return ag__fail(vm->err, "pickle: bad STACK_GLOBAL");
+            AG__PUSH(ag__pk_global(vm, (const unsigned char *)a->s, a->slen, (const unsigned char *)b->s, b->slen));
+            break;
+        case 'i':                                                                  /* INST */
+            if (ag__pk_line(d, len, &pos, &l1, &n1) || ag__pk_line(d, len, &pos, &l2, &n2))
+                return ag__fail(vm->err, "pickle: truncated INST at offset %lu", (unsigned long)at);
+            /* fall through */
+        case 'o':                                                                  /* OBJ */
+            if (ag__pvm_pop_mark(vm, &start, &count)) return -1;
+            AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE));
+            break;
+        case 'R':                                                                  /* REDUCE */
+            AG__POP(b);
+            AG__POP(a);
+            AG__PUSH(ag__pk_call(vm, a, b, 0));
+            break;
+        case 0x81:                                                                 /* NEWOBJ */
+            AG__POP(b);
+            AG__POP(a);
+            AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE));
+            break;
+        case 0x92:                                                                 /* NEWOBJ_EX */
+            AG__POP(c);
+            AG__POP(b);
+            AG__POP(a);
+            AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE));
+            break;
+        case 'b':                                                                  /* BUILD: state is ignored */
+            AG__POP(b);
+            if (!ag__pvm_top(vm)) return -1;
+            break;
+        case 'Q':                                                                  /* BINPERSID */
+            AG__POP(a);
+            AG__PUSH(ag__pk_persid(vm, a));
+            break;
+        case 'q': AG__NEED(1); if (ag__pvm_memo_put(vm, d[pos], len)) return -1; pos += 1; break;
+        case 'r': AG__NEED(4); if (ag__pvm_memo_put(vm, ag__rd32(d + pos), len)) return -1; pos += 4; break;
+        case 0x94: if (ag__pvm_memo_put(vm, vm->memo_count, len)) return -1; break;   /* MEMOIZE */
+        case 'p':
+            if (ag__pk_line(d, len, &pos, &l1, &n1) || ag__pk_line_int(l1, n1, &v) || v < 0)
+                return ag__fail(vm->err, "pickle: bad PUT at offset %lu", (unsigned long)at);
+            if (ag__pvm_memo_put(vm, (uint64_t)v, len)) return -1;
+            break;
+        case 'h': AG__NEED(1); if (ag__pvm_memo_get(vm, d[pos])) return -1; pos += 1; break;
+        case 'j': AG__NEED(4); if (ag__pvm_memo_get(vm, ag__rd32(d + pos))) return -1; pos += 4; break;
+        case 'g':
+            if (ag__pk_line(d, len, &pos, &l1, &n1) || ag__pk_line_int(l1, n1, &v) || v < 0)
+                return ag__fail(vm->err, "pickle: bad GET at offset %lu", (unsigned long)at);
+            if (ag__pvm_memo_get(vm, (uint64_t)v)) return -1;
+            break;
+        default:
+            return ag__fail(vm->err, "pickle: unsupported opcode 0x%02x at offset %lu", op, (unsigned long)at);
+        }
+#undef AG__NEED
+#undef AG__PUSH
+#undef AG__POP
+    }
+}
+
+/* -- materialising the object tree -- */
+
+typedef struct ag__pth_st {   /* a storage's bytes, resolved once */
+    const char *key;
+    const unsigned char *data;
+    size_t nbytes;
+    unsigned char *owned;
+    ag_dtype dtype;
+} ag__pth_st;
+
+typedef struct ag__pth_ctx {
+    const ag_zip *zip;          /* zip form */
+    const char *zprefix;        /* "archive/" */
+    ag__pth_st *st;
+    size_t nst, stcap;
+    int swap;                   /* file byte order differs from the host's */
+    uint64_t out_bytes, max_out_bytes;
+    size_t visits, max_visits;
+    ag_array_list *out;
+    char *name;
+    size_t name_len, name_cap;
+    ag_error *err;
+} ag__pth_ctx;
+
+static int ag__pth_st_add(ag__pth_ctx *cx, const char *key, ag_dtype dt, const unsigned char *data, size_t nbytes,
+                          unsigned char *owned) {
+    if (cx->nst == cx->stcap) {
+        size_t ncap = cx->stcap ? cx->stcap * 2 : 64;
+        ag__pth_st *ns = (ag__pth_st *)AG_REALLOC(cx->st, ncap * sizeof *ns);
+        if (!ns) { AG_FREE(owned); return ag__fail(cx->err, "out of memory"); }
+        cx->st = ns;
+        cx->stcap = ncap;
+    }
+    cx->st[cx->nst].key = key;
+    cx->st[cx->nst].data = data;
+    cx->st[cx->nst].nbytes = nbytes;
+    cx->st[cx->nst].owned = owned;
+    cx->st[cx->nst].dtype = dt;
+    cx->nst++;
+    return 0;
+}
+
+static int ag__pth_storage(ag__pth_ctx *cx, const ag__pk *st, const ag__pth_st **out) {
+    size_t k;
+    for (k = 0; k < cx->nst; k++)
+        if (!strcmp(cx->st[k].key, st->s)) {
+            if (cx->st[k].dtype != st->dtype) return ag__fail(cx->err, "storage '%s' is used with two dtypes", st->s);
+            *out = &cx->st[k];
+            return 0;
+        }
+    if (cx->zip) {   /* zip form: load <prefix>data/<key> on first use */
+        size_t pl = strlen(cx->zprefix), kl = strlen(st->s);
+        char *mn = (char *)AG_MALLOC(pl + kl + 6);
+        int idx;
+        const unsigned char *data = NULL;
+        unsigned char *owned = NULL;
+        size_t nbytes = 0;
+        if (!mn) return ag__fail(cx->err, "out of memory");
+        memcpy(mn, cx->zprefix, pl);
+        memcpy(mn + pl, "data/", 5);
+        memcpy(mn + pl + 5, st->s, kl + 1);
+        idx = ag_zip_find(cx->zip, mn);
+        if (idx < 0) { ag__fail(cx->err, "storage member '%s' missing from the zip", mn); AG_FREE(mn); return -1; }
+        AG_FREE(mn);
+        if (cx->zip->entries[idx].method == 0) {
+            if (ag_zip_view(cx->zip, idx, &data, &nbytes, cx->err)) return -1;
+        } else {
+            if (ag_zip_extract(cx->zip, idx, 0, &owned, &nbytes, cx->err)) return -1;
+            data = owned;
+        }
+        if (ag__pth_st_add(cx, st->s, st->dtype, data, nbytes, owned)) return -1;
+        *out = &cx->st[cx->nst - 1];
+        return 0;
+    }
+    return ag__fail(cx->err, "storage '%s' is not in the file", st->s);
+}
+
+static int ag__pth_tensor(ag__pth_ctx *cx, const ag__pk *t) {
+    const ag__pk *st = t->ref;
+    const ag__pth_st *sb = NULL;
+    size_t esz = ag_dtype_size(t->dtype), nbytes;
+    uint64_t extent, numel, avail, off;
+    ag_array *a;
+    if (ag__pth_storage(cx, st, &sb)) return -1;
+    avail = sb->nbytes / esz;
+    if ((uint64_t)st->i < avail) avail = (uint64_t)st->i;
+    if (ag__view_extent(t->ndim, t->dims, t->dims + t->ndim, &extent) || ag__rd_numel(t->ndim, t->dims, &numel))
+        return ag__fail(cx->err, "tensor '%s': bad size or stride", cx->name);
+    off = (uint64_t)t->i;
+    if (st->vsize >= 0) {   /* legacy storage view */
+        if (off + extent > (uint64_t)st->vsize) return ag__fail(cx->err, "tensor '%s' reaches past its storage view", cx->name);
+        off += (uint64_t)st->voff;
+    }
+    if (numel && (off > avail || extent > avail - off))
+        return ag__fail(cx->err, "tensor '%s' reaches past its storage (%lu elements)", cx->name, (unsigned long)avail);
+    if (ag__rd_bytes(numel, esz, &nbytes) || nbytes > cx->max_out_bytes - cx->out_bytes)
+        return ag__fail(cx->err, "tensor '%s': tensors expand to more than %.0f bytes", cx->name, (double)cx->max_out_bytes);
+    cx->out_bytes += nbytes;
+    if (ag_array_list_add(cx->out, cx->name, t->dtype, t->ndim, t->dims, NULL, cx->err)) return -1;
+    a = &cx->out->items[cx->out->count - 1];
+    if (numel) ag__gather((unsigned char *)a->data, sb->data + (size_t)off * esz, esz, t->ndim, t->dims, t->dims + t->ndim);
+    if (cx->swap) ag__swap_elems(a->data, (size_t)numel, esz);
+    return 0;
+}
+
+static int ag__pth_name_room(ag__pth_ctx *cx, size_t need) {
+    char *nn;
+    size_t ncap;
+    if (need <= cx->name_cap) return 0;
+    ncap = need * 2;
+    nn = (char *)AG_REALLOC(cx->name, ncap);
+    if (!nn) return ag__fail(cx->err, "out of memory");
+    cx->name = nn;
+    cx->name_cap = ncap;
+    return 0;
+}
+
+static int ag__pth_scalar(ag__pth_ctx *cx, ag_dtype dt, const void *v) {
+    return ag_array_list_add(cx->out, cx->name, dt, 0, NULL, v, cx->err);
+}
+
+static int ag__pth_walk(ag__pth_ctx *cx, const ag__pk *v, int depth) {
+    int k;
+    if (++cx->visits > cx->max_visits) return ag__fail(cx->err, "object graph too large (shared containers?)");
+    if (depth > 64) return ag__fail(cx->err, "objects nested too deeply");
+    switch (v->kind) {
+    case AG__PK_DICT: case AG__PK_LIST: case AG__PK_TUPLE:
+        for (k = 0; k < v->n; k++) {
+            char num[32];
+            const char *seg;
+            size_t old = cx->name_len, sl;
+            const ag__pk *key = v->kind == AG__PK_DICT ? v->items[k] : NULL;
+            if (!key) { snprintf(num, sizeof num, "%d", k); seg = num; }
+            else if (key->kind == AG__PK_STR) seg = key->s;
+            else if (key->kind == AG__PK_INT) { snprintf(num, sizeof num, "%lld", (long long)key->i); seg = num; }
+            else continue;   /* keys that are not names */
+            sl = strlen(seg);
+            if (ag__pth_name_room(cx, old + sl + 2)) return -1;
+            if (old) cx->name[cx->name_len++] = '.';
+            memcpy(cx->name + cx->name_len, seg, sl + 1);
+            cx->name_len += sl;
+            if (ag__pth_walk(cx, v->kind == AG__PK_DICT ? v->vals[k] : v->items[k], depth + 1)) return -1;
+            cx->name_len = old;
+            cx->name[old] = '\0';
+        }
+        return 0;
+    case AG__PK_TENSOR: return ag__pth_tensor(cx, v);
+    case AG__PK_INT: return ag__pth_scalar(cx, AG_DTYPE_I64, &v->i);
+    case AG__PK_FLOAT: return ag__pth_scalar(cx, AG_DTYPE_F64, &v->f);
+    case AG__PK_BOOL: { unsigned char b = (unsigned char)(v->i != 0); return ag__pth_scalar(cx, AG_DTYPE_BOOL, &b); }
+    default: return 0;   /* None, strings and other objects are skipped */
+    }
+}
+
+static int ag__cmp_str_ptr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int ag__pth_finish(ag__pth_ctx *cx, ag__pvm *vm, const ag__pk *root, size_t in_len) {
+    const char **names;
+    int k;
+    cx->max_out_bytes = (uint64_t)in_len * 4 > ((uint64_t)64 << 20) ? (uint64_t)in_len * 4 : ((uint64_t)64 << 20);
+    cx->max_visits = vm->nnodes * 16 + 1024;
+    if (ag__pth_name_room(cx, 64)) return -1;
+    cx->name[0] = '\0';
+    cx->name_len = 0;
+    if (ag__pth_walk(cx, root, 0)) return -1;
+    if (cx->out->count < 2) return 0;
+    names = (const char **)AG_MALLOC((size_t)cx->out->count * sizeof *names);
+    if (!names) return ag__fail(cx->err, "out of memory");
+    for (k = 0; k < cx->out->count; k++) names[k] = cx->out->items[k].name;
+    qsort(names, (size_t)cx->out->count, sizeof *names, ag__cmp_str_ptr);
+    for (k = 1; k < cx->out->count; k++)
+        if (!strcmp(names[k - 1], names[k])) {
+            ag__fail(cx->err, "two entries are named '%s'", names[k]);
+            AG_FREE(names);
+            return -1;
+        }
+    AG_FREE(names);
+    return 0;
+}
+
+static void ag__pth_ctx_free(ag__pth_ctx *cx) {
+    size_t k;
+    for (k = 0; k < cx->nst; k++) AG_FREE(cx->st[k].owned);
+    AG_FREE(cx->st);
+    AG_FREE(cx->name);
+}
+
+static int ag__pth_zip(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err) {
+    ag_zip z;
+    ag__pvm vm;
+    ag__pth_ctx cx;
+    ag__pk *root;
+    unsigned char *pkl = NULL, *bo = NULL;
+    size_t pkl_len = 0, bo_len = 0, used;
+    char *prefix = NULL;
+    int k, idx = -1, r = -1;
+    memset(&vm, 0, sizeof vm);
+    memset(&cx, 0, sizeof cx);
+    vm.err = err;
+    cx.err = err;
+    cx.out = out;
+    if (ag_zip_open_from_memory(&z, buf, len, err)) return -1;
+    for (k = 0; k < z.count && idx < 0; k++) {   /* "<folder>/data.pkl", the folder name varies */
+        const char *nm = z.entries[k].name;
+        size_t nl = strlen(nm);
+        if (nl >= 8 && !strcmp(nm + nl - 8, "data.pkl") && (nl == 8 || (nm[nl - 9] == '/' && !memchr(nm, '/', nl - 9))))
+            idx = k;
+    }
+    if (idx < 0) { ag__fail(err, "no data.pkl in the zip (not a PyTorch checkpoint?)"); goto done; }
+    {
+        size_t pl = strlen(z.entries[idx].name) - 8;
+        prefix = (char *)AG_MALLOC(pl + 16);
+        if (!prefix) { ag__fail(err, "out of memory"); goto done; }
+        memcpy(prefix, z.entries[idx].name, pl);
+        memcpy(prefix + pl, "byteorder", 10);
+        k = ag_zip_find(&z, prefix);
+        prefix[pl] = '\0';
+    }
+    cx.swap = !ag__host_is_le();
+    if (k >= 0) {
+        if (ag_zip_extract(&z, k, 16, &bo, &bo_len, err)) goto done;
+        if (bo_len == 3 && !memcmp(bo, "big", 3)) cx.swap = ag__host_is_le();
+        else if (!(bo_len == 6 && !memcmp(bo, "little", 6))) { ag__fail(err, "unknown byteorder '%.*s'", (int)bo_len, (const char *)bo); goto done; }
+    }
+    if (ag_zip_extract(&z, idx, (size_t)1 << 30, &pkl, &pkl_len, err)) goto done;
+    if (ag__pvm_run(&vm, pkl, pkl_len, &used, &root)) { ag__fail_prefix(err, "%s", z.entries[idx].name); goto done; }
+    cx.zip = &z;
+    cx.zprefix = prefix;
+    r = ag__pth_finish(&cx, &vm, root, len);
+done:
+    ag__pth_ctx_free(&cx);
+    ag__pvm_free(&vm);
+    AG_FREE(pkl);
+    AG_FREE(bo);
+    AG_FREE(prefix);
+    ag_zip_close(&z);
+    return r;
+}
+
+/* The legacy file starts with a pickle of the magic number 0x1950a86a20f9469cfc6c: LONG1
+   bytes in protocol >= 2, decimal text in protocol 1. */
+static int ag__pth_has_magic(const unsigned char *p, size_t n) {
+    static const unsigned char bin[12] = { 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19 };
+    static const char txt[] = "L119547037146038801333356";
+    size_t k;
+    for (k = 0; k + sizeof bin <= n; k++)
+        if (!memcmp(p + k, bin, sizeof bin)) return 1;
+    for (k = 0; k + sizeof txt - 1 <= n; k++)
+        if (!memcmp(p + k, txt, sizeof txt - 1)) return 1;
+    return 0;
+}
+
+static int ag__pth_legacy(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err) {
+    ag__pvm vm;
+    ag__pth_ctx cx;
+    ag__pk *obj = NULL, *keys = NULL, *v = NULL;
+    size_t pos = 0, used, k, j;
+    int r = -1, i, file_be = 0;
+    memset(&vm, 0, sizeof vm);
+    memset(&cx, 0, sizeof cx);
+    vm.err = err;
+    cx.err = err;
+    cx.out = out;
+    cx.swap = !ag__host_is_le();
+    /* magic number, then protocol version */
+    if (ag__pvm_run(&vm, buf, len, &used, &v) || !ag__pth_has_magic(buf, used)) {
+        ag__fail(err, "not a PyTorch file (no zip signature and no legacy magic number)");
+        goto done;
+    }
+    pos = used;
+    if (ag__pvm_run(&vm, buf + pos, len - pos, &used, &v)) { ag__fail_prefix(err, "legacy header"); goto done; }
+    if (v->kind != AG__PK_INT || v->i != 1001) { ag__fail(err, "unsupported legacy protocol version"); goto done; }
+    pos += used;
+    /* sys info: byte order */
+    if (ag__pvm_run(&vm, buf + pos, len - pos, &used, &v)) { ag__fail_prefix(err, "legacy sys info"); goto done; }
+    pos += used;
+    if (v->kind == AG__PK_DICT)
+        for (i = 0; i < v->n; i++)
+            if (v->items[i]->kind == AG__PK_STR && !strcmp(v->items[i]->s, "little_endian") && v->vals[i]->kind == AG__PK_BOOL)
+                file_be = !v->vals[i]->i;
+    cx.swap = file_be ? ag__host_is_le() : !ag__host_is_le();
+    if (ag__pvm_run(&vm, buf + pos, len - pos, &used, &obj)) goto done;
+    pos += used;
+    if (ag__pvm_run(&vm, buf + pos, len - pos, &used, &keys)) { ag__fail_prefix(err, "storage key list"); goto done; }
+    pos += used;
+    if (keys->kind != AG__PK_LIST && keys->kind != AG__PK_TUPLE) { ag__fail(err, "storage key list is not a list"); goto done; }
+    for (i = 0; i < keys->n; i++) {   /* per key: int64 element count, then the raw bytes */
+        const ag__pk *key = keys->items[i], *st = NULL;
+        uint64_t numel;
+        size_t esz, nbytes;
+        if (key->kind != AG__PK_STR) { ag__fail(err, "storage key is not a string"); goto done; }
+        for (k = 0; k < vm.nstorages; k++) {
+            const ag__pk *s = vm.storages[k];
+            if (!strcmp(s->s, key->s)) {
+                if (st && st->dtype != s->dtype) { ag__fail(err, "storage '%s' is used with two dtypes", key->s); goto done; }
+                st = s;
+            }
+        }
+        if (!st) { ag__fail(err, "storage '%s' is not used by any tensor (element size unknown)", key->s); goto done; }
+        for (j = 0; j < cx.nst; j++)
+            if (!strcmp(cx.st[j].key, key->s)) { ag__fail(err, "storage '%s' listed twice", key->s); goto done; }
+        if (len - pos < 8) { ag__fail(err, "truncated before storage '%s'", key->s); goto done; }
+        numel = file_be ? (uint64_t)ag__rd32be(buf + pos) << 32 | ag__rd32be(buf + pos + 4) : ag__rd64(buf + pos);
+        pos += 8;
+        esz = ag_dtype_size(st->dtype);
+        if (numel > (uint64_t)INT64_MAX || ag__rd_bytes(numel, esz, &nbytes) || nbytes > len - pos) {
+            ag__fail(err, "storage '%s' truncated (%.0f elements declared)", key->s, (double)numel);
+            goto done;
+        }
+        if (ag__pth_st_add(&cx, key->s, st->dtype, buf + pos, nbytes, NULL)) goto done;
+        pos += nbytes;
+    }
+    r = ag__pth_finish(&cx, &vm, obj, len);
+done:
+    ag__pth_ctx_free(&cx);
+    ag__pvm_free(&vm);
+    return r;
+}
+
+AGDEF int ag_pth_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err) {
+    ag_array_list list;
+    int r;
+    if (!out) return ag__fail(err, "pth: NULL output");
+    memset(out, 0, sizeof *out);
+    memset(&list, 0, sizeof list);
+    if (!buf) len = 0;
+    if (len >= 4 && !memcmp(buf, "PK\3\4", 4)) r = ag__pth_zip(buf, len, &list, err);
+    else if (len >= 262 && !memcmp(buf + 257, "ustar", 5))
+        r = ag__fail(err, "tar-format checkpoints (PyTorch < 0.4) are not supported");
+    else if (len >= 1 && (buf[0] == 0x80 || buf[0] == 'L'))   /* a pickle: legacy form */
+        r = ag__pth_legacy(buf, len, &list, err);
+    else r = ag__fail(err, "not a PyTorch file (no zip signature and no legacy magic number)");
+    if (r) {
+        ag_array_list_free(&list);
+        return ag__fail_prefix(err, "pth");
+    }
+    *out = list;
+    return 0;
+}
+
+AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    if (out) memset(out, 0, sizeof *out);
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    r = ag_pth_read_from_memory(buf, len, out, err);
+    AG_FREE(buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
+}
+
+
+AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err) {
+    ag_array_list sd; ag_inception *net; ag_error e; size_t n = strlen(path);
+    int rc;
+    memset(&sd, 0, sizeof sd);
+    if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0) rc = ag_safetensors_read(path, &sd, NULL, err);
+    else rc = ag_pth_read(path, &sd, err);
+    if (rc) return NULL;
+    net = ag_inception_from_arrays(&sd, &e);
+    ag_array_list_free(&sd);
+    if (!net) ag__fail(err, "%s: %s", path, e.msg);
+    return net;
 }
 
 #endif /* AUTOGAN_IMPLEMENTATION_DONE */

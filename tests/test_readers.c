@@ -652,7 +652,7 @@ static int test_png_files(void) {
     static const char *names[] = { "png_g8", "png_rgb8", "png_pal8", "png_ga8", "png_rgba8", "png_rgb8_adam7",
         "png_pal2_adam7", "png_rgba16_adam7", "png_g1", "png_pal1", "png_g2", "png_pal2", "png_g4", "png_pal4",
         "png_g16", "png_rgb16", "png_ga16", "png_rgba16", "png_pal8_trns", "png_g8_trns", "png_rgb8_trns",
-        "png_rgb8_split", "png_g8_paeth", "png_rgba8_avg" };
+        "png_rgb8_split", "png_rgb8_paeth", "png_rgba8_avg" };
     size_t k;
     for (k = 0; k < sizeof names / sizeof names[0]; k++) {
         char fn[64];
@@ -736,7 +736,7 @@ static int test_png_bad(void) {
     TEST_CHECK(ag_png_read_from_memory(png, n, 0, &a, &err) == -1 && rd_contains(err.msg, "interlace"), "interlace 2: %s", err.msg);
     n = rd_make_png(png, 100000, 100000, 8, 0, 0, raw, 6, NULL, 0);
     TEST_CHECK(ag_png_read_from_memory(png, n, 0, &a, &err) == -1 && rd_contains(err.msg, "too large"), "huge: %s", err.msg);
-    n = rd_make_png(png, 10000, 10000, 8, 0, 0, raw, 6, NULL, 0);   /* allowed size but 6 bytes of data */
+    n = rd_make_png(png, 5000, 5000, 8, 0, 0, raw, 6, NULL, 0);     /* allowed size but 6 bytes of data */
     TEST_CHECK(ag_png_read_from_memory(png, n, 0, &a, &err) == -1 && rd_contains(err.msg, "too short"), "bomb: %s", err.msg);
     n = rd_make_png(png, 2, 3, 8, 0, 0, raw, 6, NULL, 0);            /* one row short */
     TEST_CHECK(ag_png_read_from_memory(png, n, 0, &a, &err) == -1 && rd_contains(err.msg, "truncated"), "short data: %s", err.msg);
@@ -1103,6 +1103,34 @@ static int test_pth_pickles(void) {
     TEST_CHECK(ag_pth_read_from_memory(file, n, &l, &err) == 0, "hand-made legacy file: %s", err.msg);
     TEST_CHECK(l.count == 1 && ((float *)l.items[0].data)[0] == 1.0f && ((float *)l.items[0].data)[1] == 2.0f, "values");
     ag_array_list_free(&l);
+    {   /* a legacy storage view ('kv' = k[1:3]): the tensor's offset counts from the view */
+        static const char view[] = "\x80\x02}X\x01\0\0\0w" RD_T2 "((X\x07\0\0\0storagectorch\nFloatStorage\nX\x01\0\0\0k"
+            "X\x03\0\0\0cpuK\x04(X\x02\0\0\0kvK\x01K\x02ttQK\x01K\x01\x85K\x01\x85\x89)tRs.";
+        static const char over[] = "\x80\x02}X\x01\0\0\0w" RD_T2 "((X\x07\0\0\0storagectorch\nFloatStorage\nX\x01\0\0\0k"
+            "X\x03\0\0\0cpuK\x04(X\x02\0\0\0kvK\x01K\x02ttQK\x01K\x02\x85K\x01\x85\x89)tRs.";
+        n = rd_legacy(file, (const unsigned char *)view, sizeof view - 1, 4);
+        TEST_CHECK(ag_pth_read_from_memory(file, n, &l, &err) == 0 && l.count == 1 && l.items[0].nbytes == 4, "view: %s", err.msg);
+        TEST_CHECK(((float *)l.items[0].data)[0] == 2.0f, "view value %g", ((float *)l.items[0].data)[0]);
+        ag_array_list_free(&l);
+        n = rd_legacy(file, (const unsigned char *)over, sizeof over - 1, 4);
+        TEST_CHECK(ag_pth_read_from_memory(file, n, &l, &err) == -1 && rd_contains(err.msg, "view"), "past the view: %s", err.msg);
+    }
+    {   /* a big-endian legacy file (sys info little_endian=False): counts and data are swapped */
+        static const unsigned char head[] = { 0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50,
+            0x19, 0x2e, 0x80, 0x02, 'M', 0xe9, 0x03, '.', 0x80, 0x02, '}', 'X', 13, 0, 0, 0, 'l', 'i', 't', 't', 'l', 'e',
+            '_', 'e', 'n', 'd', 'i', 'a', 'n', 0x89, 's', '.' };
+        static const unsigned char keys[] = { 0x80, 0x02, ']', 'X', 1, 0, 0, 0, 'k', 'a', '.' };
+        static const unsigned char data[] = { 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0x3f, 0x80, 0, 0, 0x40, 0, 0, 0, 0x40, 0x40, 0, 0 };
+        n = 0;
+        memcpy(file, head, sizeof head); n += sizeof head;
+        memcpy(file + n, good, sizeof good - 1); n += sizeof good - 1;
+        memcpy(file + n, keys, sizeof keys); n += sizeof keys;
+        memcpy(file + n, data, sizeof data); n += sizeof data;
+        TEST_CHECK(ag_pth_read_from_memory(file, n, &l, &err) == 0 && l.count == 1, "big-endian legacy: %s", err.msg);
+        TEST_CHECK(((float *)l.items[0].data)[0] == 1.0f && ((float *)l.items[0].data)[1] == 2.0f, "big-endian values %g %g",
+                   ((float *)l.items[0].data)[0], ((float *)l.items[0].data)[1]);
+        ag_array_list_free(&l);
+    }
     n = rd_legacy(file, (const unsigned char *)good, sizeof good - 1, 4) - 4;   /* file ends inside the storage */
     TEST_CHECK(ag_pth_read_from_memory(file, n, &l, &err) == -1 && rd_contains(err.msg, "truncated"), "short storage: %s", err.msg);
     for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
@@ -1170,8 +1198,6 @@ static int test_array_helpers(void) {
     TEST_CHECK(ag_array_to_f32(&a, out, &err) == 0, "f16");
     TEST_CHECK(out[0] == 1.0f && out[1] == -2.0f && out[2] > 3e38f && out[3] == 5.9604644775390625e-8f &&
                out[4] == 0.0f && out[5] != out[5], "f16 values %g %g %g %g %g %g", out[0], out[1], out[2], out[3], out[4], out[5]);
-    a.nbytes = 10;
-    TEST_CHECK(ag_array_to_f32(&a, out, &err) == -1, "short data accepted");
     TEST_CHECK(strcmp(ag_dtype_name(AG_DTYPE_BF16), "bfloat16") == 0 && ag_dtype_size(AG_DTYPE_I16) == 2, "dtype info");
     return 0;
 }

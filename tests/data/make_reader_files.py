@@ -2,8 +2,8 @@
 """Make the small input files for tests/test_readers.c.
 
 Run with Debian's python (torch 1.13, numpy, PIL):  /usr/bin/python3 tests/data/make_reader_files.py
-Everything is deterministic (fixed seeds); values are simple formulas wherever the C test
-checks them directly. PNGs are written by hand (zlib + struct) so every filter type, colour
+Deterministic (fixed seeds, fixed zip times) except the legacy-form .pth files, whose storage
+keys are memory addresses; values are simple formulas wherever the C test checks them directly. PNGs are written by hand (zlib + struct) so every filter type, colour
 type and bit depth is present, then cross-checked against PIL when PIL is available.
 """
 import io
@@ -250,7 +250,8 @@ def png_files():
     add("png_rgb8_trns", rgbk, 2, 8, trns=struct.pack(">HHH", 10, 20, 30), key=[10, 20, 30], check_pil=False)
     # several IDAT chunks and ancillary chunks to skip; all rows Paeth / all rows Average
     add("png_rgb8_split", rgb8, 2, 8, idat_parts=4, ancillary=True)
-    add("png_g8_paeth", g8, 0, 8, filters=[4])
+    # all rows Paeth, on noise
+    add("png_rgb8_paeth", rnd(3, 8, 24, 24), 2, 8, filters=[4])
     add("png_rgba8_avg", np.concatenate([rgb8, rnd(1, 8)], axis=2), 6, 8, filters=[3])
     return cases
 
@@ -288,24 +289,26 @@ def npy_files():
 
 
 # ---------------------------------------------------------------- zip oddities
+def zinfo(name, method=zipfile.ZIP_STORED):
+    zi = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))   # fixed time: reproducible bytes
+    zi.compress_type = method
+    return zi
+
+
 def zip_files():
     b = io.BytesIO()
     with zipfile.ZipFile(b, "w") as z:
-        z.writestr("dir/", b"")
-        z.writestr(zipfile.ZipInfo("dir/stored.txt"), b"hello stored member\n" * 3)
-        zi = zipfile.ZipInfo("deflated.bin")
-        zi.compress_type = zipfile.ZIP_DEFLATED
-        z.writestr(zi, bytes(range(256)) * 8)
-        zi = zipfile.ZipInfo("bzip2.bin")
-        zi.compress_type = zipfile.ZIP_BZIP2
-        z.writestr(zi, b"bz" * 100)
-        z.writestr("empty.txt", b"")
+        z.writestr(zinfo("dir/"), b"")
+        z.writestr(zinfo("dir/stored.txt"), b"hello stored member\n" * 3)
+        z.writestr(zinfo("deflated.bin", zipfile.ZIP_DEFLATED), bytes(range(256)) * 8)
+        z.writestr(zinfo("bzip2.bin", zipfile.ZIP_BZIP2), b"bz" * 100)
+        z.writestr(zinfo("empty.txt"), b"")
         z.comment = b"a zip comment"
     write("zip_mixed.zip", b.getvalue())
     # encrypted flag on a stored member (both headers)
     b = io.BytesIO()
     with zipfile.ZipFile(b, "w") as z:
-        z.writestr("secret.txt", b"not really encrypted")
+        z.writestr(zinfo("secret.txt"), b"not really encrypted")
     data = bytearray(b.getvalue())
     assert data[6] == 0
     data[6] |= 1
