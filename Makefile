@@ -13,7 +13,7 @@ CFLAGS  ?=
 LDLIBS   = -lm
 BUILD    = build
 
-PROGRAMS = $(BUILD)/train $(BUILD)/bench
+PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/bench
 TEST_SRC = tests/run_tests.c tests/test.h tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c
 
 .PHONY: all test sanitize compile-checks bench fuzz clean
@@ -51,7 +51,7 @@ test: compile-checks $(BUILD)/run_tests $(PROGRAMS)
 $(BUILD)/run_tests_sanitize: $(TEST_SRC) autogan.h | $(BUILD)
 	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined $(WARN) -o $@ tests/run_tests.c $(LDLIBS)
 
-sanitize: $(BUILD)/run_tests_sanitize
+sanitize: $(BUILD)/run_tests_sanitize $(BUILD)/score
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/run_tests_sanitize
 
 # libFuzzer (clang) over every reader, seeded from the test files; FUZZ_SECONDS per run

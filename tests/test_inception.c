@@ -185,6 +185,83 @@ static int test_sym_eigenvalues(void) {
     return 0;
 }
 
+/* build/score end to end: weights from .safetensors, uint8 and float .npy, a directory of
+   PNGs as the reference, --save-stats then --stats; every number equal to the library's */
+#if defined(__unix__) || defined(__APPLE__)
+static int run_score(const char *args, double *is_mean, double *is_std, double *fid) {
+    char cmd[2048], line[256]; FILE *p; int rc;
+    *is_mean = *is_std = *fid = NAN;
+    snprintf(cmd, sizeof cmd, "./build/score --threads 2 %s 2>/dev/null", args);
+    p = popen(cmd, "r");
+    if (!p) return -1;
+    while (fgets(line, sizeof line, p)) {
+        if (!strncmp(line, "IS ", 3)) sscanf(line + 3, "%lf %lf", is_mean, is_std);
+        if (!strncmp(line, "FID ", 4)) sscanf(line + 4, "%lf", fid);
+    }
+    rc = pclose(p);
+    return rc;
+}
+static int test_score_cli(void) {
+    ag_array_list sd; ag_error err; ag_rng rng; ag_inception *net; int i, k, c, y, x;
+    enum { NG = 6, NR = 4, S = 16 };
+    unsigned char gen[NG * S * S * 3], ref[NR * 20 * 20 * 3]; float genf[NG * 3 * S * S];
+    float *xin = (float *)malloc((size_t)NG * 3 * 299 * 299 * sizeof(float)), pool[NG * 2048], logits[NG * 1008];
+    ag_fid_stats gs, rs; double want_is, want_std, want_fid, want_self, is, sd2, fid; char args[1024]; FILE *f;
+    memset(&sd, 0, sizeof sd);
+    TEST_CHECK(system("mkdir -p build/cli/ref") == 0, "mkdir");
+    TEST_CHECK(inception_random_weights(&sd, &err) == 0, "%s", err.msg);
+    TEST_CHECK(ag_safetensors_write("build/cli/inception_random.safetensors", &sd, NULL, &err) == 0, "%s", err.msg);
+    net = ag_inception_from_arrays(&sd, &err);
+    ag_array_list_free(&sd);
+    TEST_CHECK(net != NULL, "%s", err.msg);
+    ag_inception_set_threads(net, 2);
+    ag_rng_seed(&rng, 5, 5);
+    for (i = 0; i < (int)sizeof gen; i++) gen[i] = (unsigned char)(ag_rng_u32(&rng) >> 24);
+    for (i = 0; i < (int)sizeof ref; i++) ref[i] = (unsigned char)((ag_rng_u32(&rng) >> 25) + 40);
+    for (k = 0; k < NG; k++) for (c = 0; c < 3; c++) for (y = 0; y < S; y++) for (x = 0; x < S; x++)   /* quantises back exactly */
+        genf[((k * 3 + c) * S + y) * S + x] = ((float)gen[((k * S + y) * S + x) * 3 + c] + 0.5f) / 127.5f - 1.0f;
+    {
+        ag_array a; memset(&a, 0, sizeof a);
+        a.dtype = AG_DTYPE_U8; a.ndim = 4; a.shape[0] = NG; a.shape[1] = S; a.shape[2] = S; a.shape[3] = 3; a.data = gen; a.nbytes = sizeof gen;
+        TEST_CHECK(ag_npy_write("build/cli/gen.npy", &a, &err) == 0, "%s", err.msg);
+        a.dtype = AG_DTYPE_F32; a.shape[1] = 3; a.shape[2] = S; a.shape[3] = S; a.data = genf; a.nbytes = sizeof genf;
+        TEST_CHECK(ag_npy_write("build/cli/gen_float.npy", &a, &err) == 0, "%s", err.msg);
+    }
+    for (k = 0; k < NR; k++) {
+        char path[64]; snprintf(path, sizeof path, "build/cli/ref/r%d.png", k);
+        TEST_CHECK(ag_png_write(path, ref + (size_t)k * 20 * 20 * 3, 20, 20, 3, &err) == 0, "%s", err.msg);
+    }
+    /* expected values from the library */
+    for (k = 0; k < NG; k++) ag_inception_preprocess_tf(gen + (size_t)k * S * S * 3, S, S, xin + (size_t)k * 3 * 299 * 299);
+    TEST_CHECK(ag_inception_forward(net, xin, NG, pool, logits, 0, &err) == 0, "%s", err.msg);
+    TEST_CHECK(ag_inception_score(logits, NG, 1008, 3, &want_is, &want_std, &err) == 0, "%s", err.msg);
+    ag_fid_stats_init(&gs, 2048, &err); ag_fid_stats_add(&gs, pool, NG); ag_fid_stats_finish(&gs, &err);
+    for (k = 0; k < NR; k++) ag_inception_preprocess_tf(ref + (size_t)k * 20 * 20 * 3, 20, 20, xin + (size_t)k * 3 * 299 * 299);
+    TEST_CHECK(ag_inception_forward(net, xin, NR, pool, NULL, 0, &err) == 0, "%s", err.msg);
+    ag_fid_stats_init(&rs, 2048, &err); ag_fid_stats_add(&rs, pool, NR); ag_fid_stats_finish(&rs, &err);
+    TEST_CHECK(ag_fid(gs.mu, gs.sigma, rs.mu, rs.sigma, 2048, &want_fid, &err) == 0, "%s", err.msg);
+    /* 6 images in 2048 dims: a singular covariance, so FID(x, x) is -2·2048·1e-6 from the offset */
+    TEST_CHECK(ag_fid(gs.mu, gs.sigma, gs.mu, gs.sigma, 2048, &want_self, &err) == 0, "%s", err.msg);
+    ag_fid_stats_free(&gs); ag_fid_stats_free(&rs); ag_inception_free(net); free(xin);
+    /* the program: uint8 .npy against a PNG directory, saving the statistics */
+    TEST_CHECK(run_score("--inception build/cli/inception_random.safetensors --splits 3 --batch 4 --save-stats build/cli/gen_stats.npz "
+                         "--ref build/cli/ref -- build/cli/gen.npy", &is, &sd2, &fid) == 0, "score failed");
+    TEST_CHECK(fabs(is - want_is) <= 2e-6 && fabs(sd2 - want_std) <= 2e-6, "IS %.6f %.6f, library %.6f %.6f", is, sd2, want_is, want_std);
+    TEST_CHECK(fabs(fid - want_fid) <= 1e-6 + 1e-6 * fabs(want_fid), "FID %.6f, library %.6f", fid, want_fid);
+    /* float images in [-1, 1] against their own saved statistics */
+    TEST_CHECK(run_score("--inception build/cli/inception_random.safetensors --splits 3 --stats build/cli/gen_stats.npz build/cli/gen_float.npy",
+                         &is, &sd2, &fid) == 0, "score (float npy) failed");
+    TEST_CHECK(fabs(is - want_is) <= 2e-6 && fabs(fid - want_self) <= 2e-6, "float npy: IS %.6f (want %.6f), FID %.6f (want %.6f)", is, want_is, fid, want_self);
+    /* bad input: a truncated .npy and a missing weights file fail with a non-zero exit */
+    f = fopen("build/cli/bad.npy", "wb"); fwrite("\x93NUMPY\x01\x00\x76\x00{'descr'", 1, 18, f); fclose(f);
+    snprintf(args, sizeof args, "--inception build/cli/inception_random.safetensors build/cli/bad.npy");
+    TEST_CHECK(run_score(args, &is, &sd2, &fid) != 0, "a truncated .npy must fail");
+    TEST_CHECK(run_score("--inception build/cli/missing.pth build/cli/gen.npy", &is, &sd2, &fid) != 0, "missing weights must fail");
+    remove("build/cli/inception_random.safetensors");
+    return 0;
+}
+#endif
+
 const test_case tests_inception[] = {
     { "inception_weights_bit_exact", test_inception_weights_bit_exact },
     { "inception_preprocess (TF-exact, pytorch-fid)", test_inception_preprocess },
@@ -193,5 +270,8 @@ const test_case tests_inception[] = {
     { "inception_score_formula", test_inception_score_formula },
     { "fid_formula", test_fid_formula },
     { "sym_eigenvalues", test_sym_eigenvalues },
+#if defined(__unix__) || defined(__APPLE__)
+    { "score_cli (build/score end to end)", test_score_cli },
+#endif
     { NULL, NULL }
 };

@@ -1,0 +1,298 @@
+/* score.c - Inception score and FID in pure C.
+
+   build/score --inception W.pth [--stats REF.npz | --ref IMAGES...] [--save-stats OUT.npz]
+               [--splits 10] [--preprocess tf|pytorch] [--batch 25] [--threads N] IMAGES...
+
+   IMAGES are .npy files (uint8 N x H x W x 3, or float N x 3 x H x W in [-1, 1]), PNG files,
+   or directories of PNG files (sorted by name). Float images are quantised as the AutoGAN
+   reference does before scoring: uint8(clamp(x * 127.5 + 127.5, 0, 255)), truncating.
+   Prints `IS <mean> <std>` and, with a reference, `FID <value>`. Images stream through in
+   batches: only one batch is ever held at 299 x 299. Progress goes to stderr.
+
+   W is pt_inception-2015-12-05-6726825d.pth (see weights/README.md), or a .safetensors
+   file with the same keys. --save-stats writes the generated images' statistics as .npz
+   (`mu`, `sigma`, float64), the format of the published fid_stats_*.npz files. */
+#define AUTOGAN_IMPLEMENTATION
+#include "../autogan.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <math.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <dirent.h>
+#include <sys/stat.h>
+#define SCORE_HAVE_DIRS 1
+#endif
+
+/* ---- a stream of uint8 HWC images over a list of files ---- */
+typedef struct stream {
+    char **paths; int count, next;     /* files still to open */
+    ag_array npy; int64_t npy_index;   /* the .npy being read, if any */
+    int npy_float;
+    const char *npy_path;
+    unsigned char *img; size_t img_cap;
+} stream;
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+static int add_path(stream *s, const char *p) {
+    char **np = (char **)realloc(s->paths, (size_t)(s->count + 1) * sizeof(char *));
+    if (!np) return -1;
+    s->paths = np;
+    s->paths[s->count] = (char *)malloc(strlen(p) + 1);
+    if (!s->paths[s->count]) return -1;
+    strcpy(s->paths[s->count++], p);
+    return 0;
+}
+static int stream_add(stream *s, const char *arg) {
+#ifdef SCORE_HAVE_DIRS
+    struct stat st;
+    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(arg); struct dirent *e; int first = s->count, n = 0;
+        char path[4096];
+        if (!d) { fprintf(stderr, "score: %s: cannot open the directory\n", arg); return -1; }
+        while ((e = readdir(d)) != NULL) {
+            if (!ends_with(e->d_name, ".png") && !ends_with(e->d_name, ".PNG")) continue;
+            snprintf(path, sizeof path, "%s/%s", arg, e->d_name);
+            if (add_path(s, path)) { closedir(d); return -1; }
+            n++;
+        }
+        closedir(d);
+        if (!n) { fprintf(stderr, "score: %s: no PNG files in the directory\n", arg); return -1; }
+        qsort(s->paths + first, (size_t)n, sizeof(char *), cmp_str);
+        return 0;
+    }
+#endif
+    if (!ends_with(arg, ".npy") && !ends_with(arg, ".png") && !ends_with(arg, ".PNG")) {
+        fprintf(stderr, "score: %s: expected a .npy file, a .png file or a directory of PNGs\n", arg);
+        return -1;
+    }
+    return add_path(s, arg);
+}
+static void stream_free(stream *s) {
+    int i;
+    for (i = 0; i < s->count; i++) free(s->paths[i]);
+    free(s->paths); ag_array_free(&s->npy); free(s->img);
+    memset(s, 0, sizeof *s);
+}
+/* counts the images without decoding them all: .npy headers are read in full (cheap next
+   to scoring), PNGs count one each */
+static int64_t stream_total(const stream *s) {
+    int64_t n = 0; int i; ag_error err;
+    for (i = 0; i < s->count; i++) {
+        if (ends_with(s->paths[i], ".npy")) {
+            ag_array a; if (ag_npy_read(s->paths[i], &a, &err) == 0) { n += a.ndim ? a.shape[0] : 0; ag_array_free(&a); }
+        } else n++;
+    }
+    return n;
+}
+/* the next image as uint8 H x W x 3; 1 = got one, 0 = end, -1 = error */
+static int stream_next(stream *s, const unsigned char **img, int *h, int *w, ag_error *err) {
+    for (;;) {
+        if (s->npy.data && s->npy_index < s->npy.shape[0]) {
+            int64_t i = s->npy_index++;
+            if (!s->npy_float) {
+                *h = (int)s->npy.shape[1]; *w = (int)s->npy.shape[2];
+                *img = (const unsigned char *)s->npy.data + (size_t)i * (*h) * (*w) * 3;
+            } else {
+                int H = (int)s->npy.shape[2], W = (int)s->npy.shape[3], c, y, x; size_t need = (size_t)H * W * 3;
+                float *src;
+                if (need > s->img_cap) { unsigned char *p = (unsigned char *)realloc(s->img, need); if (!p) return ag__fail(err, "out of memory"); s->img = p; s->img_cap = need; }
+                src = (float *)s->npy.data + (size_t)i * 3 * H * W;
+                for (c = 0; c < 3; c++) for (y = 0; y < H; y++) for (x = 0; x < W; x++) {
+                    float v = src[((size_t)c * H + y) * W + x];
+                    if (!(v == v)) return ag__fail(err, "%s: image %lld holds NaN", s->npy_path, (long long)i);
+                    v = v * 127.5f + 127.5f; v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+                    s->img[((size_t)y * W + x) * 3 + c] = (unsigned char)v;
+                }
+                *h = H; *w = W; *img = s->img;
+            }
+            return 1;
+        }
+        ag_array_free(&s->npy);
+        if (s->next >= s->count) return 0;
+        {
+            const char *p = s->paths[s->next++];
+            if (ends_with(p, ".npy")) {
+                if (ag_npy_read(p, &s->npy, err)) return -1;
+                s->npy_index = 0; s->npy_path = p;
+                if (s->npy.dtype == AG_DTYPE_U8 && s->npy.ndim == 4 && s->npy.shape[3] == 3) s->npy_float = 0;
+                else if ((s->npy.dtype == AG_DTYPE_F32 || s->npy.dtype == AG_DTYPE_F64) && s->npy.ndim == 4 && s->npy.shape[1] == 3) {
+                    if (s->npy.dtype == AG_DTYPE_F64) {   /* to float32 in place */
+                        size_t n = s->npy.nbytes / 8, k; float *f = (float *)malloc(n * sizeof(float) + 1);
+                        if (!f) return ag__fail(err, "out of memory");
+                        for (k = 0; k < n; k++) f[k] = (float)((double *)s->npy.data)[k];
+                        free(s->npy.data); s->npy.data = f; s->npy.dtype = AG_DTYPE_F32; s->npy.nbytes = n * 4;
+                    }
+                    s->npy_float = 1;
+                } else {
+                    ag_array_free(&s->npy);
+                    return ag__fail(err, "%s: expected uint8 N x H x W x 3 or float N x 3 x H x W images", p);
+                }
+                if (s->npy.shape[0] == 0) continue;
+                if ((s->npy_float ? s->npy.shape[2] : s->npy.shape[1]) < 1 || (s->npy_float ? s->npy.shape[3] : s->npy.shape[2]) < 1)
+                    return ag__fail(err, "%s: empty images", p);
+            } else {
+                ag_array a; size_t need;
+                if (ag_png_read(p, 3, &a, err)) return -1;
+                need = a.nbytes;
+                if (need > s->img_cap) { unsigned char *q = (unsigned char *)realloc(s->img, need); if (!q) { ag_array_free(&a); return ag__fail(err, "out of memory"); } s->img = q; s->img_cap = need; }
+                memcpy(s->img, a.data, need);
+                *h = (int)a.shape[0]; *w = (int)a.shape[1]; *img = s->img;
+                ag_array_free(&a);
+                return 1;
+            }
+        }
+    }
+}
+
+typedef struct scorer {
+    ag_inception *net; int batch, pytorch_pre;
+    float *x, *pool3, *logits;
+} scorer;
+
+/* runs every image of the stream; accumulates FID statistics and (optionally) logits */
+static int score_stream(scorer *sc, stream *s, ag_fid_stats *stats, float **logits_out, int64_t *count_out, const char *label) {
+    ag_error err; int64_t total = stream_total(s), done = 0, cap = 0; float *all = NULL; time_t t0 = time(NULL), last = t0;
+    size_t per = (size_t)3 * 299 * 299;
+    for (;;) {
+        int n = 0, r = 0, h = 0, w = 0;
+        const unsigned char *img = NULL;
+        while (n < sc->batch && (r = stream_next(s, &img, &h, &w, &err)) == 1) {
+            if (sc->pytorch_pre) ag_inception_preprocess_pytorch(img, h, w, sc->x + (size_t)n * per);
+            else ag_inception_preprocess_tf(img, h, w, sc->x + (size_t)n * per);
+            n++;
+        }
+        if (r < 0) { fprintf(stderr, "score: %s\n", err.msg); free(all); return -1; }
+        if (n == 0) break;
+        if (ag_inception_forward(sc->net, sc->x, n, sc->pool3, logits_out ? sc->logits : NULL, 0, &err)) { fprintf(stderr, "score: %s\n", err.msg); free(all); return -1; }
+        if (stats && ag_fid_stats_add(stats, sc->pool3, n)) { fprintf(stderr, "score: out of memory\n"); free(all); return -1; }
+        if (logits_out) {
+            if (done + n > cap) {
+                int64_t nc = cap ? cap * 2 : 1024; float *p;
+                while (nc < done + n) nc *= 2;
+                p = (float *)realloc(all, (size_t)nc * 1008 * sizeof(float));
+                if (!p) { fprintf(stderr, "score: out of memory for the logits\n"); free(all); return -1; }
+                all = p; cap = nc;
+            }
+            memcpy(all + (size_t)done * 1008, sc->logits, (size_t)n * 1008 * sizeof(float));
+        }
+        done += n;
+        if (time(NULL) - last >= 5 || done == total) {
+            double el = difftime(time(NULL), t0), rate = el > 0 ? done / el : 0;
+            fprintf(stderr, "score: %s %lld/%lld images, %.1f img/s, eta %.0f s\n", label, (long long)done, (long long)total, rate,
+                    rate > 0 ? (total - done) / rate : 0.0);
+            last = time(NULL);
+        }
+    }
+    if (logits_out) *logits_out = all;
+    *count_out = done;
+    return 0;
+}
+
+static int load_stats(const char *path, double **mu, double **sigma, int *dim) {
+    ag_array_list l; ag_error err; ag_array *m, *s; size_t n, i;
+    if (ag_npz_read(path, &l, &err)) { fprintf(stderr, "score: %s\n", err.msg); return -1; }
+    m = ag_array_list_find(&l, "mu"); s = ag_array_list_find(&l, "sigma");
+    if (!m || !s) { fprintf(stderr, "score: %s: needs arrays 'mu' and 'sigma'\n", path); ag_array_list_free(&l); return -1; }
+    if (m->ndim != 1 || s->ndim != 2 || s->shape[0] != m->shape[0] || s->shape[1] != m->shape[0] || m->shape[0] < 1 ||
+        (m->dtype != AG_DTYPE_F64 && m->dtype != AG_DTYPE_F32) || (s->dtype != AG_DTYPE_F64 && s->dtype != AG_DTYPE_F32)) {
+        fprintf(stderr, "score: %s: 'mu' must be a float vector [d] and 'sigma' a float matrix [d, d]\n", path); ag_array_list_free(&l); return -1;
+    }
+    *dim = (int)m->shape[0]; n = (size_t)*dim;
+    *mu = (double *)malloc(n * sizeof(double)); *sigma = (double *)malloc(n * n * sizeof(double));
+    if (!*mu || !*sigma) { fprintf(stderr, "score: out of memory\n"); ag_array_list_free(&l); return -1; }
+    for (i = 0; i < n; i++) (*mu)[i] = m->dtype == AG_DTYPE_F64 ? ((double *)m->data)[i] : ((float *)m->data)[i];
+    for (i = 0; i < n * n; i++) (*sigma)[i] = s->dtype == AG_DTYPE_F64 ? ((double *)s->data)[i] : ((float *)s->data)[i];
+    for (i = 0; i < n; i++) if (!isfinite((*mu)[i])) { fprintf(stderr, "score: %s: 'mu' holds NaN or infinity\n", path); ag_array_list_free(&l); return -1; }
+    for (i = 0; i < n * n; i++) if (!isfinite((*sigma)[i])) { fprintf(stderr, "score: %s: 'sigma' holds NaN or infinity\n", path); ag_array_list_free(&l); return -1; }
+    ag_array_list_free(&l);
+    return 0;
+}
+static int save_stats(const char *path, const ag_fid_stats *st) {
+    ag_array_list l; ag_error err; int64_t s1[1], s2[2]; int rc;
+    memset(&l, 0, sizeof l);
+    s1[0] = st->dim; s2[0] = s2[1] = st->dim;
+    rc = ag_array_list_add(&l, "mu", AG_DTYPE_F64, 1, s1, st->mu, &err) || ag_array_list_add(&l, "sigma", AG_DTYPE_F64, 2, s2, st->sigma, &err) ||
+         ag_npz_write(path, &l, &err);
+    if (rc) fprintf(stderr, "score: %s\n", err.msg);
+    ag_array_list_free(&l);
+    return rc ? -1 : 0;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: score --inception W.pth [--stats REF.npz | --ref IMAGES... --] [--save-stats OUT.npz]\n"
+                    "             [--splits 10] [--preprocess tf|pytorch] [--batch 25] [--threads N] IMAGES...\n"
+                    "  IMAGES: .npy (uint8 NxHxWx3 or float Nx3xHxW in [-1,1]), .png files, directories of PNGs\n"
+                    "  --ref takes every following argument up to '--' as the reference images\n");
+}
+
+int main(int argc, char **argv) {
+    const char *weights = NULL, *stats_path = NULL, *save_path = NULL; int splits = 10, threads = 0, i, rc = 1, dim = 0;
+    stream gen, ref; scorer sc; ag_error err; ag_fid_stats gst, rst; float *logits = NULL; int64_t n = 0, nref = 0;
+    double *rmu = NULL, *rsigma = NULL, is_mean, is_std;
+    memset(&gen, 0, sizeof gen); memset(&ref, 0, sizeof ref); memset(&sc, 0, sizeof sc); memset(&gst, 0, sizeof gst); memset(&rst, 0, sizeof rst);
+    sc.batch = 25;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--inception") && i + 1 < argc) weights = argv[++i];
+        else if (!strcmp(a, "--stats") && i + 1 < argc) stats_path = argv[++i];
+        else if (!strcmp(a, "--save-stats") && i + 1 < argc) save_path = argv[++i];
+        else if (!strcmp(a, "--splits") && i + 1 < argc) splits = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--batch") && i + 1 < argc) sc.batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--preprocess") && i + 1 < argc) {
+            const char *p = argv[++i];
+            if (!strcmp(p, "tf")) sc.pytorch_pre = 0; else if (!strcmp(p, "pytorch")) sc.pytorch_pre = 1;
+            else { fprintf(stderr, "score: --preprocess must be 'tf' or 'pytorch'\n"); return 2; }
+        } else if (!strcmp(a, "--ref")) {
+            while (i + 1 < argc && strcmp(argv[i + 1], "--")) if (stream_add(&ref, argv[++i])) return 2;
+            if (i + 1 < argc) i++;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else if (a[0] == '-' && a[1] == '-') { fprintf(stderr, "score: unknown option '%s'\n", a); usage(); return 2; }
+        else if (stream_add(&gen, a)) return 2;
+    }
+    if (!weights) { fprintf(stderr, "score: --inception W.pth is required (see weights/README.md)\n"); usage(); return 2; }
+    if (!gen.count) { fprintf(stderr, "score: no images given\n"); usage(); return 2; }
+    if (splits < 1 || sc.batch < 1 || sc.batch > 1024) { fprintf(stderr, "score: --splits and --batch must be positive (batch at most 1024)\n"); return 2; }
+    if (stats_path && ref.count) { fprintf(stderr, "score: give --stats or --ref, not both\n"); return 2; }
+    if (stats_path && load_stats(stats_path, &rmu, &rsigma, &dim)) return 1;
+    if (stats_path && dim != 2048) { fprintf(stderr, "score: %s: statistics of dimension %d; pool3 has 2048\n", stats_path, dim); return 1; }
+    sc.net = ag_inception_load(weights, &err);
+    if (!sc.net) { fprintf(stderr, "score: %s\n", err.msg); return 1; }
+    if (threads > 0) ag_inception_set_threads(sc.net, threads);
+    sc.x = (float *)malloc((size_t)sc.batch * 3 * 299 * 299 * sizeof(float));
+    sc.pool3 = (float *)malloc((size_t)sc.batch * 2048 * sizeof(float));
+    sc.logits = (float *)malloc((size_t)sc.batch * 1008 * sizeof(float));
+    if (!sc.x || !sc.pool3 || !sc.logits || ag_fid_stats_init(&gst, 2048, &err) || ag_fid_stats_init(&rst, 2048, &err)) { fprintf(stderr, "score: out of memory\n"); goto done; }
+    if (score_stream(&sc, &gen, &gst, &logits, &n, "images")) goto done;
+    if (n < splits) { fprintf(stderr, "score: %lld images for %d splits\n", (long long)n, splits); goto done; }
+    if (ag_inception_score(logits, (int)n, 1008, splits, &is_mean, &is_std, &err)) { fprintf(stderr, "score: %s\n", err.msg); goto done; }
+    printf("IS %.6f %.6f\n", is_mean, is_std);
+    fflush(stdout);
+    if (save_path || stats_path || ref.count) {
+        if (ag_fid_stats_finish(&gst, &err)) { fprintf(stderr, "score: %s\n", err.msg); goto done; }
+        if (save_path && save_stats(save_path, &gst)) goto done;
+    }
+    if (ref.count) {
+        if (score_stream(&sc, &ref, &rst, NULL, &nref, "reference")) goto done;
+        if (ag_fid_stats_finish(&rst, &err)) { fprintf(stderr, "score: reference: %s\n", err.msg); goto done; }
+        rmu = rst.mu; rsigma = rst.sigma;
+    }
+    if (rmu) {
+        double fid;
+        if (ag_fid(gst.mu, gst.sigma, rmu, rsigma, 2048, &fid, &err)) { fprintf(stderr, "score: %s\n", err.msg); goto done; }
+        printf("FID %.6f\n", fid);
+    }
+    rc = 0;
+done:
+    if (stats_path) { free(rmu); free(rsigma); }
+    free(logits); free(sc.x); free(sc.pool3); free(sc.logits);
+    ag_fid_stats_free(&gst); ag_fid_stats_free(&rst);
+    ag_inception_free(sc.net); stream_free(&gen); stream_free(&ref);
+    return rc;
+}
