@@ -1,7 +1,7 @@
 /* bench.c - how fast autogan.h runs the AutoGAN workloads (CIFAR-10 geometry: 32x32, z 128).
 
    build/bench WORKLOAD [--threads N] [--iters N] [--warmup N]
-   WORKLOAD: search-step | derived-step | g-sample | conv | peak | all
+   WORKLOAD: search-step | derived-step | g-sample | conv | inception | all
 
    One line per workload (per shape for `conv`) with ms_per_iter=<x> and gflops=<y>
    (GEMM floating-point operations / time), plus the fraction of the measured FMA peak.
@@ -38,6 +38,33 @@ static double max_rss_mb(void) {
 }
 
 static int threads = 0, iters = 3, warmup = 1;
+
+/* a full FID-Inception state dict with He-normal convs and identity-like BN */
+static int bench_inception_weights(ag_array_list *sd, ag_rng *rng, ag_error *err) {
+    ag_inception tmp; int i; float *buf = NULL; size_t cap = 0;
+    memset(&tmp, 0, sizeof tmp);
+    ag__inc_layout(&tmp);
+    for (i = 0; i < tmp.count; i++) {
+        const ag__inc_conv *c = &tmp.convs[i]; int64_t ws[4], cs[1]; size_t n = (size_t)c->cout * c->cin * c->kh * c->kw; char name[96];
+        static const char *const bn[4] = { "weight", "bias", "running_mean", "running_var" }; int k;
+        if (n > cap) { free(buf); buf = (float *)malloc(n * sizeof(float)); cap = n; }
+        ws[0] = c->cout; ws[1] = c->cin; ws[2] = c->kh; ws[3] = c->kw; cs[0] = c->cout;
+        ag_rng_fill_normal(rng, buf, n, 0.0f, (float)sqrt(2.0 / (double)(c->cin * c->kh * c->kw)));
+        snprintf(name, sizeof name, "%s.conv.weight", c->prefix);
+        if (ag_array_list_add(sd, name, AG_DTYPE_F32, 4, ws, buf, err)) return -1;
+        for (k = 0; k < 4; k++) {
+            size_t j; for (j = 0; j < (size_t)c->cout; j++) buf[j] = (k == 0 || k == 3) ? 1.0f : 0.0f;
+            snprintf(name, sizeof name, "%s.bn.%s", c->prefix, bn[k]);
+            if (ag_array_list_add(sd, name, AG_DTYPE_F32, 1, cs, buf, err)) return -1;
+        }
+    }
+    free(buf);
+    {
+        int64_t fw[2] = { 1008, 2048 }, fb[1] = { 1008 };
+        if (ag_array_list_add(sd, "fc.weight", AG_DTYPE_F32, 2, fw, NULL, err) || ag_array_list_add(sd, "fc.bias", AG_DTYPE_F32, 1, fb, NULL, err)) return -1;
+    }
+    return 0;
+}
 static double peak_gflops = 0.0;
 
 static void report(const char *name, const char *extra, double seconds, double flops, int n) {
@@ -144,18 +171,45 @@ static int conv_bench(void) {
     return 0;
 }
 
+/* the FID Inception on a batch of 50 299x299 images (random weights: speed only) */
+static int inception_bench(void) {
+    ag_array_list sd; ag_error err; ag_rng rng; ag_inception *net; float *x, *pool3, *logits; int i, n = 50;
+    double t0 = 0, t; char extra[160]; size_t k;
+    memset(&sd, 0, sizeof sd);
+    ag_rng_seed(&rng, 4, 4);
+    net = NULL;
+    if (bench_inception_weights(&sd, &rng, &err) || !(net = ag_inception_from_arrays(&sd, &err))) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    ag_array_list_free(&sd);
+    if (threads > 0) ag_inception_set_threads(net, threads);
+    x = (float *)malloc((size_t)n * 3 * 299 * 299 * sizeof(float)); pool3 = (float *)malloc((size_t)n * 2048 * sizeof(float));
+    logits = (float *)malloc((size_t)n * 1008 * sizeof(float));
+    for (k = 0; k < (size_t)n * 3 * 299 * 299; k++) x[k] = ag_rng_uniform(&rng) * 2.0f - 1.0f;
+    for (i = 0; i < warmup + iters; i++) {
+        if (i == warmup) t0 = now_seconds();
+        if (ag_inception_forward(net, x, n, pool3, logits, 0, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    }
+    t = now_seconds() - t0;
+    snprintf(extra, sizeof extra, "threads=%d iters=%d images=%d img_per_s=%.1f cpu=%s max_rss_mb=%.0f", threads > 0 ? threads : 0, iters, n,
+             n * iters / t, ag_ctx_cpu_name(net->ctx), max_rss_mb());
+    /* 5.71 GMAC per image */
+    report("inception", extra, t, 2.0 * 5.713e9 * n * iters, iters);
+    free(x); free(pool3); free(logits); ag_inception_free(net);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *w = argc > 1 ? argv[1] : "all"; int i, rc = 0;
     for (i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: bench [search-step|derived-step|g-sample|conv|all] [--threads N] [--iters N] [--warmup N]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench [search-step|derived-step|g-sample|conv|inception|all] [--threads N] [--iters N] [--warmup N]\n"); return 2; }
     }
     if (iters < 1) iters = 1;
     if (!strcmp(w, "search-step") || !strcmp(w, "all")) rc |= gan_step_bench("search-step", 128, 64);
     if (!strcmp(w, "derived-step") || !strcmp(w, "all")) rc |= gan_step_bench("derived-step", 256, 128);
     if (!strcmp(w, "g-sample") || !strcmp(w, "all")) rc |= g_sample_bench();
     if (!strcmp(w, "conv") || !strcmp(w, "all")) rc |= conv_bench();
+    if (!strcmp(w, "inception") || !strcmp(w, "all")) rc |= inception_bench();
     return rc;
 }

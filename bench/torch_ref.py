@@ -3,7 +3,7 @@
 
     /usr/bin/python3 bench/torch_ref.py WORKLOAD [--threads N] [--iters N] [--warmup N]
 
-WORKLOAD: search-step | derived-step | g-sample | conv | all. Uses the AutoGAN models of
+WORKLOAD: search-step | derived-step | g-sample | conv | inception | all. Uses the AutoGAN models of
 tests/golden/gen_models.py (the reference's layers and names). gflops counts the same
 GEMM work as bench.c (2*M*N*K of every conv, deconv and linear), so the two compare.
 Run both in one session, at the same thread count, to compare.
@@ -12,7 +12,7 @@ import os, sys, time, resource, argparse
 import torch
 import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden"))
-import gen_models as M  # noqa: E402
+import gen_models as M  # noqa: E402  (may set torch's thread count; main() sets ours after)
 
 ARCH_A = [1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3]
 
@@ -125,6 +125,24 @@ def conv(iters, warmup):
             report(f"conv:{name}:{pname}", tsum, flops * iters, iters, f"threads={torch.get_num_threads()} iters={iters}")
 
 
+def inception(iters, warmup):
+    nt = torch.get_num_threads()
+    import gen_inception as GI        # sets 1 thread for its golden runs; restore ours
+    torch.set_num_threads(nt)
+    torch.manual_seed(4)
+    net = GI.FIDInceptionV3().eval()
+    x = torch.rand(50, 3, 299, 299) * 2 - 1
+    t0 = 0
+    with torch.no_grad():
+        for i in range(warmup + iters):
+            if i == warmup:
+                t0 = time.time()
+            net.fc(net.pool3(x))
+    t = time.time() - t0
+    report("inception", t, 2.0 * 5.713e9 * 50 * iters, iters,
+           f"threads={torch.get_num_threads()} iters={iters} images=50 img_per_s={50 * iters / t:.1f} max_rss_mb={max_rss_mb():.0f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("workload", nargs="?", default="all")
@@ -142,6 +160,8 @@ def main():
         g_sample(a.iters, a.warmup)
     if w in ("conv", "all"):
         conv(a.iters, a.warmup)
+    if w in ("inception", "all"):
+        inception(a.iters, a.warmup)
 
 
 if __name__ == "__main__":
