@@ -35,7 +35,8 @@
        1. Configuration and API ................ (this part, outside the implementation)
        2. Errors, files and host arrays
        3. Tensors, arena and PRNG
-       4. Kernels: GEMM, im2col/col2im, scalar reference
+       4. Kernels: SGEMM per ISA (scalar, AVX2, AVX-512, NEON) with run-time dispatch,
+          im2col/col2im
        5. Autograd tape and ops (forward + backward pairs)
        6. Parameters, layers and initialisation
        7. Optimiser: Adam, EMA
@@ -124,6 +125,7 @@ AGDEF int         ag_ctx_grad_enabled(const ag_ctx *ctx);
 AGDEF size_t      ag_ctx_arena_bytes(const ag_ctx *ctx); /* high-water mark of the arena */
 AGDEF const char *ag_ctx_cpu_name(const ag_ctx *ctx);
 AGDEF double      ag_ctx_gemm_flops(const ag_ctx *ctx);  /* floating-point operations in GEMMs so far */
+AGDEF double      ag_ctx_fma_peak_gflops(const ag_ctx *ctx); /* measured: an FMA loop on every thread (~0.5 s) */
 
 /* arena tensors (uninitialised / zeroed / copied from host floats) */
 AGDEF ag_tensor *ag_tensor_new(ag_ctx *ctx, int ndim, const int *shape);
@@ -874,62 +876,893 @@ AGDEF void ag_tensor_shape_str(const ag_tensor *t, char *buf, size_t len) {
 }
 
 /* ===================================================================================
-   4. Kernels: GEMM, im2col/col2im, scalar reference
+   4. Kernels: SGEMM per ISA with run-time dispatch, im2col/col2im
    =================================================================================== */
-/* The kernel table: filled once per context. */
-typedef struct ag__kernels { const char *name; int num_threads; } ag__kernels;
+/* ---- SGEMM: packing, micro-kernels per ISA, run-time dispatch ---- */
 
-static void ag__kernels_setup(ag_ctx *ctx) {
-    ag__kernels *k = (ag__kernels *)AG_MALLOC(sizeof(ag__kernels));
-    if (!k) return;
-    k->name = "scalar"; k->num_threads = ctx->num_threads;
-    ctx->kern = k;
+#if defined(__GNUC__) || defined(__clang__)
+#define AG__KUNUSED __attribute__((unused))
+#else
+#define AG__KUNUSED
+#endif
+
+typedef struct ag__kernels ag__kernels;  /* a table of function pointers filled once per context */
+
+/* pack rows [i0, i0+rows) x k [p0, p0+kc) of op(A) into one micro-panel: dst[k*mr + i]
+   where mr here is the packed stride kern->mr_pack; rows past `rows` are zero padded. */
+typedef void (*ag__pack_a_fn)(float *dst, const float *A, int lda, int transA,
+                              int i0, int rows, int p0, int kc, int mr);
+/* pack k [p0, p0+kc) x columns [j0, j0+ncols) of op(B) into panels of nr columns:
+   panel t at dst + t*AG__PSTRIDE(nr, kc) holds [k*nr + j]; the last panel is zero padded.
+   (The 16 extra floats per panel keep the panels off 4 KiB aliasing: with kc*nr*4 a
+   multiple of 4096 every panel start would fall in the same L1 set.) */
+#define AG__PSTRIDE(nr, kc) ((size_t)(nr) * (size_t)(kc) + 16)
+typedef void (*ag__pack_b_fn)(float *dst, const float *B, int ldb, int transB,
+                              int j0, int ncols, int p0, int kc, int nr);
+/* one rows x cols tile (rows <= mr, cols <= nr): acc = sum_k ap[k*mr_pack+i]*bp[k*nr+j];
+   C[i*ldc+j] = acc (accumulate 0) or C[i*ldc+j] += acc (accumulate 1). */
+typedef void (*ag__ukernel_fn)(int kc, const float *ap, const float *bp, float *c, int ldc,
+                               int accumulate, int rows, int cols);
+typedef double (*ag__fma_loop_fn)(long iters, float seed); /* returns a checksum */
+
+struct ag__kernels {
+    const char *name;        /* "avx512", "avx2", "neon", "scalar" */
+    int isa;                 /* AG__ISA_* */
+    int num_threads;         /* threads ag__sgemm may use (1 without OpenMP) */
+    int mr, nr;              /* micro-tile */
+    int mr_pack;             /* row stride of a packed A micro-panel (>= mr) */
+    int kc, nc, mc;          /* blocking: K block, max columns and rows of a thread's tile */
+    double par_min;          /* below this many multiply-adds: no parallel region */
+    ag__pack_a_fn pack_a;
+    ag__pack_b_fn pack_b;
+    ag__ukernel_fn kernel;
+    ag__fma_loop_fn fma_loop;
+    double fma_loop_flops;   /* flops done by one iteration of fma_loop */
+    char note[160];          /* why the requested path was not taken, or "" */
+};
+
+enum { AG__ISA_SCALAR = 0, AG__ISA_AVX2 = 1, AG__ISA_AVX512 = 2, AG__ISA_NEON = 3 };
+
+/* C[M x N] (row stride ldc) = beta*C + op(A)·op(B), all row-major.
+   op(A) is M x K: A stored M x K (lda) when transA == 0, stored K x M (lda) when transA == 1.
+   op(B) is K x N: B stored K x N (ldb) when transB == 0, stored N x K (ldb) when transB == 1.
+   beta is 0 or 1 only (0 means C is overwritten and may hold garbage/NaN beforehand).
+   scratch must hold ag__sgemm_scratch_bytes(kern, M, N, K) bytes (any alignment); if it is
+   smaller (or NULL), a slow unpacked loop computes the same product. */
+AG__KUNUSED static void ag__sgemm(const ag__kernels *kern, int transA, int transB, int M, int N, int K,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                      void *scratch, size_t scratch_bytes);
+/* packing buffers needed per call, incl. all threads */
+AG__KUNUSED static size_t ag__sgemm_scratch_bytes(const ag__kernels *kern, int M, int N, int K);
+/* detect CPU, honour env AUTOGAN_CPU=scalar|avx2|avx512|neon, fill the table.
+   num_threads <= 0: OpenMP's default (OMP_NUM_THREADS); always 1 without OpenMP. */
+AG__KUNUSED static void ag__kernels_init(ag__kernels *kern, int num_threads);
+/* fill the table for one named path; returns 0 (table untouched) if it is not available
+   on this CPU/compiler. Lets tests force every path without the environment. */
+AG__KUNUSED static int ag__kernels_init_isa(ag__kernels *kern, const char *isa, int num_threads);
+AG__KUNUSED static const char *ag__kernels_name(const ag__kernels *kern);  /* "avx512", "avx2", "neon", "scalar" */
+AG__KUNUSED static const char *ag__kernels_note(const ag__kernels *kern);  /* "" or why the env request was not honoured */
+/* an FMA loop with enough independent accumulators on the table's ISA, run on `threads`
+   threads at once (each its own loop); returns the total GFLOP/s (best of 5 runs of ~0.1 s). */
+AG__KUNUSED static double ag__measure_fma_peak_gflops(const ag__kernels *kern, int threads);
+
+
+
+#if defined(__GNUC__) || defined(__clang__)
+#define AG__KRESTRICT __restrict__
+#define AG__KINLINE __inline__ __attribute__((always_inline, unused))
+#else
+#define AG__KRESTRICT
+#define AG__KINLINE
+#endif
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define AG__KX86 1
+#include <immintrin.h>
+#include <cpuid.h>
+#define AG__TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define AG__TARGET_AVX512 __attribute__((target("avx512f")))
+#else
+#define AG__KX86 0
+#endif
+
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define AG__KNEON 1
+#include <arm_neon.h>
+#else
+#define AG__KNEON 0
+#endif
+
+static AG__KUNUSED int ag__kmin(int a, int b) { return a < b ? a : b; }
+
+/* ------------------------------------------------------------------------------------
+   Portable packing (used by scalar and NEON; the x86 paths have SIMD versions).
+   ------------------------------------------------------------------------------------ */
+static AG__KUNUSED void ag__pack_a_generic(float *AG__KRESTRICT dst, const float *AG__KRESTRICT A,
+                                           int lda, int transA, int i0, int rows, int p0, int kc, int mr) {
+    int i, k;
+    if (!transA) { /* A stored M x K: gather a column of mr rows per k */
+        for (i = 0; i < rows; i++) {
+            const float *s = A + (size_t)(i0 + i) * lda + p0;
+            for (k = 0; k < kc; k++) dst[(size_t)k * mr + i] = s[k];
+        }
+    } else {       /* A stored K x M: mr contiguous values per k */
+        for (k = 0; k < kc; k++) {
+            const float *s = A + (size_t)(p0 + k) * lda + i0;
+            for (i = 0; i < rows; i++) dst[(size_t)k * mr + i] = s[i];
+        }
+    }
+    if (rows < mr)
+        for (k = 0; k < kc; k++)
+            for (i = rows; i < mr; i++) dst[(size_t)k * mr + i] = 0.0f;
 }
-static void ag__kernels_release(ag_ctx *ctx) { AG_FREE(ctx->kern); ctx->kern = NULL; }
-static void ag__kernels_set_threads(ag_ctx *ctx) { if (ctx->kern) ctx->kern->num_threads = ctx->num_threads; }
-AGDEF const char *ag_ctx_cpu_name(const ag_ctx *ctx) { return ctx->kern->name; }
 
-static size_t ag__sgemm_scratch_bytes(const ag__kernels *kern, int M, int N, int K) {
-    (void)kern; (void)M; (void)N; (void)K; return 0;
-}
-
-/* C[M x N] (ldc) = beta*C + op(A)[M x K] . op(B)[K x N], row-major.
-   transA: A is stored K x M; transB: B is stored N x K. beta is 0 or 1.
-   Each element of C is summed by one thread in a fixed order (deterministic). */
-static void ag__sgemm(const ag__kernels *kern, int transA, int transB, int M, int N, int K,
-                      const float *A, int lda, const float *B, int ldb, float beta,
-                      float *C, int ldc, void *scratch, size_t scratch_bytes) {
-    long i;
-    int ag__nt = ((double)M * N * K < 65536.0) ? 1 : kern->num_threads;
-    (void)scratch; (void)scratch_bytes; (void)ag__nt;
-    AG__PARALLEL_FOR
-    for (i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc; int j, k;
-        if (beta == 0.0f) for (j = 0; j < N; j++) c[j] = 0.0f;
+static AG__KUNUSED void ag__pack_b_generic(float *AG__KRESTRICT dst, const float *AG__KRESTRICT B,
+                                           int ldb, int transB, int j0, int ncols, int p0, int kc, int nr) {
+    int jp, j, k;
+    for (jp = 0; jp < ncols; jp += nr) {
+        int w = ag__kmin(nr, ncols - jp);
+        float *d = dst + (size_t)(jp / nr) * AG__PSTRIDE(nr, kc);
         if (!transB) {
-            for (k = 0; k < K; k++) {
-                float a = transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-                const float *b = B + (size_t)k * ldb;
-                if (a == 0.0f) continue;
-                for (j = 0; j < N; j++) c[j] += a * b[j];
+            const float *s = B + (size_t)p0 * ldb + j0 + jp;
+            for (k = 0; k < kc; k++) {
+                for (j = 0; j < w; j++) d[(size_t)k * nr + j] = s[(size_t)k * ldb + j];
+                for (; j < nr; j++) d[(size_t)k * nr + j] = 0.0f;
             }
         } else {
-            for (j = 0; j < N; j++) {
-                const float *b = B + (size_t)j * ldb;
-                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-                k = 0;
-                if (!transA) {
-                    const float *a = A + (size_t)i * lda;
-                    for (; k + 4 <= K; k += 4) { s0 += a[k] * b[k]; s1 += a[k+1] * b[k+1]; s2 += a[k+2] * b[k+2]; s3 += a[k+3] * b[k+3]; }
-                    for (; k < K; k++) s0 += a[k] * b[k];
-                } else {
-                    for (; k < K; k++) s0 += A[(size_t)k * lda + i] * b[k];
-                }
-                c[j] += (s0 + s1) + (s2 + s3);
+            const float *s = B + (size_t)(j0 + jp) * ldb + p0;
+            for (j = 0; j < w; j++)
+                for (k = 0; k < kc; k++) d[(size_t)k * nr + j] = s[(size_t)j * ldb + k];
+            for (k = 0; k < kc; k++)
+                for (j = w; j < nr; j++) d[(size_t)k * nr + j] = 0.0f;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------
+   Scalar micro-kernel: 4 x 8, plain C (the reference path).
+   ------------------------------------------------------------------------------------ */
+#define AG__S_MR 4
+#define AG__S_NR 8
+static void ag__s_kernel(int kc, const float *AG__KRESTRICT ap, const float *AG__KRESTRICT bp,
+                         float *AG__KRESTRICT c, int ldc, int accumulate, int rows, int cols) {
+    float acc[AG__S_MR][AG__S_NR];
+    int i, j, k;
+    for (i = 0; i < AG__S_MR; i++)
+        for (j = 0; j < AG__S_NR; j++) acc[i][j] = 0.0f;
+    for (k = 0; k < kc; k++) {
+        const float *a = ap + (size_t)k * AG__S_MR, *b = bp + (size_t)k * AG__S_NR;
+        for (i = 0; i < AG__S_MR; i++) {
+            float ai = a[i];
+            for (j = 0; j < AG__S_NR; j++) acc[i][j] += ai * b[j];
+        }
+    }
+    for (i = 0; i < rows; i++) {
+        float *cr = c + (size_t)i * ldc;
+        if (accumulate) for (j = 0; j < cols; j++) cr[j] += acc[i][j];
+        else            for (j = 0; j < cols; j++) cr[j] = acc[i][j];
+    }
+}
+
+static double ag__s_fma_loop(long iters, float seed) {
+    float a0 = seed, a1 = seed + 1, a2 = seed + 2, a3 = seed + 3;
+    float a4 = seed + 4, a5 = seed + 5, a6 = seed + 6, a7 = seed + 7;
+    const float m = 0.9999999f, d = 1e-7f;
+    long it;
+    for (it = 0; it < iters; it++) {
+        a0 = a0 * m + d; a1 = a1 * m + d; a2 = a2 * m + d; a3 = a3 * m + d;
+        a4 = a4 * m + d; a5 = a5 * m + d; a6 = a6 * m + d; a7 = a7 * m + d;
+    }
+    return (double)a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+}
+
+#if AG__KX86
+/* ------------------------------------------------------------------------------------
+   x86: CPU detection (CPUID + XGETBV)
+   ------------------------------------------------------------------------------------ */
+static unsigned long long ag__xgetbv0(void) {
+    unsigned int eax, edx;
+    __asm__ __volatile__("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((unsigned long long)edx << 32) | eax;
+}
+/* returns 2 for AVX-512F usable, 1 for AVX2+FMA usable, 0 otherwise */
+static int ag__x86_level(void) {
+    unsigned int a, b, c, d, max_leaf;
+    unsigned long long xcr0;
+    int has_fma, has_avx, has_osxsave, has_avx2, has_avx512f;
+    if (!__get_cpuid(0, &max_leaf, &b, &c, &d)) return 0;
+    if (max_leaf < 7) return 0;
+    __get_cpuid(1, &a, &b, &c, &d);
+    has_fma = (c >> 12) & 1; has_osxsave = (c >> 27) & 1; has_avx = (c >> 28) & 1;
+    if (!has_osxsave || !has_avx || !has_fma) return 0;
+    xcr0 = ag__xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return 0;               /* XMM and YMM state saved by the OS */
+    __cpuid_count(7, 0, a, b, c, d);
+    has_avx2 = (b >> 5) & 1; has_avx512f = (b >> 16) & 1;
+    if (!has_avx2) return 0;
+    if (has_avx512f && (xcr0 & 0xe6) == 0xe6) return 2; /* + opmask, ZMM_Hi256, Hi16_ZMM */
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------
+   x86 packing with 8x8 transposes (AVX); used by the AVX2 and AVX-512 paths.
+   ------------------------------------------------------------------------------------ */
+#define AG__TRANSPOSE8(r0, r1, r2, r3, r4, r5, r6, r7) do { \
+    __m256 t0_ = _mm256_unpacklo_ps(r0, r1), t1_ = _mm256_unpackhi_ps(r0, r1); \
+    __m256 t2_ = _mm256_unpacklo_ps(r2, r3), t3_ = _mm256_unpackhi_ps(r2, r3); \
+    __m256 t4_ = _mm256_unpacklo_ps(r4, r5), t5_ = _mm256_unpackhi_ps(r4, r5); \
+    __m256 t6_ = _mm256_unpacklo_ps(r6, r7), t7_ = _mm256_unpackhi_ps(r6, r7); \
+    __m256 s0_ = _mm256_shuffle_ps(t0_, t2_, 0x44), s1_ = _mm256_shuffle_ps(t0_, t2_, 0xEE); \
+    __m256 s2_ = _mm256_shuffle_ps(t1_, t3_, 0x44), s3_ = _mm256_shuffle_ps(t1_, t3_, 0xEE); \
+    __m256 s4_ = _mm256_shuffle_ps(t4_, t6_, 0x44), s5_ = _mm256_shuffle_ps(t4_, t6_, 0xEE); \
+    __m256 s6_ = _mm256_shuffle_ps(t5_, t7_, 0x44), s7_ = _mm256_shuffle_ps(t5_, t7_, 0xEE); \
+    r0 = _mm256_permute2f128_ps(s0_, s4_, 0x20); r1 = _mm256_permute2f128_ps(s1_, s5_, 0x20); \
+    r2 = _mm256_permute2f128_ps(s2_, s6_, 0x20); r3 = _mm256_permute2f128_ps(s3_, s7_, 0x20); \
+    r4 = _mm256_permute2f128_ps(s0_, s4_, 0x31); r5 = _mm256_permute2f128_ps(s1_, s5_, 0x31); \
+    r6 = _mm256_permute2f128_ps(s2_, s6_, 0x31); r7 = _mm256_permute2f128_ps(s3_, s7_, 0x31); \
+} while (0)
+
+/* Transposing copy of up to 8 source rows: dst[k*dstride + j] = src[j*sstride + k] for
+   j < w (<= 8), k < kc; lanes j >= w of dst are written with zeros (dst rows are 8 wide).
+   Loads past the row end are masked, so nothing outside the source is read. */
+AG__TARGET_AVX2 static void ag__x86_transpose8(float *AG__KRESTRICT dst, int dstride,
+                                               const float *AG__KRESTRICT src, size_t sstride,
+                                               int w, int kc) {
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const float *s1 = src + (w > 1 ? 1 : 0) * sstride, *s2 = src + (w > 2 ? 2 : 0) * sstride;
+    const float *s3 = src + (w > 3 ? 3 : 0) * sstride, *s4 = src + (w > 4 ? 4 : 0) * sstride;
+    const float *s5 = src + (w > 5 ? 5 : 0) * sstride, *s6 = src + (w > 6 ? 6 : 0) * sstride;
+    const float *s7 = src + (w > 7 ? 7 : 0) * sstride;
+    int k;
+    for (k = 0; k < kc; k += 8) {
+        __m256 r0, r1, r2, r3, r4, r5, r6, r7, z = _mm256_setzero_ps();
+        int nk = kc - k;
+        if (nk >= 8) {
+            r0 = _mm256_loadu_ps(src + k); r1 = _mm256_loadu_ps(s1 + k); r2 = _mm256_loadu_ps(s2 + k);
+            r3 = _mm256_loadu_ps(s3 + k); r4 = _mm256_loadu_ps(s4 + k); r5 = _mm256_loadu_ps(s5 + k);
+            r6 = _mm256_loadu_ps(s6 + k); r7 = _mm256_loadu_ps(s7 + k);
+        } else {
+            __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(nk), iota);
+            r0 = _mm256_maskload_ps(src + k, m); r1 = _mm256_maskload_ps(s1 + k, m);
+            r2 = _mm256_maskload_ps(s2 + k, m); r3 = _mm256_maskload_ps(s3 + k, m);
+            r4 = _mm256_maskload_ps(s4 + k, m); r5 = _mm256_maskload_ps(s5 + k, m);
+            r6 = _mm256_maskload_ps(s6 + k, m); r7 = _mm256_maskload_ps(s7 + k, m);
+        }
+        if (w < 8) { /* rows past w read row 0 above (always valid): zero them */
+            if (w < 2) r1 = z;
+            if (w < 3) r2 = z;
+            if (w < 4) r3 = z;
+            if (w < 5) r4 = z;
+            if (w < 6) r5 = z;
+            if (w < 7) r6 = z;
+            r7 = z;
+        }
+        AG__TRANSPOSE8(r0, r1, r2, r3, r4, r5, r6, r7);
+        {
+            float *d = dst + (size_t)k * dstride;
+            _mm256_storeu_ps(d, r0);
+            if (nk > 1) _mm256_storeu_ps(d + 1 * (size_t)dstride, r1);
+            if (nk > 2) _mm256_storeu_ps(d + 2 * (size_t)dstride, r2);
+            if (nk > 3) _mm256_storeu_ps(d + 3 * (size_t)dstride, r3);
+            if (nk > 4) _mm256_storeu_ps(d + 4 * (size_t)dstride, r4);
+            if (nk > 5) _mm256_storeu_ps(d + 5 * (size_t)dstride, r5);
+            if (nk > 6) _mm256_storeu_ps(d + 6 * (size_t)dstride, r6);
+            if (nk > 7) _mm256_storeu_ps(d + 7 * (size_t)dstride, r7);
+        }
+    }
+}
+
+/* copy w <= 8 floats into an 8-wide slot, zero filling */
+#define AG__X86_COPY8(d, s, w, iota) do { \
+    if ((w) >= 8) _mm256_storeu_ps((d), _mm256_loadu_ps(s)); \
+    else _mm256_storeu_ps((d), _mm256_maskload_ps((s), _mm256_cmpgt_epi32(_mm256_set1_epi32(w), iota))); \
+} while (0)
+
+/* A micro-panel; mr (the packed stride) is a multiple of 8 on x86 */
+AG__TARGET_AVX2 static void ag__x86_pack_a(float *AG__KRESTRICT dst, const float *AG__KRESTRICT A,
+                                           int lda, int transA, int i0, int rows, int p0, int kc, int mr) {
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int i, k;
+    if (!transA) {
+        for (i = 0; i < mr; i += 8)
+            if (i < rows)
+                ag__x86_transpose8(dst + i, mr, A + (size_t)(i0 + i) * lda + p0, (size_t)lda,
+                                   ag__kmin(8, rows - i), kc);
+            else
+                for (k = 0; k < kc; k++) _mm256_storeu_ps(dst + (size_t)k * mr + i, _mm256_setzero_ps());
+    } else {
+        for (k = 0; k < kc; k++) {
+            const float *s = A + (size_t)(p0 + k) * lda + i0;
+            float *d = dst + (size_t)k * mr;
+            for (i = 0; i < mr; i += 8) {
+                int w = rows - i;
+                if (w > 0) AG__X86_COPY8(d + i, s + i, w, iota);
+                else _mm256_storeu_ps(d + i, _mm256_setzero_ps());
             }
         }
     }
 }
+
+/* B block; NR (a multiple of 8) is a compile-time constant in the callers below, so the
+   panel copies unroll into plain vector moves (no memcpy calls). */
+AG__TARGET_AVX2 static AG__KINLINE void ag__x86_pack_b_body(float *AG__KRESTRICT dst,
+        const float *AG__KRESTRICT B, int ldb, int transB, int j0, int ncols, int p0, int kc, const int NR) {
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int jp, j, k;
+    if (!transB) {
+        /* row by row through B (sequential reads), scattering into the panels */
+        for (k = 0; k < kc; k++) {
+            const float *s = B + (size_t)(p0 + k) * ldb + j0;
+            float *d = dst + (size_t)k * NR;
+            for (jp = 0; jp + NR <= ncols; jp += NR) {
+                float *dp = d + (size_t)(jp / NR) * AG__PSTRIDE(NR, kc);
+                const float *sp = s + jp;
+                __m256 v0 = _mm256_loadu_ps(sp), v1 = _mm256_setzero_ps(), v2 = v1, v3 = v1;
+                if (NR > 8) v1 = _mm256_loadu_ps(sp + 8);
+                if (NR > 16) v2 = _mm256_loadu_ps(sp + 16);
+                if (NR > 24) v3 = _mm256_loadu_ps(sp + 24);
+                _mm256_storeu_ps(dp, v0);
+                if (NR > 8) _mm256_storeu_ps(dp + 8, v1);
+                if (NR > 16) _mm256_storeu_ps(dp + 16, v2);
+                if (NR > 24) _mm256_storeu_ps(dp + 24, v3);
+            }
+            if (jp < ncols) {
+                float *dp = d + (size_t)(jp / NR) * AG__PSTRIDE(NR, kc);
+                for (j = 0; j < NR; j += 8) {
+                    int w = ncols - jp - j;
+                    if (w > 0) AG__X86_COPY8(dp + j, s + jp + j, w, iota);
+                    else _mm256_storeu_ps(dp + j, _mm256_setzero_ps());
+                }
+            }
+        }
+    } else {
+        for (jp = 0; jp < ncols; jp += NR) {
+            float *d = dst + (size_t)(jp / NR) * AG__PSTRIDE(NR, kc);
+            for (j = 0; j < NR; j += 8) {
+                int w = ncols - jp - j;
+                if (w > 0)
+                    ag__x86_transpose8(d + j, NR, B + (size_t)(j0 + jp + j) * ldb + p0, (size_t)ldb,
+                                       ag__kmin(8, w), kc);
+                else
+                    for (k = 0; k < kc; k++) _mm256_storeu_ps(d + (size_t)k * NR + j, _mm256_setzero_ps());
+            }
+        }
+    }
+}
+AG__TARGET_AVX2 static void ag__x86_pack_b16(float *dst, const float *B, int ldb, int transB,
+                                             int j0, int ncols, int p0, int kc, int nr) {
+    (void)nr; ag__x86_pack_b_body(dst, B, ldb, transB, j0, ncols, p0, kc, 16);
+}
+AG__TARGET_AVX2 static void ag__x86_pack_b32(float *dst, const float *B, int ldb, int transB,
+                                             int j0, int ncols, int p0, int kc, int nr) {
+    (void)nr; ag__x86_pack_b_body(dst, B, ldb, transB, j0, ncols, p0, kc, 32);
+}
+
+/* ------------------------------------------------------------------------------------
+   AVX2 + FMA micro-kernel: 6 x 16 (12 ymm accumulators), specialised per row count
+   (1..6) and per column vectors (1..2); partial columns via masked load/store.
+   ------------------------------------------------------------------------------------ */
+#define AG__Y_MR 6
+#define AG__Y_MRP 8   /* packed A stride */
+#define AG__Y_NR 16
+
+#define AG__Y_STEP(r) if (ROWS > r) { __m256 a_ = _mm256_broadcast_ss(ap + r); \
+    c##r##0 = _mm256_fmadd_ps(a_, b0, c##r##0); if (NV > 1) c##r##1 = _mm256_fmadd_ps(a_, b1, c##r##1); }
+#define AG__Y_K(off) do { \
+    __m256 b0 = _mm256_loadu_ps(bp + (off) * AG__Y_NR), b1 = _mm256_setzero_ps(); \
+    if (NV > 1) b1 = _mm256_loadu_ps(bp + (off) * AG__Y_NR + 8); \
+    ap += (off) * AG__Y_MRP; \
+    AG__Y_STEP(0) AG__Y_STEP(1) AG__Y_STEP(2) AG__Y_STEP(3) AG__Y_STEP(4) AG__Y_STEP(5) \
+    ap -= (off) * AG__Y_MRP; } while (0)
+#define AG__Y_OUT1(cr, v, m, full) do { \
+    if (full) { if (accumulate) v = _mm256_add_ps(_mm256_loadu_ps(cr), v); _mm256_storeu_ps(cr, v); } \
+    else { if (accumulate) v = _mm256_add_ps(_mm256_maskload_ps(cr, m), v); _mm256_maskstore_ps(cr, m, v); } \
+} while (0)
+#define AG__Y_STORE(r) if (ROWS > r) { float *cr_ = c + (size_t)(r) * ldc; \
+    if (NV == 1) { AG__Y_OUT1(cr_, c##r##0, m0, full0); } \
+    else { AG__Y_OUT1(cr_, c##r##0, m0, 1); AG__Y_OUT1(cr_ + 8, c##r##1, m1, full1); } }
+
+AG__TARGET_AVX2 static AG__KINLINE void ag__y_body(int kc, const float *AG__KRESTRICT ap,
+        const float *AG__KRESTRICT bp, float *AG__KRESTRICT c, int ldc, int accumulate, int cols,
+        const int ROWS, const int NV) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    __m256i m0, m1, iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int k, full0, full1, r;
+    for (r = 0; r < ROWS; r++) /* C is read (or written) at the end: ask for it now */
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);
+    for (k = 0; k + 4 <= kc; k += 4) {
+        AG__Y_K(0); AG__Y_K(1); AG__Y_K(2); AG__Y_K(3);
+        ap += 4 * AG__Y_MRP; bp += 4 * AG__Y_NR;
+    }
+    for (; k < kc; k++) { AG__Y_K(0); ap += AG__Y_MRP; bp += AG__Y_NR; }
+    m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), iota);
+    m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), iota);
+    full0 = cols >= 8; full1 = cols >= 16;
+    AG__Y_STORE(0) AG__Y_STORE(1) AG__Y_STORE(2) AG__Y_STORE(3) AG__Y_STORE(4) AG__Y_STORE(5)
+}
+
+#define AG__Y_WRAP(R, V) AG__TARGET_AVX2 static void ag__y_k##R##_##V(int kc, const float *ap, \
+    const float *bp, float *c, int ldc, int acc, int cols) { ag__y_body(kc, ap, bp, c, ldc, acc, cols, R, V); }
+AG__Y_WRAP(1, 1) AG__Y_WRAP(2, 1) AG__Y_WRAP(3, 1) AG__Y_WRAP(4, 1) AG__Y_WRAP(5, 1) AG__Y_WRAP(6, 1)
+AG__Y_WRAP(1, 2) AG__Y_WRAP(2, 2) AG__Y_WRAP(3, 2) AG__Y_WRAP(4, 2) AG__Y_WRAP(5, 2) AG__Y_WRAP(6, 2)
+
+typedef void (*ag__tile_fn)(int kc, const float *ap, const float *bp, float *c, int ldc, int acc, int cols);
+
+static void ag__y_kernel(int kc, const float *ap, const float *bp, float *c, int ldc,
+                         int accumulate, int rows, int cols) {
+    static const ag__tile_fn tab[AG__Y_MR][2] = {
+        { ag__y_k1_1, ag__y_k1_2 }, { ag__y_k2_1, ag__y_k2_2 }, { ag__y_k3_1, ag__y_k3_2 },
+        { ag__y_k4_1, ag__y_k4_2 }, { ag__y_k5_1, ag__y_k5_2 }, { ag__y_k6_1, ag__y_k6_2 } };
+    tab[rows - 1][(cols - 1) >> 3](kc, ap, bp, c, ldc, accumulate, cols);
+}
+
+AG__TARGET_AVX2 static double ag__y_fma_loop(long iters, float seed) {
+    __m256 m = _mm256_set1_ps(0.9999999f), d = _mm256_set1_ps(1e-7f);
+    __m256 a0 = _mm256_set1_ps(seed), a1 = _mm256_add_ps(a0, d), a2 = _mm256_add_ps(a1, d);
+    __m256 a3 = _mm256_add_ps(a2, d), a4 = _mm256_add_ps(a3, d), a5 = _mm256_add_ps(a4, d);
+    __m256 a6 = _mm256_add_ps(a5, d), a7 = _mm256_add_ps(a6, d), a8 = _mm256_add_ps(a7, d);
+    __m256 a9 = _mm256_add_ps(a8, d), a10 = _mm256_add_ps(a9, d), a11 = _mm256_add_ps(a10, d);
+    float out[8];
+    long it;
+    for (it = 0; it < iters; it++) {
+        a0 = _mm256_fmadd_ps(a0, m, d); a1 = _mm256_fmadd_ps(a1, m, d); a2 = _mm256_fmadd_ps(a2, m, d);
+        a3 = _mm256_fmadd_ps(a3, m, d); a4 = _mm256_fmadd_ps(a4, m, d); a5 = _mm256_fmadd_ps(a5, m, d);
+        a6 = _mm256_fmadd_ps(a6, m, d); a7 = _mm256_fmadd_ps(a7, m, d); a8 = _mm256_fmadd_ps(a8, m, d);
+        a9 = _mm256_fmadd_ps(a9, m, d); a10 = _mm256_fmadd_ps(a10, m, d); a11 = _mm256_fmadd_ps(a11, m, d);
+    }
+    a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                       _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    a0 = _mm256_add_ps(a0, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    _mm256_storeu_ps(out, a0);
+    return (double)out[0] + out[7];
+}
+
+/* ------------------------------------------------------------------------------------
+   AVX-512F micro-kernel: 14 x 32 (28 zmm accumulators), specialised per row count
+   (1..14) and per column vectors (1..2); partial columns via opmask.
+   ------------------------------------------------------------------------------------ */
+#define AG__Z_MR 14
+#define AG__Z_MRP 16  /* packed A stride */
+#define AG__Z_NR 32
+
+#define AG__Z_STEP(r) if (ROWS > r) { __m512 a_ = _mm512_set1_ps(ap[r]); \
+    c##r##_0 = _mm512_fmadd_ps(a_, b0, c##r##_0); if (NV > 1) c##r##_1 = _mm512_fmadd_ps(a_, b1, c##r##_1); }
+#define AG__Z_K(off) do { \
+    __m512 b0 = _mm512_loadu_ps(bp + (off) * AG__Z_NR), b1 = _mm512_setzero_ps(); \
+    if (NV > 1) b1 = _mm512_loadu_ps(bp + (off) * AG__Z_NR + 16); \
+    ap += (off) * AG__Z_MRP; \
+    AG__Z_STEP(0) AG__Z_STEP(1) AG__Z_STEP(2) AG__Z_STEP(3) AG__Z_STEP(4) AG__Z_STEP(5) AG__Z_STEP(6) \
+    AG__Z_STEP(7) AG__Z_STEP(8) AG__Z_STEP(9) AG__Z_STEP(10) AG__Z_STEP(11) AG__Z_STEP(12) AG__Z_STEP(13) \
+    ap -= (off) * AG__Z_MRP; } while (0)
+#define AG__Z_STORE(r) if (ROWS > r) { float *cr_ = c + (size_t)(r) * ldc; \
+    if (accumulate) c##r##_0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr_), c##r##_0); \
+    _mm512_mask_storeu_ps(cr_, m0, c##r##_0); \
+    if (NV > 1) { if (accumulate) c##r##_1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr_ + 16), c##r##_1); \
+                  _mm512_mask_storeu_ps(cr_ + 16, m1, c##r##_1); } }
+
+AG__TARGET_AVX512 static AG__KINLINE void ag__z_body(int kc, const float *AG__KRESTRICT ap,
+        const float *AG__KRESTRICT bp, float *AG__KRESTRICT c, int ldc, int accumulate, int cols,
+        const int ROWS, const int NV) {
+    __m512 z = _mm512_setzero_ps();
+    __m512 c0_0 = z, c0_1 = z, c1_0 = z, c1_1 = z, c2_0 = z, c2_1 = z, c3_0 = z, c3_1 = z;
+    __m512 c4_0 = z, c4_1 = z, c5_0 = z, c5_1 = z, c6_0 = z, c6_1 = z, c7_0 = z, c7_1 = z;
+    __m512 c8_0 = z, c8_1 = z, c9_0 = z, c9_1 = z, c10_0 = z, c10_1 = z, c11_0 = z, c11_1 = z;
+    __m512 c12_0 = z, c12_1 = z, c13_0 = z, c13_1 = z;
+    __mmask16 m0, m1;
+    int k, r;
+    for (r = 0; r < ROWS; r++) { /* C is read (or written) at the end: ask for it now */
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);
+        if (NV > 1) _mm_prefetch((const char *)(c + (size_t)r * ldc + 16), _MM_HINT_T0);
+    }
+    for (k = 0; k + 4 <= kc; k += 4) {
+        AG__Z_K(0); AG__Z_K(1); AG__Z_K(2); AG__Z_K(3);
+        ap += 4 * AG__Z_MRP; bp += 4 * AG__Z_NR;
+    }
+    for (; k < kc; k++) { AG__Z_K(0); ap += AG__Z_MRP; bp += AG__Z_NR; }
+    m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
+    m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0u : (1u << (cols - 16)) - 1u);
+    AG__Z_STORE(0) AG__Z_STORE(1) AG__Z_STORE(2) AG__Z_STORE(3) AG__Z_STORE(4) AG__Z_STORE(5)
+    AG__Z_STORE(6) AG__Z_STORE(7) AG__Z_STORE(8) AG__Z_STORE(9) AG__Z_STORE(10) AG__Z_STORE(11)
+    AG__Z_STORE(12) AG__Z_STORE(13)
+}
+
+#define AG__Z_WRAP(R, V) AG__TARGET_AVX512 static void ag__z_k##R##_##V(int kc, const float *ap, \
+    const float *bp, float *c, int ldc, int acc, int cols) { ag__z_body(kc, ap, bp, c, ldc, acc, cols, R, V); }
+#define AG__Z_WRAP2(R) AG__Z_WRAP(R, 1) AG__Z_WRAP(R, 2)
+AG__Z_WRAP2(1) AG__Z_WRAP2(2) AG__Z_WRAP2(3) AG__Z_WRAP2(4) AG__Z_WRAP2(5) AG__Z_WRAP2(6) AG__Z_WRAP2(7)
+AG__Z_WRAP2(8) AG__Z_WRAP2(9) AG__Z_WRAP2(10) AG__Z_WRAP2(11) AG__Z_WRAP2(12) AG__Z_WRAP2(13) AG__Z_WRAP2(14)
+
+static void ag__z_kernel(int kc, const float *ap, const float *bp, float *c, int ldc,
+                         int accumulate, int rows, int cols) {
+#define AG__Z_T(R) { ag__z_k##R##_1, ag__z_k##R##_2 }
+    static const ag__tile_fn tab[AG__Z_MR][2] = {
+        AG__Z_T(1), AG__Z_T(2), AG__Z_T(3), AG__Z_T(4), AG__Z_T(5), AG__Z_T(6), AG__Z_T(7),
+        AG__Z_T(8), AG__Z_T(9), AG__Z_T(10), AG__Z_T(11), AG__Z_T(12), AG__Z_T(13), AG__Z_T(14) };
+#undef AG__Z_T
+    tab[rows - 1][(cols - 1) >> 4](kc, ap, bp, c, ldc, accumulate, cols);
+}
+
+AG__TARGET_AVX512 static double ag__z_fma_loop(long iters, float seed) {
+    __m512 m = _mm512_set1_ps(0.9999999f), d = _mm512_set1_ps(1e-7f);
+    __m512 a0 = _mm512_set1_ps(seed), a1 = _mm512_add_ps(a0, d), a2 = _mm512_add_ps(a1, d);
+    __m512 a3 = _mm512_add_ps(a2, d), a4 = _mm512_add_ps(a3, d), a5 = _mm512_add_ps(a4, d);
+    __m512 a6 = _mm512_add_ps(a5, d), a7 = _mm512_add_ps(a6, d), a8 = _mm512_add_ps(a7, d);
+    __m512 a9 = _mm512_add_ps(a8, d), a10 = _mm512_add_ps(a9, d), a11 = _mm512_add_ps(a10, d);
+    long it;
+    for (it = 0; it < iters; it++) {
+        a0 = _mm512_fmadd_ps(a0, m, d); a1 = _mm512_fmadd_ps(a1, m, d); a2 = _mm512_fmadd_ps(a2, m, d);
+        a3 = _mm512_fmadd_ps(a3, m, d); a4 = _mm512_fmadd_ps(a4, m, d); a5 = _mm512_fmadd_ps(a5, m, d);
+        a6 = _mm512_fmadd_ps(a6, m, d); a7 = _mm512_fmadd_ps(a7, m, d); a8 = _mm512_fmadd_ps(a8, m, d);
+        a9 = _mm512_fmadd_ps(a9, m, d); a10 = _mm512_fmadd_ps(a10, m, d); a11 = _mm512_fmadd_ps(a11, m, d);
+    }
+    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                       _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    a0 = _mm512_add_ps(a0, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    {
+        float out[16];
+        _mm512_storeu_ps(out, a0);
+        return (double)out[0] + out[15];
+    }
+}
+#endif /* AG__KX86 */
+
+#if AG__KNEON
+/* ------------------------------------------------------------------------------------
+   NEON micro-kernel (AArch64): 12 x 8 (24 q accumulators), specialised per row count.
+   ------------------------------------------------------------------------------------ */
+#define AG__N_MR 12
+#define AG__N_NR 8
+#define AG__N_STEP(r, av, lane) if (ROWS > r) { \
+    c##r##_0 = vfmaq_laneq_f32(c##r##_0, b0, av, lane); c##r##_1 = vfmaq_laneq_f32(c##r##_1, b1, av, lane); }
+#define AG__N_STORE1(cr, v, n) do { \
+    if ((n) >= 4) { if (accumulate) v = vaddq_f32(vld1q_f32(cr), v); vst1q_f32(cr, v); } \
+    else if ((n) > 0) { float t_[4]; int q_; vst1q_f32(t_, v); \
+        for (q_ = 0; q_ < (n); q_++) (cr)[q_] = accumulate ? (cr)[q_] + t_[q_] : t_[q_]; } } while (0)
+#define AG__N_STORE(r) if (ROWS > r) { float *cr_ = c + (size_t)(r) * ldc; \
+    AG__N_STORE1(cr_, c##r##_0, cols); AG__N_STORE1(cr_ + 4, c##r##_1, cols - 4); }
+
+static AG__KINLINE void ag__n_body(int kc, const float *AG__KRESTRICT ap, const float *AG__KRESTRICT bp,
+                                   float *AG__KRESTRICT c, int ldc, int accumulate, int cols, const int ROWS) {
+    float32x4_t z = vdupq_n_f32(0.0f);
+    float32x4_t c0_0 = z, c0_1 = z, c1_0 = z, c1_1 = z, c2_0 = z, c2_1 = z, c3_0 = z, c3_1 = z;
+    float32x4_t c4_0 = z, c4_1 = z, c5_0 = z, c5_1 = z, c6_0 = z, c6_1 = z, c7_0 = z, c7_1 = z;
+    float32x4_t c8_0 = z, c8_1 = z, c9_0 = z, c9_1 = z, c10_0 = z, c10_1 = z, c11_0 = z, c11_1 = z;
+    int k;
+    for (k = 0; k < kc; k++) {
+        float32x4_t b0 = vld1q_f32(bp), b1 = vld1q_f32(bp + 4);
+        float32x4_t a0 = vld1q_f32(ap), a1 = z, a2 = z;
+        if (ROWS > 4) a1 = vld1q_f32(ap + 4);
+        if (ROWS > 8) a2 = vld1q_f32(ap + 8);
+        AG__N_STEP(0, a0, 0) AG__N_STEP(1, a0, 1) AG__N_STEP(2, a0, 2) AG__N_STEP(3, a0, 3)
+        AG__N_STEP(4, a1, 0) AG__N_STEP(5, a1, 1) AG__N_STEP(6, a1, 2) AG__N_STEP(7, a1, 3)
+        AG__N_STEP(8, a2, 0) AG__N_STEP(9, a2, 1) AG__N_STEP(10, a2, 2) AG__N_STEP(11, a2, 3)
+        ap += AG__N_MR; bp += AG__N_NR;
+    }
+    AG__N_STORE(0) AG__N_STORE(1) AG__N_STORE(2) AG__N_STORE(3) AG__N_STORE(4) AG__N_STORE(5)
+    AG__N_STORE(6) AG__N_STORE(7) AG__N_STORE(8) AG__N_STORE(9) AG__N_STORE(10) AG__N_STORE(11)
+}
+#define AG__N_WRAP(R) static void ag__n_k##R(int kc, const float *ap, const float *bp, float *c, \
+    int ldc, int acc, int cols) { ag__n_body(kc, ap, bp, c, ldc, acc, cols, R); }
+AG__N_WRAP(1) AG__N_WRAP(2) AG__N_WRAP(3) AG__N_WRAP(4) AG__N_WRAP(5) AG__N_WRAP(6)
+AG__N_WRAP(7) AG__N_WRAP(8) AG__N_WRAP(9) AG__N_WRAP(10) AG__N_WRAP(11) AG__N_WRAP(12)
+
+typedef void (*ag__ntile_fn)(int kc, const float *ap, const float *bp, float *c, int ldc, int acc, int cols);
+static void ag__n_kernel(int kc, const float *ap, const float *bp, float *c, int ldc,
+                         int accumulate, int rows, int cols) {
+    static const ag__ntile_fn tab[AG__N_MR] = { ag__n_k1, ag__n_k2, ag__n_k3, ag__n_k4, ag__n_k5,
+        ag__n_k6, ag__n_k7, ag__n_k8, ag__n_k9, ag__n_k10, ag__n_k11, ag__n_k12 };
+    tab[rows - 1](kc, ap, bp, c, ldc, accumulate, cols);
+}
+
+static double ag__n_fma_loop(long iters, float seed) {
+    float32x4_t m = vdupq_n_f32(0.9999999f), d = vdupq_n_f32(1e-7f);
+    float32x4_t a0 = vdupq_n_f32(seed), a1 = vaddq_f32(a0, d), a2 = vaddq_f32(a1, d);
+    float32x4_t a3 = vaddq_f32(a2, d), a4 = vaddq_f32(a3, d), a5 = vaddq_f32(a4, d);
+    float32x4_t a6 = vaddq_f32(a5, d), a7 = vaddq_f32(a6, d), a8 = vaddq_f32(a7, d);
+    float32x4_t a9 = vaddq_f32(a8, d), a10 = vaddq_f32(a9, d), a11 = vaddq_f32(a10, d);
+    long it;
+    for (it = 0; it < iters; it++) {
+        a0 = vfmaq_f32(d, a0, m); a1 = vfmaq_f32(d, a1, m); a2 = vfmaq_f32(d, a2, m);
+        a3 = vfmaq_f32(d, a3, m); a4 = vfmaq_f32(d, a4, m); a5 = vfmaq_f32(d, a5, m);
+        a6 = vfmaq_f32(d, a6, m); a7 = vfmaq_f32(d, a7, m); a8 = vfmaq_f32(d, a8, m);
+        a9 = vfmaq_f32(d, a9, m); a10 = vfmaq_f32(d, a10, m); a11 = vfmaq_f32(d, a11, m);
+    }
+    a0 = vaddq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)), vaddq_f32(vaddq_f32(a4, a5), vaddq_f32(a6, a7)));
+    a0 = vaddq_f32(a0, vaddq_f32(vaddq_f32(a8, a9), vaddq_f32(a10, a11)));
+    return (double)vaddvq_f32(a0);
+}
+#endif /* AG__KNEON */
+
+/* ------------------------------------------------------------------------------------
+   Dispatch
+   ------------------------------------------------------------------------------------ */
+static int ag__kernels_init_isa(ag__kernels *kern, const char *isa, int num_threads) {
+    ag__kernels k;
+    memset(&k, 0, sizeof k);
+    if (!isa) return 0;
+    if (strcmp(isa, "scalar") == 0) {
+        k.name = "scalar"; k.isa = AG__ISA_SCALAR; k.mr = AG__S_MR; k.mr_pack = AG__S_MR; k.nr = AG__S_NR;
+        k.kc = 256; k.nc = 512; k.mc = 1024;
+        k.pack_a = ag__pack_a_generic; k.pack_b = ag__pack_b_generic; k.kernel = ag__s_kernel;
+        k.fma_loop = ag__s_fma_loop; k.fma_loop_flops = 16.0;
+    }
+#if AG__KX86
+    else if (strcmp(isa, "avx2") == 0) {
+        if (ag__x86_level() < 1) return 0;
+        k.name = "avx2"; k.isa = AG__ISA_AVX2; k.mr = AG__Y_MR; k.mr_pack = AG__Y_MRP; k.nr = AG__Y_NR;
+        k.kc = 256; k.nc = 512; k.mc = 1008;
+        k.pack_a = ag__x86_pack_a; k.pack_b = ag__x86_pack_b16; k.kernel = ag__y_kernel;
+        k.fma_loop = ag__y_fma_loop; k.fma_loop_flops = 12.0 * 8 * 2;
+    } else if (strcmp(isa, "avx512") == 0) {
+        if (ag__x86_level() < 2) return 0;
+        k.name = "avx512"; k.isa = AG__ISA_AVX512; k.mr = AG__Z_MR; k.mr_pack = AG__Z_MRP; k.nr = AG__Z_NR;
+        k.kc = 256; k.nc = 512; k.mc = 1008;
+        k.pack_a = ag__x86_pack_a; k.pack_b = ag__x86_pack_b32; k.kernel = ag__z_kernel;
+        k.fma_loop = ag__z_fma_loop; k.fma_loop_flops = 12.0 * 16 * 2;
+    }
+#endif
+#if AG__KNEON
+    else if (strcmp(isa, "neon") == 0) {
+        k.name = "neon"; k.isa = AG__ISA_NEON; k.mr = AG__N_MR; k.mr_pack = AG__N_MR; k.nr = AG__N_NR;
+        k.kc = 256; k.nc = 512; k.mc = 1008;
+        k.pack_a = ag__pack_a_generic; k.pack_b = ag__pack_b_generic; k.kernel = ag__n_kernel;
+        k.fma_loop = ag__n_fma_loop; k.fma_loop_flops = 12.0 * 4 * 2;
+    }
+#endif
+    else return 0;
+#ifdef _OPENMP
+    k.num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
+#else
+    (void)num_threads;
+    k.num_threads = 1;
+#endif
+    if (k.num_threads < 1) k.num_threads = 1;
+    k.par_min = 65536.0 * 4;
+    *kern = k;
+    return 1;
+}
+
+static void ag__kernels_init(ag__kernels *kern, int num_threads) {
+    static const char *const best[] = { "avx512", "avx2", "neon", "scalar" };
+    const char *env = getenv("AUTOGAN_CPU");
+    int i;
+    if (env && *env && strcmp(env, "auto") != 0) {
+        if (ag__kernels_init_isa(kern, env, num_threads)) return;
+    }
+    for (i = 0; i < 4; i++)
+        if (ag__kernels_init_isa(kern, best[i], num_threads)) break;
+    if (env && *env && strcmp(env, "auto") != 0) {
+        size_t n = strlen(env);
+        if (n > 40) n = 40;
+        memcpy(kern->note, "AUTOGAN_CPU=", 12);
+        memcpy(kern->note + 12, env, n);
+        strcpy(kern->note + 12 + n, " is unknown or not available here; using ");
+        strcat(kern->note, kern->name);
+    }
+}
+
+static const char *ag__kernels_name(const ag__kernels *kern) { return kern->name; }
+static const char *ag__kernels_note(const ag__kernels *kern) { return kern->note; }
+
+/* ------------------------------------------------------------------------------------
+   Blocking plan and the driver
+   ------------------------------------------------------------------------------------ */
+typedef struct ag__gemm_plan {
+    int kc;            /* K block (depends on K and the path only: fixes the summation order) */
+    int tm, tn;        /* tile rows (multiple of mr) and columns (multiple of nr) */
+    int nbm, nbn;      /* tiles along M and N */
+    int nt;            /* threads that will run */
+    size_t per_thread; /* floats of scratch per thread (64-byte multiples) */
+} ag__gemm_plan;
+
+/* Estimated time (in multiply-adds) of the busiest thread when C is cut into tiles of
+   tm x tn, handed out like schedule(static) does: a tile costs its rows x columns (rounded
+   to 8) x K plus its packing (rows + columns) x K at ~4 multiply-adds per packed float. */
+static double ag__plan_cost(int M, int N, int K, int tm, int tn, int nt) {
+    int nbm = (M + tm - 1) / tm, nbn = (N + tn - 1) / tn, tiles = nbm * nbn, t, th;
+    int q = tiles / nt, extra = tiles % nt, first = 0;
+    double worst = 0.0;
+    for (th = 0; th < nt; th++) {
+        int cnt = q + (th < extra ? 1 : 0);
+        double c = 0.0;
+        for (t = first; t < first + cnt; t++) {
+            int rows = ag__kmin(tm, M - (t / nbn) * tm), cols = ag__kmin(tn, N - (t % nbn) * tn);
+            c += ((double)rows * ((cols + 7) / 8 * 8) + 4.0 * (rows + cols)) * K;
+        }
+        first += cnt;
+        if (c > worst) worst = c;
+    }
+    return worst;
+}
+
+static ag__gemm_plan ag__gemm_make_plan(const ag__kernels *kern, int M, int N, int K) {
+    ag__gemm_plan p;
+    int nkb, mp, np, bm0, bn0, nt = kern->num_threads;
+    size_t a_floats, b_floats;
+    nkb = K > 0 ? (K + kern->kc - 1) / kern->kc : 1;
+    p.kc = K > 0 ? (K + nkb - 1) / nkb : 1;
+    mp = (M + kern->mr - 1) / kern->mr;       /* micro-panels along M and N */
+    np = (N + kern->nr - 1) / kern->nr;
+    if (mp < 1) mp = 1;
+    if (np < 1) np = 1;
+    bm0 = (M + kern->mc - 1) / kern->mc;      /* tiles the cache blocking asks for */
+    bn0 = (N + kern->nc - 1) / kern->nc;
+    if (bm0 < 1) bm0 = 1;
+    if (bn0 < 1) bn0 = 1;
+    if (nt > 1 && (double)M * N * K < kern->par_min) nt = 1;
+    p.tm = (mp + bm0 - 1) / bm0 * kern->mr;
+    p.tn = (np + bn0 - 1) / bn0 * kern->nr;
+    if (nt > 1 && bm0 * bn0 < 4 * nt) {
+        /* few tiles: try finer cuts along M and N and keep the best balanced one */
+        double best = ag__plan_cost(M, N, K, p.tm, p.tn, nt);
+        int bm, bn;
+        for (bm = bm0; bm <= ag__kmin(mp, 4 * nt); bm++)
+            for (bn = bn0; bn <= ag__kmin(np, 4 * nt); bn++) {
+                int tm = (mp + bm - 1) / bm * kern->mr, tn = (np + bn - 1) / bn * kern->nr;
+                double c = ag__plan_cost(M, N, K, tm, tn, nt);
+                if (c < best * 0.999) { best = c; p.tm = tm; p.tn = tn; }
+            }
+    }
+    p.nbm = (M + p.tm - 1) / p.tm; if (p.nbm < 1) p.nbm = 1;
+    p.nbn = (N + p.tn - 1) / p.tn; if (p.nbn < 1) p.nbn = 1;
+    p.nt = ag__kmin(nt, p.nbm * p.nbn);
+    a_floats = ((size_t)kern->mr_pack * p.kc + 15) / 16 * 16;
+    b_floats = (size_t)(p.tn / kern->nr) * AG__PSTRIDE(kern->nr, p.kc);
+    p.per_thread = a_floats + b_floats;
+    return p;
+}
+
+static size_t ag__sgemm_scratch_bytes(const ag__kernels *kern, int M, int N, int K) {
+    ag__gemm_plan p;
+    if (M <= 0 || N <= 0 || K <= 0) return 0;
+    p = ag__gemm_make_plan(kern, M, N, K);
+    return (size_t)p.nt * p.per_thread * sizeof(float) + 64;
+}
+
+/* one tile of C: rows [i0, i1) x columns [j0, j1) over the whole K */
+static void ag__gemm_tile(const ag__kernels *kern, const ag__gemm_plan *p, int transA, int transB,
+                          int K, const float *A, int lda, const float *B, int ldb, float beta,
+                          float *C, int ldc, int i0, int i1, int j0, int j1, float *abuf, float *bbuf) {
+    const int mr = kern->mr, nr = kern->nr;
+    int p0, i, j;
+    for (p0 = 0; p0 < K; p0 += p->kc) {
+        int kc = ag__kmin(p->kc, K - p0);
+        int accumulate = p0 > 0 || beta != 0.0f;
+        kern->pack_b(bbuf, B, ldb, transB, j0, j1 - j0, p0, kc, nr);
+        for (i = i0; i < i1; i += mr) {
+            int rows = ag__kmin(mr, i1 - i);
+            float *ci = C + (size_t)i * ldc;
+            kern->pack_a(abuf, A, lda, transA, i, rows, p0, kc, kern->mr_pack);
+            for (j = j0; j < j1; j += nr)
+                kern->kernel(kc, abuf, bbuf + (size_t)((j - j0) / nr) * AG__PSTRIDE(nr, kc), ci + j, ldc, accumulate,
+                             rows, ag__kmin(nr, j1 - j));
+        }
+    }
+}
+
+/* fallback without scratch: the same product, unpacked and slow */
+static void ag__sgemm_unpacked(int transA, int transB, int M, int N, int K, const float *A, int lda,
+                               const float *B, int ldb, float beta, float *C, int ldc) {
+    int i, j, k;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            float acc = 0.0f;
+            for (k = 0; k < K; k++) {
+                float a = transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                acc += a * b;
+            }
+            C[(size_t)i * ldc + j] = beta != 0.0f ? C[(size_t)i * ldc + j] + acc : acc;
+        }
+}
+
+static void ag__sgemm(const ag__kernels *kern, int transA, int transB, int M, int N, int K,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                      void *scratch, size_t scratch_bytes) {
+    ag__gemm_plan p;
+    float *base;
+    int t, ntiles;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (beta == 0.0f) {
+            int i;
+            for (i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
+        }
+        return;
+    }
+    p = ag__gemm_make_plan(kern, M, N, K);
+    if (!scratch || scratch_bytes < (size_t)p.nt * p.per_thread * sizeof(float) + 64) {
+        ag__sgemm_unpacked(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    base = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    ntiles = p.nbm * p.nbn;
+    if (p.nt <= 1) {
+        for (t = 0; t < ntiles; t++) {
+            int tm = t / p.nbn, tn = t % p.nbn;
+            ag__gemm_tile(kern, &p, transA, transB, K, A, lda, B, ldb, beta, C, ldc,
+                          tm * p.tm, ag__kmin(M, (tm + 1) * p.tm), tn * p.tn, ag__kmin(N, (tn + 1) * p.tn),
+                          base, base + ((size_t)kern->mr_pack * p.kc + 15) / 16 * 16);
+        }
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(p.nt)
+    for (t = 0; t < ntiles; t++) {
+        int tm = t / p.nbn, tn = t % p.nbn;
+        float *abuf = base + (size_t)omp_get_thread_num() * p.per_thread;
+        ag__gemm_tile(kern, &p, transA, transB, K, A, lda, B, ldb, beta, C, ldc,
+                      tm * p.tm, ag__kmin(M, (tm + 1) * p.tm), tn * p.tn, ag__kmin(N, (tn + 1) * p.tn),
+                      abuf, abuf + ((size_t)kern->mr_pack * p.kc + 15) / 16 * 16);
+    }
+#endif
+}
+
+/* ------------------------------------------------------------------------------------
+   FMA peak probe
+   ------------------------------------------------------------------------------------ */
+static double ag__kern_now(void) {
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return (double)clock() / CLOCKS_PER_SEC;
+#endif
+}
+
+static double ag__measure_fma_peak_gflops(const ag__kernels *kern, int threads) {
+    volatile double sink = 0.0;
+    double acc = 0.0, best = 0.0, t0, dt = 0.0, total_flops;
+    long iters = 1 << 16;
+    int rep;
+    if (threads < 1) threads = 1;
+#ifndef _OPENMP
+    threads = 1;
+#endif
+    /* calibrate to about 0.1 s per run on one thread */
+    for (;;) {
+        t0 = ag__kern_now();
+        sink = sink + kern->fma_loop(iters, 1.0f);
+        dt = ag__kern_now() - t0;
+        if (dt > 0.05 || iters > (1L << 40)) break;
+        iters *= 2;
+    }
+    if (dt > 0) iters = (long)(iters * (0.1 / dt)) + 1;
+    for (rep = 0; rep < 5; rep++) {
+        t0 = ag__kern_now();
+#ifdef _OPENMP
+        {
+            int th;
+#pragma omp parallel for schedule(static) num_threads(threads)
+            for (th = 0; th < threads; th++) {
+                double r = kern->fma_loop(iters, 1.0f + (float)th);
+#pragma omp atomic
+                acc += r;
+            }
+        }
+#else
+        sink = sink + kern->fma_loop(iters, 1.0f);
+#endif
+        dt = ag__kern_now() - t0;
+        total_flops = (double)iters * kern->fma_loop_flops * threads;
+        if (dt > 0 && total_flops / dt > best) best = total_flops / dt;
+    }
+    sink = sink + acc;
+    return best * 1e-9;
+}
+
+/* the context's kernel table */
+static void ag__kernels_setup(ag_ctx *ctx) {
+    ag__kernels *k = (ag__kernels *)AG_MALLOC(sizeof(ag__kernels));
+    if (!k) return;
+    memset(k, 0, sizeof *k);
+    ag__kernels_init(k, ctx->num_threads);
+    ctx->kern = k;
+}
+static void ag__kernels_release(ag_ctx *ctx) { AG_FREE(ctx->kern); ctx->kern = NULL; }
+static void ag__kernels_set_threads(ag_ctx *ctx) { if (ctx->kern) ctx->kern->num_threads = ctx->num_threads; }
+AGDEF const char *ag_ctx_cpu_name(const ag_ctx *ctx) { return ag__kernels_name(ctx->kern); }
+AGDEF double ag_ctx_fma_peak_gflops(const ag_ctx *ctx) { return ag__measure_fma_peak_gflops(ctx->kern, ctx->num_threads); }
 
 /* im2col for one image: x[C,H,W] -> col[C*kh*kw, OH*OW], rows `ldc` floats apart (so
    several images can sit side by side in one wide matrix) */
@@ -3068,7 +3901,7 @@ AGDEF void ag_fid_stats_free(ag_fid_stats *s) { AG_FREE(s->shift); AG_FREE(s->su
 /* eigenvalues of a symmetric matrix: Householder reduction to tridiagonal form, then the
    implicit QL iteration with Wilkinson-type shifts */
 AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
-    double *e, *v, *p; int k, l, m, iter;
+    double *e, *v, *p, anorm; int k, l, m, iter;
     if (n < 1) return ag__fail(err, "eigenvalues: empty matrix");
     e = (double *)AG_MALLOC((size_t)n * 3 * sizeof(double));
     if (!e) return ag__fail(err, "out of memory");
@@ -3114,12 +3947,19 @@ AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
     if (n >= 2) { d[n - 2] = a[(size_t)(n - 2) * n + n - 2]; e[n - 2] = a[(size_t)(n - 1) * n + n - 2]; }
     d[n - 1] = a[(size_t)(n - 1) * n + n - 1];
     e[n - 1] = 0.0;
+    {   /* the norm of the tridiagonal matrix: the floor of the deflation test below */
+        int i2; anorm = 0.0;
+        for (i2 = 0; i2 < n; i2++) { double r = fabs(d[i2]) + fabs(e[i2]) + (i2 ? fabs(e[i2 - 1]) : 0.0); if (r > anorm) anorm = r; }
+    }
     for (l = 0; l < n; l++) {
         iter = 0;
         do {
+            /* deflate when e[m] is negligible next to its diagonal neighbours; after 30
+               sweeps also when it is at rounding level of the whole matrix (clusters of
+               zero eigenvalues of a singular covariance never pass the relative test) */
             for (m = l; m < n - 1; m++) {
                 double dd = fabs(d[m]) + fabs(d[m + 1]);
-                if (fabs(e[m]) <= DBL_EPSILON * dd) break;
+                if (fabs(e[m]) <= DBL_EPSILON * dd || (iter > 30 && fabs(e[m]) <= DBL_EPSILON * anorm)) break;
             }
             if (m != l) {
                 double g, r, s, c, pp, f, b; int i;

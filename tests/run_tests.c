@@ -7,12 +7,13 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "test_kernels.c"
 #include "test_ops.c"
 #include "test_models.c"
 #include "test_inception.c"
 #include "test_readers.c"
 
-static const test_case *const suites[] = { tests_ops, tests_models, tests_inception, tests_readers, NULL };
+static const test_case *const suites[] = { tests_kernels, tests_ops, tests_models, tests_inception, tests_readers, NULL };
 
 int main(int argc, char **argv) {
     int s, i, passed = 0, failed = 0;

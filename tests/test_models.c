@@ -72,7 +72,7 @@ static int scalar_close(const char *what, float got, float want) {
     return 0;
 }
 
-static int golden_gan_file(const char *name) {
+static int golden_gan_file(const char *name, const char *isa) {
     golden g; ag_ctx *ctx; ag_generator G; ag_discriminator D; ag_gan gan; ag_error err;
     char archs[128], key[64]; int arch[AG_ARCH_MAX], alen, stage, t, bad = 0; double gscale, dscale;
     memset(&g, 0, sizeof g);
@@ -80,6 +80,7 @@ static int golden_gan_file(const char *name) {
     stage = golden_int(&g, "stage", -1);
     ag_json_get_string(g.meta, "arch", archs, sizeof archs);
     ctx = ag_ctx_create(1);
+    if (!test_force_isa(ctx, isa)) { ag_ctx_free(ctx); golden_close(&g); return 0; }
     if (ag_arch_parse(archs, arch, &alen, &err) ||
         ag_generator_init(&G, golden_int(&g, "gf", 0), golden_int(&g, "latent", 0), golden_int(&g, "bw", 4), golden_int(&g, "out_ch", 3), NULL, &err) ||
         ag_generator_set_arch(&G, stage, arch, alen, &err) ||
@@ -143,8 +144,9 @@ done:
 static int test_golden_gan(void) {
     static const char *const cases[] = { "gan_s0_a", "gan_s0_b", "gan_s0_c", "gan_s1_a", "gan_s1_b", "gan_s1_c",
                                          "gan_s2_a", "gan_s2_b", "gan_s2_c", "gan_s2_d", "gan_s2_e", NULL };
-    int i, failed = 0;
-    for (i = 0; cases[i]; i++) if (golden_gan_file(cases[i])) { fprintf(stderr, "    golden GAN case %s FAILED\n", cases[i]); failed++; }
+    int i, k, failed = 0;
+    for (k = 0; test_isas[k]; k++) for (i = 0; cases[i]; i++)
+        if (golden_gan_file(cases[i], test_isas[k])) { fprintf(stderr, "    golden GAN case %s FAILED (%s kernels)\n", cases[i], test_isas[k]); failed++; }
     TEST_CHECK(failed == 0, "%d golden GAN cases off", failed);
     return 0;
 }
@@ -373,7 +375,7 @@ static int test_initialisation(void) {
 }
 
 const test_case tests_models[] = {
-    { "golden_gan (11 PyTorch cases, stages 0-2)", test_golden_gan },
+    { "golden_gan (11 PyTorch cases, stages 0-2, every kernel path)", test_golden_gan },
     { "param_counts", test_param_counts },
     { "initialisation", test_initialisation },
     { "arch_validation", test_arch_validation },

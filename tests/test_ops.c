@@ -104,13 +104,18 @@ static int golden_run_op(ag_ctx *ctx, const golden *g, const char *op, const cha
     return 0;
 }
 
-static int golden_op_file(const char *name) {
+/* every kernel path this CPU has: the golden tests run under each */
+static const char *const test_isas[] = { "scalar", "avx2", "avx512", "neon", NULL };
+static int test_force_isa(ag_ctx *ctx, const char *isa) { return ag__kernels_init_isa(ctx->kern, isa, ag_ctx_threads(ctx)); }
+
+static int golden_op_file(const char *name, const char *isa) {
     golden g; ag_ctx *ctx; ag_tensor *x[5], *ys[2], *extra[2] = { NULL, NULL }, *loss = NULL; char op[64], cs[64], key[16];
     int i, bad = 0;
     memset(&g, 0, sizeof g);
     if (golden_open(&g, name)) return 1;
     ag_json_get_string(g.meta, "op", op, sizeof op); ag_json_get_string(g.meta, "case", cs, sizeof cs);
     ctx = ag_ctx_create(1);
+    if (!test_force_isa(ctx, isa)) { ag_ctx_free(ctx); golden_close(&g); return 0; }
     for (i = 0; i < 5; i++) { snprintf(key, sizeof key, "x%d", i); x[i] = golden_tensor(ctx, &g, key, 1); }
     if (golden_run_op(ctx, &g, op, cs, x, ys, extra)) { ag_ctx_free(ctx); golden_close(&g); return 1; }
     bad |= golden_compare(&g, "y", ys[0]->data, ys[0]->size, 2e-5, 2e-4);
@@ -157,10 +162,10 @@ static const char *const golden_op_cases[] = {
     "sn_conv_eval", "hinge_d", "hinge_g", "cross_entropy", "log_softmax", "embedding", "lstm_cell", NULL
 };
 static int test_golden_ops(void) {
-    int i, failed = 0, n = 0; char name[96];
-    for (i = 0; golden_op_cases[i]; i++, n++) {
+    int i, k, failed = 0, n = 0; char name[96];
+    for (k = 0; test_isas[k]; k++) for (i = 0; golden_op_cases[i]; i++, n++) {
         snprintf(name, sizeof name, "op_%s", golden_op_cases[i]);
-        if (golden_op_file(name)) { fprintf(stderr, "    golden op case %s FAILED\n", golden_op_cases[i]); failed++; }
+        if (golden_op_file(name, test_isas[k])) { fprintf(stderr, "    golden op case %s FAILED (%s kernels)\n", golden_op_cases[i], test_isas[k]); failed++; }
     }
     TEST_CHECK(failed == 0, "%d of %d golden op cases off", failed, n);
     return 0;
@@ -399,7 +404,7 @@ static int test_autograd_modes(void) {
 }
 
 const test_case tests_ops[] = {
-    { "golden_ops (47 PyTorch cases)", test_golden_ops },
+    { "golden_ops (47 PyTorch cases, every kernel path)", test_golden_ops },
     { "finite_differences (every op)", test_finite_differences },
     { "finite_difference_check_can_fail", test_fd_can_fail },
     { "op_bad_shapes", test_op_bad_shapes },

@@ -305,8 +305,15 @@ def sd_copy(m):
     return {k: v.detach().clone() for k, v in m.state_dict().items()}
 
 
+# Seed offsets for cases whose first draw put a ReLU input within float32 rounding of 0
+# (|x| ~ 3e-7): there the gradient depends on the summation order (an FMA kernel flips
+# the unit), so the C comparison under AVX2/AVX-512 cannot be exact. s2_a's first draw
+# had such a unit in the generator; the C test runs every case under every ISA.
+SEED_OFFSET = {"s2_a": 1}
+
+
 def run_case(name, stage, arch):
-    torch.manual_seed(case_seed(name))
+    torch.manual_seed(case_seed(name) + 1000003 * SEED_OFFSET.get(name, 0))
     G = SharedGenerator(GF, LATENT, BW, OUT_CH)
     D = Discriminator(DF, OUT_CH)
     init_models(G, D)
