@@ -4,6 +4,7 @@
 #   make sanitize   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      the benchmark workloads (not timed tests; see bench/)
 #   make fuzz       libFuzzer over the file readers (needs clang), FUZZ_SECONDS long
+#   make neon-test  the NEON kernels under qemu-aarch64 (needs gcc-aarch64-linux-gnu, qemu-user)
 CC      ?= cc
 CXX     ?= c++
 OPT     ?= -O3
@@ -16,7 +17,7 @@ BUILD    = build
 PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/bench
 TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c
 
-.PHONY: all test sanitize compile-checks bench fuzz clean
+.PHONY: all test sanitize compile-checks bench fuzz neon-test clean
 all: $(PROGRAMS) $(BUILD)/run_tests
 
 $(BUILD):
@@ -53,6 +54,16 @@ $(BUILD)/run_tests_sanitize: $(TEST_SRC) autogan.h | $(BUILD)
 
 sanitize: $(BUILD)/run_tests_sanitize $(BUILD)/score
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/run_tests_sanitize
+
+# the NEON path: cross-compiled for AArch64 and run under qemu-user (the kernel tests and
+# every golden PyTorch comparison, under the scalar and the NEON kernels)
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+QEMU_AARCH64 ?= qemu-aarch64
+$(BUILD)/run_tests_aarch64: $(TEST_SRC) autogan.h | $(BUILD)
+	$(AARCH64_CC) -O2 -static $(WARN) -o $@ tests/run_tests.c $(LDLIBS)
+
+neon-test: $(BUILD)/run_tests_aarch64
+	$(QEMU_AARCH64) ./$(BUILD)/run_tests_aarch64 sgemm kernels_dispatch golden
 
 # libFuzzer (clang) over every reader, seeded from the test files; FUZZ_SECONDS per run
 FUZZ_SECONDS ?= 60

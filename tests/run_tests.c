@@ -1,6 +1,9 @@
 /* run_tests.c - the test runner: one translation unit with the implementation and every
    test file. Prints a line per test and closes with "N passed, N failed"; exits non-zero
    on any failure. Run from the repository root (make test does). */
+#if !defined(_POSIX_C_SOURCE) && !defined(_WIN32)
+#define _POSIX_C_SOURCE 200809L   /* popen for the command-line tests */
+#endif
 #define AUTOGAN_IMPLEMENTATION
 #include "../autogan.h"
 #include "test.h"
@@ -17,10 +20,11 @@ static const test_case *const suites[] = { tests_kernels, tests_ops, tests_model
 
 int main(int argc, char **argv) {
     int s, i, passed = 0, failed = 0;
-    const char *only = argc > 1 ? argv[1] : NULL;
+    /* arguments: run only the tests whose name contains one of them */
     for (s = 0; suites[s]; s++) for (i = 0; suites[s][i].name; i++) {
-        clock_t t0; int rc;
-        if (only && !strstr(suites[s][i].name, only)) continue;
+        clock_t t0; int rc, a, selected = argc < 2;
+        for (a = 1; a < argc; a++) if (strstr(suites[s][i].name, argv[a])) selected = 1;
+        if (!selected) continue;
         t0 = clock();
         rc = suites[s][i].fn();
         printf("%s %s (%.2fs cpu)\n", rc ? "FAIL" : "ok  ", suites[s][i].name, (double)(clock() - t0) / CLOCKS_PER_SEC);
