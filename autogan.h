@@ -683,7 +683,8 @@ struct ag_ctx {
     struct ag__kernels *kern;
     double gemm_flops;                 /* 2*M*N*K summed over every GEMM (for benchmarks) */
     float *scratch[3]; size_t scratch_cap[3];   /* reused within one op: im2col, gathers, GEMM packing */
-    void **heap; int heap_len, heap_cap;        /* large gradient buffers, freed once consumed */
+    void **heap; int heap_len, heap_cap;        /* large gradient buffers, released once consumed */
+    void **spare; size_t *spare_size; int spare_len, spare_cap;   /* released buffers kept for reuse */
 };
 
 static void *ag__ctx_fail(ag_ctx *ctx, const char *fmt, ...) {
@@ -727,10 +728,43 @@ static float *ag__scratch(ag_ctx *ctx, int slot, size_t floats) {
     }
     return ctx->scratch[slot];
 }
+/* Large gradient buffers cycle through a list of spares, so a training loop whose shapes
+   repeat every step stops calling malloc/free (and stops faulting fresh pages in). The
+   spares never exceed the largest set of buffers one step had alive at once plus one. */
+static void ag__spare_put(ag_ctx *ctx, void *p, size_t bytes) {
+    if (ctx->spare_len == ctx->spare_cap) {
+        int cap = ctx->spare_cap ? ctx->spare_cap * 2 : 32;
+        void **a = (void **)AG_REALLOC(ctx->spare, (size_t)cap * sizeof(void *));
+        size_t *b;
+        if (!a) { AG_FREE(p); return; }
+        ctx->spare = a;
+        b = (size_t *)AG_REALLOC(ctx->spare_size, (size_t)cap * sizeof(size_t));
+        if (!b) { AG_FREE(p); return; }
+        ctx->spare_size = b; ctx->spare_cap = cap;
+    }
+    ctx->spare[ctx->spare_len] = p; ctx->spare_size[ctx->spare_len++] = bytes;
+}
+static void *ag__spare_take(ag_ctx *ctx, size_t bytes) {
+    int i;
+    for (i = ctx->spare_len - 1; i >= 0; i--) if (ctx->spare_size[i] == bytes) {
+        void *p = ctx->spare[i];
+        ctx->spare[i] = ctx->spare[ctx->spare_len - 1]; ctx->spare_size[i] = ctx->spare_size[ctx->spare_len - 1];
+        ctx->spare_len--;
+        return p;
+    }
+    return NULL;
+}
 static void ag__heap_release_all(ag_ctx *ctx) {
     int i;
     for (i = 0; i < ctx->heap_len; i++) AG_FREE(ctx->heap[i]);
     ctx->heap_len = 0;
+}
+
+static void ag__spare_free_all(ag_ctx *ctx) {
+    int i;
+    for (i = 0; i < ctx->spare_len; i++) AG_FREE(ctx->spare[i]);
+    AG_FREE(ctx->spare); AG_FREE(ctx->spare_size);
+    ctx->spare = NULL; ctx->spare_size = NULL; ctx->spare_len = ctx->spare_cap = 0;
 }
 
 AGDEF void ag_rng_seed(ag_rng *rng, uint64_t seed, uint64_t seq) {
@@ -784,6 +818,7 @@ AGDEF void ag_ctx_free(ag_ctx *ctx) {
     for (c = ctx->chunks; c; c = next) { next = c->next; AG_FREE(c); }
     AG_FREE(ctx->tape);
     ag__heap_release_all(ctx);
+    ag__spare_free_all(ctx);
     AG_FREE(ctx->heap);
     AG_FREE(ctx->scratch[0]); AG_FREE(ctx->scratch[1]); AG_FREE(ctx->scratch[2]);
     ag__kernels_release(ctx);
@@ -1890,7 +1925,8 @@ static float *ag__grad(ag_ctx *ctx, ag_tensor *t) {
                 if (!h) return (float *)ag__ctx_fail(ctx, "out of memory for gradient bookkeeping");
                 ctx->heap = h; ctx->heap_cap = cap;
             }
-            t->grad = (float *)AG_MALLOC(bytes);
+            t->grad = (float *)ag__spare_take(ctx, bytes);
+            if (!t->grad) t->grad = (float *)AG_MALLOC(bytes);
             if (!t->grad) return (float *)ag__ctx_fail(ctx, "out of memory: a %zu-byte gradient", bytes);
             ctx->heap[ctx->heap_len++] = t->grad;
             t->grad_slot = ctx->heap_len;
@@ -1901,7 +1937,7 @@ static float *ag__grad(ag_ctx *ctx, ag_tensor *t) {
 }
 static void ag__grad_release(ag_ctx *ctx, ag_tensor *t) {
     if (t->grad_slot > 0 && t->grad_slot <= ctx->heap_len && ctx->heap[t->grad_slot - 1] == t->grad) {
-        AG_FREE(t->grad);
+        ag__spare_put(ctx, t->grad, t->size * sizeof(float));
         ctx->heap[t->grad_slot - 1] = NULL;
     }
     t->grad = NULL; t->grad_slot = 0;

@@ -1,7 +1,7 @@
 /* bench.c - how fast autogan.h runs the AutoGAN workloads (CIFAR-10 geometry: 32x32, z 128).
 
    build/bench WORKLOAD [--threads N] [--iters N] [--warmup N]
-   WORKLOAD: search-step | derived-step | g-sample | conv | inception | all
+   WORKLOAD: search-step | derived-step | g-sample | conv | inception | peak | all
 
    One line per workload (per shape for `conv`) with ms_per_iter=<x> and gflops=<y>
    (GEMM floating-point operations / time), plus the fraction of the measured FMA peak.
@@ -203,9 +203,19 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: bench [search-step|derived-step|g-sample|conv|inception|all] [--threads N] [--iters N] [--warmup N]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench [search-step|derived-step|g-sample|conv|inception|peak|all] [--threads N] [--iters N] [--warmup N]\n"); return 2; }
     }
     if (iters < 1) iters = 1;
+    if (!strcmp(w, "peak") || !strcmp(w, "conv") || !strcmp(w, "all")) {
+        /* the machine's limit: independent FMA chains on every thread of the chosen path */
+        ag_ctx *ctx = ag_ctx_create(1);
+        if (threads > 0) ag_ctx_set_threads(ctx, threads);
+        peak_gflops = ag_ctx_fma_peak_gflops(ctx);
+        printf("%-14s gflops=%.1f threads=%d cpu=%s (measured FMA peak)\n", "peak", peak_gflops, ag_ctx_threads(ctx), ag_ctx_cpu_name(ctx));
+        ag_ctx_free(ctx);
+    }
+    if (strcmp(w, "search-step") && strcmp(w, "derived-step") && strcmp(w, "g-sample") && strcmp(w, "conv") && strcmp(w, "inception") &&
+        strcmp(w, "peak") && strcmp(w, "all")) { fprintf(stderr, "bench: unknown workload '%s'\n", w); return 2; }
     if (!strcmp(w, "search-step") || !strcmp(w, "all")) rc |= gan_step_bench("search-step", 128, 64);
     if (!strcmp(w, "derived-step") || !strcmp(w, "all")) rc |= gan_step_bench("derived-step", 256, 128);
     if (!strcmp(w, "g-sample") || !strcmp(w, "all")) rc |= g_sample_bench();
