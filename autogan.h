@@ -2050,18 +2050,20 @@ AGDEF ag_tensor *ag_linear(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
 static int ag__is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw) {
     return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
 }
-static void ag__bias_add_planes(float *y, const float *b, int N, int C, size_t plane) {
+static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int N, int C, size_t plane) {
     long nc;
-    int ag__nt = 1; (void)ag__nt;
+    int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
+    AG__PARALLEL_FOR
     for (nc = 0; nc < (long)N * C; nc++) {
         float v = b[nc % C]; float *p = y + (size_t)nc * plane; size_t i;
         for (i = 0; i < plane; i++) p[i] += v;
     }
 }
-static void ag__bias_grad_planes(float *gb, const float *gy, int N, int C, size_t plane) {
-    int n, c;
+static void ag__bias_grad_planes(const ag_ctx *ctx, float *gb, const float *gy, int N, int C, size_t plane) {
+    long c; int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
+    AG__PARALLEL_FOR
     for (c = 0; c < C; c++) {
-        double s = 0.0;
+        double s = 0.0; int n;
         for (n = 0; n < N; n++) { const float *p = gy + ((size_t)n * C + c) * plane; size_t i; for (i = 0; i < plane; i++) s += p[i]; }
         gb[c] += (float)s;
     }
@@ -2109,7 +2111,7 @@ static void ag__conv2d_backward(ag_ctx *ctx, ag__node *n) {
             }
         }
     }
-    if (gb && b) ag__bias_grad_planes(gb, y->grad, N, O, P);
+    if (gb && b) ag__bias_grad_planes(ctx, gb, y->grad, N, O, P);
 }
 AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b,
                            int sh, int sw, int ph, int pw) {
@@ -2151,7 +2153,7 @@ AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
             ag__scatter_planes(tmp, c, O, P, y->data + (size_t)n0 * O * P, 0);
         }
     }
-    if (b) ag__bias_add_planes(y->data, b->data, N, O, P);
+    if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, P);
     nd = ag__record(ctx, y, ag__conv2d_backward, x, w, b, NULL);
     if (nd) { nd->iarg[0] = sh; nd->iarg[1] = sw; nd->iarg[2] = ph; nd->iarg[3] = pw; }
     return y;
@@ -2189,7 +2191,7 @@ static void ag__deconv_backward(ag_ctx *ctx, ag__node *n) {
             }
         }
     }
-    if (gb && b) ag__bias_grad_planes(gb, y->grad, N, O, PO);
+    if (gb && b) ag__bias_grad_planes(ctx, gb, y->grad, N, O, PO);
 }
 AGDEF ag_tensor *ag_conv_transpose2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b, int s, int p) {
     int N, I, H, W, O, kh, kw, OH, OW, K, n0, j, cnt; size_t P; ag_tensor *y; float *col, *tmp = NULL; ag__node *nd; char s1[64], s2[64];
@@ -2219,7 +2221,7 @@ AGDEF ag_tensor *ag_conv_transpose2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag
         for (j = 0; j < c; j++)
             ag__col2im(ctx->kern, col + (size_t)j * P, O, OH, OW, kh, kw, s, s, p, p, H, W, y->data + (size_t)(n0 + j) * O * OH * OW, ld);
     }
-    if (b) ag__bias_add_planes(y->data, b->data, N, O, (size_t)OH * OW);
+    if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, (size_t)OH * OW);
     nd = ag__record(ctx, y, ag__deconv_backward, x, w, b, NULL);
     if (nd) { nd->iarg[0] = s; nd->iarg[1] = p; }
     return y;
@@ -2426,13 +2428,21 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
 static ag_tensor *ag__like(ag_ctx *ctx, ag_tensor *x) { return ag_tensor_new(ctx, x->ndim, x->shape); }
 
 static void ag__relu_backward(ag_ctx *ctx, ag__node *n) {
-    float *gx = ag__in_grad(ctx, n, 0); size_t i; const float *y = n->out->data, *g = n->out->grad;
-    if (gx) for (i = 0; i < n->out->size; i++) if (y[i] > 0.0f) gx[i] += g[i];
+    float *gx = ag__in_grad(ctx, n, 0); long i; const float *y = n->out->data, *g = n->out->grad;
+    int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
+    if (!gx) return;
+    AG__PARALLEL_FOR
+    for (i = 0; i < (long)n->out->size; i++) if (y[i] > 0.0f) gx[i] += g[i];
 }
 AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x) {
-    ag_tensor *y; size_t i;
+    ag_tensor *y; long i; int ag__nt;
     if (ag__check(ctx, "relu", x, 0) || !(y = ag__like(ctx, x))) return NULL;
-    for (i = 0; i < x->size; i++) y->data[i] = x->data[i] > 0.0f ? x->data[i] : 0.0f;
+    ag__nt = ag__threads_for(ctx, x->size); (void)ag__nt;
+    {
+        const float *px = x->data; float *py = y->data;
+        AG__PARALLEL_FOR
+        for (i = 0; i < (long)x->size; i++) py[i] = px[i] > 0.0f ? px[i] : 0.0f;
+    }
     ag__record(ctx, y, ag__relu_backward, x, NULL, NULL, NULL);
     return y;
 }
@@ -2471,10 +2481,16 @@ AGDEF ag_tensor *ag_exp(ag_ctx *ctx, ag_tensor *x) {
 }
 /* add / sub: iarg[0] = sign of b */
 static void ag__addsub_backward(ag_ctx *ctx, ag__node *n) {
-    float *ga = ag__in_grad(ctx, n, 0), *gb = ag__in_grad(ctx, n, 1); size_t i; const float *g = n->out->grad;
-    float sb = (float)n->iarg[0];
-    if (ga) for (i = 0; i < n->out->size; i++) ga[i] += g[i];
-    if (gb) for (i = 0; i < n->out->size; i++) gb[i] += sb * g[i];
+    float *ga = ag__in_grad(ctx, n, 0), *gb = ag__in_grad(ctx, n, 1); long i; const float *g = n->out->grad;
+    float sb = (float)n->iarg[0]; int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
+    if (ga) {
+        AG__PARALLEL_FOR
+        for (i = 0; i < (long)n->out->size; i++) ga[i] += g[i];
+    }
+    if (gb) {
+        AG__PARALLEL_FOR
+        for (i = 0; i < (long)n->out->size; i++) gb[i] += sb * g[i];
+    }
 }
 static ag_tensor *ag__addsub(ag_ctx *ctx, ag_tensor *a, ag_tensor *b, int sign, const char *op) {
     ag_tensor *y; size_t i; ag__node *nd; int ag__nt;
@@ -2590,8 +2606,11 @@ AGDEF ag_tensor *ag_narrow(ag_ctx *ctx, ag_tensor *x, int start, int len) {
 
 /* ---- reshape: same data, new shape ---- */
 static void ag__reshape_backward(ag_ctx *ctx, ag__node *n) {
-    float *gx = ag__in_grad(ctx, n, 0); size_t i;
-    if (gx) for (i = 0; i < n->out->size; i++) gx[i] += n->out->grad[i];
+    float *gx = ag__in_grad(ctx, n, 0); long i; const float *g = n->out->grad;
+    int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
+    if (!gx) return;
+    AG__PARALLEL_FOR
+    for (i = 0; i < (long)n->out->size; i++) gx[i] += g[i];
 }
 AGDEF ag_tensor *ag_reshape(ag_ctx *ctx, ag_tensor *x, int ndim, const int *shape) {
     ag_tensor *y; size_t numel = 1; int i; char s1[64];
