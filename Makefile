@@ -76,7 +76,8 @@ fuzz: $(BUILD)/fuzz_readers
 	@seed() { sel=$$1; shift; for f in "$$@"; do [ -f "$$f" ] && { printf "\\$$sel"; cat "$$f"; } > $(BUILD)/fuzz_corpus/$$sel-$$(basename $$f); done; true; }; \
 	 seed 000 tests/data/*.deflate; seed 001 tests/data/*.zlib; seed 002 tests/data/*.zip; seed 003 tests/data/*.npy; \
 	 seed 004 tests/data/*.npz; seed 005 tests/data/*.png; seed 006 tests/data/*.png; seed 007 tests/data/*.pth; \
-	 seed 011 tests/golden/data/op_*.safetensors
+	 seed 011 tests/golden/data/op_*.safetensors; \
+	 cp tests/fuzz/regress/* $(BUILD)/fuzz_corpus/   # inputs that once failed: each must pass
 	./$(BUILD)/fuzz_readers -max_len=65536 -timeout=10 -rss_limit_mb=2048 -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz_corpus
 
 clean:

@@ -4721,14 +4721,17 @@ AGDEF void ag_array_free(ag_array *a) {
     memset(a, 0, sizeof *a);
 }
 
-AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix, ag_error *err) {
+AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix_in, ag_error *err) {
     size_t plen;
     int i, j, hits = 0;
-    if (!list || !prefix) return ag__fail(err, "ag_array_list_select_prefix: NULL argument");
+    char *prefix;
+    if (!list || !prefix_in) return ag__fail(err, "ag_array_list_select_prefix: NULL argument");
+    /* a copy: the prefix may point into one of the names this function rewrites */
+    if (!(prefix = ag__strdup(prefix_in))) return ag__fail(err, "out of memory");
     plen = strlen(prefix);
     for (i = 0; i < list->count; i++)
         if (list->items[i].name && strncmp(list->items[i].name, prefix, plen) == 0) hits++;
-    if (!hits) return ag__fail(err, "no array name starts with '%s'", prefix);
+    if (!hits) { ag__fail(err, "no array name starts with '%s'", prefix); AG_FREE(prefix); return -1; }
     for (i = j = 0; i < list->count; i++) {
         ag_array *a = &list->items[i];
         if (a->name && strncmp(a->name, prefix, plen) == 0) {
@@ -4740,6 +4743,7 @@ AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix, a
         }
     }
     list->count = j;
+    AG_FREE(prefix);
     return 0;
 }
 
