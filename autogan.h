@@ -15,8 +15,14 @@
    Adversarial Networks", ICCV 2019): float32 NCHW tensors with a per-step arena,
    reverse-mode autograd recorded on a tape, every layer of the AutoGAN search space
    (conv, transposed conv, bilinear/nearest upsampling, BatchNorm/InstanceNorm, spectral
-   norm), Adam, the weight-shared generator and the growing discriminator with PyTorch's
-   state_dict names, one hinge-loss GAN iteration as a call, and .safetensors I/O.
+   norm), a packed SGEMM with AVX2/AVX-512/NEON micro-kernels chosen at run time, Adam,
+   the weight-shared generator and the growing discriminator with PyTorch's state_dict
+   names, one hinge-loss GAN iteration as a call, resumable checkpoints, the FID
+   Inception-v3 with Inception score and FID, and readers/writers for .safetensors,
+   PyTorch .pth, .npy/.npz and PNG.
+
+   Kernel path: chosen once per context from CPUID/XGETBV (x86-64) or at compile time
+   (AArch64); the environment variable AUTOGAN_CPU=scalar|avx2|avx512|neon forces one.
 
    Configuration (define before the implementation include):
        AUTOGAN_STATIC          make every API function static to the including file
