@@ -689,7 +689,7 @@ struct ag_ctx {
     struct ag__kernels *kern;
     double gemm_flops;                 /* 2*M*N*K summed over every GEMM (for benchmarks) */
     float *scratch[3]; size_t scratch_cap[3];   /* reused within one op: im2col, gathers, GEMM packing */
-    void **heap; int heap_len, heap_cap;        /* large gradient buffers, released once consumed */
+    void **heap; size_t *heap_size; int heap_len, heap_cap;   /* large gradient buffers, released once consumed */
     void **spare; size_t *spare_size; int spare_len, spare_cap;   /* released buffers kept for reuse */
 };
 
@@ -750,11 +750,17 @@ static void ag__spare_put(ag_ctx *ctx, void *p, size_t bytes) {
     }
     ctx->spare[ctx->spare_len] = p; ctx->spare_size[ctx->spare_len++] = bytes;
 }
-static void *ag__spare_take(ag_ctx *ctx, size_t bytes) {
-    int i;
-    for (i = ctx->spare_len - 1; i >= 0; i--) if (ctx->spare_size[i] == bytes) {
-        void *p = ctx->spare[i];
-        ctx->spare[i] = ctx->spare[ctx->spare_len - 1]; ctx->spare_size[i] = ctx->spare_size[ctx->spare_len - 1];
+/* best fit among the spares at least as large as asked and at most twice as large (the
+   D and G steps use different batch sizes; this lets one step's buffers serve the other);
+   the buffer keeps its real size for when it is put back */
+static void *ag__spare_take(ag_ctx *ctx, size_t bytes, size_t *got) {
+    int i, best = -1;
+    for (i = 0; i < ctx->spare_len; i++)
+        if (ctx->spare_size[i] >= bytes && ctx->spare_size[i] / 2 <= bytes && (best < 0 || ctx->spare_size[i] < ctx->spare_size[best])) best = i;
+    if (best >= 0) {
+        void *p = ctx->spare[best];
+        *got = ctx->spare_size[best];
+        ctx->spare[best] = ctx->spare[ctx->spare_len - 1]; ctx->spare_size[best] = ctx->spare_size[ctx->spare_len - 1];
         ctx->spare_len--;
         return p;
     }
@@ -825,7 +831,7 @@ AGDEF void ag_ctx_free(ag_ctx *ctx) {
     AG_FREE(ctx->tape);
     ag__heap_release_all(ctx);
     ag__spare_free_all(ctx);
-    AG_FREE(ctx->heap);
+    AG_FREE(ctx->heap); AG_FREE(ctx->heap_size);
     AG_FREE(ctx->scratch[0]); AG_FREE(ctx->scratch[1]); AG_FREE(ctx->scratch[2]);
     ag__kernels_release(ctx);
     AG_FREE(ctx);
@@ -1925,15 +1931,21 @@ static float *ag__grad(ag_ctx *ctx, ag_tensor *t) {
     if (!t->grad) {
         size_t bytes = t->size * sizeof(float);
         if (bytes >= ((size_t)1 << 20)) {
+            size_t got = bytes;
             if (ctx->heap_len == ctx->heap_cap) {
                 int cap = ctx->heap_cap ? ctx->heap_cap * 2 : 64;
                 void **h = (void **)AG_REALLOC(ctx->heap, (size_t)cap * sizeof(void *));
+                size_t *hs;
                 if (!h) return (float *)ag__ctx_fail(ctx, "out of memory for gradient bookkeeping");
-                ctx->heap = h; ctx->heap_cap = cap;
+                ctx->heap = h;
+                hs = (size_t *)AG_REALLOC(ctx->heap_size, (size_t)cap * sizeof(size_t));
+                if (!hs) return (float *)ag__ctx_fail(ctx, "out of memory for gradient bookkeeping");
+                ctx->heap_size = hs; ctx->heap_cap = cap;
             }
-            t->grad = (float *)ag__spare_take(ctx, bytes);
+            t->grad = (float *)ag__spare_take(ctx, bytes, &got);
             if (!t->grad) t->grad = (float *)AG_MALLOC(bytes);
             if (!t->grad) return (float *)ag__ctx_fail(ctx, "out of memory: a %zu-byte gradient", bytes);
+            ctx->heap_size[ctx->heap_len] = got;
             ctx->heap[ctx->heap_len++] = t->grad;
             t->grad_slot = ctx->heap_len;
         } else t->grad = (float *)ag__arena_alloc(ctx, bytes + 4);
@@ -1943,7 +1955,7 @@ static float *ag__grad(ag_ctx *ctx, ag_tensor *t) {
 }
 static void ag__grad_release(ag_ctx *ctx, ag_tensor *t) {
     if (t->grad_slot > 0 && t->grad_slot <= ctx->heap_len && ctx->heap[t->grad_slot - 1] == t->grad) {
-        ag__spare_put(ctx, t->grad, t->size * sizeof(float));
+        ag__spare_put(ctx, t->grad, ctx->heap_size[t->grad_slot - 1]);
         ctx->heap[t->grad_slot - 1] = NULL;
     }
     t->grad = NULL; t->grad_slot = 0;
