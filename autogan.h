@@ -1656,7 +1656,7 @@ static ag__gemm_plan ag__gemm_make_plan(const ag__kernels *kern, int M, int N, i
     p.nt = ag__kmin(nt, p.nbm * p.nbn);
     a_floats = ((size_t)kern->mr_pack * p.kc + 15) / 16 * 16;
     b_floats = (size_t)(p.tn / kern->nr) * AG__PSTRIDE(kern->nr, p.kc);
-    p.per_thread = a_floats + b_floats;
+    p.per_thread = (a_floats + b_floats + 15) / 16 * 16;   /* slices stay 64-byte aligned */
     return p;
 }
 
