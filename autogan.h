@@ -130,7 +130,11 @@ AGDEF void        ag_ctx_set_grad_enabled(ag_ctx *ctx, int enabled); /* no-grad 
 AGDEF int         ag_ctx_grad_enabled(const ag_ctx *ctx);
 AGDEF size_t      ag_ctx_arena_bytes(const ag_ctx *ctx); /* high-water mark of the arena */
 AGDEF const char *ag_ctx_cpu_name(const ag_ctx *ctx);
-AGDEF double      ag_ctx_gemm_flops(const ag_ctx *ctx);  /* floating-point operations in GEMMs so far */
+AGDEF double      ag_ctx_gemm_flops(const ag_ctx *ctx);  /* conv/linear flops so far (Winograd convs: their direct count) */
+/* 3x3 stride-1 convs with >= 16 channels in and out go through Winograd F(4x4, 3x3) (on
+   by default; the environment variable AUTOGAN_WINOGRAD=0 turns it off); off: im2col */
+AGDEF void        ag_ctx_set_winograd(ag_ctx *ctx, int enabled);
+AGDEF int         ag_ctx_winograd(const ag_ctx *ctx);
 AGDEF double      ag_ctx_fma_peak_gflops(const ag_ctx *ctx); /* measured: an FMA loop on every thread (~0.5 s) */
 
 /* arena tensors (uninitialised / zeroed / copied from host floats) */
@@ -688,7 +692,8 @@ struct ag_ctx {
     ag_rng rng;
     struct ag__kernels *kern;
     double gemm_flops;                 /* 2*M*N*K summed over every GEMM (for benchmarks) */
-    float *scratch[3]; size_t scratch_cap[3];   /* reused within one op: im2col, gathers, GEMM packing */
+    float *scratch[4]; size_t scratch_cap[4];   /* reused within one op: im2col or Winograd tiles, gathers, GEMM packing, Winograd filters */
+    int winograd;                      /* 3x3 stride-1 convs through Winograd F(4x4, 3x3) */
     void **heap; size_t *heap_size; int heap_len, heap_cap;   /* large gradient buffers, released once consumed */
     void **spare; size_t *spare_size; int spare_len, spare_cap;   /* released buffers kept for reuse */
 };
@@ -813,6 +818,7 @@ AGDEF ag_ctx *ag_ctx_create(uint64_t seed) {
     if (!ctx) return NULL;
     memset(ctx, 0, sizeof *ctx);
     ctx->grad_enabled = 1;
+    ctx->winograd = !(getenv("AUTOGAN_WINOGRAD") && !strcmp(getenv("AUTOGAN_WINOGRAD"), "0"));
     ag_rng_seed(&ctx->rng, seed, 54u);
 #ifdef _OPENMP
     ctx->num_threads = omp_get_max_threads();
@@ -832,7 +838,7 @@ AGDEF void ag_ctx_free(ag_ctx *ctx) {
     ag__heap_release_all(ctx);
     ag__spare_free_all(ctx);
     AG_FREE(ctx->heap); AG_FREE(ctx->heap_size);
-    AG_FREE(ctx->scratch[0]); AG_FREE(ctx->scratch[1]); AG_FREE(ctx->scratch[2]);
+    AG_FREE(ctx->scratch[0]); AG_FREE(ctx->scratch[1]); AG_FREE(ctx->scratch[2]); AG_FREE(ctx->scratch[3]);
     ag__kernels_release(ctx);
     AG_FREE(ctx);
 }
@@ -865,6 +871,8 @@ AGDEF void ag_ctx_set_threads(ag_ctx *ctx, int num_threads) {
 AGDEF int ag_ctx_threads(const ag_ctx *ctx) { return ctx->num_threads; }
 AGDEF void ag_ctx_set_grad_enabled(ag_ctx *ctx, int enabled) { ctx->grad_enabled = enabled != 0; }
 AGDEF int ag_ctx_grad_enabled(const ag_ctx *ctx) { return ctx->grad_enabled; }
+AGDEF void ag_ctx_set_winograd(ag_ctx *ctx, int enabled) { ctx->winograd = enabled != 0; }
+AGDEF int ag_ctx_winograd(const ag_ctx *ctx) { return ctx->winograd; }
 AGDEF size_t ag_ctx_arena_bytes(const ag_ctx *ctx) { return ctx->arena_high; }
 AGDEF ag_rng *ag_ctx_rng(ag_ctx *ctx) { return &ctx->rng; }
 AGDEF double ag_ctx_gemm_flops(const ag_ctx *ctx) { return ctx->gemm_flops; }
@@ -1891,6 +1899,254 @@ static void ag__scatter_planes(const float *src, int cnt, int C, size_t P, float
     }
 }
 
+/* ------------------------------------------------------------------------------------
+   Winograd F(4x4, 3x3) for stride-1 3x3 convolutions (Lavin & Gray, 2016). A 6x6 input
+   tile d and a 3x3 filter g give the 4x4 output tile Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so an
+   output costs 36/16 multiplies per input channel instead of 9. Summing over input
+   channels turns into 36 independent GEMMs, one per tile-domain position xi = 6i + j:
+       M[xi] (O x T) = U[xi] (O x C) · V[xi] (C x T)          T = tiles
+   Layouts: U[xi][o][c]; V[c][xi][t] and M[o][xi][t] with rows `ld` floats apart (the
+   GEMM for xi reads every 36th row). Tiles are numbered image by image, then by tile
+   row, then tile column; tile (ty, tx) covers outputs [4ty, 4ty+4) x [4tx, 4tx+4) and
+   inputs from (4ty - p, 4tx - p), p the padding. The transforms gather AG__WTB tiles at
+   a time into [36][tiles] blocks, so every arithmetic loop runs over contiguous tiles.
+   ------------------------------------------------------------------------------------ */
+
+/* Bᵀ applied to six values (a row or a column of a 6x6 tile) */
+#define AG__WINO_BT(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5) do { \
+    float d_1 = d1, d_2 = d2, d_3 = d3, d_4 = d4;                    \
+    o0 = 4.0f * (d0) - 5.0f * d_2 + d_4;                              \
+    o1 = -4.0f * (d_1 + d_2) + d_3 + d_4;                             \
+    o2 = 4.0f * (d_1 - d_2) - d_3 + d_4;                              \
+    o3 = 2.0f * (d_3 - d_1) - d_2 + d_4;                              \
+    o4 = 2.0f * (d_1 - d_3) - d_2 + d_4;                              \
+    o5 = 4.0f * d_1 - 5.0f * d_3 + (d5);                              \
+} while (0)
+/* Aᵀ applied to six values, giving four */
+#define AG__WINO_AT(m0, m1, m2, m3, m4, m5, o0, o1, o2, o3) do {    \
+    float s12 = (m1) + (m2), d12 = (m1) - (m2), s34 = (m3) + (m4), d34 = (m3) - (m4); \
+    o0 = (m0) + s12 + s34;                                            \
+    o1 = d12 + 2.0f * d34;                                            \
+    o2 = s12 + 4.0f * s34;                                            \
+    o3 = d12 + 8.0f * d34 + (m5);                                     \
+} while (0)
+/* A applied to four values (the adjoint of Aᵀ), giving six */
+#define AG__WINO_A(d0, d1, d2, d3, o0, o1, o2, o3, o4, o5) do {     \
+    float s02 = (d0) + (d2), s13 = (d1) + (d3), e02 = (d0) + 4.0f * (d2), e13 = 2.0f * (d1) + 8.0f * (d3); \
+    o0 = (d0); o1 = s02 + s13; o2 = s02 - s13; o3 = e02 + e13; o4 = e02 - e13; o5 = (d3); \
+} while (0)
+
+static const double ag__wino_G[6][3] = {
+    { 1.0 / 4, 0, 0 }, { -1.0 / 6, -1.0 / 6, -1.0 / 6 }, { -1.0 / 6, 1.0 / 6, -1.0 / 6 },
+    { 1.0 / 24, 1.0 / 12, 1.0 / 6 }, { 1.0 / 24, -1.0 / 12, 1.0 / 6 }, { 0, 0, 1 } };
+
+/* U[xi][r][s] = G g Gᵀ with g = w[r][s] (w is [R, S, 3, 3]); with `flip`, g = w[s][r]
+   rotated by 180 degrees (w is [S, R, 3, 3]): the filter of the data gradient */
+static void ag__wino_filter(const ag__kernels *kern, const float *w, int R, int S, int flip, float *U) {
+    long rs; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    size_t plane = (size_t)R * S;
+    (void)ag__nt;
+    AG__PARALLEL_FOR
+    for (rs = 0; rs < (long)R * S; rs++) {
+        int r = (int)(rs / S), s = (int)(rs % S), a, b, i, j;
+        double g[3][3], t[6][3];
+        for (a = 0; a < 3; a++) for (b = 0; b < 3; b++)
+            g[a][b] = flip ? w[((size_t)s * R + r) * 9 + (2 - a) * 3 + (2 - b)] : w[((size_t)r * S + s) * 9 + a * 3 + b];
+        for (i = 0; i < 6; i++) for (b = 0; b < 3; b++)
+            t[i][b] = ag__wino_G[i][0] * g[0][b] + ag__wino_G[i][1] * g[1][b] + ag__wino_G[i][2] * g[2][b];
+        for (i = 0; i < 6; i++) for (j = 0; j < 6; j++)
+            U[(size_t)(i * 6 + j) * plane + rs] = (float)(t[i][0] * ag__wino_G[j][0] + t[i][1] * ag__wino_G[j][1] + t[i][2] * ag__wino_G[j][2]);
+    }
+}
+
+/* gw[r][s] += Gᵀ dU[xi][r][s] G: the weight gradient back from the tile domain */
+static void ag__wino_filter_grad(const ag__kernels *kern, const float *dU, int R, int S, float *gw) {
+    long rs; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    size_t plane = (size_t)R * S;
+    (void)ag__nt;
+    AG__PARALLEL_FOR
+    for (rs = 0; rs < (long)R * S; rs++) {
+        int a, b, i, j;
+        double t[3][6];
+        for (a = 0; a < 3; a++) for (j = 0; j < 6; j++) {
+            double acc = 0.0;
+            for (i = 0; i < 6; i++) acc += ag__wino_G[i][a] * dU[(size_t)(i * 6 + j) * plane + rs];
+            t[a][j] = acc;
+        }
+        for (a = 0; a < 3; a++) for (b = 0; b < 3; b++) {
+            double acc = 0.0;
+            for (j = 0; j < 6; j++) acc += t[a][j] * ag__wino_G[j][b];
+            gw[(size_t)rs * 9 + a * 3 + b] += (float)acc;
+        }
+    }
+}
+
+/* Geometry of one conv for the tile transforms: input planes H x W, padding p, output
+   OH x OW cut into th x tw tiles (T1 = th * tw per image). */
+typedef struct ag__wino_geom { int H, W, p, OH, OW, th, tw; size_t T1; } ag__wino_geom;
+static ag__wino_geom ag__wino_geometry(int H, int W, int p, int OH, int OW) {
+    ag__wino_geom g;
+    g.H = H; g.W = W; g.p = p; g.OH = OH; g.OW = OW; g.th = (OH + 3) / 4; g.tw = (OW + 3) / 4;
+    g.T1 = (size_t)g.th * g.tw;
+    return g;
+}
+#define AG__WTB 64   /* tiles transformed together (vectors run over them) */
+
+/* row iy of an [H, W] plane from column x0 on, 4n + extra values, zero outside the plane */
+static void ag__wino_line(const float *plane, int H, int W, int iy, int x0, int len, float *line) {
+    int lo = x0 < 0 ? -x0 : 0, hi = W - x0 < len ? W - x0 : len;
+    if (iy < 0 || iy >= H || hi <= lo) { memset(line, 0, (size_t)len * sizeof(float)); return; }
+    if (lo > 0) memset(line, 0, (size_t)lo * sizeof(float));
+    if (hi < len) memset(line + hi, 0, (size_t)(len - hi) * sizeof(float));
+    memcpy(line + lo, plane + (size_t)iy * W + x0 + lo, (size_t)(hi - lo) * sizeof(float));
+}
+
+/* the last pass of a transform, written straight to the tile buffer's six rows */
+static void ag__wino_bt_rows(const float *AG__KRESTRICT e0, const float *AG__KRESTRICT e1, const float *AG__KRESTRICT e2,
+                             const float *AG__KRESTRICT e3, const float *AG__KRESTRICT e4, const float *AG__KRESTRICT e5,
+                             float *AG__KRESTRICT v0, float *AG__KRESTRICT v1, float *AG__KRESTRICT v2,
+                             float *AG__KRESTRICT v3, float *AG__KRESTRICT v4, float *AG__KRESTRICT v5, int n) {
+    int k;
+    for (k = 0; k < n; k++) AG__WINO_BT(e0[k], e1[k], e2[k], e3[k], e4[k], e5[k], v0[k], v1[k], v2[k], v3[k], v4[k], v5[k]);
+}
+static void ag__wino_a_rows(const float *AG__KRESTRICT e0, const float *AG__KRESTRICT e1, const float *AG__KRESTRICT e2,
+                            const float *AG__KRESTRICT e3,
+                            float *AG__KRESTRICT g0, float *AG__KRESTRICT g1, float *AG__KRESTRICT g2,
+                            float *AG__KRESTRICT g3, float *AG__KRESTRICT g4, float *AG__KRESTRICT g5, int n) {
+    int k;
+    for (k = 0; k < n; k++) AG__WINO_A(e0[k], e1[k], e2[k], e3[k], g0[k], g1[k], g2[k], g3[k], g4[k], g5[k]);
+}
+
+/* V[c][xi][t] = Bᵀ d B for the tiles t of cnt images x[cnt][C, H, W] (rows `ld` apart,
+   channel c at row 36·c): the 6x6 windows are gathered into D[36][tiles], then both
+   passes of Bᵀ run as vector loops over the tiles */
+static void ag__wino_input(const ag__kernels *kern, const float *x, int cnt, int C, const ag__wino_geom *g, float *V, size_t ld) {
+    long c; size_t T = (size_t)cnt * g->T1;
+    int ag__nt = (size_t)C * T < 512 ? 1 : kern->num_threads;
+    (void)ag__nt;
+    AG__PARALLEL_FOR
+    for (c = 0; c < C; c++) {
+        float D[36][AG__WTB], E[36][AG__WTB], line[4 * AG__WTB + 8];
+        size_t t0, t;
+        int r, s, i, k;
+        for (t0 = 0; t0 < T; t0 += AG__WTB) {
+            int nb = (int)(T - t0 < AG__WTB ? T - t0 : AG__WTB);
+            for (t = t0; t < t0 + (size_t)nb;) {   /* gather by runs of tiles along a tile row */
+                size_t img = t / g->T1, rem = t % g->T1;
+                int ty = (int)(rem / g->tw), tx = (int)(rem % g->tw), run = g->tw - tx, o = (int)(t - t0);
+                const float *xc = x + (img * C + c) * g->H * g->W;
+                if (run > nb - o) run = nb - o;
+                for (r = 0; r < 6; r++) {
+                    ag__wino_line(xc, g->H, g->W, 4 * ty - g->p + r, 4 * tx - g->p, 4 * run + 2, line);
+                    for (s = 0; s < 6; s++) {
+                        float *d = D[r * 6 + s] + o;
+                        for (k = 0; k < run; k++) d[k] = line[4 * k + s];
+                    }
+                }
+                t += run;
+            }
+            /* Bᵀ down the columns: E[i][s] = sum_r Bᵀ[i][r] D[r][s] */
+            for (s = 0; s < 6; s++)
+                for (k = 0; k < nb; k++)
+                    AG__WINO_BT(D[s][k], D[6 + s][k], D[12 + s][k], D[18 + s][k], D[24 + s][k], D[30 + s][k],
+                                E[s][k], E[6 + s][k], E[12 + s][k], E[18 + s][k], E[24 + s][k], E[30 + s][k]);
+            /* B along the rows, straight into V: V[i][j] = sum_s E[i][s] Bᵀ[j][s] */
+            for (i = 0; i < 6; i++) {
+                float *v = V + ((size_t)c * 36 + 6 * i) * ld + t0;
+                ag__wino_bt_rows(E[6 * i], E[6 * i + 1], E[6 * i + 2], E[6 * i + 3], E[6 * i + 4], E[6 * i + 5],
+                                 v, v + ld, v + 2 * ld, v + 3 * ld, v + 4 * ld, v + 5 * ld, nb);
+            }
+        }
+    }
+}
+
+/* y[cnt][O, OH, OW] = (or += with `accumulate`) Aᵀ M A (+ bias) from M[o][xi][t] (rows `ld` apart) */
+static void ag__wino_output(const ag__kernels *kern, const float *M, int cnt, int O, const ag__wino_geom *g, size_t ld,
+                            const float *bias, float *y, int accumulate) {
+    long o; size_t T = (size_t)cnt * g->T1;
+    int ag__nt = (size_t)O * T < 512 ? 1 : kern->num_threads;
+    (void)ag__nt;
+    AG__PARALLEL_FOR
+    for (o = 0; o < O; o++) {
+        float R[24][AG__WTB], Y[16][AG__WTB], line[4 * AG__WTB];
+        float bv = bias ? bias[o] : 0.0f;
+        size_t t0, t;
+        int r, q, i, k;
+        for (t0 = 0; t0 < T; t0 += AG__WTB) {
+            int nb = (int)(T - t0 < AG__WTB ? T - t0 : AG__WTB);
+            /* Aᵀ along the rows: R[i][q] = sum_j M[i][j] Aᵀ[q][j] */
+            for (i = 0; i < 6; i++) {
+                const float *m = M + ((size_t)o * 36 + 6 * i) * ld + t0;
+                for (k = 0; k < nb; k++)
+                    AG__WINO_AT(m[k], m[ld + k], m[2 * ld + k], m[3 * ld + k], m[4 * ld + k], m[5 * ld + k],
+                                R[4 * i][k], R[4 * i + 1][k], R[4 * i + 2][k], R[4 * i + 3][k]);
+            }
+            /* Aᵀ down the columns: Y[r][q] = sum_i Aᵀ[r][i] R[i][q] */
+            for (q = 0; q < 4; q++)
+                for (k = 0; k < nb; k++)
+                    AG__WINO_AT(R[q][k], R[4 + q][k], R[8 + q][k], R[12 + q][k], R[16 + q][k], R[20 + q][k],
+                                Y[q][k], Y[4 + q][k], Y[8 + q][k], Y[12 + q][k]);
+            for (t = t0; t < t0 + (size_t)nb;) {   /* scatter by runs along a tile row */
+                size_t img = t / g->T1, rem = t % g->T1;
+                int ty = (int)(rem / g->tw), tx = (int)(rem % g->tw), run = g->tw - tx, off = (int)(t - t0), n;
+                float *yo = y + (img * O + o) * g->OH * g->OW;
+                if (run > nb - off) run = nb - off;
+                n = ag__kmin(4 * run, g->OW - 4 * tx);
+                for (r = 0; r < 4 && 4 * ty + r < g->OH; r++) {
+                    float *row = yo + (size_t)(4 * ty + r) * g->OW + 4 * tx;
+                    const float *y0 = Y[4 * r] + off, *y1 = Y[4 * r + 1] + off, *y2 = Y[4 * r + 2] + off, *y3 = Y[4 * r + 3] + off;
+                    for (k = 0; k < run; k++) { line[4 * k] = y0[k]; line[4 * k + 1] = y1[k]; line[4 * k + 2] = y2[k]; line[4 * k + 3] = y3[k]; }
+                    if (accumulate) for (k = 0; k < n; k++) row[k] += line[k];
+                    else for (k = 0; k < n; k++) row[k] = line[k] + bv;
+                }
+                t += run;
+            }
+        }
+    }
+}
+
+/* G[o][xi][t] = A dy Aᵀ for the 4x4 tiles of the output gradient dy[cnt][O, OH, OW]
+   (the tile-domain gradient the weight-gradient GEMMs take) */
+static void ag__wino_grad_tiles(const ag__kernels *kern, const float *dy, int cnt, int O, const ag__wino_geom *g, float *G, size_t ld) {
+    long o; size_t T = (size_t)cnt * g->T1;
+    int ag__nt = (size_t)O * T < 512 ? 1 : kern->num_threads;
+    (void)ag__nt;
+    AG__PARALLEL_FOR
+    for (o = 0; o < O; o++) {
+        float D[16][AG__WTB], E[24][AG__WTB], line[4 * AG__WTB];
+        size_t t0, t;
+        int r, q, i, k;
+        for (t0 = 0; t0 < T; t0 += AG__WTB) {
+            int nb = (int)(T - t0 < AG__WTB ? T - t0 : AG__WTB);
+            for (t = t0; t < t0 + (size_t)nb;) {
+                size_t img = t / g->T1, rem = t % g->T1;
+                int ty = (int)(rem / g->tw), tx = (int)(rem % g->tw), run = g->tw - tx, off = (int)(t - t0);
+                const float *dyo = dy + (img * O + o) * g->OH * g->OW;
+                if (run > nb - off) run = nb - off;
+                for (r = 0; r < 4; r++) {
+                    ag__wino_line(dyo, g->OH, g->OW, 4 * ty + r, 4 * tx, 4 * run, line);
+                    for (q = 0; q < 4; q++) {
+                        float *d = D[4 * r + q] + off;
+                        for (k = 0; k < run; k++) d[k] = line[4 * k + q];
+                    }
+                }
+                t += run;
+            }
+            /* A down the columns: E[i][q] = sum_r A[i][r] D[r][q] */
+            for (q = 0; q < 4; q++)
+                for (k = 0; k < nb; k++)
+                    AG__WINO_A(D[q][k], D[4 + q][k], D[8 + q][k], D[12 + q][k],
+                               E[q][k], E[4 + q][k], E[8 + q][k], E[12 + q][k], E[16 + q][k], E[20 + q][k]);
+            /* Aᵀ along the rows, straight into G: G[i][j] = sum_q E[i][q] A[j][q] */
+            for (i = 0; i < 6; i++) {
+                float *gr = G + ((size_t)o * 36 + 6 * i) * ld + t0;
+                ag__wino_a_rows(E[4 * i], E[4 * i + 1], E[4 * i + 2], E[4 * i + 3],
+                                gr, gr + ld, gr + 2 * ld, gr + 3 * ld, gr + 4 * ld, gr + 5 * ld, nb);
+            }
+        }
+    }
+}
+
 /* ===================================================================================
    5. Autograd tape and ops (forward + backward pairs)
    =================================================================================== */
@@ -2103,6 +2359,80 @@ static int ag__conv_group(int N, size_t K, size_t P) {
     while (cnt > 1 && K * (size_t)cnt * P > ((size_t)8 << 20)) cnt--;
     return cnt < N ? cnt : N;
 }
+/* Winograd path: 3x3, stride 1, the same padding (0..2) on both axes, >= 16 channels in and out */
+static int ag__wino_applies(const ag_ctx *ctx, int C, int O, int kh, int kw, int sh, int sw, int ph, int pw) {
+    return ctx->winograd && kh == 3 && kw == 3 && sh == 1 && sw == 1 && ph == pw && ph <= 2 && C >= 16 && O >= 16;
+}
+/* images per Winograd group: the GEMMs at least ~1024 tiles wide, tile buffers <= ~32 MB */
+static int ag__wino_group(int N, size_t tiles, int C, int O) {
+    size_t per_image = 36 * (size_t)(C + O) * tiles * sizeof(float);
+    int cnt = (int)((1024 + tiles - 1) / tiles);
+    while (cnt > 1 && per_image * cnt > ((size_t)32 << 20)) cnt--;
+    return cnt < N ? cnt : N;
+}
+static int ag__thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+/* the 36 tile-domain GEMMs C[xi] = beta*C[xi] + A[xi]·op(B[xi]), whole GEMMs spread over
+   the threads (a fixed split: the same bits for a fixed thread count) */
+static void ag__wino_gemms(ag_ctx *ctx, int transB, int M, int N, int K, const float *A, size_t a_plane, int lda,
+                           const float *B, size_t b_plane, int ldb, float beta, float *C, size_t c_plane, int ldc) {
+    ag__kernels serial = *ctx->kern;
+    size_t per; float *scratch; long xi; int ag__nt = ctx->num_threads;
+    serial.num_threads = 1;
+    per = ag__sgemm_scratch_bytes(&serial, M, N, K) / sizeof(float) + 16;
+    scratch = ag__scratch(ctx, 2, per * (size_t)ag__nt);
+    if (!scratch) return;
+    (void)ag__nt;
+    AG__PARALLEL_FOR
+    for (xi = 0; xi < 36; xi++)
+        ag__sgemm(&serial, 0, transB, M, N, K, A + (size_t)xi * a_plane, lda, B + (size_t)xi * b_plane, ldb, beta,
+                  C + (size_t)xi * c_plane, ldc, scratch + (size_t)ag__thread_id() * per, per * sizeof(float));
+}
+/* y[N, O, OH, OW] (= or +=) conv3x3(x[N, C, H, W], w, padding p) + bias through Winograd;
+   `flip` takes w as [C, O, 3, 3] rotated by 180 degrees (the data gradient's filter) */
+static void ag__wino_conv(ag_ctx *ctx, const float *x, int N, int C, int H, int W, int p, const float *w, int O,
+                          int flip, const float *bias, float *y, int OH, int OW, int accumulate) {
+    ag__wino_geom g = ag__wino_geometry(H, W, p, OH, OW);
+    int cnt = ag__wino_group(N, g.T1, C, O), n0;
+    size_t ld = (size_t)cnt * g.T1;
+    float *U = ag__scratch(ctx, 3, 36 * (size_t)O * C), *V = ag__scratch(ctx, 0, 36 * (size_t)C * ld);
+    float *M = ag__scratch(ctx, 1, 36 * (size_t)O * ld);
+    if (ctx->failed) return;
+    ag__wino_filter(ctx->kern, w, O, C, flip, U);
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = ag__kmin(cnt, N - n0);
+        ag__wino_input(ctx->kern, x + (size_t)n0 * C * H * W, c, C, &g, V, ld);
+        ag__wino_gemms(ctx, 0, O, (int)(c * g.T1), C, U, (size_t)O * C, C, V, ld, (int)(36 * ld), 0.0f, M, ld, (int)(36 * ld));
+        if (ctx->failed) return;
+        ag__wino_output(ctx->kern, M, c, O, &g, ld, bias, y + (size_t)n0 * O * OH * OW, accumulate);
+    }
+    ctx->gemm_flops += 2.0 * 9.0 * N * O * C * OH * OW;
+}
+/* gw[O, C, 3, 3] += the weight gradient of ag__wino_conv (x, padding p, output gradient dy) */
+static void ag__wino_conv_wgrad(ag_ctx *ctx, const float *x, int N, int C, int H, int W, int p,
+                                const float *dy, int O, int OH, int OW, float *gw) {
+    ag__wino_geom g = ag__wino_geometry(H, W, p, OH, OW);
+    int cnt = ag__wino_group(N, g.T1, C, O), n0;
+    size_t ld = (size_t)cnt * g.T1;
+    float *dU = ag__scratch(ctx, 3, 36 * (size_t)O * C), *V = ag__scratch(ctx, 0, 36 * (size_t)C * ld);
+    float *G = ag__scratch(ctx, 1, 36 * (size_t)O * ld);
+    if (ctx->failed) return;
+    memset(dU, 0, 36 * (size_t)O * C * sizeof(float));
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = ag__kmin(cnt, N - n0);
+        ag__wino_input(ctx->kern, x + (size_t)n0 * C * H * W, c, C, &g, V, ld);
+        ag__wino_grad_tiles(ctx->kern, dy + (size_t)n0 * O * OH * OW, c, O, &g, G, ld);
+        ag__wino_gemms(ctx, 1, O, C, (int)(c * g.T1), G, ld, (int)(36 * ld), V, ld, (int)(36 * ld), 1.0f, dU, (size_t)O * C, C);
+        if (ctx->failed) return;
+    }
+    ag__wino_filter_grad(ctx->kern, dU, O, C, gw);
+    ctx->gemm_flops += 2.0 * 9.0 * N * O * C * OH * OW;
+}
 static void ag__conv2d_backward(ag_ctx *ctx, ag__node *n) {
     ag_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     int N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
@@ -2113,7 +2443,10 @@ static void ag__conv2d_backward(ag_ctx *ctx, ag__node *n) {
     int pointwise = ag__is_pointwise(kh, kw, sh, sw, ph, pw), cnt = ag__conv_group(N, (size_t)K, P);
     float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
     float *col = NULL, *tmp = NULL;
-    if (gx || gw) {
+    if ((gx || gw) && ag__wino_applies(ctx, C, O, kh, kw, sh, sw, ph, pw)) {
+        if (gw) ag__wino_conv_wgrad(ctx, x->data, N, C, H, W, ph, y->grad, O, OH, OW, gw);
+        if (gx) ag__wino_conv(ctx, y->grad, N, O, OH, OW, 2 - ph, w->data, C, 1, NULL, gx, H, W, 1);
+    } else if (gx || gw) {
         if (!pointwise || cnt > 1) col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
         if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
         if (ctx->failed) return;
@@ -2143,7 +2476,7 @@ static void ag__conv2d_backward(ag_ctx *ctx, ag__node *n) {
 }
 AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b,
                            int sh, int sw, int ph, int pw) {
-    int N, C, H, W, O, kh, kw, OH, OW, K, n0, j, cnt, pointwise; size_t P; ag_tensor *y; float *col = NULL, *tmp = NULL; ag__node *nd;
+    int N, C, H, W, O, kh, kw, OH, OW, K, n0, j, cnt, pointwise; size_t P; ag_tensor *y, *bias = b; float *col = NULL, *tmp = NULL; ag__node *nd;
     char s1[64], s2[64];
     if (ag__check(ctx, "conv2d", x, 4) || ag__check(ctx, "conv2d (weight)", w, 4)) return NULL;
     N = x->shape[0]; C = x->shape[1]; H = x->shape[2]; W = x->shape[3];
@@ -2164,6 +2497,11 @@ AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
     cnt = ag__conv_group(N, (size_t)K, P);
     y = ag_tensor4(ctx, N, O, OH, OW);
     if (!y) return NULL;
+    if (ag__wino_applies(ctx, C, O, kh, kw, sh, sw, ph, pw)) {
+        ag__wino_conv(ctx, x->data, N, C, H, W, ph, w->data, O, 0, b ? b->data : NULL, y->data, OH, OW, 0);
+        if (ctx->failed) return NULL;
+        b = NULL;   /* added by the output transform */
+    } else {
     if (!pointwise || cnt > 1) col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
     if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
     if (ctx->failed) return NULL;
@@ -2182,7 +2520,8 @@ AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
         }
     }
     if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, P);
-    nd = ag__record(ctx, y, ag__conv2d_backward, x, w, b, NULL);
+    }
+    nd = ag__record(ctx, y, ag__conv2d_backward, x, w, bias, NULL);
     if (nd) { nd->iarg[0] = sh; nd->iarg[1] = sw; nd->iarg[2] = ph; nd->iarg[3] = pw; }
     return y;
 }

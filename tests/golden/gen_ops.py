@@ -109,6 +109,9 @@ def gen_conv2d():
         ("conv3x1_p10", 2, 4, 7, 6, 3, 3, 1, 1, 1, 1, 0, 1),
         ("conv3x3_nobias", 2, 3, 6, 7, 4, 3, 3, 1, 1, 1, 1, 0),
         ("conv3x3_s2p1_odd", 2, 3, 7, 8, 5, 3, 3, 2, 2, 1, 1, 1),
+        # >= 16 channels: the Winograd F(4x4, 3x3) path (partial tiles, padding 1 and 0)
+        ("conv3x3_wino_c24", 3, 24, 11, 10, 20, 3, 3, 1, 1, 1, 1, 1),
+        ("conv3x3_wino_p0", 2, 16, 9, 13, 32, 3, 3, 1, 1, 0, 0, 1),
     ]
     for case, N, C, H, W, O, kh, kw, sh, sw, ph, pw, bias in cases:
         seed(case)
