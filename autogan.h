@@ -2433,50 +2433,172 @@ static void ag__wino_conv_wgrad(ag_ctx *ctx, const float *x, int N, int C, int H
     ag__wino_filter_grad(ctx->kern, dU, O, C, gw);
     ctx->gemm_flops += 2.0 * 9.0 * N * O * C * OH * OW;
 }
+/* Few output channels (to_rgb: 3): im2col would copy the wide input kh*kw times for a
+   GEMM with 3 rows. Instead the GEMM runs on the input as it is, giving one plane per
+   (output channel, tap): Z[(o,a,e)] = sum_c w[o,c,a,e] x[c], and the taps are summed
+   shifted: y[o][oy][ox] = sum_(a,e) Z[(o,a,e)][oy - ph + a][ox - pw + e]. Backward
+   spreads dy the same way (dZ, the adjoint) and runs two GEMMs on it. Stride 1. */
+static int ag__small_out_applies(int C, int O, int kh, int kw, int sh, int sw) {
+    return sh == 1 && sw == 1 && kh * kw > 1 && O <= 8 && C >= 4 * O;
+}
+/* y[O, OH, OW] (+)= sum over taps of the shifted planes Z[O*kh*kw][H, W] */
+static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, int W, int kh, int kw, int ph, int pw,
+                        int OH, int OW, float *y) {
+    long o; int ag__nt = (size_t)O * OH * OW * kh * kw < 65536 ? 1 : ag__kmin(kern->num_threads, O);
+    (void)ag__nt;
+    AG__PARALLEL_FOR
+    for (o = 0; o < O; o++) {
+        int a, e, oy, ox;
+        float *yo = y + (size_t)o * OH * OW;
+        for (a = 0; a < kh; a++) for (e = 0; e < kw; e++) {
+            const float *z = Z + (((size_t)o * kh + a) * kw + e) * H * W;
+            int lo = pw - e > 0 ? pw - e : 0, hi = W + pw - e < OW ? W + pw - e : OW;   /* ox with 0 <= ox - pw + e < W */
+            for (oy = 0; oy < OH; oy++) {
+                int iy = oy - ph + a;
+                const float *zr = z + (size_t)iy * W - pw + e;
+                float *yr = yo + (size_t)oy * OW;
+                if (iy < 0 || iy >= H) continue;
+                for (ox = lo; ox < hi; ox++) yr[ox] += zr[ox];
+            }
+        }
+    }
+}
+/* the adjoint: dZ[(o,a,e)][iy][ix] = dy[o][iy + ph - a][ix + pw - e] (zero outside) */
+static void ag__tap_spread(const ag__kernels *kern, const float *dy, int O, int H, int W, int kh, int kw, int ph, int pw,
+                           int OH, int OW, float *dZ) {
+    long r; int ag__nt = (size_t)O * H * W * kh * kw < 65536 ? 1 : kern->num_threads;
+    (void)ag__nt;
+    AG__PARALLEL_FOR
+    for (r = 0; r < (long)O * kh * kw; r++) {
+        int o = (int)(r / (kh * kw)), a = (int)(r / kw % kh), e = (int)(r % kw), iy, ix;
+        int lo = e - pw > 0 ? e - pw : 0, hi = OW - pw + e < W ? OW - pw + e : W;   /* ix with 0 <= ix + pw - e < OW */
+        float *z = dZ + (size_t)r * H * W;
+        const float *d = dy + (size_t)o * OH * OW;
+        for (iy = 0; iy < H; iy++) {
+            int oy = iy + ph - a;
+            float *zr = z + (size_t)iy * W;
+            if (oy < 0 || oy >= OH) { memset(zr, 0, (size_t)W * sizeof(float)); continue; }
+            for (ix = 0; ix < lo; ix++) zr[ix] = 0.0f;
+            for (; ix < hi; ix++) zr[ix] = d[(size_t)oy * OW + ix + pw - e];
+            for (; ix < W; ix++) zr[ix] = 0.0f;
+        }
+    }
+}
+/* Wr[(o,a,e)][c] = w[o][c][a][e] */
+static void ag__taps_first(const float *w, int O, int C, int T, float *Wr) {
+    int o, c, t;
+    for (o = 0; o < O; o++) for (c = 0; c < C; c++) for (t = 0; t < T; t++)
+        Wr[((size_t)o * T + t) * C + c] = w[((size_t)o * C + c) * T + t];
+}
+static void ag__conv_small_out_forward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
+                                       int kh, int kw, int ph, int pw, float *y, int OH, int OW) {
+    int T = kh * kw, n;
+    size_t HW = (size_t)H * W;
+    float *Wr = ag__scratch(ctx, 3, (size_t)O * T * C), *Z = ag__scratch(ctx, 0, (size_t)O * T * HW);
+    if (ctx->failed) return;
+    ag__taps_first(w, O, C, T, Wr);
+    memset(y, 0, (size_t)N * O * OH * OW * sizeof(float));
+    for (n = 0; n < N; n++) {
+        ag__gemm(ctx, 0, 0, O * T, (int)HW, C, Wr, C, x + (size_t)n * C * HW, (int)HW, 0.0f, Z, (int)HW);
+        ag__tap_sum(ctx->kern, Z, O, H, W, kh, kw, ph, pw, OH, OW, y + (size_t)n * O * OH * OW);
+    }
+}
+static void ag__conv_small_out_backward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
+                                        int kh, int kw, int ph, int pw, const float *dy, int OH, int OW, float *gx, float *gw) {
+    int T = kh * kw, n, o, c, t;
+    size_t HW = (size_t)H * W;
+    float *Wr = ag__scratch(ctx, 3, 2 * (size_t)O * T * C), *dZ = ag__scratch(ctx, 0, (size_t)O * T * HW), *gWr;
+    if (ctx->failed) return;
+    gWr = Wr + (size_t)O * T * C;
+    ag__taps_first(w, O, C, T, Wr);
+    memset(gWr, 0, (size_t)O * T * C * sizeof(float));
+    for (n = 0; n < N; n++) {
+        ag__tap_spread(ctx->kern, dy + (size_t)n * O * OH * OW, O, H, W, kh, kw, ph, pw, OH, OW, dZ);
+        if (gx) ag__gemm(ctx, 1, 0, C, (int)HW, O * T, Wr, C, dZ, (int)HW, 1.0f, gx + (size_t)n * C * HW, (int)HW);
+        if (gw) ag__gemm(ctx, 0, 1, O * T, C, (int)HW, dZ, (int)HW, x + (size_t)n * C * HW, (int)HW, 1.0f, gWr, C);
+    }
+    if (gw) for (o = 0; o < O; o++) for (c = 0; c < C; c++) for (t = 0; t < T; t++)
+        gw[((size_t)o * C + c) * T + t] += gWr[((size_t)o * T + t) * C + c];
+}
+/* im2col path: y = W · im2col(x) per group of images side by side (1x1 stride 1 reads x as it is) */
+static void ag__conv_im2col_forward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
+                                    int kh, int kw, int sh, int sw, int ph, int pw, float *y, int OH, int OW) {
+    int K = C * kh * kw, n0, j;
+    size_t P = (size_t)OH * OW;
+    int pointwise = ag__is_pointwise(kh, kw, sh, sw, ph, pw), cnt = ag__conv_group(N, (size_t)K, P);
+    float *col = NULL, *tmp = NULL;
+    if (!pointwise || cnt > 1) col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
+    if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
+    if (ctx->failed) return;
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
+        const float *ci = x + (size_t)n0 * C * H * W;
+        if (col) {
+            for (j = 0; j < c; j++)
+                ag__im2col(ctx->kern, x + (size_t)(n0 + j) * C * H * W, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col + (size_t)j * P, ld);
+            ci = col;
+        }
+        if (c == 1) ag__gemm(ctx, 0, 0, O, (int)P, K, w, K, ci, (int)P, 0.0f, y + (size_t)n0 * O * P, (int)P);
+        else {
+            ag__gemm(ctx, 0, 0, O, (int)ld, K, w, K, ci, (int)ld, 0.0f, tmp, (int)ld);
+            ag__scatter_planes(tmp, c, O, P, y + (size_t)n0 * O * P, 0);
+        }
+    }
+}
+/* its backward: gw += dy · im2col(x)ᵀ, gx += col2im(Wᵀ dy) */
+static void ag__conv_im2col_backward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
+                                     int kh, int kw, int sh, int sw, int ph, int pw, const float *dy, int OH, int OW,
+                                     float *gx, float *gw) {
+    int K = C * kh * kw, n0, j;
+    size_t P = (size_t)OH * OW, HWin = (size_t)H * W;
+    int pointwise = ag__is_pointwise(kh, kw, sh, sw, ph, pw), cnt = ag__conv_group(N, (size_t)K, P);
+    float *col = NULL, *tmp = NULL;
+    if (!pointwise || cnt > 1) col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
+    if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
+    if (ctx->failed) return;
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
+        const float *ci = x + (size_t)n0 * C * HWin, *dyg = dy + (size_t)n0 * O * P;
+        if (c > 1) { ag__gather_planes(dy + (size_t)n0 * O * P, c, O, P, tmp); dyg = tmp; }
+        if (gw) {
+            if (col) {
+                for (j = 0; j < c; j++)
+                    ag__im2col(ctx->kern, x + (size_t)(n0 + j) * C * HWin, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col + (size_t)j * P, ld);
+                ci = col;
+            }
+            ag__gemm(ctx, 0, 1, O, K, (int)ld, dyg, (int)ld, ci, (int)ld, 1.0f, gw, K);
+        }
+        if (gx) {
+            if (!col) ag__gemm(ctx, 1, 0, C, (int)P, O, w, K, dyg, (int)P, 1.0f, gx + (size_t)n0 * C * HWin, (int)P);
+            else {
+                ag__gemm(ctx, 1, 0, K, (int)ld, O, w, K, dyg, (int)ld, 0.0f, col, (int)ld);
+                for (j = 0; j < c; j++)
+                    ag__col2im(ctx->kern, col + (size_t)j * P, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, gx + (size_t)(n0 + j) * C * HWin, ld);
+            }
+        }
+    }
+}
 static void ag__conv2d_backward(ag_ctx *ctx, ag__node *n) {
     ag_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     int N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int O = w->shape[0], kh = w->shape[2], kw = w->shape[3];
     int sh = n->iarg[0], sw = n->iarg[1], ph = n->iarg[2], pw = n->iarg[3];
-    int OH = y->shape[2], OW = y->shape[3], K = C * kh * kw, n0, j;
-    size_t P = (size_t)OH * OW, HWin = (size_t)H * W;
-    int pointwise = ag__is_pointwise(kh, kw, sh, sw, ph, pw), cnt = ag__conv_group(N, (size_t)K, P);
+    int OH = y->shape[2], OW = y->shape[3];
     float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
-    float *col = NULL, *tmp = NULL;
-    if ((gx || gw) && ag__wino_applies(ctx, C, O, kh, kw, sh, sw, ph, pw)) {
+    if (!gx && !gw) {
+    } else if (ag__small_out_applies(C, O, kh, kw, sh, sw)) {
+        ag__conv_small_out_backward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, ph, pw, y->grad, OH, OW, gx, gw);
+    } else if (ag__wino_applies(ctx, C, O, kh, kw, sh, sw, ph, pw)) {
         if (gw) ag__wino_conv_wgrad(ctx, x->data, N, C, H, W, ph, y->grad, O, OH, OW, gw);
         if (gx) ag__wino_conv(ctx, y->grad, N, O, OH, OW, 2 - ph, w->data, C, 1, NULL, gx, H, W, 1);
-    } else if (gx || gw) {
-        if (!pointwise || cnt > 1) col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
-        if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
-        if (ctx->failed) return;
-        for (n0 = 0; n0 < N; n0 += cnt) {
-            int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
-            const float *ci = x->data + (size_t)n0 * C * HWin, *dyg = y->grad + (size_t)n0 * O * P;
-            if (c > 1) { ag__gather_planes(y->grad + (size_t)n0 * O * P, c, O, P, tmp); dyg = tmp; }
-            if (gw) {
-                if (col) {
-                    for (j = 0; j < c; j++)
-                        ag__im2col(ctx->kern, x->data + (size_t)(n0 + j) * C * HWin, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col + (size_t)j * P, ld);
-                    ci = col;
-                }
-                ag__gemm(ctx, 0, 1, O, K, (int)ld, dyg, (int)ld, ci, (int)ld, 1.0f, gw, K);
-            }
-            if (gx) {
-                if (!col) ag__gemm(ctx, 1, 0, C, (int)P, O, w->data, K, dyg, (int)P, 1.0f, gx + (size_t)n0 * C * HWin, (int)P);
-                else {
-                    ag__gemm(ctx, 1, 0, K, (int)ld, O, w->data, K, dyg, (int)ld, 0.0f, col, (int)ld);
-                    for (j = 0; j < c; j++)
-                        ag__col2im(ctx->kern, col + (size_t)j * P, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, gx + (size_t)(n0 + j) * C * HWin, ld);
-                }
-            }
-        }
+    } else {
+        ag__conv_im2col_backward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, sh, sw, ph, pw, y->grad, OH, OW, gx, gw);
     }
-    if (gb && b) ag__bias_grad_planes(ctx, gb, y->grad, N, O, P);
+    if (gb && b) ag__bias_grad_planes(ctx, gb, y->grad, N, O, (size_t)OH * OW);
 }
 AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b,
                            int sh, int sw, int ph, int pw) {
-    int N, C, H, W, O, kh, kw, OH, OW, K, n0, j, cnt, pointwise; size_t P; ag_tensor *y, *bias = b; float *col = NULL, *tmp = NULL; ag__node *nd;
+    int N, C, H, W, O, kh, kw, OH, OW; ag_tensor *y; ag__node *nd;
     char s1[64], s2[64];
     if (ag__check(ctx, "conv2d", x, 4) || ag__check(ctx, "conv2d (weight)", w, 4)) return NULL;
     N = x->shape[0]; C = x->shape[1]; H = x->shape[2]; W = x->shape[3];
@@ -2492,36 +2614,19 @@ AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
         return (ag_tensor *)ag__ctx_fail(ctx, "conv2d: input %s smaller than the %dx%d kernel with padding %dx%d", s1, kh, kw, ph, pw);
     }
     OH = (H + 2 * ph - kh) / sh + 1; OW = (W + 2 * pw - kw) / sw + 1;
-    K = C * kh * kw; P = (size_t)OH * OW;
-    pointwise = ag__is_pointwise(kh, kw, sh, sw, ph, pw);
-    cnt = ag__conv_group(N, (size_t)K, P);
     y = ag_tensor4(ctx, N, O, OH, OW);
     if (!y) return NULL;
-    if (ag__wino_applies(ctx, C, O, kh, kw, sh, sw, ph, pw)) {
+    if (ag__small_out_applies(C, O, kh, kw, sh, sw)) {
+        ag__conv_small_out_forward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, ph, pw, y->data, OH, OW);
+        if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, (size_t)OH * OW);
+    } else if (ag__wino_applies(ctx, C, O, kh, kw, sh, sw, ph, pw)) {
         ag__wino_conv(ctx, x->data, N, C, H, W, ph, w->data, O, 0, b ? b->data : NULL, y->data, OH, OW, 0);
-        if (ctx->failed) return NULL;
-        b = NULL;   /* added by the output transform */
     } else {
-    if (!pointwise || cnt > 1) col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
-    if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
+        ag__conv_im2col_forward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, sh, sw, ph, pw, y->data, OH, OW);
+        if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, (size_t)OH * OW);
+    }
     if (ctx->failed) return NULL;
-    for (n0 = 0; n0 < N; n0 += cnt) {
-        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
-        const float *ci = x->data + (size_t)n0 * C * H * W;
-        if (col) {
-            for (j = 0; j < c; j++)
-                ag__im2col(ctx->kern, x->data + (size_t)(n0 + j) * C * H * W, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col + (size_t)j * P, ld);
-            ci = col;
-        }
-        if (c == 1) ag__gemm(ctx, 0, 0, O, (int)P, K, w->data, K, ci, (int)P, 0.0f, y->data + (size_t)n0 * O * P, (int)P);
-        else {
-            ag__gemm(ctx, 0, 0, O, (int)ld, K, w->data, K, ci, (int)ld, 0.0f, tmp, (int)ld);
-            ag__scatter_planes(tmp, c, O, P, y->data + (size_t)n0 * O * P, 0);
-        }
-    }
-    if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, P);
-    }
-    nd = ag__record(ctx, y, ag__conv2d_backward, x, w, bias, NULL);
+    nd = ag__record(ctx, y, ag__conv2d_backward, x, w, b, NULL);
     if (nd) { nd->iarg[0] = sh; nd->iarg[1] = sw; nd->iarg[2] = ph; nd->iarg[3] = pw; }
     return y;
 }

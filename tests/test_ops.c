@@ -158,7 +158,7 @@ static int golden_op_file(const char *name, const char *isa) {
 
 static const char *const golden_op_cases[] = {
     "linear", "linear_nobias", "conv3x3_s1p1", "conv1x1", "conv3x3_s2p0", "conv1x7_p03", "conv7x1_p30", "conv5x5_p2",
-    "conv1x3_p01", "conv3x1_p10", "conv3x3_nobias", "conv3x3_s2p1_odd", "conv3x3_wino_c24", "conv3x3_wino_p0", "deconv_k2s2", "deconv_k4s2p1", "deconv_k3s1p1",
+    "conv1x3_p01", "conv3x1_p10", "conv3x3_nobias", "conv3x3_s2p1_odd", "conv3x3_wino_c24", "conv3x3_wino_p0", "conv3x3_to_rgb", "deconv_k2s2", "deconv_k4s2p1", "deconv_k3s1p1",
     "nearest_x2", "nearest_x4", "nearest_odd", "bilinear_x2", "bilinear_x4", "bilinear_odd", "bilinear_down",
     "avgpool2", "avgpool3_s1p1", "avgpool3_s2p1", "maxpool3_s2", "maxpool3_s1p1", "relu", "tanh", "sigmoid", "add", "mul",
     "concat", "sum_hw", "mean", "batchnorm2d_train", "batchnorm2d_eval", "instancenorm2d", "sn_conv", "sn_linear",
@@ -340,15 +340,16 @@ static int test_fd_can_fail(void) {
     return 0;
 }
 
-/* ---------------- Winograd F(4x4, 3x3) against a double-precision direct conv ----------------
-   Forward, data gradient, weight gradient and bias gradient of 3x3 stride-1 convs through
-   the Winograd path under every kernel path, on shapes with partial tiles, padding 0/1/2,
-   groups of images that do not divide the batch and tile blocks spanning images. Bound:
+/* ---------------- the fast conv paths against a double-precision direct conv ----------------
+   Forward, data gradient, weight gradient and bias gradient under every kernel path:
+   Winograd F(4x4, 3x3) (3x3 stride 1, >= 16 channels) on shapes with partial tiles,
+   padding 0/1/2, groups of images that do not divide the batch and tile blocks spanning
+   images; and the few-outputs path (to_rgb: O <= 8, C >= 4·O, any kernel). Bound:
    max |error| <= 4e-5 * max |reference| per tensor (F(4x4, 3x3) in float32 measures
    ~1e-5 here; a wrong transform coefficient gives errors of order 1). */
-static int wino_case(const char *isa, int N, int C, int O, int H, int W, int p) {
-    ag_ctx *ctx = ag_ctx_create(3); ag_rng rng; int OH = H + 2 * p - 2, OW = W + 2 * p - 2, bad = 0, xs[4], ws[4], bs[1];
-    size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * 9, ny = (size_t)N * O * OH * OW, i;
+static int wino_case(const char *isa, int N, int C, int O, int H, int W, int kh, int kw, int p, int pw) {
+    ag_ctx *ctx = ag_ctx_create(3); ag_rng rng; int OH = H + 2 * p - kh + 1, OW = W + 2 * pw - kw + 1, bad = 0, xs[4], ws[4], bs[1];
+    size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * kh * kw, ny = (size_t)N * O * OH * OW, i;
     float *hx = (float *)malloc(nx * 4), *hw = (float *)malloc(nw * 4), *hb = (float *)malloc((size_t)O * 4), *hg = (float *)malloc(ny * 4);
     double *ry = (double *)calloc(ny, 8), *rgx = (double *)calloc(nx, 8), *rgw = (double *)calloc(nw, 8), *rgb = (double *)calloc((size_t)O, 8);
     ag_tensor *x, *w, *b, *y;
@@ -360,20 +361,20 @@ static int wino_case(const char *isa, int N, int C, int O, int H, int W, int p) 
         int n, o, c, oy, ox, a, e;
         for (n = 0; n < N; n++) for (o = 0; o < O; o++) for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) {
             size_t yi = (((size_t)n * O + o) * OH + oy) * OW + ox; double acc = hb[o], gy = hg[yi];
-            for (c = 0; c < C; c++) for (a = 0; a < 3; a++) for (e = 0; e < 3; e++) {
-                int iy = oy - p + a, ix = ox - p + e; size_t xi, wi;
+            for (c = 0; c < C; c++) for (a = 0; a < kh; a++) for (e = 0; e < kw; e++) {
+                int iy = oy - p + a, ix = ox - pw + e; size_t xi, wi;
                 if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                xi = (((size_t)n * C + c) * H + iy) * W + ix; wi = (((size_t)o * C + c) * 3 + a) * 3 + e;
+                xi = (((size_t)n * C + c) * H + iy) * W + ix; wi = (((size_t)o * C + c) * kh + a) * kw + e;
                 acc += (double)hx[xi] * hw[wi];
                 rgx[xi] += gy * hw[wi]; rgw[wi] += gy * hx[xi];
             }
             ry[yi] = acc; rgb[o] += gy;
         }
     }
-    xs[0] = N; xs[1] = C; xs[2] = H; xs[3] = W; ws[0] = O; ws[1] = C; ws[2] = 3; ws[3] = 3; bs[0] = O;
+    xs[0] = N; xs[1] = C; xs[2] = H; xs[3] = W; ws[0] = O; ws[1] = C; ws[2] = kh; ws[3] = kw; bs[0] = O;
     x = ag_tensor_from(ctx, 4, xs, hx); w = ag_tensor_from(ctx, 4, ws, hw); b = ag_tensor_from(ctx, 1, bs, hb);
     x->requires_grad = w->requires_grad = b->requires_grad = 1;
-    y = ag_conv2d(ctx, x, w, b, 1, 1, p, p);
+    y = ag_conv2d(ctx, x, w, b, 1, 1, p, pw);
     if (!y || ag_backward_with(ctx, y, hg)) { fprintf(stderr, "    winograd %s: %s\n", isa, ag_ctx_error(ctx)); bad = 1; }
     else {
         const float *got[4]; const double *want[4]; size_t cnt[4]; const char *names[4] = { "y", "gx", "gw", "gb" }; int k;
@@ -387,7 +388,7 @@ static int wino_case(const char *isa, int N, int C, int O, int H, int W, int p) 
                 if (!(d <= err)) err = d;
             }
             if (!(err <= 4e-5 * mx)) {
-                fprintf(stderr, "    winograd %s N%d C%d O%d %dx%d p%d: %s max error %.3g (max |ref| %.3g)\n", isa, N, C, O, H, W, p, names[k], err, mx);
+                fprintf(stderr, "    conv %s N%d C%d O%d %dx%d k%dx%d p%d,%d: %s max error %.3g (max |ref| %.3g)\n", isa, N, C, O, H, W, kh, kw, p, pw, names[k], err, mx);
                 bad = 1;
             }
         }
@@ -397,16 +398,19 @@ static int wino_case(const char *isa, int N, int C, int O, int H, int W, int p) 
     return bad;
 }
 static int test_winograd_conv(void) {
-    /* N, C, O, H, W, padding */
-    static const int shapes[][6] = {
-        { 1, 16, 16, 8, 8, 1 }, { 2, 16, 24, 7, 9, 1 }, { 3, 17, 16, 5, 6, 0 }, { 2, 20, 18, 13, 35, 2 },
-        { 1, 16, 16, 3, 3, 1 }, { 40, 16, 16, 4, 4, 1 }, { 3, 32, 16, 35, 35, 1 }, { 1, 16, 16, 300, 5, 1 },
+    /* N, C, O, H, W, kh, kw, padding h, w: Winograd (3x3, >= 16 channels), then few outputs */
+    static const int shapes[][9] = {
+        { 1, 16, 16, 8, 8, 3, 3, 1, 1 }, { 2, 16, 24, 7, 9, 3, 3, 1, 1 }, { 3, 17, 16, 5, 6, 3, 3, 0, 0 },
+        { 2, 20, 18, 13, 35, 3, 3, 2, 2 }, { 1, 16, 16, 3, 3, 3, 3, 1, 1 }, { 40, 16, 16, 4, 4, 3, 3, 1, 1 },
+        { 3, 32, 16, 35, 35, 3, 3, 1, 1 }, { 1, 16, 16, 300, 5, 3, 3, 1, 1 },
+        { 2, 16, 3, 9, 7, 3, 3, 1, 1 }, { 2, 12, 1, 6, 8, 5, 5, 2, 2 }, { 3, 8, 2, 5, 7, 1, 3, 0, 1 }, { 1, 24, 3, 6, 6, 3, 3, 0, 0 },
     };
     int k, s, bad = 0;
     for (k = 0; test_isas[k]; k++)
         for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
-            bad |= wino_case(test_isas[k], shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4], shapes[s][5]);
-    TEST_CHECK(!bad, "Winograd convs off (see above)");
+            bad |= wino_case(test_isas[k], shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4],
+                             shapes[s][5], shapes[s][6], shapes[s][7], shapes[s][8]);
+    TEST_CHECK(!bad, "fast conv paths off (see above)");
     return 0;
 }
 
@@ -475,8 +479,8 @@ static int test_autograd_modes(void) {
 }
 
 const test_case tests_ops[] = {
-    { "golden_ops (49 PyTorch cases, every kernel path)", test_golden_ops },
-    { "winograd_conv (F(4x4,3x3) vs double, every kernel path)", test_winograd_conv },
+    { "golden_ops (50 PyTorch cases, every kernel path)", test_golden_ops },
+    { "fast_conv_paths (Winograd, few outputs; vs double, every kernel path)", test_winograd_conv },
     { "finite_differences (every op)", test_finite_differences },
     { "finite_difference_check_can_fail", test_fd_can_fail },
     { "op_bad_shapes", test_op_bad_shapes },

@@ -112,6 +112,8 @@ def gen_conv2d():
         # >= 16 channels: the Winograd F(4x4, 3x3) path (partial tiles, padding 1 and 0)
         ("conv3x3_wino_c24", 3, 24, 11, 10, 20, 3, 3, 1, 1, 1, 1, 1),
         ("conv3x3_wino_p0", 2, 16, 9, 13, 32, 3, 3, 1, 1, 0, 0, 1),
+        # few outputs (to_rgb): per-tap planes summed shifted
+        ("conv3x3_to_rgb", 2, 16, 8, 7, 3, 3, 3, 1, 1, 1, 1, 1),
     ]
     for case, N, C, H, W, O, kh, kw, sh, sw, ph, pw, bias in cases:
         seed(case)
