@@ -3835,12 +3835,20 @@ static ag_tensor *ag__gen_cell(ag_ctx *ctx, ag_generator *g, int k, ag_tensor *x
             int scale = h->shape[3] / ft->shape[3];
             r = scale == 2 ? ag__deconv_apply(ctx, &c->skip_deconvx2, ft)
                            : ag__deconv_apply(ctx, &c->skip_deconvx4[1], ag__deconv_apply(ctx, &c->skip_deconvx4[0], ft));
-        } else if (up == AG_UP_NEAREST) r = ag_upsample_nearest(ctx, ft, h->shape[2], h->shape[3]);
-        else r = ag_upsample_bilinear(ctx, ft, h->shape[2], h->shape[3]);
-        h = ag_add(ctx, h, ag__conv_apply(ctx, &c->skip_in_ops[j], r));
+            r = ag__conv_apply(ctx, &c->skip_in_ops[j], r);
+        } else {
+            /* conv1x1 then resize: the same function as the reference's resize then conv1x1
+               (both are linear, and interpolation weights sum to one so the bias passes
+               through), at 1/4 or 1/16 of the pixels */
+            r = ag__conv_apply(ctx, &c->skip_in_ops[j], ft);
+            r = up == AG_UP_NEAREST ? ag_upsample_nearest(ctx, r, h->shape[2], h->shape[3])
+                                    : ag_upsample_bilinear(ctx, r, h->shape[2], h->shape[3]);
+        }
+        h = ag_add(ctx, h, r);
     }
     out = ag__gen_block(ctx, pre ? &c->pre_conv2 : &c->post_conv2, h, pre, norm, up, 0, g->training);
-    if (sc) out = ag_add(ctx, out, ag__conv_apply(ctx, &c->c_sc, ag__up2(ctx, x, up, &c->deconv_sc)));
+    if (sc && up == AG_UP_DECONV) out = ag_add(ctx, out, ag__conv_apply(ctx, &c->c_sc, ag__up2(ctx, x, up, &c->deconv_sc)));
+    else if (sc) out = ag_add(ctx, out, ag__up2(ctx, ag__conv_apply(ctx, &c->c_sc, x), up, NULL));   /* commuted as above */
     return out;
 }
 AGDEF ag_tensor *ag_generator_forward(ag_ctx *ctx, ag_generator *g, ag_tensor *z) {
