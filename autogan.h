@@ -114,6 +114,12 @@ typedef struct ag_tensor {
     int is_param;       /* owns data and grad (not in the arena) */
     int node;           /* 1 + index of the tape node that made it; 0 for leaves */
     int grad_slot;      /* internal: 1 + heap slot of a large gradient buffer, 0 otherwise */
+    /* internal: large op outputs (>= 256 KB) live in a recycled pool instead of the arena,
+       so they can go back as soon as nobody needs them: `refs` counts the caller (until
+       ag_tensor_release) and every tape node whose backward reads the data; views
+       (reshape, detach) share their `base` tensor's buffer and hold a reference on it */
+    struct ag_tensor *base;
+    int refs, data_slot, released;
 } ag_tensor;
 
 typedef struct ag_ctx ag_ctx;
@@ -129,6 +135,7 @@ AGDEF int         ag_ctx_threads(const ag_ctx *ctx);
 AGDEF void        ag_ctx_set_grad_enabled(ag_ctx *ctx, int enabled); /* no-grad mode when 0 */
 AGDEF int         ag_ctx_grad_enabled(const ag_ctx *ctx);
 AGDEF size_t      ag_ctx_arena_bytes(const ag_ctx *ctx); /* high-water mark of the arena */
+AGDEF size_t      ag_ctx_pool_bytes(const ag_ctx *ctx);  /* high-water mark of large buffers in use (activations, gradients) */
 AGDEF const char *ag_ctx_cpu_name(const ag_ctx *ctx);
 AGDEF double      ag_ctx_gemm_flops(const ag_ctx *ctx);  /* conv/linear flops so far (Winograd convs: their direct count) */
 /* 3x3 stride-1 convs with >= 16 channels in and out go through Winograd F(4x4, 3x3) (on
@@ -142,6 +149,11 @@ AGDEF ag_tensor *ag_tensor_new(ag_ctx *ctx, int ndim, const int *shape);
 AGDEF ag_tensor *ag_tensor_zeros(ag_ctx *ctx, int ndim, const int *shape);
 AGDEF ag_tensor *ag_tensor_from(ag_ctx *ctx, int ndim, const int *shape, const float *data);
 AGDEF ag_tensor *ag_tensor4(ag_ctx *ctx, int n, int c, int h, int w);
+/* The caller will not use t again. Its memory returns to the context at once, or after
+   the backward pass for data a recorded op still needs (PyTorch frees tensors that no
+   Python name and no graph node refer to; this is the explicit C form). Optional:
+   without it everything lives until ag_ctx_reset. */
+AGDEF void       ag_tensor_release(ag_ctx *ctx, ag_tensor *t);
 AGDEF int        ag_tensor_same_shape(const ag_tensor *a, const ag_tensor *b);
 AGDEF void       ag_tensor_shape_str(const ag_tensor *t, char *buf, size_t len);
 
@@ -696,6 +708,7 @@ struct ag_ctx {
     int winograd;                      /* 3x3 stride-1 convs through Winograd F(4x4, 3x3) */
     void **heap; size_t *heap_size; int heap_len, heap_cap;   /* large gradient buffers, released once consumed */
     void **spare; size_t *spare_size; int spare_len, spare_cap;   /* released buffers kept for reuse */
+    size_t pool_live, pool_high;       /* bytes of pool buffers in use now / at most */
 };
 
 static void *ag__ctx_fail(ag_ctx *ctx, const char *fmt, ...) {
@@ -771,10 +784,12 @@ static void *ag__spare_take(ag_ctx *ctx, size_t bytes, size_t *got) {
     }
     return NULL;
 }
+/* every pool buffer back to the spares (ag_ctx_reset; ag_ctx_free then frees the spares) */
 static void ag__heap_release_all(ag_ctx *ctx) {
     int i;
-    for (i = 0; i < ctx->heap_len; i++) AG_FREE(ctx->heap[i]);
+    for (i = 0; i < ctx->heap_len; i++) if (ctx->heap[i]) ag__spare_put(ctx, ctx->heap[i], ctx->heap_size[i]);
     ctx->heap_len = 0;
+    ctx->pool_live = 0;
 }
 
 static void ag__spare_free_all(ag_ctx *ctx) {
@@ -782,6 +797,70 @@ static void ag__spare_free_all(ag_ctx *ctx) {
     for (i = 0; i < ctx->spare_len; i++) AG_FREE(ctx->spare[i]);
     AG_FREE(ctx->spare); AG_FREE(ctx->spare_size);
     ctx->spare = NULL; ctx->spare_size = NULL; ctx->spare_len = ctx->spare_cap = 0;
+}
+
+/* A buffer from the pool: a recycled spare or a new one, listed in ctx->heap so that
+   ag_ctx_reset gets it back; `slot` is 1 + its index there. */
+static void *ag__pool_take(ag_ctx *ctx, size_t bytes, int *slot) {
+    size_t got = bytes; void *p;
+    if (ctx->heap_len == ctx->heap_cap) {
+        int cap = ctx->heap_cap ? ctx->heap_cap * 2 : 64;
+        void **h = (void **)AG_REALLOC(ctx->heap, (size_t)cap * sizeof(void *));
+        size_t *hs;
+        if (!h) return ag__ctx_fail(ctx, "out of memory for buffer bookkeeping");
+        ctx->heap = h;
+        hs = (size_t *)AG_REALLOC(ctx->heap_size, (size_t)cap * sizeof(size_t));
+        if (!hs) return ag__ctx_fail(ctx, "out of memory for buffer bookkeeping");
+        ctx->heap_size = hs; ctx->heap_cap = cap;
+    }
+    p = ag__spare_take(ctx, bytes, &got);
+    if (!p) {
+        /* a miss: first free spares too small to serve this size, up to as many bytes as
+           are about to be allocated, so the pool's footprint follows what a step needs
+           instead of growing by every size it ever saw */
+        size_t freed = 0; int i;
+        for (i = ctx->spare_len - 1; i >= 0 && freed < bytes; i--)
+            if (ctx->spare_size[i] < bytes) {
+                freed += ctx->spare_size[i];
+                AG_FREE(ctx->spare[i]);
+                ctx->spare[i] = ctx->spare[ctx->spare_len - 1]; ctx->spare_size[i] = ctx->spare_size[ctx->spare_len - 1];
+                ctx->spare_len--;
+            }
+        p = AG_MALLOC(bytes);
+    }
+    if (!p) return ag__ctx_fail(ctx, "out of memory: a %zu-byte buffer", bytes);
+    ctx->pool_live += got;
+    if (ctx->pool_live > ctx->pool_high) ctx->pool_high = ctx->pool_live;
+    ctx->heap_size[ctx->heap_len] = got;
+    ctx->heap[ctx->heap_len++] = p;
+    *slot = ctx->heap_len;
+    return p;
+}
+/* back to the spares (ignored when the slot no longer holds p: a tensor from before a reset) */
+static void ag__pool_put(ag_ctx *ctx, int slot, void *p) {
+    if (slot > 0 && slot <= ctx->heap_len && ctx->heap[slot - 1] == p && p) {
+        ag__spare_put(ctx, p, ctx->heap_size[slot - 1]);
+        ctx->pool_live -= ctx->heap_size[slot - 1];
+        ctx->heap[slot - 1] = NULL;
+    }
+}
+#define AG__POOL_MIN ((size_t)256 << 10)   /* tensors this large take their data from the pool */
+
+static ag_tensor *ag__owner(ag_tensor *t) { return t->base ? t->base : t; }
+static void ag__ref(ag_tensor *t) { if (t) ag__owner(t)->refs++; }
+static void ag__unref(ag_ctx *ctx, ag_tensor *t) {
+    ag_tensor *o;
+    if (!t) return;
+    o = ag__owner(t);
+    if (o->refs > 0 && --o->refs == 0 && o->data_slot) {
+        ag__pool_put(ctx, o->data_slot, o->data);
+        o->data = NULL; o->data_slot = 0;
+    }
+}
+AGDEF void ag_tensor_release(ag_ctx *ctx, ag_tensor *t) {
+    if (!t || t->released || t->is_param) return;
+    t->released = 1;
+    ag__unref(ctx, t);
 }
 
 AGDEF void ag_rng_seed(ag_rng *rng, uint64_t seed, uint64_t seq) {
@@ -874,6 +953,7 @@ AGDEF int ag_ctx_grad_enabled(const ag_ctx *ctx) { return ctx->grad_enabled; }
 AGDEF void ag_ctx_set_winograd(ag_ctx *ctx, int enabled) { ctx->winograd = enabled != 0; }
 AGDEF int ag_ctx_winograd(const ag_ctx *ctx) { return ctx->winograd; }
 AGDEF size_t ag_ctx_arena_bytes(const ag_ctx *ctx) { return ctx->arena_high; }
+AGDEF size_t ag_ctx_pool_bytes(const ag_ctx *ctx) { return ctx->pool_high; }
 AGDEF ag_rng *ag_ctx_rng(ag_ctx *ctx) { return &ctx->rng; }
 AGDEF double ag_ctx_gemm_flops(const ag_ctx *ctx) { return ctx->gemm_flops; }
 
@@ -894,7 +974,9 @@ static ag_tensor *ag__tensor_alloc(ag_ctx *ctx, int ndim, const int *shape, int 
     t = (ag_tensor *)ag__arena_alloc(ctx, sizeof(ag_tensor));
     if (!t) return NULL;
     memset(t, 0, sizeof *t);
-    t->data = (float *)ag__arena_alloc(ctx, n * sizeof(float) + 4);
+    t->refs = 1;
+    if (n * sizeof(float) >= AG__POOL_MIN) t->data = (float *)ag__pool_take(ctx, n * sizeof(float), &t->data_slot);
+    else t->data = (float *)ag__arena_alloc(ctx, n * sizeof(float) + 4);
     if (!t->data) return NULL;
     if (zero) memset(t->data, 0, n * sizeof(float));
     t->ndim = ndim; t->size = n;
@@ -1983,11 +2065,18 @@ static void ag__wino_filter_grad(const ag__kernels *kern, const float *dU, int R
 
 /* Geometry of one conv for the tile transforms: input planes H x W, padding p, output
    OH x OW cut into th x tw tiles (T1 = th * tw per image). */
-typedef struct ag__wino_geom { int H, W, p, OH, OW, th, tw; size_t T1; } ag__wino_geom;
-static ag__wino_geom ag__wino_geometry(int H, int W, int p, int OH, int OW) {
+/* bilinear resampling: output i reads inputs i0 and i1 with weights w0 and w1 */
+typedef struct ag__lerp { int i0, i1; float w0, w1; } ag__lerp;
+/* An input read through a x2 upsampling (the conv of an upsampled tensor without the
+   upsampled tensor): `mode` 1 nearest (rows ny[], columns nx[]), 2 bilinear (ty[], tx[]),
+   the stored planes SH x SW. */
+typedef struct ag__wino_src { int mode, SH, SW; const int *ny, *nx; const ag__lerp *ty, *tx; } ag__wino_src;
+typedef struct ag__wino_geom { int H, W, p, OH, OW, th, tw; size_t T1, plane; const ag__wino_src *src; } ag__wino_geom;
+static ag__wino_geom ag__wino_geometry(int H, int W, int p, int OH, int OW, const ag__wino_src *src) {
     ag__wino_geom g;
     g.H = H; g.W = W; g.p = p; g.OH = OH; g.OW = OW; g.th = (OH + 3) / 4; g.tw = (OW + 3) / 4;
     g.T1 = (size_t)g.th * g.tw;
+    g.src = src; g.plane = src ? (size_t)src->SH * src->SW : (size_t)H * W;
     return g;
 }
 #define AG__WTB 64   /* tiles transformed together (vectors run over them) */
@@ -1999,6 +2088,25 @@ static void ag__wino_line(const float *plane, int H, int W, int iy, int x0, int 
     if (lo > 0) memset(line, 0, (size_t)lo * sizeof(float));
     if (hi < len) memset(line + hi, 0, (size_t)(len - hi) * sizeof(float));
     memcpy(line + lo, plane + (size_t)iy * W + x0 + lo, (size_t)(hi - lo) * sizeof(float));
+}
+/* the same from the upsampled view of a stored plane (the products are those of
+   ag_upsample_nearest / ag_upsample_bilinear, so the values are bit-identical) */
+static void ag__wino_line_src(const float *plane, const ag__wino_src *s, int H, int W, int iy, int x0, int len, float *line) {
+    int lo = x0 < 0 ? -x0 : 0, hi = W - x0 < len ? W - x0 : len, k;
+    if (!s) { ag__wino_line(plane, H, W, iy, x0, len, line); return; }
+    if (iy < 0 || iy >= H || hi <= lo) { memset(line, 0, (size_t)len * sizeof(float)); return; }
+    if (lo > 0) memset(line, 0, (size_t)lo * sizeof(float));
+    if (hi < len) memset(line + hi, 0, (size_t)(len - hi) * sizeof(float));
+    if (s->mode == 1) {
+        const float *r = plane + (size_t)s->ny[iy] * s->SW; const int *nx = s->nx + x0;
+        for (k = lo; k < hi; k++) line[k] = r[nx[k]];
+    } else {
+        const ag__lerp *ty = s->ty + iy, *tx = s->tx + x0;
+        const float *r0 = plane + (size_t)ty->i0 * s->SW, *r1 = plane + (size_t)ty->i1 * s->SW;
+        for (k = lo; k < hi; k++)
+            line[k] = ty->w0 * (tx[k].w0 * r0[tx[k].i0] + tx[k].w1 * r0[tx[k].i1])
+                    + ty->w1 * (tx[k].w0 * r1[tx[k].i0] + tx[k].w1 * r1[tx[k].i1]);
+    }
 }
 
 /* the last pass of a transform, written straight to the tile buffer's six rows */
@@ -2034,10 +2142,10 @@ static void ag__wino_input(const ag__kernels *kern, const float *x, int cnt, int
             for (t = t0; t < t0 + (size_t)nb;) {   /* gather by runs of tiles along a tile row */
                 size_t img = t / g->T1, rem = t % g->T1;
                 int ty = (int)(rem / g->tw), tx = (int)(rem % g->tw), run = g->tw - tx, o = (int)(t - t0);
-                const float *xc = x + (img * C + c) * g->H * g->W;
+                const float *xc = x + (img * C + c) * g->plane;
                 if (run > nb - o) run = nb - o;
                 for (r = 0; r < 6; r++) {
-                    ag__wino_line(xc, g->H, g->W, 4 * ty - g->p + r, 4 * tx - g->p, 4 * run + 2, line);
+                    ag__wino_line_src(xc, g->src, g->H, g->W, 4 * ty - g->p + r, 4 * tx - g->p, 4 * run + 2, line);
                     for (s = 0; s < 6; s++) {
                         float *d = D[r * 6 + s] + o;
                         for (k = 0; k < run; k++) d[k] = line[4 * k + s];
@@ -2160,6 +2268,7 @@ typedef struct ag__node {
     int iarg[8];
     float farg[4];
     void *saved, *saved2;
+    int keeps;          /* bit i: backward reads in[i]->data; bit 4: reads out->data */
 } ag__node;
 
 static int ag__any_requires_grad(ag_tensor *a, ag_tensor *b, ag_tensor *c, ag_tensor *d) {
@@ -2184,46 +2293,39 @@ static ag__node *ag__push_node(ag_ctx *ctx, ag_tensor *out, void (*backward)(ag_
 }
 static ag__node *ag__record(ag_ctx *ctx, ag_tensor *out, void (*backward)(ag_ctx *, ag__node *),
                             ag_tensor *a, ag_tensor *b, ag_tensor *c, ag_tensor *d) {
-    ag__node *n;
+    ag__node *n; int i;
     if (!out || !ctx->grad_enabled || !ag__any_requires_grad(a, b, c, d)) return NULL;
     if (!(n = ag__push_node(ctx, out, backward))) return NULL;
     n->in[0] = a; n->in[1] = b; n->in[2] = c; n->in[3] = d;
+    /* by default backward may read every input; ops that do not say so (ag__unkeep) */
+    for (i = 0; i < 4; i++) if (n->in[i]) { ag__ref(n->in[i]); n->keeps |= 1 << i; }
     return n;
+}
+/* backward does not read in[i]->data (or, with i = 4, does read out->data) */
+static void ag__unkeep(ag_ctx *ctx, ag__node *n, int i) {
+    if (n && (n->keeps >> i & 1)) { n->keeps &= ~(1 << i); ag__unref(ctx, n->in[i]); }
+}
+static void ag__keep_out(ag__node *n) { if (n && !(n->keeps >> 4 & 1)) { n->keeps |= 1 << 4; ag__ref(n->out); } }
+static void ag__node_drop_keeps(ag_ctx *ctx, ag__node *n) {
+    int i;
+    for (i = 0; i < 4; i++) if (n->keeps >> i & 1) ag__unref(ctx, n->in[i]);
+    if (n->keeps >> 4 & 1) ag__unref(ctx, n->out);
+    n->keeps = 0;
 }
 
 /* The gradient buffer of t, zeroed on first use: small ones in the arena, large ones
-   (>= 1 MB) on the heap so backward can free them as soon as their node has run. */
+   (>= 1 MB) in the pool so backward can recycle them as soon as their node has run. */
 static float *ag__grad(ag_ctx *ctx, ag_tensor *t) {
     if (!t->grad) {
         size_t bytes = t->size * sizeof(float);
-        if (bytes >= ((size_t)1 << 20)) {
-            size_t got = bytes;
-            if (ctx->heap_len == ctx->heap_cap) {
-                int cap = ctx->heap_cap ? ctx->heap_cap * 2 : 64;
-                void **h = (void **)AG_REALLOC(ctx->heap, (size_t)cap * sizeof(void *));
-                size_t *hs;
-                if (!h) return (float *)ag__ctx_fail(ctx, "out of memory for gradient bookkeeping");
-                ctx->heap = h;
-                hs = (size_t *)AG_REALLOC(ctx->heap_size, (size_t)cap * sizeof(size_t));
-                if (!hs) return (float *)ag__ctx_fail(ctx, "out of memory for gradient bookkeeping");
-                ctx->heap_size = hs; ctx->heap_cap = cap;
-            }
-            t->grad = (float *)ag__spare_take(ctx, bytes, &got);
-            if (!t->grad) t->grad = (float *)AG_MALLOC(bytes);
-            if (!t->grad) return (float *)ag__ctx_fail(ctx, "out of memory: a %zu-byte gradient", bytes);
-            ctx->heap_size[ctx->heap_len] = got;
-            ctx->heap[ctx->heap_len++] = t->grad;
-            t->grad_slot = ctx->heap_len;
-        } else t->grad = (float *)ag__arena_alloc(ctx, bytes + 4);
+        if (bytes >= ((size_t)1 << 20)) t->grad = (float *)ag__pool_take(ctx, bytes, &t->grad_slot);
+        else t->grad = (float *)ag__arena_alloc(ctx, bytes + 4);
         if (t->grad) memset(t->grad, 0, bytes);
     }
     return t->grad;
 }
 static void ag__grad_release(ag_ctx *ctx, ag_tensor *t) {
-    if (t->grad_slot > 0 && t->grad_slot <= ctx->heap_len && ctx->heap[t->grad_slot - 1] == t->grad) {
-        ag__spare_put(ctx, t->grad, ctx->heap_size[t->grad_slot - 1]);
-        ctx->heap[t->grad_slot - 1] = NULL;
-    }
+    ag__pool_put(ctx, t->grad_slot, t->grad);
     t->grad = NULL; t->grad_slot = 0;
 }
 /* The gradient of input i if it needs one (NULL otherwise). */
@@ -2237,6 +2339,7 @@ static int ag__run_backward(ag_ctx *ctx) {
     for (i = ctx->tape_len - 1; i >= 0 && !ctx->failed; i--) {
         ag__node *n = &ctx->tape[i];
         if (n->out->grad) n->backward(ctx, n);
+        ag__node_drop_keeps(ctx, n);
         /* an op output's gradient is complete once its node ran; clear the pointer so a
            tensor kept across steps never carries a stale gradient into a new graph */
         if (!n->out->is_param) ag__grad_release(ctx, n->out);
@@ -2267,6 +2370,8 @@ AGDEF ag_tensor *ag_detach(ag_ctx *ctx, ag_tensor *x) {
     if (!t) return NULL;
     *t = *x;
     t->grad = NULL; t->requires_grad = 0; t->is_param = 0; t->node = 0; t->grad_slot = 0;
+    t->base = x->is_param ? NULL : ag__owner(x); t->refs = 0; t->data_slot = 0; t->released = 0;
+    ag__ref(t);
     return t;
 }
 
@@ -2275,6 +2380,7 @@ static int ag__check(ag_ctx *ctx, const char *op, ag_tensor *x, int ndim) {
     char s[64];
     if (ctx->failed) return -1;
     if (!x) { ag__ctx_fail(ctx, "%s: input is NULL", op); return -1; }
+    if (!x->data) { ag__ctx_fail(ctx, "%s: the input tensor was released (ag_tensor_release)", op); return -1; }
     if (ndim && x->ndim != ndim) {
         ag_tensor_shape_str(x, s, sizeof s);
         ag__ctx_fail(ctx, "%s: expected a %d-D tensor, got shape %s", op, ndim, s);
@@ -2313,7 +2419,7 @@ static void ag__linear_backward(ag_ctx *ctx, ag__node *n) {
     if (gb && b) for (i = 0; i < N; i++) for (o = 0; o < O; o++) gb[o] += gy[(size_t)i * O + o];
 }
 AGDEF ag_tensor *ag_linear(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b) {
-    ag_tensor *y; int shape[2], N, I, O, i, o; char s1[64], s2[64];
+    ag_tensor *y; int shape[2], N, I, O, i, o; char s1[64], s2[64]; ag__node *nd;
     if (ag__check(ctx, "linear", x, 2) || ag__check(ctx, "linear (weight)", w, 2)) return NULL;
     N = x->shape[0]; I = x->shape[1]; O = w->shape[0];
     if (w->shape[1] != I) {
@@ -2326,7 +2432,9 @@ AGDEF ag_tensor *ag_linear(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
     if (!y) return NULL;
     ag__gemm(ctx, 0, 1, N, O, I, x->data, I, w->data, I, 0.0f, y->data, O);
     if (b) for (i = 0; i < N; i++) for (o = 0; o < O; o++) y->data[(size_t)i * O + o] += b->data[o];
-    ag__record(ctx, y, ag__linear_backward, x, w, b, NULL);
+    nd = ag__record(ctx, y, ag__linear_backward, x, w, b, NULL);
+    if (!w->requires_grad) ag__unkeep(ctx, nd, 0);   /* x only serves the weight gradient */
+    ag__unkeep(ctx, nd, 2);
     return y;
 }
 
@@ -2395,9 +2503,9 @@ static void ag__wino_gemms(ag_ctx *ctx, int transB, int M, int N, int K, const f
 }
 /* y[N, O, OH, OW] (= or +=) conv3x3(x[N, C, H, W], w, padding p) + bias through Winograd;
    `flip` takes w as [C, O, 3, 3] rotated by 180 degrees (the data gradient's filter) */
-static void ag__wino_conv(ag_ctx *ctx, const float *x, int N, int C, int H, int W, int p, const float *w, int O,
-                          int flip, const float *bias, float *y, int OH, int OW, int accumulate) {
-    ag__wino_geom g = ag__wino_geometry(H, W, p, OH, OW);
+static void ag__wino_conv(ag_ctx *ctx, const float *x, const ag__wino_src *src, int N, int C, int H, int W, int p,
+                          const float *w, int O, int flip, const float *bias, float *y, int OH, int OW, int accumulate) {
+    ag__wino_geom g = ag__wino_geometry(H, W, p, OH, OW, src);
     int cnt = ag__wino_group(N, g.T1, C, O), n0;
     size_t ld = (size_t)cnt * g.T1;
     float *U = ag__scratch(ctx, 3, 36 * (size_t)O * C), *V = ag__scratch(ctx, 0, 36 * (size_t)C * ld);
@@ -2406,7 +2514,7 @@ static void ag__wino_conv(ag_ctx *ctx, const float *x, int N, int C, int H, int 
     ag__wino_filter(ctx->kern, w, O, C, flip, U);
     for (n0 = 0; n0 < N; n0 += cnt) {
         int c = ag__kmin(cnt, N - n0);
-        ag__wino_input(ctx->kern, x + (size_t)n0 * C * H * W, c, C, &g, V, ld);
+        ag__wino_input(ctx->kern, x + (size_t)n0 * C * g.plane, c, C, &g, V, ld);
         ag__wino_gemms(ctx, 0, O, (int)(c * g.T1), C, U, (size_t)O * C, C, V, ld, (int)(36 * ld), 0.0f, M, ld, (int)(36 * ld));
         if (ctx->failed) return;
         ag__wino_output(ctx->kern, M, c, O, &g, ld, bias, y + (size_t)n0 * O * OH * OW, accumulate);
@@ -2414,9 +2522,9 @@ static void ag__wino_conv(ag_ctx *ctx, const float *x, int N, int C, int H, int 
     ctx->gemm_flops += 2.0 * 9.0 * N * O * C * OH * OW;
 }
 /* gw[O, C, 3, 3] += the weight gradient of ag__wino_conv (x, padding p, output gradient dy) */
-static void ag__wino_conv_wgrad(ag_ctx *ctx, const float *x, int N, int C, int H, int W, int p,
+static void ag__wino_conv_wgrad(ag_ctx *ctx, const float *x, const ag__wino_src *src, int N, int C, int H, int W, int p,
                                 const float *dy, int O, int OH, int OW, float *gw) {
-    ag__wino_geom g = ag__wino_geometry(H, W, p, OH, OW);
+    ag__wino_geom g = ag__wino_geometry(H, W, p, OH, OW, src);
     int cnt = ag__wino_group(N, g.T1, C, O), n0;
     size_t ld = (size_t)cnt * g.T1;
     float *dU = ag__scratch(ctx, 3, 36 * (size_t)O * C), *V = ag__scratch(ctx, 0, 36 * (size_t)C * ld);
@@ -2425,7 +2533,7 @@ static void ag__wino_conv_wgrad(ag_ctx *ctx, const float *x, int N, int C, int H
     memset(dU, 0, 36 * (size_t)O * C * sizeof(float));
     for (n0 = 0; n0 < N; n0 += cnt) {
         int c = ag__kmin(cnt, N - n0);
-        ag__wino_input(ctx->kern, x + (size_t)n0 * C * H * W, c, C, &g, V, ld);
+        ag__wino_input(ctx->kern, x + (size_t)n0 * C * g.plane, c, C, &g, V, ld);
         ag__wino_grad_tiles(ctx->kern, dy + (size_t)n0 * O * OH * OW, c, O, &g, G, ld);
         ag__wino_gemms(ctx, 1, O, C, (int)(c * g.T1), G, ld, (int)(36 * ld), V, ld, (int)(36 * ld), 1.0f, dU, (size_t)O * C, C);
         if (ctx->failed) return;
@@ -2589,8 +2697,8 @@ static void ag__conv2d_backward(ag_ctx *ctx, ag__node *n) {
     } else if (ag__small_out_applies(C, O, kh, kw, sh, sw)) {
         ag__conv_small_out_backward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, ph, pw, y->grad, OH, OW, gx, gw);
     } else if (ag__wino_applies(ctx, C, O, kh, kw, sh, sw, ph, pw)) {
-        if (gw) ag__wino_conv_wgrad(ctx, x->data, N, C, H, W, ph, y->grad, O, OH, OW, gw);
-        if (gx) ag__wino_conv(ctx, y->grad, N, O, OH, OW, 2 - ph, w->data, C, 1, NULL, gx, H, W, 1);
+        if (gw) ag__wino_conv_wgrad(ctx, x->data, NULL, N, C, H, W, ph, y->grad, O, OH, OW, gw);
+        if (gx) ag__wino_conv(ctx, y->grad, NULL, N, O, OH, OW, 2 - ph, w->data, C, 1, NULL, gx, H, W, 1);
     } else {
         ag__conv_im2col_backward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, sh, sw, ph, pw, y->grad, OH, OW, gx, gw);
     }
@@ -2620,7 +2728,7 @@ AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
         ag__conv_small_out_forward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, ph, pw, y->data, OH, OW);
         if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, (size_t)OH * OW);
     } else if (ag__wino_applies(ctx, C, O, kh, kw, sh, sw, ph, pw)) {
-        ag__wino_conv(ctx, x->data, N, C, H, W, ph, w->data, O, 0, b ? b->data : NULL, y->data, OH, OW, 0);
+        ag__wino_conv(ctx, x->data, NULL, N, C, H, W, ph, w->data, O, 0, b ? b->data : NULL, y->data, OH, OW, 0);
     } else {
         ag__conv_im2col_forward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, sh, sw, ph, pw, y->data, OH, OW);
         if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, (size_t)OH * OW);
@@ -2628,6 +2736,8 @@ AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
     if (ctx->failed) return NULL;
     nd = ag__record(ctx, y, ag__conv2d_backward, x, w, b, NULL);
     if (nd) { nd->iarg[0] = sh; nd->iarg[1] = sw; nd->iarg[2] = ph; nd->iarg[3] = pw; }
+    if (!w->requires_grad) ag__unkeep(ctx, nd, 0);   /* x only serves the weight gradient */
+    ag__unkeep(ctx, nd, 2);
     return y;
 }
 
@@ -2695,6 +2805,8 @@ AGDEF ag_tensor *ag_conv_transpose2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag
     }
     if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, (size_t)OH * OW);
     nd = ag__record(ctx, y, ag__deconv_backward, x, w, b, NULL);
+    if (!w->requires_grad) ag__unkeep(ctx, nd, 0);
+    ag__unkeep(ctx, nd, 2);
     if (nd) { nd->iarg[0] = s; nd->iarg[1] = p; }
     return y;
 }
@@ -2707,17 +2819,21 @@ static int *ag__nearest_index(ag_ctx *ctx, int in, int out) {
     for (i = 0; i < out; i++) { int s = (int)floorf((float)i * scale); idx[i] = s < in - 1 ? s : in - 1; }
     return idx;
 }
-static void ag__nearest_backward(ag_ctx *ctx, ag__node *n) {
-    ag_tensor *x = n->in[0], *y = n->out;
-    int H = x->shape[2], W = x->shape[3], OH = y->shape[2], OW = y->shape[3];
-    const int *iy = (const int *)n->saved, *ix = (const int *)n->saved2;
-    float *gx = ag__in_grad(ctx, n, 0); long pl; int ag__nt = ag__threads_for(ctx, y->size); (void)ag__nt;
-    if (!gx) return;
+/* gx[planes][H, W] += the nearest upsampling's adjoint applied to gy[planes][OH, OW] */
+static void ag__nearest_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const int *iy, const int *ix,
+                             int H, int W, float *gx) {
+    long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW); (void)ag__nt;
     AG__PARALLEL_FOR
-    for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
-        const float *g = y->grad + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
+    for (pl = 0; pl < planes; pl++) {
+        const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[iy[oy] * W + ix[ox]] += g[oy * OW + ox];
     }
+}
+static void ag__nearest_backward(ag_ctx *ctx, ag__node *n) {
+    ag_tensor *x = n->in[0], *y = n->out;
+    float *gx = ag__in_grad(ctx, n, 0);
+    if (gx) ag__nearest_fold(ctx, y->grad, (long)x->shape[0] * x->shape[1], y->shape[2], y->shape[3],
+                             (const int *)n->saved, (const int *)n->saved2, x->shape[2], x->shape[3], gx);
 }
 AGDEF ag_tensor *ag_upsample_nearest(ag_ctx *ctx, ag_tensor *x, int OH, int OW) {
     ag_tensor *y; int H, W, *iy, *ix; long pl; ag__node *nd; int ag__nt;
@@ -2734,12 +2850,12 @@ AGDEF ag_tensor *ag_upsample_nearest(ag_ctx *ctx, ag_tensor *x, int OH, int OW) 
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[oy * OW + ox] = s[iy[oy] * W + ix[ox]];
     }
     nd = ag__record(ctx, y, ag__nearest_backward, x, NULL, NULL, NULL);
+    ag__unkeep(ctx, nd, 0);
     if (nd) { nd->saved = iy; nd->saved2 = ix; }
     return y;
 }
 
 /* ---- bilinear upsampling (align_corners=False) to any size ---- */
-typedef struct ag__lerp { int i0, i1; float w0, w1; } ag__lerp;
 static ag__lerp *ag__bilinear_table(ag_ctx *ctx, int in, int out) {
     ag__lerp *t = (ag__lerp *)ag__arena_alloc(ctx, (size_t)out * sizeof(ag__lerp)); int i;
     float scale = (float)in / (float)out;
@@ -2755,15 +2871,13 @@ static ag__lerp *ag__bilinear_table(ag_ctx *ctx, int in, int out) {
     }
     return t;
 }
-static void ag__bilinear_backward(ag_ctx *ctx, ag__node *n) {
-    ag_tensor *x = n->in[0], *y = n->out;
-    int H = x->shape[2], W = x->shape[3], OH = y->shape[2], OW = y->shape[3];
-    const ag__lerp *ty = (const ag__lerp *)n->saved, *tx = (const ag__lerp *)n->saved2;
-    float *gx = ag__in_grad(ctx, n, 0); long pl; int ag__nt = ag__threads_for(ctx, y->size * 4); (void)ag__nt;
-    if (!gx) return;
+/* gx[planes][H, W] += the bilinear upsampling's adjoint applied to gy[planes][OH, OW] */
+static void ag__bilinear_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const ag__lerp *ty,
+                              const ag__lerp *tx, int H, int W, float *gx) {
+    long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW * 4); (void)ag__nt;
     AG__PARALLEL_FOR
-    for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
-        const float *g = y->grad + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
+    for (pl = 0; pl < planes; pl++) {
+        const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
         for (oy = 0; oy < OH; oy++) {
             float *r0 = d + ty[oy].i0 * W, *r1 = d + ty[oy].i1 * W; float hy0 = ty[oy].w0, hy1 = ty[oy].w1;
             for (ox = 0; ox < OW; ox++) {
@@ -2773,6 +2887,12 @@ static void ag__bilinear_backward(ag_ctx *ctx, ag__node *n) {
             }
         }
     }
+}
+static void ag__bilinear_backward(ag_ctx *ctx, ag__node *n) {
+    ag_tensor *x = n->in[0], *y = n->out;
+    float *gx = ag__in_grad(ctx, n, 0);
+    if (gx) ag__bilinear_fold(ctx, y->grad, (long)x->shape[0] * x->shape[1], y->shape[2], y->shape[3],
+                              (const ag__lerp *)n->saved, (const ag__lerp *)n->saved2, x->shape[2], x->shape[3], gx);
 }
 AGDEF ag_tensor *ag_upsample_bilinear(ag_ctx *ctx, ag_tensor *x, int OH, int OW) {
     ag_tensor *y; int H, W; ag__lerp *ty, *tx; long pl; ag__node *nd; int ag__nt;
@@ -2794,7 +2914,62 @@ AGDEF ag_tensor *ag_upsample_bilinear(ag_ctx *ctx, ag_tensor *x, int OH, int OW)
         }
     }
     nd = ag__record(ctx, y, ag__bilinear_backward, x, NULL, NULL, NULL);
+    ag__unkeep(ctx, nd, 0);
     if (nd) { nd->saved = ty; nd->saved2 = tx; }
+    return y;
+}
+
+/* ---- conv3x3 (stride 1, padding 1) of x upsampled x2, without the upsampled tensor:
+   x[N,C,H,W] -> y[N,O,2H,2W]. The Winograd input transform reads x through the
+   upsampling; backward keeps x (a quarter of the upsampled size) and reads it the same
+   way. Values equal ag_upsample_nearest/bilinear followed by ag_conv2d. `mode` is
+   AG_UP_NEAREST or AG_UP_BILINEAR; shapes the Winograd path does not take fall back to
+   the two ops. ---- */
+static void ag__conv_up2_src(ag__wino_src *src, const ag__node *n, int H, int W) {
+    src->mode = n->iarg[0] == AG_UP_NEAREST ? 1 : 2; src->SH = H; src->SW = W;
+    src->ny = (const int *)n->saved; src->nx = (const int *)n->saved2;
+    src->ty = (const ag__lerp *)n->saved; src->tx = (const ag__lerp *)n->saved2;
+}
+static void ag__conv_up2_backward(ag_ctx *ctx, ag__node *n) {
+    ag_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
+    int N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], O = w->shape[0], OH = y->shape[2], OW = y->shape[3];
+    float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
+    ag__wino_src src;
+    ag__conv_up2_src(&src, n, H, W);
+    if (gw) ag__wino_conv_wgrad(ctx, x->data, &src, N, C, OH, OW, 1, y->grad, O, OH, OW, gw);
+    if (gx) {   /* the gradient of the upsampled input, folded back at once */
+        int slot = 0; float *gu = (float *)ag__pool_take(ctx, (size_t)N * C * OH * OW * sizeof(float), &slot);
+        if (!gu) return;
+        ag__wino_conv(ctx, y->grad, NULL, N, O, OH, OW, 1, w->data, C, 1, NULL, gu, OH, OW, 0);
+        if (src.mode == 1) ag__nearest_fold(ctx, gu, (long)N * C, OH, OW, src.ny, src.nx, H, W, gx);
+        else ag__bilinear_fold(ctx, gu, (long)N * C, OH, OW, src.ty, src.tx, H, W, gx);
+        ag__pool_put(ctx, slot, gu);
+    }
+    if (gb && b) ag__bias_grad_planes(ctx, gb, y->grad, N, O, (size_t)OH * OW);
+}
+static ag_tensor *ag__conv2d_up2(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b, int mode) {
+    int N, C, H, W, O; ag_tensor *y; ag__node *nd; ag__wino_src src; void *t0, *t1;
+    if (ag__check(ctx, "conv2d (upsampled)", x, 4) || ag__check(ctx, "conv2d (weight)", w, 4)) return NULL;
+    N = x->shape[0]; C = x->shape[1]; H = x->shape[2]; W = x->shape[3]; O = w->shape[0];
+    if (w->shape[1] != C || w->shape[2] != 3 || w->shape[3] != 3 || (b && b->size != (size_t)O) ||
+        !ag__wino_applies(ctx, C, O, 3, 3, 1, 1, 1, 1)) {
+        ag_tensor *u = mode == AG_UP_NEAREST ? ag_upsample_nearest(ctx, x, 2 * H, 2 * W) : ag_upsample_bilinear(ctx, x, 2 * H, 2 * W);
+        y = ag_conv2d(ctx, u, w, b, 1, 1, 1, 1);
+        ag_tensor_release(ctx, u);
+        return y;
+    }
+    y = ag_tensor4(ctx, N, O, 2 * H, 2 * W);
+    if (mode == AG_UP_NEAREST) { t0 = ag__nearest_index(ctx, H, 2 * H); t1 = ag__nearest_index(ctx, W, 2 * W); }
+    else { t0 = ag__bilinear_table(ctx, H, 2 * H); t1 = ag__bilinear_table(ctx, W, 2 * W); }
+    if (!y || !t0 || !t1) return NULL;
+    src.mode = mode == AG_UP_NEAREST ? 1 : 2; src.SH = H; src.SW = W;
+    src.ny = (const int *)t0; src.nx = (const int *)t1; src.ty = (const ag__lerp *)t0; src.tx = (const ag__lerp *)t1;
+    ag__wino_conv(ctx, x->data, &src, N, C, 2 * H, 2 * W, 1, w->data, O, 0, b ? b->data : NULL, y->data, 2 * H, 2 * W, 0);
+    if (ctx->failed) return NULL;
+    nd = ag__record(ctx, y, ag__conv_up2_backward, x, w, b, NULL);
+    if (nd) { nd->iarg[0] = mode; nd->saved = t0; nd->saved2 = t1; }
+    if (!w->requires_grad) ag__unkeep(ctx, nd, 0);
+    ag__unkeep(ctx, nd, 2);
     return y;
 }
 
@@ -2852,6 +3027,7 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
         }
     }
     nd = ag__record(ctx, y, ag__avgpool_backward, x, NULL, NULL, NULL);
+    ag__unkeep(ctx, nd, 0);
     if (nd) { nd->iarg[0] = k; nd->iarg[1] = s; nd->iarg[2] = p; nd->iarg[3] = cip; }
     return y;
 }
@@ -2892,6 +3068,7 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
         }
     }
     nd = ag__record(ctx, y, ag__maxpool_backward, x, NULL, NULL, NULL);
+    ag__unkeep(ctx, nd, 0);
     if (nd) nd->saved = arg;
     return y;
 }
@@ -2915,7 +3092,7 @@ AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x) {
         AG__PARALLEL_FOR
         for (i = 0; i < (long)x->size; i++) py[i] = px[i] > 0.0f ? px[i] : 0.0f;
     }
-    ag__record(ctx, y, ag__relu_backward, x, NULL, NULL, NULL);
+    { ag__node *nd = ag__record(ctx, y, ag__relu_backward, x, NULL, NULL, NULL); ag__unkeep(ctx, nd, 0); ag__keep_out(nd); }   /* reads its output */
     return y;
 }
 static void ag__tanh_backward(ag_ctx *ctx, ag__node *n) {
@@ -2926,7 +3103,7 @@ AGDEF ag_tensor *ag_tanh(ag_ctx *ctx, ag_tensor *x) {
     ag_tensor *y; size_t i;
     if (ag__check(ctx, "tanh", x, 0) || !(y = ag__like(ctx, x))) return NULL;
     for (i = 0; i < x->size; i++) y->data[i] = tanhf(x->data[i]);
-    ag__record(ctx, y, ag__tanh_backward, x, NULL, NULL, NULL);
+    { ag__node *nd = ag__record(ctx, y, ag__tanh_backward, x, NULL, NULL, NULL); ag__unkeep(ctx, nd, 0); ag__keep_out(nd); }   /* reads its output */
     return y;
 }
 static void ag__sigmoid_backward(ag_ctx *ctx, ag__node *n) {
@@ -2937,7 +3114,7 @@ AGDEF ag_tensor *ag_sigmoid(ag_ctx *ctx, ag_tensor *x) {
     ag_tensor *y; size_t i;
     if (ag__check(ctx, "sigmoid", x, 0) || !(y = ag__like(ctx, x))) return NULL;
     for (i = 0; i < x->size; i++) y->data[i] = 1.0f / (1.0f + expf(-x->data[i]));
-    ag__record(ctx, y, ag__sigmoid_backward, x, NULL, NULL, NULL);
+    { ag__node *nd = ag__record(ctx, y, ag__sigmoid_backward, x, NULL, NULL, NULL); ag__unkeep(ctx, nd, 0); ag__keep_out(nd); }   /* reads its output */
     return y;
 }
 static void ag__exp_backward(ag_ctx *ctx, ag__node *n) {
@@ -2948,7 +3125,7 @@ AGDEF ag_tensor *ag_exp(ag_ctx *ctx, ag_tensor *x) {
     ag_tensor *y; size_t i;
     if (ag__check(ctx, "exp", x, 0) || !(y = ag__like(ctx, x))) return NULL;
     for (i = 0; i < x->size; i++) y->data[i] = expf(x->data[i]);
-    ag__record(ctx, y, ag__exp_backward, x, NULL, NULL, NULL);
+    { ag__node *nd = ag__record(ctx, y, ag__exp_backward, x, NULL, NULL, NULL); ag__unkeep(ctx, nd, 0); ag__keep_out(nd); }   /* reads its output */
     return y;
 }
 /* add / sub: iarg[0] = sign of b */
@@ -2975,6 +3152,7 @@ static ag_tensor *ag__addsub(ag_ctx *ctx, ag_tensor *a, ag_tensor *b, int sign, 
     }
     (void)i;
     nd = ag__record(ctx, y, ag__addsub_backward, a, b, NULL, NULL);
+    ag__unkeep(ctx, nd, 0); ag__unkeep(ctx, nd, 1);
     if (nd) nd->iarg[0] = sign;
     return y;
 }
@@ -2989,7 +3167,11 @@ AGDEF ag_tensor *ag_mul(ag_ctx *ctx, ag_tensor *a, ag_tensor *b) {
     ag_tensor *y; size_t i;
     if (ag__check_same(ctx, "mul", a, b) || !(y = ag__like(ctx, a))) return NULL;
     for (i = 0; i < a->size; i++) y->data[i] = a->data[i] * b->data[i];
-    ag__record(ctx, y, ag__mul_backward, a, b, NULL, NULL);
+    {
+        ag__node *nd = ag__record(ctx, y, ag__mul_backward, a, b, NULL, NULL);
+        if (!b->requires_grad) ag__unkeep(ctx, nd, 0);   /* a serves b's gradient only */
+        if (!a->requires_grad) ag__unkeep(ctx, nd, 1);
+    }
     return y;
 }
 static void ag__scale_backward(ag_ctx *ctx, ag__node *n) {
@@ -3001,6 +3183,7 @@ AGDEF ag_tensor *ag_scale(ag_ctx *ctx, ag_tensor *x, float s) {
     if (ag__check(ctx, "scale", x, 0) || !(y = ag__like(ctx, x))) return NULL;
     for (i = 0; i < x->size; i++) y->data[i] = s * x->data[i];
     nd = ag__record(ctx, y, ag__scale_backward, x, NULL, NULL, NULL);
+    ag__unkeep(ctx, nd, 0);
     if (nd) nd->farg[0] = s;
     return y;
 }
@@ -3072,6 +3255,7 @@ AGDEF ag_tensor *ag_narrow(ag_ctx *ctx, ag_tensor *x, int start, int len) {
     if (!(y = ag_tensor_new(ctx, 2, shape))) return NULL;
     for (i = 0; i < shape[0]; i++) memcpy(y->data + (size_t)i * len, x->data + (size_t)i * x->shape[1] + start, (size_t)len * sizeof(float));
     nd = ag__record(ctx, y, ag__narrow_backward, x, NULL, NULL, NULL);
+    ag__unkeep(ctx, nd, 0);
     if (nd) nd->iarg[0] = start;
     return y;
 }
@@ -3095,7 +3279,8 @@ AGDEF ag_tensor *ag_reshape(ag_ctx *ctx, ag_tensor *x, int ndim, const int *shap
     memset(y, 0, sizeof *y);
     y->data = x->data; y->size = numel; y->ndim = ndim;
     for (i = 0; i < AG_MAX_DIMS; i++) y->shape[i] = i < ndim ? shape[i] : 1;
-    ag__record(ctx, y, ag__reshape_backward, x, NULL, NULL, NULL);
+    if (!x->is_param) { y->base = ag__owner(x); ag__ref(y); }
+    ag__unkeep(ctx, ag__record(ctx, y, ag__reshape_backward, x, NULL, NULL, NULL), 0);
     return y;
 }
 
@@ -3282,7 +3467,7 @@ AGDEF ag_tensor *ag_sum_hw(ag_ctx *ctx, ag_tensor *x) {
     shape[0] = x->shape[0]; shape[1] = x->shape[1]; plane = (size_t)x->shape[2] * x->shape[3];
     if (!(y = ag_tensor_new(ctx, 2, shape))) return NULL;
     for (pl = 0; pl < y->size; pl++) { float s = 0.0f; for (i = 0; i < plane; i++) s += x->data[pl * plane + i]; y->data[pl] = s; }
-    ag__record(ctx, y, ag__sum_hw_backward, x, NULL, NULL, NULL);
+    ag__unkeep(ctx, ag__record(ctx, y, ag__sum_hw_backward, x, NULL, NULL, NULL), 0);
     return y;
 }
 static void ag__sum_backward(ag_ctx *ctx, ag__node *n) {
@@ -3297,6 +3482,7 @@ static ag_tensor *ag__reduce(ag_ctx *ctx, ag_tensor *x, int mean) {
     for (i = 0; i < x->size; i++) s += x->data[i];
     y->data[0] = (float)(mean ? s / (double)x->size : s);
     nd = ag__record(ctx, y, ag__sum_backward, x, NULL, NULL, NULL);
+    ag__unkeep(ctx, nd, 0);
     if (nd) nd->farg[0] = mean ? 1.0f / (float)x->size : 1.0f;
     return y;
 }
@@ -3809,16 +3995,28 @@ static ag_tensor *ag__gen_norm(ag_ctx *ctx, ag_bn_layer *bn, ag_tensor *x, int n
     return x;
 }
 /* PostGenBlock: (up) -> conv -> norm -> ReLU;  PreGenBlock: norm -> ReLU -> (up) -> conv */
+/* t = op(...); then ag__drop(ctx, &old, t): releases an intermediate the forward no longer
+   needs (tape nodes keep what their backward reads), unless it is the block's input */
+static ag_tensor *ag__drop(ag_ctx *ctx, ag_tensor *old, ag_tensor *keep, ag_tensor *next) {
+    if (old && old != keep && old != next) ag_tensor_release(ctx, old);
+    return next;
+}
 static ag_tensor *ag__gen_block(ag_ctx *ctx, ag_gen_block *b, ag_tensor *x, int pre, int norm, int up, int up_block, int training) {
     ag_tensor *h = x;
     if (pre) {
-        h = ag_relu(ctx, ag__gen_norm(ctx, &b->bn, h, norm, training));
-        if (up_block) h = ag__up2(ctx, h, up, &b->deconv);
-        return ag__conv_apply(ctx, &b->conv, h);
+        h = ag__drop(ctx, h, x, ag__gen_norm(ctx, &b->bn, h, norm, training));
+        h = ag__drop(ctx, h, x, ag_relu(ctx, h));
+        if (up_block && up != AG_UP_DECONV) return ag__drop(ctx, h, x, ag__conv2d_up2(ctx, h, b->conv.weight, b->conv.bias, up));
+        if (up_block) h = ag__drop(ctx, h, x, ag__up2(ctx, h, up, &b->deconv));
+        return ag__drop(ctx, h, x, ag__conv_apply(ctx, &b->conv, h));
     }
-    if (up_block) h = ag__up2(ctx, h, up, &b->deconv);
-    h = ag__conv_apply(ctx, &b->conv, h);
-    return ag_relu(ctx, ag__gen_norm(ctx, &b->bn, h, norm, training));
+    if (up_block && up != AG_UP_DECONV) h = ag__conv2d_up2(ctx, h, b->conv.weight, b->conv.bias, up);
+    else {
+        if (up_block) h = ag__drop(ctx, h, x, ag__up2(ctx, h, up, &b->deconv));
+        h = ag__drop(ctx, h, x, ag__conv_apply(ctx, &b->conv, h));
+    }
+    h = ag__drop(ctx, h, x, ag__gen_norm(ctx, &b->bn, h, norm, training));
+    return ag__drop(ctx, h, x, ag_relu(ctx, h));
 }
 static ag_tensor *ag__gen_cell(ag_ctx *ctx, ag_generator *g, int k, ag_tensor *x, ag_tensor **skip_in, ag_tensor **skip_out) {
     ag_gen_cell *c = &g->cells[k];
@@ -3833,22 +4031,37 @@ static ag_tensor *ag__gen_cell(ag_ctx *ctx, ag_generator *g, int k, ag_tensor *x
         if (!((skip >> (c->num_skip_in - 1 - j)) & 1)) continue;   /* bit 0 = most recent cell */
         if (up == AG_UP_DECONV) {
             int scale = h->shape[3] / ft->shape[3];
-            r = scale == 2 ? ag__deconv_apply(ctx, &c->skip_deconvx2, ft)
-                           : ag__deconv_apply(ctx, &c->skip_deconvx4[1], ag__deconv_apply(ctx, &c->skip_deconvx4[0], ft));
-            r = ag__conv_apply(ctx, &c->skip_in_ops[j], r);
+            if (scale == 2) r = ag__deconv_apply(ctx, &c->skip_deconvx2, ft);
+            else {
+                ag_tensor *r1 = ag__deconv_apply(ctx, &c->skip_deconvx4[0], ft);
+                r = ag__drop(ctx, r1, NULL, ag__deconv_apply(ctx, &c->skip_deconvx4[1], r1));
+            }
+            r = ag__drop(ctx, r, NULL, ag__conv_apply(ctx, &c->skip_in_ops[j], r));
         } else {
             /* conv1x1 then resize: the same function as the reference's resize then conv1x1
                (both are linear, and interpolation weights sum to one so the bias passes
                through), at 1/4 or 1/16 of the pixels */
             r = ag__conv_apply(ctx, &c->skip_in_ops[j], ft);
-            r = up == AG_UP_NEAREST ? ag_upsample_nearest(ctx, r, h->shape[2], h->shape[3])
-                                    : ag_upsample_bilinear(ctx, r, h->shape[2], h->shape[3]);
+            r = ag__drop(ctx, r, NULL, up == AG_UP_NEAREST ? ag_upsample_nearest(ctx, r, h->shape[2], h->shape[3])
+                                                           : ag_upsample_bilinear(ctx, r, h->shape[2], h->shape[3]));
         }
-        h = ag_add(ctx, h, r);
+        h = ag__drop(ctx, h, *skip_out, ag_add(ctx, h, r));   /* the skip output stays for later cells */
+        ag_tensor_release(ctx, r);
     }
     out = ag__gen_block(ctx, pre ? &c->pre_conv2 : &c->post_conv2, h, pre, norm, up, 0, g->training);
-    if (sc && up == AG_UP_DECONV) out = ag_add(ctx, out, ag__conv_apply(ctx, &c->c_sc, ag__up2(ctx, x, up, &c->deconv_sc)));
-    else if (sc) out = ag_add(ctx, out, ag__up2(ctx, ag__conv_apply(ctx, &c->c_sc, x), up, NULL));   /* commuted as above */
+    if (h != *skip_out) ag_tensor_release(ctx, h);
+    if (sc) {
+        ag_tensor *s;
+        if (up == AG_UP_DECONV) {
+            s = ag__up2(ctx, x, up, &c->deconv_sc);
+            s = ag__drop(ctx, s, NULL, ag__conv_apply(ctx, &c->c_sc, s));
+        } else {   /* commuted as above */
+            s = ag__conv_apply(ctx, &c->c_sc, x);
+            s = ag__drop(ctx, s, NULL, ag__up2(ctx, s, up, NULL));
+        }
+        out = ag__drop(ctx, out, NULL, ag_add(ctx, out, s));
+        ag_tensor_release(ctx, s);
+    }
     return out;
 }
 AGDEF ag_tensor *ag_generator_forward(ag_ctx *ctx, ag_generator *g, ag_tensor *z) {
@@ -3860,11 +4073,13 @@ AGDEF ag_tensor *ag_generator_forward(ag_ctx *ctx, ag_generator *g, ag_tensor *z
     }
     h = ag_linear(ctx, z, g->l1.weight, g->l1.bias);
     shape[0] = z->shape[0]; shape[1] = g->gf; shape[2] = shape[3] = g->bottom_width;
-    h = ag_reshape(ctx, h, 4, shape);
-    for (k = 0; k <= g->stage && h; k++) h = ag__gen_cell(ctx, g, k, h, skips, &skips[k]);
-    h = ag__bn_apply(ctx, &g->to_rgb_bn, h, g->training);
-    h = ag__conv_apply(ctx, &g->to_rgb_conv, ag_relu(ctx, h));
-    return ag_tanh(ctx, h);
+    h = ag__drop(ctx, h, NULL, ag_reshape(ctx, h, 4, shape));
+    for (k = 0; k <= g->stage && h; k++) h = ag__drop(ctx, h, NULL, ag__gen_cell(ctx, g, k, h, skips, &skips[k]));
+    for (k = 0; k <= g->stage && h; k++) ag_tensor_release(ctx, skips[k]);
+    h = ag__drop(ctx, h, NULL, ag__bn_apply(ctx, &g->to_rgb_bn, h, g->training));
+    h = ag__drop(ctx, h, NULL, ag_relu(ctx, h));
+    h = ag__drop(ctx, h, NULL, ag__conv_apply(ctx, &g->to_rgb_conv, h));
+    return ag__drop(ctx, h, NULL, ag_tanh(ctx, h));
 }
 
 AGDEF int ag_discriminator_init(ag_discriminator *d, int df, int in_ch, int sn, ag_rng *rng, ag_error *err) {
@@ -3927,19 +4142,36 @@ AGDEF ag_tensor *ag_discriminator_forward(ag_ctx *ctx, ag_discriminator *d, ag_t
         ag_tensor_shape_str(x, s1, sizeof s1);
         return (ag_tensor *)ag__ctx_fail(ctx, "discriminator: input %s; expected [N,%d,%d,%d] at stage %d", s1, d->in_channels, res, res, d->stage);
     }
-    /* block1 (optimized): c1 -> ReLU -> c2 -> avgpool;  shortcut avgpool -> c_sc */
-    r = ag__avgpool2(ctx, ag__sn_conv(ctx, d, &d->block_c2[0], ag_relu(ctx, ag__sn_conv(ctx, d, &d->block_c1[0], x))));
-    sc = ag__sn_conv(ctx, d, &d->block_c_sc[0], ag__avgpool2(ctx, x));
+    /* block1 (optimized): c1 -> ReLU -> c2 -> avgpool;  shortcut avgpool -> c_sc.
+       Intermediates are released as soon as the forward is done with them. */
+    r = ag__sn_conv(ctx, d, &d->block_c1[0], x);
+    r = ag__drop(ctx, r, NULL, ag_relu(ctx, r));
+    r = ag__drop(ctx, r, NULL, ag__sn_conv(ctx, d, &d->block_c2[0], r));
+    r = ag__drop(ctx, r, NULL, ag__avgpool2(ctx, r));
+    sc = ag__avgpool2(ctx, x);
+    sc = ag__drop(ctx, sc, NULL, ag__sn_conv(ctx, d, &d->block_c_sc[0], sc));
     h = ag_add(ctx, r, sc);
+    ag_tensor_release(ctx, r); ag_tensor_release(ctx, sc);
     for (b = 1; b < 4; b++) {
         if ((b == 1 && d->stage < 1) || (b == 2 && d->stage < 2)) continue;
-        r = ag__sn_conv(ctx, d, &d->block_c2[b], ag_relu(ctx, ag__sn_conv(ctx, d, &d->block_c1[b], ag_relu(ctx, h))));
-        if (b == 1) { r = ag__avgpool2(ctx, r); sc = ag__avgpool2(ctx, ag__sn_conv(ctx, d, &d->block_c_sc[1], h)); }
-        else sc = h;
-        h = ag_add(ctx, r, sc);
+        r = ag_relu(ctx, h);
+        r = ag__drop(ctx, r, NULL, ag__sn_conv(ctx, d, &d->block_c1[b], r));
+        r = ag__drop(ctx, r, NULL, ag_relu(ctx, r));
+        r = ag__drop(ctx, r, NULL, ag__sn_conv(ctx, d, &d->block_c2[b], r));
+        if (b == 1) {
+            r = ag__drop(ctx, r, NULL, ag__avgpool2(ctx, r));
+            sc = ag__sn_conv(ctx, d, &d->block_c_sc[1], h);
+            sc = ag__drop(ctx, sc, NULL, ag__avgpool2(ctx, sc));
+        } else sc = h;
+        r = ag__drop(ctx, r, NULL, ag_add(ctx, r, sc));
+        ag_tensor_release(ctx, sc);
+        if (sc != h) ag_tensor_release(ctx, h);
+        h = r;
     }
-    h = ag_sum_hw(ctx, ag_relu(ctx, h));
-    return ag_linear(ctx, h, ag__sn_weight(ctx, d, &d->l5), NULL);
+    r = ag_relu(ctx, h);
+    ag_tensor_release(ctx, h);
+    r = ag__drop(ctx, r, NULL, ag_sum_hw(ctx, r));
+    return ag__drop(ctx, r, NULL, ag_linear(ctx, r, ag__sn_weight(ctx, d, &d->l5), NULL));
 }
 
 AGDEF int ag_gan_init(ag_gan *gan, ag_generator *G, ag_discriminator *D, int dis_bs, int gen_bs, int n_critic,
@@ -3979,8 +4211,10 @@ AGDEF int ag_gan_d_step(ag_ctx *ctx, ag_gan *gan, const float *real, const float
     memcpy(x->data, real, x->size * sizeof(float));
     z = ag__latent(ctx, gan->dis_bs, gan->G->latent_dim, z_d);
     dr = ag_discriminator_forward(ctx, gan->D, x);
+    ag_tensor_release(ctx, x);
     ag_ctx_set_grad_enabled(ctx, 0);                 /* fake = G(z).detach() */
     fake = ag_generator_forward(ctx, gan->G, z);
+    ag_tensor_release(ctx, z);
     ag_ctx_set_grad_enabled(ctx, 1);
     dfk = ag_discriminator_forward(ctx, gan->D, fake);
     loss = ag_hinge_loss_d(ctx, dr, dfk);
@@ -3992,14 +4226,17 @@ AGDEF int ag_gan_d_step(ag_ctx *ctx, ag_gan *gan, const float *real, const float
     return 0;
 }
 AGDEF int ag_gan_g_step(ag_ctx *ctx, ag_gan *gan, const float *z_g, float *g_loss) {
-    ag_tensor *z, *out, *loss;
+    ag_tensor *z, *fake, *out, *loss;
     ag_ctx_reset(ctx);
     if (ctx->failed) return -1;
     gan->G->training = gan->D->training = 1;
     ag_params_zero_grad(&gan->G->params);
     ag__params_set_requires_grad(&gan->D->params, 0);   /* D's weight gradients are not needed here */
     z = ag__latent(ctx, gan->gen_bs, gan->G->latent_dim, z_g);
-    out = ag_discriminator_forward(ctx, gan->D, ag_generator_forward(ctx, gan->G, z));
+    fake = ag_generator_forward(ctx, gan->G, z);
+    ag_tensor_release(ctx, z);
+    out = ag_discriminator_forward(ctx, gan->D, fake);
+    ag_tensor_release(ctx, fake);
     loss = ag_hinge_loss_g(ctx, out);
     if (!loss || ag_backward(ctx, loss)) { ag__params_set_requires_grad(&gan->D->params, 1); return ag__step_fail(ctx, "G step"); }
     ag__params_set_requires_grad(&gan->D->params, 1);

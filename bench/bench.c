@@ -93,8 +93,8 @@ static int gan_step_bench(const char *name, int gf, int df) {
         if (ag_gan_d_step(ctx, &gan, real, NULL, NULL) || ag_gan_g_step(ctx, &gan, NULL, NULL)) { fprintf(stderr, "bench: %s\n", ag_ctx_error(ctx)); return 1; }
     }
     t = now_seconds() - t0;
-    snprintf(extra, sizeof extra, "threads=%d iters=%d cpu=%s max_rss_mb=%.0f arena_mb=%.0f", ag_ctx_threads(ctx), iters,
-             ag_ctx_cpu_name(ctx), max_rss_mb(), ag_ctx_arena_bytes(ctx) / 1048576.0);
+    snprintf(extra, sizeof extra, "threads=%d iters=%d cpu=%s max_rss_mb=%.0f arena_mb=%.0f pool_mb=%.0f", ag_ctx_threads(ctx), iters,
+             ag_ctx_cpu_name(ctx), max_rss_mb(), ag_ctx_arena_bytes(ctx) / 1048576.0, ag_ctx_pool_bytes(ctx) / 1048576.0);
     report(name, extra, t, ag_ctx_gemm_flops(ctx) - f0, iters);
     free(real); ag_gan_free(&gan); ag_generator_free(&G); ag_discriminator_free(&D); ag_ctx_free(ctx);
     return 0;

@@ -414,6 +414,62 @@ static int test_winograd_conv(void) {
     return 0;
 }
 
+/* ---------------- conv of an upsampled input, fused (the generator's up -> conv) ----------------
+   ag__conv2d_up2 reads x through the x2 upsampling inside the Winograd transform; it must
+   give the bits of ag_upsample_* followed by ag_conv2d: output and every gradient. */
+static int fused_up_case(const char *isa, int mode, int N, int C, int O, int H, int W) {
+    ag_rng rng; int pass, bad = 0, xs[4], ws[4], bs[1]; float *res[2][4]; size_t n[4], ny, i; int k;
+    size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * 9;
+    float *hx = (float *)malloc(nx * 4), *hw = (float *)malloc(nw * 4), *hb = (float *)malloc((size_t)O * 4), *hg;
+    ny = (size_t)N * O * 4 * H * W; hg = (float *)malloc(ny * 4);
+    ag_rng_seed(&rng, (uint64_t)(mode * 100 + C), 3);
+    ag_rng_fill_normal(&rng, hx, nx, 0.0f, 1.0f); ag_rng_fill_normal(&rng, hw, nw, 0.0f, 0.2f);
+    ag_rng_fill_normal(&rng, hb, (size_t)O, 0.0f, 1.0f); ag_rng_fill_normal(&rng, hg, ny, 0.0f, 1.0f);
+    xs[0] = N; xs[1] = C; xs[2] = H; xs[3] = W; ws[0] = O; ws[1] = C; ws[2] = 3; ws[3] = 3; bs[0] = O;
+    n[0] = ny; n[1] = nx; n[2] = nw; n[3] = (size_t)O;
+    for (pass = 0; pass < 2; pass++) {
+        ag_ctx *ctx = ag_ctx_create(1);
+        ag_tensor *x, *w, *b, *y;
+        if (!test_force_isa(ctx, isa)) { ag_ctx_free(ctx); free(hx); free(hw); free(hb); free(hg); return 0; }
+        x = ag_tensor_from(ctx, 4, xs, hx); w = ag_tensor_from(ctx, 4, ws, hw); b = ag_tensor_from(ctx, 1, bs, hb);
+        x->requires_grad = w->requires_grad = b->requires_grad = 1;
+        if (pass == 0) y = ag__conv2d_up2(ctx, x, w, b, mode);
+        else {
+            ag_tensor *u = mode == AG_UP_NEAREST ? ag_upsample_nearest(ctx, x, 2 * H, 2 * W) : ag_upsample_bilinear(ctx, x, 2 * H, 2 * W);
+            y = ag_conv2d(ctx, u, w, b, 1, 1, 1, 1);
+        }
+        if (!y || ag_backward_with(ctx, y, hg)) { fprintf(stderr, "    fused up %s: %s\n", isa, ag_ctx_error(ctx)); bad = 1; }
+        res[pass][0] = (float *)malloc(ny * 4); res[pass][1] = (float *)malloc(nx * 4);
+        res[pass][2] = (float *)malloc(nw * 4); res[pass][3] = (float *)malloc((size_t)O * 4);
+        if (!bad) {
+            memcpy(res[pass][0], y->data, ny * 4); memcpy(res[pass][1], x->grad, nx * 4);
+            memcpy(res[pass][2], w->grad, nw * 4); memcpy(res[pass][3], b->grad, (size_t)O * 4);
+        }
+        ag_ctx_free(ctx);
+    }
+    for (k = 0; k < 4 && !bad; k++)
+        for (i = 0; i < n[k]; i++)
+            if (memcmp(&res[0][k][i], &res[1][k][i], 4)) {
+                fprintf(stderr, "    fused up %s mode %d N%d C%d O%d %dx%d: tensor %d [%zu] %.9g vs %.9g\n", isa, mode, N, C, O, H, W, k, i,
+                        (double)res[0][k][i], (double)res[1][k][i]);
+                bad = 1; break;
+            }
+    for (k = 0; k < 4; k++) { free(res[0][k]); free(res[1][k]); }
+    free(hx); free(hw); free(hb); free(hg);
+    return bad;
+}
+static int test_conv_upsampled_fused(void) {
+    int k, bad = 0;
+    for (k = 0; test_isas[k]; k++) {
+        bad |= fused_up_case(test_isas[k], AG_UP_NEAREST, 3, 16, 24, 4, 5);
+        bad |= fused_up_case(test_isas[k], AG_UP_BILINEAR, 3, 16, 24, 4, 5);
+        bad |= fused_up_case(test_isas[k], AG_UP_BILINEAR, 2, 32, 16, 8, 8);
+        bad |= fused_up_case(test_isas[k], AG_UP_NEAREST, 5, 16, 16, 1, 3);
+    }
+    TEST_CHECK(!bad, "the fused upsample + conv differs from the two ops");
+    return 0;
+}
+
 static int test_op_bad_shapes(void) {
     ag_ctx *ctx = ag_ctx_create(1); ag_tensor *x, *w, *y; int s4[4] = { 2, 3, 8, 8 }, w4[4] = { 4, 5, 3, 3 }, s2[2] = { 3, 4 };
     x = ag_tensor_zeros(ctx, 4, s4); w = ag_tensor_zeros(ctx, 4, w4);
@@ -481,6 +537,7 @@ static int test_autograd_modes(void) {
 const test_case tests_ops[] = {
     { "golden_ops (50 PyTorch cases, every kernel path)", test_golden_ops },
     { "fast_conv_paths (Winograd, few outputs; vs double, every kernel path)", test_winograd_conv },
+    { "conv_upsampled_fused (bit-identical to upsample + conv, every kernel path)", test_conv_upsampled_fused },
     { "finite_differences (every op)", test_finite_differences },
     { "finite_difference_check_can_fail", test_fd_can_fail },
     { "op_bad_shapes", test_op_bad_shapes },
