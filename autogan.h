@@ -709,6 +709,7 @@ struct ag_ctx {
     void **heap; size_t *heap_size; int heap_len, heap_cap;   /* large gradient buffers, released once consumed */
     void **spare; size_t *spare_size; int spare_len, spare_cap;   /* released buffers kept for reuse */
     size_t pool_live, pool_high;       /* bytes of pool buffers in use now / at most */
+    int debug_keep_all, debug_poison;  /* tests: ignore releases / fill released buffers with NaN */
 };
 
 static void *ag__ctx_fail(ag_ctx *ctx, const char *fmt, ...) {
@@ -839,6 +840,7 @@ static void *ag__pool_take(ag_ctx *ctx, size_t bytes, int *slot) {
 /* back to the spares (ignored when the slot no longer holds p: a tensor from before a reset) */
 static void ag__pool_put(ag_ctx *ctx, int slot, void *p) {
     if (slot > 0 && slot <= ctx->heap_len && ctx->heap[slot - 1] == p && p) {
+        if (ctx->debug_poison) memset(p, 0xff, ctx->heap_size[slot - 1]);   /* NaN: a read after release shows */
         ag__spare_put(ctx, p, ctx->heap_size[slot - 1]);
         ctx->pool_live -= ctx->heap_size[slot - 1];
         ctx->heap[slot - 1] = NULL;
@@ -858,7 +860,7 @@ static void ag__unref(ag_ctx *ctx, ag_tensor *t) {
     }
 }
 AGDEF void ag_tensor_release(ag_ctx *ctx, ag_tensor *t) {
-    if (!t || t->released || t->is_param) return;
+    if (!t || t->released || t->is_param || ctx->debug_keep_all) return;
     t->released = 1;
     ag__unref(ctx, t);
 }

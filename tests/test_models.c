@@ -288,6 +288,39 @@ static int test_gan_determinism(void) {
     return 0;
 }
 
+/* Releasing intermediates (the G/D forward passes release what backward does not read)
+   changes memory, never numbers: two GAN iterations with tensors large enough for the
+   pool (gf 32, 32x32: Winograd, fused upsampling, few-output to_rgb), once with every
+   release ignored and once with released buffers overwritten by NaN, give the same bits;
+   and the pool's high-water mark drops. */
+static int gan_release_run(int keep_all, float *params_out, size_t *pool_high) {
+    ag_ctx *ctx = ag_ctx_create(5); ag_rng rng; ag_error err; ag_generator G; ag_discriminator D; ag_gan gan;
+    int arch[14] = { 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3 }, i; static float real[6 * 3 * 32 * 32];
+    ag_ctx_set_threads(ctx, 2);
+    ctx->debug_keep_all = keep_all; ctx->debug_poison = !keep_all;
+    ag_rng_seed(&rng, 5, 3);
+    if (ag_generator_init(&G, 32, 16, 4, 3, &rng, &err) || ag_generator_set_arch(&G, 2, arch, 14, &err) ||
+        ag_discriminator_init(&D, 16, 3, 1, &rng, &err) || ag_discriminator_set_stage(&D, 2, &err) ||
+        ag_gan_init(&gan, &G, &D, 6, 6, 1, 2e-4f, 2e-4f, 0.0f, 0.9f, &err)) { fprintf(stderr, "    %s\n", err.msg); return -1; }
+    for (i = 0; i < 2; i++) {
+        ag_rng_fill_uniform(&rng, real, sizeof real / sizeof real[0], -1.0f, 1.0f);
+        if (ag_gan_step(ctx, &gan, real, NULL)) { fprintf(stderr, "    %s\n", ag_ctx_error(ctx)); return -1; }
+    }
+    { int k = 0; for (i = G.params.count - 1; i >= 0 && k < 8; i--) if (G.params.entries[i].kind == AG_ENTRY_PARAM) params_out[k++] = G.params.entries[i].tensor->data[0]; }
+    params_out[8] = G.cells[2].post_conv1.conv.weight->data[5]; params_out[9] = G.cells[2].pre_conv1.conv.weight->data[5];
+    params_out[10] = G.cells[2].c_sc.weight->data[3]; params_out[11] = D.block_c1[0].weight_orig->data[1];
+    *pool_high = ag_ctx_pool_bytes(ctx);
+    ag_gan_free(&gan); ag_generator_free(&G); ag_discriminator_free(&D); ag_ctx_free(ctx);
+    return 0;
+}
+static int test_gan_release_same_bits(void) {
+    float a[12], b[12]; size_t ha, hb;
+    TEST_CHECK(gan_release_run(1, a, &ha) == 0 && gan_release_run(0, b, &hb) == 0, "gan steps ran");
+    TEST_CHECK(memcmp(a, b, sizeof a) == 0, "releases changed the numbers (e.g. %.9g vs %.9g, %.9g vs %.9g)", (double)a[0], (double)b[0], (double)a[9], (double)b[9]);
+    TEST_CHECK(hb < ha, "releasing should lower the pool's high-water mark (%zu vs %zu bytes)", hb, ha);
+    return 0;
+}
+
 /* a checkpoint restores a run exactly: save after 3 iterations, run 3 more; a fresh
    process state loaded from the checkpoint runs the same 3 with identical bits; a
    damaged checkpoint is refused and changes nothing */
@@ -381,6 +414,7 @@ const test_case tests_models[] = {
     { "arch_validation", test_arch_validation },
     { "safetensors_roundtrip_and_bad_input", test_safetensors_roundtrip_and_bad_input },
     { "gan_determinism", test_gan_determinism },
+    { "gan_release_same_bits (released buffers poisoned)", test_gan_release_same_bits },
     { "gan_checkpoint_resume", test_gan_checkpoint_resume },
     { NULL, NULL }
 };
