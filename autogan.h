@@ -2026,20 +2026,34 @@ static const double ag__wino_G[6][3] = {
 
 /* U[xi][r][s] = G g Gᵀ with g = w[r][s] (w is [R, S, 3, 3]); with `flip`, g = w[s][r]
    rotated by 180 degrees (w is [S, R, 3, 3]): the filter of the data gradient */
+/* G applied to three values (a column or row of a 3x3 filter), giving six */
+#define AG__WINO_G(a, b, c, o0, o1, o2, o3, o4, o5) do {                  \
+    float g_a = (a), g_b = (b), g_c = (c), e = g_a * (1.0f / 24) + g_c * (1.0f / 6), f = g_b * (1.0f / 12); \
+    o0 = 0.25f * g_a; o1 = -(g_a + g_b + g_c) * (1.0f / 6); o2 = -(g_a - g_b + g_c) * (1.0f / 6); \
+    o3 = e + f; o4 = e - f; o5 = g_c;                                       \
+} while (0)
 static void ag__wino_filter(const ag__kernels *kern, const float *w, int R, int S, int flip, float *U) {
-    long rs; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    long blk, nblk = ((long)R * S + 15) / 16; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
     size_t plane = (size_t)R * S;
     (void)ag__nt;
     AG__PARALLEL_FOR
-    for (rs = 0; rs < (long)R * S; rs++) {
-        int r = (int)(rs / S), s = (int)(rs % S), a, b, i, j;
-        double g[3][3], t[6][3];
-        for (a = 0; a < 3; a++) for (b = 0; b < 3; b++)
-            g[a][b] = flip ? w[((size_t)s * R + r) * 9 + (2 - a) * 3 + (2 - b)] : w[((size_t)r * S + s) * 9 + a * 3 + b];
-        for (i = 0; i < 6; i++) for (b = 0; b < 3; b++)
-            t[i][b] = ag__wino_G[i][0] * g[0][b] + ag__wino_G[i][1] * g[1][b] + ag__wino_G[i][2] * g[2][b];
-        for (i = 0; i < 6; i++) for (j = 0; j < 6; j++)
-            U[(size_t)(i * 6 + j) * plane + rs] = (float)(t[i][0] * ag__wino_G[j][0] + t[i][1] * ag__wino_G[j][1] + t[i][2] * ag__wino_G[j][2]);
+    for (blk = 0; blk < nblk; blk++) {   /* 16 filters at a time, the loops run across them */
+        float g[9][16], t[18][16], u[6][16];
+        long rs0 = blk * 16;
+        int nb = (int)((long)R * S - rs0 < 16 ? (long)R * S - rs0 : 16), k, ab, b, i, j;
+        for (k = 0; k < nb; k++) {
+            long rs = rs0 + k; int r = (int)(rs / S), s = (int)(rs % S);
+            for (ab = 0; ab < 9; ab++)
+                g[ab][k] = flip ? w[((size_t)s * R + r) * 9 + 8 - ab] : w[(size_t)rs * 9 + ab];
+        }
+        for (b = 0; b < 3; b++)   /* t[i][b] = sum_a G[i][a] g[a][b] */
+            for (k = 0; k < nb; k++)
+                AG__WINO_G(g[b][k], g[3 + b][k], g[6 + b][k], t[b][k], t[3 + b][k], t[6 + b][k], t[9 + b][k], t[12 + b][k], t[15 + b][k]);
+        for (i = 0; i < 6; i++) {  /* U[i][j] = sum_b t[i][b] G[j][b] */
+            for (k = 0; k < nb; k++)
+                AG__WINO_G(t[3 * i][k], t[3 * i + 1][k], t[3 * i + 2][k], u[0][k], u[1][k], u[2][k], u[3][k], u[4][k], u[5][k]);
+            for (j = 0; j < 6; j++) memcpy(U + (size_t)(i * 6 + j) * plane + rs0, u[j], (size_t)nb * sizeof(float));
+        }
     }
 }
 
@@ -3011,6 +3025,23 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
     y = ag_tensor4(ctx, x->shape[0], x->shape[1], OH, OW);
     if (!y) return NULL;
     ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
+    if (k == 3 && s == 1 && p == 1 && W <= 1024) {   /* Inception's branch pool: separable sums */
+        AG__PARALLEL_FOR
+        for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
+            const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW, col[1026];
+            int oy, ox;
+            for (oy = 0; oy < H; oy++) {
+                const float *r1 = src + (size_t)oy * W, *r0 = oy > 0 ? r1 - W : NULL, *r2 = oy + 1 < H ? r1 + W : NULL;
+                int rows = 1 + (r0 != NULL) + (r2 != NULL);
+                col[0] = col[W + 1] = 0.0f;
+                for (ox = 0; ox < W; ox++) col[ox + 1] = (r0 ? r0[ox] : 0.0f) + r1[ox] + (r2 ? r2[ox] : 0.0f);
+                for (ox = 0; ox < W; ox++) {
+                    int cols = 1 + (ox > 0) + (ox + 1 < W);
+                    d[(size_t)oy * W + ox] = (col[ox] + col[ox + 1] + col[ox + 2]) / (float)(cip ? 9 : rows * cols);
+                }
+            }
+        }
+    } else {
     AG__PARALLEL_FOR
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox, iy, ix;
@@ -3027,6 +3058,7 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
             for (iy = y0; iy < y1; iy++) for (ix = x0; ix < x1; ix++) sum += src[iy * W + ix];
             d[oy * OW + ox] = sum / (float)div;
         }
+    }
     }
     nd = ag__record(ctx, y, ag__avgpool_backward, x, NULL, NULL, NULL);
     ag__unkeep(ctx, nd, 0);
@@ -3048,9 +3080,32 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
         return (ag_tensor *)ag__ctx_fail(ctx, "max_pool2d: kernel %d stride %d pad %d do not fit a %dx%d input", k, s, p, H, W);
     OH = ag__pool_out(H, k, s, p); OW = ag__pool_out(W, k, s, p);
     y = ag_tensor4(ctx, x->shape[0], x->shape[1], OH, OW);
-    arg = (int *)ag__arena_alloc(ctx, (y ? y->size : 1) * sizeof(int));
-    if (!y || !arg) return NULL;
+    if (!y) return NULL;
     ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
+    if (p == 0 && k == 3 && W <= 4096 && !(ctx->grad_enabled && x->requires_grad)) {
+        /* no backward: the max of three rows, then of three columns (NaN propagates) */
+        AG__PARALLEL_FOR
+        for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
+            const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW, m[4096];
+            int oy, ox;
+            for (oy = 0; oy < OH; oy++) {
+                const float *r0 = src + (size_t)oy * s * W, *r1 = r0 + W, *r2 = r1 + W;
+                for (ox = 0; ox < W; ox++) {
+                    float a = r0[ox], b = r1[ox], c = r2[ox];
+                    a = (a > b || a != a) ? a : b;
+                    m[ox] = (a > c || a != a) ? a : c;
+                }
+                for (ox = 0; ox < OW; ox++) {
+                    float a = m[ox * s], b = m[ox * s + 1], c = m[ox * s + 2];
+                    a = (a > b || a != a) ? a : b;
+                    d[(size_t)oy * OW + ox] = (a > c || a != a) ? a : c;
+                }
+            }
+        }
+        return y;
+    }
+    arg = (int *)ag__arena_alloc(ctx, y->size * sizeof(int));
+    if (!arg) return NULL;
     AG__PARALLEL_FOR
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW;
@@ -4431,9 +4486,13 @@ AGDEF void ag_inception_set_threads(ag_inception *net, int n) { ag_ctx_set_threa
 
 /* conv (BN folded) + ReLU in place, no tape */
 static ag_tensor *ag__inc_conv_apply(ag_inception *net, int *cursor, ag_tensor *x) {
-    ag__inc_conv *c = &net->convs[(*cursor)++]; ag_tensor *y; size_t i;
+    ag__inc_conv *c = &net->convs[(*cursor)++]; ag_tensor *y;
     y = ag_conv2d(net->ctx, x, c->weight, c->bias, c->stride, c->stride, c->ph, c->pw);
-    if (y) for (i = 0; i < y->size; i++) if (y->data[i] < 0.0f) y->data[i] = 0.0f;
+    if (y) {
+        float *d = y->data; long n = (long)y->size, i; int ag__nt = ag__threads_for(net->ctx, y->size); (void)ag__nt;
+        AG__PARALLEL_FOR
+        for (i = 0; i < n; i++) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
+    }
     return y;
 }
 /* keep t, drop everything else in the arena (a block's temporaries) */
