@@ -3,7 +3,7 @@
 #   make test       compile checks (C99, C++, OpenMP on/off) and the test suite
 #   make sanitize   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      the benchmark workloads (not timed tests; see bench/)
-#   make fuzz       libFuzzer over the file readers (needs clang), FUZZ_SECONDS long
+#   make fuzz       libFuzzer, one target per file reader (needs clang), FUZZ_SECONDS each
 #   make neon-test  the NEON kernels under qemu-aarch64 (needs gcc-aarch64-linux-gnu, qemu-user)
 CC      ?= cc
 CXX     ?= c++
@@ -65,20 +65,44 @@ $(BUILD)/run_tests_aarch64: $(TEST_SRC) autogan.h | $(BUILD)
 neon-test: $(BUILD)/run_tests_aarch64
 	$(QEMU_AARCH64) ./$(BUILD)/run_tests_aarch64 sgemm kernels_dispatch golden
 
-# libFuzzer (clang) over every reader, seeded from the test files; FUZZ_SECONDS per run
-FUZZ_SECONDS ?= 60
+# libFuzzer (clang): one target per reader, each seeded from the test files and run
+# FUZZ_SECONDS; inputs that once failed (tests/fuzz/regress) go into every corpus
+FUZZ_SECONDS ?= 20
 CLANG ?= clang
-$(BUILD)/fuzz_readers: tests/fuzz/fuzz_readers.c autogan.h | $(BUILD)
-	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $<
+FUZZ_TARGETS = inflate zip npy npz png pth safetensors arrays
+fuzz_cases_inflate = 0,1
+fuzz_cases_zip = 2
+fuzz_cases_npy = 3
+fuzz_cases_npz = 4
+fuzz_cases_png = 5,6,8
+fuzz_cases_pth = 7
+fuzz_cases_safetensors = 9
+fuzz_cases_arrays = 10
+fuzz_seeds_inflate = tests/data/*.deflate tests/data/*.zlib
+fuzz_seeds_zip = tests/data/*.zip
+fuzz_seeds_npy = tests/data/*.npy
+fuzz_seeds_npz = tests/data/*.npz
+fuzz_seeds_png = tests/data/*.png
+fuzz_seeds_pth = tests/data/*.pth
+fuzz_seeds_safetensors = tests/golden/data/op_*.safetensors
+fuzz_seeds_arrays =
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_readers.c autogan.h | $(BUILD)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined '-DFUZZ_CASES={$(fuzz_cases_$*)}' -o $@ $<
 
-fuzz: $(BUILD)/fuzz_readers
-	@rm -rf $(BUILD)/fuzz_corpus && mkdir -p $(BUILD)/fuzz_corpus
-	@seed() { sel=$$1; shift; for f in "$$@"; do [ -f "$$f" ] && { printf "\\$$sel"; cat "$$f"; } > $(BUILD)/fuzz_corpus/$$sel-$$(basename $$f); done; true; }; \
-	 seed 000 tests/data/*.deflate; seed 001 tests/data/*.zlib; seed 002 tests/data/*.zip; seed 003 tests/data/*.npy; \
-	 seed 004 tests/data/*.npz; seed 005 tests/data/*.png; seed 006 tests/data/*.png; seed 007 tests/data/*.pth; \
-	 seed 011 tests/golden/data/op_*.safetensors; \
-	 cp tests/fuzz/regress/* $(BUILD)/fuzz_corpus/   # inputs that once failed: each must pass
-	./$(BUILD)/fuzz_readers -max_len=65536 -timeout=10 -rss_limit_mb=2048 -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz_corpus
+fuzz: $(addprefix $(BUILD)/fuzz_,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  dir=$(BUILD)/fuzz_corpus_$$t; rm -rf $$dir; mkdir -p $$dir; \
+	  case $$t in inflate) seeds="$(fuzz_seeds_inflate)";; zip) seeds="$(fuzz_seeds_zip)";; npy) seeds="$(fuzz_seeds_npy)";; \
+	    npz) seeds="$(fuzz_seeds_npz)";; png) seeds="$(fuzz_seeds_png)";; pth) seeds="$(fuzz_seeds_pth)";; \
+	    safetensors) seeds="$(fuzz_seeds_safetensors)";; *) seeds="";; esac; \
+	  i=0; for f in $$seeds; do [ -f "$$f" ] || continue; case "$$f" in *.zlib) p='\001';; *) p='\000';; esac; \
+	    { printf "$$p"; cat "$$f"; } > $$dir/$$i; i=$$((i+1)); done; \
+	  cp tests/fuzz/regress/* $$dir/; \
+	  echo "fuzz $$t: $$i seeds, $(FUZZ_SECONDS) s"; \
+	  ./$(BUILD)/fuzz_$$t -max_len=65536 -timeout=10 -rss_limit_mb=2048 -max_total_time=$(FUZZ_SECONDS) $$dir > $$dir.log 2>&1 \
+	    || { tail -40 $$dir.log; echo "fuzz $$t FAILED (log: $$dir.log)"; exit 1; }; \
+	  tail -1 $$dir.log; \
+	done
 
 clean:
 	rm -rf $(BUILD)

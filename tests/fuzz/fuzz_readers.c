@@ -1,13 +1,17 @@
-/* fuzz_readers.c - libFuzzer target for every file reader of autogan.h.
+/* fuzz_readers.c - libFuzzer targets for the file readers of autogan.h.
 
-   The first byte picks the reader (modulo 11): 0 raw DEFLATE, 1 zlib, 2 zip, 3 .npy,
-   4 .npz, 5 PNG as stored, 6 PNG converted, 7 PyTorch .pth, 8 PNG encode/decode round
-   trip, 9 .safetensors, 10 array helpers. Readers must return 0 or -1 with a message and
-   never crash, leak or read out of bounds; round trips that succeed must give back what
-   went in (abort() otherwise, so the fuzzer reports it).
+   Cases: 0 raw DEFLATE, 1 zlib, 2 zip, 3 .npy, 4 .npz, 5 PNG as stored, 6 PNG converted,
+   7 PyTorch .pth, 8 PNG encode/decode round trip, 9 .safetensors, 10 array helpers.
+   Built once per reader with -DFUZZ_CASES='{...}' (the cases of that reader: the first
+   input byte picks among them, the rest is the file); without it, one target takes every
+   case (first byte modulo 11). Readers must return 0 or -1 with a message and never
+   crash, leak or read out of bounds; round trips that succeed must give back what went
+   in (abort() otherwise, so the fuzzer reports it).
 
-   make fuzz FUZZ_SECONDS=60   builds it with clang -fsanitize=fuzzer,address,undefined,
-   seeds a corpus from tests/data and tests/golden/data, and runs it for that long. */
+   make fuzz FUZZ_SECONDS=20   builds one target per reader (build/fuzz_inflate, _zip,
+   _npy, _npz, _png, _pth, _safetensors, _arrays) with clang -fsanitize=fuzzer,address,
+   undefined, seeds each corpus from tests/data and tests/golden/data, and runs each that
+   long. */
 #define AUTOGAN_IMPLEMENTATION
 #include "../../autogan.h"
 #include <stdlib.h>
@@ -61,6 +65,12 @@ static void fz_png_roundtrip(const unsigned char *d, size_t n) {
     AG_FREE(png);
 }
 
+#ifdef FUZZ_CASES
+static const unsigned char fz_cases[] = FUZZ_CASES;
+#define FZ_CASE(b) fz_cases[(b) % sizeof fz_cases]
+#else
+#define FZ_CASE(b) ((b) % 11)
+#endif
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ag_error err;
     const unsigned char *d = data + 1;
@@ -69,11 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     n = size - 1;
     err.msg[0] = '\0';
-    switch (data[0] % 11) {
+    switch (FZ_CASE(data[0])) {
     case 0: case 1: {   /* raw DEFLATE / zlib */
         unsigned char *out = NULL;
         size_t olen = 0, used = 0;
-        r = ag__inflate(d, n, data[0] % 11, 0, (size_t)1 << 22, &out, &olen, &used, &err);
+        r = ag__inflate(d, n, FZ_CASE(data[0]), 0, (size_t)1 << 22, &out, &olen, &used, &err);
         fz_check_error(r, &err);
         if (!r && used > n) abort();
         if (!r) {   /* re-compress and inflate again: must give the same bytes */
@@ -130,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     case 5: case 6: {   /* PNG decode as stored and converted */
         ag_array a;
-        r = ag_png_read_from_memory(d, n, data[0] % 11 == 5 ? 0 : (int)(data[0] / 11 % 5), &a, &err);
+        r = ag_png_read_from_memory(d, n, FZ_CASE(data[0]) == 5 ? 0 : (int)(data[0] / 11 % 5), &a, &err);
         fz_check_error(r, &err);
         if (!r) {
             if (a.dtype != AG_DTYPE_U8 || a.ndim != 3 || (size_t)(a.shape[0] * a.shape[1] * a.shape[2]) != a.nbytes) abort();
