@@ -1924,6 +1924,25 @@ static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, in
         int c = (int)(r / (kh * kw)), ki = (int)(r / kw % kh), kj = (int)(r % kw), oy, ox;
         float *dst = col + (size_t)r * ldc;
         const float *src = x + (size_t)c * H * W;
+        if (sh == 1 && sw == 1 && OW == W) {
+            /* rows line up: one copy of the shifted plane, then zero what fell outside
+               (rows above/below and the |dx| columns that wrapped from the next row) */
+            int dy = ki - ph, dx = kj - pw, oy0 = dy < 0 ? -dy : 0, oy1 = H - dy < OH ? H - dy : OH;
+            long s0, n, lo = 0, hi;
+            if (oy1 <= oy0 || dx >= W || -dx >= W) { memset(dst, 0, (size_t)OH * OW * sizeof(float)); continue; }
+            if (oy0 > 0) memset(dst, 0, (size_t)oy0 * W * sizeof(float));
+            if (oy1 < OH) memset(dst + (size_t)oy1 * W, 0, (size_t)(OH - oy1) * W * sizeof(float));
+            s0 = (long)(oy0 + dy) * W + dx; n = (long)(oy1 - oy0) * W; hi = n;
+            if (s0 < 0) lo = -s0;
+            if (s0 + n > (long)H * W) hi = (long)H * W - s0;
+            if (hi > lo) memcpy(dst + (size_t)oy0 * W + lo, src + s0 + lo, (size_t)(hi - lo) * sizeof(float));
+            for (oy = oy0; oy < oy1; oy++) {
+                float *d = dst + (size_t)oy * W;
+                if (dx > 0) for (ox = W - dx; ox < W; ox++) d[ox] = 0.0f;
+                else for (ox = 0; ox < -dx; ox++) d[ox] = 0.0f;
+            }
+            continue;
+        }
         for (oy = 0; oy < OH; oy++) {
             int iy = oy * sh - ph + ki;
             float *d = dst + (size_t)oy * OW;

@@ -344,7 +344,8 @@ static int test_fd_can_fail(void) {
    Forward, data gradient, weight gradient and bias gradient under every kernel path:
    Winograd F(4x4, 3x3) (3x3 stride 1, >= 16 channels) on shapes with partial tiles,
    padding 0/1/2, groups of images that do not divide the batch and tile blocks spanning
-   images; and the few-outputs path (to_rgb: O <= 8, C >= 4·O, any kernel). Bound:
+   images; the few-outputs path (to_rgb: O <= 8, C >= 4·O, any kernel); im2col's
+   stride-1 shifted-plane copy (1x7, 7x1, kernels wider than the image). Bound:
    max |error| <= 4e-5 * max |reference| per tensor (F(4x4, 3x3) in float32 measures
    ~1e-5 here; a wrong transform coefficient gives errors of order 1). */
 static int wino_case(const char *isa, int N, int C, int O, int H, int W, int kh, int kw, int p, int pw) {
@@ -404,6 +405,8 @@ static int test_winograd_conv(void) {
         { 2, 20, 18, 13, 35, 3, 3, 2, 2 }, { 1, 16, 16, 3, 3, 3, 3, 1, 1 }, { 40, 16, 16, 4, 4, 3, 3, 1, 1 },
         { 3, 32, 16, 35, 35, 3, 3, 1, 1 }, { 1, 16, 16, 300, 5, 3, 3, 1, 1 },
         { 2, 16, 3, 9, 7, 3, 3, 1, 1 }, { 2, 12, 1, 6, 8, 5, 5, 2, 2 }, { 3, 8, 2, 5, 7, 1, 3, 0, 1 }, { 1, 24, 3, 6, 6, 3, 3, 0, 0 },
+        /* im2col's stride-1 copy path: kernels wider than the image, 1x7 / 7x1 as in Inception */
+        { 1, 3, 2, 3, 2, 1, 7, 0, 3 }, { 2, 3, 2, 2, 5, 7, 1, 3, 0 }, { 2, 5, 4, 17, 17, 1, 7, 0, 3 }, { 2, 5, 4, 17, 17, 7, 1, 3, 0 },
     };
     int k, s, bad = 0;
     for (k = 0; test_isas[k]; k++)
