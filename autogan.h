@@ -12,10 +12,11 @@
    ag_ctx_set_threads decide how many). Build as C99 or as C++.
 
    What is inside (Gong et al., "AutoGAN: Neural Architecture Search for Generative
-   Adversarial Networks", ICCV 2019): float32 NCHW tensors with a per-step arena,
-   reverse-mode autograd recorded on a tape, every layer of the AutoGAN search space
-   (conv, transposed conv, bilinear/nearest upsampling, BatchNorm/InstanceNorm, spectral
-   norm), a packed SGEMM with AVX2/AVX-512/NEON micro-kernels chosen at run time, Adam,
+   Adversarial Networks", ICCV 2019): float32 NCHW tensors with a per-step arena and a
+   reference-counted pool for large activations, reverse-mode autograd recorded on a tape,
+   every layer of the AutoGAN search space (conv, transposed conv, bilinear/nearest
+   upsampling, BatchNorm/InstanceNorm, spectral norm), a packed SGEMM with
+   AVX2/AVX-512/NEON micro-kernels chosen at run time, Winograd F(4x4, 3x3) convs, Adam,
    the weight-shared generator and the growing discriminator with PyTorch's state_dict
    names, one hinge-loss GAN iteration as a call, resumable checkpoints, the FID
    Inception-v3 with Inception score and FID, and readers/writers for .safetensors,
@@ -40,9 +41,9 @@
    TABLE OF CONTENTS (sections of the implementation, in the order data flows)
        1. Configuration and API ................ (this part, outside the implementation)
        2. Errors, files and host arrays
-       3. Tensors, arena and PRNG
+       3. Tensors, arena, buffer pool (reference counts) and PRNG
        4. Kernels: SGEMM per ISA (scalar, AVX2, AVX-512, NEON) with run-time dispatch,
-          im2col/col2im
+          im2col/col2im, Winograd F(4x4, 3x3) transforms
        5. Autograd tape and ops (forward + backward pairs)
        6. Parameters, layers and initialisation
        7. Optimiser: Adam, EMA
@@ -682,7 +683,7 @@ AGDEF int ag_write_file_atomic(const char *path, const void *bytes, size_t len, 
 }
 
 /* ===================================================================================
-   3. Tensors, arena and PRNG
+   3. Tensors, arena, buffer pool (reference counts) and PRNG
    =================================================================================== */
 struct ag__kernels;
 struct ag__node;
@@ -1015,7 +1016,7 @@ AGDEF void ag_tensor_shape_str(const ag_tensor *t, char *buf, size_t len) {
 }
 
 /* ===================================================================================
-   4. Kernels: SGEMM per ISA with run-time dispatch, im2col/col2im
+   4. Kernels: SGEMM per ISA with run-time dispatch, im2col/col2im, Winograd F(4x4, 3x3)
    =================================================================================== */
 /* ---- SGEMM: packing, micro-kernels per ISA, run-time dispatch ---- */
 
