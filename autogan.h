@@ -2664,16 +2664,22 @@ static void ag__conv_small_out_backward(ag_ctx *ctx, const float *x, int N, int 
     if (gw) for (o = 0; o < O; o++) for (c = 0; c < C; c++) for (t = 0; t < T; t++)
         gw[((size_t)o * C + c) * T + t] += gWr[((size_t)o * T + t) * C + c];
 }
+/* the im2col path's images per GEMM and its buffers: columns (none for a lone 1x1 image)
+   and gathered planes; -1 when out of memory */
+static int ag__im2col_buffers(ag_ctx *ctx, int N, int K, int O, size_t P, int pointwise, float **col, float **tmp) {
+    int cnt = ag__conv_group(N, (size_t)K, P);
+    *col = NULL; *tmp = NULL;
+    if (!pointwise || cnt > 1) *col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
+    if (cnt > 1) *tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
+    return ctx->failed ? -1 : cnt;
+}
 /* im2col path: y = W · im2col(x) per group of images side by side (1x1 stride 1 reads x as it is) */
 static void ag__conv_im2col_forward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
                                     int kh, int kw, int sh, int sw, int ph, int pw, float *y, int OH, int OW) {
-    int K = C * kh * kw, n0, j;
+    int K = C * kh * kw, n0, j, cnt;
     size_t P = (size_t)OH * OW;
-    int pointwise = ag__is_pointwise(kh, kw, sh, sw, ph, pw), cnt = ag__conv_group(N, (size_t)K, P);
-    float *col = NULL, *tmp = NULL;
-    if (!pointwise || cnt > 1) col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
-    if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
-    if (ctx->failed) return;
+    float *col, *tmp;
+    if ((cnt = ag__im2col_buffers(ctx, N, K, O, P, ag__is_pointwise(kh, kw, sh, sw, ph, pw), &col, &tmp)) < 0) return;
     for (n0 = 0; n0 < N; n0 += cnt) {
         int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
         const float *ci = x + (size_t)n0 * C * H * W;
@@ -2693,13 +2699,10 @@ static void ag__conv_im2col_forward(ag_ctx *ctx, const float *x, int N, int C, i
 static void ag__conv_im2col_backward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
                                      int kh, int kw, int sh, int sw, int ph, int pw, const float *dy, int OH, int OW,
                                      float *gx, float *gw) {
-    int K = C * kh * kw, n0, j;
+    int K = C * kh * kw, n0, j, cnt;
     size_t P = (size_t)OH * OW, HWin = (size_t)H * W;
-    int pointwise = ag__is_pointwise(kh, kw, sh, sw, ph, pw), cnt = ag__conv_group(N, (size_t)K, P);
-    float *col = NULL, *tmp = NULL;
-    if (!pointwise || cnt > 1) col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
-    if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
-    if (ctx->failed) return;
+    float *col, *tmp;
+    if ((cnt = ag__im2col_buffers(ctx, N, K, O, P, ag__is_pointwise(kh, kw, sh, sw, ph, pw), &col, &tmp)) < 0) return;
     for (n0 = 0; n0 < N; n0 += cnt) {
         int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
         const float *ci = x + (size_t)n0 * C * HWin, *dyg = dy + (size_t)n0 * O * P;
