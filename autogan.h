@@ -4103,8 +4103,11 @@ static ag_tensor *ag__gen_cell(ag_ctx *ctx, ag_generator *g, int k, ag_tensor *x
     const int *a = g->arch + (k == 0 ? 0 : 4 + 5 * (k - 1));
     int pre = a[0] == AG_CONV_PRE, norm = a[1], up = a[2], sc = a[3], skip = k ? a[4] : 0, j;
     ag_tensor *h, *out;
+    /* The reference adds the skip terms in place (`h += ...` after `h_skip_out = h`), so the
+       skip output handed to later cells is block 1's output PLUS the skip terms; the adds
+       here are out of place (the ReLU's backward keeps its own output) with the same result */
     h = ag__gen_block(ctx, pre ? &c->pre_conv1 : &c->post_conv1, x, pre, norm, up, 1, g->training);
-    *skip_out = h;
+    *skip_out = NULL;
     if (!h) return NULL;
     for (j = 0; j < c->num_skip_in; j++) {
         ag_tensor *ft = skip_in[j], *r;
@@ -4125,11 +4128,11 @@ static ag_tensor *ag__gen_cell(ag_ctx *ctx, ag_generator *g, int k, ag_tensor *x
             r = ag__drop(ctx, r, NULL, up == AG_UP_NEAREST ? ag_upsample_nearest(ctx, r, h->shape[2], h->shape[3])
                                                            : ag_upsample_bilinear(ctx, r, h->shape[2], h->shape[3]));
         }
-        h = ag__drop(ctx, h, *skip_out, ag_add(ctx, h, r));   /* the skip output stays for later cells */
+        h = ag__drop(ctx, h, NULL, ag_add(ctx, h, r));
         ag_tensor_release(ctx, r);
     }
+    *skip_out = h;   /* kept for later cells; the caller releases it */
     out = ag__gen_block(ctx, pre ? &c->pre_conv2 : &c->post_conv2, h, pre, norm, up, 0, g->training);
-    if (h != *skip_out) ag_tensor_release(ctx, h);
     if (sc) {
         ag_tensor *s;
         if (up == AG_UP_DECONV) {
