@@ -17,8 +17,8 @@
    every layer of the AutoGAN search space (conv, transposed conv, bilinear/nearest
    upsampling, BatchNorm/InstanceNorm, spectral norm), a packed SGEMM with
    AVX2/AVX-512/NEON micro-kernels chosen at run time, Winograd F(4x4, 3x3) convs, Adam,
-   the weight-shared generator and the growing discriminator with PyTorch's state_dict
-   names, one hinge-loss GAN iteration as a call, resumable checkpoints, the FID
+   the weight-shared generator, the derived generators of the release (autogan_cifar10_a|b|c)
+   and the growing discriminator with PyTorch's state_dict names, one hinge-loss GAN iteration as a call, resumable checkpoints, the FID
    Inception-v3 with Inception score and FID, and readers/writers for .safetensors,
    PyTorch .pth, .npy/.npz and PNG.
 
