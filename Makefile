@@ -52,7 +52,7 @@ test: compile-checks $(BUILD)/run_tests $(PROGRAMS)
 $(BUILD)/run_tests_sanitize: $(TEST_SRC) autogan.h | $(BUILD)
 	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined $(WARN) -o $@ tests/run_tests.c $(LDLIBS)
 
-sanitize: $(BUILD)/run_tests_sanitize $(BUILD)/score
+sanitize: $(BUILD)/run_tests_sanitize $(BUILD)/score $(BUILD)/sample
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/run_tests_sanitize
 
 # the NEON path: cross-compiled for AArch64 and run under qemu-user (the kernel tests and
