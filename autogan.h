@@ -331,8 +331,10 @@ AGDEF int ag_generator_init_derived(ag_generator *g, const int *arch14, int gf, 
    - PyTorch .pth (zip or legacy form): a training checkpoint's 'avg_gen_state_dict' when
      present (as the reference's test.py), else its 'gen_state_dict', else the file is a
      bare state_dict;
-   - .safetensors: a bare state_dict, or an autogan.h GAN checkpoint's "G." weights.
-   `loaded_key` (may be NULL) receives which of those was used ("avg_gen_state_dict", ...). */
+   - .safetensors: a bare state_dict, or an autogan.h GAN checkpoint (ag_gan_save): its EMA
+     weights when it holds them (the counterpart of avg_gen_state_dict), else its "G." weights.
+   `loaded_key` (may be NULL) receives which of those was used ("avg_gen_state_dict",
+   "gen_state_dict", "state_dict", "ema" or "G"). */
 AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key, size_t key_len, ag_error *err);
 
 AGDEF int  ag_discriminator_init(ag_discriminator *d, int df, int in_channels, int spectral_norm,
@@ -5478,7 +5480,29 @@ AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key,
         if ((i < 2 || st) && ag__list_has_prefix(&list, prefix)) { key = keys[i]; break; }
         prefix[0] = 0;
     }
-    rc = ag_params_load_arrays(&g->params, &list, prefix, 1, path, &e);
+    if (!strcmp(key, "G") && ag__list_has_prefix(&list, "ema.")) {
+        /* an ag_gan_save checkpoint with an EMA: the averaged weights, as avg_gen_state_dict
+           (buffers and counters from "G.", parameters from "ema.") */
+        rc = ag__params_check_arrays(&g->params, &list, prefix, 0, path, &e);
+        for (i = 0; i < g->params.count && !rc; i++) {
+            const ag_param_entry *pe = &g->params.entries[i]; const ag_array *a; char k2[AG_NAME_MAX + 8];
+            if (pe->kind != AG_ENTRY_PARAM) continue;
+            snprintf(k2, sizeof k2, "ema.%s", pe->name);
+            a = ag_array_list_find(&list, k2);
+            if (!a || a->dtype != AG_DTYPE_F32 || a->nbytes != pe->tensor->size * 4)
+                rc = ag__fail(&e, "%s: tensor '%s' is missing or not F32 with %zu elements", path, k2, pe->tensor->size);
+        }
+        if (!rc) {
+            ag__params_copy_arrays(&g->params, &list, prefix);
+            for (i = 0; i < g->params.count; i++) {
+                const ag_param_entry *pe = &g->params.entries[i]; char k2[AG_NAME_MAX + 8];
+                if (pe->kind != AG_ENTRY_PARAM) continue;
+                snprintf(k2, sizeof k2, "ema.%s", pe->name);
+                memcpy(pe->tensor->data, ag_array_list_find(&list, k2)->data, pe->tensor->size * 4);
+            }
+            key = "ema";
+        }
+    } else rc = ag_params_load_arrays(&g->params, &list, prefix, 1, path, &e);
     if (rc) {
         u = (size_t)snprintf(desc, sizeof desc, "%s generator (arch", g->derived ? "derived" : "shared");
         for (i = 0; i < ag_arch_len(g->stage) && u < sizeof desc; i++) u += (size_t)snprintf(desc + u, sizeof desc - u, " %d", g->arch[i]);

@@ -9,8 +9,8 @@
    with bilinear/nearest upsampling), or --gen_model shared_gan --arch T... (the weight-shared
    search generator, e.g. a build/train checkpoint). --load_path is a PyTorch .pth (zip or
    legacy form; a training checkpoint's 'avg_gen_state_dict' when present, as test.py, else
-   'gen_state_dict', else a bare state_dict) or a .safetensors file (bare, or the "G." weights
-   of a build/train checkpoint).
+   'gen_state_dict', else a bare state_dict) or a .safetensors file (bare, or a build/train
+   checkpoint: its EMA weights when it has them, as avg_gen_state_dict, else its "G." weights).
 
    Images are made as the reference makes them: eval mode (BatchNorm running statistics),
    x * 127.5 + 127.5 in float32, clamped to [0, 255], truncated to uint8. z is N(0, 1) from the
@@ -47,6 +47,7 @@ static void usage(void) {
         "  --arch TOKENS        14 tokens, e.g. 1 0 1 1 1 0 0 1 1 1 0 1 0 3 (4 or 9 with shared_gan)\n"
         "  --gf_dim N (256)  --latent_dim N (128)  --bottom_width N (4: 32x32, 6: 48x48)\n"
         "  --load_path FILE     .pth (zip or legacy; avg_gen_state_dict, gen_state_dict or bare) or .safetensors\n"
+        "                       (bare, or a build/train checkpoint: its EMA weights, else its G weights)\n"
         "  --num_eval_imgs N (50000; with --z: its row count)  --eval_batch_size N (100)\n"
         "  --seed N (12345)  --z FILE.npy (float32 [N, latent_dim], replaces the random z)\n"
         "  --out FILE.npy (uint8 N x H x W x 3) | --out DIR (PNG files)\n"

@@ -142,6 +142,21 @@ static int test_derived_equals_shared(void) {
         }
         TEST_CHECK(isfinite(l1[0]) && l1[2] == l2[2] && l1[3] == l2[3], "resumed derived run differs (%.9g vs %.9g)", (double)l1[3], (double)l2[3]);
         TEST_CHECK(memcmp(G1.cells[2].skip_in_ops[1].weight->data, G2.cells[2].skip_in_ops[1].weight->data, 8 * 8 * sizeof(float)) == 0, "weights equal after resume");
+        /* ag_generator_load on a GAN checkpoint: the EMA weights (as avg_gen_state_dict) */
+        {
+            ag_generator G3; char key[32]; int bad = 0;
+            TEST_CHECK(ag_gan_save(path, &g1, &e1, c1, NULL, &err) == 0, "save: %s", err.msg);
+            TEST_CHECK(ag_generator_init_derived(&G3, arch, 8, 16, 4, 3, NULL, &err) == 0, "%s", err.msg);
+            TEST_CHECK(ag_generator_load(&G3, path, key, sizeof key, &err) == 0 && !strcmp(key, "ema"), "load: %s (%s)", err.msg, key);
+            for (i = 0; i < G3.params.count; i++) {
+                const ag_param_entry *e = &G3.params.entries[i];
+                if (e->kind == AG_ENTRY_PARAM) bad |= memcmp(e->tensor->data, e1.avg[i], e->tensor->size * 4) != 0;
+                else if (e->kind == AG_ENTRY_BUFFER) bad |= memcmp(e->tensor->data, G1.params.entries[i].tensor->data, e->tensor->size * 4) != 0;
+                else bad |= *e->counter != *G1.params.entries[i].counter;
+            }
+            TEST_CHECK(!bad, "EMA parameters and live buffers loaded");
+            ag_generator_free(&G3);
+        }
         /* the checkpoint of model a does not load into model b */
         TEST_CHECK(ag_generator_init_derived(&Gb, arch_b, 8, 16, 4, 3, NULL, &err) == 0 && ag_gan_init(&gb, &Gb, &D2, 4, 4, 1, 2e-4f, 2e-4f, 0.0f, 0.9f, &err) == 0, "%s", err.msg);
         TEST_CHECK(ag_gan_load(path, &gb, NULL, c2, NULL, &err) != 0 && strstr(err.msg, "test_derived_ckpt"), "a's checkpoint into b: %s", err.msg);
