@@ -133,7 +133,7 @@ typedef struct ag_tensor {
 
 typedef struct ag_ctx ag_ctx;
 
-AGDEF ag_ctx     *ag_ctx_create(uint64_t seed);
+AGDEF ag_ctx     *ag_ctx_create(uint64_t seed);   /* NULL only when out of memory */
 AGDEF void        ag_ctx_free(ag_ctx *ctx);
 AGDEF void        ag_ctx_reset(ag_ctx *ctx);          /* frees every op tensor and the tape */
 AGDEF const char *ag_ctx_error(const ag_ctx *ctx);    /* "" when nothing failed */
@@ -357,6 +357,9 @@ AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses
    network owns a context of its own, so scoring never disturbs the caller's arena. */
 typedef struct ag_inception ag_inception;
 AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *state_dict, ag_error *err);
+/* a state dict with the FID network's keys and shapes, not trained: He-normal convs from
+   rng, identity BatchNorm, zero fc (for benchmarks and smoke tests) */
+AGDEF int ag_inception_random_state_dict(ag_array_list *state_dict, ag_rng *rng, ag_error *err);
 AGDEF void ag_inception_free(ag_inception *net);
 AGDEF void ag_inception_set_threads(ag_inception *net, int num_threads);
 /* images: n x 3 x 299 x 299 floats, already preprocessed; pool3: n x 2048 and/or
@@ -375,7 +378,7 @@ AGDEF int ag_inception_score(const float *logits, int n, int classes, int splits
 /* FID statistics: mean and covariance (N-1) in double, accumulated in batches. */
 typedef struct ag_fid_stats { int dim; int64_t count; double *mu, *sigma; double *shift, *sum, *sumsq; } ag_fid_stats;
 AGDEF int  ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err);
-AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n);   /* n x dim */
+AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n, ag_error *err);   /* n x dim; refuses NaN */
 AGDEF int  ag_fid_stats_finish(ag_fid_stats *s, ag_error *err);                /* fills mu, sigma */
 AGDEF void ag_fid_stats_free(ag_fid_stats *s);
 /* d² = |mu1-mu2|² + tr s1 + tr s2 - 2 tr sqrt(s1 s2); the trace term is the sum of square
@@ -395,7 +398,6 @@ AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_er
    as prefix + entry name; `source` names the origin in messages */
 AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *arrays, const char *prefix, int strict,
                                 const char *source, ag_error *err);
-AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata_json_or_null, ag_error *err);
@@ -551,12 +553,28 @@ AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err);
 #define AG_ASSERT(x) assert(x)
 #endif
 
-/* OpenMP without warnings when it is off: every parallel loop declares `int ag__nt`. */
+/* AG__PARALLEL_FOR(nt): the next `for` runs on nt threads (static schedule); nothing
+   without OpenMP, where callers write (void)nt to stay warning-free. */
 #ifdef _OPENMP
-#define AG__PARALLEL_FOR _Pragma("omp parallel for schedule(static) num_threads(ag__nt)")
+#define AG__PRAGMA(x) _Pragma(#x)
+#define AG__PARALLEL_FOR(nt) AG__PRAGMA(omp parallel for schedule(static) num_threads(nt))
 #else
-#define AG__PARALLEL_FOR
+#define AG__PARALLEL_FOR(nt)
 #endif
+
+/* The one thread-count rule. A loop of `work` elementary operations runs on one thread
+   below `serial_below` (starting threads costs more than it saves there), else on
+   `available` threads (<= 0: the OpenMP default), never more than AG_MAX_THREADS. */
+static int ag__threads(int available, size_t work, size_t serial_below) {
+#ifdef _OPENMP
+    if (work < serial_below) return 1;
+    if (available <= 0) available = omp_get_max_threads();
+    return available < 1 ? 1 : available > AG_MAX_THREADS ? AG_MAX_THREADS : available;
+#else
+    (void)available; (void)work; (void)serial_below;
+    return 1;
+#endif
+}
 
 /* ===================================================================================
    2. Errors, files and host arrays
@@ -567,6 +585,27 @@ static int ag__vfail(ag_error *err, const char *fmt, va_list ap) {
 }
 static int ag__fail(ag_error *err, const char *fmt, ...) {
     va_list ap; va_start(ap, fmt); ag__vfail(err, fmt, ap); va_end(ap);
+    return -1;
+}
+
+/* Prefix the message already in err with "<formatted prefix>: " (e.g. the file path). */
+static int ag__fail_prefix(ag_error *err, const char *fmt, ...) {
+    char tmp[sizeof ((ag_error *)0)->msg], pre[160];
+    va_list ap;
+    size_t n;
+    if (!err) return -1;
+    memcpy(tmp, err->msg, sizeof tmp);
+    tmp[sizeof tmp - 1] = '\0';
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    n = strlen(pre);
+    memcpy(err->msg, pre, n);
+    err->msg[n] = ':';
+    err->msg[n + 1] = ' ';
+    n += 2;
+    memcpy(err->msg + n, tmp, sizeof err->msg - n - 1);
+    err->msg[sizeof err->msg - 1] = '\0';
     return -1;
 }
 
@@ -805,6 +844,22 @@ AGDEF int ag_write_file_atomic(const char *path, const void *bytes, size_t len, 
     return 0;
 }
 
+/* What every file reader and writer shares: a reader decodes the whole file from memory
+   (ag_read_file, then its _from_memory twin) and a writer encodes to memory, then writes
+   atomically; these finish both, freeing the buffer and putting the path before the
+   decoder's or encoder's message. */
+static int ag__read_finish(const char *path, unsigned char *buf, int decode_rc, ag_error *err) {
+    AG_FREE(buf);
+    return decode_rc ? ag__fail_prefix(err, "%s", path) : 0;
+}
+static int ag__write_finish(const char *path, unsigned char *buf, size_t len, int encode_rc, ag_error *err) {
+    int rc;
+    if (encode_rc) return ag__fail_prefix(err, "%s", path ? path : "");
+    rc = ag_write_file_atomic(path, buf, len, err);
+    AG_FREE(buf);
+    return rc;
+}
+
 /* ===================================================================================
    3. Tensors, arena, buffer pool (reference counts) and PRNG
    =================================================================================== */
@@ -1026,8 +1081,7 @@ AGDEF ag_ctx *ag_ctx_create(uint64_t seed) {
     ctx->winograd = !(getenv("AUTOGAN_WINOGRAD") && !strcmp(getenv("AUTOGAN_WINOGRAD"), "0"));
     ag_rng_seed(&ctx->rng, seed, 54u);
 #ifdef _OPENMP
-    ctx->num_threads = omp_get_max_threads();
-    if (ctx->num_threads > AG_MAX_THREADS) ctx->num_threads = AG_MAX_THREADS;
+    ctx->num_threads = ag__threads(0, 1, 0);
 #else
     ctx->num_threads = 1;
 #endif
@@ -1068,8 +1122,7 @@ AGDEF int ag_ctx_failed(const ag_ctx *ctx) { return ctx->failed; }
 AGDEF void ag_ctx_clear_error(ag_ctx *ctx) { ctx->failed = 0; ctx->err.msg[0] = 0; }
 AGDEF void ag_ctx_set_threads(ag_ctx *ctx, int num_threads) {
 #ifdef _OPENMP
-    ctx->num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
-    if (ctx->num_threads > AG_MAX_THREADS) ctx->num_threads = AG_MAX_THREADS;
+    ctx->num_threads = ag__threads(num_threads, 1, 0);
 #else
     (void)num_threads; ctx->num_threads = 1;
 #endif
@@ -1087,7 +1140,7 @@ AGDEF double ag_ctx_gemm_flops(const ag_ctx *ctx) { return ctx->gemm_flops; }
 
 /* threads for a loop of `work` elementary operations: one below ~32k, else all */
 static int ag__threads_for(const ag_ctx *ctx, size_t work) {
-    return work < 32768 ? 1 : ctx->num_threads;
+    return ag__threads(ctx->num_threads, work, 32768);
 }
 
 static ag_tensor *ag__tensor_alloc(ag_ctx *ctx, int ndim, const int *shape, int zero) {
@@ -1777,8 +1830,7 @@ static int ag__kernels_init_isa(ag__kernels *kern, const char *isa, int num_thre
 #endif
     else return 0;
 #ifdef _OPENMP
-    k.num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
-    if (k.num_threads > AG_MAX_THREADS) k.num_threads = AG_MAX_THREADS;
+    k.num_threads = ag__threads(num_threads, 1, 0);
 #else
     (void)num_threads;
     k.num_threads = 1;
@@ -2044,9 +2096,9 @@ AGDEF double ag_ctx_fma_peak_gflops(const ag_ctx *ctx) { return ag__measure_fma_
    several images can sit side by side in one wide matrix) */
 static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, int W, int kh, int kw,
                        int sh, int sw, int ph, int pw, int OH, int OW, float *col, size_t ldc) {
-    long r; int ag__nt = ((size_t)C * kh * kw * OH * OW < 65536) ? 1 : kern->num_threads;
+    long r; int ag__nt = ag__threads(kern->num_threads, (size_t)C * kh * kw * OH * OW, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (r = 0; r < (long)C * kh * kw; r++) {
         int c = (int)(r / (kh * kw)), ki = (int)(r / kw % kh), kj = (int)(r % kw), oy, ox;
         float *dst = col + (size_t)r * ldc;
@@ -2094,9 +2146,9 @@ static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, in
 /* col2im (the adjoint): x[C,H,W] += fold(col[C*kh*kw, OH*OW]) */
 static void ag__col2im(const ag__kernels *kern, const float *col, int C, int H, int W, int kh, int kw,
                        int sh, int sw, int ph, int pw, int OH, int OW, float *x, size_t ldc) {
-    long c; int ag__nt = ((size_t)C * kh * kw * OH * OW < 65536) ? 1 : kern->num_threads;
+    long c; int ag__nt = ag__threads(kern->num_threads, (size_t)C * kh * kw * OH * OW, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         int ki, kj, oy, ox;
         float *dst = x + (size_t)c * H * W;
@@ -2179,10 +2231,10 @@ static const double ag__wino_G[6][3] = {
     o3 = e + f; o4 = e - f; o5 = g_c;                                       \
 } while (0)
 static void ag__wino_filter(const ag__kernels *kern, const float *w, int R, int S, int flip, float *U) {
-    long blk, nblk = ((long)R * S + 15) / 16; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    long blk, nblk = ((long)R * S + 15) / 16; int ag__nt = ag__threads(kern->num_threads, (size_t)R * S, 256);
     size_t plane = (size_t)R * S;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (blk = 0; blk < nblk; blk++) {   /* 16 filters at a time, the loops run across them */
         float g[9][16], t[18][16], u[6][16];
         long rs0 = blk * 16;
@@ -2205,10 +2257,10 @@ static void ag__wino_filter(const ag__kernels *kern, const float *w, int R, int 
 
 /* gw[r][s] += Gᵀ dU[xi][r][s] G: the weight gradient back from the tile domain */
 static void ag__wino_filter_grad(const ag__kernels *kern, const float *dU, int R, int S, float *gw) {
-    long rs; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    long rs; int ag__nt = ag__threads(kern->num_threads, (size_t)R * S, 256);
     size_t plane = (size_t)R * S;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (rs = 0; rs < (long)R * S; rs++) {
         int a, b, i, j;
         double t[3][6];
@@ -2292,9 +2344,9 @@ static void ag__wino_a_rows(const float *AG__KRESTRICT e0, const float *AG__KRES
    passes of Bᵀ run as vector loops over the tiles */
 static void ag__wino_input(const ag__kernels *kern, const float *x, int cnt, int C, const ag__wino_geom *g, float *V, size_t ld) {
     long c; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)C * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)C * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         float D[36][AG__WTB], E[36][AG__WTB], line[4 * AG__WTB + 8];
         size_t t0, t;
@@ -2334,9 +2386,9 @@ static void ag__wino_input(const ag__kernels *kern, const float *x, int cnt, int
 static void ag__wino_output(const ag__kernels *kern, const float *M, int cnt, int O, const ag__wino_geom *g, size_t ld,
                             const float *bias, float *y, int accumulate) {
     long o; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)O * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)O * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         float R[24][AG__WTB], Y[16][AG__WTB], line[4 * AG__WTB];
         float bv = bias ? bias[o] : 0.0f;
@@ -2379,9 +2431,9 @@ static void ag__wino_output(const ag__kernels *kern, const float *M, int cnt, in
    (the tile-domain gradient the weight-gradient GEMMs take) */
 static void ag__wino_grad_tiles(const ag__kernels *kern, const float *dy, int cnt, int O, const ag__wino_geom *g, float *G, size_t ld) {
     long o; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)O * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)O * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         float D[16][AG__WTB], E[24][AG__WTB], line[4 * AG__WTB];
         size_t t0, t;
@@ -2607,7 +2659,7 @@ static int ag__is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw) {
 static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int N, int C, size_t plane) {
     long nc;
     int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (nc = 0; nc < (long)N * C; nc++) {
         float v = b[nc % C]; float *p = y + (size_t)nc * plane; size_t i;
         for (i = 0; i < plane; i++) p[i] += v;
@@ -2615,7 +2667,7 @@ static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int
 }
 static void ag__bias_grad_planes(const ag_ctx *ctx, float *gb, const float *gy, int N, int C, size_t plane) {
     long c; int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double s = 0.0; int n;
         for (n = 0; n < N; n++) { const float *p = gy + ((size_t)n * C + c) * plane; size_t i; for (i = 0; i < plane; i++) s += p[i]; }
@@ -2658,7 +2710,7 @@ static void ag__wino_gemms(ag_ctx *ctx, int transB, int M, int N, int K, const f
     scratch = ag__scratch(ctx, 2, per * (size_t)ag__nt);
     if (!scratch) return;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (xi = 0; xi < 36; xi++)
         ag__sgemm(&serial, 0, transB, M, N, K, A + (size_t)xi * a_plane, lda, B + (size_t)xi * b_plane, ldb, beta,
                   C + (size_t)xi * c_plane, ldc, scratch + (size_t)ag__thread_id() * per, per * sizeof(float));
@@ -2714,9 +2766,9 @@ static int ag__small_out_applies(int C, int O, int kh, int kw, int sh, int sw) {
 /* y[O, OH, OW] (+)= sum over taps of the shifted planes Z[O*kh*kw][H, W] */
 static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, int W, int kh, int kw, int ph, int pw,
                         int OH, int OW, float *y) {
-    long o; int ag__nt = (size_t)O * OH * OW * kh * kw < 65536 ? 1 : ag__kmin(kern->num_threads, O);
+    long o; int ag__nt = ag__threads(ag__kmin(kern->num_threads, O), (size_t)O * OH * OW * kh * kw, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         int a, e, oy, ox;
         float *yo = y + (size_t)o * OH * OW;
@@ -2736,9 +2788,9 @@ static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, i
 /* the adjoint: dZ[(o,a,e)][iy][ix] = dy[o][iy + ph - a][ix + pw - e] (zero outside) */
 static void ag__tap_spread(const ag__kernels *kern, const float *dy, int O, int H, int W, int kh, int kw, int ph, int pw,
                            int OH, int OW, float *dZ) {
-    long r; int ag__nt = (size_t)O * H * W * kh * kw < 65536 ? 1 : kern->num_threads;
+    long r; int ag__nt = ag__threads(kern->num_threads, (size_t)O * H * W * kh * kw, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (r = 0; r < (long)O * kh * kw; r++) {
         int o = (int)(r / (kh * kw)), a = (int)(r / kw % kh), e = (int)(r % kw), iy, ix;
         int lo = e - pw > 0 ? e - pw : 0, hi = OW - pw + e < W ? OW - pw + e : W;   /* ix with 0 <= ix + pw - e < OW */
@@ -2988,7 +3040,7 @@ static int *ag__nearest_index(ag_ctx *ctx, int in, int out) {
 static void ag__nearest_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const int *iy, const int *ix,
                              int H, int W, float *gx) {
     long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < planes; pl++) {
         const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[iy[oy] * W + ix[ox]] += g[oy * OW + ox];
@@ -3009,7 +3061,7 @@ AGDEF ag_tensor *ag_upsample_nearest(ag_ctx *ctx, ag_tensor *x, int OH, int OW) 
     iy = ag__nearest_index(ctx, H, OH); ix = ag__nearest_index(ctx, W, OW);
     if (!y || !iy || !ix) return NULL;
     ag__nt = ag__threads_for(ctx, y->size); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *s = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[oy * OW + ox] = s[iy[oy] * W + ix[ox]];
@@ -3040,7 +3092,7 @@ static ag__lerp *ag__bilinear_table(ag_ctx *ctx, int in, int out) {
 static void ag__bilinear_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const ag__lerp *ty,
                               const ag__lerp *tx, int H, int W, float *gx) {
     long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < planes; pl++) {
         const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
         for (oy = 0; oy < OH; oy++) {
@@ -3068,7 +3120,7 @@ AGDEF ag_tensor *ag_upsample_bilinear(ag_ctx *ctx, ag_tensor *x, int OH, int OW)
     ty = ag__bilinear_table(ctx, H, OH); tx = ag__bilinear_table(ctx, W, OW);
     if (!y || !ty || !tx) return NULL;
     ag__nt = ag__threads_for(ctx, y->size * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *s = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox;
         for (oy = 0; oy < OH; oy++) {
@@ -3147,7 +3199,7 @@ static void ag__avgpool_backward(ag_ctx *ctx, ag__node *n) {
     int k = n->iarg[0], s = n->iarg[1], p = n->iarg[2], cip = n->iarg[3];
     float *gx = ag__in_grad(ctx, n, 0); long pl; int ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *g = y->grad + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox, iy, ix;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) {
@@ -3175,7 +3227,7 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
     if (!y) return NULL;
     ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (k == 3 && s == 1 && p == 1 && W <= 1024) {   /* Inception's branch pool: separable sums */
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
             const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW, col[1026];
             int oy, ox;
@@ -3191,7 +3243,7 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
             }
         }
     } else {
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox, iy, ix;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) {
@@ -3233,7 +3285,7 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
     ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (p == 0 && k == 3 && W <= 4096 && !(ctx->grad_enabled && x->requires_grad)) {
         /* no backward: the max of three rows, then of three columns (NaN propagates) */
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
             const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW, m[4096];
             int oy, ox;
@@ -3255,7 +3307,7 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
     }
     arg = (int *)ag__arena_alloc(ctx, y->size * sizeof(int));
     if (!arg) return NULL;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW;
         int *a = arg + (size_t)pl * OH * OW, oy, ox, iy, ix;
@@ -3286,7 +3338,7 @@ static void ag__relu_backward(ag_ctx *ctx, ag__node *n) {
     float *gx = ag__in_grad(ctx, n, 0); long i; const float *y = n->out->data, *g = n->out->grad;
     int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < (long)n->out->size; i++) if (y[i] > 0.0f) gx[i] += g[i];
 }
 AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x) {
@@ -3295,7 +3347,7 @@ AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x) {
     ag__nt = ag__threads_for(ctx, x->size); (void)ag__nt;
     {
         const float *px = x->data; float *py = y->data;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)x->size; i++) py[i] = px[i] > 0.0f ? px[i] : 0.0f;
     }
     { ag__node *nd = ag__record(ctx, y, ag__relu_backward, x, NULL, NULL, NULL); ag__unkeep(ctx, nd, 0); ag__keep_out(nd); }   /* reads its output */
@@ -3339,11 +3391,11 @@ static void ag__addsub_backward(ag_ctx *ctx, ag__node *n) {
     float *ga = ag__in_grad(ctx, n, 0), *gb = ag__in_grad(ctx, n, 1); long i; const float *g = n->out->grad;
     float sb = (float)n->iarg[0]; int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (ga) {
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)n->out->size; i++) ga[i] += g[i];
     }
     if (gb) {
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)n->out->size; i++) gb[i] += sb * g[i];
     }
 }
@@ -3353,7 +3405,7 @@ static ag_tensor *ag__addsub(ag_ctx *ctx, ag_tensor *a, ag_tensor *b, int sign, 
     ag__nt = ag__threads_for(ctx, a->size); (void)ag__nt;
     {
         long j; const float *pa = a->data, *pb = b->data; float *py = y->data; float s = (float)sign;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (j = 0; j < (long)a->size; j++) py[j] = pa[j] + s * pb[j];
     }
     (void)i;
@@ -3471,7 +3523,7 @@ static void ag__reshape_backward(ag_ctx *ctx, ag__node *n) {
     float *gx = ag__in_grad(ctx, n, 0); long i; const float *g = n->out->grad;
     int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < (long)n->out->size; i++) gx[i] += g[i];
 }
 AGDEF ag_tensor *ag_reshape(ag_ctx *ctx, ag_tensor *x, int ndim, const int *shape) {
@@ -3499,7 +3551,7 @@ static void ag__bn_backward(ag_ctx *ctx, ag__node *n) {
     int N = x->shape[0], C = x->shape[1], training = n->iarg[0]; size_t plane = x->size / ((size_t)N * C);
     float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
     const float *gy = n->out->grad; long c; int ag__nt = ag__threads_for(ctx, x->size * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double sdy = 0.0, sdyx = 0.0, M = (double)N * plane; int b; size_t i;
         float mean = sv->mean[c], inv = sv->invstd[c], wc = w ? w->data[c] : 1.0f;
@@ -3541,7 +3593,7 @@ AGDEF ag_tensor *ag_batch_norm2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_ten
     sv->invstd = (float *)ag__arena_alloc(ctx, (size_t)C * sizeof(float));
     if (!sv->mean || !sv->invstd) return NULL;
     ag__nt = ag__threads_for(ctx, x->size * 3); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double mean, var; int bi; size_t i; float fm, inv, wc = w ? w->data[c] : 1.0f, bc = b ? b->data[c] : 0.0f;
         if (training) {
@@ -3571,7 +3623,7 @@ static void ag__in_backward(ag_ctx *ctx, ag__node *n) {
     size_t plane = (size_t)x->shape[2] * x->shape[3]; long pl; float *gx = ag__in_grad(ctx, n, 0);
     int ag__nt = ag__threads_for(ctx, x->size * 4); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *xp = x->data + (size_t)pl * plane, *gp = n->out->grad + (size_t)pl * plane; float *dx = gx + (size_t)pl * plane;
         double sdy = 0.0, sdyx = 0.0; size_t i; float mean = sv->mean[pl], inv = sv->invstd[pl], a, bb;
@@ -3592,7 +3644,7 @@ AGDEF ag_tensor *ag_instance_norm2d(ag_ctx *ctx, ag_tensor *x, float eps) {
     sv->invstd = (float *)ag__arena_alloc(ctx, P * sizeof(float));
     if (!sv->mean || !sv->invstd) return NULL;
     ag__nt = ag__threads_for(ctx, x->size * 3); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)P; pl++) {
         const float *p = x->data + (size_t)pl * plane; float *q = y->data + (size_t)pl * plane;
         double s = 0.0, ss = 0.0, mean; size_t i; float fm, inv;
@@ -4572,6 +4624,35 @@ static const ag_array *ag__inc_find(const ag_array_list *sd, const char *prefix,
     return a;
 }
 
+AGDEF int ag_inception_random_state_dict(ag_array_list *sd, ag_rng *rng, ag_error *err) {
+    static const char *const bn[4] = { "weight", "bias", "running_mean", "running_var" };
+    ag_inception *layout = (ag_inception *)AG_MALLOC(sizeof(ag_inception)); float *buf = NULL; size_t cap = 0; int i, k, rc = 0;
+    int64_t fw[2] = { 1008, 2048 }, fb[1] = { 1008 };
+    if (!layout) return ag__fail(err, "out of memory");
+    memset(layout, 0, sizeof *layout);
+    ag__inc_layout(layout);
+    for (i = 0; i < layout->count && !rc; i++) {
+        const ag__inc_conv *c = &layout->convs[i]; int64_t ws[4], cs[1]; char name[96]; size_t j;
+        size_t n = (size_t)c->cout * c->cin * c->kh * c->kw;
+        if (n > cap) {
+            AG_FREE(buf); cap = n; buf = (float *)AG_MALLOC(n * sizeof(float));
+            if (!buf) { rc = ag__fail(err, "out of memory"); break; }
+        }
+        ws[0] = c->cout; ws[1] = c->cin; ws[2] = c->kh; ws[3] = c->kw; cs[0] = c->cout;
+        ag_rng_fill_normal(rng, buf, n, 0.0f, (float)sqrt(2.0 / (double)(c->cin * c->kh * c->kw)));
+        snprintf(name, sizeof name, "%s.conv.weight", c->prefix);
+        rc = ag_array_list_add(sd, name, AG_DTYPE_F32, 4, ws, buf, err);
+        for (k = 0; k < 4 && !rc; k++) {
+            for (j = 0; j < (size_t)c->cout; j++) buf[j] = (k == 0 || k == 3) ? 1.0f : 0.0f;
+            snprintf(name, sizeof name, "%s.bn.%s", c->prefix, bn[k]);
+            rc = ag_array_list_add(sd, name, AG_DTYPE_F32, 1, cs, buf, err);
+        }
+    }
+    if (!rc) rc = ag_array_list_add(sd, "fc.weight", AG_DTYPE_F32, 2, fw, NULL, err);
+    if (!rc) rc = ag_array_list_add(sd, "fc.bias", AG_DTYPE_F32, 1, fb, NULL, err);
+    AG_FREE(buf); AG_FREE(layout);
+    return rc;
+}
 AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *sd, ag_error *err) {
     ag_inception *net = (ag_inception *)AG_MALLOC(sizeof(ag_inception)); int i;
     float *tmp = NULL, *g = NULL, *b = NULL, *m = NULL, *v = NULL;
@@ -4639,7 +4720,7 @@ static ag_tensor *ag__inc_conv_apply(ag_inception *net, int *cursor, ag_tensor *
     y = ag_conv2d(net->ctx, x, c->weight, c->bias, c->stride, c->stride, c->ph, c->pw);
     if (y) {
         float *d = y->data; long n = (long)y->size, i; int ag__nt = ag__threads_for(net->ctx, y->size); (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < n; i++) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
     }
     return y;
@@ -4831,27 +4912,24 @@ AGDEF int ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err) {
 }
 /* sums of (x - shift) and its outer products (upper triangle); the shift (the first
    batch's mean) keeps the covariance free of cancellation */
-AGDEF int ag_fid_stats_add(ag_fid_stats *s, const float *x, int n) {
+AGDEF int ag_fid_stats_add(ag_fid_stats *s, const float *x, int n, ag_error *err) {
     int d = s->dim, i; long r; double *xs;
     if (n <= 0) return 0;
+    for (i = 0; i < n; i++) for (r = 0; r < d; r++)
+        if (!isfinite(x[(size_t)i * d + r])) return ag__fail(err, "FID statistics: feature %ld of image %d (of this batch) is NaN or infinite", r, i);
     if (s->count == 0) {
         for (r = 0; r < d; r++) { double m = 0; for (i = 0; i < n; i++) m += x[(size_t)i * d + r]; s->shift[r] = m / n; }
     }
     xs = (double *)AG_MALLOC((size_t)n * d * sizeof(double));
-    if (!xs) return -1;
+    if (!xs) return ag__fail(err, "FID statistics: out of memory for a batch of %d x %d", n, d);
     for (i = 0; i < n; i++) for (r = 0; r < d; r++) {
         double v = (double)x[(size_t)i * d + r] - s->shift[r];
         xs[(size_t)i * d + r] = v; s->sum[r] += v;
     }
     {
-        int ag__nt = (size_t)n * d * d > 1000000 ? 0 : 1;
-#ifdef _OPENMP
-        if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-        ag__nt = 1;
-#endif
+        int ag__nt = ag__threads(0, (size_t)n * d * d, 1000001);
         (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *row = s->sumsq + (size_t)r * d; int k, j;
             for (k = 0; k < n; k++) {
@@ -4903,14 +4981,9 @@ AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
         for (i = 0; i < len; i++) v[i] /= vn;
         /* trailing block A22 (rows/cols k+1..): p = A22 v, K = vᵀp, w = p - K v, A22 -= 2(v wᵀ + w vᵀ) */
         {
-            long ii; int ag__nt = (size_t)len * len > 262144 ? 0 : 1;
-#ifdef _OPENMP
-            if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-            ag__nt = 1;
-#endif
+            long ii; int ag__nt = ag__threads(0, (size_t)len * len, 262145);
             (void)ag__nt;
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = 0; ii < len; ii++) {
                 const double *row = a + (size_t)(k + 1 + ii) * n + k + 1; double sacc = 0.0; int jj;
                 for (jj = 0; jj < len; jj++) sacc += row[jj] * v[jj];
@@ -4918,7 +4991,7 @@ AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
             }
             for (i = 0; i < len; i++) K += v[i] * p[i];
             for (i = 0; i < len; i++) p[i] -= K * v[i];
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = 0; ii < len; ii++) {
                 double *row = a + (size_t)(k + 1 + ii) * n + k + 1; double vi = 2.0 * v[ii], wi = 2.0 * p[ii]; int jj;
                 for (jj = 0; jj < len; jj++) row[jj] -= vi * p[jj] + wi * v[jj];
@@ -4980,14 +5053,9 @@ static int ag__cholesky(double *a, int n) {
         s = sqrt(s);
         a[(size_t)j * n + j] = s;
         {
-            long ii; int ag__nt = (size_t)(n - j) * j > 65536 ? 0 : 1;
-#ifdef _OPENMP
-            if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-            ag__nt = 1;
-#endif
+            long ii; int ag__nt = ag__threads(0, (size_t)(n - j) * j, 65537);
             (void)ag__nt;
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = j + 1; ii < n; ii++) {
                 double t = a[(size_t)ii * n + j]; int kk;
                 for (kk = 0; kk < j; kk++) t -= a[(size_t)ii * n + kk] * a[(size_t)j * n + kk];
@@ -5015,20 +5083,15 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
     if (attempt == 2) { AG_FREE(L); return ag__fail(err, "FID: the second covariance is not positive semi-definite"); }
     /* T = (s1 + offset I) L; M = Lᵀ T (symmetric) */
     {
-        long r; int ag__nt = d > 64 ? 0 : 1;
-#ifdef _OPENMP
-        if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-        ag__nt = 1;
-#endif
+        long r; int ag__nt = ag__threads(0, (size_t)d, 65);
         (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *trow = T + (size_t)r * d; const double *srow = s1 + (size_t)r * d; int k, j;
             for (j = 0; j < d; j++) trow[j] = offset * L[(size_t)r * d + j];
             for (k = 0; k < d; k++) { double a = srow[k]; const double *lrow = L + (size_t)k * d; if (a != 0.0) for (j = 0; j <= k; j++) trow[j] += a * lrow[j]; }
         }
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *mrow = M + (size_t)r * d; int k, j;
             for (j = 0; j < d; j++) mrow[j] = 0.0;
@@ -5197,12 +5260,9 @@ AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_ar
     return rc;
 }
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata, ag_error *err) {
-    unsigned char *buf; size_t len; int rc; ag_error e;
+    unsigned char *buf; size_t len;
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    rc = ag_safetensors_read_memory(buf, len, out, metadata, &e);
-    AG_FREE(buf);
-    if (rc) return ag__fail(err, "%s: %s", path, e.msg);
-    return 0;
+    return ag__read_finish(path, buf, ag_safetensors_read_memory(buf, len, out, metadata, err), err);
 }
 
 /* growable text buffer for writing headers */
@@ -5673,28 +5733,7 @@ static int ag__view_extent(int ndim, const int64_t *shape, const int64_t *stride
 }
 
 
-/* ---- error prefixes and the array helpers of the readers API ---- */
-
-/* Prefix the message already in err with "<formatted prefix>: " (e.g. the file path). */
-static int ag__fail_prefix(ag_error *err, const char *fmt, ...) {
-    char tmp[sizeof ((ag_error *)0)->msg], pre[160];
-    va_list ap;
-    size_t n;
-    if (!err) return -1;
-    memcpy(tmp, err->msg, sizeof tmp);
-    tmp[sizeof tmp - 1] = '\0';
-    va_start(ap, fmt);
-    vsnprintf(pre, sizeof pre, fmt, ap);
-    va_end(ap);
-    n = strlen(pre);
-    memcpy(err->msg, pre, n);
-    err->msg[n] = ':';
-    err->msg[n + 1] = ' ';
-    n += 2;
-    memcpy(err->msg + n, tmp, sizeof err->msg - n - 1);
-    err->msg[sizeof err->msg - 1] = '\0';
-    return -1;
-}
+/* ---- the array helpers of the readers API ---- */
 
 AGDEF const char *ag_dtype_name(ag_dtype t) {
     switch (t) {
@@ -6723,14 +6762,10 @@ AGDEF int ag_npy_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_npy_read(const char *path, ag_array *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_npy_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_npy_read_from_memory(buf, len, out, err), err);
 }
 
 /* The header numpy 1.24 writes: dict, growth spaces, padding to 64, '\n'. */
@@ -6802,13 +6837,9 @@ AGDEF int ag_npy_write_to_memory(const ag_array *a, unsigned char **out, size_t 
 }
 
 AGDEF int ag_npy_write(const char *path, const ag_array *a, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_npy_write_to_memory(a, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_npy_write_to_memory(a, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err) {
@@ -6858,14 +6889,10 @@ AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_npz_read(const char *path, ag_array_list *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_npz_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_npz_read_from_memory(buf, len, out, err), err);
 }
 
 AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **out, size_t *out_len, ag_error *err) {
@@ -6910,13 +6937,9 @@ AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **ou
 }
 
 AGDEF int ag_npz_write(const char *path, const ag_array_list *arrays, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_npz_write_to_memory(arrays, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_npz_write_to_memory(arrays, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 /* ---- PNG decode / encode ---- */
@@ -7201,14 +7224,10 @@ fail:
 }
 
 AGDEF int ag_png_read(const char *path, int channels, ag_array *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_png_read_from_memory(buf, len, channels, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_png_read_from_memory(buf, len, channels, out, err), err);
 }
 
 static int ag__png_chunk(unsigned char **buf, size_t *len, size_t *cap, const char *type, const unsigned char *data,
@@ -7292,13 +7311,9 @@ fail:
 }
 
 AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width, int height, int channels, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 /* ---- PyTorch .pth: a small pickle VM and the state-dict reader ---- */
@@ -8263,14 +8278,10 @@ AGDEF int ag_pth_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_pth_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_pth_read_from_memory(buf, len, out, err), err);
 }
 
 
