@@ -240,7 +240,8 @@ static void usage(void) {
     fprintf(stderr, "usage: score --inception W.pth [--stats REF.npz | --ref IMAGES... --] [--save_stats OUT.npz]\n"
                     "             [--splits 10] [--preprocess tf|pytorch] [--batch 25] [--threads N] IMAGES...\n"
                     "  IMAGES: .npy (uint8 NxHxWx3 or float Nx3xHxW in [-1,1]), .png files, directories of PNGs\n"
-                    "  --ref takes every following argument up to '--' as the reference images\n");
+                    "  --ref takes the following arguments up to '--' (or the next flag) as the reference images\n"
+                    "  flags use underscores; --save-stats style spellings and --flag=value work too\n");
 }
 
 int main(int argc, char **argv) {

@@ -44,7 +44,9 @@ static void usage(void) {
         "  --data SRC        synthetic | raw:FILE (uint8 NxHxWxC)  --img_size N (32)  --channels N (3)\n"
         "  --seed N (12345)  --threads N (OpenMP default)  --no_sn (no spectral norm in D)\n"
         "  --print_freq N (100)  --ckpt PATH  --ckpt_freq N (1000)  --resume PATH\n"
-        "  --samples DIR (PNG grids DIR/NNNNNN.png, made if missing)  --sample_freq N (1000)\n");
+        "  --samples DIR (PNG grids DIR/NNNNNN.png, made if missing)  --sample_freq N (1000)\n"
+        "  --resume CK continues CK with its architecture (--arch may be left out)\n"
+        "Flags use underscores like the reference; --gen-bs style spellings and --flag=value work too.\n");
 }
 
 static void parse_args(int argc, char **argv, options *o) {

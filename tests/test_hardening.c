@@ -138,6 +138,19 @@ static int test_fid_stats_add_reports(void) {
     return 0;
 }
 
+/* the public stand-in for the FID network's weights (bench.c used private layout calls) */
+static int test_inception_random_state_dict(void) {
+    ag_array_list sd; ag_error err; ag_rng rng; ag_inception *net;
+    memset(&sd, 0, sizeof sd); ag_rng_seed(&rng, 1, 1);
+    TEST_CHECK(ag_inception_random_state_dict(&sd, &rng, &err) == 0, "%s", err.msg);
+    TEST_CHECK(sd.count == 472 && ag_array_list_find(&sd, "Mixed_7c.branch_pool.conv.weight"), "%d arrays", sd.count);
+    net = ag_inception_from_arrays(&sd, &err);
+    ag_array_list_free(&sd);
+    TEST_CHECK(net != NULL, "the network refuses it: %s", err.msg);
+    ag_inception_free(net);
+    return 0;
+}
+
 #ifdef HARDEN_POSIX
 /* writers killed mid-write leave at most one temp file (issue 9 saw 14 after 15 kills) */
 static int test_killed_writers_leak_nothing(void) {
@@ -267,6 +280,7 @@ static const test_case tests_hardening[] = {
     { "hardening/write_atomic_temp_names", test_write_atomic_temp_names },
     { "hardening/read_directory_says_so", test_read_directory_says_so },
     { "hardening/fid_stats_add_reports", test_fid_stats_add_reports },
+    { "hardening/inception_random_state_dict", test_inception_random_state_dict },
 #ifdef HARDEN_POSIX
     { "hardening/killed_writers_leak_nothing", test_killed_writers_leak_nothing },
     { "hardening/train_strict_flags", test_train_strict_flags },
