@@ -85,7 +85,7 @@ fuzz_seeds_npy = tests/data/*.npy
 fuzz_seeds_npz = tests/data/*.npz
 fuzz_seeds_png = tests/data/*.png
 fuzz_seeds_pth = tests/data/*.pth
-fuzz_seeds_safetensors = tests/golden/data/op_*.safetensors
+fuzz_seeds_safetensors = tests/golden/data/op_*.safetensors tests/data/*.safetensors
 fuzz_seeds_arrays =
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_readers.c autogan.h | $(BUILD)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined '-DFUZZ_CASES={$(fuzz_cases_$*)}' -o $@ $<
