@@ -229,6 +229,8 @@ static int test_train_resume_contract(void) {
     snprintf(cmd, sizeof cmd, "%s --arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3 --max_iter 1 --ckpt build/harden_train/s2.safetensors --samples build/harden_train/grids", base);
     rc = harden_sh(cmd, out, sizeof out);
     TEST_CHECK(rc == 0, "stage-2 run: exit %d\n%s", rc, out);
+    TEST_CHECK(strstr(out, "[G step 1/1]") && !strstr(out, "| 0 G steps/s") && !strstr(out, "| 0.00 G steps/s"),
+               "the first progress line should show a measured rate (sub-second clock):\n%s", out);
     TEST_CHECK(harden_exists("build/harden_train/grids/000001.png"), "--samples DIR writes DIR/000001.png:\n%s", out);
     /* a different --arch: an error naming both (issue 9: heap overflow, then a silent switch) */
     snprintf(cmd, sizeof cmd, "%s --arch 1 0 1 1 --max_iter 2 --resume build/harden_train/s2.safetensors", base);
