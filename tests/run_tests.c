@@ -22,6 +22,14 @@ static const test_case *const suites[] = { tests_kernels, tests_ops, tests_model
 
 int main(int argc, char **argv) {
     int s, i, passed = 0, failed = 0;
+    test_program = argv[0];
+    if (argc == 3 && !strcmp(argv[1], "--write-loop")) {
+        /* a fresh process for hardening/killed_writers_leak_nothing: writes a 32 MB file
+           atomically, over and over, until killed */
+        size_t n = (size_t)32 << 20; unsigned char *buf = (unsigned char *)calloc(n, 1); ag_error err;
+        if (!buf) return 1;
+        for (;;) if (ag_write_file_atomic(argv[2], buf, n, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    }
     /* arguments: run only the tests whose name contains one of them */
     for (s = 0; suites[s]; s++) for (i = 0; suites[s][i].name; i++) {
         clock_t t0; int rc, a, selected = argc < 2;

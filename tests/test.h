@@ -15,6 +15,9 @@
 
 typedef struct test_case { const char *name; int (*fn)(void); } test_case;
 
+/* argv[0] of the runner, for tests that start it again as a child process */
+static const char *test_program = "./build/run_tests";
+
 /* skipped paths: counted over the run, and per test for its report line */
 static int test_skipped_total, test_skipped_here;
 static char test_skip_reason[160];
