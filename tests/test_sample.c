@@ -276,7 +276,7 @@ static int test_sample_scores(void) {
     /* reference statistics = those of the same images: FID ~ 0 (only the 1e-6 offset of the
        singular covariance, -2·2048·1e-6); features of other images would give a large value
        (an in-process ag_fid on 2048 dims would double the test's time) */
-    ag_fid_stats_init(&gs, 2048, &err); ag_fid_stats_add(&gs, pool, 3); ag_fid_stats_finish(&gs, &err);
+    ag_fid_stats_init(&gs, 2048, &err); TEST_CHECK(ag_fid_stats_add(&gs, pool, 3, &err) == 0, "%s", err.msg); ag_fid_stats_finish(&gs, &err);
     TEST_CHECK(ag_array_list_add(&st, "mu", AG_DTYPE_F64, 1, s1, gs.mu, &err) == 0 && ag_array_list_add(&st, "sigma", AG_DTYPE_F64, 2, s2, gs.sigma, &err) == 0 &&
                ag_npz_write("build/cli/sample_stats.npz", &st, &err) == 0, "%s", err.msg);
     ag_array_list_free(&st); ag_fid_stats_free(&gs); ag_array_free(&a); free(xin); ag_inception_free(net);

@@ -1,7 +1,8 @@
 /* fuzz_readers.c - libFuzzer targets for the file readers of autogan.h.
 
    Cases: 0 raw DEFLATE, 1 zlib, 2 zip, 3 .npy, 4 .npz, 5 PNG as stored, 6 PNG converted,
-   7 PyTorch .pth, 8 PNG encode/decode round trip, 9 .safetensors, 10 array helpers.
+   7 PyTorch .pth, 8 PNG encode/decode round trip, 9 .safetensors (and GAN checkpoint
+   metadata), 10 array helpers.
    Built once per reader with -DFUZZ_CASES='{...}' (the cases of that reader: the first
    input byte picks among them, the rest is the file); without it, one target takes every
    case (first byte modulo 11). Readers must return 0 or -1 with a message and never
@@ -170,8 +171,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fz_check_error(r, &err);
         if (!r) {
             int k;
-            for (k = 0; k < l.count; k++)
+            for (k = 0; k < l.count; k++) {
                 if ((size_t)ag_array_numel(&l.items[k]) * ag_dtype_size(l.items[k].dtype) != l.items[k].nbytes) abort();
+                (void)ag__array_first_bad(&l.items[k], 1);   /* the checkpoint loader's NaN scan */
+            }
+            if (meta) {   /* the GAN checkpoint metadata checks: valid or a reason */
+                ag_gan_checkpoint_info info; uint64_t rng[2];
+                err.msg[0] = '\0';
+                r = ag__gan_meta_parse(meta, "fuzz", &info, rng, &err);
+                fz_check_error(r, &err);
+                if (!r && (info.stage < 0 || info.stage > 2 || info.arch_len != ag_arch_len(info.stage) || info.iteration < 0)) abort();
+            }
             ag_array_list_free(&l);
             free(meta);
         }
