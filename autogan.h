@@ -48,6 +48,7 @@
        6. Parameters, layers and initialisation
        7. Optimiser: Adam, EMA
        8. AutoGAN generator, discriminator and the GAN iteration
+       8b. Controller and search: LSTM policy, REINFORCE loss, kept architectures, loss windows
        9. Inception-v3, Inception score and FID
       10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
 
@@ -338,9 +339,110 @@ AGDEF void ag_gan_free(ag_gan *gan);
 /* One D step on dis_bs real images (NCHW floats in [-1,1] at the stage's resolution)
    and dis_bs fakes from z_d; when z_d is NULL it is drawn from the context's PRNG. */
 AGDEF int ag_gan_d_step(ag_ctx *ctx, ag_gan *gan, const float *real, const float *z_d, float *d_loss);
+/* The same on n real images and n fakes (n >= 1: the data loader's partial last batch, as
+   the reference's imgs.shape[0]); z_d, when given, holds n latents. */
+AGDEF int ag_gan_d_step_n(ag_ctx *ctx, ag_gan *gan, const float *real, int n, const float *z_d, float *d_loss);
 AGDEF int ag_gan_g_step(ag_ctx *ctx, ag_gan *gan, const float *z_g, float *g_loss);
 /* A full iteration: D step, then a G step when (iteration % n_critic == 0). */
 AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses *out);
+
+/* ---- controller and search ----------------------------------------------------------
+   The AutoGAN controller: one LSTM cell (hidden hid_size), an embedding table over every
+   token choice of the stage, one linear decoder per token. Stage 0 decides the 4 tokens of
+   cell 1 ([2, 3, 3, 2] choices); stage s >= 1 decides the 5 tokens of cell s+1
+   ([2, 3, 3, 2, 2^s]). State_dict names as the reference: lstm.weight_ih, lstm.weight_hh,
+   lstm.bias_ih, lstm.bias_hh, encoder.weight, decoders.K.weight, decoders.K.bias. */
+#define AG_CTRL_MAX_TOKENS 5
+typedef struct ag_controller {
+    int stage, hid_size, num_tokens;
+    int choices[AG_CTRL_MAX_TOKENS], offset[AG_CTRL_MAX_TOKENS];  /* offset: first embedding row of token i */
+    ag_tensor *w_ih, *w_hh, *b_ih, *b_hh, *encoder;
+    ag_tensor *dec_w[AG_CTRL_MAX_TOKENS], *dec_b[AG_CTRL_MAX_TOKENS];
+    ag_params params;
+} ag_controller;
+/* The graph of one pass over the stage's tokens (arena tensors, valid until ag_ctx_reset). */
+typedef struct ag_controller_pass {
+    int batch, num_tokens;
+    ag_tensor *logits[AG_CTRL_MAX_TOKENS];    /* [batch, choices_i] */
+    ag_tensor *log_probs[AG_CTRL_MAX_TOKENS]; /* [batch, choices_i]: log_softmax of the logits */
+    ag_tensor *h, *c;                         /* the final LSTM state [batch, hid] */
+} ag_controller_pass;
+/* Architectures kept at a growth with the controller's final (h, c) after each. */
+typedef struct ag_kept_archs {
+    int count, len, hid_size;   /* len: tokens per kept architecture (the prefix of later ones) */
+    int *archs;                 /* [count][len] */
+    float *h, *c;               /* [count][hid_size] */
+} ag_kept_archs;
+
+/* PyTorch's default initialisers: LSTM U(+-1/sqrt(hid)), embedding N(0, 1), linear U(+-1/sqrt(fan_in)) */
+AGDEF int  ag_controller_init(ag_controller *c, int stage, int hid_size, ag_rng *rng, ag_error *err);
+AGDEF void ag_controller_free(ag_controller *c);
+AGDEF void ag_controller_reset_params(ag_controller *c, ag_rng *rng);
+/* One pass over the stage's tokens for `batch` rows from (h0, c0) ([batch][hid], NULL for
+   zeros); the first input is a zero vector, the next one the embedding of the previous
+   action (+ its token's offset). With rng, actions are drawn from the softmax and written
+   to actions [batch][num_tokens]; without, they are read from it (teacher forcing, so the
+   same graph can be scored and differentiated). log_probs (of the chosen actions) and
+   entropies: [batch][num_tokens], or NULL. Records a graph when grad mode is on. */
+AGDEF int  ag_controller_forward(ag_ctx *ctx, ag_controller *c, int batch, const float *h0, const float *c0,
+                                 ag_rng *rng_or_null, int *actions, float *log_probs, float *entropies,
+                                 ag_controller_pass *pass);
+/* REINFORCE loss of a pass: -sum_b sum_t log p(a_bt) * advantage_b - coeff * sum_b sum_t H_bt. */
+AGDEF ag_tensor *ag_controller_loss(ag_ctx *ctx, const ag_controller_pass *pass, const int *actions,
+                                    const float *advantage, float entropy_coeff);
+/* Sample `batch` whole architectures (no graph): each row continues a kept architecture drawn
+   uniformly (its tokens and its (h, c)) when kept has entries, else starts from zeros.
+   archs: [batch][AG_ARCH_MAX] (ag_arch_len(stage) used); prefix_index [batch], h_out/c_out
+   [batch][hid], log_probs/entropies [batch][num_tokens]: each may be NULL. */
+AGDEF int  ag_controller_sample(ag_ctx *ctx, ag_controller *c, ag_rng *rng, const ag_kept_archs *kept, int batch,
+                                int *archs, int *prefix_index, float *log_probs, float *entropies,
+                                float *h_out, float *c_out);
+/* One REINFORCE update: ag_ctx_reset, a teacher-forced pass over this stage's tokens
+   (actions [batch][num_tokens]) from (h0, c0), the loss above, backward, one Adam step. */
+AGDEF int  ag_controller_update(ag_ctx *ctx, ag_controller *c, ag_adam *opt, int batch, const float *h0, const float *c0,
+                                const int *actions, const float *advantage, float entropy_coeff, float *loss_out);
+AGDEF void ag_kept_archs_free(ag_kept_archs *k);
+/* keep `count` architectures (len tokens each) with their (h, c); replaces what k held */
+AGDEF int  ag_kept_archs_set(ag_kept_archs *k, int count, int len, int hid_size, const int *archs, int arch_stride,
+                             const float *h, const float *c, ag_error *err);
+
+/* Sliding window of losses for the dynamic reset (the reference's RunningStats): population
+   variance of the last `cap` values. */
+typedef struct ag_loss_window { int cap, count, head; float *v; } ag_loss_window;
+AGDEF int    ag_loss_window_init(ag_loss_window *w, int cap, ag_error *err);
+AGDEF void   ag_loss_window_free(ag_loss_window *w);
+AGDEF void   ag_loss_window_push(ag_loss_window *w, float x);
+AGDEF void   ag_loss_window_clear(ag_loss_window *w);
+AGDEF int    ag_loss_window_full(const ag_loss_window *w);
+AGDEF double ag_loss_window_var(const ag_loss_window *w);   /* 0 with fewer than 2 values */
+
+/* Everything a search needs to resume exactly, besides the GAN (G, D, Adam) and the
+   context's PRNG (latents): the stage, the next iteration, the controller and its Adam,
+   the kept architectures, the REINFORCE baseline, both loss windows and the search PRNG
+   (architecture and prefix draws). */
+typedef struct ag_search_state {
+    int stage, search_iter;       /* search_iter: the next iteration to run */
+    int64_t ctrl_steps;           /* controller steps taken over the whole search */
+    ag_controller ctrl; ag_adam ctrl_opt;
+    float ctrl_lr, ctrl_beta1, ctrl_beta2;
+    ag_kept_archs kept;
+    int has_baseline; float baseline;
+    ag_loss_window g_window, d_window;
+    ag_rng rng;
+} ag_search_state;
+AGDEF int  ag_search_state_init(ag_search_state *s, int hid_size, float ctrl_lr, float beta1, float beta2,
+                                int window, uint64_t seed, ag_error *err);
+AGDEF void ag_search_state_free(ag_search_state *s);
+/* a fresh controller (and Adam) for `stage`, initialised from the search PRNG; the baseline restarts */
+AGDEF int  ag_search_new_controller(ag_search_state *s, int stage, ag_error *err);
+/* The search checkpoint (.safetensors, written to a temporary name and renamed): the GAN
+   as ag_gan_save ("G.", "D.", "adam_g.*", "adam_d.*"), the controller ("ctrl.") and its
+   Adam ("adam_c.*"), "kept.archs"/"kept.h"/"kept.c", "window.g"/"window.d", and in the
+   metadata the counters, both PRNG states, the baseline and the caller's extra fields.
+   Loading checks all of it first and changes nothing on any error. */
+AGDEF int  ag_search_save(const char *path, const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx,
+                          const char *extra_fields, ag_error *err);
+AGDEF int  ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err);
 
 /* ---- Inception-v3 (the 2015-12-05 FID network) and scores ----------------------------
    Built from a state dict with the keys of pt_inception-2015-12-05-6726825d.pth
@@ -4280,16 +4382,20 @@ static int ag__step_fail(ag_ctx *ctx, const char *what) {
     return -1;
 }
 AGDEF int ag_gan_d_step(ag_ctx *ctx, ag_gan *gan, const float *real, const float *z_d, float *d_loss) {
+    return ag_gan_d_step_n(ctx, gan, real, gan->dis_bs, z_d, d_loss);
+}
+AGDEF int ag_gan_d_step_n(ag_ctx *ctx, ag_gan *gan, const float *real, int n, const float *z_d, float *d_loss) {
     ag_tensor *x, *z, *fake, *dr, *dfk, *loss; int R = ag_stage_resolution(gan->G->stage, gan->G->bottom_width);
     ag_ctx_reset(ctx);
     if (ctx->failed) return -1;
+    if (n < 1) { ag__ctx_fail(ctx, "D step: %d real images", n); return -1; }
     gan->G->training = gan->D->training = 1;
     ag_params_zero_grad(&gan->D->params);
     ag__params_set_requires_grad(&gan->D->params, 1);
-    x = ag_tensor4(ctx, gan->dis_bs, gan->G->out_channels, R, R);
+    x = ag_tensor4(ctx, n, gan->G->out_channels, R, R);
     if (!x) return ag__step_fail(ctx, "D step");
     memcpy(x->data, real, x->size * sizeof(float));
-    z = ag__latent(ctx, gan->dis_bs, gan->G->latent_dim, z_d);
+    z = ag__latent(ctx, n, gan->G->latent_dim, z_d);
     dr = ag_discriminator_forward(ctx, gan->D, x);
     ag_tensor_release(ctx, x);
     ag_ctx_set_grad_enabled(ctx, 0);                 /* fake = G(z).detach() */
@@ -4334,6 +4440,242 @@ AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses
     }
     if (out) *out = l;
     return 0;
+}
+
+/* ===================================================================================
+   8b. Controller and search: the LSTM policy, REINFORCE, kept architectures, loss windows
+   =================================================================================== */
+AGDEF void ag_controller_reset_params(ag_controller *c, ag_rng *rng) {
+    float k = 1.0f / sqrtf((float)c->hid_size); int i;
+    ag_init_uniform(rng, c->w_ih, -k, k); ag_init_uniform(rng, c->w_hh, -k, k);
+    ag_init_uniform(rng, c->b_ih, -k, k); ag_init_uniform(rng, c->b_hh, -k, k);
+    ag_init_normal(rng, c->encoder, 0.0f, 1.0f);
+    for (i = 0; i < c->num_tokens; i++) ag__init_default(rng, c->dec_w[i], c->dec_b[i], 1);
+}
+AGDEF int ag_controller_init(ag_controller *c, int stage, int hid_size, ag_rng *rng, ag_error *err) {
+    static const int base[4] = { 2, 3, 3, 2 };
+    int i, total = 0, shape[2]; char name[64];
+    memset(c, 0, sizeof *c);
+    if (stage < 0 || stage > 2) return ag__fail(err, "controller: stage %d (0, 1 or 2)", stage);
+    if (hid_size < 1 || hid_size > 4096) return ag__fail(err, "controller: hidden size %d (1..4096)", hid_size);
+    c->stage = stage; c->hid_size = hid_size; c->num_tokens = stage ? 5 : 4;
+    for (i = 0; i < 4; i++) c->choices[i] = base[i];
+    if (stage) c->choices[4] = 1 << stage;
+    for (i = 0; i < c->num_tokens; i++) { c->offset[i] = total; total += c->choices[i]; }
+    shape[0] = 4 * hid_size; shape[1] = hid_size;
+    if (!(c->w_ih = ag_params_add(&c->params, "lstm.weight_ih", AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+    if (!(c->w_hh = ag_params_add(&c->params, "lstm.weight_hh", AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+    if (!(c->b_ih = ag_params_add(&c->params, "lstm.bias_ih", AG_ENTRY_PARAM, 1, shape, err))) goto fail;
+    if (!(c->b_hh = ag_params_add(&c->params, "lstm.bias_hh", AG_ENTRY_PARAM, 1, shape, err))) goto fail;
+    shape[0] = total;
+    if (!(c->encoder = ag_params_add(&c->params, "encoder.weight", AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+    for (i = 0; i < c->num_tokens; i++) {
+        shape[0] = c->choices[i]; shape[1] = hid_size;
+        snprintf(name, sizeof name, "decoders.%d.weight", i);
+        if (!(c->dec_w[i] = ag_params_add(&c->params, name, AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+        snprintf(name, sizeof name, "decoders.%d.bias", i);
+        if (!(c->dec_b[i] = ag_params_add(&c->params, name, AG_ENTRY_PARAM, 1, shape, err))) goto fail;
+    }
+    if (rng) ag_controller_reset_params(c, rng);
+    return 0;
+fail:
+    ag_params_free(&c->params); memset(c, 0, sizeof *c);
+    return -1;
+}
+AGDEF void ag_controller_free(ag_controller *c) { ag_params_free(&c->params); memset(c, 0, sizeof *c); }
+
+/* a draw from softmax(row) (C entries of log-probabilities): the first index whose
+   cumulative probability (in double) exceeds a uniform u; the last one on rounding */
+static int ag__sample_categorical(ag_rng *rng, const float *log_probs, int C) {
+    double u = ag_rng_uniform(rng), acc = 0.0; int j;
+    for (j = 0; j < C; j++) { acc += exp((double)log_probs[j]); if (u < acc) return j; }
+    return C - 1;
+}
+AGDEF int ag_controller_forward(ag_ctx *ctx, ag_controller *c, int batch, const float *h0, const float *c0,
+                                ag_rng *rng, int *actions, float *log_probs, float *entropies,
+                                ag_controller_pass *pass) {
+    ag_tensor *x, *h, *cs, *cn; int shape[2], t, b, T = c->num_tokens, H = c->hid_size; int64_t *idx;
+    memset(pass, 0, sizeof *pass);
+    if (batch < 1) { ag__ctx_fail(ctx, "controller: batch %d", batch); return -1; }
+    pass->batch = batch; pass->num_tokens = T;
+    shape[0] = batch; shape[1] = H;
+    x = ag_tensor_zeros(ctx, 2, shape);               /* [batch, H]: the first input */
+    h = h0 ? ag_tensor_from(ctx, 2, shape, h0) : ag_tensor_zeros(ctx, 2, shape);
+    cs = c0 ? ag_tensor_from(ctx, 2, shape, c0) : ag_tensor_zeros(ctx, 2, shape);
+    idx = (int64_t *)ag__arena_alloc(ctx, (size_t)batch * sizeof(int64_t));
+    if (!x || !h || !cs || !idx) return -1;
+    for (t = 0; t < T; t++) {
+        ag_tensor *lp; int C = c->choices[t];
+        h = ag_lstm_cell(ctx, x, h, cs, c->w_ih, c->w_hh, c->b_ih, c->b_hh, &cn);   /* [batch, H] */
+        cs = cn;
+        pass->logits[t] = ag_linear(ctx, h, c->dec_w[t], c->dec_b[t]);             /* [batch, C] */
+        lp = pass->log_probs[t] = ag_log_softmax(ctx, pass->logits[t]);
+        if (!lp) return -1;
+        for (b = 0; b < batch; b++) {
+            const float *row = lp->data + (size_t)b * C; int a; double ent = 0.0; int j;
+            if (rng) actions[b * T + t] = ag__sample_categorical(rng, row, C);
+            a = actions[b * T + t];
+            if (a < 0 || a >= C) { ag__ctx_fail(ctx, "controller: action %d of token %d outside [0, %d)", a, t, C); return -1; }
+            for (j = 0; j < C; j++) ent -= exp((double)row[j]) * row[j];
+            if (log_probs) log_probs[b * T + t] = row[a];
+            if (entropies) entropies[b * T + t] = (float)ent;
+            idx[b] = a + c->offset[t];
+        }
+        if (t + 1 < T) x = ag_embedding(ctx, c->encoder, idx, batch);
+    }
+    pass->h = h; pass->c = cs;
+    return ctx->failed ? -1 : 0;
+}
+AGDEF ag_tensor *ag_controller_loss(ag_ctx *ctx, const ag_controller_pass *pass, const int *actions,
+                                    const float *advantage, float entropy_coeff) {
+    ag_tensor *total = NULL; int t, b, T = pass->num_tokens;
+    for (t = 0; t < T; t++) {
+        ag_tensor *lp = pass->log_probs[t], *sel, *term, *plogp; int C;
+        if (!lp) return NULL;
+        C = lp->shape[1];
+        /* sel [batch, C]: -advantage_b at the chosen action, 0 elsewhere (a constant) */
+        if (!(sel = ag_tensor_zeros(ctx, 2, lp->shape))) return NULL;
+        for (b = 0; b < pass->batch; b++) sel->data[(size_t)b * C + actions[b * T + t]] = -advantage[b];
+        term = ag_sum(ctx, ag_mul(ctx, lp, sel));
+        /* -coeff * H = coeff * sum p log p */
+        plogp = ag_sum(ctx, ag_mul(ctx, ag_exp(ctx, lp), lp));
+        term = ag_add(ctx, term, ag_scale(ctx, plogp, entropy_coeff));
+        total = total ? ag_add(ctx, total, term) : term;
+    }
+    return total;
+}
+AGDEF int ag_controller_update(ag_ctx *ctx, ag_controller *c, ag_adam *opt, int batch, const float *h0, const float *c0,
+                               const int *actions, const float *advantage, float entropy_coeff, float *loss_out) {
+    ag_controller_pass pass; ag_tensor *loss; int grad = ag_ctx_grad_enabled(ctx);
+    ag_ctx_reset(ctx);
+    if (ctx->failed) return -1;
+    ag_ctx_set_grad_enabled(ctx, 1);
+    ag_params_zero_grad(&c->params);
+    if (ag_controller_forward(ctx, c, batch, h0, c0, NULL, (int *)actions, NULL, NULL, &pass) ||
+        !(loss = ag_controller_loss(ctx, &pass, actions, advantage, entropy_coeff)) || ag_backward(ctx, loss)) {
+        ag_ctx_set_grad_enabled(ctx, grad);
+        return ag__step_fail(ctx, "controller update");
+    }
+    ag_ctx_set_grad_enabled(ctx, grad);
+    ag_adam_step(opt);
+    if (loss_out) *loss_out = loss->data[0];
+    return 0;
+}
+AGDEF void ag_kept_archs_free(ag_kept_archs *k) { AG_FREE(k->archs); AG_FREE(k->h); AG_FREE(k->c); memset(k, 0, sizeof *k); }
+AGDEF int ag_kept_archs_set(ag_kept_archs *k, int count, int len, int hid_size, const int *archs, int arch_stride,
+                            const float *h, const float *c, ag_error *err) {
+    ag_kept_archs n; int i;
+    memset(&n, 0, sizeof n);
+    if (count < 1 || len < 1 || len > AG_ARCH_MAX || hid_size < 1) return ag__fail(err, "kept architectures: %d of %d tokens, hidden %d", count, len, hid_size);
+    n.count = count; n.len = len; n.hid_size = hid_size;
+    n.archs = (int *)AG_MALLOC((size_t)count * len * sizeof(int));
+    n.h = (float *)AG_MALLOC((size_t)count * hid_size * sizeof(float));
+    n.c = (float *)AG_MALLOC((size_t)count * hid_size * sizeof(float));
+    if (!n.archs || !n.h || !n.c) { ag_kept_archs_free(&n); return ag__fail(err, "out of memory for kept architectures"); }
+    for (i = 0; i < count; i++) memcpy(n.archs + (size_t)i * len, archs + (size_t)i * arch_stride, (size_t)len * sizeof(int));
+    memcpy(n.h, h, (size_t)count * hid_size * sizeof(float));
+    memcpy(n.c, c, (size_t)count * hid_size * sizeof(float));
+    ag_kept_archs_free(k);
+    *k = n;
+    return 0;
+}
+AGDEF int ag_controller_sample(ag_ctx *ctx, ag_controller *c, ag_rng *rng, const ag_kept_archs *kept, int batch,
+                               int *archs, int *prefix_index, float *log_probs, float *entropies,
+                               float *h_out, float *c_out) {
+    int b, t, T = c->num_tokens, H = c->hid_size, plen = 0, grad = ag_ctx_grad_enabled(ctx), rc = -1;
+    int *sel = NULL, *acts = NULL; float *h0 = NULL, *c0 = NULL; ag_controller_pass pass;
+    int use_kept = kept && kept->count > 0;
+    if (batch < 1) { ag__ctx_fail(ctx, "controller sample: batch %d", batch); return -1; }
+    if (use_kept && (kept->hid_size != H || kept->len + T != ag_arch_len(c->stage))) {
+        ag__ctx_fail(ctx, "controller sample: kept architectures of %d tokens (hidden %d) do not lead to stage %d (hidden %d)", kept->len, kept->hid_size, c->stage, H);
+        return -1;
+    }
+    ag_ctx_reset(ctx);
+    if (ctx->failed) return -1;
+    sel = (int *)AG_MALLOC((size_t)batch * sizeof(int));
+    acts = (int *)AG_MALLOC((size_t)batch * T * sizeof(int));
+    if (use_kept) {
+        plen = kept->len;
+        h0 = (float *)AG_MALLOC((size_t)batch * H * sizeof(float));
+        c0 = (float *)AG_MALLOC((size_t)batch * H * sizeof(float));
+    }
+    if (!sel || !acts || (use_kept && (!h0 || !c0))) { ag__ctx_fail(ctx, "controller sample: out of memory"); goto done; }
+    /* the prefix of every row first (the reference draws them all before the tokens) */
+    for (b = 0; b < batch; b++) {
+        sel[b] = use_kept ? (int)(ag_rng_u32(rng) % (uint32_t)kept->count) : -1;
+        if (use_kept) {
+            memcpy(h0 + (size_t)b * H, kept->h + (size_t)sel[b] * H, (size_t)H * sizeof(float));
+            memcpy(c0 + (size_t)b * H, kept->c + (size_t)sel[b] * H, (size_t)H * sizeof(float));
+        }
+    }
+    ag_ctx_set_grad_enabled(ctx, 0);
+    if (ag_controller_forward(ctx, c, batch, h0, c0, rng, acts, log_probs, entropies, &pass)) goto done;
+    for (b = 0; b < batch; b++) {
+        int *row = archs + (size_t)b * AG_ARCH_MAX;
+        for (t = 0; t < AG_ARCH_MAX; t++) row[t] = 0;
+        if (use_kept) memcpy(row, kept->archs + (size_t)sel[b] * plen, (size_t)plen * sizeof(int));
+        for (t = 0; t < T; t++) row[plen + t] = acts[b * T + t];
+        if (prefix_index) prefix_index[b] = sel[b];
+    }
+    if (h_out) memcpy(h_out, pass.h->data, (size_t)batch * H * sizeof(float));
+    if (c_out) memcpy(c_out, pass.c->data, (size_t)batch * H * sizeof(float));
+    rc = 0;
+done:
+    ag_ctx_set_grad_enabled(ctx, grad);
+    AG_FREE(sel); AG_FREE(acts); AG_FREE(h0); AG_FREE(c0);
+    return rc;
+}
+
+AGDEF int ag_loss_window_init(ag_loss_window *w, int cap, ag_error *err) {
+    memset(w, 0, sizeof *w);
+    if (cap < 2) return ag__fail(err, "loss window of %d values (need >= 2)", cap);
+    if (!(w->v = (float *)AG_MALLOC((size_t)cap * sizeof(float)))) return ag__fail(err, "out of memory for a loss window of %d", cap);
+    w->cap = cap;
+    return 0;
+}
+AGDEF void ag_loss_window_free(ag_loss_window *w) { AG_FREE(w->v); memset(w, 0, sizeof *w); }
+AGDEF void ag_loss_window_push(ag_loss_window *w, float x) {
+    w->v[(w->head + w->count) % w->cap] = x;
+    if (w->count < w->cap) w->count++; else w->head = (w->head + 1) % w->cap;
+}
+AGDEF void ag_loss_window_clear(ag_loss_window *w) { w->count = 0; w->head = 0; }
+AGDEF int  ag_loss_window_full(const ag_loss_window *w) { return w->count == w->cap; }
+/* two passes in double over the window (the reference updates a running sum; the value is
+   the same up to its rounding) */
+AGDEF double ag_loss_window_var(const ag_loss_window *w) {
+    double m = 0.0, s = 0.0; int i;
+    if (w->count < 2) return 0.0;
+    for (i = 0; i < w->count; i++) m += w->v[(w->head + i) % w->cap];
+    m /= w->count;
+    for (i = 0; i < w->count; i++) { double d = w->v[(w->head + i) % w->cap] - m; s += d * d; }
+    return s / w->count;
+}
+
+AGDEF int ag_search_new_controller(ag_search_state *s, int stage, ag_error *err) {
+    ag_controller c; ag_adam opt;
+    if (ag_controller_init(&c, stage, s->ctrl.hid_size ? s->ctrl.hid_size : 100, &s->rng, err)) return -1;
+    if (ag_adam_init(&opt, &c.params, s->ctrl_lr, s->ctrl_beta1, s->ctrl_beta2, 1e-8f, err)) { ag_controller_free(&c); return -1; }
+    ag_adam_free(&s->ctrl_opt); ag_controller_free(&s->ctrl);
+    s->ctrl = c; s->ctrl_opt = opt;
+    s->ctrl_opt.params = &s->ctrl.params;   /* the struct moved */
+    s->stage = stage; s->has_baseline = 0; s->baseline = 0.0f;
+    return 0;
+}
+AGDEF int ag_search_state_init(ag_search_state *s, int hid_size, float ctrl_lr, float beta1, float beta2,
+                               int window, uint64_t seed, ag_error *err) {
+    memset(s, 0, sizeof *s);
+    s->ctrl_lr = ctrl_lr; s->ctrl_beta1 = beta1; s->ctrl_beta2 = beta2;
+    s->ctrl.hid_size = hid_size;
+    ag_rng_seed(&s->rng, seed, 7);            /* stream 7: the search's own draws */
+    if (ag_loss_window_init(&s->g_window, window, err) || ag_loss_window_init(&s->d_window, window, err) ||
+        ag_search_new_controller(s, 0, err)) { ag_search_state_free(s); return -1; }
+    return 0;
+}
+AGDEF void ag_search_state_free(ag_search_state *s) {
+    if (s->ctrl_opt.m) ag_adam_free(&s->ctrl_opt);
+    ag_controller_free(&s->ctrl); ag_kept_archs_free(&s->kept);
+    ag_loss_window_free(&s->g_window); ag_loss_window_free(&s->d_window);
+    memset(s, 0, sizeof *s);
 }
 
 /* ===================================================================================
