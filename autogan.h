@@ -5665,6 +5665,164 @@ AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, c
     return rc;
 }
 
+/* ---- the search checkpoint: the GAN, the controller and everything of the loop ---- */
+static int ag__list_add_window(ag_array_list *list, const char *name, const ag_loss_window *w, ag_error *err) {
+    float *tmp = (float *)AG_MALLOC((size_t)(w->count ? w->count : 1) * sizeof(float)); int64_t shape[1]; int i, rc;
+    if (!tmp) return ag__fail(err, "out of memory");
+    for (i = 0; i < w->count; i++) tmp[i] = w->v[(w->head + i) % w->cap];   /* oldest first */
+    shape[0] = w->count;
+    rc = ag_array_list_add(list, name, AG_DTYPE_F32, 1, shape, tmp, err);
+    AG_FREE(tmp);
+    return rc;
+}
+AGDEF int ag_search_save(const char *path, const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx,
+                         const char *extra, ag_error *err) {
+    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(gan->G->stage); uint32_t bits; int64_t shape[2];
+    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
+    memcpy(&bits, &s->baseline, 4);
+    ag__buf_put(&meta, "{\"format\":\"autogan.h search checkpoint 1\",\"stage\":\"%d\",\"search_iter\":\"%d\",\"ctrl_steps\":\"%lld\","
+                "\"gan_iteration\":\"%lld\",\"adam_g_step\":\"%lld\",\"adam_d_step\":\"%lld\",\"adam_c_step\":\"%lld\","
+                "\"rng_state\":\"%llx\",\"rng_inc\":\"%llx\",\"search_rng_state\":\"%llx\",\"search_rng_inc\":\"%llx\","
+                "\"has_baseline\":\"%d\",\"baseline_bits\":\"%08lx\",\"baseline\":\"%.9g\",\"hid_size\":\"%d\",\"g_stage\":\"%d\",\"arch\":\"",
+                s->stage, s->search_iter, (long long)s->ctrl_steps, (long long)gan->iteration, (long long)gan->opt_g.step,
+                (long long)gan->opt_d.step, (long long)s->ctrl_opt.step, (unsigned long long)ctx->rng.state,
+                (unsigned long long)ctx->rng.inc, (unsigned long long)s->rng.state, (unsigned long long)s->rng.inc,
+                s->has_baseline, (unsigned long)bits, (double)s->baseline, s->ctrl.hid_size, gan->G->stage);
+    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", gan->G->arch[i]);
+    ag__buf_put(&meta, "\"%s%s}", extra && *extra ? "," : "", extra ? extra : "");
+    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "G.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "D.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "ctrl.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "adam_c.m.", s->ctrl_opt.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "adam_c.v.", s->ctrl_opt.v, err);
+    if (!rc && s->kept.count) {
+        int64_t *a = (int64_t *)AG_MALLOC((size_t)s->kept.count * s->kept.len * sizeof(int64_t));
+        if (!a) rc = ag__fail(err, "out of memory");
+        for (i = 0; !rc && i < s->kept.count * s->kept.len; i++) a[i] = s->kept.archs[i];
+        shape[0] = s->kept.count; shape[1] = s->kept.len;
+        if (!rc) rc = ag_array_list_add(&list, "kept.archs", AG_DTYPE_I64, 2, shape, a, err);
+        AG_FREE(a);
+        shape[1] = s->kept.hid_size;
+        if (!rc) rc = ag_array_list_add(&list, "kept.h", AG_DTYPE_F32, 2, shape, s->kept.h, err);
+        if (!rc) rc = ag_array_list_add(&list, "kept.c", AG_DTYPE_F32, 2, shape, s->kept.c, err);
+    }
+    if (!rc) rc = ag__list_add_window(&list, "window.g", &s->g_window, err);
+    if (!rc) rc = ag__list_add_window(&list, "window.d", &s->d_window, err);
+    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
+    ag_array_list_free(&list); AG_FREE(meta.p);
+    return rc;
+}
+static int ag__meta_ll(const char *meta, const char *key, const char *fmt, void *out) {
+    char v[128];
+    return ag_json_get_string(meta, key, v, sizeof v) || sscanf(v, fmt, out) != 1 ? -1 : 0;
+}
+AGDEF int ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err) {
+    ag_array_list list; char *meta = NULL, v[128]; int rc = 0, stage = 0, gstage = 0, iter = 0, hid = 0, has_b = 0, arch[AG_ARCH_MAX], alen = 0, i;
+    long long csteps = 0, giter = 0, sg = 0, sd = 0, sc = 0; unsigned long long rs = 0, ri = 0, ss = 0, si = 0; unsigned long bits = 0;
+    ag_controller nc; ag_adam nopt; ag_kept_archs nk; const ag_array *ka = NULL, *kh = NULL, *kc = NULL, *wg, *wd;
+    memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt); memset(&nk, 0, sizeof nk);
+    if (metadata) *metadata = NULL;
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h search checkpoint 1"))
+        rc = ag__fail(err, "%s: not an autogan.h search checkpoint (metadata 'format' missing or unknown)", path);
+    if (!rc && (ag__meta_ll(meta, "stage", "%d", &stage) || ag__meta_ll(meta, "search_iter", "%d", &iter) ||
+                ag__meta_ll(meta, "ctrl_steps", "%lld", &csteps) || ag__meta_ll(meta, "gan_iteration", "%lld", &giter) ||
+                ag__meta_ll(meta, "adam_g_step", "%lld", &sg) || ag__meta_ll(meta, "adam_d_step", "%lld", &sd) ||
+                ag__meta_ll(meta, "adam_c_step", "%lld", &sc) || ag__meta_ll(meta, "rng_state", "%llx", &rs) ||
+                ag__meta_ll(meta, "rng_inc", "%llx", &ri) || ag__meta_ll(meta, "search_rng_state", "%llx", &ss) ||
+                ag__meta_ll(meta, "search_rng_inc", "%llx", &si) || ag__meta_ll(meta, "has_baseline", "%d", &has_b) ||
+                ag__meta_ll(meta, "baseline_bits", "%lx", &bits) || ag__meta_ll(meta, "hid_size", "%d", &hid) ||
+                ag__meta_ll(meta, "g_stage", "%d", &gstage)))
+        rc = ag__fail(err, "%s: search checkpoint metadata incomplete (counters, PRNG states, baseline or stage)", path);
+    if (!rc && (stage < 0 || stage > 2 || gstage < 0 || gstage > 2 || iter < 0 || csteps < 0 || giter < 0 || sg < 0 || sd < 0 || sc < 0))
+        rc = ag__fail(err, "%s: stage or counters out of range in the checkpoint", path);
+    if (!rc && hid != s->ctrl.hid_size)
+        rc = ag__fail(err, "%s: the controller has hidden size %d, this search uses %d (--hid_size)", path, hid, s->ctrl.hid_size);
+    if (!rc) {
+        ag_error e2; e2.msg[0] = 0;
+        if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, arch, &alen, &e2) || ag__arch_check(gstage, arch, alen, &e2))
+            rc = ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg);
+    }
+    if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, "G.", 0, path, err);
+    if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, "D.", 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, path, err);
+    /* the controller of the checkpoint's stage, built aside */
+    if (!rc && ag_controller_init(&nc, stage, hid, NULL, err)) rc = -1;
+    if (!rc && ag_adam_init(&nopt, &nc.params, s->ctrl_lr, s->ctrl_beta1, s->ctrl_beta2, 1e-8f, err)) rc = -1;
+    if (!rc) rc = ag__params_check_arrays(&nc.params, &list, "ctrl.", 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.m.", nopt.m, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.v.", nopt.v, path, err);
+    if (!rc) {
+        ka = ag_array_list_find(&list, "kept.archs"); kh = ag_array_list_find(&list, "kept.h"); kc = ag_array_list_find(&list, "kept.c");
+        if (stage > 0 && !ka) rc = ag__fail(err, "%s: stage %d without kept architectures ('kept.archs' missing)", path, stage);
+        else if (ka) {
+            int n = ka->ndim == 2 ? (int)ka->shape[0] : -1, len = ka->ndim == 2 ? (int)ka->shape[1] : -1;
+            if (ka->dtype != AG_DTYPE_I64 || n < 1 || n > 1000000 || len != ag_arch_len(stage) - nc.num_tokens)
+                rc = ag__fail(err, "%s: 'kept.archs' must be I64 [count, %d]", path, ag_arch_len(stage) - nc.num_tokens);
+            else if (!kh || !kc || kh->dtype != AG_DTYPE_F32 || kc->dtype != AG_DTYPE_F32 || kh->ndim != 2 || kc->ndim != 2 ||
+                     kh->shape[0] != n || kc->shape[0] != n || kh->shape[1] != hid || kc->shape[1] != hid)
+                rc = ag__fail(err, "%s: 'kept.h' and 'kept.c' must be F32 [%d, %d]", path, n, hid);
+            else {
+                int *a = (int *)AG_MALLOC((size_t)n * len * sizeof(int));
+                if (!a) rc = ag__fail(err, "out of memory");
+                for (i = 0; !rc && i < n * len; i++) {
+                    int64_t x = ((const int64_t *)ka->data)[i];
+                    a[i] = (x < 0 || x > 7) ? -1 : (int)x;
+                }
+                for (i = 0; !rc && i < n; i++) {
+                    ag_error e2; if (ag__arch_check(stage - 1, a + (size_t)i * len, len, &e2)) rc = ag__fail(err, "%s: kept architecture %d invalid: %s", path, i, e2.msg);
+                }
+                if (!rc) rc = ag_kept_archs_set(&nk, n, len, hid, a, len, (const float *)kh->data, (const float *)kc->data, err);
+                AG_FREE(a);
+            }
+        }
+    }
+    wg = ag_array_list_find(&list, "window.g"); wd = ag_array_list_find(&list, "window.d");
+    if (!rc && (!wg || !wd || wg->dtype != AG_DTYPE_F32 || wd->dtype != AG_DTYPE_F32 || wg->ndim != 1 || wd->ndim != 1 ||
+                wg->shape[0] > s->g_window.cap || wd->shape[0] > s->d_window.cap))
+        rc = ag__fail(err, "%s: loss windows 'window.g'/'window.d' missing, or longer than --dynamic_reset_window %d", path, s->g_window.cap);
+    if (!rc) {
+        ag__params_copy_arrays(&gan->G->params, &list, "G.");
+        ag__params_copy_arrays(&gan->D->params, &list, "D.");
+        ag__copy_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m);
+        ag__copy_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v);
+        ag__copy_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m);
+        ag__copy_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v);
+        ag__params_copy_arrays(&nc.params, &list, "ctrl.");
+        ag__copy_buffers(&list, &nc.params, "adam_c.m.", nopt.m);
+        ag__copy_buffers(&list, &nc.params, "adam_c.v.", nopt.v);
+        nopt.step = sc;
+        ag_adam_free(&s->ctrl_opt); ag_controller_free(&s->ctrl);
+        s->ctrl = nc; s->ctrl_opt = nopt; s->ctrl_opt.params = &s->ctrl.params;
+        memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt);
+        ag_kept_archs_free(&s->kept); s->kept = nk; memset(&nk, 0, sizeof nk);
+        ag_loss_window_clear(&s->g_window); ag_loss_window_clear(&s->d_window);
+        for (i = 0; i < (int)wg->shape[0]; i++) ag_loss_window_push(&s->g_window, ((const float *)wg->data)[i]);
+        for (i = 0; i < (int)wd->shape[0]; i++) ag_loss_window_push(&s->d_window, ((const float *)wd->data)[i]);
+        s->stage = stage; s->search_iter = iter; s->ctrl_steps = csteps;
+        s->has_baseline = has_b; { uint32_t b32 = (uint32_t)bits; memcpy(&s->baseline, &b32, 4); }
+        s->rng.state = ss; s->rng.inc = si;
+        gan->iteration = giter; gan->opt_g.step = sg; gan->opt_d.step = sd;
+        ag_generator_set_arch(gan->G, gstage, arch, alen, NULL);
+        gan->D->stage = stage;
+        ctx->rng.state = rs; ctx->rng.inc = ri;
+        if (metadata) { *metadata = meta; meta = NULL; }
+    }
+    if (nopt.m) ag_adam_free(&nopt);
+    ag_controller_free(&nc); ag_kept_archs_free(&nk);
+    AG_FREE(meta);
+    ag_array_list_free(&list);
+    return rc;
+}
+
 AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len) {
     ag__json j; char k[256];
     if (out_len) out[0] = 0;
