@@ -49,6 +49,7 @@
        7. Optimiser: Adam, EMA
        8. AutoGAN generator, discriminator and the GAN iteration
        9. Inception-v3, Inception score and FID
+       9b. The compact classifier and the scorer interface (Inception or classifier)
       10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
@@ -375,6 +376,85 @@ AGDEF void ag_fid_stats_free(ag_fid_stats *s);
 AGDEF int  ag_fid(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int dim,
                   double *fid, ag_error *err);
 AGDEF int  ag_sym_eigenvalues(double *a, int n, double *eig, ag_error *err);   /* a is destroyed */
+
+/* ---- the compact classifier (the fast reward and the default scorer) ------------------
+   A small Inception-style CNN for a fixed input size (C x S x S; Fashion-MNIST: 1 x 32 x 32,
+   the 28 x 28 images resized to 32 as the GAN sees them):
+       conv1  3x3 C->32, BN, ReLU            S x S
+       max pool 2                             S/2
+       conv2  3x3 32->48, BN, ReLU            S/2
+       max pool 2                             S/4
+       mixed1 inception block 48 -> 128       S/4
+       mixed2 inception block 128 -> 192      S/4
+       max pool 2                             S/8
+       mixed3 inception block 192 -> 256      S/8
+       global average pool -> features [N, 256] (the "classifier FID" features)
+       fc 256 -> classes -> logits
+   An inception block has four branches concatenated along channels, each a BasicConv2d
+   (conv without bias -> BatchNorm eps 1e-5 -> ReLU): branch1x1; branch3x3_1 (1x1) ->
+   branch3x3_2 (3x3); branch3x3dbl_1 (1x1) -> _2 (3x3) -> _3 (3x3); a 3x3 average pool
+   (count_include_pad false) -> branch_pool (1x1). state_dict names as a PyTorch module
+   would have them: conv1.conv.weight, conv1.bn.running_mean, mixed2.branch3x3dbl_3.bn.weight,
+   fc.weight, fc.bias (tests/golden/gen_classifier.py is that module). Saved as .safetensors
+   with metadata "format": "autogan.h classifier 1" and the input size, channels, classes,
+   feature dim and data set. */
+typedef struct ag_cls_unit { ag_conv_layer conv; ag_bn_layer bn; } ag_cls_unit;      /* BasicConv2d */
+typedef struct ag_cls_block {
+    ag_cls_unit branch1x1, branch3x3_1, branch3x3_2, branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3, branch_pool;
+    int in, out;
+} ag_cls_block;
+typedef struct ag_classifier {
+    int in_channels, in_size, num_classes, feature_dim;
+    char dataset[64];          /* what it was trained on (metadata), "" when unknown */
+    ag_cls_unit conv1, conv2;
+    ag_cls_block mixed[3];
+    ag_conv_layer fc;          /* weight [classes, feature_dim], bias [classes] */
+    ag_params params;
+    int training;              /* BatchNorm: batch statistics (1) or running ones (0) */
+} ag_classifier;
+#define AG_CLASSIFIER_FEATURES 256
+
+AGDEF int  ag_classifier_init(ag_classifier *net, int in_channels, int in_size, int num_classes, ag_rng *rng, ag_error *err);
+AGDEF void ag_classifier_free(ag_classifier *net);
+AGDEF void ag_classifier_reset_params(ag_classifier *net, ag_rng *rng);  /* PyTorch's default init, BN 1/0 */
+/* x [N, C, S, S] (floats, x/127.5 - 1 of the uint8 pixels) -> logits [N, classes];
+   *features (when not NULL) receives the pooled features [N, feature_dim] */
+AGDEF ag_tensor *ag_classifier_forward(ag_ctx *ctx, ag_classifier *net, ag_tensor *x, ag_tensor **features);
+/* dataset and extra_fields (`"key":"value"` pairs, comma-separated) go into the metadata */
+AGDEF int  ag_classifier_save(const char *path, const ag_classifier *net, const char *dataset, const char *extra_fields, ag_error *err);
+/* builds *net from the file (shape from its metadata); *net is untouched on failure */
+AGDEF int  ag_classifier_load(const char *path, ag_classifier *net, ag_error *err);
+
+/* ---- one scoring interface over Inception-v3 and the compact classifier ----------------
+   Images come as the generator makes them (n x c x h x w floats in [-1, 1], c 1 or 3, any
+   h, w) or as uint8 n x h x w x c. Floats are first quantised exactly as the reference
+   saves images: uint8 = trunc(clamp(x * 127.5 + 127.5, 0, 255)). Then, per kind:
+     inception:  gray replicated to RGB, TF-exact resize to 299 and (x-128)/128 (the published
+                 numbers; ag_scorer_set_pytorch_preprocess switches to pytorch-fid's), logits
+                 without the fc bias (the IS convention, 1008 classes), pool3 features (2048);
+     classifier: RGB to gray as PIL's convert("L") when the classifier has 1 channel (gray
+                 replicated when it has 3), resized to its input size as the data sets are
+                 (PIL bilinear), x/127.5 - 1, BatchNorm in eval mode.
+   logits (n x classes) and features (n x feature_dim) may each be NULL. */
+typedef struct ag_scorer ag_scorer;
+AGDEF ag_scorer  *ag_scorer_load(const char *path, ag_error *err);   /* kind from the file's metadata/keys */
+AGDEF ag_scorer  *ag_scorer_from_classifier(const ag_classifier *net, ag_error *err); /* a copy of net's weights */
+AGDEF void        ag_scorer_free(ag_scorer *s);
+AGDEF void        ag_scorer_set_threads(ag_scorer *s, int n);
+AGDEF void        ag_scorer_set_pytorch_preprocess(ag_scorer *s, int on);   /* inception only */
+AGDEF const char *ag_scorer_kind(const ag_scorer *s);                /* "inception" | "classifier" */
+AGDEF int         ag_scorer_num_classes(const ag_scorer *s);
+AGDEF int         ag_scorer_feature_dim(const ag_scorer *s);
+AGDEF int         ag_scorer_input_size(const ag_scorer *s);          /* 299 or the classifier's S */
+AGDEF int         ag_scorer_input_channels(const ag_scorer *s);      /* 3 or the classifier's C */
+AGDEF const char *ag_scorer_dataset(const ag_scorer *s);             /* classifier's data set, "" otherwise */
+AGDEF int ag_scorer_forward(ag_scorer *s, const float *images, int n, int c, int h, int w, float *logits, float *features, ag_error *err);
+AGDEF int ag_scorer_forward_u8(ag_scorer *s, const unsigned char *nhwc, int n, int h, int w, int c, float *logits, float *features, ag_error *err);
+/* IS (ag_inception_score over the scorer's softmax, `splits` splits in input order) */
+AGDEF int ag_scorer_inception_score(ag_scorer *s, const float *images, int n, int c, int h, int w, int splits,
+                                    double *mean, double *std, ag_error *err);
+/* FID statistics of images, accumulated into st (initialised with ag_scorer_feature_dim) */
+AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *images, int n, int c, int h, int w, ag_error *err);
 
 /* ---- file formats ------------------------------------------------------------------- */
 /* .safetensors: F32 tensors and I64 counters by name. Saving goes through a temporary
@@ -4921,6 +5001,352 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
     }
     *fid = diff + tr1 + tr2 - 2.0 * trs;
     AG_FREE(L);
+    return 0;
+}
+
+/* ===================================================================================
+   9b. The compact classifier and the scorer interface (Inception-v3 or the classifier)
+   =================================================================================== */
+/* branch widths of the three inception blocks: 1x1, 3x3 reduce, 3x3, 3x3dbl reduce, 3x3dbl, pool */
+static const int ag__cls_widths[3][6] = { { 32, 32, 48, 16, 24, 24 }, { 48, 48, 64, 32, 48, 32 }, { 64, 64, 96, 48, 64, 32 } };
+static const int ag__cls_block_in[3] = { 48, 128, 192 };
+static int ag__fail_prefix(ag_error *err, const char *fmt, ...);
+
+static int ag__cls_reg_unit(ag_params *ps, ag_cls_unit *u, const char *prefix, int cin, int cout, int k, ag_error *err) {
+    char name[AG_NAME_MAX];
+    snprintf(name, sizeof name, "%s.conv", prefix);
+    if (ag__reg_conv(ps, &u->conv, name, cin, cout, k, 0, 0, err)) return -1;
+    snprintf(name, sizeof name, "%s.bn", prefix);
+    return ag__reg_bn(ps, &u->bn, name, cout, err);
+}
+AGDEF void ag_classifier_free(ag_classifier *net) {
+    if (!net) return;
+    ag_params_free(&net->params);
+    memset(net, 0, sizeof *net);
+}
+static void ag__cls_reset_unit(ag_rng *rng, ag_cls_unit *u) {
+    ag__init_default(rng, u->conv.weight, NULL, 1);
+    ag_init_fill(u->bn.weight, 1.0f); ag_init_fill(u->bn.bias, 0.0f);
+    ag_init_fill(u->bn.running_mean, 0.0f); ag_init_fill(u->bn.running_var, 1.0f); u->bn.num_batches_tracked = 0;
+}
+AGDEF void ag_classifier_reset_params(ag_classifier *net, ag_rng *rng) {
+    int b;
+    ag__cls_reset_unit(rng, &net->conv1); ag__cls_reset_unit(rng, &net->conv2);
+    for (b = 0; b < 3; b++) {
+        ag_cls_block *k = &net->mixed[b];
+        ag__cls_reset_unit(rng, &k->branch1x1); ag__cls_reset_unit(rng, &k->branch3x3_1); ag__cls_reset_unit(rng, &k->branch3x3_2);
+        ag__cls_reset_unit(rng, &k->branch3x3dbl_1); ag__cls_reset_unit(rng, &k->branch3x3dbl_2); ag__cls_reset_unit(rng, &k->branch3x3dbl_3);
+        ag__cls_reset_unit(rng, &k->branch_pool);
+    }
+    ag__init_default(rng, net->fc.weight, net->fc.bias, 1);
+}
+AGDEF int ag_classifier_init(ag_classifier *net, int in_channels, int in_size, int num_classes, ag_rng *rng, ag_error *err) {
+    int b;
+    memset(net, 0, sizeof *net);
+    if (in_channels != 1 && in_channels != 3) return ag__fail(err, "classifier: %d input channels (1 or 3)", in_channels);
+    if (in_size < 8 || in_size > 512) return ag__fail(err, "classifier: input size %d (8 to 512)", in_size);
+    if (num_classes < 2 || num_classes > 100000) return ag__fail(err, "classifier: %d classes (2 to 100000)", num_classes);
+    net->in_channels = in_channels; net->in_size = in_size; net->num_classes = num_classes;
+    net->feature_dim = AG_CLASSIFIER_FEATURES; net->training = 1;
+    if (ag__cls_reg_unit(&net->params, &net->conv1, "conv1", in_channels, 32, 3, err) ||
+        ag__cls_reg_unit(&net->params, &net->conv2, "conv2", 32, 48, 3, err)) goto fail;
+    for (b = 0; b < 3; b++) {
+        ag_cls_block *k = &net->mixed[b]; const int *wd = ag__cls_widths[b]; int in = ag__cls_block_in[b]; char p[AG_NAME_MAX];
+        k->in = in; k->out = wd[0] + wd[2] + wd[4] + wd[5];
+#define AG__CLS_UNIT(field, cin, cout, kk) \
+        snprintf(p, sizeof p, "mixed%d.%s", b + 1, #field); if (ag__cls_reg_unit(&net->params, &k->field, p, cin, cout, kk, err)) goto fail;
+        AG__CLS_UNIT(branch1x1, in, wd[0], 1)
+        AG__CLS_UNIT(branch3x3_1, in, wd[1], 1)
+        AG__CLS_UNIT(branch3x3_2, wd[1], wd[2], 3)
+        AG__CLS_UNIT(branch3x3dbl_1, in, wd[3], 1)
+        AG__CLS_UNIT(branch3x3dbl_2, wd[3], wd[4], 3)
+        AG__CLS_UNIT(branch3x3dbl_3, wd[4], wd[4], 3)
+        AG__CLS_UNIT(branch_pool, in, wd[5], 1)
+#undef AG__CLS_UNIT
+    }
+    AG_ASSERT(net->mixed[0].out == ag__cls_block_in[1] && net->mixed[1].out == ag__cls_block_in[2] && net->mixed[2].out == AG_CLASSIFIER_FEATURES);
+    {   /* fc as a Linear: weight [classes, features], bias [classes] */
+        int shape[2]; shape[0] = num_classes; shape[1] = net->feature_dim;
+        if (!(net->fc.weight = ag_params_add(&net->params, "fc.weight", AG_ENTRY_PARAM, 2, shape, err)) ||
+            !(net->fc.bias = ag_params_add(&net->params, "fc.bias", AG_ENTRY_PARAM, 1, &num_classes, err))) goto fail;
+        net->fc.cin = net->feature_dim; net->fc.cout = num_classes;
+    }
+    if (rng) ag_classifier_reset_params(net, rng);
+    return 0;
+fail:
+    ag_classifier_free(net);
+    return -1;
+}
+
+static ag_tensor *ag__cls_unit_apply(ag_ctx *ctx, ag_cls_unit *u, ag_tensor *x, int training) {
+    ag_tensor *y = ag_conv2d(ctx, x, u->conv.weight, NULL, 1, 1, u->conv.pad, u->conv.pad);
+    y = ag_batch_norm2d(ctx, y, u->bn.weight, u->bn.bias, u->bn.running_mean, u->bn.running_var, &u->bn.num_batches_tracked, training, 0.1f, 1e-5f);
+    return ag_relu(ctx, y);
+}
+static ag_tensor *ag__cls_block_apply(ag_ctx *ctx, ag_cls_block *k, ag_tensor *x, int tr) {
+    ag_tensor *br[4];
+    br[0] = ag__cls_unit_apply(ctx, &k->branch1x1, x, tr);
+    br[1] = ag__cls_unit_apply(ctx, &k->branch3x3_2, ag__cls_unit_apply(ctx, &k->branch3x3_1, x, tr), tr);
+    br[2] = ag__cls_unit_apply(ctx, &k->branch3x3dbl_3,
+                               ag__cls_unit_apply(ctx, &k->branch3x3dbl_2, ag__cls_unit_apply(ctx, &k->branch3x3dbl_1, x, tr), tr), tr);
+    br[3] = ag__cls_unit_apply(ctx, &k->branch_pool, ag_avg_pool2d(ctx, x, 3, 1, 1, 0), tr);
+    if (!br[0] || !br[1] || !br[2] || !br[3]) return NULL;
+    return ag_concat_channels(ctx, br, 4);
+}
+AGDEF ag_tensor *ag_classifier_forward(ag_ctx *ctx, ag_classifier *net, ag_tensor *x, ag_tensor **features) {
+    int tr = net->training, hw; ag_tensor *f;
+    if (features) *features = NULL;
+    if (!x) return NULL;
+    if (x->ndim != 4 || x->shape[1] != net->in_channels || x->shape[2] != net->in_size || x->shape[3] != net->in_size) {
+        char s[64]; ag_tensor_shape_str(x, s, sizeof s);
+        return (ag_tensor *)ag__ctx_fail(ctx, "classifier: input %s, expected [N, %d, %d, %d]", s, net->in_channels, net->in_size, net->in_size);
+    }
+    x = ag__cls_unit_apply(ctx, &net->conv1, x, tr);                 /* 32 x S x S */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_unit_apply(ctx, &net->conv2, x, tr);                 /* 48 x S/2 x S/2 */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_block_apply(ctx, &net->mixed[0], x, tr);             /* 128 x S/4 x S/4 */
+    x = ag__cls_block_apply(ctx, &net->mixed[1], x, tr);             /* 192 x S/4 x S/4 */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_block_apply(ctx, &net->mixed[2], x, tr);             /* 256 x S/8 x S/8 */
+    if (!x) return NULL;
+    hw = x->shape[2] * x->shape[3];
+    f = ag_scale(ctx, ag_sum_hw(ctx, x), 1.0f / (float)hw);          /* global average pool: [N, 256] */
+    if (features) *features = f;
+    return ag_linear(ctx, f, net->fc.weight, net->fc.bias);
+}
+
+#define AG__CLS_FORMAT "autogan.h classifier 1"
+AGDEF int ag_classifier_save(const char *path, const ag_classifier *net, const char *dataset, const char *extra_fields, ag_error *err) {
+    char meta[2048]; size_t i;
+    if (!dataset) dataset = net->dataset;
+    for (i = 0; dataset[i]; i++) if (dataset[i] == '"' || dataset[i] == '\\' || (unsigned char)dataset[i] < 32)
+        return ag__fail(err, "classifier save: data set name '%s' has a character JSON would need to escape", dataset);
+    if (strlen(dataset) >= sizeof net->dataset) return ag__fail(err, "classifier save: data set name too long");
+    snprintf(meta, sizeof meta,
+             "{\"format\":\"" AG__CLS_FORMAT "\",\"model\":\"compact inception classifier (autogan.h)\","
+             "\"in_channels\":\"%d\",\"in_size\":\"%d\",\"num_classes\":\"%d\",\"feature_dim\":\"%d\",\"dataset\":\"%s\"%s%s}",
+             net->in_channels, net->in_size, net->num_classes, net->feature_dim, dataset,
+             extra_fields && *extra_fields ? "," : "", extra_fields ? extra_fields : "");
+    if (strlen(meta) >= sizeof meta - 1) return ag__fail(err, "classifier save: metadata too long");
+    return ag_safetensors_save(path, &net->params, meta, err);
+}
+static int ag__cls_meta_int(const char *json, const char *key, int lo, int hi, int *out) {
+    char v[64]; char *end; long x;
+    if (ag_json_get_string(json, key, v, sizeof v) || !v[0]) return -1;
+    x = strtol(v, &end, 10);
+    if (*end || x < lo || x > hi) return -1;
+    *out = (int)x;
+    return 0;
+}
+/* a classifier from arrays already read and their metadata */
+static int ag__cls_from_arrays(ag_classifier *net, const ag_array_list *arrays, const char *meta, const char *source, ag_error *err) {
+    ag_classifier tmp; int c, s, k, f; char ds[64]; char fmt[64];
+    if (!meta || ag_json_get_string(meta, "format", fmt, sizeof fmt) || strcmp(fmt, AG__CLS_FORMAT))
+        return ag__fail(err, "%s: not a classifier file (metadata \"format\" is not \"" AG__CLS_FORMAT "\")", source);
+    if (ag__cls_meta_int(meta, "in_channels", 1, 3, &c) || ag__cls_meta_int(meta, "in_size", 8, 512, &s) ||
+        ag__cls_meta_int(meta, "num_classes", 2, 100000, &k) || ag__cls_meta_int(meta, "feature_dim", 1, 65536, &f))
+        return ag__fail(err, "%s: classifier metadata needs in_channels, in_size, num_classes and feature_dim as integers in range", source);
+    if (f != AG_CLASSIFIER_FEATURES) return ag__fail(err, "%s: classifier feature_dim %d, this build has %d", source, f, AG_CLASSIFIER_FEATURES);
+    if (ag_classifier_init(&tmp, c, s, k, NULL, err)) return ag__fail_prefix(err, "%s", source);
+    if (ag_params_load_arrays(&tmp.params, arrays, "", 1, source, err)) { ag_classifier_free(&tmp); return -1; }
+    if (ag_json_get_string(meta, "dataset", ds, sizeof ds)) ds[0] = 0;
+    memcpy(tmp.dataset, ds, sizeof tmp.dataset);
+    tmp.training = 0;
+    *net = tmp;
+    return 0;
+}
+AGDEF int ag_classifier_load(const char *path, ag_classifier *net, ag_error *err) {
+    ag_array_list arr; char *meta = NULL; int rc;
+    memset(&arr, 0, sizeof arr);
+    if (ag_safetensors_read(path, &arr, &meta, err)) return -1;
+    rc = ag__cls_from_arrays(net, &arr, meta, path, err);
+    ag_array_list_free(&arr); AG_FREE(meta);
+    return rc;
+}
+
+/* ---- the scorer ---- */
+enum { AG__SCORER_INCEPTION = 0, AG__SCORER_CLASSIFIER = 1 };
+struct ag_scorer {
+    int kind, pytorch_pre, batch;
+    ag_inception *inc;
+    ag_classifier cls; ag_ctx *ctx;
+    unsigned char *u8, *img; float *x;   /* a batch of quantised images; one converted image; network input */
+    size_t u8_cap, img_cap, x_cap;
+};
+AGDEF void ag_scorer_free(ag_scorer *s) {
+    if (!s) return;
+    ag_inception_free(s->inc);
+    ag_classifier_free(&s->cls);
+    ag_ctx_free(s->ctx);
+    AG_FREE(s->u8); AG_FREE(s->img); AG_FREE(s->x);
+    AG_FREE(s);
+}
+static ag_scorer *ag__scorer_new(int kind, ag_error *err) {
+    ag_scorer *s = (ag_scorer *)AG_MALLOC(sizeof(ag_scorer));
+    if (!s) { ag__fail(err, "out of memory for a scorer"); return NULL; }
+    memset(s, 0, sizeof *s);
+    s->kind = kind; s->batch = kind == AG__SCORER_INCEPTION ? 8 : 256;
+    if (kind == AG__SCORER_CLASSIFIER && !(s->ctx = ag_ctx_create(0))) { AG_FREE(s); ag__fail(err, "out of memory for a scorer"); return NULL; }
+    return s;
+}
+AGDEF ag_scorer *ag_scorer_from_classifier(const ag_classifier *net, ag_error *err) {
+    ag_scorer *s = ag__scorer_new(AG__SCORER_CLASSIFIER, err);
+    if (!s) return NULL;
+    if (ag_classifier_init(&s->cls, net->in_channels, net->in_size, net->num_classes, NULL, err) ||
+        ag_params_copy(&s->cls.params, &net->params, err)) { ag_scorer_free(s); return NULL; }
+    memcpy(s->cls.dataset, net->dataset, sizeof s->cls.dataset);
+    s->cls.training = 0;
+    return s;
+}
+AGDEF ag_scorer *ag_scorer_load(const char *path, ag_error *err) {
+    ag_array_list arr; char *meta = NULL; ag_scorer *s = NULL; size_t n = strlen(path); char fmt[64];
+    ag_error e;
+    memset(&arr, 0, sizeof arr);
+    if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0) {
+        if (ag_safetensors_read(path, &arr, &meta, err)) return NULL;
+    } else if (ag_pth_read(path, &arr, err)) return NULL;
+    if (meta && !ag_json_get_string(meta, "format", fmt, sizeof fmt) && !strcmp(fmt, AG__CLS_FORMAT)) {
+        if ((s = ag__scorer_new(AG__SCORER_CLASSIFIER, err)) && ag__cls_from_arrays(&s->cls, &arr, meta, path, err)) { ag_scorer_free(s); s = NULL; }
+    } else if (ag_array_list_find(&arr, "Conv2d_1a_3x3.conv.weight")) {
+        if ((s = ag__scorer_new(AG__SCORER_INCEPTION, err)) && !(s->inc = ag_inception_from_arrays(&arr, &e))) {
+            ag__fail(err, "%s: %s", path, e.msg); ag_scorer_free(s); s = NULL;
+        }
+    } else {
+        ag__fail(err, "%s: neither Inception-v3 weights (no 'Conv2d_1a_3x3.conv.weight') nor a compact classifier "
+                 "(no metadata \"format\": \"" AG__CLS_FORMAT "\")", path);
+    }
+    ag_array_list_free(&arr); AG_FREE(meta);
+    return s;
+}
+AGDEF void ag_scorer_set_threads(ag_scorer *s, int n) {
+    if (s->inc) ag_inception_set_threads(s->inc, n);
+    if (s->ctx) ag_ctx_set_threads(s->ctx, n);
+}
+AGDEF void ag_scorer_set_pytorch_preprocess(ag_scorer *s, int on) { s->pytorch_pre = on != 0; }
+AGDEF const char *ag_scorer_kind(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? "inception" : "classifier"; }
+AGDEF int ag_scorer_num_classes(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 1008 : s->cls.num_classes; }
+AGDEF int ag_scorer_feature_dim(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 2048 : s->cls.feature_dim; }
+AGDEF int ag_scorer_input_size(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 299 : s->cls.in_size; }
+AGDEF int ag_scorer_input_channels(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 3 : s->cls.in_channels; }
+AGDEF const char *ag_scorer_dataset(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? "" : s->cls.dataset; }
+
+static int ag__scorer_grow(void **p, size_t *cap, size_t need, ag_error *err) {
+    void *q;
+    if (need <= *cap) return 0;
+    q = AG_REALLOC(*p, need);
+    if (!q) return ag__fail(err, "out of memory (%lu bytes) in the scorer", (unsigned long)need);
+    *p = q; *cap = need;
+    return 0;
+}
+/* one uint8 h x w x c image -> the classifier's C x S x S floats */
+static int ag__cls_convert(ag_scorer *s, const unsigned char *hwc, int h, int w, int c, float *out, ag_error *err) {
+    int C = s->cls.in_channels, S = s->cls.in_size, k; size_t i, hw = (size_t)h * w;
+    const unsigned char *src = hwc;
+    if (c != C) {   /* gray <-> RGB, as PIL's convert */
+        if (ag__scorer_grow((void **)&s->img, &s->img_cap, hw * (size_t)C, err)) return -1;
+        for (i = 0; i < hw; i++) {
+            if (C == 1) {   /* ITU-R 601-2 luma in PIL's fixed point: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16 */
+                const unsigned char *p = hwc + i * 3;
+                s->img[i] = (unsigned char)(((uint32_t)p[0] * 19595u + (uint32_t)p[1] * 38470u + (uint32_t)p[2] * 7471u + 0x8000u) >> 16);
+            } else for (k = 0; k < 3; k++) s->img[i * 3 + k] = hwc[i];
+        }
+        src = s->img;
+    }
+    if (h != S || w != S) {
+        return ag__fail(err, "classifier scorer: images are %dx%d, the classifier takes %dx%d (resizing needs the data-set resize)", h, w, S, S);
+    }
+    for (k = 0; k < C; k++) for (i = 0; i < hw; i++) out[(size_t)k * hw + i] = (float)src[i * C + k] / 127.5f - 1.0f;
+    return 0;
+}
+static int ag__scorer_check(const ag_scorer *s, int n, int h, int w, int c, ag_error *err) {
+    (void)s;
+    if (n < 0) return ag__fail(err, "scorer: %d images", n);
+    if (c != 1 && c != 3) return ag__fail(err, "scorer: images with %d channels (1 or 3)", c);
+    if (h < 1 || w < 1 || h > 8192 || w > 8192) return ag__fail(err, "scorer: image size %dx%d", h, w);
+    return 0;
+}
+AGDEF int ag_scorer_forward_u8(ag_scorer *s, const unsigned char *nhwc, int n, int h, int w, int c, float *logits, float *features, ag_error *err) {
+    int i0, K = ag_scorer_num_classes(s), F = ag_scorer_feature_dim(s); size_t in_per = (size_t)h * w * c;
+    if (ag__scorer_check(s, n, h, w, c, err)) return -1;
+    if (s->kind == AG__SCORER_INCEPTION) {
+        size_t per = (size_t)3 * 299 * 299;
+        if (ag__scorer_grow((void **)&s->x, &s->x_cap, per * (size_t)s->batch * sizeof(float), err)) return -1;
+        if (c == 1 && ag__scorer_grow((void **)&s->img, &s->img_cap, (size_t)h * w * 3, err)) return -1;
+        for (i0 = 0; i0 < n; i0 += s->batch) {
+            int cnt = n - i0 < s->batch ? n - i0 : s->batch, i;
+            for (i = 0; i < cnt; i++) {
+                const unsigned char *img = nhwc + (size_t)(i0 + i) * in_per;
+                if (c == 1) { size_t j; for (j = 0; j < (size_t)h * w; j++) s->img[3 * j] = s->img[3 * j + 1] = s->img[3 * j + 2] = img[j]; img = s->img; }
+                if (s->pytorch_pre) ag_inception_preprocess_pytorch(img, h, w, s->x + (size_t)i * per);
+                else ag_inception_preprocess_tf(img, h, w, s->x + (size_t)i * per);
+            }
+            if (ag_inception_forward(s->inc, s->x, cnt, features ? features + (size_t)i0 * F : NULL, logits ? logits + (size_t)i0 * K : NULL, 0, err)) return -1;
+        }
+        return 0;
+    }
+    {
+        int C = s->cls.in_channels, S = s->cls.in_size, shape[4]; size_t per = (size_t)C * S * S;
+        if (ag__scorer_grow((void **)&s->x, &s->x_cap, per * (size_t)s->batch * sizeof(float), err)) return -1;
+        for (i0 = 0; i0 < n; i0 += s->batch) {
+            int cnt = n - i0 < s->batch ? n - i0 : s->batch, i; ag_tensor *x, *f = NULL, *lg;
+            for (i = 0; i < cnt; i++)
+                if (ag__cls_convert(s, nhwc + (size_t)(i0 + i) * in_per, h, w, c, s->x + (size_t)i * per, err)) return -1;
+            ag_ctx_reset(s->ctx); ag_ctx_clear_error(s->ctx); ag_ctx_set_grad_enabled(s->ctx, 0);
+            shape[0] = cnt; shape[1] = C; shape[2] = shape[3] = S;
+            x = ag_tensor_from(s->ctx, 4, shape, s->x);
+            s->cls.training = 0;
+            lg = ag_classifier_forward(s->ctx, &s->cls, x, &f);
+            if (!lg) { ag__fail(err, "classifier forward: %s", ag_ctx_error(s->ctx)); ag_ctx_reset(s->ctx); return -1; }
+            if (logits) memcpy(logits + (size_t)i0 * K, lg->data, (size_t)cnt * K * sizeof(float));
+            if (features) memcpy(features + (size_t)i0 * F, f->data, (size_t)cnt * F * sizeof(float));
+        }
+        ag_ctx_reset(s->ctx);
+        return 0;
+    }
+}
+AGDEF int ag_scorer_forward(ag_scorer *s, const float *images, int n, int c, int h, int w, float *logits, float *features, ag_error *err) {
+    int i0, K = ag_scorer_num_classes(s), F = ag_scorer_feature_dim(s), chunk = s->batch; size_t per = (size_t)c * h * w;
+    if (ag__scorer_check(s, n, h, w, c, err)) return -1;
+    if (ag__scorer_grow((void **)&s->u8, &s->u8_cap, per * (size_t)chunk, err)) return -1;
+    for (i0 = 0; i0 < n; i0 += chunk) {
+        int cnt = n - i0 < chunk ? n - i0 : chunk, i, k; size_t j, hw = (size_t)h * w;
+        for (i = 0; i < cnt; i++) {   /* NCHW floats -> HWC uint8 as the reference saves images */
+            const float *src = images + (size_t)(i0 + i) * per; unsigned char *dst = s->u8 + (size_t)i * per;
+            for (k = 0; k < c; k++) for (j = 0; j < hw; j++) {
+                float v = src[(size_t)k * hw + j];
+                if (v != v) return ag__fail(err, "scorer: image %d holds a NaN", i0 + i);
+                v = v * 127.5f + 127.5f; v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+                dst[j * c + k] = (unsigned char)v;
+            }
+        }
+        if (ag_scorer_forward_u8(s, s->u8, cnt, h, w, c, logits ? logits + (size_t)i0 * K : NULL, features ? features + (size_t)i0 * F : NULL, err))
+            return -1;
+    }
+    return 0;
+}
+AGDEF int ag_scorer_inception_score(ag_scorer *s, const float *images, int n, int c, int h, int w, int splits,
+                                    double *mean, double *stdev, ag_error *err) {
+    int K = ag_scorer_num_classes(s), rc; float *lg;
+    if (splits < 1 || n < splits) return ag__fail(err, "scorer IS: %d images in %d splits (need at least one image per split)", n, splits);
+    lg = (float *)AG_MALLOC((size_t)n * K * sizeof(float));
+    if (!lg) return ag__fail(err, "out of memory for %d x %d logits", n, K);
+    rc = ag_scorer_forward(s, images, n, c, h, w, lg, NULL, err);
+    if (!rc) rc = ag_inception_score(lg, n, K, splits, mean, stdev, err);
+    AG_FREE(lg);
+    return rc;
+}
+AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *images, int n, int c, int h, int w, ag_error *err) {
+    int F = ag_scorer_feature_dim(s), i0, chunk = 1024; float *f;
+    if (st->dim != F) return ag__fail(err, "scorer FID: statistics of dimension %d, the %s gives %d", st->dim, ag_scorer_kind(s), F);
+    f = (float *)AG_MALLOC((size_t)chunk * F * sizeof(float));
+    if (!f) return ag__fail(err, "out of memory for features");
+    for (i0 = 0; i0 < n; i0 += chunk) {
+        int cnt = n - i0 < chunk ? n - i0 : chunk;
+        if (ag_scorer_forward(s, images + (size_t)i0 * c * h * w, cnt, c, h, w, NULL, f, err)) { AG_FREE(f); return -1; }
+        if (ag_fid_stats_add(st, f, cnt)) { AG_FREE(f); return ag__fail(err, "scorer FID: out of memory"); }
+    }
+    AG_FREE(f);
     return 0;
 }
 
