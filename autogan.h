@@ -47,9 +47,11 @@
        5. Autograd tape and ops (forward + backward pairs)
        6. Parameters, layers and initialisation
        7. Optimiser: Adam, EMA
+      7b. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resize; loader
        8. AutoGAN generator, discriminator and the GAN iteration
        8b. Controller and search: LSTM policy, REINFORCE loss, kept architectures, loss windows
        9. Inception-v3, Inception score and FID
+       9b. The compact classifier and the scorer interface (Inception or classifier)
       10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
@@ -265,6 +267,77 @@ AGDEF void ag_ema_update(ag_ema *ema);      /* avg = decay*avg + (1-decay)*p for
 AGDEF void ag_ema_swap(ag_ema *ema);        /* exchange averages and live weights (to evaluate) */
 AGDEF void ag_ema_free(ag_ema *ema);
 
+/* ---- data sets --------------------------------------------------------------------
+   Images as stored: uint8 [count][height][width][channels] (HWC per image, RGB or gray).
+   ag_dataset_load(ds, name, path, split, resize_to, err):
+     name   cifar10 | stl10 | mnist | fashion-mnist | folder
+     path   the archive as downloaded (cifar-10-binary.tar.gz, cifar-10-python.tar.gz,
+            stl10_binary.tar.gz), its extracted folder, the folder holding the idx files
+            (gzipped or not; also under raw/ or FashionMNIST/raw/, as torchvision keeps them),
+            a folder of PNG images (searched recursively), or NULL for the default:
+            fashion-mnist's test split is shipped in examples/data/ (AG_DATA_DIR), its train
+            split is read where Debian's dataset-fashion-mnist installs it,
+            /usr/share/datasets/fashion-mnist (AG_DEBIAN_FASHION_MNIST_DIR).
+     split  "train" (the reference's: CIFAR-10 50,000; STL-10 train+unlabeled 105,000; MNIST
+            60,000) or "test" (10,000 / 8,000); NULL means "train". Folders ignore it.
+     resize_to > 0 resizes every image to resize_to x resize_to at load, as the reference's
+            transforms.Resize(resize_to) on a PIL image (ag_image_resize_bilinear_pil);
+            STL-10 is resized while it streams, so the 96x96 originals never all sit in memory.
+   Decoding and resizing run on OpenMP threads. On failure *ds is left as it was and the
+   message names the file and what is wrong. */
+typedef struct ag_dataset {
+    char name[32];
+    int count, height, width, channels;
+    unsigned char *pixels;     /* [count][height][width][channels] */
+    int *labels;               /* [count]; -1 where unlabelled (STL-10 unlabeled, folders) */
+    int num_classes;           /* 10, or 0 when nothing is labelled */
+} ag_dataset;
+#ifndef AG_DATA_DIR
+#define AG_DATA_DIR "examples/data"
+#endif
+#ifndef AG_DEBIAN_FASHION_MNIST_DIR
+#define AG_DEBIAN_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+#endif
+AGDEF int  ag_dataset_load(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err);
+AGDEF void ag_dataset_free(ag_dataset *ds);
+/* a copy of src with every image resized to size x size (PIL BILINEAR, as below) */
+AGDEF int  ag_dataset_resized(const ag_dataset *src, int size, ag_dataset *dst, ag_error *err);
+/* PIL's Image.resize(..., BILINEAR) bit for bit (Pillow's ImagingResample, 8 bits per
+   channel): separable triangle filter whose support is scaled by the reduction factor when
+   shrinking (antialiased), 22-bit fixed-point weights, horizontal pass first into uint8, then
+   vertical; rounding and clamping as Pillow. src [h][w][c] -> dst [out_h][out_w][c], any c.
+   Returns -1 only when out of memory. */
+AGDEF int  ag_image_resize_bilinear_pil(const unsigned char *src, int h, int w, int c, unsigned char *dst, int out_h, int out_w);
+
+/* The loader: batches of a data set, reshuffled at the start of every epoch (Fisher-Yates
+   from the rng passed to ag_data_loader_next: same seed, same order), the last partial batch
+   kept (PyTorch's DataLoader with drop_last=False). Fields are public; a resumed run calls
+   ag_data_loader_restore with what ag_data_loader_state_string wrote into its checkpoint. */
+typedef struct ag_data_loader {
+    const ag_dataset *ds;
+    int batch_size, channels;  /* channels out: the data set's, or 1 <-> 3 converted */
+    int shuffle;               /* 1 after init; 0 keeps data set order (the reference's test loaders) */
+    int *order;                /* [ds->count]: this epoch's permutation */
+    int position;              /* next index into order; ds->count when the epoch is used up */
+    int64_t epoch;             /* epochs started (0 before the first batch) */
+    ag_rng epoch_rng;          /* the rng as it was when this epoch's shuffle began */
+} ag_data_loader;
+AGDEF int  ag_data_loader_init(ag_data_loader *l, const ag_dataset *ds, int batch_size, int channels, ag_error *err);
+/* Next batch as NCHW floats ((x / 255) - 0.5) / 0.5 in float32, the reference's ToTensor +
+   Normalize(0.5, 0.5) (gray to 3 channels by replication, RGB to gray by PIL's
+   L = (19595 R + 38470 G + 7471 B + 32768) >> 16); labels (may be NULL) get the labels.
+   images must hold batch_size x channels x height x width floats. Returns the number of
+   images (batch_size, or fewer at the end of an epoch). A new epoch starts when the previous
+   one is used up: the permutation is drawn from rng then. */
+AGDEF int  ag_data_loader_next(ag_data_loader *l, ag_rng *rng, float *images, int *labels_or_null);
+AGDEF void ag_data_loader_free(ag_data_loader *l);
+/* Fisher-Yates shuffle of idx[0..n) with unbiased bounded draws (rejection below 2^32 mod k) */
+AGDEF void ag_shuffle_indices(ag_rng *rng, int *idx, int n);
+/* "epoch position state inc" (decimal) <-> the loader; restore rebuilds the permutation from
+   the saved epoch_rng, so the resumed run reads the same images in the same order */
+AGDEF void ag_data_loader_state_string(const ag_data_loader *l, char *buf, size_t len);
+AGDEF int  ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error *err);
+
 /* ---- AutoGAN modules -------------------------------------------------------------- */
 #define AG_ARCH_MAX 14
 enum { AG_CONV_POST = 0, AG_CONV_PRE = 1 };
@@ -478,6 +551,85 @@ AGDEF int  ag_fid(const double *mu1, const double *sigma1, const double *mu2, co
                   double *fid, ag_error *err);
 AGDEF int  ag_sym_eigenvalues(double *a, int n, double *eig, ag_error *err);   /* a is destroyed */
 
+/* ---- the compact classifier (the fast reward and the default scorer) ------------------
+   A small Inception-style CNN for a fixed input size (C x S x S; Fashion-MNIST: 1 x 32 x 32,
+   the 28 x 28 images resized to 32 as the GAN sees them):
+       conv1  3x3 C->32, BN, ReLU            S x S
+       max pool 2                             S/2
+       conv2  3x3 32->48, BN, ReLU            S/2
+       max pool 2                             S/4
+       mixed1 inception block 48 -> 128       S/4
+       mixed2 inception block 128 -> 192      S/4
+       max pool 2                             S/8
+       mixed3 inception block 192 -> 256      S/8
+       global average pool -> features [N, 256] (the "classifier FID" features)
+       fc 256 -> classes -> logits
+   An inception block has four branches concatenated along channels, each a BasicConv2d
+   (conv without bias -> BatchNorm eps 1e-5 -> ReLU): branch1x1; branch3x3_1 (1x1) ->
+   branch3x3_2 (3x3); branch3x3dbl_1 (1x1) -> _2 (3x3) -> _3 (3x3); a 3x3 average pool
+   (count_include_pad false) -> branch_pool (1x1). state_dict names as a PyTorch module
+   would have them: conv1.conv.weight, conv1.bn.running_mean, mixed2.branch3x3dbl_3.bn.weight,
+   fc.weight, fc.bias (tests/golden/gen_classifier.py is that module). Saved as .safetensors
+   with metadata "format": "autogan.h classifier 1" and the input size, channels, classes,
+   feature dim and data set. */
+typedef struct ag_cls_unit { ag_conv_layer conv; ag_bn_layer bn; } ag_cls_unit;      /* BasicConv2d */
+typedef struct ag_cls_block {
+    ag_cls_unit branch1x1, branch3x3_1, branch3x3_2, branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3, branch_pool;
+    int in, out;
+} ag_cls_block;
+typedef struct ag_classifier {
+    int in_channels, in_size, num_classes, feature_dim;
+    char dataset[64];          /* what it was trained on (metadata), "" when unknown */
+    ag_cls_unit conv1, conv2;
+    ag_cls_block mixed[3];
+    ag_conv_layer fc;          /* weight [classes, feature_dim], bias [classes] */
+    ag_params params;
+    int training;              /* BatchNorm: batch statistics (1) or running ones (0) */
+} ag_classifier;
+#define AG_CLASSIFIER_FEATURES 256
+
+AGDEF int  ag_classifier_init(ag_classifier *net, int in_channels, int in_size, int num_classes, ag_rng *rng, ag_error *err);
+AGDEF void ag_classifier_free(ag_classifier *net);
+AGDEF void ag_classifier_reset_params(ag_classifier *net, ag_rng *rng);  /* PyTorch's default init, BN 1/0 */
+/* x [N, C, S, S] (floats, x/127.5 - 1 of the uint8 pixels) -> logits [N, classes];
+   *features (when not NULL) receives the pooled features [N, feature_dim] */
+AGDEF ag_tensor *ag_classifier_forward(ag_ctx *ctx, ag_classifier *net, ag_tensor *x, ag_tensor **features);
+/* dataset and extra_fields (`"key":"value"` pairs, comma-separated) go into the metadata */
+AGDEF int  ag_classifier_save(const char *path, const ag_classifier *net, const char *dataset, const char *extra_fields, ag_error *err);
+/* builds *net from the file (shape from its metadata); *net is untouched on failure */
+AGDEF int  ag_classifier_load(const char *path, ag_classifier *net, ag_error *err);
+
+/* ---- one scoring interface over Inception-v3 and the compact classifier ----------------
+   Images come as the generator makes them (n x c x h x w floats in [-1, 1], c 1 or 3, any
+   h, w) or as uint8 n x h x w x c. Floats are first quantised exactly as the reference
+   saves images: uint8 = trunc(clamp(x * 127.5 + 127.5, 0, 255)). Then, per kind:
+     inception:  gray replicated to RGB, TF-exact resize to 299 and (x-128)/128 (the published
+                 numbers; ag_scorer_set_pytorch_preprocess switches to pytorch-fid's), logits
+                 without the fc bias (the IS convention, 1008 classes), pool3 features (2048);
+     classifier: RGB to gray as PIL's convert("L") when the classifier has 1 channel (gray
+                 replicated when it has 3), resized to its input size as the data sets are
+                 (PIL bilinear), x/127.5 - 1, BatchNorm in eval mode.
+   logits (n x classes) and features (n x feature_dim) may each be NULL. */
+typedef struct ag_scorer ag_scorer;
+AGDEF ag_scorer  *ag_scorer_load(const char *path, ag_error *err);   /* kind from the file's metadata/keys */
+AGDEF ag_scorer  *ag_scorer_from_classifier(const ag_classifier *net, ag_error *err); /* a copy of net's weights */
+AGDEF void        ag_scorer_free(ag_scorer *s);
+AGDEF void        ag_scorer_set_threads(ag_scorer *s, int n);
+AGDEF void        ag_scorer_set_pytorch_preprocess(ag_scorer *s, int on);   /* inception only */
+AGDEF const char *ag_scorer_kind(const ag_scorer *s);                /* "inception" | "classifier" */
+AGDEF int         ag_scorer_num_classes(const ag_scorer *s);
+AGDEF int         ag_scorer_feature_dim(const ag_scorer *s);
+AGDEF int         ag_scorer_input_size(const ag_scorer *s);          /* 299 or the classifier's S */
+AGDEF int         ag_scorer_input_channels(const ag_scorer *s);      /* 3 or the classifier's C */
+AGDEF const char *ag_scorer_dataset(const ag_scorer *s);             /* classifier's data set, "" otherwise */
+AGDEF int ag_scorer_forward(ag_scorer *s, const float *images, int n, int c, int h, int w, float *logits, float *features, ag_error *err);
+AGDEF int ag_scorer_forward_u8(ag_scorer *s, const unsigned char *nhwc, int n, int h, int w, int c, float *logits, float *features, ag_error *err);
+/* IS (ag_inception_score over the scorer's softmax, `splits` splits in input order) */
+AGDEF int ag_scorer_inception_score(ag_scorer *s, const float *images, int n, int c, int h, int w, int splits,
+                                    double *mean, double *std, ag_error *err);
+/* FID statistics of images, accumulated into st (initialised with ag_scorer_feature_dim) */
+AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *images, int n, int c, int h, int w, ag_error *err);
+
 /* ---- file formats ------------------------------------------------------------------- */
 /* .safetensors: F32 tensors and I64 counters by name. Saving goes through a temporary
    file and a rename. Loading checks every name, dtype and shape first and changes
@@ -602,6 +754,23 @@ AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err);
    .safetensors file with the same keys */
 AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err);
 
+/* -- gzip, idx, tar --
+   gzip: every member, CRC-32 and length checked; max_out (0 = none) bounds the output.
+   idx (the MNIST format): types u8 i8 i16 i32 f32 f64, 1 to 8 dims, gzipped or not; the data
+   must be exactly as long as the header's shape says.
+   tar: POSIX ustar (prefix + name), GNU long names and base-256 sizes, gzipped or not; the
+   archive is streamed through the callback, nothing is extracted. For each regular-file
+   member the callback is called once with data NULL, len 0 (offset 0: the member starts),
+   then with consecutive pieces of its data (offset = bytes before this piece); it returns
+   -1 (with a message in err) to stop. */
+AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsigned char **out, size_t *out_len, ag_error *err);
+AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err);
+AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err);
+typedef int (*ag_tar_callback)(void *user, const char *name, uint64_t size, const unsigned char *data, size_t len,
+                               uint64_t offset, ag_error *err);
+AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err);
+AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err);
+
 #endif /* AUTOGAN_H */
 
 /* =================================================================================== */
@@ -617,6 +786,10 @@ AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err);
 #include <float.h>
 #include <time.h>
 #include <errno.h>
+#if !defined(_WIN32)
+#include <sys/stat.h>   /* POSIX: data-set folders (stat, opendir) */
+#include <dirent.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -4057,6 +4230,442 @@ AGDEF void ag_ema_free(ag_ema *ema) {
 }
 
 /* ===================================================================================
+   7b. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resizing;
+       the shuffling loader
+   =================================================================================== */
+
+AGDEF void ag_dataset_free(ag_dataset *ds) {
+    if (!ds) return;
+    AG_FREE(ds->pixels);
+    AG_FREE(ds->labels);
+    memset(ds, 0, sizeof *ds);
+}
+
+static int ag__ds_alloc(ag_dataset *ds, const char *name, int count, int h, int w, int c, ag_error *err) {
+    size_t n = (size_t)count * (size_t)h * (size_t)w * (size_t)c;
+    memset(ds, 0, sizeof *ds);
+    snprintf(ds->name, sizeof ds->name, "%s", name);
+    if (count < 0 || h <= 0 || w <= 0 || c <= 0) return ag__fail(err, "%s: bad image geometry %d x %d x %d x %d", name, count, h, w, c);
+    ds->pixels = (unsigned char *)AG_MALLOC(n ? n : 1);
+    ds->labels = (int *)AG_MALLOC(count ? (size_t)count * sizeof(int) : 1);
+    if (!ds->pixels || !ds->labels) {
+        ag_dataset_free(ds);
+        return ag__fail(err, "%s: out of memory for %d images of %d x %d x %d", name, count, h, w, c);
+    }
+    ds->count = count; ds->height = h; ds->width = w; ds->channels = c;
+    return 0;
+}
+
+static int ag__ds_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+static int ag__ds_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* ---- PIL's BILINEAR resample (Pillow src/libImaging/Resample.c, 8 bits per channel) ----
+   For each output pixel xx: center = (xx + 0.5) * scale, scale = in/out; the filter
+   (triangle, support 1) is stretched by max(scale, 1); taps x in [xmin, xmax) with
+   xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5) clamped, weights
+   tri((x - center + 0.5) / filterscale) normalised to sum 1, then scaled by 2^22 and rounded
+   half away from zero. Sums start at 2^21 and are clamped to 0..255 after >> 22. */
+#define AG__PIL_PRECISION_BITS 22
+typedef struct ag__pil_axis { int ksize, *bounds; int32_t *kk; } ag__pil_axis;
+
+static void ag__pil_axis_free(ag__pil_axis *a) { AG_FREE(a->bounds); AG_FREE(a->kk); a->bounds = NULL; a->kk = NULL; }
+
+static int ag__pil_axis_init(ag__pil_axis *a, int in_size, int out_size) {
+    double scale = (double)in_size / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = 1.0 * filterscale, *k;
+    int xx, x;
+    a->ksize = (int)ceil(support) * 2 + 1;
+    a->bounds = (int *)AG_MALLOC((size_t)out_size * 2 * sizeof(int));
+    a->kk = (int32_t *)AG_MALLOC((size_t)out_size * (size_t)a->ksize * sizeof(int32_t));
+    k = (double *)AG_MALLOC((size_t)a->ksize * sizeof(double));
+    if (!a->bounds || !a->kk || !k) { AG_FREE(k); ag__pil_axis_free(a); return -1; }
+    for (xx = 0; xx < out_size; xx++) {
+        double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
+        if (xmin < 0) xmin = 0;
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        for (x = 0; x < xmax; x++) {
+            double t = (x + xmin - center + 0.5) * ss, w;
+            if (t < 0.0) t = -t;
+            w = t < 1.0 ? 1.0 - t : 0.0;
+            k[x] = w;
+            ww += w;
+        }
+        for (x = 0; x < xmax; x++) if (ww != 0.0) k[x] /= ww;
+        for (x = 0; x < a->ksize; x++) {
+            double v = x < xmax ? k[x] : 0.0;
+            a->kk[(size_t)xx * a->ksize + x] = v < 0 ? (int32_t)(-0.5 + v * (1 << AG__PIL_PRECISION_BITS))
+                                                     : (int32_t)(0.5 + v * (1 << AG__PIL_PRECISION_BITS));
+        }
+        a->bounds[xx * 2] = xmin;
+        a->bounds[xx * 2 + 1] = xmax;
+    }
+    AG_FREE(k);
+    return 0;
+}
+
+static unsigned char ag__pil_clip8(int32_t v) {
+    if (v >= (1 << AG__PIL_PRECISION_BITS << 8)) return 255;
+    if (v <= 0) return 0;
+    return (unsigned char)(v >> AG__PIL_PRECISION_BITS);
+}
+
+typedef struct ag__pil_plan { int h, w, c, out_h, out_w, need_h, need_v, y_first, y_last; ag__pil_axis hor, ver; } ag__pil_plan;
+
+static void ag__pil_plan_free(ag__pil_plan *p) { ag__pil_axis_free(&p->hor); ag__pil_axis_free(&p->ver); }
+
+static int ag__pil_plan_init(ag__pil_plan *p, int h, int w, int c, int out_h, int out_w) {
+    int i;
+    memset(p, 0, sizeof *p);
+    p->h = h; p->w = w; p->c = c; p->out_h = out_h; p->out_w = out_w;
+    p->need_h = out_w != w; p->need_v = out_h != h;
+    if (ag__pil_axis_init(&p->hor, w, out_w) || ag__pil_axis_init(&p->ver, h, out_h)) { ag__pil_plan_free(p); return -1; }
+    p->y_first = 0; p->y_last = h;
+    if (p->need_h) {   /* the horizontal pass covers only the rows the vertical pass reads */
+        p->y_first = p->ver.bounds[0];
+        p->y_last = p->ver.bounds[out_h * 2 - 2] + p->ver.bounds[out_h * 2 - 1];
+        for (i = 0; i < out_h; i++) p->ver.bounds[i * 2] -= p->y_first;
+    }
+    return 0;
+}
+
+/* tmp: (y_last - y_first) x out_w x c bytes */
+static void ag__pil_apply(const ag__pil_plan *p, const unsigned char *src, unsigned char *dst, unsigned char *tmp) {
+    const unsigned char *vin = src;
+    int c = p->c, x, y, ch, k;
+    if (!p->need_h && !p->need_v) { memcpy(dst, src, (size_t)p->h * p->w * c); return; }
+    if (p->need_h) {
+        unsigned char *hout = p->need_v ? tmp : dst;
+        for (y = p->y_first; y < p->y_last; y++) {
+            const unsigned char *row = src + (size_t)y * p->w * c;
+            unsigned char *orow = hout + (size_t)(y - p->y_first) * p->out_w * c;
+            for (x = 0; x < p->out_w; x++) {
+                int xmin = p->hor.bounds[x * 2], xmax = p->hor.bounds[x * 2 + 1];
+                const int32_t *kk = p->hor.kk + (size_t)x * p->hor.ksize;
+                for (ch = 0; ch < c; ch++) {
+                    int32_t ss = 1 << (AG__PIL_PRECISION_BITS - 1);
+                    for (k = 0; k < xmax; k++) ss += (int32_t)row[(size_t)(xmin + k) * c + ch] * kk[k];
+                    orow[(size_t)x * c + ch] = ag__pil_clip8(ss);
+                }
+            }
+        }
+        if (!p->need_v) return;
+        vin = tmp;
+    }
+    {
+        int in_w = p->out_w;   /* the vertical pass runs on the horizontally resized rows */
+        for (y = 0; y < p->out_h; y++) {
+            int ymin = p->ver.bounds[y * 2], ymax = p->ver.bounds[y * 2 + 1];
+            const int32_t *kk = p->ver.kk + (size_t)y * p->ver.ksize;
+            unsigned char *orow = dst + (size_t)y * p->out_w * c;
+            for (x = 0; x < in_w * c; x++) {
+                int32_t ss = 1 << (AG__PIL_PRECISION_BITS - 1);
+                for (k = 0; k < ymax; k++) ss += (int32_t)vin[(size_t)(ymin + k) * in_w * c + x] * kk[k];
+                orow[x] = ag__pil_clip8(ss);
+            }
+        }
+    }
+}
+
+static size_t ag__pil_tmp_bytes(const ag__pil_plan *p) { return (size_t)(p->y_last - p->y_first) * p->out_w * p->c + 1; }
+
+AGDEF int ag_image_resize_bilinear_pil(const unsigned char *src, int h, int w, int c, unsigned char *dst, int out_h, int out_w) {
+    ag__pil_plan p;
+    unsigned char *tmp;
+    if (h <= 0 || w <= 0 || c <= 0 || out_h <= 0 || out_w <= 0) return -1;
+    if (ag__pil_plan_init(&p, h, w, c, out_h, out_w)) return -1;
+    tmp = (unsigned char *)AG_MALLOC(ag__pil_tmp_bytes(&p));
+    if (!tmp) { ag__pil_plan_free(&p); return -1; }
+    ag__pil_apply(&p, src, dst, tmp);
+    AG_FREE(tmp);
+    ag__pil_plan_free(&p);
+    return 0;
+}
+
+/* resize images [0, n) of src (h x w x c each) into dst (size x size x c each), threaded */
+static int ag__resize_images(const unsigned char *src, int n, int h, int w, int c, unsigned char *dst, int size, ag_error *err) {
+    ag__pil_plan p;
+    unsigned char *tmp;
+    size_t tb, in_sz = (size_t)h * w * c, out_sz = (size_t)size * size * c;
+    int ag__nt = n < 16 ? 1 : ag__ds_threads();
+    long i;
+    if (ag__pil_plan_init(&p, h, w, c, size, size)) return ag__fail(err, "resize: out of memory");
+    tb = ag__pil_tmp_bytes(&p);
+    tmp = (unsigned char *)AG_MALLOC(tb * (size_t)ag__nt);
+    if (!tmp) { ag__pil_plan_free(&p); return ag__fail(err, "resize: out of memory"); }
+    AG__PARALLEL_FOR
+    for (i = 0; i < n; i++)
+        ag__pil_apply(&p, src + (size_t)i * in_sz, dst + (size_t)i * out_sz, tmp + tb * (size_t)ag__ds_thread_id());
+    AG_FREE(tmp);
+    ag__pil_plan_free(&p);
+    return 0;
+}
+
+AGDEF int ag_dataset_resized(const ag_dataset *src, int size, ag_dataset *dst, ag_error *err) {
+    ag_dataset t;
+    if (size <= 0 || size > 4096) return ag__fail(err, "%s: resize to %d (1 to 4096)", src->name, size);
+    if (ag__ds_alloc(&t, src->name, src->count, size, size, src->channels, err)) return -1;
+    if (ag__resize_images(src->pixels, src->count, src->height, src->width, src->channels, t.pixels, size, err)) {
+        ag_dataset_free(&t);
+        return -1;
+    }
+    if (src->count) memcpy(t.labels, src->labels, (size_t)src->count * sizeof(int));
+    t.num_classes = src->num_classes;
+    *dst = t;
+    return 0;
+}
+
+/* ---- files and folders ---- */
+static int ag__file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+static int ag__is_dir(const char *path);
+
+/* first of dir/{"", raw/, sub/raw/}base{"", .gz} that exists, into out */
+static int ag__find_data_file(char *out, size_t cap, const char *dir, const char *sub, const char *base) {
+    static const char *const mids[3] = { "", "raw/", NULL };
+    char mid[128];
+    int m, g;
+    for (m = 0; m < 3; m++) {
+        if (m == 2) snprintf(mid, sizeof mid, "%s/raw/", sub);
+        else snprintf(mid, sizeof mid, "%s", mids[m]);
+        for (g = 0; g < 2; g++) {
+            snprintf(out, cap, "%s/%s%s%s", dir, mid, base, g ? ".gz" : "");
+            if (ag__file_exists(out) && !ag__is_dir(out)) return 0;
+        }
+    }
+    return -1;
+}
+
+/* ---- MNIST / Fashion-MNIST (idx) ---- */
+static int ag__load_mnist(ag_dataset *ds, const char *name, const char *dir, const char *split, ag_error *err) {
+    char ipath[4096], lpath[4096], ibase[64], lbase[64];
+    const char *pre = strcmp(split, "train") == 0 ? "train" : "t10k";
+    const char *sub = strcmp(name, "mnist") == 0 ? "MNIST" : "FashionMNIST";
+    ag_array im, lb;
+    ag_dataset t;
+    int64_t i, n;
+    snprintf(ibase, sizeof ibase, "%s-images-idx3-ubyte", pre);
+    snprintf(lbase, sizeof lbase, "%s-labels-idx1-ubyte", pre);
+    if (ag__find_data_file(ipath, sizeof ipath, dir, sub, ibase))
+        return ag__fail(err, "%s: no %s[.gz] in %s (nor in its raw/ or %s/raw/)", name, ibase, dir, sub);
+    if (ag__find_data_file(lpath, sizeof lpath, dir, sub, lbase))
+        return ag__fail(err, "%s: no %s[.gz] in %s (nor in its raw/ or %s/raw/)", name, lbase, dir, sub);
+    if (ag_idx_read(ipath, &im, err)) return -1;
+    if (ag_idx_read(lpath, &lb, err)) { ag_array_free(&im); return -1; }
+    if (im.dtype != AG_DTYPE_U8 || im.ndim != 3 || im.shape[1] <= 0 || im.shape[2] <= 0 || im.shape[1] > 4096 || im.shape[2] > 4096) {
+        ag__fail(err, "%s: expected uint8 images [N][H][W], found %s with %d dimensions", ipath, ag_dtype_name(im.dtype), im.ndim);
+        goto fail;
+    }
+    if (lb.dtype != AG_DTYPE_U8 || lb.ndim != 1) {
+        ag__fail(err, "%s: expected uint8 labels [N], found %s with %d dimensions", lpath, ag_dtype_name(lb.dtype), lb.ndim);
+        goto fail;
+    }
+    if (lb.shape[0] != im.shape[0]) {
+        ag__fail(err, "%s holds %lld images but %s holds %lld labels", ipath, (long long)im.shape[0], lpath, (long long)lb.shape[0]);
+        goto fail;
+    }
+    n = im.shape[0];
+    if (n > (1 << 28)) { ag__fail(err, "%s: %lld images (too many)", ipath, (long long)n); goto fail; }
+    for (i = 0; i < n; i++) if (((unsigned char *)lb.data)[i] > 9) {
+        ag__fail(err, "%s: label %d at index %lld (0..9 expected)", lpath, ((unsigned char *)lb.data)[i], (long long)i);
+        goto fail;
+    }
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s", name);
+    t.labels = (int *)AG_MALLOC(n ? (size_t)n * sizeof(int) : 1);
+    if (!t.labels) { ag__fail(err, "%s: out of memory", name); goto fail; }
+    for (i = 0; i < n; i++) t.labels[i] = ((unsigned char *)lb.data)[i];
+    t.pixels = (unsigned char *)im.data;   /* [N][H][W] is already [N][H][W][1] */
+    im.data = NULL;
+    t.count = (int)n; t.height = (int)im.shape[1]; t.width = (int)im.shape[2]; t.channels = 1;
+    t.num_classes = 10;
+    ag_array_free(&im); ag_array_free(&lb);
+    *ds = t;
+    return 0;
+fail:
+    ag_array_free(&im); ag_array_free(&lb);
+    return -1;
+}
+
+/* ---- the loader ---- */
+AGDEF void ag_shuffle_indices(ag_rng *rng, int *idx, int n) {
+    int i;
+    for (i = n - 1; i > 0; i--) {
+        uint32_t bound = (uint32_t)i + 1u, threshold = (uint32_t)(0u - bound) % bound, r, j;
+        do r = ag_rng_u32(rng); while (r < threshold);
+        j = r % bound;
+        { int t = idx[i]; idx[i] = idx[j]; idx[j] = t; }
+    }
+}
+
+static void ag__loader_order(ag_data_loader *l) {
+    int i, n = l->ds->count;
+    for (i = 0; i < n; i++) l->order[i] = i;
+    if (l->shuffle) { ag_rng r = l->epoch_rng; ag_shuffle_indices(&r, l->order, n); }
+}
+
+AGDEF int ag_data_loader_init(ag_data_loader *l, const ag_dataset *ds, int batch_size, int channels, ag_error *err) {
+    ag_data_loader t;
+    memset(&t, 0, sizeof t);
+    if (!ds || ds->count <= 0) return ag__fail(err, "data loader: the data set is empty");
+    if (batch_size <= 0) return ag__fail(err, "data loader: batch size %d (must be > 0)", batch_size);
+    if (channels <= 0) channels = ds->channels;
+    if (channels != ds->channels && !((channels == 3 && ds->channels == 1) || (channels == 1 && ds->channels == 3)))
+        return ag__fail(err, "data loader: %s has %d channels; %d asked (only 1 <-> 3 converts)", ds->name, ds->channels, channels);
+    t.ds = ds; t.batch_size = batch_size; t.channels = channels; t.shuffle = 1;
+    t.order = (int *)AG_MALLOC((size_t)ds->count * sizeof(int));
+    if (!t.order) return ag__fail(err, "data loader: out of memory");
+    t.position = ds->count;   /* the first call starts epoch 1 */
+    *l = t;
+    return 0;
+}
+
+AGDEF void ag_data_loader_free(ag_data_loader *l) {
+    if (!l) return;
+    AG_FREE(l->order);
+    memset(l, 0, sizeof *l);
+}
+
+AGDEF int ag_data_loader_next(ag_data_loader *l, ag_rng *rng, float *images, int *labels) {
+    const ag_dataset *ds = l->ds;
+    float lut[256];
+    int i, n, C = l->channels, H = ds->height, W = ds->width, cin = ds->channels;
+    size_t plane = (size_t)H * W;
+    if (l->position >= ds->count) {
+        int k;
+        l->epoch_rng = *rng;   /* ag__loader_order replays the shuffle from this copy on restore */
+        for (k = 0; k < ds->count; k++) l->order[k] = k;
+        if (l->shuffle) ag_shuffle_indices(rng, l->order, ds->count);
+        l->position = 0;
+        l->epoch++;
+    }
+    for (i = 0; i < 256; i++) lut[i] = ((float)i / 255.0f - 0.5f) / 0.5f;
+    n = ds->count - l->position < l->batch_size ? ds->count - l->position : l->batch_size;
+    for (i = 0; i < n; i++) {
+        int idx = l->order[l->position + i], c;
+        const unsigned char *px = ds->pixels + (size_t)idx * plane * cin;
+        float *out = images + (size_t)i * C * plane;
+        size_t p;
+        if (labels) labels[i] = ds->labels ? ds->labels[idx] : -1;
+        if (C == cin) {
+            for (c = 0; c < C; c++) for (p = 0; p < plane; p++) out[c * plane + p] = lut[px[p * cin + c]];
+        } else if (C == 3) {
+            for (p = 0; p < plane; p++) out[p] = out[plane + p] = out[2 * plane + p] = lut[px[p]];
+        } else {
+            for (p = 0; p < plane; p++) {
+                const unsigned char *q = px + p * 3;
+                out[p] = lut[(q[0] * 19595u + q[1] * 38470u + q[2] * 7471u + 0x8000u) >> 16];
+            }
+        }
+    }
+    l->position += n;
+    return n;
+}
+
+AGDEF void ag_data_loader_state_string(const ag_data_loader *l, char *buf, size_t len) {
+    snprintf(buf, len, "%lld %d %llu %llu", (long long)l->epoch, l->position,
+             (unsigned long long)l->epoch_rng.state, (unsigned long long)l->epoch_rng.inc);
+}
+
+AGDEF int ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error *err) {
+    long long epoch; int position; unsigned long long st, inc; char extra;
+    if (!state || sscanf(state, "%lld %d %llu %llu %c", &epoch, &position, &st, &inc, &extra) != 4)
+        return ag__fail(err, "data loader: state '%s' is not \"epoch position state inc\"", state ? state : "(null)");
+    if (epoch < 0 || position < 0 || position > l->ds->count || (epoch == 0 && position != l->ds->count && position != 0))
+        return ag__fail(err, "data loader: state '%s' does not fit a data set of %d images", state, l->ds->count);
+    l->epoch = epoch;
+    l->epoch_rng.state = st; l->epoch_rng.inc = inc;
+    if (epoch == 0) { l->position = l->ds->count; return 0; }
+    ag__loader_order(l);
+    l->position = position;
+    return 0;
+}
+
+/*ARCHIVE_SETS*/
+static int ag__load_archive_set(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err) {
+    (void)ds; (void)split; (void)resize_to;
+    return ag__fail(err, "%s (%s): this reader is not in this build yet", name, path);
+}
+
+/* ---- dispatch ---- */
+static int ag__is_dir(const char *path) {
+#if !defined(_WIN32)
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+#else
+    (void)path; return 0;
+#endif
+}
+
+AGDEF int ag_dataset_load(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err) {
+    ag_dataset t;
+    char dir[4096];
+    int r;
+    if (!name) return ag__fail(err, "dataset: no name given (cifar10, stl10, mnist, fashion-mnist or folder)");
+    if (!split) split = "train";
+    if (strcmp(split, "train") != 0 && strcmp(split, "test") != 0)
+        return ag__fail(err, "dataset %s: split '%s' (train or test)", name, split);
+    if (resize_to < 0 || resize_to > 4096) return ag__fail(err, "dataset %s: resize to %d (0 keeps the size; at most 4096)", name, resize_to);
+    memset(&t, 0, sizeof t);
+    if (strcmp(name, "mnist") == 0 || strcmp(name, "fashion-mnist") == 0) {
+        if (path) {
+            snprintf(dir, sizeof dir, "%s", path);
+            if (!ag__is_dir(path)) {   /* an images file given: its folder */
+                char *slash = strrchr(dir, '/');
+                if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
+            }
+            r = ag__load_mnist(&t, name, dir, split, err);
+        } else if (strcmp(name, "fashion-mnist") == 0) {
+            /* the shipped test split, else Debian's package (which has both splits) */
+            ag_error e1, e2;
+            r = -1;
+            e1.msg[0] = e2.msg[0] = 0;
+            if (strcmp(split, "test") == 0) r = ag__load_mnist(&t, name, AG_DATA_DIR, split, &e1);
+            if (r) r = ag__load_mnist(&t, name, AG_DEBIAN_FASHION_MNIST_DIR, split, &e2);
+            if (r && strcmp(split, "train") == 0)
+                ag__fail(err, "fashion-mnist: the train split is not shipped; it is read from %s (apt install "
+                         "dataset-fashion-mnist), or give --data_path (%s)", AG_DEBIAN_FASHION_MNIST_DIR, e2.msg);
+            else if (r) ag__fail(err, "fashion-mnist: the test split was found neither in %s (%s) nor in %s (%s)",
+                                 AG_DATA_DIR, e1.msg, AG_DEBIAN_FASHION_MNIST_DIR, e2.msg);
+        } else {
+            return ag__fail(err, "mnist: give the folder holding train-images-idx3-ubyte.gz etc. (--data_path)");
+        }
+    } else if (strcmp(name, "cifar10") == 0 || strcmp(name, "stl10") == 0 || strcmp(name, "folder") == 0) {
+        if (!path) return ag__fail(err, "%s: no path given (--data_path)", name);
+        r = ag__load_archive_set(&t, name, path, split, resize_to, err);
+    } else {
+        return ag__fail(err, "dataset '%s' unknown (cifar10, stl10, mnist, fashion-mnist or folder)", name);
+    }
+    if (r) return -1;
+    if (resize_to > 0 && (t.height != resize_to || t.width != resize_to)) {
+        ag_dataset rs;
+        if (ag_dataset_resized(&t, resize_to, &rs, err)) { ag_dataset_free(&t); return -1; }
+        ag_dataset_free(&t);
+        t = rs;
+    }
+    *ds = t;
+    return 0;
+}
+
+/* ===================================================================================
    8. AutoGAN generator, discriminator and the GAN iteration
    =================================================================================== */
 static const char *const ag__token_names[5] = { "conv type", "norm", "upsample", "shortcut", "skip" };
@@ -5267,6 +5876,352 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
 }
 
 /* ===================================================================================
+   9b. The compact classifier and the scorer interface (Inception-v3 or the classifier)
+   =================================================================================== */
+/* branch widths of the three inception blocks: 1x1, 3x3 reduce, 3x3, 3x3dbl reduce, 3x3dbl, pool */
+static const int ag__cls_widths[3][6] = { { 32, 32, 48, 16, 24, 24 }, { 48, 48, 64, 32, 48, 32 }, { 64, 64, 96, 48, 64, 32 } };
+static const int ag__cls_block_in[3] = { 48, 128, 192 };
+static int ag__fail_prefix(ag_error *err, const char *fmt, ...);
+
+static int ag__cls_reg_unit(ag_params *ps, ag_cls_unit *u, const char *prefix, int cin, int cout, int k, ag_error *err) {
+    char name[AG_NAME_MAX];
+    snprintf(name, sizeof name, "%s.conv", prefix);
+    if (ag__reg_conv(ps, &u->conv, name, cin, cout, k, 0, 0, err)) return -1;
+    snprintf(name, sizeof name, "%s.bn", prefix);
+    return ag__reg_bn(ps, &u->bn, name, cout, err);
+}
+AGDEF void ag_classifier_free(ag_classifier *net) {
+    if (!net) return;
+    ag_params_free(&net->params);
+    memset(net, 0, sizeof *net);
+}
+static void ag__cls_reset_unit(ag_rng *rng, ag_cls_unit *u) {
+    ag__init_default(rng, u->conv.weight, NULL, 1);
+    ag_init_fill(u->bn.weight, 1.0f); ag_init_fill(u->bn.bias, 0.0f);
+    ag_init_fill(u->bn.running_mean, 0.0f); ag_init_fill(u->bn.running_var, 1.0f); u->bn.num_batches_tracked = 0;
+}
+AGDEF void ag_classifier_reset_params(ag_classifier *net, ag_rng *rng) {
+    int b;
+    ag__cls_reset_unit(rng, &net->conv1); ag__cls_reset_unit(rng, &net->conv2);
+    for (b = 0; b < 3; b++) {
+        ag_cls_block *k = &net->mixed[b];
+        ag__cls_reset_unit(rng, &k->branch1x1); ag__cls_reset_unit(rng, &k->branch3x3_1); ag__cls_reset_unit(rng, &k->branch3x3_2);
+        ag__cls_reset_unit(rng, &k->branch3x3dbl_1); ag__cls_reset_unit(rng, &k->branch3x3dbl_2); ag__cls_reset_unit(rng, &k->branch3x3dbl_3);
+        ag__cls_reset_unit(rng, &k->branch_pool);
+    }
+    ag__init_default(rng, net->fc.weight, net->fc.bias, 1);
+}
+AGDEF int ag_classifier_init(ag_classifier *net, int in_channels, int in_size, int num_classes, ag_rng *rng, ag_error *err) {
+    int b;
+    memset(net, 0, sizeof *net);
+    if (in_channels != 1 && in_channels != 3) return ag__fail(err, "classifier: %d input channels (1 or 3)", in_channels);
+    if (in_size < 8 || in_size > 512) return ag__fail(err, "classifier: input size %d (8 to 512)", in_size);
+    if (num_classes < 2 || num_classes > 100000) return ag__fail(err, "classifier: %d classes (2 to 100000)", num_classes);
+    net->in_channels = in_channels; net->in_size = in_size; net->num_classes = num_classes;
+    net->feature_dim = AG_CLASSIFIER_FEATURES; net->training = 1;
+    if (ag__cls_reg_unit(&net->params, &net->conv1, "conv1", in_channels, 32, 3, err) ||
+        ag__cls_reg_unit(&net->params, &net->conv2, "conv2", 32, 48, 3, err)) goto fail;
+    for (b = 0; b < 3; b++) {
+        ag_cls_block *k = &net->mixed[b]; const int *wd = ag__cls_widths[b]; int in = ag__cls_block_in[b]; char p[AG_NAME_MAX];
+        k->in = in; k->out = wd[0] + wd[2] + wd[4] + wd[5];
+#define AG__CLS_UNIT(field, cin, cout, kk) \
+        snprintf(p, sizeof p, "mixed%d.%s", b + 1, #field); if (ag__cls_reg_unit(&net->params, &k->field, p, cin, cout, kk, err)) goto fail;
+        AG__CLS_UNIT(branch1x1, in, wd[0], 1)
+        AG__CLS_UNIT(branch3x3_1, in, wd[1], 1)
+        AG__CLS_UNIT(branch3x3_2, wd[1], wd[2], 3)
+        AG__CLS_UNIT(branch3x3dbl_1, in, wd[3], 1)
+        AG__CLS_UNIT(branch3x3dbl_2, wd[3], wd[4], 3)
+        AG__CLS_UNIT(branch3x3dbl_3, wd[4], wd[4], 3)
+        AG__CLS_UNIT(branch_pool, in, wd[5], 1)
+#undef AG__CLS_UNIT
+    }
+    AG_ASSERT(net->mixed[0].out == ag__cls_block_in[1] && net->mixed[1].out == ag__cls_block_in[2] && net->mixed[2].out == AG_CLASSIFIER_FEATURES);
+    {   /* fc as a Linear: weight [classes, features], bias [classes] */
+        int shape[2]; shape[0] = num_classes; shape[1] = net->feature_dim;
+        if (!(net->fc.weight = ag_params_add(&net->params, "fc.weight", AG_ENTRY_PARAM, 2, shape, err)) ||
+            !(net->fc.bias = ag_params_add(&net->params, "fc.bias", AG_ENTRY_PARAM, 1, &num_classes, err))) goto fail;
+        net->fc.cin = net->feature_dim; net->fc.cout = num_classes;
+    }
+    if (rng) ag_classifier_reset_params(net, rng);
+    return 0;
+fail:
+    ag_classifier_free(net);
+    return -1;
+}
+
+static ag_tensor *ag__cls_unit_apply(ag_ctx *ctx, ag_cls_unit *u, ag_tensor *x, int training) {
+    ag_tensor *y = ag_conv2d(ctx, x, u->conv.weight, NULL, 1, 1, u->conv.pad, u->conv.pad);
+    y = ag_batch_norm2d(ctx, y, u->bn.weight, u->bn.bias, u->bn.running_mean, u->bn.running_var, &u->bn.num_batches_tracked, training, 0.1f, 1e-5f);
+    return ag_relu(ctx, y);
+}
+static ag_tensor *ag__cls_block_apply(ag_ctx *ctx, ag_cls_block *k, ag_tensor *x, int tr) {
+    ag_tensor *br[4];
+    br[0] = ag__cls_unit_apply(ctx, &k->branch1x1, x, tr);
+    br[1] = ag__cls_unit_apply(ctx, &k->branch3x3_2, ag__cls_unit_apply(ctx, &k->branch3x3_1, x, tr), tr);
+    br[2] = ag__cls_unit_apply(ctx, &k->branch3x3dbl_3,
+                               ag__cls_unit_apply(ctx, &k->branch3x3dbl_2, ag__cls_unit_apply(ctx, &k->branch3x3dbl_1, x, tr), tr), tr);
+    br[3] = ag__cls_unit_apply(ctx, &k->branch_pool, ag_avg_pool2d(ctx, x, 3, 1, 1, 0), tr);
+    if (!br[0] || !br[1] || !br[2] || !br[3]) return NULL;
+    return ag_concat_channels(ctx, br, 4);
+}
+AGDEF ag_tensor *ag_classifier_forward(ag_ctx *ctx, ag_classifier *net, ag_tensor *x, ag_tensor **features) {
+    int tr = net->training, hw; ag_tensor *f;
+    if (features) *features = NULL;
+    if (!x) return NULL;
+    if (x->ndim != 4 || x->shape[1] != net->in_channels || x->shape[2] != net->in_size || x->shape[3] != net->in_size) {
+        char s[64]; ag_tensor_shape_str(x, s, sizeof s);
+        return (ag_tensor *)ag__ctx_fail(ctx, "classifier: input %s, expected [N, %d, %d, %d]", s, net->in_channels, net->in_size, net->in_size);
+    }
+    x = ag__cls_unit_apply(ctx, &net->conv1, x, tr);                 /* 32 x S x S */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_unit_apply(ctx, &net->conv2, x, tr);                 /* 48 x S/2 x S/2 */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_block_apply(ctx, &net->mixed[0], x, tr);             /* 128 x S/4 x S/4 */
+    x = ag__cls_block_apply(ctx, &net->mixed[1], x, tr);             /* 192 x S/4 x S/4 */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_block_apply(ctx, &net->mixed[2], x, tr);             /* 256 x S/8 x S/8 */
+    if (!x) return NULL;
+    hw = x->shape[2] * x->shape[3];
+    f = ag_scale(ctx, ag_sum_hw(ctx, x), 1.0f / (float)hw);          /* global average pool: [N, 256] */
+    if (features) *features = f;
+    return ag_linear(ctx, f, net->fc.weight, net->fc.bias);
+}
+
+#define AG__CLS_FORMAT "autogan.h classifier 1"
+AGDEF int ag_classifier_save(const char *path, const ag_classifier *net, const char *dataset, const char *extra_fields, ag_error *err) {
+    char meta[2048]; size_t i;
+    if (!dataset) dataset = net->dataset;
+    for (i = 0; dataset[i]; i++) if (dataset[i] == '"' || dataset[i] == '\\' || (unsigned char)dataset[i] < 32)
+        return ag__fail(err, "classifier save: data set name '%s' has a character JSON would need to escape", dataset);
+    if (strlen(dataset) >= sizeof net->dataset) return ag__fail(err, "classifier save: data set name too long");
+    snprintf(meta, sizeof meta,
+             "{\"format\":\"" AG__CLS_FORMAT "\",\"model\":\"compact inception classifier (autogan.h)\","
+             "\"in_channels\":\"%d\",\"in_size\":\"%d\",\"num_classes\":\"%d\",\"feature_dim\":\"%d\",\"dataset\":\"%s\"%s%s}",
+             net->in_channels, net->in_size, net->num_classes, net->feature_dim, dataset,
+             extra_fields && *extra_fields ? "," : "", extra_fields ? extra_fields : "");
+    if (strlen(meta) >= sizeof meta - 1) return ag__fail(err, "classifier save: metadata too long");
+    return ag_safetensors_save(path, &net->params, meta, err);
+}
+static int ag__cls_meta_int(const char *json, const char *key, int lo, int hi, int *out) {
+    char v[64]; char *end; long x;
+    if (ag_json_get_string(json, key, v, sizeof v) || !v[0]) return -1;
+    x = strtol(v, &end, 10);
+    if (*end || x < lo || x > hi) return -1;
+    *out = (int)x;
+    return 0;
+}
+/* a classifier from arrays already read and their metadata */
+static int ag__cls_from_arrays(ag_classifier *net, const ag_array_list *arrays, const char *meta, const char *source, ag_error *err) {
+    ag_classifier tmp; int c, s, k, f; char ds[64]; char fmt[64];
+    if (!meta || ag_json_get_string(meta, "format", fmt, sizeof fmt) || strcmp(fmt, AG__CLS_FORMAT))
+        return ag__fail(err, "%s: not a classifier file (metadata \"format\" is not \"" AG__CLS_FORMAT "\")", source);
+    if (ag__cls_meta_int(meta, "in_channels", 1, 3, &c) || ag__cls_meta_int(meta, "in_size", 8, 512, &s) ||
+        ag__cls_meta_int(meta, "num_classes", 2, 100000, &k) || ag__cls_meta_int(meta, "feature_dim", 1, 65536, &f))
+        return ag__fail(err, "%s: classifier metadata needs in_channels, in_size, num_classes and feature_dim as integers in range", source);
+    if (f != AG_CLASSIFIER_FEATURES) return ag__fail(err, "%s: classifier feature_dim %d, this build has %d", source, f, AG_CLASSIFIER_FEATURES);
+    if (ag_classifier_init(&tmp, c, s, k, NULL, err)) return ag__fail_prefix(err, "%s", source);
+    if (ag_params_load_arrays(&tmp.params, arrays, "", 1, source, err)) { ag_classifier_free(&tmp); return -1; }
+    if (ag_json_get_string(meta, "dataset", ds, sizeof ds)) ds[0] = 0;
+    memcpy(tmp.dataset, ds, sizeof tmp.dataset);
+    tmp.training = 0;
+    *net = tmp;
+    return 0;
+}
+AGDEF int ag_classifier_load(const char *path, ag_classifier *net, ag_error *err) {
+    ag_array_list arr; char *meta = NULL; int rc;
+    memset(&arr, 0, sizeof arr);
+    if (ag_safetensors_read(path, &arr, &meta, err)) return -1;
+    rc = ag__cls_from_arrays(net, &arr, meta, path, err);
+    ag_array_list_free(&arr); AG_FREE(meta);
+    return rc;
+}
+
+/* ---- the scorer ---- */
+enum { AG__SCORER_INCEPTION = 0, AG__SCORER_CLASSIFIER = 1 };
+struct ag_scorer {
+    int kind, pytorch_pre, batch;
+    ag_inception *inc;
+    ag_classifier cls; ag_ctx *ctx;
+    unsigned char *u8, *img; float *x;   /* a batch of quantised images; one converted image; network input */
+    size_t u8_cap, img_cap, x_cap;
+};
+AGDEF void ag_scorer_free(ag_scorer *s) {
+    if (!s) return;
+    ag_inception_free(s->inc);
+    ag_classifier_free(&s->cls);
+    ag_ctx_free(s->ctx);
+    AG_FREE(s->u8); AG_FREE(s->img); AG_FREE(s->x);
+    AG_FREE(s);
+}
+static ag_scorer *ag__scorer_new(int kind, ag_error *err) {
+    ag_scorer *s = (ag_scorer *)AG_MALLOC(sizeof(ag_scorer));
+    if (!s) { ag__fail(err, "out of memory for a scorer"); return NULL; }
+    memset(s, 0, sizeof *s);
+    s->kind = kind; s->batch = kind == AG__SCORER_INCEPTION ? 8 : 256;
+    if (kind == AG__SCORER_CLASSIFIER && !(s->ctx = ag_ctx_create(0))) { AG_FREE(s); ag__fail(err, "out of memory for a scorer"); return NULL; }
+    return s;
+}
+AGDEF ag_scorer *ag_scorer_from_classifier(const ag_classifier *net, ag_error *err) {
+    ag_scorer *s = ag__scorer_new(AG__SCORER_CLASSIFIER, err);
+    if (!s) return NULL;
+    if (ag_classifier_init(&s->cls, net->in_channels, net->in_size, net->num_classes, NULL, err) ||
+        ag_params_copy(&s->cls.params, &net->params, err)) { ag_scorer_free(s); return NULL; }
+    memcpy(s->cls.dataset, net->dataset, sizeof s->cls.dataset);
+    s->cls.training = 0;
+    return s;
+}
+AGDEF ag_scorer *ag_scorer_load(const char *path, ag_error *err) {
+    ag_array_list arr; char *meta = NULL; ag_scorer *s = NULL; size_t n = strlen(path); char fmt[64];
+    ag_error e;
+    memset(&arr, 0, sizeof arr);
+    if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0) {
+        if (ag_safetensors_read(path, &arr, &meta, err)) return NULL;
+    } else if (ag_pth_read(path, &arr, err)) return NULL;
+    if (meta && !ag_json_get_string(meta, "format", fmt, sizeof fmt) && !strcmp(fmt, AG__CLS_FORMAT)) {
+        if ((s = ag__scorer_new(AG__SCORER_CLASSIFIER, err)) && ag__cls_from_arrays(&s->cls, &arr, meta, path, err)) { ag_scorer_free(s); s = NULL; }
+    } else if (ag_array_list_find(&arr, "Conv2d_1a_3x3.conv.weight")) {
+        if ((s = ag__scorer_new(AG__SCORER_INCEPTION, err)) && !(s->inc = ag_inception_from_arrays(&arr, &e))) {
+            ag__fail(err, "%s: %s", path, e.msg); ag_scorer_free(s); s = NULL;
+        }
+    } else {
+        ag__fail(err, "%s: neither Inception-v3 weights (no 'Conv2d_1a_3x3.conv.weight') nor a compact classifier "
+                 "(no metadata \"format\": \"" AG__CLS_FORMAT "\")", path);
+    }
+    ag_array_list_free(&arr); AG_FREE(meta);
+    return s;
+}
+AGDEF void ag_scorer_set_threads(ag_scorer *s, int n) {
+    if (s->inc) ag_inception_set_threads(s->inc, n);
+    if (s->ctx) ag_ctx_set_threads(s->ctx, n);
+}
+AGDEF void ag_scorer_set_pytorch_preprocess(ag_scorer *s, int on) { s->pytorch_pre = on != 0; }
+AGDEF const char *ag_scorer_kind(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? "inception" : "classifier"; }
+AGDEF int ag_scorer_num_classes(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 1008 : s->cls.num_classes; }
+AGDEF int ag_scorer_feature_dim(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 2048 : s->cls.feature_dim; }
+AGDEF int ag_scorer_input_size(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 299 : s->cls.in_size; }
+AGDEF int ag_scorer_input_channels(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 3 : s->cls.in_channels; }
+AGDEF const char *ag_scorer_dataset(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? "" : s->cls.dataset; }
+
+static int ag__scorer_grow(void **p, size_t *cap, size_t need, ag_error *err) {
+    void *q;
+    if (need <= *cap) return 0;
+    q = AG_REALLOC(*p, need);
+    if (!q) return ag__fail(err, "out of memory (%lu bytes) in the scorer", (unsigned long)need);
+    *p = q; *cap = need;
+    return 0;
+}
+/* one uint8 h x w x c image -> the classifier's C x S x S floats */
+static int ag__cls_convert(ag_scorer *s, const unsigned char *hwc, int h, int w, int c, float *out, ag_error *err) {
+    int C = s->cls.in_channels, S = s->cls.in_size, k; size_t i, hw = (size_t)h * w;
+    const unsigned char *src = hwc;
+    if (c != C) {   /* gray <-> RGB, as PIL's convert */
+        if (ag__scorer_grow((void **)&s->img, &s->img_cap, hw * (size_t)C, err)) return -1;
+        for (i = 0; i < hw; i++) {
+            if (C == 1) {   /* ITU-R 601-2 luma in PIL's fixed point: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16 */
+                const unsigned char *p = hwc + i * 3;
+                s->img[i] = (unsigned char)(((uint32_t)p[0] * 19595u + (uint32_t)p[1] * 38470u + (uint32_t)p[2] * 7471u + 0x8000u) >> 16);
+            } else for (k = 0; k < 3; k++) s->img[i * 3 + k] = hwc[i];
+        }
+        src = s->img;
+    }
+    if (h != S || w != S) {
+        return ag__fail(err, "classifier scorer: images are %dx%d, the classifier takes %dx%d (resizing needs the data-set resize)", h, w, S, S);
+    }
+    for (k = 0; k < C; k++) for (i = 0; i < hw; i++) out[(size_t)k * hw + i] = (float)src[i * C + k] / 127.5f - 1.0f;
+    return 0;
+}
+static int ag__scorer_check(const ag_scorer *s, int n, int h, int w, int c, ag_error *err) {
+    (void)s;
+    if (n < 0) return ag__fail(err, "scorer: %d images", n);
+    if (c != 1 && c != 3) return ag__fail(err, "scorer: images with %d channels (1 or 3)", c);
+    if (h < 1 || w < 1 || h > 8192 || w > 8192) return ag__fail(err, "scorer: image size %dx%d", h, w);
+    return 0;
+}
+AGDEF int ag_scorer_forward_u8(ag_scorer *s, const unsigned char *nhwc, int n, int h, int w, int c, float *logits, float *features, ag_error *err) {
+    int i0, K = ag_scorer_num_classes(s), F = ag_scorer_feature_dim(s); size_t in_per = (size_t)h * w * c;
+    if (ag__scorer_check(s, n, h, w, c, err)) return -1;
+    if (s->kind == AG__SCORER_INCEPTION) {
+        size_t per = (size_t)3 * 299 * 299;
+        if (ag__scorer_grow((void **)&s->x, &s->x_cap, per * (size_t)s->batch * sizeof(float), err)) return -1;
+        if (c == 1 && ag__scorer_grow((void **)&s->img, &s->img_cap, (size_t)h * w * 3, err)) return -1;
+        for (i0 = 0; i0 < n; i0 += s->batch) {
+            int cnt = n - i0 < s->batch ? n - i0 : s->batch, i;
+            for (i = 0; i < cnt; i++) {
+                const unsigned char *img = nhwc + (size_t)(i0 + i) * in_per;
+                if (c == 1) { size_t j; for (j = 0; j < (size_t)h * w; j++) s->img[3 * j] = s->img[3 * j + 1] = s->img[3 * j + 2] = img[j]; img = s->img; }
+                if (s->pytorch_pre) ag_inception_preprocess_pytorch(img, h, w, s->x + (size_t)i * per);
+                else ag_inception_preprocess_tf(img, h, w, s->x + (size_t)i * per);
+            }
+            if (ag_inception_forward(s->inc, s->x, cnt, features ? features + (size_t)i0 * F : NULL, logits ? logits + (size_t)i0 * K : NULL, 0, err)) return -1;
+        }
+        return 0;
+    }
+    {
+        int C = s->cls.in_channels, S = s->cls.in_size, shape[4]; size_t per = (size_t)C * S * S;
+        if (ag__scorer_grow((void **)&s->x, &s->x_cap, per * (size_t)s->batch * sizeof(float), err)) return -1;
+        for (i0 = 0; i0 < n; i0 += s->batch) {
+            int cnt = n - i0 < s->batch ? n - i0 : s->batch, i; ag_tensor *x, *f = NULL, *lg;
+            for (i = 0; i < cnt; i++)
+                if (ag__cls_convert(s, nhwc + (size_t)(i0 + i) * in_per, h, w, c, s->x + (size_t)i * per, err)) return -1;
+            ag_ctx_reset(s->ctx); ag_ctx_clear_error(s->ctx); ag_ctx_set_grad_enabled(s->ctx, 0);
+            shape[0] = cnt; shape[1] = C; shape[2] = shape[3] = S;
+            x = ag_tensor_from(s->ctx, 4, shape, s->x);
+            s->cls.training = 0;
+            lg = ag_classifier_forward(s->ctx, &s->cls, x, &f);
+            if (!lg) { ag__fail(err, "classifier forward: %s", ag_ctx_error(s->ctx)); ag_ctx_reset(s->ctx); return -1; }
+            if (logits) memcpy(logits + (size_t)i0 * K, lg->data, (size_t)cnt * K * sizeof(float));
+            if (features) memcpy(features + (size_t)i0 * F, f->data, (size_t)cnt * F * sizeof(float));
+        }
+        ag_ctx_reset(s->ctx);
+        return 0;
+    }
+}
+AGDEF int ag_scorer_forward(ag_scorer *s, const float *images, int n, int c, int h, int w, float *logits, float *features, ag_error *err) {
+    int i0, K = ag_scorer_num_classes(s), F = ag_scorer_feature_dim(s), chunk = s->batch; size_t per = (size_t)c * h * w;
+    if (ag__scorer_check(s, n, h, w, c, err)) return -1;
+    if (ag__scorer_grow((void **)&s->u8, &s->u8_cap, per * (size_t)chunk, err)) return -1;
+    for (i0 = 0; i0 < n; i0 += chunk) {
+        int cnt = n - i0 < chunk ? n - i0 : chunk, i, k; size_t j, hw = (size_t)h * w;
+        for (i = 0; i < cnt; i++) {   /* NCHW floats -> HWC uint8 as the reference saves images */
+            const float *src = images + (size_t)(i0 + i) * per; unsigned char *dst = s->u8 + (size_t)i * per;
+            for (k = 0; k < c; k++) for (j = 0; j < hw; j++) {
+                float v = src[(size_t)k * hw + j];
+                if (v != v) return ag__fail(err, "scorer: image %d holds a NaN", i0 + i);
+                v = v * 127.5f + 127.5f; v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+                dst[j * c + k] = (unsigned char)v;
+            }
+        }
+        if (ag_scorer_forward_u8(s, s->u8, cnt, h, w, c, logits ? logits + (size_t)i0 * K : NULL, features ? features + (size_t)i0 * F : NULL, err))
+            return -1;
+    }
+    return 0;
+}
+AGDEF int ag_scorer_inception_score(ag_scorer *s, const float *images, int n, int c, int h, int w, int splits,
+                                    double *mean, double *stdev, ag_error *err) {
+    int K = ag_scorer_num_classes(s), rc; float *lg;
+    if (splits < 1 || n < splits) return ag__fail(err, "scorer IS: %d images in %d splits (need at least one image per split)", n, splits);
+    lg = (float *)AG_MALLOC((size_t)n * K * sizeof(float));
+    if (!lg) return ag__fail(err, "out of memory for %d x %d logits", n, K);
+    rc = ag_scorer_forward(s, images, n, c, h, w, lg, NULL, err);
+    if (!rc) rc = ag_inception_score(lg, n, K, splits, mean, stdev, err);
+    AG_FREE(lg);
+    return rc;
+}
+AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *images, int n, int c, int h, int w, ag_error *err) {
+    int F = ag_scorer_feature_dim(s), i0, chunk = 1024; float *f;
+    if (st->dim != F) return ag__fail(err, "scorer FID: statistics of dimension %d, the %s gives %d", st->dim, ag_scorer_kind(s), F);
+    f = (float *)AG_MALLOC((size_t)chunk * F * sizeof(float));
+    if (!f) return ag__fail(err, "out of memory for features");
+    for (i0 = 0; i0 < n; i0 += chunk) {
+        int cnt = n - i0 < chunk ? n - i0 : chunk;
+        if (ag_scorer_forward(s, images + (size_t)i0 * c * h * w, cnt, c, h, w, NULL, f, err)) { AG_FREE(f); return -1; }
+        if (ag_fid_stats_add(st, f, cnt)) { AG_FREE(f); return ag__fail(err, "scorer FID: out of memory"); }
+    }
+    AG_FREE(f);
+    return 0;
+}
+
+/* ===================================================================================
    10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
    =================================================================================== */
 /* Layout: u64 little-endian header length N, N bytes of JSON
@@ -6151,6 +7106,12 @@ typedef struct ag__inf {
     unsigned char *out;
     size_t out_len, out_cap, max_out;
     ag_error *err;
+    /* streaming: when sink is set, output beyond the 32 KB window goes to it in chunks
+       (CRC-32 kept over everything handed over), so out stays about 1 MB */
+    int (*sink)(void *user, const unsigned char *data, size_t len, ag_error *err);
+    void *sink_user;
+    uint64_t flushed;
+    uint32_t crc;
 } ag__inf;
 
 static const uint16_t ag__len_base[29] = { 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
@@ -6254,8 +7215,19 @@ static int ag__huff_decode(ag__inf *s, const ag__huff *h) {
     return -1;
 }
 
+/* hand out[0..n) to the sink and keep the rest (the back-reference window) */
+static int ag__inf_flush(ag__inf *s, size_t n) {
+    s->crc = ag_crc32(s->crc, s->out, n);
+    if (s->sink(s->sink_user, s->out, n, s->err)) return -1;
+    memmove(s->out, s->out + n, s->out_len - n);
+    s->out_len -= n;
+    s->flushed += n;
+    return 0;
+}
+
 static int ag__inf_reserve(ag__inf *s, size_t n) {
     size_t need;
+    if (s->sink && s->out_len + n > s->out_cap && s->out_len > 32768 && ag__inf_flush(s, s->out_len - 32768)) return -1;
     if (n > s->max_out - s->out_len)
         return ag__fail(s->err, "inflate: output exceeds the limit of %lu bytes", (unsigned long)s->max_out);
     need = s->out_len + n;
@@ -6382,14 +7354,34 @@ static int ag__inf_dynamic(ag__inf *s, ag__huff *lit, ag__huff *dist) {
 /* Inflate in[0..in_len) (a zlib stream when zlib_wrapped, else raw DEFLATE) into a new
    AG_MALLOC buffer of at most max_out bytes; size_hint is the expected size (0 if unknown).
    *consumed (may be NULL) gets the number of input bytes used. */
+static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
+                          size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
+                          int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+                          uint32_t *crc, uint64_t *total, ag_error *err);
 static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                        size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed, ag_error *err) {
+    return ag__inflate_to(in, in_len, zlib_wrapped, size_hint, max_out, out, out_len, consumed, NULL, NULL, NULL, NULL, err);
+}
+/* Raw DEFLATE streamed into sink(user, chunk, len, err) (which returns -1 to stop, with its
+   message in err); *crc gets the CRC-32 and *total the length of everything it was given. */
+static int ag__inflate_stream(const unsigned char *in, size_t in_len, size_t *consumed,
+                              int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+                              uint32_t *crc, uint64_t *total, ag_error *err) {
+    unsigned char *out; size_t out_len;
+    return ag__inflate_to(in, in_len, 0, (size_t)1 << 20, SIZE_MAX, &out, &out_len, consumed, sink, sink_user, crc, total, err);
+}
+static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
+                          size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
+                          int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+                          uint32_t *crc, uint64_t *total, ag_error *err) {
     ag__inf s;
     ag__huff *tabs;
     int final = 0;
     *out = NULL;
     *out_len = 0;
     memset(&s, 0, sizeof s);
+    s.sink = sink;
+    s.sink_user = sink_user;
     s.in = in;
     s.in_len = in ? in_len : 0;
     s.max_out = max_out;
@@ -6422,6 +7414,15 @@ static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped,
     }
     AG_FREE(tabs);
     if (ag__inf_unread(&s)) { AG_FREE(s.out); return -1; }
+    if (sink) {
+        int r = s.out_len ? ag__inf_flush(&s, s.out_len) : 0;
+        AG_FREE(s.out);
+        if (r) return -1;
+        *crc = s.crc;
+        *total = s.flushed;
+        if (consumed) *consumed = s.pos;
+        return 0;
+    }
     if (zlib_wrapped) {
         if (s.in_len - s.pos < 4) { AG_FREE(s.out); return ag__fail(err, "inflate: truncated zlib checksum"); }
         if (ag__rd32be(s.in + s.pos) != ag_adler32(1, s.out, s.out_len)) {
@@ -6438,6 +7439,281 @@ static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped,
     *out_len = s.out_len;
     if (consumed) *consumed = s.pos;
     return 0;
+}
+
+/* ---- gzip (RFC 1952): members of raw DEFLATE with a CRC-32 and length trailer ------- */
+
+/* length of the member header at b, or -1 */
+static int ag__gzip_header(const unsigned char *b, size_t len, size_t *hdr, ag_error *err) {
+    size_t p = 10;
+    int flags;
+    if (len < 10 || b[0] != 0x1f || b[1] != 0x8b) return ag__fail(err, "gzip: bad magic (not a gzip file)");
+    if (b[2] != 8) return ag__fail(err, "gzip: compression method %d (only 8, deflate)", b[2]);
+    flags = b[3];
+    if (flags & 0xe0) return ag__fail(err, "gzip: reserved flag bits set");
+    if (flags & 4) {                                  /* FEXTRA */
+        if (len - p < 2) return ag__fail(err, "gzip: truncated header");
+        p += 2 + ag__rd16(b + p);
+        if (p > len) return ag__fail(err, "gzip: truncated header");
+    }
+    if (flags & 8) { while (p < len && b[p]) p++; if (p++ >= len) return ag__fail(err, "gzip: truncated header"); }   /* FNAME */
+    if (flags & 16) { while (p < len && b[p]) p++; if (p++ >= len) return ag__fail(err, "gzip: truncated header"); }  /* FCOMMENT */
+    if (flags & 2) { p += 2; if (p > len) return ag__fail(err, "gzip: truncated header"); }                           /* FHCRC */
+    *hdr = p;
+    return 0;
+}
+
+static int ag__gzip_trailer(const unsigned char *b, size_t len, size_t *pos, uint32_t crc, uint64_t total, ag_error *err) {
+    if (len - *pos < 8) return ag__fail(err, "gzip: truncated (no CRC-32/length trailer)");
+    if (ag__rd32(b + *pos) != crc) return ag__fail(err, "gzip: CRC-32 mismatch (corrupt data)");
+    if (ag__rd32(b + *pos + 4) != (uint32_t)total) return ag__fail(err, "gzip: length in the trailer disagrees with the data");
+    *pos += 8;
+    return 0;
+}
+
+/* every member, one after another (as gzip -d does); trailing zero padding is allowed */
+static int ag__gunzip_stream(const unsigned char *buf, size_t len,
+                             int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
+    size_t pos = 0;
+    do {
+        size_t hdr = 0, used = 0; uint32_t crc = 0; uint64_t total = 0;
+        if (ag__gzip_header(buf + pos, len - pos, &hdr, err)) return -1;
+        pos += hdr;
+        if (ag__inflate_stream(buf + pos, len - pos, &used, sink, user, &crc, &total, err)) return -1;
+        pos += used;
+        if (ag__gzip_trailer(buf, len, &pos, crc, total, err)) return -1;
+        while (pos < len && buf[pos] == 0) pos++;
+    } while (pos < len);
+    return 0;
+}
+
+typedef struct ag__membuf { unsigned char *data; size_t len, cap, max; } ag__membuf;
+static int ag__membuf_sink(void *user, const unsigned char *p, size_t n, ag_error *err) {
+    ag__membuf *m = (ag__membuf *)user;
+    if (n > m->max - m->len) return ag__fail(err, "gzip: output exceeds the limit of %lu bytes", (unsigned long)m->max);
+    if (m->len + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 1 << 16;
+        unsigned char *nb;
+        while (cap < m->len + n) cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+        nb = (unsigned char *)AG_REALLOC(m->data, cap);
+        if (!nb) return ag__fail(err, "gzip: out of memory (%lu bytes)", (unsigned long)cap);
+        m->data = nb; m->cap = cap;
+    }
+    memcpy(m->data + m->len, p, n);
+    m->len += n;
+    return 0;
+}
+
+AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsigned char **out, size_t *out_len, ag_error *err) {
+    ag__membuf m;
+    memset(&m, 0, sizeof m);
+    *out = NULL; *out_len = 0;
+    m.max = max_out ? max_out : SIZE_MAX;
+    if (len >= 18 && buf[0] == 0x1f && buf[1] == 0x8b) {      /* size the buffer from the (last) ISIZE */
+        size_t isize = ag__rd32(buf + len - 4);
+        if (isize > 0 && isize <= m.max && isize < ((size_t)1 << 31)) {
+            m.data = (unsigned char *)AG_MALLOC(isize);
+            if (m.data) m.cap = isize;
+        }
+    }
+    if (ag__gunzip_stream(buf, len, ag__membuf_sink, &m, err)) { AG_FREE(m.data); return -1; }
+    if (!m.data && !(m.data = (unsigned char *)AG_MALLOC(1))) return ag__fail(err, "gzip: out of memory");
+    *out = m.data; *out_len = m.len;
+    return 0;
+}
+
+/* ---- idx (MNIST): magic 0 0 type ndim, big-endian u32 dims, big-endian data --------- */
+
+AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err) {
+    unsigned char *raw = NULL;
+    const unsigned char *p = buf;
+    size_t n = len, esz, nbytes, need;
+    uint64_t numel;
+    int64_t shape[8];
+    ag_dtype dtype;
+    int ndim, d, r = -1;
+    memset(out, 0, sizeof *out);
+    if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+        if (ag_gunzip(buf, len, 0, &raw, &n, err)) return -1;
+        p = raw;
+    }
+    if (n < 4 || p[0] != 0 || p[1] != 0) { ag__fail(err, "idx: bad magic (not an idx file)"); goto done; }
+    switch (p[2]) {
+    case 0x08: dtype = AG_DTYPE_U8; break;
+    case 0x09: dtype = AG_DTYPE_I8; break;
+    case 0x0B: dtype = AG_DTYPE_I16; break;
+    case 0x0C: dtype = AG_DTYPE_I32; break;
+    case 0x0D: dtype = AG_DTYPE_F32; break;
+    case 0x0E: dtype = AG_DTYPE_F64; break;
+    default: ag__fail(err, "idx: unknown data type 0x%02x", p[2]); goto done;
+    }
+    ndim = p[3];
+    if (ndim < 1 || ndim > 8) { ag__fail(err, "idx: %d dimensions (1 to 8 supported)", ndim); goto done; }
+    if (n - 4 < (size_t)ndim * 4) { ag__fail(err, "idx: truncated header (%d dimensions)", ndim); goto done; }
+    for (d = 0; d < ndim; d++) shape[d] = (int64_t)ag__rd32be(p + 4 + 4 * d);
+    esz = ag_dtype_size(dtype);
+    if (ag__rd_numel(ndim, shape, &numel) || ag__rd_bytes(numel, esz, &nbytes)) { ag__fail(err, "idx: shape too large"); goto done; }
+    need = 4 + (size_t)ndim * 4;
+    if (n - need != nbytes) {
+        ag__fail(err, "idx: the header's shape needs %lu data bytes, the file has %lu (%s)", (unsigned long)nbytes,
+                 (unsigned long)(n - need), n - need < nbytes ? "truncated" : "extra bytes");
+        goto done;
+    }
+    out->data = AG_MALLOC(nbytes ? nbytes : 1);
+    if (!out->data) { ag__fail(err, "idx: out of memory (%lu bytes)", (unsigned long)nbytes); goto done; }
+    if (nbytes) memcpy(out->data, p + need, nbytes);
+    { /* big-endian to host */
+        const uint16_t one = 1;
+        if (*(const unsigned char *)&one == 1) ag__swap_elems(out->data, (size_t)numel, esz);
+    }
+    out->dtype = dtype; out->ndim = ndim; out->nbytes = nbytes;
+    for (d = 0; d < ndim; d++) out->shape[d] = shape[d];
+    r = 0;
+done:
+    AG_FREE(raw);
+    return r;
+}
+
+AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    memset(out, 0, sizeof *out);
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    r = ag_idx_read_from_memory(buf, len, out, err);
+    AG_FREE(buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
+}
+
+/* ---- tar (POSIX ustar and GNU long names), streamed: plain or gzipped -------------- */
+
+typedef struct ag__tar {
+    ag_tar_callback cb; void *user;
+    unsigned char hdr[512]; size_t hdr_fill;   /* header being assembled */
+    uint64_t remaining, skip, size, offset;   /* member data left, padding left, member size, data seen */
+    int in_member, ended, deliver, longname_pending, reading_longname;
+    char name[1024];                           /* the current member's name (GNU ././@LongLink or ustar prefix/name) */
+    char *longname; size_t longname_len;
+} ag__tar;
+
+static uint64_t ag__tar_octal(const unsigned char *f, int n, int *bad) {
+    uint64_t v = 0; int i = 0, digits = 0;
+    if (f[0] & 0x80) {                         /* GNU base-256 for sizes >= 8 GB */
+        v = f[0] & 0x3f;
+        for (i = 1; i < n; i++) { if (v >> 55) { *bad = 1; return 0; } v = v << 8 | f[i]; }
+        return v;
+    }
+    while (i < n && f[i] == ' ') i++;
+    for (; i < n && f[i] >= '0' && f[i] <= '7'; i++, digits++) {
+        if (v >> 60) { *bad = 1; return 0; }
+        v = v * 8 + (uint64_t)(f[i] - '0');
+    }
+    if (i < n && f[i] != 0 && f[i] != ' ') *bad = 1;
+    if (!digits) *bad = 1;
+    return v;
+}
+
+static int ag__tar_header(ag__tar *t, ag_error *err) {
+    const unsigned char *h = t->hdr;
+    unsigned sum = 0; int i, bad = 0; uint64_t stored;
+    char type;
+    for (i = 0; i < 512 && !h[i]; i++) {}
+    if (i == 512) { t->ended = 1; return 0; }  /* an end-of-archive zero block */
+    for (i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    stored = ag__tar_octal(h + 148, 8, &bad);
+    if (bad || stored != sum) return ag__fail(err, "tar: header checksum mismatch (not a tar archive, or corrupt)");
+    t->size = ag__tar_octal(h + 124, 12, &bad);
+    if (bad) return ag__fail(err, "tar: bad size field");
+    type = (char)h[156];
+    if (t->reading_longname) t->reading_longname = 0;
+    if (type == 'L') {                          /* GNU long name: the data is the next member's name */
+        if (t->size > 65536) return ag__fail(err, "tar: long name of %lu bytes", (unsigned long)t->size);
+        AG_FREE(t->longname);
+        t->longname = (char *)AG_MALLOC((size_t)t->size + 1);
+        if (!t->longname) return ag__fail(err, "tar: out of memory");
+        t->longname_len = 0;
+        t->reading_longname = 1;
+        t->deliver = 0;
+    } else {
+        if (t->longname_pending) {
+            size_t n = t->longname_len < sizeof t->name - 1 ? t->longname_len : sizeof t->name - 1;
+            memcpy(t->name, t->longname, n); t->name[n] = 0;
+            t->longname_pending = 0;
+        } else {
+            size_t np = 0;
+            if (memcmp(h + 257, "ustar", 5) == 0 && h[345]) {
+                for (i = 0; i < 155 && h[345 + i]; i++) t->name[np++] = (char)h[345 + i];
+                t->name[np++] = '/';
+            }
+            for (i = 0; i < 100 && h[i]; i++) t->name[np++] = (char)h[i];
+            t->name[np] = 0;
+        }
+        /* regular files ('0' or NUL) go to the callback; directories, links, pax headers are skipped */
+        t->deliver = (type == '0' || type == 0 || type == '7');
+        if (type == '5' || type == '1' || type == '2') t->size = 0;
+    }
+    t->remaining = t->size;
+    t->skip = (512 - (t->size & 511)) & 511;
+    t->offset = 0;
+    t->in_member = 1;
+    if (t->deliver && t->cb(t->user, t->name, t->size, NULL, 0, 0, err)) return -1;
+    return 0;
+}
+
+static int ag__tar_sink(void *user, const unsigned char *p, size_t n, ag_error *err) {
+    ag__tar *t = (ag__tar *)user;
+    while (n) {
+        if (t->ended) return 0;                    /* anything after the end blocks is ignored */
+        if (!t->in_member) {
+            size_t k = 512 - t->hdr_fill < n ? 512 - t->hdr_fill : n;
+            memcpy(t->hdr + t->hdr_fill, p, k);
+            t->hdr_fill += k; p += k; n -= k;
+            if (t->hdr_fill == 512) { t->hdr_fill = 0; if (ag__tar_header(t, err)) return -1; }
+        } else if (t->remaining) {
+            size_t k = t->remaining < n ? (size_t)t->remaining : n;
+            if (t->reading_longname) { memcpy(t->longname + t->longname_len, p, k); t->longname_len += k; }
+            else if (t->deliver && t->cb(t->user, t->name, t->size, p, k, t->offset, err)) return -1;
+            t->offset += k; t->remaining -= k; p += k; n -= k;
+        } else if (t->skip) {
+            size_t k = t->skip < n ? (size_t)t->skip : n;
+            t->skip -= k; p += k; n -= k;
+        }
+        if (t->in_member && !t->remaining && !t->skip) {
+            t->in_member = 0;
+            if (t->reading_longname) {
+                t->reading_longname = 0;
+                t->longname[t->longname_len] = 0;
+                t->longname_len = strlen(t->longname);
+                t->longname_pending = 1;
+            }
+        }
+    }
+    return 0;
+}
+
+AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err) {
+    ag__tar t;
+    int r;
+    memset(&t, 0, sizeof t);
+    t.cb = cb; t.user = user;
+    if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) r = ag__gunzip_stream(buf, len, ag__tar_sink, &t, err);
+    else r = ag__tar_sink(&t, buf, len, err);
+    if (!r && (t.in_member || t.hdr_fill)) r = ag__fail(err, "tar: truncated archive (member '%s' ends early)", t.in_member ? t.name : "header");
+    /* GNU tar ends with two zero blocks; some writers omit them, which is harmless, but an
+       archive without a single header is not one */
+    if (!r && !t.ended && !t.name[0] && !t.longname) r = ag__fail(err, "tar: empty archive (no members)");
+    AG_FREE(t.longname);
+    return r;
+}
+
+AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    r = ag_tar_read_from_memory(buf, len, cb, user, err);
+    AG_FREE(buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
 }
 
 /* ---- DEFLATE encoder: LZ77 (hash chains, 32 KB window) + one fixed-Huffman block ---- */
