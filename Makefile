@@ -23,10 +23,10 @@ all: $(PROGRAMS) $(BUILD)/run_tests
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-$(BUILD)/%: examples/%.c autogan.h | $(BUILD)
+$(BUILD)/%: examples/%.c examples/cli.h autogan.h | $(BUILD)
 	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-$(BUILD)/bench: bench/bench.c autogan.h | $(BUILD)
+$(BUILD)/bench: bench/bench.c examples/cli.h autogan.h | $(BUILD)
 	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # the standard set at 2 threads; bench/torch_ref.py prints the same lines for PyTorch

@@ -82,6 +82,9 @@
 #define AG_VERSION "0.1.0"
 #define AG_MAX_DIMS 4
 #define AG_NAME_MAX 96
+/* the most threads a context or the Inception network will use: more are clamped (OpenMP
+   runtimes crash when asked for tens of thousands) */
+#define AG_MAX_THREADS 256
 
 /* ---- errors -------------------------------------------------------------------- */
 typedef struct ag_error { char msg[512]; } ag_error;
@@ -134,7 +137,7 @@ AGDEF void        ag_ctx_reset(ag_ctx *ctx);          /* frees every op tensor a
 AGDEF const char *ag_ctx_error(const ag_ctx *ctx);    /* "" when nothing failed */
 AGDEF int         ag_ctx_failed(const ag_ctx *ctx);
 AGDEF void        ag_ctx_clear_error(ag_ctx *ctx);
-AGDEF void        ag_ctx_set_threads(ag_ctx *ctx, int num_threads); /* <= 0: OpenMP default */
+AGDEF void        ag_ctx_set_threads(ag_ctx *ctx, int num_threads); /* <= 0: OpenMP default; at most AG_MAX_THREADS */
 AGDEF int         ag_ctx_threads(const ag_ctx *ctx);
 AGDEF void        ag_ctx_set_grad_enabled(ag_ctx *ctx, int enabled); /* no-grad mode when 0 */
 AGDEF int         ag_ctx_grad_enabled(const ag_ctx *ctx);
@@ -1179,6 +1182,7 @@ AGDEF ag_ctx *ag_ctx_create(uint64_t seed) {
     ag_rng_seed(&ctx->rng, seed, 54u);
 #ifdef _OPENMP
     ctx->num_threads = omp_get_max_threads();
+    if (ctx->num_threads > AG_MAX_THREADS) ctx->num_threads = AG_MAX_THREADS;
 #else
     ctx->num_threads = 1;
 #endif
@@ -1220,6 +1224,7 @@ AGDEF void ag_ctx_clear_error(ag_ctx *ctx) { ctx->failed = 0; ctx->err.msg[0] = 
 AGDEF void ag_ctx_set_threads(ag_ctx *ctx, int num_threads) {
 #ifdef _OPENMP
     ctx->num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
+    if (ctx->num_threads > AG_MAX_THREADS) ctx->num_threads = AG_MAX_THREADS;
 #else
     (void)num_threads; ctx->num_threads = 1;
 #endif
@@ -1928,6 +1933,7 @@ static int ag__kernels_init_isa(ag__kernels *kern, const char *isa, int num_thre
     else return 0;
 #ifdef _OPENMP
     k.num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
+    if (k.num_threads > AG_MAX_THREADS) k.num_threads = AG_MAX_THREADS;
 #else
     (void)num_threads;
     k.num_threads = 1;
