@@ -489,7 +489,7 @@ typedef struct ag_classifier {
 AGDEF int  ag_classifier_init(ag_classifier *net, int in_channels, int in_size, int num_classes, ag_rng *rng, ag_error *err);
 AGDEF void ag_classifier_free(ag_classifier *net);
 AGDEF void ag_classifier_reset_params(ag_classifier *net, ag_rng *rng);  /* PyTorch's default init, BN 1/0 */
-/* x [N, C, S, S] (floats, x/127.5 - 1 of the uint8 pixels) -> logits [N, classes];
+/* x [N, C, S, S] (floats as ag_data_loader_next makes them) -> logits [N, classes];
    *features (when not NULL) receives the pooled features [N, feature_dim] */
 AGDEF ag_tensor *ag_classifier_forward(ag_ctx *ctx, ag_classifier *net, ag_tensor *x, ag_tensor **features);
 /* dataset and extra_fields (`"key":"value"` pairs, comma-separated) go into the metadata */
@@ -504,9 +504,10 @@ AGDEF int  ag_classifier_load(const char *path, ag_classifier *net, ag_error *er
      inception:  gray replicated to RGB, TF-exact resize to 299 and (x-128)/128 (the published
                  numbers; ag_scorer_set_pytorch_preprocess switches to pytorch-fid's), logits
                  without the fc bias (the IS convention, 1008 classes), pool3 features (2048);
-     classifier: RGB to gray as PIL's convert("L") when the classifier has 1 channel (gray
-                 replicated when it has 3), resized to its input size as the data sets are
-                 (PIL bilinear), x/127.5 - 1, BatchNorm in eval mode.
+     classifier: resized to its input size as the data sets are (PIL bilinear,
+                 ag_image_resize_bilinear_pil), RGB to gray as PIL's convert("L") when the
+                 classifier has 1 channel (gray replicated when it has 3), ((x/255) - 0.5)/0.5
+                 as ag_data_loader_next, BatchNorm in eval mode.
    logits (n x classes) and features (n x feature_dim) may each be NULL. */
 typedef struct ag_scorer ag_scorer;
 AGDEF ag_scorer  *ag_scorer_load(const char *path, ag_error *err);   /* kind from the file's metadata/keys */
@@ -5702,6 +5703,7 @@ struct ag_scorer {
     ag_classifier cls; ag_ctx *ctx;
     unsigned char *u8, *img; float *x;   /* a batch of quantised images; one converted image; network input */
     size_t u8_cap, img_cap, x_cap;
+    float lut[256]; int lut_ready;
 };
 AGDEF void ag_scorer_free(ag_scorer *s) {
     if (!s) return;
@@ -5768,24 +5770,28 @@ static int ag__scorer_grow(void **p, size_t *cap, size_t need, ag_error *err) {
     *p = q; *cap = need;
     return 0;
 }
-/* one uint8 h x w x c image -> the classifier's C x S x S floats */
+/* one uint8 h x w x c image -> the classifier's C x S x S floats, the way the training data
+   was made: resized at load (PIL bilinear, ag_image_resize_bilinear_pil), channels converted
+   and normalised as ag_data_loader_next does (gray = PIL's L; ((x / 255) - 0.5) / 0.5) */
 static int ag__cls_convert(ag_scorer *s, const unsigned char *hwc, int h, int w, int c, float *out, ag_error *err) {
-    int C = s->cls.in_channels, S = s->cls.in_size, k; size_t i, hw = (size_t)h * w;
-    const unsigned char *src = hwc;
-    if (c != C) {   /* gray <-> RGB, as PIL's convert */
-        if (ag__scorer_grow((void **)&s->img, &s->img_cap, hw * (size_t)C, err)) return -1;
-        for (i = 0; i < hw; i++) {
-            if (C == 1) {   /* ITU-R 601-2 luma in PIL's fixed point: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16 */
-                const unsigned char *p = hwc + i * 3;
-                s->img[i] = (unsigned char)(((uint32_t)p[0] * 19595u + (uint32_t)p[1] * 38470u + (uint32_t)p[2] * 7471u + 0x8000u) >> 16);
-            } else for (k = 0; k < 3; k++) s->img[i * 3 + k] = hwc[i];
-        }
-        src = s->img;
-    }
+    int C = s->cls.in_channels, S = s->cls.in_size, k; size_t p, plane = (size_t)S * S;
+    const unsigned char *px = hwc;
     if (h != S || w != S) {
-        return ag__fail(err, "classifier scorer: images are %dx%d, the classifier takes %dx%d (resizing needs the data-set resize)", h, w, S, S);
+        if (ag__scorer_grow((void **)&s->img, &s->img_cap, plane * (size_t)c, err)) return -1;
+        if (ag_image_resize_bilinear_pil(hwc, h, w, c, s->img, S, S)) return ag__fail(err, "out of memory resizing an image");
+        px = s->img;
     }
-    for (k = 0; k < C; k++) for (i = 0; i < hw; i++) out[(size_t)k * hw + i] = (float)src[i * C + k] / 127.5f - 1.0f;
+    if (!s->lut_ready) { for (k = 0; k < 256; k++) s->lut[k] = ((float)k / 255.0f - 0.5f) / 0.5f; s->lut_ready = 1; }
+    if (C == c) {
+        for (k = 0; k < C; k++) for (p = 0; p < plane; p++) out[k * plane + p] = s->lut[px[p * c + k]];
+    } else if (C == 3) {
+        for (p = 0; p < plane; p++) out[p] = out[plane + p] = out[2 * plane + p] = s->lut[px[p]];
+    } else {
+        for (p = 0; p < plane; p++) {
+            const unsigned char *q = px + p * 3;
+            out[p] = s->lut[(q[0] * 19595u + q[1] * 38470u + q[2] * 7471u + 0x8000u) >> 16];
+        }
+    }
     return 0;
 }
 static int ag__scorer_check(const ag_scorer *s, int n, int h, int w, int c, ag_error *err) {
