@@ -15,7 +15,7 @@ LDLIBS   = -lm
 BUILD    = build
 
 PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/bench $(BUILD)/classifier
-TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_data.c tests/test_classifier.c
+TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_data.c tests/test_hardening.c tests/test_classifier.c
 
 .PHONY: all test sanitize compile-checks bench fuzz neon-test clean
 all: $(PROGRAMS) $(BUILD)/run_tests
@@ -23,10 +23,10 @@ all: $(PROGRAMS) $(BUILD)/run_tests
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-$(BUILD)/%: examples/%.c autogan.h | $(BUILD)
+$(BUILD)/%: examples/%.c examples/cli.h autogan.h | $(BUILD)
 	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-$(BUILD)/bench: bench/bench.c autogan.h | $(BUILD)
+$(BUILD)/bench: bench/bench.c examples/cli.h autogan.h | $(BUILD)
 	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # the standard set at 2 threads; bench/torch_ref.py prints the same lines for PyTorch

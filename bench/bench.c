@@ -8,6 +8,7 @@
    bench/torch_ref.py prints the same lines for PyTorch; run both in one session to compare. */
 #define AUTOGAN_IMPLEMENTATION
 #include "../autogan.h"
+#include "../examples/cli.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,14 +199,19 @@ static int inception_bench(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *w = argc > 1 ? argv[1] : "all"; int i, rc = 0;
-    for (i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: bench [search-step|derived-step|g-sample|conv|inception|peak|all] [--threads N] [--iters N] [--warmup N]\n"); return 2; }
+    const char *w = NULL; int rc = 0; cli c;
+    cli_start(&c, "bench", argc, argv);
+    while (cli_next(&c)) {
+        if (cli_is(&c, "--threads")) threads = cli_threads(&c);
+        else if (cli_is(&c, "--iters")) iters = (int)cli_int(&c, 1, 1000000);
+        else if (cli_is(&c, "--warmup")) warmup = (int)cli_int(&c, 0, 1000000);
+        else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            printf("usage: bench [search-step|derived-step|g-sample|conv|inception|peak|all] [--threads N] [--iters N] [--warmup N]\n");
+            return 0;
+        } else if (cli_positional(&c) && !w) w = c.arg;
+        else cli_unknown(&c);
     }
-    if (iters < 1) iters = 1;
+    if (!w) w = "all";
     if (!strcmp(w, "peak") || !strcmp(w, "conv") || !strcmp(w, "all")) {
         /* the machine's limit: independent FMA chains on every thread of the chosen path */
         ag_ctx *ctx = ag_ctx_create(1);

@@ -16,9 +16,10 @@
 #include "test_inception.c"
 #include "test_readers.c"
 #include "test_data.c"
+#include "test_hardening.c"
 #include "test_classifier.c"
 
-static const test_case *const suites[] = { tests_kernels, tests_ops, tests_models, tests_inception, tests_readers, tests_data, tests_classifier, NULL };
+static const test_case *const suites[] = { tests_kernels, tests_ops, tests_models, tests_inception, tests_readers, tests_data, tests_hardening, tests_classifier, NULL };
 
 int main(int argc, char **argv) {
     int s, i, passed = 0, failed = 0;
