@@ -1,7 +1,7 @@
 /* classifier.c - train the compact classifier (the fast reward and the default scorer).
 
    build/classifier --dataset fashion-mnist [--data_path P] [--out W.safetensors]
-                    [--save-stats STATS.npz] [--epochs 10] [--batch_size 64] [--lr 2e-3]
+                    [--save_stats STATS.npz] [--epochs 10] [--batch_size 64] [--lr 2e-3]
                     [--img_size 32] [--channels 1] [--random_seed 0] [--threads 1]
    build/classifier --eval W.safetensors --dataset fashion-mnist [--data_path P]
 
@@ -11,12 +11,13 @@
    decay to zero over all steps, BatchNorm, random horizontal flips (--flip 0 turns them off).
    Prints the loss and accuracy as it goes and the test accuracy after every epoch; writes the
    weights after every epoch (to a temporary name, then renamed), with the data set, epochs
-   and test accuracy in the .safetensors metadata. --save-stats then writes the FID statistics
+   and test accuracy in the .safetensors metadata. --save_stats then writes the FID statistics
    (`mu`, `sigma`, float64, as the Inception ones) of the classifier's features over the train
    split, the reference for "classifier FID". The same flags and thread count give the same
    bits. */
 #define AUTOGAN_IMPLEMENTATION
 #include "../autogan.h"
+#include "cli.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,61 +49,41 @@ static void usage(FILE *f) {
         "  --dataset NAME      fashion-mnist | mnist | cifar10 | stl10 | folder (labelled splits only)\n"
         "  --data_path P       where the data set is (default: the data set's default place)\n"
         "  --out PATH          weights (.safetensors; default fashion-mnist-classifier.safetensors)\n"
-        "  --save-stats PATH   FID statistics of the train split's features (.npz: mu, sigma)\n"
+        "  --save_stats PATH   FID statistics of the train split's features (.npz: mu, sigma)\n"
         "  --epochs N (10)     --batch_size N (64)     --lr X (0.002, cosine decay to 0)\n"
         "  --beta1 X (0.9)     --beta2 X (0.999)       --flip 0|1 (1: random horizontal flips)\n"
         "  --img_size N (32)   --channels N (1)        --random_seed N (0)\n"
         "  --threads N (1)     --print_freq N (100 steps)\n");
 }
 
-static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
-    char *end; long x;
-    if (!v) { fprintf(stderr, "classifier: %s needs a value\n", flag); return -1; }
-    x = strtol(v, &end, 10);
-    if (end == v || *end || x < lo || x > hi) { fprintf(stderr, "classifier: %s '%s': expected an integer from %d to %d\n", flag, v, lo, hi); return -1; }
-    *out = (int)x;
-    return 0;
-}
-static int parse_double(const char *flag, const char *v, double lo, double hi, double *out) {
-    char *end; double x;
-    if (!v) { fprintf(stderr, "classifier: %s needs a value\n", flag); return -1; }
-    x = strtod(v, &end);
-    if (end == v || *end || !(x >= lo && x <= hi)) { fprintf(stderr, "classifier: %s '%s': expected a number from %g to %g\n", flag, v, lo, hi); return -1; }
-    *out = x;
-    return 0;
-}
-
-static int parse_args(int argc, char **argv, options *o) {
-    int i, seed;
+static void parse_args(int argc, char **argv, options *o) {
+    cli c;
     memset(o, 0, sizeof *o);
     o->epochs = 10; o->batch = 64; o->img_size = 32; o->channels = 1; o->threads = 1; o->flip = 1; o->print_freq = 100;
     o->lr = 2e-3; o->beta1 = 0.9; o->beta2 = 0.999; o->seed = 0;
     o->out = "fashion-mnist-classifier.safetensors";
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL; int used = 1, rc = 0;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
-        else if (!strcmp(a, "--dataset")) { if (!v) rc = -1, fprintf(stderr, "classifier: --dataset needs a value\n"); o->dataset = v; }
-        else if (!strcmp(a, "--data_path")) { if (!v) rc = -1, fprintf(stderr, "classifier: --data_path needs a value\n"); o->data_path = v; }
-        else if (!strcmp(a, "--out")) { if (!v) rc = -1, fprintf(stderr, "classifier: --out needs a value\n"); o->out = v; }
-        else if (!strcmp(a, "--save-stats")) { if (!v) rc = -1, fprintf(stderr, "classifier: --save-stats needs a value\n"); o->stats = v; }
-        else if (!strcmp(a, "--eval")) { if (!v) rc = -1, fprintf(stderr, "classifier: --eval needs a value\n"); o->eval = v; }
-        else if (!strcmp(a, "--epochs")) rc = parse_int(a, v, 1, 1000, &o->epochs);
-        else if (!strcmp(a, "--batch_size")) rc = parse_int(a, v, 2, 4096, &o->batch);
-        else if (!strcmp(a, "--img_size")) rc = parse_int(a, v, 8, 512, &o->img_size);
-        else if (!strcmp(a, "--channels")) { rc = parse_int(a, v, 1, 3, &o->channels); if (!rc && o->channels == 2) { fprintf(stderr, "classifier: --channels must be 1 or 3\n"); rc = -1; } }
-        else if (!strcmp(a, "--threads")) rc = parse_int(a, v, 1, 1024, &o->threads);
-        else if (!strcmp(a, "--flip")) rc = parse_int(a, v, 0, 1, &o->flip);
-        else if (!strcmp(a, "--print_freq")) rc = parse_int(a, v, 1, 1000000, &o->print_freq);
-        else if (!strcmp(a, "--random_seed")) { rc = parse_int(a, v, 0, 2147483647, &seed); o->seed = (unsigned long long)seed; }
-        else if (!strcmp(a, "--lr")) rc = parse_double(a, v, 1e-8, 10.0, &o->lr);
-        else if (!strcmp(a, "--beta1")) rc = parse_double(a, v, 0.0, 0.999999, &o->beta1);
-        else if (!strcmp(a, "--beta2")) rc = parse_double(a, v, 0.0, 0.999999, &o->beta2);
-        else { fprintf(stderr, "classifier: unknown flag '%s' (--help lists them)\n", a); return -1; }
-        if (rc) return -1;
-        i += used;
+    cli_start(&c, "classifier", argc, argv);
+    while (cli_next(&c)) {
+        if (cli_is(&c, "-h") || cli_is(&c, "--help")) { usage(stdout); exit(0); }
+        else if (cli_is(&c, "--dataset")) o->dataset = cli_str(&c);
+        else if (cli_is(&c, "--data_path")) o->data_path = cli_str(&c);
+        else if (cli_is(&c, "--out")) o->out = cli_str(&c);
+        else if (cli_is(&c, "--save_stats")) o->stats = cli_str(&c);
+        else if (cli_is(&c, "--eval")) o->eval = cli_str(&c);
+        else if (cli_is(&c, "--epochs")) o->epochs = (int)cli_int(&c, 1, 1000);
+        else if (cli_is(&c, "--batch_size")) o->batch = (int)cli_int(&c, 2, 4096);
+        else if (cli_is(&c, "--img_size")) o->img_size = (int)cli_int(&c, 8, 512);
+        else if (cli_is(&c, "--channels")) { o->channels = (int)cli_int(&c, 1, 3); if (o->channels == 2) cli_fail(&c, "--channels must be 1 or 3"); }
+        else if (cli_is(&c, "--threads")) o->threads = (int)cli_int(&c, 1, AG_MAX_THREADS);
+        else if (cli_is(&c, "--flip")) o->flip = (int)cli_int(&c, 0, 1);
+        else if (cli_is(&c, "--print_freq")) o->print_freq = (int)cli_int(&c, 1, 1000000);
+        else if (cli_is(&c, "--random_seed")) o->seed = cli_u64(&c);
+        else if (cli_is(&c, "--lr")) o->lr = cli_float(&c, 1e-8, 10.0);
+        else if (cli_is(&c, "--beta1")) o->beta1 = cli_float(&c, 0.0, 0.999999);
+        else if (cli_is(&c, "--beta2")) o->beta2 = cli_float(&c, 0.0, 0.999999);
+        else cli_unknown(&c);
     }
-    if (!o->dataset) { fprintf(stderr, "classifier: --dataset is required (e.g. --dataset fashion-mnist)\n"); return -1; }
-    return 0;
+    if (!o->dataset) cli_fail(&c, "--dataset is required (e.g. --dataset fashion-mnist)");
 }
 
 /* test accuracy of net (eval mode) on ds; returns -1 on error */
@@ -163,7 +144,7 @@ int main(int argc, char **argv) {
     int epoch, steps_per_epoch, rc = 1; int64_t step = 0, total_steps; double t_start, acc = 0.0;
     memset(&train, 0, sizeof train); memset(&test, 0, sizeof test); memset(&net, 0, sizeof net);
     memset(&opt, 0, sizeof opt); memset(&loader, 0, sizeof loader);
-    if (parse_args(argc, argv, &o)) return 2;
+    parse_args(argc, argv, &o);
 
     if (o.eval) {
         if (!(sc = ag_scorer_load(o.eval, &err))) { fprintf(stderr, "classifier: %s\n", err.msg); return 1; }
