@@ -106,7 +106,12 @@ AGDEF ag_array *ag_array_list_find(const ag_array_list *list, const char *name);
 AGDEF size_t    ag_dtype_size(ag_dtype t);
 AGDEF int       ag_array_to_f32(const ag_array *a, float *out, ag_error *err);
 AGDEF int       ag_read_file(const char *path, unsigned char **bytes, size_t *len, ag_error *err);
-AGDEF int       ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err);
+AGDEF int       ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err); /* via path.tmp, fsync, rename */
+/* checks before long work that `path` can be written (its directory exists and is
+   writable, and it is not a directory), by creating and removing path.tmp */
+AGDEF int       ag_file_check_writable(const char *path, ag_error *err);
+/* wall-clock seconds from an arbitrary origin, sub-second resolution (for progress and eta) */
+AGDEF double    ag_wall_seconds(void);
 
 /* ---- tensors and the context ---------------------------------------------------- */
 /* A float32 tensor of up to 4 dims, row-major (NCHW for images). Tensors made by ops
@@ -594,7 +599,7 @@ typedef struct ag_classifier {
 AGDEF int  ag_classifier_init(ag_classifier *net, int in_channels, int in_size, int num_classes, ag_rng *rng, ag_error *err);
 AGDEF void ag_classifier_free(ag_classifier *net);
 AGDEF void ag_classifier_reset_params(ag_classifier *net, ag_rng *rng);  /* PyTorch's default init, BN 1/0 */
-/* x [N, C, S, S] (floats, x/127.5 - 1 of the uint8 pixels) -> logits [N, classes];
+/* x [N, C, S, S] (floats as ag_data_loader_next makes them) -> logits [N, classes];
    *features (when not NULL) receives the pooled features [N, feature_dim] */
 AGDEF ag_tensor *ag_classifier_forward(ag_ctx *ctx, ag_classifier *net, ag_tensor *x, ag_tensor **features);
 /* dataset and extra_fields (`"key":"value"` pairs, comma-separated) go into the metadata */
@@ -609,9 +614,10 @@ AGDEF int  ag_classifier_load(const char *path, ag_classifier *net, ag_error *er
      inception:  gray replicated to RGB, TF-exact resize to 299 and (x-128)/128 (the published
                  numbers; ag_scorer_set_pytorch_preprocess switches to pytorch-fid's), logits
                  without the fc bias (the IS convention, 1008 classes), pool3 features (2048);
-     classifier: RGB to gray as PIL's convert("L") when the classifier has 1 channel (gray
-                 replicated when it has 3), resized to its input size as the data sets are
-                 (PIL bilinear), x/127.5 - 1, BatchNorm in eval mode.
+     classifier: resized to its input size as the data sets are (PIL bilinear,
+                 ag_image_resize_bilinear_pil), RGB to gray as PIL's convert("L") when the
+                 classifier has 1 channel (gray replicated when it has 3), ((x/255) - 0.5)/0.5
+                 as ag_data_loader_next, BatchNorm in eval mode.
    logits (n x classes) and features (n x feature_dim) may each be NULL. */
 typedef struct ag_scorer ag_scorer;
 AGDEF ag_scorer  *ag_scorer_load(const char *path, ag_error *err);   /* kind from the file's metadata/keys */
@@ -656,6 +662,15 @@ AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, co
 AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
                       const char *extra_fields, ag_error *err);
 AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err);
+/* What a GAN checkpoint holds, read from its metadata and checked (counters in range, a
+   valid architecture for the stage): build the models from it before ag_gan_load, which
+   refuses a checkpoint whose stage or architecture differs from the models it is given
+   (their buffers, e.g. the real-image batch, are sized for one stage). */
+typedef struct ag_gan_checkpoint_info {
+    int stage, arch[AG_ARCH_MAX], arch_len, has_ema;
+    int64_t iteration, adam_g_step, adam_d_step;
+} ag_gan_checkpoint_info;
+AGDEF int ag_gan_checkpoint_read_info(const char *path, ag_gan_checkpoint_info *info, ag_error *err);
 /* value of a string key in the flat JSON object of __metadata__ ("" when absent) */
 AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len);
 
@@ -789,6 +804,7 @@ AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error
 #include <float.h>
 #include <time.h>
 #include <errno.h>
+#include <limits.h>
 #if !defined(_WIN32)
 #include <sys/stat.h>   /* POSIX: data-set folders (stat, opendir) */
 #include <dirent.h>
@@ -929,34 +945,139 @@ AGDEF int ag_array_to_f32(const ag_array *a, float *out, ag_error *err) {
     return 0;
 }
 
+/* Files: whole-file reads, and writes that never leave a half-written target. A write goes
+   to one fixed temporary name per target (`path.tmp`, so a crashed writer leaves at most
+   one stale file, replaced by the next write), is flushed to the disk (fsync), renamed over
+   the target, and the directory is flushed too, so a power cut leaves the old or the new
+   file, never an empty one. Two processes writing the same target at once are not
+   supported (they would share the temporary name). */
+#if defined(__unix__) || defined(__APPLE__)
+#define AG__POSIX_FILES 1
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#endif
+
 AGDEF int ag_read_file(const char *path, unsigned char **bytes, size_t *len, ag_error *err) {
-    FILE *f = fopen(path, "rb"); long size; unsigned char *buf; size_t got;
+    unsigned char *buf; size_t size, got = 0;
     *bytes = NULL; *len = 0;
-    if (!f) return ag__fail(err, "%s: cannot open for reading", path);
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f); return ag__fail(err, "%s: cannot determine the file size", path);
+#ifdef AG__POSIX_FILES
+    {
+        struct stat st; int fd = open(path, O_RDONLY);
+        if (fd < 0) return ag__fail(err, "%s: cannot open for reading (%s)", path, strerror(errno));
+        if (fstat(fd, &st) != 0) { close(fd); return ag__fail(err, "%s: cannot determine the file size", path); }
+        if (S_ISDIR(st.st_mode)) { close(fd); return ag__fail(err, "%s: is a directory, not a file", path); }
+        if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size >= (uint64_t)SIZE_MAX) {
+            close(fd); return ag__fail(err, "%s: not a regular file", path);
+        }
+        size = (size_t)st.st_size;
+        buf = (unsigned char *)AG_MALLOC(size + 1);
+        if (!buf) { close(fd); return ag__fail(err, "%s: out of memory reading %zu bytes", path, size); }
+        while (got < size) {
+            ssize_t r = read(fd, buf + got, size - got > ((size_t)1 << 30) ? ((size_t)1 << 30) : size - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+        close(fd);
     }
-    buf = (unsigned char *)AG_MALLOC((size_t)size + 1);
-    if (!buf) { fclose(f); return ag__fail(err, "%s: out of memory reading %ld bytes", path, size); }
-    got = fread(buf, 1, (size_t)size, f);
-    fclose(f);
-    if (got != (size_t)size) { AG_FREE(buf); return ag__fail(err, "%s: read %zu of %ld bytes", path, got, size); }
+#else
+    {
+        FILE *f = fopen(path, "rb"); long n;
+        if (!f) return ag__fail(err, "%s: cannot open for reading", path);
+        if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n == LONG_MAX || fseek(f, 0, SEEK_SET) != 0) {
+            fclose(f); return ag__fail(err, "%s: cannot determine the file size (a directory?)", path);
+        }
+        size = (size_t)n;
+        buf = (unsigned char *)AG_MALLOC(size + 1);
+        if (!buf) { fclose(f); return ag__fail(err, "%s: out of memory reading %zu bytes", path, size); }
+        got = fread(buf, 1, size, f);
+        fclose(f);
+    }
+#endif
+    if (got != size) { AG_FREE(buf); return ag__fail(err, "%s: read %zu of %zu bytes", path, got, size); }
     buf[size] = 0;
-    *bytes = buf; *len = (size_t)size;
+    *bytes = buf; *len = size;
+    return 0;
+}
+
+#ifdef AG__POSIX_FILES
+#include <sys/time.h>
+#endif
+AGDEF double ag_wall_seconds(void) {
+#if defined(_OPENMP)
+    return omp_get_wtime();
+#elif defined(AG__POSIX_FILES)
+    struct timeval tv; gettimeofday(&tv, NULL); return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
+#else
+    return (double)time(NULL);
+#endif
+}
+
+/* the temporary name for a target: path + ".tmp" */
+static int ag__tmp_name(const char *path, char *tmp, size_t cap, ag_error *err) {
+    if (!path || !*path) return ag__fail(err, "empty output path");
+    if (strlen(path) + 5 > cap) return ag__fail(err, "%s: path too long", path);
+    snprintf(tmp, cap, "%s.tmp", path);
+    return 0;
+}
+
+AGDEF int ag_file_check_writable(const char *path, ag_error *err) {
+    char tmp[4096]; FILE *f;
+    if (ag__tmp_name(path, tmp, sizeof tmp, err)) return -1;
+#ifdef AG__POSIX_FILES
+    {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return ag__fail(err, "%s: is a directory; a file name is needed", path);
+    }
+#endif
+    f = fopen(tmp, "wb");
+    if (!f) return ag__fail(err, "%s: cannot be written (%s)", path, strerror(errno));
+    fclose(f);
+    remove(tmp);
     return 0;
 }
 
 AGDEF int ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err) {
-    /* write path.tmp-<address-derived tag> and rename, so a crash never leaves half a file */
-    char tmp[4096]; FILE *f; size_t put; int closed;
-    if (strlen(path) + 32 > sizeof tmp) return ag__fail(err, "%s: path too long", path);
-    snprintf(tmp, sizeof tmp, "%s.tmp-%lx", path, (unsigned long)((uintptr_t)&tmp >> 4) & 0xffffffUL);
-    f = fopen(tmp, "wb");
-    if (!f) return ag__fail(err, "%s: cannot create temporary file %s", path, tmp);
-    put = len ? fwrite(bytes, 1, len, f) : 0;
-    closed = fclose(f);
-    if (put != len || closed != 0) { remove(tmp); return ag__fail(err, "%s: write failed (disk full?)", path); }
-    if (rename(tmp, path) != 0) { remove(tmp); return ag__fail(err, "%s: cannot rename %s into place", path, tmp); }
+    char tmp[4096];
+    if (ag__tmp_name(path, tmp, sizeof tmp, err)) return -1;
+#ifdef AG__POSIX_FILES
+    {
+        const unsigned char *p = (const unsigned char *)bytes; size_t put = 0; int fd, ok = 1;
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return ag__fail(err, "%s: is a directory; a file name is needed", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        if (fd < 0) return ag__fail(err, "%s: cannot create the temporary file %s (%s)", path, tmp, strerror(errno));
+        while (put < len) {
+            ssize_t w = write(fd, p + put, len - put > ((size_t)1 << 30) ? ((size_t)1 << 30) : len - put);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) { ok = 0; break; }
+            put += (size_t)w;
+        }
+        if (ok && fsync(fd) != 0) ok = 0;            /* the data is on the disk before the rename */
+        if (close(fd) != 0) ok = 0;
+        if (!ok) { int e = errno; remove(tmp); return ag__fail(err, "%s: write failed (%s)", path, strerror(e)); }
+        if (rename(tmp, path) != 0) { int e = errno; remove(tmp); return ag__fail(err, "%s: cannot rename %s into place (%s)", path, tmp, strerror(e)); }
+        {   /* and the rename itself: flush the directory entry */
+            char dir[4096]; const char *slash = strrchr(path, '/'); int dfd;
+            if (!slash) { dir[0] = '.'; dir[1] = 0; }
+            else if (slash == path) { dir[0] = '/'; dir[1] = 0; }
+            else { size_t n = (size_t)(slash - path); memcpy(dir, path, n); dir[n] = 0; }
+            dfd = open(dir, O_RDONLY);
+            if (dfd >= 0) { (void)fsync(dfd); close(dfd); }
+        }
+    }
+#else
+    {
+        FILE *f = fopen(tmp, "wb"); size_t put; int closed;
+        if (!f) return ag__fail(err, "%s: cannot create the temporary file %s", path, tmp);
+        put = len ? fwrite(bytes, 1, len, f) : 0;
+        closed = fflush(f) | fclose(f);
+        if (put != len || closed != 0) { remove(tmp); return ag__fail(err, "%s: write failed (disk full?)", path); }
+        remove(path);                                /* rename does not replace on every platform */
+        if (rename(tmp, path) != 0) { remove(tmp); return ag__fail(err, "%s: cannot rename %s into place", path, tmp); }
+    }
+#endif
     return 0;
 }
 
@@ -6050,6 +6171,7 @@ struct ag_scorer {
     ag_classifier cls; ag_ctx *ctx;
     unsigned char *u8, *img; float *x;   /* a batch of quantised images; one converted image; network input */
     size_t u8_cap, img_cap, x_cap;
+    float lut[256]; int lut_ready;
 };
 AGDEF void ag_scorer_free(ag_scorer *s) {
     if (!s) return;
@@ -6116,24 +6238,28 @@ static int ag__scorer_grow(void **p, size_t *cap, size_t need, ag_error *err) {
     *p = q; *cap = need;
     return 0;
 }
-/* one uint8 h x w x c image -> the classifier's C x S x S floats */
+/* one uint8 h x w x c image -> the classifier's C x S x S floats, the way the training data
+   was made: resized at load (PIL bilinear, ag_image_resize_bilinear_pil), channels converted
+   and normalised as ag_data_loader_next does (gray = PIL's L; ((x / 255) - 0.5) / 0.5) */
 static int ag__cls_convert(ag_scorer *s, const unsigned char *hwc, int h, int w, int c, float *out, ag_error *err) {
-    int C = s->cls.in_channels, S = s->cls.in_size, k; size_t i, hw = (size_t)h * w;
-    const unsigned char *src = hwc;
-    if (c != C) {   /* gray <-> RGB, as PIL's convert */
-        if (ag__scorer_grow((void **)&s->img, &s->img_cap, hw * (size_t)C, err)) return -1;
-        for (i = 0; i < hw; i++) {
-            if (C == 1) {   /* ITU-R 601-2 luma in PIL's fixed point: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16 */
-                const unsigned char *p = hwc + i * 3;
-                s->img[i] = (unsigned char)(((uint32_t)p[0] * 19595u + (uint32_t)p[1] * 38470u + (uint32_t)p[2] * 7471u + 0x8000u) >> 16);
-            } else for (k = 0; k < 3; k++) s->img[i * 3 + k] = hwc[i];
-        }
-        src = s->img;
-    }
+    int C = s->cls.in_channels, S = s->cls.in_size, k; size_t p, plane = (size_t)S * S;
+    const unsigned char *px = hwc;
     if (h != S || w != S) {
-        return ag__fail(err, "classifier scorer: images are %dx%d, the classifier takes %dx%d (resizing needs the data-set resize)", h, w, S, S);
+        if (ag__scorer_grow((void **)&s->img, &s->img_cap, plane * (size_t)c, err)) return -1;
+        if (ag_image_resize_bilinear_pil(hwc, h, w, c, s->img, S, S)) return ag__fail(err, "out of memory resizing an image");
+        px = s->img;
     }
-    for (k = 0; k < C; k++) for (i = 0; i < hw; i++) out[(size_t)k * hw + i] = (float)src[i * C + k] / 127.5f - 1.0f;
+    if (!s->lut_ready) { for (k = 0; k < 256; k++) s->lut[k] = ((float)k / 255.0f - 0.5f) / 0.5f; s->lut_ready = 1; }
+    if (C == c) {
+        for (k = 0; k < C; k++) for (p = 0; p < plane; p++) out[k * plane + p] = s->lut[px[p * c + k]];
+    } else if (C == 3) {
+        for (p = 0; p < plane; p++) out[p] = out[plane + p] = out[2 * plane + p] = s->lut[px[p]];
+    } else {
+        for (p = 0; p < plane; p++) {
+            const unsigned char *q = px + p * 3;
+            out[p] = s->lut[(q[0] * 19595u + q[1] * 38470u + q[2] * 7471u + 0x8000u) >> 16];
+        }
+    }
     return 0;
 }
 static int ag__scorer_check(const ag_scorer *s, int n, int h, int w, int c, ag_error *err) {
@@ -6460,6 +6586,22 @@ AGDEF int ag_safetensors_save(const char *path, const ag_params *ps, const char 
     ag_array_list_free(&list);
     return rc;
 }
+/* index of the first element that is NaN or infinite (or, with nonneg, negative); -1 if none */
+static long ag__array_first_bad(const ag_array *a, int nonneg) {
+    size_t n = a->nbytes / (ag_dtype_size(a->dtype) ? ag_dtype_size(a->dtype) : 1), i;
+    for (i = 0; i < n; i++) {
+        double v;
+        switch (a->dtype) {
+        case AG_DTYPE_F32: { float f; memcpy(&f, (const unsigned char *)a->data + 4 * i, 4); v = f; } break;
+        case AG_DTYPE_F64: memcpy(&v, (const unsigned char *)a->data + 8 * i, 8); break;
+        case AG_DTYPE_F16: { uint16_t h; memcpy(&h, (const unsigned char *)a->data + 2 * i, 2); if ((h & 0x7c00u) == 0x7c00u) return (long)i; v = (h & 0x8000u) && (h & 0x7fffu) ? -1.0 : 0.0; } break;
+        case AG_DTYPE_BF16: { uint16_t h; memcpy(&h, (const unsigned char *)a->data + 2 * i, 2); if ((h & 0x7f80u) == 0x7f80u) return (long)i; v = (h & 0x8000u) && (h & 0x7fffu) ? -1.0 : 0.0; } break;
+        default: return -1;
+        }
+        if (!(v == v) || v > 3.4e38 || v < -3.4e38 || (nonneg && v < 0.0)) return (long)i;
+    }
+    return -1;
+}
 /* checks that every entry of ps is in the list with a fitting dtype and shape (and, when
    strict, that the list holds nothing else under the prefix); changes nothing */
 static int ag__params_check_arrays(const ag_params *ps, const ag_array_list *list, const char *prefix, int strict,
@@ -6485,6 +6627,9 @@ static int ag__params_check_arrays(const ag_params *ps, const ag_array_list *lis
                 for (d = 0; d < a->ndim && u < sizeof got; d++) u += (size_t)snprintf(got + u, sizeof got - u, d ? ",%lld" : "%lld", (long long)a->shape[d]);
                 if (u < sizeof got) snprintf(got + u, sizeof got - u, "]");
                 rc = ag__fail(err, "%s: tensor '%s' has shape %s; the model needs %s", source, key, got, want);
+            } else {
+                long bad = ag__array_first_bad(a, 0);
+                if (bad >= 0) rc = ag__fail(err, "%s: tensor '%s' element %ld is NaN or infinite", source, key, bad);
             }
         }
     }
@@ -6538,8 +6683,8 @@ static int ag__list_add_params(ag_array_list *list, const ag_params *ps, const c
     }
     return 0;
 }
-static int ag__check_buffers(const ag_array_list *list, const ag_params *ps, const char *prefix, float *const *alt, const char *source, ag_error *err) {
-    int i; char key[AG_NAME_MAX + 64];
+static int ag__check_buffers(const ag_array_list *list, const ag_params *ps, const char *prefix, float *const *alt, int nonneg, const char *source, ag_error *err) {
+    int i; char key[AG_NAME_MAX + 64]; long bad;
     for (i = 0; i < ps->count; i++) {
         const ag_array *a;
         if (!alt[i]) continue;
@@ -6548,6 +6693,8 @@ static int ag__check_buffers(const ag_array_list *list, const ag_params *ps, con
         if (!a) return ag__fail(err, "%s: tensor '%s' is missing", source, key);
         if (a->dtype != AG_DTYPE_F32 || a->nbytes != ps->entries[i].tensor->size * 4)
             return ag__fail(err, "%s: tensor '%s' must be F32 with %zu elements", source, key, ps->entries[i].tensor->size);
+        if ((bad = ag__array_first_bad(a, nonneg)) >= 0)
+            return ag__fail(err, "%s: tensor '%s' element %ld is %s", source, key, bad, nonneg ? "NaN, infinite or negative" : "NaN or infinite");
     }
     return 0;
 }
@@ -6580,33 +6727,91 @@ AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, co
     ag_array_list_free(&list); AG_FREE(meta.p);
     return rc;
 }
+/* a checkpoint counter: decimal digits only, at most 2^53 (far beyond any run; larger
+   values are damage, and would overflow the step arithmetic) */
+static int ag__meta_counter(const char *meta, const char *key, int64_t *out) {
+    char v[64]; int i; uint64_t x = 0;
+    if (ag_json_get_string(meta, key, v, sizeof v) || !v[0]) return -1;
+    for (i = 0; v[i]; i++) {
+        if (v[i] < '0' || v[i] > '9' || i >= 17) return -1;
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    if (x > ((uint64_t)1 << 53)) return -1;
+    *out = (int64_t)x;
+    return 0;
+}
+static int ag__meta_hex(const char *meta, const char *key, uint64_t *out) {
+    char v[64]; int i; uint64_t x = 0;
+    if (ag_json_get_string(meta, key, v, sizeof v) || !v[0]) return -1;
+    for (i = 0; v[i]; i++) {
+        int d = v[i] >= '0' && v[i] <= '9' ? v[i] - '0' : v[i] >= 'a' && v[i] <= 'f' ? v[i] - 'a' + 10 : v[i] >= 'A' && v[i] <= 'F' ? v[i] - 'A' + 10 : -1;
+        if (d < 0 || i >= 16) return -1;
+        x = x << 4 | (uint64_t)d;
+    }
+    *out = x;
+    return 0;
+}
+/* parses and checks a GAN checkpoint's metadata; rng may be NULL */
+static int ag__gan_meta_parse(const char *meta, const char *path, ag_gan_checkpoint_info *info, uint64_t *rng, ag_error *err) {
+    char v[128]; int64_t stage = -1; uint64_t rs = 0, ri = 0; ag_error e2;
+    memset(info, 0, sizeof *info);
+    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h gan checkpoint 1"))
+        return ag__fail(err, "%s: not an autogan.h GAN checkpoint (metadata 'format' missing or unknown)", path);
+    if (ag__meta_counter(meta, "iteration", &info->iteration))
+        return ag__fail(err, "%s: checkpoint metadata 'iteration' is missing or not a count from 0 to 2^53", path);
+    if (ag__meta_counter(meta, "adam_g_step", &info->adam_g_step) || ag__meta_counter(meta, "adam_d_step", &info->adam_d_step))
+        return ag__fail(err, "%s: checkpoint metadata 'adam_g_step' or 'adam_d_step' is missing or not a count from 0 to 2^53", path);
+    if (ag__meta_counter(meta, "stage", &stage) || stage > 2)
+        return ag__fail(err, "%s: checkpoint metadata 'stage' is missing or not 0, 1 or 2", path);
+    if (ag__meta_hex(meta, "rng_state", &rs) || ag__meta_hex(meta, "rng_inc", &ri) || !(ri & 1))
+        return ag__fail(err, "%s: checkpoint metadata 'rng_state' or 'rng_inc' is missing or malformed", path);
+    info->stage = (int)stage;
+    e2.msg[0] = 0;
+    if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, info->arch, &info->arch_len, &e2) ||
+        ag__arch_check(info->stage, info->arch, info->arch_len, &e2))
+        return ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg[0] ? e2.msg : "'arch' missing");
+    info->has_ema = ag_json_get_string(meta, "ema", v, sizeof v) == 0 && strcmp(v, "1") == 0;
+    if (rng) { rng[0] = rs; rng[1] = ri; }
+    return 0;
+}
+AGDEF int ag_gan_checkpoint_read_info(const char *path, ag_gan_checkpoint_info *info, ag_error *err) {
+    ag_array_list list; char *meta = NULL; int rc;
+    memset(info, 0, sizeof *info);
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    rc = ag__gan_meta_parse(meta, path, info, NULL, err);
+    if (rc) memset(info, 0, sizeof *info);
+    AG_FREE(meta);
+    ag_array_list_free(&list);
+    return rc;
+}
+static void ag__arch_str(const int *arch, int len, char *out, size_t cap) {
+    size_t u = 0; int i;
+    out[0] = 0;
+    for (i = 0; i < len && u < cap; i++) u += (size_t)snprintf(out + u, cap - u, i ? " %d" : "%d", arch[i]);
+}
 AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err) {
-    ag_array_list list; char *meta = NULL, v[128]; int rc = 0, stage = 0, arch[AG_ARCH_MAX], alen = 0;
-    long long iter = 0, sg = 0, sd = 0; unsigned long long rs = 0, ri = 0;
+    ag_array_list list; char *meta = NULL; int rc = 0, i, len = ag_arch_len(gan->G->stage); ag_gan_checkpoint_info info; uint64_t rng[2];
     if (metadata) *metadata = NULL;
     if (ag_safetensors_read(path, &list, &meta, err)) return -1;
-    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h gan checkpoint 1"))
-        rc = ag__fail(err, "%s: not an autogan.h GAN checkpoint (metadata 'format' missing or unknown)", path);
-    if (!rc && (ag_json_get_string(meta, "iteration", v, sizeof v) || sscanf(v, "%lld", &iter) != 1 ||
-                ag_json_get_string(meta, "adam_g_step", v, sizeof v) || sscanf(v, "%lld", &sg) != 1 ||
-                ag_json_get_string(meta, "adam_d_step", v, sizeof v) || sscanf(v, "%lld", &sd) != 1 ||
-                ag_json_get_string(meta, "rng_state", v, sizeof v) || sscanf(v, "%llx", &rs) != 1 ||
-                ag_json_get_string(meta, "rng_inc", v, sizeof v) || sscanf(v, "%llx", &ri) != 1 ||
-                ag_json_get_string(meta, "stage", v, sizeof v) || sscanf(v, "%d", &stage) != 1))
-        rc = ag__fail(err, "%s: checkpoint metadata incomplete (iteration, Adam steps, stage or PRNG state)", path);
+    rc = ag__gan_meta_parse(meta, path, &info, rng, err);
     if (!rc) {
-        ag_error e2; e2.msg[0] = 0;
-        if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, arch, &alen, &e2) || ag__arch_check(stage, arch, alen, &e2))
-            rc = ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg);
+        int same = info.stage == gan->G->stage && info.stage == gan->D->stage && info.arch_len == len;
+        for (i = 0; same && i < len; i++) same = info.arch[i] == gan->G->arch[i];
+        if (!same) {
+            char want[64], got[64];
+            ag__arch_str(info.arch, info.arch_len, got, sizeof got); ag__arch_str(gan->G->arch, len, want, sizeof want);
+            rc = ag__fail(err, "%s: the checkpoint is stage %d, arch '%s'; the models given are stage %d, arch '%s' "
+                          "(build them from ag_gan_checkpoint_read_info)", path, info.stage, got, gan->G->stage, want);
+        }
     }
-    if (!rc && (iter < 0 || sg < 0 || sd < 0)) rc = ag__fail(err, "%s: negative counters in the checkpoint", path);
+    if (!rc && ema && !info.has_ema) rc = ag__fail(err, "%s: the checkpoint holds no EMA weights (saved without EMA)", path);
     if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, "G.", 0, path, err);
     if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, "D.", 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, path, err);
-    if (!rc && ema) rc = ag__check_buffers(&list, &gan->G->params, "ema.", ema->avg, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, 1, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, 1, path, err);
+    if (!rc && ema) rc = ag__check_buffers(&list, &gan->G->params, "ema.", ema->avg, 0, path, err);
     if (!rc) {
         ag__params_copy_arrays(&gan->G->params, &list, "G.");
         ag__params_copy_arrays(&gan->D->params, &list, "D.");
@@ -6615,10 +6820,8 @@ AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, c
         ag__copy_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m);
         ag__copy_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v);
         if (ema) ag__copy_buffers(&list, &gan->G->params, "ema.", ema->avg);
-        gan->iteration = iter; gan->opt_g.step = sg; gan->opt_d.step = sd;
-        ag_generator_set_arch(gan->G, stage, arch, alen, NULL);
-        gan->D->stage = stage;
-        ctx->rng.state = rs; ctx->rng.inc = ri;
+        gan->iteration = info.iteration; gan->opt_g.step = info.adam_g_step; gan->opt_d.step = info.adam_d_step;
+        ctx->rng.state = rng[0]; ctx->rng.inc = rng[1];
         if (metadata) { *metadata = meta; meta = NULL; }
     }
     AG_FREE(meta);

@@ -88,13 +88,16 @@ static void stream_free(stream *s) {
     free(s->paths); ag_array_free(&s->npy); free(s->img);
     memset(s, 0, sizeof *s);
 }
-/* counts the images without decoding them all: .npy headers are read in full (cheap next
-   to scoring), PNGs count one each */
+/* counts the images before any scoring (so a bad file or too few images for the splits
+   is reported at once): .npy files are read in full (cheap next to scoring), PNGs count
+   one each; -1 with a message when a .npy cannot be read */
 static int64_t stream_total(const stream *s) {
     int64_t n = 0; int i; ag_error err;
     for (i = 0; i < s->count; i++) {
         if (ends_with(s->paths[i], ".npy")) {
-            ag_array a; if (ag_npy_read(s->paths[i], &a, &err) == 0) { n += a.ndim ? a.shape[0] : 0; ag_array_free(&a); }
+            ag_array a;
+            if (ag_npy_read(s->paths[i], &a, &err)) { fprintf(stderr, "score: %s\n", err.msg); return -1; }
+            n += a.ndim ? a.shape[0] : 0; ag_array_free(&a);
         } else n++;
     }
     return n;
@@ -165,8 +168,8 @@ typedef struct scorer {
 } scorer;
 
 /* runs every image of the stream; accumulates FID statistics and (optionally) logits */
-static int score_stream(scorer *sc, stream *s, ag_fid_stats *stats, float **logits_out, int64_t *count_out, const char *label) {
-    ag_error err; int64_t total = stream_total(s), done = 0, cap = 0; float *all = NULL; time_t t0 = time(NULL), last = t0;
+static int score_stream(scorer *sc, stream *s, int64_t total, ag_fid_stats *stats, float **logits_out, int64_t *count_out, const char *label) {
+    ag_error err; int64_t done = 0, cap = 0; float *all = NULL; double t0 = ag_wall_seconds(), last = t0;
     size_t per = (size_t)3 * 299 * 299;
     for (;;) {
         int n = 0, r = 0, h = 0, w = 0;
@@ -191,11 +194,11 @@ static int score_stream(scorer *sc, stream *s, ag_fid_stats *stats, float **logi
             memcpy(all + (size_t)done * 1008, sc->logits, (size_t)n * 1008 * sizeof(float));
         }
         done += n;
-        if (time(NULL) - last >= 5 || done == total) {
-            double el = difftime(time(NULL), t0), rate = el > 0 ? done / el : 0;
+        if (ag_wall_seconds() - last >= 5 || done == total) {
+            double el = ag_wall_seconds() - t0, rate = el > 0 ? done / el : 0;
             fprintf(stderr, "score: %s %lld/%lld images, %.1f img/s, eta %.0f s\n", label, (long long)done, (long long)total, rate,
                     rate > 0 ? (total - done) / rate : 0.0);
-            last = time(NULL);
+            last = ag_wall_seconds();
         }
     }
     if (logits_out) *logits_out = all;
@@ -243,7 +246,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     const char *weights = NULL, *stats_path = NULL, *save_path = NULL; int splits = 10, threads = 0, rc = 1, dim = 0;
     stream gen, ref; scorer sc; ag_error err; ag_fid_stats gst, rst; float *logits = NULL; int64_t n = 0, nref = 0;
-    double *rmu = NULL, *rsigma = NULL, is_mean, is_std; cli c; int ref_unterminated = 0;
+    double *rmu = NULL, *rsigma = NULL, is_mean, is_std; cli c; int ref_unterminated = 0; int64_t n_total = 0, nref_total = 0;
     memset(&gen, 0, sizeof gen); memset(&ref, 0, sizeof ref); memset(&sc, 0, sizeof sc); memset(&gst, 0, sizeof gst); memset(&rst, 0, sizeof rst);
     sc.batch = 25;
     cli_start(&c, "score", argc, argv);
@@ -274,6 +277,16 @@ int main(int argc, char **argv) {
     if (stats_path && ref.count) { fprintf(stderr, "score: give --stats or --ref, not both\n"); return 2; }
     if (stats_path && load_stats(stats_path, &rmu, &rsigma, &dim)) return 1;
     if (stats_path && dim != 2048) { fprintf(stderr, "score: %s: statistics of dimension %d; pool3 has 2048\n", stats_path, dim); return 1; }
+    /* everything that can be checked is checked before the scoring starts */
+    if (save_path && ag_file_check_writable(save_path, &err)) { fprintf(stderr, "score: --save_stats: %s\n", err.msg); return 2; }
+    if ((n_total = stream_total(&gen)) < 0 || (ref.count && (nref_total = stream_total(&ref)) < 0)) return 1;
+    {
+        int64_t total = n_total;
+        if (total < splits) {
+            fprintf(stderr, "score: %lld images for --splits %d: the Inception score needs at least one image per split\n", (long long)total, splits);
+            return 2;
+        }
+    }
     sc.net = ag_inception_load(weights, &err);
     if (!sc.net) { fprintf(stderr, "score: %s\n", err.msg); return 1; }
     if (threads > 0) ag_inception_set_threads(sc.net, threads);
@@ -281,7 +294,7 @@ int main(int argc, char **argv) {
     sc.pool3 = (float *)malloc((size_t)sc.batch * 2048 * sizeof(float));
     sc.logits = (float *)malloc((size_t)sc.batch * 1008 * sizeof(float));
     if (!sc.x || !sc.pool3 || !sc.logits || ag_fid_stats_init(&gst, 2048, &err) || ag_fid_stats_init(&rst, 2048, &err)) { fprintf(stderr, "score: out of memory\n"); goto done; }
-    if (score_stream(&sc, &gen, &gst, &logits, &n, "images")) goto done;
+    if (score_stream(&sc, &gen, n_total, &gst, &logits, &n, "images")) goto done;
     if (n < splits) { fprintf(stderr, "score: %lld images for %d splits\n", (long long)n, splits); goto done; }
     if (ag_inception_score(logits, (int)n, 1008, splits, &is_mean, &is_std, &err)) { fprintf(stderr, "score: %s\n", err.msg); goto done; }
     printf("IS %.6f %.6f\n", is_mean, is_std);
@@ -291,7 +304,7 @@ int main(int argc, char **argv) {
         if (save_path && save_stats(save_path, &gst)) goto done;
     }
     if (ref.count) {
-        if (score_stream(&sc, &ref, &rst, NULL, &nref, "reference")) goto done;
+        if (score_stream(&sc, &ref, nref_total, &rst, NULL, &nref, "reference")) goto done;
         if (ag_fid_stats_finish(&rst, &err)) { fprintf(stderr, "score: reference: %s\n", err.msg); goto done; }
         rmu = rst.mu; rsigma = rst.sigma;
     }
