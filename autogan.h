@@ -6914,16 +6914,16 @@ AGDEF int ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_c
     }
     if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, "G.", 0, path, err);
     if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, "D.", 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, 1, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, 1, path, err);
     /* the controller of the checkpoint's stage, built aside */
     if (!rc && ag_controller_init(&nc, stage, hid, NULL, err)) rc = -1;
     if (!rc && ag_adam_init(&nopt, &nc.params, s->ctrl_lr, s->ctrl_beta1, s->ctrl_beta2, 1e-8f, err)) rc = -1;
     if (!rc) rc = ag__params_check_arrays(&nc.params, &list, "ctrl.", 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.m.", nopt.m, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.v.", nopt.v, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.m.", nopt.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.v.", nopt.v, 1, path, err);
     if (!rc) {
         ka = ag_array_list_find(&list, "kept.archs"); kh = ag_array_list_find(&list, "kept.h"); kc = ag_array_list_find(&list, "kept.c");
         if (stage > 0 && !ka) rc = ag__fail(err, "%s: stage %d without kept architectures ('kept.archs' missing)", path, stage);

@@ -692,6 +692,7 @@ int main(int argc, char **argv) {
                (long long)s->st.ctrl_steps);
         if (csv_truncate(s->search_csv, start_iter) || csv_truncate(s->ctrl_csv, start_iter)) return 1;
     }
+    else if (csv_truncate(s->search_csv, 0) || csv_truncate(s->ctrl_csv, 0)) return 1;   /* a fresh start in a used directory */
     if (prepare_data(s, s->st.stage)) return 1;
     s->fsearch = csv_open(s->search_csv, "search_iter,stage,epoch,batch,d_loss,g_loss,g_step");
     s->fctrl = csv_open(s->ctrl_csv, "search_iter,step,stage,arch,reward,entropy,baseline,advantage,loss");
