@@ -17,7 +17,7 @@ BUILD    = build
 PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/bench $(BUILD)/classifier $(BUILD)/search
 TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_data.c tests/test_hardening.c tests/test_classifier.c tests/test_search.c
 
-.PHONY: all test sanitize compile-checks bench fuzz neon-test clean
+.PHONY: all test sanitize compile-checks bench fuzz neon-test clean demo
 all: $(PROGRAMS) $(BUILD)/run_tests
 
 $(BUILD):
@@ -35,6 +35,26 @@ bench: $(BUILD)/bench
 
 $(BUILD)/run_tests: $(TEST_SRC) autogan.h | $(BUILD)
 	$(CC) -O2 $(OMP) $(WARN) $(CFLAGS) -o $@ tests/run_tests.c $(LDLIBS)
+
+# the search on the embedded Fashion-MNIST (its shipped test split) with the shipped classifier
+# as the reward, all three stages (8x8 -> 16x16 -> 32x32), then a short training of the best
+# architecture found. Passive OpenMP waiting: on a shared machine spinning threads stall.
+DEMO_THREADS ?= 2
+DEMO_DIR = logs/demo
+demo: $(BUILD)/search $(BUILD)/train
+	@test -f weights/fashion-mnist-classifier.safetensors || { echo "make demo: weights/fashion-mnist-classifier.safetensors is missing (build/classifier trains it)"; exit 1; }
+	rm -rf $(DEMO_DIR)
+	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/search --preset demo --exp_name demo --threads $(DEMO_THREADS)
+	@arch=$$(grep -m1 '^build/train --arch' $(DEMO_DIR)/archs.txt | sed 's/^build\/train --arch //; s/ *#.*//'); \
+	if ./$(BUILD)/train --help 2>&1 | grep -q -- '--dataset'; then \
+	  echo "make demo: training the best architecture found ($$arch) briefly"; \
+	  OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/train --arch $$arch --dataset fashion-mnist --split test --channels 1 \
+	    --gf_dim 32 --df_dim 32 --latent_dim 64 --gen_bs 32 --dis_bs 32 --max_iter 200 --print_freq 50 \
+	    --ckpt $(DEMO_DIR)/best.safetensors --samples $(DEMO_DIR)/best_samples --sample_freq 200 || exit 1; \
+	else echo "make demo: build/train has no --dataset flag yet, so the best architecture ($$arch) is not trained here"; fi
+	@echo "make demo: outputs in $(DEMO_DIR)/: archs.txt (the architectures found), controller.png (reward and entropy),"
+	@echo "           samples/ (the best architecture of each iteration), search.csv, controller.csv, Model/checkpoint.safetensors,"
+	@echo "           best_samples/ (the best architecture after its short training, when build/train could train it)"
 
 # the header alone, warning-free as C99 with and without OpenMP, static, and as C++
 compile-checks: | $(BUILD)

@@ -66,15 +66,15 @@ static void preset_paper(options *o) {
     o->grow_step2 = 35; o->max_search_iter = 65; o->ctrl_step = 30; o->exp_name = "autogan_search";
     o->dataset = "cifar10"; o->channels = 3;
 }
-/* a few minutes on two cores: Fashion-MNIST's shipped test split (1,024 images used), the
+/* a few minutes on two cores: Fashion-MNIST's shipped test split (2,048 images used), the
    compact classifier as the reward, narrow G and D, all three stages with both growths */
 static void preset_demo(options *o) {
     preset_paper(o);
-    o->dataset = "fashion-mnist"; o->split = "test"; o->channels = 1; o->num_train_imgs = 1024;
+    o->dataset = "fashion-mnist"; o->split = "test"; o->channels = 1; o->num_train_imgs = 2048;
     o->classifier = "weights/fashion-mnist-classifier.safetensors";
     o->gen_bs = 32; o->dis_bs = 32; o->gf_dim = 32; o->df_dim = 32; o->latent_dim = 64;
-    o->shared_epoch = 1; o->grow_step1 = 3; o->grow_step2 = 6; o->max_search_iter = 9;
-    o->ctrl_step = 6; o->rl_num_eval_img = 500; o->eval_batch_size = 100; o->num_candidate = 6; o->topk = 3;
+    o->shared_epoch = 1; o->grow_step1 = 4; o->grow_step2 = 8; o->max_search_iter = 12;
+    o->ctrl_step = 8; o->rl_num_eval_img = 500; o->eval_batch_size = 100; o->num_candidate = 6; o->topk = 3;
     o->dynamic_reset_window = 100; o->print_freq = 16; o->exp_name = "demo";
 }
 
