@@ -4417,10 +4417,415 @@ AGDEF int ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error 
     return 0;
 }
 
-/*ARCHIVE_SETS*/
+/* ---- CIFAR-10 and STL-10: members of a tar (gzipped or not) or files of a folder ----
+   Both sets are read by member base name, wherever the member sits in the archive (the
+   official archives put them under cifar-10-batches-bin/, cifar-10-batches-py/,
+   stl10_binary/), in the reference's order (data_batch_1..5; train then unlabeled) whatever
+   the order in the archive. Small members are collected whole; STL-10's image files are
+   decoded (and resized) in batches of 256 images while they stream. */
+static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err); /* section 10 */
+static int ag__fail_prefix(ag_error *err, const char *fmt, ...);
+
+#define AG__STL_SIDE 96
+#define AG__STL_RECORD (3 * 96 * 96)
+#define AG__STL_STAGE 256
+#define AG__MEMBERS_MAX 12
+
+typedef struct ag__stream_part {   /* one STL-10 image file, decoded as it streams */
+    unsigned char *out;            /* [count][size][size][3] */
+    int count, done;               /* images in the member, images decoded */
+    unsigned char *stage;          /* [AG__STL_STAGE][AG__STL_RECORD] raw records not yet decoded */
+    size_t staged;                 /* bytes in stage */
+} ag__stream_part;
+
+typedef struct ag__members {
+    const char *label;                         /* archive or folder, for messages */
+    const char *const *names; int n;           /* wanted members, by base name */
+    const int *stream;                         /* stream[i]: names[i] holds STL-10 images */
+    unsigned char *data[AG__MEMBERS_MAX];      /* collected members */
+    size_t len[AG__MEMBERS_MAX];
+    uint64_t size[AG__MEMBERS_MAX];
+    int seen[AG__MEMBERS_MAX];
+    ag__stream_part part[AG__MEMBERS_MAX];
+    int current;                               /* index of the member being read, or -1 */
+    int out_size;                              /* STL-10 output side (96: no resizing) */
+    ag__pil_plan plan;
+    unsigned char *work; size_t work_per_thread;
+} ag__members;
+
+static void ag__members_free(ag__members *m) {
+    int i;
+    for (i = 0; i < AG__MEMBERS_MAX; i++) { AG_FREE(m->data[i]); AG_FREE(m->part[i].out); AG_FREE(m->part[i].stage); }
+    ag__pil_plan_free(&m->plan);
+    AG_FREE(m->work);
+    memset(m, 0, sizeof *m);
+}
+
+/* STL-10 stores each image column-major per channel: byte c*9216 + x*96 + y is row y,
+   column x (torchvision transposes the last two axes); out: HWC, resized when asked */
+static void ag__stl_decode(ag__members *m, ag__stream_part *pt) {
+    int k = (int)(pt->staged / AG__STL_RECORD), S = m->out_size;
+    int ag__nt = k < 8 ? 1 : ag__ds_threads();
+    long j;
+    AG__PARALLEL_FOR
+    for (j = 0; j < k; j++) {
+        unsigned char *hwc = m->work + m->work_per_thread * (size_t)ag__ds_thread_id(), *tmp = hwc + AG__STL_RECORD;
+        const unsigned char *rec = pt->stage + (size_t)j * AG__STL_RECORD;
+        unsigned char *dst = pt->out + (size_t)(pt->done + j) * S * S * 3;
+        int c, x, y;
+        for (c = 0; c < 3; c++) for (x = 0; x < AG__STL_SIDE; x++) for (y = 0; y < AG__STL_SIDE; y++)
+            hwc[(y * AG__STL_SIDE + x) * 3 + c] = rec[c * 9216 + x * AG__STL_SIDE + y];
+        if (S == AG__STL_SIDE) memcpy(dst, hwc, AG__STL_RECORD);
+        else ag__pil_apply(&m->plan, hwc, dst, tmp);
+    }
+    pt->done += k;
+    pt->staged = 0;
+}
+
+static int ag__members_cb(void *user, const char *name, uint64_t size, const unsigned char *p, size_t n, uint64_t off, ag_error *err) {
+    ag__members *m = (ag__members *)user;
+    int i;
+    if (!p) {                                  /* a member starts */
+        const char *base = strrchr(name, '/');
+        base = base ? base + 1 : name;
+        m->current = -1;
+        for (i = 0; i < m->n; i++) if (!strcmp(base, m->names[i])) break;
+        if (i == m->n) return 0;
+        if (m->seen[i]) return ag__fail(err, "%s: %s appears twice", m->label, name);
+        m->seen[i] = 1;
+        m->size[i] = size;
+        m->current = i;
+        if (m->stream && m->stream[i]) {
+            ag__stream_part *pt = &m->part[i];
+            size_t S = (size_t)m->out_size;
+            if (size % AG__STL_RECORD)
+                return ag__fail(err, "%s: %s has %llu bytes, not a whole number of 96x96x3 images (%d bytes each)",
+                                m->label, name, (unsigned long long)size, AG__STL_RECORD);
+            if (size / AG__STL_RECORD > (1u << 24)) return ag__fail(err, "%s: %s holds too many images", m->label, name);
+            pt->count = (int)(size / AG__STL_RECORD);
+            pt->out = (unsigned char *)AG_MALLOC((size_t)pt->count * S * S * 3 + 1);
+            pt->stage = (unsigned char *)AG_MALLOC((size_t)AG__STL_STAGE * AG__STL_RECORD);
+            if (!pt->out || !pt->stage) return ag__fail(err, "%s: out of memory for %d images of %d x %d", m->label, pt->count, m->out_size, m->out_size);
+        } else {
+            if (size > ((uint64_t)1 << 28)) return ag__fail(err, "%s: %s has %llu bytes (too large)", m->label, name, (unsigned long long)size);
+            m->data[i] = (unsigned char *)AG_MALLOC((size_t)size + 1);
+            if (!m->data[i]) return ag__fail(err, "%s: out of memory", m->label);
+        }
+        return 0;
+    }
+    if (m->current < 0) return 0;
+    i = m->current;
+    if (off + n > m->size[i]) return ag__fail(err, "%s: %s is longer than its header says", m->label, name);
+    if (m->stream && m->stream[i]) {
+        ag__stream_part *pt = &m->part[i];
+        while (n) {
+            size_t room = (size_t)AG__STL_STAGE * AG__STL_RECORD - pt->staged, k = n < room ? n : room;
+            memcpy(pt->stage + pt->staged, p, k);
+            pt->staged += k; p += k; n -= k; off += k;
+            if (pt->staged == (size_t)AG__STL_STAGE * AG__STL_RECORD || off == m->size[i]) ag__stl_decode(m, pt);
+        }
+    } else {
+        memcpy(m->data[i] + m->len[i], p, n);
+        m->len[i] += n;
+    }
+    return 0;
+}
+
+/* a file of a folder, fed to cb as a tar member would be */
+static int ag__feed_file(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf;
+    uint64_t off = 0;
+    long size;
+    int r = 0;
+    if (!f) return ag__fail(err, "%s: cannot open for reading", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return ag__fail(err, "%s: cannot determine the file size", path);
+    }
+    buf = (unsigned char *)AG_MALLOC((size_t)1 << 22);
+    if (!buf) { fclose(f); return ag__fail(err, "%s: out of memory", path); }
+    r = cb(user, path, (uint64_t)size, NULL, 0, 0, err);
+    while (!r && off < (uint64_t)size) {
+        size_t want = (uint64_t)size - off < ((uint64_t)1 << 22) ? (size_t)((uint64_t)size - off) : (size_t)1 << 22;
+        size_t got = fread(buf, 1, want, f);
+        if (got == 0) { r = ag__fail(err, "%s: read %llu of %ld bytes", path, (unsigned long long)off, size); break; }
+        r = cb(user, path, (uint64_t)size, buf, got, off, err);
+        off += got;
+    }
+    AG_FREE(buf);
+    fclose(f);
+    return r;
+}
+
+/* read the wanted members from an archive, or from a folder (or its official sub-folder) */
+static int ag__members_read(ag__members *m, const char *path, ag_error *err) {
+    static const char *const subs[] = { "", "cifar-10-batches-bin/", "cifar-10-batches-py/", "stl10_binary/" };
+    m->current = -1;
+    m->label = path;
+    if (ag__is_dir(path)) {
+        char fp[4096];
+        int i, s;
+        for (i = 0; i < m->n; i++)
+            for (s = 0; s < 4; s++) {
+                snprintf(fp, sizeof fp, "%s/%s%s", path, subs[s], m->names[i]);
+                if (ag__file_exists(fp) && !ag__is_dir(fp)) {
+                    if (ag__feed_file(fp, ag__members_cb, m, err)) return -1;
+                    break;
+                }
+            }
+        return 0;
+    }
+    if (!ag__file_exists(path)) return ag__fail(err, "%s: no such file or folder", path);
+    return ag_tar_read(path, ag__members_cb, m, err);
+}
+
+static int ag__load_cifar10(ag_dataset *ds, const char *path, const char *split, ag_error *err) {
+    static const char *const names[12] = { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+        "data_batch_5.bin", "test_batch.bin", "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch" };
+    int train = strcmp(split, "train") == 0, first = train ? 0 : 5, nb = train ? 5 : 1;
+    int bin = 1, py = 1, b, total = 0, at = 0, r = -1;
+    ag__members m;
+    ag_dataset t;
+    unsigned char *pdata[5] = { 0 };
+    int *plabels[5] = { 0 }, pcount[5] = { 0 };
+    memset(&m, 0, sizeof m);
+    memset(&t, 0, sizeof t);
+    m.names = names; m.n = 12;
+    if (ag__members_read(&m, path, err)) goto done;
+    for (b = 0; b < nb; b++) { bin &= m.seen[first + b]; py &= m.seen[6 + first + b]; }
+    if (!bin && !py) {
+        for (b = 0; b < nb && m.seen[first + b]; b++) {}
+        if (b == nb) for (b = 0; b < nb && m.seen[6 + first + b]; b++) {}
+        ag__fail(err, "%s: no %s (nor %s): not CIFAR-10 (cifar-10-binary.tar.gz, cifar-10-python.tar.gz or their folders)",
+                 path, names[first + b], names[6 + first + b]);
+        goto done;
+    }
+    for (b = 0; b < nb; b++) {
+        int i = first + b;
+        if (bin) {
+            if (m.len[i] % 3073 || m.len[i] == 0) {
+                ag__fail(err, "%s: %s has %lu bytes, not a whole number of 3073-byte records", path, names[i], (unsigned long)m.len[i]);
+                goto done;
+            }
+            pcount[b] = (int)(m.len[i] / 3073);
+        } else {
+            if (ag__cifar_pickle(m.data[6 + i], m.len[6 + i], &pdata[b], &plabels[b], &pcount[b], err)) {
+                ag__fail_prefix(err, "%s: %s", path, names[6 + i]);
+                goto done;
+            }
+        }
+        total += pcount[b];
+    }
+    if (ag__ds_alloc(&t, "cifar10", total, 32, 32, 3, err)) goto done;
+    t.num_classes = 10;
+    for (b = 0; b < nb; b++) {
+        int i = first + b, k;
+        for (k = 0; k < pcount[b]; k++) {
+            const unsigned char *chw = bin ? m.data[i] + (size_t)k * 3073 + 1 : pdata[b] + (size_t)k * 3072;
+            unsigned char *hwc = t.pixels + (size_t)(at + k) * 3072;
+            int lab = bin ? m.data[i][(size_t)k * 3073] : plabels[b][k], c, q;
+            if (lab > 9) { ag__fail(err, "%s: %s record %d has label %d (0..9 expected)", path, names[i], k, lab); goto done; }
+            t.labels[at + k] = lab;
+            for (c = 0; c < 3; c++) for (q = 0; q < 1024; q++) hwc[q * 3 + c] = chw[c * 1024 + q];
+        }
+        at += pcount[b];
+    }
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    for (b = 0; b < 5; b++) { AG_FREE(pdata[b]); AG_FREE(plabels[b]); }
+    ag_dataset_free(&t);
+    ag__members_free(&m);
+    return r;
+}
+
+static int ag__load_stl10(ag_dataset *ds, const char *path, const char *split, int resize_to, ag_error *err) {
+    static const char *const names[5] = { "train_X.bin", "train_y.bin", "unlabeled_X.bin", "test_X.bin", "test_y.bin" };
+    static const int stream[5] = { 1, 0, 1, 1, 0 };
+    int train = strcmp(split, "train") == 0, xi = train ? 0 : 3, yi = xi + 1, S = resize_to > 0 ? resize_to : AG__STL_SIDE;
+    int i, k, total, r = -1;
+    size_t img;
+    ag__members m;
+    ag_dataset t;
+    memset(&m, 0, sizeof m);
+    memset(&t, 0, sizeof t);
+    m.names = names; m.n = 5; m.stream = stream; m.out_size = S;
+    if (S != AG__STL_SIDE && ag__pil_plan_init(&m.plan, AG__STL_SIDE, AG__STL_SIDE, 3, S, S)) { ag__fail(err, "stl10: out of memory"); goto done; }
+    m.work_per_thread = AG__STL_RECORD + (S != AG__STL_SIDE ? ag__pil_tmp_bytes(&m.plan) : 1);
+    m.work = (unsigned char *)AG_MALLOC(m.work_per_thread * (size_t)ag__ds_threads());
+    if (!m.work) { ag__fail(err, "stl10: out of memory"); goto done; }
+    if (ag__members_read(&m, path, err)) goto done;
+    for (i = xi; i <= (train ? 2 : 4); i++)
+        if (!m.seen[i]) {
+            ag__fail(err, "%s: no %s: not STL-10 (stl10_binary.tar.gz or its folder)", path, names[i]);
+            goto done;
+        }
+    if (m.len[yi] != (size_t)m.part[xi].count) {
+        ag__fail(err, "%s: %s holds %d images but %s %lu labels", path, names[xi], m.part[xi].count, names[yi], (unsigned long)m.len[yi]);
+        goto done;
+    }
+    total = m.part[xi].count + (train ? m.part[2].count : 0);
+    img = (size_t)S * S * 3;
+    if (!train || m.part[2].count == 0) {   /* nothing to concatenate: keep the buffer */
+        snprintf(t.name, sizeof t.name, "stl10");
+        t.pixels = m.part[xi].out; m.part[xi].out = NULL;
+        t.labels = (int *)AG_MALLOC((size_t)total * sizeof(int) + 1);
+        t.count = total; t.height = t.width = S; t.channels = 3;
+        if (!t.labels) { ag__fail(err, "stl10: out of memory"); goto done; }
+    } else {
+        if (ag__ds_alloc(&t, "stl10", total, S, S, 3, err)) goto done;
+        memcpy(t.pixels, m.part[xi].out, (size_t)m.part[xi].count * img);
+        AG_FREE(m.part[xi].out); m.part[xi].out = NULL;
+        memcpy(t.pixels + (size_t)m.part[xi].count * img, m.part[2].out, (size_t)m.part[2].count * img);
+    }
+    for (k = 0; k < m.part[xi].count; k++) {
+        int lab = m.data[yi][k];
+        if (lab < 1 || lab > 10) { ag__fail(err, "%s: %s label %d at index %d (1..10 expected)", path, names[yi], lab, k); goto done; }
+        t.labels[k] = lab - 1;
+    }
+    for (; k < total; k++) t.labels[k] = -1;
+    t.num_classes = 10;
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    ag_dataset_free(&t);
+    ag__members_free(&m);
+    return r;
+}
+
+/* ---- a folder of PNG images (recursive; sorted by path; every file must be a PNG) ---- */
+typedef struct ag__paths { char **p; int n, cap; } ag__paths;
+
+static void ag__paths_free(ag__paths *ps) {
+    int i;
+    for (i = 0; i < ps->n; i++) AG_FREE(ps->p[i]);
+    AG_FREE(ps->p);
+    memset(ps, 0, sizeof *ps);
+}
+
+static int ag__list_files(const char *dir, ag__paths *ps, int depth, ag_error *err) {
+#if !defined(_WIN32)
+    DIR *d;
+    struct dirent *e;
+    if (depth > 32) return ag__fail(err, "%s: folders nested too deeply", dir);
+    d = opendir(dir);
+    if (!d) return ag__fail(err, "%s: cannot open the folder", dir);
+    while ((e = readdir(d)) != NULL) {
+        char full[4096];
+        if (e->d_name[0] == '.') continue;    /* ., .. and hidden files */
+        if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, e->d_name) >= sizeof full) {
+            closedir(d);
+            return ag__fail(err, "%s/%s: path too long", dir, e->d_name);
+        }
+        if (ag__is_dir(full)) {
+            if (ag__list_files(full, ps, depth + 1, err)) { closedir(d); return -1; }
+            continue;
+        }
+        if (ps->n == ps->cap) {
+            int cap = ps->cap ? ps->cap * 2 : 256;
+            char **np = (char **)AG_REALLOC(ps->p, (size_t)cap * sizeof *np);
+            if (!np) { closedir(d); return ag__fail(err, "%s: out of memory", dir); }
+            ps->p = np; ps->cap = cap;
+        }
+        if (!(ps->p[ps->n] = ag__strdup(full))) { closedir(d); return ag__fail(err, "%s: out of memory", dir); }
+        ps->n++;
+    }
+    closedir(d);
+    return 0;
+#else
+    (void)ps; (void)depth;
+    return ag__fail(err, "%s: image folders are not supported on this platform", dir);
+#endif
+}
+
+static int ag__cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* color type of a PNG file (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA) from its IHDR */
+static int ag__png_color_type(const char *path) {
+    unsigned char h[26];
+    FILE *f = fopen(path, "rb");
+    size_t got;
+    if (!f) return -1;
+    got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (got != sizeof h || memcmp(h, "\x89PNG\r\n\x1a\n", 8) != 0 || memcmp(h + 12, "IHDR", 4) != 0) return -1;
+    return h[25];
+}
+
+static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_error *err) {
+    ag__paths ps;
+    ag_dataset t;
+    ag_array *imgs = NULL;
+    ag_error *errs = NULL;
+    int i, C = 1, H = 0, W = 0, r = -1, bad = -1;
+    int ag__nt;
+    long j;
+    memset(&ps, 0, sizeof ps);
+    memset(&t, 0, sizeof t);
+    if (!ag__is_dir(path)) return ag__fail(err, "%s: not a folder", path);
+    if (ag__list_files(path, &ps, 0, err)) goto done;
+    if (ps.n == 0) { ag__fail(err, "%s: no images in the folder", path); goto done; }
+    qsort(ps.p, (size_t)ps.n, sizeof *ps.p, ag__cmp_cstr);
+    for (i = 0; i < ps.n; i++) {   /* gray data sets stay gray; any colour image makes it RGB */
+        int ct = ag__png_color_type(ps.p[i]);
+        if (ct < 0) { ag__fail(err, "%s: not a PNG image (image folders hold PNG files only)", ps.p[i]); goto done; }
+        if (ct != 0 && ct != 4) C = 3;
+    }
+    imgs = (ag_array *)AG_MALLOC((size_t)ps.n * sizeof *imgs);
+    errs = (ag_error *)AG_MALLOC((size_t)ps.n * sizeof *errs);
+    if (!imgs || !errs) { ag__fail(err, "%s: out of memory", path); goto done; }
+    memset(imgs, 0, (size_t)ps.n * sizeof *imgs);
+    ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
+    AG__PARALLEL_FOR
+    for (j = 0; j < ps.n; j++) {
+        errs[j].msg[0] = 0;
+        if (ag_png_read(ps.p[j], C, &imgs[j], &errs[j])) imgs[j].data = NULL;
+    }
+    for (i = 0; i < ps.n; i++) if (!imgs[i].data) { if (err) *err = errs[i]; bad = i; break; }   /* the first in path order */
+    if (bad >= 0) goto done;
+    H = (int)imgs[0].shape[0]; W = (int)imgs[0].shape[1];
+    if (resize_to <= 0)
+        for (i = 1; i < ps.n; i++)
+            if (imgs[i].shape[0] != H || imgs[i].shape[1] != W) {
+                ag__fail(err, "%s: %lld x %lld, but %s is %d x %d (give a size to resize every image to)", ps.p[i],
+                         (long long)imgs[i].shape[1], (long long)imgs[i].shape[0], ps.p[0], W, H);
+                goto done;
+            }
+    if (ag__ds_alloc(&t, "folder", ps.n, resize_to > 0 ? resize_to : H, resize_to > 0 ? resize_to : W, C, err)) goto done;
+    {
+        size_t img = (size_t)t.height * t.width * C;
+        int failed = 0;
+        ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
+        AG__PARALLEL_FOR
+        for (j = 0; j < ps.n; j++) {
+            const ag_array *a = &imgs[j];
+            if (a->shape[0] == t.height && a->shape[1] == t.width) memcpy(t.pixels + (size_t)j * img, a->data, img);
+            else if (ag_image_resize_bilinear_pil((const unsigned char *)a->data, (int)a->shape[0], (int)a->shape[1], C,
+                                                  t.pixels + (size_t)j * img, t.height, t.width)) failed = 1;
+        }
+        if (failed) { ag__fail(err, "%s: out of memory resizing", path); goto done; }
+    }
+    for (i = 0; i < ps.n; i++) t.labels[i] = -1;
+    t.num_classes = 0;
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    if (imgs) for (i = 0; i < ps.n; i++) ag_array_free(&imgs[i]);
+    AG_FREE(imgs);
+    AG_FREE(errs);
+    ag_dataset_free(&t);
+    ag__paths_free(&ps);
+    return r;
+}
+
 static int ag__load_archive_set(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err) {
-    (void)ds; (void)split; (void)resize_to;
-    return ag__fail(err, "%s (%s): this reader is not in this build yet", name, path);
+    if (!strcmp(name, "cifar10")) return ag__load_cifar10(ds, path, split, err);
+    if (!strcmp(name, "stl10")) return ag__load_stl10(ds, path, split, resize_to, err);
+    return ag__load_folder(ds, path, resize_to, err);
 }
 
 /* ---- dispatch ---- */
@@ -7951,9 +8356,11 @@ AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width,
 /* ---- PyTorch .pth: a small pickle VM and the state-dict reader ---- */
 
 enum { AG__PK_NONE, AG__PK_BOOL, AG__PK_INT, AG__PK_FLOAT, AG__PK_STR, AG__PK_TUPLE, AG__PK_LIST, AG__PK_DICT,
-       AG__PK_GLOBAL, AG__PK_STORAGE, AG__PK_TENSOR, AG__PK_OPAQUE };
+       AG__PK_GLOBAL, AG__PK_STORAGE, AG__PK_TENSOR, AG__PK_OPAQUE,
+       AG__PK_NDARRAY, AG__PK_NPDTYPE };   /* numpy arrays (CIFAR-10's python batches) */
 enum { AG__G_OTHER, AG__G_ORDERED_DICT, AG__G_REBUILD_V2, AG__G_REBUILD_V1, AG__G_REBUILD_PARAM,
-       AG__G_REBUILD_FROM_TYPE, AG__G_STORAGE_TYPE, AG__G_TORCH_SIZE, AG__G_UNSUPPORTED };
+       AG__G_REBUILD_FROM_TYPE, AG__G_STORAGE_TYPE, AG__G_TORCH_SIZE, AG__G_UNSUPPORTED,
+       AG__G_NP_RECONSTRUCT, AG__G_NP_DTYPE, AG__G_CODECS_ENCODE };
 
 typedef struct ag__pk {
     int kind, gid, n, cap, ndim;
@@ -7964,7 +8371,7 @@ typedef struct ag__pk {
     char *s;                        /* STR (NUL-terminated copy); GLOBAL "module.name"; STORAGE key */
     size_t slen;
     struct ag__pk **items, **vals;  /* TUPLE / LIST items; DICT keys and values */
-    struct ag__pk *ref;             /* TENSOR: its STORAGE */
+    struct ag__pk *ref;             /* TENSOR: its STORAGE; NDARRAY: its data (a STR) */
     int64_t *dims;                  /* TENSOR: shape[ndim] then stride[ndim] */
     struct ag__pk *next;            /* every node, for freeing */
 } ag__pk;
@@ -8107,6 +8514,10 @@ static int ag__pk_global_id(const char *mod, const char *name, ag_dtype *dt) {
         { "BoolStorage", AG_DTYPE_BOOL } };
     size_t k, nl = strlen(name);
     if (!strcmp(mod, "collections") && !strcmp(name, "OrderedDict")) return AG__G_ORDERED_DICT;
+    if ((!strcmp(mod, "numpy.core.multiarray") || !strcmp(mod, "numpy._core.multiarray")) && !strcmp(name, "_reconstruct"))
+        return AG__G_NP_RECONSTRUCT;
+    if (!strcmp(mod, "numpy") && !strcmp(name, "dtype")) return AG__G_NP_DTYPE;
+    if (!strcmp(mod, "_codecs") && !strcmp(name, "encode")) return AG__G_CODECS_ENCODE;
     if (!strcmp(mod, "torch._utils")) {
         if (!strcmp(name, "_rebuild_tensor_v2")) return AG__G_REBUILD_V2;
         if (!strcmp(name, "_rebuild_tensor")) return AG__G_REBUILD_V1;
@@ -8214,6 +8625,47 @@ static ag__pk *ag__pk_call(ag__pvm *vm, ag__pk *fn, ag__pk *args, int depth) {
     case AG__G_TORCH_SIZE:
         if (args->n == 1 && args->items[0]->kind == AG__PK_TUPLE) return args->items[0];
         return ag__pk_new(vm, AG__PK_OPAQUE);
+    case AG__G_NP_RECONSTRUCT:      /* (ndarray, (0,), b'b'): filled in by BUILD */
+        return ag__pk_new(vm, AG__PK_NDARRAY);
+    case AG__G_NP_DTYPE: {          /* ('u1', 0, 1); the byte order comes with BUILD */
+        static const struct { const char *code; ag_dtype dt; } np[] = {
+            { "u1", AG_DTYPE_U8 }, { "i1", AG_DTYPE_I8 }, { "i2", AG_DTYPE_I16 }, { "i4", AG_DTYPE_I32 },
+            { "i8", AG_DTYPE_I64 }, { "f2", AG_DTYPE_F16 }, { "f4", AG_DTYPE_F32 }, { "f8", AG_DTYPE_F64 }, { "b1", AG_DTYPE_BOOL } };
+        const char *code;
+        size_t j;
+        if (args->n < 1 || args->items[0]->kind != AG__PK_STR) return ag__pk_new(vm, AG__PK_OPAQUE);
+        code = args->items[0]->s;
+        if (code[0] == '<' || code[0] == '>' || code[0] == '|' || code[0] == '=') code++;
+        for (j = 0; j < sizeof np / sizeof np[0]; j++)
+            if (!strcmp(code, np[j].code)) {
+                r = ag__pk_new(vm, AG__PK_NPDTYPE);
+                if (r) r->dtype = np[j].dt;
+                return r;
+            }
+        return ag__pk_new(vm, AG__PK_OPAQUE);
+    }
+    case AG__G_CODECS_ENCODE: {     /* Python 3's protocol-2 bytes: encode(text, 'latin1') */
+        const ag__pk *t = args->n >= 1 ? args->items[0] : NULL;
+        unsigned char *b;
+        size_t j, m = 0;
+        if (!t || t->kind != AG__PK_STR || args->n < 2 || args->items[1]->kind != AG__PK_STR ||
+            (strcmp(args->items[1]->s, "latin1") && strcmp(args->items[1]->s, "latin-1")))
+            return ag__pk_new(vm, AG__PK_OPAQUE);
+        r = ag__pk_str(vm, (const unsigned char *)t->s, t->slen);   /* UTF-8 -> latin-1 in place */
+        if (!r) return NULL;
+        b = (unsigned char *)r->s;
+        for (j = 0; j < t->slen; j++) {
+            unsigned char ch = (unsigned char)t->s[j];
+            if (ch < 0x80) b[m++] = ch;
+            else if ((ch == 0xc2 || ch == 0xc3) && j + 1 < t->slen && ((unsigned char)t->s[j + 1] & 0xc0) == 0x80) {
+                b[m++] = (unsigned char)(((ch & 0x1f) << 6) | ((unsigned char)t->s[j + 1] & 0x3f));
+                j++;
+            } else { ag__fail(vm->err, "pickle: text beyond latin-1 in _codecs.encode"); return NULL; }
+        }
+        b[m] = 0;
+        r->slen = m;
+        return r;
+    }
     case AG__G_UNSUPPORTED:
         ag__fail(vm->err, "unsupported object %s (quantized, sparse or other special tensors are not supported)", fn->s);
         return NULL;
@@ -8266,6 +8718,33 @@ static ag__pk *ag__pk_persid(ag__pvm *vm, ag__pk *pid) {
     }
     vm->storages[vm->nstorages++] = st;
     return st;
+}
+
+/* numpy ndarray.__setstate__: (version, shape, dtype, is_fortran, raw bytes), version optional */
+static int ag__pk_np_build(ag__pvm *vm, ag__pk *a, const ag__pk *st) {
+    const ag__pk *shape, *dt, *raw;
+    int64_t dims[8];
+    uint64_t numel;
+    size_t nbytes;
+    int nd, k, o;
+    if (st->kind != AG__PK_TUPLE || (st->n != 5 && st->n != 4)) return ag__fail(vm->err, "pickle: malformed numpy array state");
+    o = st->n == 5;
+    shape = st->items[o]; dt = st->items[o + 1]; raw = st->items[o + 3];
+    if (dt->kind != AG__PK_NPDTYPE) return ag__fail(vm->err, "pickle: numpy array of an unsupported dtype");
+    if (raw->kind != AG__PK_STR) return ag__fail(vm->err, "pickle: numpy array without raw data (object arrays are not supported)");
+    if (ag__pk_dims(shape, dims, &nd)) return ag__fail(vm->err, "pickle: malformed numpy array shape");
+    if (ag__rd_numel(nd, dims, &numel) || ag__rd_bytes(numel, ag_dtype_size(dt->dtype), &nbytes) || nbytes != raw->slen)
+        return ag__fail(vm->err, "pickle: numpy array shape needs %lu bytes, the data has %lu",
+                        (unsigned long)(numel * ag_dtype_size(dt->dtype)), (unsigned long)raw->slen);
+    a->dims = (int64_t *)AG_MALLOC(8 * sizeof *a->dims);
+    if (!a->dims) return ag__fail(vm->err, "pickle: out of memory");
+    for (k = 0; k < nd; k++) a->dims[k] = dims[k];
+    a->ndim = nd;
+    a->dtype = dt->dtype;
+    a->ref = (ag__pk *)raw;
+    a->i = st->items[o + 2]->kind != AG__PK_NONE && st->items[o + 2]->i != 0;   /* fortran order */
+    a->voff = dt->i;                                                             /* big-endian */
+    return 0;
 }
 
 /* Little-endian two's complement integer of n bytes; -1 when it does not fit int64. */
@@ -8535,10 +9014,13 @@ static int ag__pvm_run(ag__pvm *vm, const unsigned char *d, size_t len, size_t *
             AG__POP(a);
             AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE));
             break;
-        case 'b':                                                                  /* BUILD: state is ignored */
+        case 'b':                                                                  /* BUILD */
             AG__POP(b);
-            if (!ag__pvm_top(vm)) return -1;
-            break;
+            if (!(a = ag__pvm_top(vm))) return -1;
+            if (a->kind == AG__PK_NDARRAY) { if (ag__pk_np_build(vm, a, b)) return -1; }
+            else if (a->kind == AG__PK_NPDTYPE && b->kind == AG__PK_TUPLE && b->n >= 2 && b->items[1]->kind == AG__PK_STR)
+                a->i = b->items[1]->s[0] == '>';                                   /* big-endian */
+            break;                                                                 /* other states are ignored */
         case 'Q':                                                                  /* BINPERSID */
             AG__POP(a);
             AG__PUSH(ag__pk_persid(vm, a));
@@ -8884,6 +9366,58 @@ static int ag__pth_legacy(const unsigned char *buf, size_t len, ag_array_list *o
     r = ag__pth_finish(&cx, &vm, obj, len);
 done:
     ag__pth_ctx_free(&cx);
+    ag__pvm_free(&vm);
+    return r;
+}
+
+/* A CIFAR-10 python batch: a pickled dict (Python 2's cPickle, or any later protocol) with
+   'data' a uint8 numpy array [N][3072] (R, G, B planes of 32x32) and 'labels' a list of N
+   ints. Returns new buffers: data [N][3072] and labels [N]. */
+static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err) {
+    ag__pvm vm;
+    ag__pk *root = NULL;
+    const ag__pk *arr = NULL, *lab = NULL;
+    size_t used;
+    int k, n, r = -1;
+    *data = NULL; *labels = NULL; *count = 0;
+    memset(&vm, 0, sizeof vm);
+    vm.err = err;
+    if (len < 2 || buf[0] != 0x80) { ag__fail(err, "not a pickle (no protocol opcode)"); goto done; }
+    if (ag__pvm_run(&vm, buf, len, &used, &root)) goto done;
+    if (root->kind != AG__PK_DICT) { ag__fail(err, "the pickle holds no dict"); goto done; }
+    for (k = 0; k < root->n; k++) {
+        const ag__pk *key = root->items[k];
+        if (key->kind != AG__PK_STR) continue;
+        if (!strcmp(key->s, "data")) arr = root->vals[k];
+        else if (!strcmp(key->s, "labels")) lab = root->vals[k];
+    }
+    if (!arr || !lab) { ag__fail(err, "no '%s' entry in the dict", arr ? "labels" : "data"); goto done; }
+    if (arr->kind != AG__PK_NDARRAY || !arr->ref) { ag__fail(err, "'data' is not a numpy array"); goto done; }
+    if (arr->dtype != AG_DTYPE_U8 || arr->ndim != 2 || arr->dims[1] != 3072 || arr->i) {
+        ag__fail(err, "'data' is not a C-order uint8 array [N][3072]");
+        goto done;
+    }
+    if (lab->kind != AG__PK_LIST && lab->kind != AG__PK_TUPLE) { ag__fail(err, "'labels' is not a list"); goto done; }
+    if (arr->dims[0] != lab->n || arr->dims[0] > (1 << 24)) {
+        ag__fail(err, "'data' holds %lld images but 'labels' %d", (long long)arr->dims[0], lab->n);
+        goto done;
+    }
+    n = lab->n;
+    *data = (unsigned char *)AG_MALLOC((size_t)n * 3072 + 1);
+    *labels = (int *)AG_MALLOC((size_t)n * sizeof(int) + 1);
+    if (!*data || !*labels) { ag__fail(err, "out of memory"); goto done; }
+    memcpy(*data, arr->ref->s, (size_t)n * 3072);
+    for (k = 0; k < n; k++) {
+        if (lab->items[k]->kind != AG__PK_INT || lab->items[k]->i < 0 || lab->items[k]->i > 9) {
+            ag__fail(err, "label %d is not an integer 0..9", k);
+            goto done;
+        }
+        (*labels)[k] = (int)lab->items[k]->i;
+    }
+    *count = n;
+    r = 0;
+done:
+    if (r) { AG_FREE(*data); AG_FREE(*labels); *data = NULL; *labels = NULL; }
     ag__pvm_free(&vm);
     return r;
 }
