@@ -4220,6 +4220,7 @@ static int ag__resize_images(const unsigned char *src, int n, int h, int w, int 
     size_t tb, in_sz = (size_t)h * w * c, out_sz = (size_t)size * size * c;
     int ag__nt = n < 16 ? 1 : ag__ds_threads();
     long i;
+    (void)ag__nt;
     if (ag__pil_plan_init(&p, h, w, c, size, size)) return ag__fail(err, "resize: out of memory");
     tb = ag__pil_tmp_bytes(&p);
     tmp = (unsigned char *)AG_MALLOC(tb * (size_t)ag__nt);
@@ -4467,6 +4468,7 @@ static void ag__stl_decode(ag__members *m, ag__stream_part *pt) {
     int k = (int)(pt->staged / AG__STL_RECORD), S = m->out_size;
     int ag__nt = k < 8 ? 1 : ag__ds_threads();
     long j;
+    (void)ag__nt;
     AG__PARALLEL_FOR
     for (j = 0; j < k; j++) {
         unsigned char *hwc = m->work + m->work_per_thread * (size_t)ag__ds_thread_id(), *tmp = hwc + AG__STL_RECORD;
@@ -4779,6 +4781,7 @@ static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_e
     if (!imgs || !errs) { ag__fail(err, "%s: out of memory", path); goto done; }
     memset(imgs, 0, (size_t)ps.n * sizeof *imgs);
     ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
+    (void)ag__nt;
     AG__PARALLEL_FOR
     for (j = 0; j < ps.n; j++) {
         errs[j].msg[0] = 0;
