@@ -6992,8 +6992,8 @@ AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsign
     *out = NULL; *out_len = 0;
     m.max = max_out ? max_out : SIZE_MAX;
     if (len >= 18 && buf[0] == 0x1f && buf[1] == 0x8b) {      /* size the buffer from the (last) ISIZE */
-        size_t isize = ag__rd32(buf + len - 4);
-        if (isize > 0 && isize <= m.max && isize < ((size_t)1 << 31)) {
+        size_t isize = ag__rd32(buf + len - 4);   /* trusted only as far as DEFLATE can expand (1032:1) */
+        if (isize > 0 && isize <= m.max && isize < ((size_t)1 << 31) && isize / 1032 <= len) {
             m.data = (unsigned char *)AG_MALLOC(isize);
             if (m.data) m.cap = isize;
         }
