@@ -4676,11 +4676,17 @@ static int ag__load_stl10(ag_dataset *ds, const char *path, const char *split, i
         t.labels = (int *)AG_MALLOC((size_t)total * sizeof(int) + 1);
         t.count = total; t.height = t.width = S; t.channels = 3;
         if (!t.labels) { ag__fail(err, "stl10: out of memory"); goto done; }
-    } else {
-        if (ag__ds_alloc(&t, "stl10", total, S, S, 3, err)) goto done;
-        memcpy(t.pixels, m.part[xi].out, (size_t)m.part[xi].count * img);
-        AG_FREE(m.part[xi].out); m.part[xi].out = NULL;
-        memcpy(t.pixels + (size_t)m.part[xi].count * img, m.part[2].out, (size_t)m.part[2].count * img);
+    } else {   /* grow the (large) unlabeled buffer and slide it up behind the train images */
+        unsigned char *grown = (unsigned char *)AG_REALLOC(m.part[2].out, (size_t)total * img);
+        if (!grown) { ag__fail(err, "stl10: out of memory for %d images of %d x %d", total, S, S); goto done; }
+        m.part[2].out = NULL;
+        memmove(grown + (size_t)m.part[xi].count * img, grown, (size_t)m.part[2].count * img);
+        memcpy(grown, m.part[xi].out, (size_t)m.part[xi].count * img);
+        snprintf(t.name, sizeof t.name, "stl10");
+        t.pixels = grown;
+        t.labels = (int *)AG_MALLOC((size_t)total * sizeof(int) + 1);
+        t.count = total; t.height = t.width = S; t.channels = 3;
+        if (!t.labels) { ag__fail(err, "stl10: out of memory"); goto done; }
     }
     for (k = 0; k < m.part[xi].count; k++) {
         int lab = m.data[yi][k];
@@ -6579,7 +6585,34 @@ typedef struct ag__huff {
     uint16_t symbol[288];               /* symbols ordered by code */
 } ag__huff;
 
+/* An input window: a whole buffer in memory, or a file read 1 MB at a time (f set). When
+   more is needed, the unread bytes and 8 bytes before them move to the front first, so the
+   inflater can give back the whole bytes left in its 64-bit buffer. */
+typedef struct ag__src {
+    const unsigned char *p; size_t len, pos;
+    FILE *f; unsigned char *buf; size_t cap; int eof, ioerr;
+} ag__src;
+
+/* make at least k bytes (k <= cap / 2) available at p + pos; -1 when the input ends first */
+static int ag__src_need(ag__src *s, size_t k) {
+    size_t hist, keep;
+    if (s->len - s->pos >= k) return 0;
+    if (!s->f || s->eof) return -1;
+    hist = s->pos < 8 ? s->pos : 8;
+    keep = s->len - s->pos + hist;
+    memmove(s->buf, s->p + s->pos - hist, keep);
+    s->p = s->buf; s->pos = hist; s->len = keep;
+    while (s->len - s->pos < k && !s->eof) {
+        size_t got = fread(s->buf + s->len, 1, s->cap - s->len, s->f);
+        if (got == 0) { s->eof = 1; s->ioerr = ferror(s->f) != 0; break; }
+        s->len += got;
+    }
+    return s->len - s->pos >= k ? 0 : -1;
+}
+static int ag__src_byte(ag__src *s) { return ag__src_need(s, 1) ? -1 : s->p[s->pos++]; }
+
 typedef struct ag__inf {
+    ag__src *src;     /* streamed input, or NULL when in holds all of it */
     const unsigned char *in;
     size_t in_len, pos;
     uint64_t bits;    /* bit buffer, LSB first */
@@ -6648,10 +6681,19 @@ static int ag__huff_build(ag__huff *h, const unsigned char *lens, int n) {
     return 0;
 }
 
+/* refill the window from the streamed source; -1 at its end */
+static int ag__inf_pull(ag__inf *s, size_t k) {
+    int r;
+    s->src->pos = s->pos;
+    r = ag__src_need(s->src, k);
+    s->in = s->src->p; s->in_len = s->src->len; s->pos = s->src->pos;
+    return r;
+}
+
 static void ag__inf_refill(ag__inf *s) {
     while (s->nbits <= 56) {
         uint64_t byte = 0;
-        if (s->pos < s->in_len) byte = s->in[s->pos++];
+        if (s->pos < s->in_len || (s->src && !ag__inf_pull(s, 1))) byte = s->in[s->pos++];
         else s->pad += 8;
         s->bits |= byte << s->nbits;
         s->nbits += 8;
@@ -6773,16 +6815,20 @@ static int ag__inf_codes(ag__inf *s, const ag__huff *lit, const ag__huff *dist) 
 static int ag__inf_stored(ag__inf *s) {
     size_t n;
     if (ag__inf_unread(s)) return -1;
-    if (s->in_len - s->pos < 4) return ag__fail(s->err, "inflate: truncated stored block");
+    if (s->in_len - s->pos < 4 && (!s->src || ag__inf_pull(s, 4))) return ag__fail(s->err, "inflate: truncated stored block");
     n = ag__rd16(s->in + s->pos);
     if (n != (~ag__rd16(s->in + s->pos + 2) & 0xffffu))
         return ag__fail(s->err, "inflate: stored block length check failed");
     s->pos += 4;
-    if (s->in_len - s->pos < n) return ag__fail(s->err, "inflate: truncated stored block");
+    if (s->in_len - s->pos < n && !s->src) return ag__fail(s->err, "inflate: truncated stored block");
     if (ag__inf_reserve(s, n)) return -1;
-    if (n) memcpy(s->out + s->out_len, s->in + s->pos, n);
-    s->out_len += n;
-    s->pos += n;
+    while (n) {
+        size_t k = s->in_len - s->pos;
+        if (!k && ag__inf_pull(s, 1)) return ag__fail(s->err, "inflate: truncated stored block");
+        k = s->in_len - s->pos < n ? s->in_len - s->pos : n;
+        memcpy(s->out + s->out_len, s->in + s->pos, k);
+        s->out_len += k; s->pos += k; n -= k;
+    }
     return 0;
 }
 
@@ -6839,23 +6885,23 @@ static int ag__inf_dynamic(ag__inf *s, ag__huff *lit, ag__huff *dist) {
 static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                           size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
                           int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
-                          uint32_t *crc, uint64_t *total, ag_error *err);
+                          uint32_t *crc, uint64_t *total, ag__src *src, ag_error *err);
 static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                        size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed, ag_error *err) {
-    return ag__inflate_to(in, in_len, zlib_wrapped, size_hint, max_out, out, out_len, consumed, NULL, NULL, NULL, NULL, err);
+    return ag__inflate_to(in, in_len, zlib_wrapped, size_hint, max_out, out, out_len, consumed, NULL, NULL, NULL, NULL, NULL, err);
 }
-/* Raw DEFLATE streamed into sink(user, chunk, len, err) (which returns -1 to stop, with its
-   message in err); *crc gets the CRC-32 and *total the length of everything it was given. */
-static int ag__inflate_stream(const unsigned char *in, size_t in_len, size_t *consumed,
-                              int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+/* Raw DEFLATE from src (left just past the stream) into sink(user, chunk, len, err) (which
+   returns -1 to stop, with its message in err); *crc gets the CRC-32 and *total the length
+   of everything it was given. */
+static int ag__inflate_stream(ag__src *src, int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
                               uint32_t *crc, uint64_t *total, ag_error *err) {
     unsigned char *out; size_t out_len;
-    return ag__inflate_to(in, in_len, 0, (size_t)1 << 20, SIZE_MAX, &out, &out_len, consumed, sink, sink_user, crc, total, err);
+    return ag__inflate_to(src->p, src->len, 0, (size_t)1 << 20, SIZE_MAX, &out, &out_len, NULL, sink, sink_user, crc, total, src, err);
 }
 static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                           size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
                           int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
-                          uint32_t *crc, uint64_t *total, ag_error *err) {
+                          uint32_t *crc, uint64_t *total, ag__src *src, ag_error *err) {
     ag__inf s;
     ag__huff *tabs;
     int final = 0;
@@ -6866,6 +6912,7 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
     s.sink_user = sink_user;
     s.in = in;
     s.in_len = in ? in_len : 0;
+    if (src) { s.src = src; s.pos = src->pos; }
     s.max_out = max_out;
     s.err = err;
     if (zlib_wrapped) {
@@ -6896,6 +6943,7 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
     }
     AG_FREE(tabs);
     if (ag__inf_unread(&s)) { AG_FREE(s.out); return -1; }
+    if (src) src->pos = s.pos;
     if (sink) {
         int r = s.out_len ? ag__inf_flush(&s, s.out_len) : 0;
         AG_FREE(s.out);
@@ -6925,48 +6973,50 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
 
 /* ---- gzip (RFC 1952): members of raw DEFLATE with a CRC-32 and length trailer ------- */
 
-/* length of the member header at b, or -1 */
-static int ag__gzip_header(const unsigned char *b, size_t len, size_t *hdr, ag_error *err) {
-    size_t p = 10;
-    int flags;
-    if (len < 10 || b[0] != 0x1f || b[1] != 0x8b) return ag__fail(err, "gzip: bad magic (not a gzip file)");
-    if (b[2] != 8) return ag__fail(err, "gzip: compression method %d (only 8, deflate)", b[2]);
-    flags = b[3];
-    if (flags & 0xe0) return ag__fail(err, "gzip: reserved flag bits set");
-    if (flags & 4) {                                  /* FEXTRA */
-        if (len - p < 2) return ag__fail(err, "gzip: truncated header");
-        p += 2 + ag__rd16(b + p);
-        if (p > len) return ag__fail(err, "gzip: truncated header");
+static int ag__gzip_header(ag__src *s, ag_error *err) {
+    int flags, k, c;
+    if (ag__src_need(s, 10)) {
+        if (s->len - s->pos >= 2 && s->p[s->pos] == 0x1f && s->p[s->pos + 1] == 0x8b) return ag__fail(err, "gzip: truncated header");
+        return ag__fail(err, "gzip: bad magic (not a gzip file)");
     }
-    if (flags & 8) { while (p < len && b[p]) p++; if (p++ >= len) return ag__fail(err, "gzip: truncated header"); }   /* FNAME */
-    if (flags & 16) { while (p < len && b[p]) p++; if (p++ >= len) return ag__fail(err, "gzip: truncated header"); }  /* FCOMMENT */
-    if (flags & 2) { p += 2; if (p > len) return ag__fail(err, "gzip: truncated header"); }                           /* FHCRC */
-    *hdr = p;
-    return 0;
-}
-
-static int ag__gzip_trailer(const unsigned char *b, size_t len, size_t *pos, uint32_t crc, uint64_t total, ag_error *err) {
-    if (len - *pos < 8) return ag__fail(err, "gzip: truncated (no CRC-32/length trailer)");
-    if (ag__rd32(b + *pos) != crc) return ag__fail(err, "gzip: CRC-32 mismatch (corrupt data)");
-    if (ag__rd32(b + *pos + 4) != (uint32_t)total) return ag__fail(err, "gzip: length in the trailer disagrees with the data");
-    *pos += 8;
+    if (s->p[s->pos] != 0x1f || s->p[s->pos + 1] != 0x8b) return ag__fail(err, "gzip: bad magic (not a gzip file)");
+    if (s->p[s->pos + 2] != 8) return ag__fail(err, "gzip: compression method %d (only 8, deflate)", s->p[s->pos + 2]);
+    flags = s->p[s->pos + 3];
+    if (flags & 0xe0) return ag__fail(err, "gzip: reserved flag bits set");
+    s->pos += 10;
+    if (flags & 4) {                                  /* FEXTRA */
+        int lo = ag__src_byte(s), hi = ag__src_byte(s);
+        if (hi < 0) return ag__fail(err, "gzip: truncated header");
+        for (k = 0; k < (lo | hi << 8); k++) if (ag__src_byte(s) < 0) return ag__fail(err, "gzip: truncated header");
+    }
+    if (flags & 8) { do c = ag__src_byte(s); while (c > 0); if (c < 0) return ag__fail(err, "gzip: truncated header"); }   /* FNAME */
+    if (flags & 16) { do c = ag__src_byte(s); while (c > 0); if (c < 0) return ag__fail(err, "gzip: truncated header"); }  /* FCOMMENT */
+    if ((flags & 2) && (ag__src_byte(s) < 0 || ag__src_byte(s) < 0)) return ag__fail(err, "gzip: truncated header");    /* FHCRC */
     return 0;
 }
 
 /* every member, one after another (as gzip -d does); trailing zero padding is allowed */
+static int ag__gunzip_src(ag__src *src, int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
+    do {
+        uint32_t crc = 0; uint64_t total = 0;
+        if (ag__gzip_header(src, err)) return -1;
+        if (ag__inflate_stream(src, sink, user, &crc, &total, err)) return -1;
+        if (ag__src_need(src, 8)) return ag__fail(err, "gzip: truncated (no CRC-32/length trailer)");
+        if (ag__rd32(src->p + src->pos) != crc) return ag__fail(err, "gzip: CRC-32 mismatch (corrupt data)");
+        if (ag__rd32(src->p + src->pos + 4) != (uint32_t)total) return ag__fail(err, "gzip: length in the trailer disagrees with the data");
+        src->pos += 8;
+        while (!ag__src_need(src, 1) && src->p[src->pos] == 0) src->pos++;
+    } while (!ag__src_need(src, 1));
+    if (src->ioerr) return ag__fail(err, "gzip: read error");
+    return 0;
+}
+
 static int ag__gunzip_stream(const unsigned char *buf, size_t len,
                              int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
-    size_t pos = 0;
-    do {
-        size_t hdr = 0, used = 0; uint32_t crc = 0; uint64_t total = 0;
-        if (ag__gzip_header(buf + pos, len - pos, &hdr, err)) return -1;
-        pos += hdr;
-        if (ag__inflate_stream(buf + pos, len - pos, &used, sink, user, &crc, &total, err)) return -1;
-        pos += used;
-        if (ag__gzip_trailer(buf, len, &pos, crc, total, err)) return -1;
-        while (pos < len && buf[pos] == 0) pos++;
-    } while (pos < len);
-    return 0;
+    ag__src src;
+    memset(&src, 0, sizeof src);
+    src.p = buf; src.len = buf ? len : 0;
+    return ag__gunzip_src(&src, sink, user, err);
 }
 
 typedef struct ag__membuf { unsigned char *data; size_t len, cap, max; } ag__membuf;
@@ -7173,6 +7223,15 @@ static int ag__tar_sink(void *user, const unsigned char *p, size_t n, ag_error *
     return 0;
 }
 
+static int ag__tar_finish(ag__tar *t, int r, ag_error *err) {
+    if (!r && (t->in_member || t->hdr_fill)) r = ag__fail(err, "tar: truncated archive (member '%s' ends early)", t->in_member ? t->name : "header");
+    /* GNU tar ends with two zero blocks; some writers omit them, which is harmless, but an
+       archive without a single header is not one */
+    if (!r && !t->ended && !t->name[0] && !t->longname) r = ag__fail(err, "tar: empty archive (no members)");
+    AG_FREE(t->longname);
+    return r;
+}
+
 AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err) {
     ag__tar t;
     int r;
@@ -7180,21 +7239,34 @@ AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_c
     t.cb = cb; t.user = user;
     if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) r = ag__gunzip_stream(buf, len, ag__tar_sink, &t, err);
     else r = ag__tar_sink(&t, buf, len, err);
-    if (!r && (t.in_member || t.hdr_fill)) r = ag__fail(err, "tar: truncated archive (member '%s' ends early)", t.in_member ? t.name : "header");
-    /* GNU tar ends with two zero blocks; some writers omit them, which is harmless, but an
-       archive without a single header is not one */
-    if (!r && !t.ended && !t.name[0] && !t.longname) r = ag__fail(err, "tar: empty archive (no members)");
-    AG_FREE(t.longname);
-    return r;
+    return ag__tar_finish(&t, r, err);
 }
 
+/* the file streams through 1 MB at a time: an archive of gigabytes never sits in memory */
 AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_tar_read_from_memory(buf, len, cb, user, err);
-    AG_FREE(buf);
+    ag__tar t;
+    ag__src src;
+    int r = 0;
+    memset(&t, 0, sizeof t);
+    memset(&src, 0, sizeof src);
+    t.cb = cb; t.user = user;
+    src.f = fopen(path, "rb");
+    if (!src.f) return ag__fail(err, "%s: cannot open for reading", path);
+    src.cap = (size_t)1 << 20;
+    src.buf = (unsigned char *)AG_MALLOC(src.cap);
+    if (!src.buf) { fclose(src.f); return ag__fail(err, "%s: out of memory", path); }
+    src.p = src.buf;
+    if (!ag__src_need(&src, 2) && src.p[0] == 0x1f && src.p[1] == 0x8b) r = ag__gunzip_src(&src, ag__tar_sink, &t, err);
+    else {
+        while (!r && !ag__src_need(&src, 1)) {
+            r = ag__tar_sink(&t, src.p + src.pos, src.len - src.pos, err);
+            src.pos = src.len;
+        }
+        if (!r && src.ioerr) r = ag__fail(err, "read error");
+    }
+    r = ag__tar_finish(&t, r, err);
+    fclose(src.f);
+    AG_FREE(src.buf);
     return r ? ag__fail_prefix(err, "%s", path) : 0;
 }
 

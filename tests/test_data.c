@@ -253,6 +253,68 @@ static int test_tar(void) {
     return 0;
 }
 
+/* archives larger than the 1 MB read window: refills inside Huffman and stored blocks */
+typedef struct td_crc { uint32_t crc; uint64_t got; int members; } td_crc;
+static int td_crc_cb(void *user, const char *name, uint64_t size, const unsigned char *data, size_t len, uint64_t off, ag_error *err) {
+    td_crc *c = (td_crc *)user;
+    (void)name; (void)size; (void)off; (void)err;
+    if (!data) { c->members++; return 0; }
+    c->crc = ag_crc32(c->crc, data, len);
+    c->got += len;
+    return 0;
+}
+
+static int test_tar_streamed_files(void) {
+    size_t n = 2600000 + 123, tl, gl, at, i;
+    unsigned char *payload = (unsigned char *)malloc(n), *tar = (unsigned char *)malloc(n + 4096), *st, *gz;
+    uint32_t want, x = 12345;
+    ag_error err;
+    td_crc c;
+    int pass;
+    TEST_CHECK(payload && tar, "oom");
+    for (i = 0; i < n; i++) { x = x * 1103515245u + 12345u; payload[i] = (unsigned char)(i % 3 ? x >> 24 : i >> 10); }
+    want = ag_crc32(0, payload, n);
+    tl = td_tar_add(tar, 0, "big/payload.bin", payload, n);
+    memset(tar + tl, 0, 1024); tl += 1024;
+    /* gzip with stored blocks (as gzip -1 does for incompressible data), written by hand */
+    st = (unsigned char *)malloc(tl + tl / 65535 * 5 + 64);
+    TEST_CHECK(st != NULL, "oom");
+    memcpy(st, "\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\xff" "big.tar", 17); st[17] = 0;   /* FNAME */
+    at = 18;
+    for (i = 0; i < tl; i += 65535) {
+        size_t k = tl - i < 65535 ? tl - i : 65535;
+        st[at++] = i + k == tl ? 1 : 0;
+        st[at++] = (unsigned char)k; st[at++] = (unsigned char)(k >> 8);
+        st[at++] = (unsigned char)~k; st[at++] = (unsigned char)(~k >> 8);
+        memcpy(st + at, tar + i, k); at += k;
+    }
+    {
+        uint32_t crc = ag_crc32(0, tar, tl);
+        st[at++] = (unsigned char)crc; st[at++] = (unsigned char)(crc >> 8); st[at++] = (unsigned char)(crc >> 16); st[at++] = (unsigned char)(crc >> 24);
+        st[at++] = (unsigned char)tl; st[at++] = (unsigned char)(tl >> 8); st[at++] = (unsigned char)(tl >> 16); st[at++] = (unsigned char)(tl >> 24);
+    }
+    gz = td_gzip(tar, tl, &gl);
+    TEST_CHECK(gz != NULL, "gzip");
+    TEST_CHECK(td_scratch() == 0, "scratch");
+    TEST_CHECK(td_write(TD_SCRATCH "/plain.tar", tar, tl) == 0 && td_write(TD_SCRATCH "/stored.tar.gz", st, at) == 0 &&
+               td_write(TD_SCRATCH "/huff.tar.gz", gz, gl) == 0, "write");
+    for (pass = 0; pass < 3; pass++) {
+        static const char *const files[3] = { TD_SCRATCH "/plain.tar", TD_SCRATCH "/stored.tar.gz", TD_SCRATCH "/huff.tar.gz" };
+        memset(&c, 0, sizeof c);
+        TEST_CHECK(ag_tar_read(files[pass], td_crc_cb, &c, &err) == 0, "%s", err.msg);
+        TEST_CHECK(c.members == 1 && c.got == n && c.crc == want, "%s: %d members, %lu bytes, crc %08x (want %08x)", files[pass],
+                   c.members, (unsigned long)c.got, (unsigned)c.crc, (unsigned)want);
+    }
+    /* the same files cut short: an error, from a file as from memory */
+    TEST_CHECK(td_write(TD_SCRATCH "/stored.tar.gz", st, at - 700000) == 0 && td_write(TD_SCRATCH "/huff.tar.gz", gz, gl - 5) == 0, "write");
+    memset(&c, 0, sizeof c);
+    TEST_CHECK(ag_tar_read(TD_SCRATCH "/stored.tar.gz", td_crc_cb, &c, &err) != 0 && strstr(err.msg, "stored.tar.gz: inflate: truncated"), "%s", err.msg);
+    TEST_CHECK(ag_tar_read(TD_SCRATCH "/huff.tar.gz", td_crc_cb, &c, &err) != 0 && strstr(err.msg, "gzip: truncated"), "%s", err.msg);
+    td_scratch_done();
+    free(payload); free(tar); free(st); free(gz);
+    return 0;
+}
+
 /* ---- the readers on the files of tests/golden/gen_data.py ---- */
 static int td_check_cifar(const ag_dataset *ds, int test) {
     static const int counts[7] = { 0, 2, 3, 1, 2, 2, 3 };
@@ -640,6 +702,7 @@ const test_case tests_data[] = {
     { "data/resize_pil_golden", test_resize_pil_golden },
     { "data/gzip_idx", test_gzip_idx },
     { "data/tar", test_tar },
+    { "data/tar_streamed_files", test_tar_streamed_files },
     { "data/cifar10", test_cifar10 },
     { "data/stl10", test_stl10 },
     { "data/mnist_and_default", test_mnist_and_default },
