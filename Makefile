@@ -15,7 +15,7 @@ LDLIBS   = -lm
 BUILD    = build
 
 PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/bench
-TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_data.c
+TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_data.c tests/test_hardening.c
 
 .PHONY: all test sanitize compile-checks bench fuzz neon-test clean
 all: $(PROGRAMS) $(BUILD)/run_tests
@@ -23,10 +23,10 @@ all: $(PROGRAMS) $(BUILD)/run_tests
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-$(BUILD)/%: examples/%.c autogan.h | $(BUILD)
+$(BUILD)/%: examples/%.c examples/cli.h autogan.h | $(BUILD)
 	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-$(BUILD)/bench: bench/bench.c autogan.h | $(BUILD)
+$(BUILD)/bench: bench/bench.c examples/cli.h autogan.h | $(BUILD)
 	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # the standard set at 2 threads; bench/torch_ref.py prints the same lines for PyTorch
@@ -37,13 +37,14 @@ $(BUILD)/run_tests: $(TEST_SRC) autogan.h | $(BUILD)
 	$(CC) -O2 $(OMP) $(WARN) $(CFLAGS) -o $@ tests/run_tests.c $(LDLIBS)
 
 # the header alone, warning-free as C99 with and without OpenMP, static, and as C++
+# (-Wredundant-decls: no prototype declared twice)
 compile-checks: | $(BUILD)
 	@printf '#define AUTOGAN_IMPLEMENTATION\n#include "../autogan.h"\nint main(void){ ag_ctx *c = ag_ctx_create(1); ag_ctx_free(c); return 0; }\n' > $(BUILD)/compile_check.c
 	@cp $(BUILD)/compile_check.c $(BUILD)/compile_check.cpp
-	$(CC) $(WARN) -Werror -c $(BUILD)/compile_check.c -o $(BUILD)/cc_plain.o
-	$(CC) $(WARN) -Werror -fopenmp -c $(BUILD)/compile_check.c -o $(BUILD)/cc_omp.o
-	$(CC) $(WARN) -Werror -DAUTOGAN_STATIC -c $(BUILD)/compile_check.c -o $(BUILD)/cc_static.o
-	$(CXX) -Wall -Wextra -Werror -c $(BUILD)/compile_check.cpp -o $(BUILD)/cc_cxx.o
+	$(CC) $(WARN) -Wredundant-decls -Werror -c $(BUILD)/compile_check.c -o $(BUILD)/cc_plain.o
+	$(CC) $(WARN) -Wredundant-decls -Werror -fopenmp -c $(BUILD)/compile_check.c -o $(BUILD)/cc_omp.o
+	$(CC) $(WARN) -Wredundant-decls -Werror -DAUTOGAN_STATIC -c $(BUILD)/compile_check.c -o $(BUILD)/cc_static.o
+	$(CXX) -Wall -Wextra -Wredundant-decls -Werror -c $(BUILD)/compile_check.cpp -o $(BUILD)/cc_cxx.o
 	@echo "compile checks: C99 plain, C99 OpenMP, static, C++ - warning-free"
 
 test: compile-checks $(BUILD)/run_tests $(PROGRAMS)

@@ -80,6 +80,9 @@
 #define AG_VERSION "0.1.0"
 #define AG_MAX_DIMS 4
 #define AG_NAME_MAX 96
+/* the most threads a context or the Inception network will use: more are clamped (OpenMP
+   runtimes crash when asked for tens of thousands) */
+#define AG_MAX_THREADS 256
 
 /* ---- errors -------------------------------------------------------------------- */
 typedef struct ag_error { char msg[512]; } ag_error;
@@ -101,7 +104,12 @@ AGDEF ag_array *ag_array_list_find(const ag_array_list *list, const char *name);
 AGDEF size_t    ag_dtype_size(ag_dtype t);
 AGDEF int       ag_array_to_f32(const ag_array *a, float *out, ag_error *err);
 AGDEF int       ag_read_file(const char *path, unsigned char **bytes, size_t *len, ag_error *err);
-AGDEF int       ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err);
+AGDEF int       ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err); /* via path.tmp, fsync, rename */
+/* checks before long work that `path` can be written (its directory exists and is
+   writable, and it is not a directory), by creating and removing path.tmp */
+AGDEF int       ag_file_check_writable(const char *path, ag_error *err);
+/* wall-clock seconds from an arbitrary origin, sub-second resolution (for progress and eta) */
+AGDEF double    ag_wall_seconds(void);
 
 /* ---- tensors and the context ---------------------------------------------------- */
 /* A float32 tensor of up to 4 dims, row-major (NCHW for images). Tensors made by ops
@@ -126,13 +134,13 @@ typedef struct ag_tensor {
 
 typedef struct ag_ctx ag_ctx;
 
-AGDEF ag_ctx     *ag_ctx_create(uint64_t seed);
+AGDEF ag_ctx     *ag_ctx_create(uint64_t seed);   /* NULL only when out of memory */
 AGDEF void        ag_ctx_free(ag_ctx *ctx);
 AGDEF void        ag_ctx_reset(ag_ctx *ctx);          /* frees every op tensor and the tape */
 AGDEF const char *ag_ctx_error(const ag_ctx *ctx);    /* "" when nothing failed */
 AGDEF int         ag_ctx_failed(const ag_ctx *ctx);
 AGDEF void        ag_ctx_clear_error(ag_ctx *ctx);
-AGDEF void        ag_ctx_set_threads(ag_ctx *ctx, int num_threads); /* <= 0: OpenMP default */
+AGDEF void        ag_ctx_set_threads(ag_ctx *ctx, int num_threads); /* <= 0: OpenMP default; at most AG_MAX_THREADS */
 AGDEF int         ag_ctx_threads(const ag_ctx *ctx);
 AGDEF void        ag_ctx_set_grad_enabled(ag_ctx *ctx, int enabled); /* no-grad mode when 0 */
 AGDEF int         ag_ctx_grad_enabled(const ag_ctx *ctx);
@@ -421,6 +429,9 @@ AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses
    network owns a context of its own, so scoring never disturbs the caller's arena. */
 typedef struct ag_inception ag_inception;
 AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *state_dict, ag_error *err);
+/* a state dict with the FID network's keys and shapes, not trained: He-normal convs from
+   rng, identity BatchNorm, zero fc (for benchmarks and smoke tests) */
+AGDEF int ag_inception_random_state_dict(ag_array_list *state_dict, ag_rng *rng, ag_error *err);
 AGDEF void ag_inception_free(ag_inception *net);
 AGDEF void ag_inception_set_threads(ag_inception *net, int num_threads);
 /* images: n x 3 x 299 x 299 floats, already preprocessed; pool3: n x 2048 and/or
@@ -439,7 +450,7 @@ AGDEF int ag_inception_score(const float *logits, int n, int classes, int splits
 /* FID statistics: mean and covariance (N-1) in double, accumulated in batches. */
 typedef struct ag_fid_stats { int dim; int64_t count; double *mu, *sigma; double *shift, *sum, *sumsq; } ag_fid_stats;
 AGDEF int  ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err);
-AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n);   /* n x dim */
+AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n, ag_error *err);   /* n x dim; refuses NaN */
 AGDEF int  ag_fid_stats_finish(ag_fid_stats *s, ag_error *err);                /* fills mu, sigma */
 AGDEF void ag_fid_stats_free(ag_fid_stats *s);
 /* d² = |mu1-mu2|² + tr s1 + tr s2 - 2 tr sqrt(s1 s2); the trace term is the sum of square
@@ -460,7 +471,6 @@ AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_er
 AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *arrays, const char *prefix, int strict,
                                 const char *source, ag_error *err);
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
-AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata_json_or_null, ag_error *err);
 /* A GAN checkpoint (.safetensors): G and D (parameters, buffers, counters) under "G." and
@@ -471,6 +481,15 @@ AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, co
 AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
                       const char *extra_fields, ag_error *err);
 AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err);
+/* What a GAN checkpoint holds, read from its metadata and checked (counters in range, a
+   valid architecture for the stage): build the models from it before ag_gan_load, which
+   refuses a checkpoint whose stage or architecture differs from the models it is given
+   (their buffers, e.g. the real-image batch, are sized for one stage). */
+typedef struct ag_gan_checkpoint_info {
+    int stage, arch[AG_ARCH_MAX], arch_len, has_ema;
+    int64_t iteration, adam_g_step, adam_d_step;
+} ag_gan_checkpoint_info;
+AGDEF int ag_gan_checkpoint_read_info(const char *path, ag_gan_checkpoint_info *info, ag_error *err);
 /* value of a string key in the flat JSON object of __metadata__ ("" when absent) */
 AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len);
 
@@ -608,6 +627,7 @@ AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error
 #include <sys/stat.h>   /* POSIX: data-set folders (stat, opendir) */
 #include <dirent.h>
 #endif
+#include <limits.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -626,12 +646,28 @@ AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error
 #define AG_ASSERT(x) assert(x)
 #endif
 
-/* OpenMP without warnings when it is off: every parallel loop declares `int ag__nt`. */
+/* AG__PARALLEL_FOR(nt): the next `for` runs on nt threads (static schedule); nothing
+   without OpenMP, where callers write (void)nt to stay warning-free. */
 #ifdef _OPENMP
-#define AG__PARALLEL_FOR _Pragma("omp parallel for schedule(static) num_threads(ag__nt)")
+#define AG__PRAGMA(x) _Pragma(#x)
+#define AG__PARALLEL_FOR(nt) AG__PRAGMA(omp parallel for schedule(static) num_threads(nt))
 #else
-#define AG__PARALLEL_FOR
+#define AG__PARALLEL_FOR(nt)
 #endif
+
+/* The one thread-count rule. A loop of `work` elementary operations runs on one thread
+   below `serial_below` (starting threads costs more than it saves there), else on
+   `available` threads (<= 0: the OpenMP default), never more than AG_MAX_THREADS. */
+static int ag__threads(int available, size_t work, size_t serial_below) {
+#ifdef _OPENMP
+    if (work < serial_below) return 1;
+    if (available <= 0) available = omp_get_max_threads();
+    return available < 1 ? 1 : available > AG_MAX_THREADS ? AG_MAX_THREADS : available;
+#else
+    (void)available; (void)work; (void)serial_below;
+    return 1;
+#endif
+}
 
 /* ===================================================================================
    2. Errors, files and host arrays
@@ -642,6 +678,27 @@ static int ag__vfail(ag_error *err, const char *fmt, va_list ap) {
 }
 static int ag__fail(ag_error *err, const char *fmt, ...) {
     va_list ap; va_start(ap, fmt); ag__vfail(err, fmt, ap); va_end(ap);
+    return -1;
+}
+
+/* Prefix the message already in err with "<formatted prefix>: " (e.g. the file path). */
+static int ag__fail_prefix(ag_error *err, const char *fmt, ...) {
+    char tmp[sizeof ((ag_error *)0)->msg], pre[160];
+    va_list ap;
+    size_t n;
+    if (!err) return -1;
+    memcpy(tmp, err->msg, sizeof tmp);
+    tmp[sizeof tmp - 1] = '\0';
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    n = strlen(pre);
+    memcpy(err->msg, pre, n);
+    err->msg[n] = ':';
+    err->msg[n + 1] = ' ';
+    n += 2;
+    memcpy(err->msg + n, tmp, sizeof err->msg - n - 1);
+    err->msg[sizeof err->msg - 1] = '\0';
     return -1;
 }
 
@@ -744,35 +801,156 @@ AGDEF int ag_array_to_f32(const ag_array *a, float *out, ag_error *err) {
     return 0;
 }
 
+/* Files: whole-file reads, and writes that never leave a half-written target. A write goes
+   to one fixed temporary name per target (`path.tmp`, so a crashed writer leaves at most
+   one stale file, replaced by the next write), is flushed to the disk (fsync), renamed over
+   the target, and the directory is flushed too, so a power cut leaves the old or the new
+   file, never an empty one. Two processes writing the same target at once are not
+   supported (they would share the temporary name). */
+#if defined(__unix__) || defined(__APPLE__)
+#define AG__POSIX_FILES 1
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#endif
+
 AGDEF int ag_read_file(const char *path, unsigned char **bytes, size_t *len, ag_error *err) {
-    FILE *f = fopen(path, "rb"); long size; unsigned char *buf; size_t got;
+    unsigned char *buf; size_t size, got = 0;
     *bytes = NULL; *len = 0;
-    if (!f) return ag__fail(err, "%s: cannot open for reading", path);
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f); return ag__fail(err, "%s: cannot determine the file size", path);
+#ifdef AG__POSIX_FILES
+    {
+        struct stat st; int fd = open(path, O_RDONLY);
+        if (fd < 0) return ag__fail(err, "%s: cannot open for reading (%s)", path, strerror(errno));
+        if (fstat(fd, &st) != 0) { close(fd); return ag__fail(err, "%s: cannot determine the file size", path); }
+        if (S_ISDIR(st.st_mode)) { close(fd); return ag__fail(err, "%s: is a directory, not a file", path); }
+        if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size >= (uint64_t)SIZE_MAX) {
+            close(fd); return ag__fail(err, "%s: not a regular file", path);
+        }
+        size = (size_t)st.st_size;
+        buf = (unsigned char *)AG_MALLOC(size + 1);
+        if (!buf) { close(fd); return ag__fail(err, "%s: out of memory reading %zu bytes", path, size); }
+        while (got < size) {
+            ssize_t r = read(fd, buf + got, size - got > ((size_t)1 << 30) ? ((size_t)1 << 30) : size - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+        close(fd);
     }
-    buf = (unsigned char *)AG_MALLOC((size_t)size + 1);
-    if (!buf) { fclose(f); return ag__fail(err, "%s: out of memory reading %ld bytes", path, size); }
-    got = fread(buf, 1, (size_t)size, f);
-    fclose(f);
-    if (got != (size_t)size) { AG_FREE(buf); return ag__fail(err, "%s: read %zu of %ld bytes", path, got, size); }
+#else
+    {
+        FILE *f = fopen(path, "rb"); long n;
+        if (!f) return ag__fail(err, "%s: cannot open for reading", path);
+        if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n == LONG_MAX || fseek(f, 0, SEEK_SET) != 0) {
+            fclose(f); return ag__fail(err, "%s: cannot determine the file size (a directory?)", path);
+        }
+        size = (size_t)n;
+        buf = (unsigned char *)AG_MALLOC(size + 1);
+        if (!buf) { fclose(f); return ag__fail(err, "%s: out of memory reading %zu bytes", path, size); }
+        got = fread(buf, 1, size, f);
+        fclose(f);
+    }
+#endif
+    if (got != size) { AG_FREE(buf); return ag__fail(err, "%s: read %zu of %zu bytes", path, got, size); }
     buf[size] = 0;
-    *bytes = buf; *len = (size_t)size;
+    *bytes = buf; *len = size;
+    return 0;
+}
+
+#ifdef AG__POSIX_FILES
+#include <sys/time.h>
+#endif
+AGDEF double ag_wall_seconds(void) {
+#if defined(_OPENMP)
+    return omp_get_wtime();
+#elif defined(AG__POSIX_FILES)
+    struct timeval tv; gettimeofday(&tv, NULL); return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
+#else
+    return (double)time(NULL);
+#endif
+}
+
+/* the temporary name for a target: path + ".tmp" */
+static int ag__tmp_name(const char *path, char *tmp, size_t cap, ag_error *err) {
+    if (!path || !*path) return ag__fail(err, "empty output path");
+    if (strlen(path) + 5 > cap) return ag__fail(err, "%s: path too long", path);
+    snprintf(tmp, cap, "%s.tmp", path);
+    return 0;
+}
+
+AGDEF int ag_file_check_writable(const char *path, ag_error *err) {
+    char tmp[4096]; FILE *f;
+    if (ag__tmp_name(path, tmp, sizeof tmp, err)) return -1;
+#ifdef AG__POSIX_FILES
+    {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return ag__fail(err, "%s: is a directory; a file name is needed", path);
+    }
+#endif
+    f = fopen(tmp, "wb");
+    if (!f) return ag__fail(err, "%s: cannot be written (%s)", path, strerror(errno));
+    fclose(f);
+    remove(tmp);
     return 0;
 }
 
 AGDEF int ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err) {
-    /* write path.tmp-<address-derived tag> and rename, so a crash never leaves half a file */
-    char tmp[4096]; FILE *f; size_t put; int closed;
-    if (strlen(path) + 32 > sizeof tmp) return ag__fail(err, "%s: path too long", path);
-    snprintf(tmp, sizeof tmp, "%s.tmp-%lx", path, (unsigned long)((uintptr_t)&tmp >> 4) & 0xffffffUL);
-    f = fopen(tmp, "wb");
-    if (!f) return ag__fail(err, "%s: cannot create temporary file %s", path, tmp);
-    put = len ? fwrite(bytes, 1, len, f) : 0;
-    closed = fclose(f);
-    if (put != len || closed != 0) { remove(tmp); return ag__fail(err, "%s: write failed (disk full?)", path); }
-    if (rename(tmp, path) != 0) { remove(tmp); return ag__fail(err, "%s: cannot rename %s into place", path, tmp); }
+    char tmp[4096];
+    if (ag__tmp_name(path, tmp, sizeof tmp, err)) return -1;
+#ifdef AG__POSIX_FILES
+    {
+        const unsigned char *p = (const unsigned char *)bytes; size_t put = 0; int fd, ok = 1;
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return ag__fail(err, "%s: is a directory; a file name is needed", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        if (fd < 0) return ag__fail(err, "%s: cannot create the temporary file %s (%s)", path, tmp, strerror(errno));
+        while (put < len) {
+            ssize_t w = write(fd, p + put, len - put > ((size_t)1 << 30) ? ((size_t)1 << 30) : len - put);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) { ok = 0; break; }
+            put += (size_t)w;
+        }
+        if (ok && fsync(fd) != 0) ok = 0;            /* the data is on the disk before the rename */
+        if (close(fd) != 0) ok = 0;
+        if (!ok) { int e = errno; remove(tmp); return ag__fail(err, "%s: write failed (%s)", path, strerror(e)); }
+        if (rename(tmp, path) != 0) { int e = errno; remove(tmp); return ag__fail(err, "%s: cannot rename %s into place (%s)", path, tmp, strerror(e)); }
+        {   /* and the rename itself: flush the directory entry */
+            char dir[4096]; const char *slash = strrchr(path, '/'); int dfd;
+            if (!slash) { dir[0] = '.'; dir[1] = 0; }
+            else if (slash == path) { dir[0] = '/'; dir[1] = 0; }
+            else { size_t n = (size_t)(slash - path); memcpy(dir, path, n); dir[n] = 0; }
+            dfd = open(dir, O_RDONLY);
+            if (dfd >= 0) { (void)fsync(dfd); close(dfd); }
+        }
+    }
+#else
+    {
+        FILE *f = fopen(tmp, "wb"); size_t put; int closed;
+        if (!f) return ag__fail(err, "%s: cannot create the temporary file %s", path, tmp);
+        put = len ? fwrite(bytes, 1, len, f) : 0;
+        closed = fflush(f) | fclose(f);
+        if (put != len || closed != 0) { remove(tmp); return ag__fail(err, "%s: write failed (disk full?)", path); }
+        remove(path);                                /* rename does not replace on every platform */
+        if (rename(tmp, path) != 0) { remove(tmp); return ag__fail(err, "%s: cannot rename %s into place", path, tmp); }
+    }
+#endif
     return 0;
+}
+
+/* What every file reader and writer shares: a reader decodes the whole file from memory
+   (ag_read_file, then its _from_memory twin) and a writer encodes to memory, then writes
+   atomically; these finish both, freeing the buffer and putting the path before the
+   decoder's or encoder's message. */
+static int ag__read_finish(const char *path, unsigned char *buf, int decode_rc, ag_error *err) {
+    AG_FREE(buf);
+    return decode_rc ? ag__fail_prefix(err, "%s", path) : 0;
+}
+static int ag__write_finish(const char *path, unsigned char *buf, size_t len, int encode_rc, ag_error *err) {
+    int rc;
+    if (encode_rc) return ag__fail_prefix(err, "%s", path ? path : "");
+    rc = ag_write_file_atomic(path, buf, len, err);
+    AG_FREE(buf);
+    return rc;
 }
 
 /* ===================================================================================
@@ -996,7 +1174,7 @@ AGDEF ag_ctx *ag_ctx_create(uint64_t seed) {
     ctx->winograd = !(getenv("AUTOGAN_WINOGRAD") && !strcmp(getenv("AUTOGAN_WINOGRAD"), "0"));
     ag_rng_seed(&ctx->rng, seed, 54u);
 #ifdef _OPENMP
-    ctx->num_threads = omp_get_max_threads();
+    ctx->num_threads = ag__threads(0, 1, 0);
 #else
     ctx->num_threads = 1;
 #endif
@@ -1037,7 +1215,7 @@ AGDEF int ag_ctx_failed(const ag_ctx *ctx) { return ctx->failed; }
 AGDEF void ag_ctx_clear_error(ag_ctx *ctx) { ctx->failed = 0; ctx->err.msg[0] = 0; }
 AGDEF void ag_ctx_set_threads(ag_ctx *ctx, int num_threads) {
 #ifdef _OPENMP
-    ctx->num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
+    ctx->num_threads = ag__threads(num_threads, 1, 0);
 #else
     (void)num_threads; ctx->num_threads = 1;
 #endif
@@ -1055,7 +1233,7 @@ AGDEF double ag_ctx_gemm_flops(const ag_ctx *ctx) { return ctx->gemm_flops; }
 
 /* threads for a loop of `work` elementary operations: one below ~32k, else all */
 static int ag__threads_for(const ag_ctx *ctx, size_t work) {
-    return work < 32768 ? 1 : ctx->num_threads;
+    return ag__threads(ctx->num_threads, work, 32768);
 }
 
 static ag_tensor *ag__tensor_alloc(ag_ctx *ctx, int ndim, const int *shape, int zero) {
@@ -1745,7 +1923,7 @@ static int ag__kernels_init_isa(ag__kernels *kern, const char *isa, int num_thre
 #endif
     else return 0;
 #ifdef _OPENMP
-    k.num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
+    k.num_threads = ag__threads(num_threads, 1, 0);
 #else
     (void)num_threads;
     k.num_threads = 1;
@@ -2011,9 +2189,9 @@ AGDEF double ag_ctx_fma_peak_gflops(const ag_ctx *ctx) { return ag__measure_fma_
    several images can sit side by side in one wide matrix) */
 static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, int W, int kh, int kw,
                        int sh, int sw, int ph, int pw, int OH, int OW, float *col, size_t ldc) {
-    long r; int ag__nt = ((size_t)C * kh * kw * OH * OW < 65536) ? 1 : kern->num_threads;
+    long r; int ag__nt = ag__threads(kern->num_threads, (size_t)C * kh * kw * OH * OW, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (r = 0; r < (long)C * kh * kw; r++) {
         int c = (int)(r / (kh * kw)), ki = (int)(r / kw % kh), kj = (int)(r % kw), oy, ox;
         float *dst = col + (size_t)r * ldc;
@@ -2061,9 +2239,9 @@ static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, in
 /* col2im (the adjoint): x[C,H,W] += fold(col[C*kh*kw, OH*OW]) */
 static void ag__col2im(const ag__kernels *kern, const float *col, int C, int H, int W, int kh, int kw,
                        int sh, int sw, int ph, int pw, int OH, int OW, float *x, size_t ldc) {
-    long c; int ag__nt = ((size_t)C * kh * kw * OH * OW < 65536) ? 1 : kern->num_threads;
+    long c; int ag__nt = ag__threads(kern->num_threads, (size_t)C * kh * kw * OH * OW, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         int ki, kj, oy, ox;
         float *dst = x + (size_t)c * H * W;
@@ -2146,10 +2324,10 @@ static const double ag__wino_G[6][3] = {
     o3 = e + f; o4 = e - f; o5 = g_c;                                       \
 } while (0)
 static void ag__wino_filter(const ag__kernels *kern, const float *w, int R, int S, int flip, float *U) {
-    long blk, nblk = ((long)R * S + 15) / 16; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    long blk, nblk = ((long)R * S + 15) / 16; int ag__nt = ag__threads(kern->num_threads, (size_t)R * S, 256);
     size_t plane = (size_t)R * S;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (blk = 0; blk < nblk; blk++) {   /* 16 filters at a time, the loops run across them */
         float g[9][16], t[18][16], u[6][16];
         long rs0 = blk * 16;
@@ -2172,10 +2350,10 @@ static void ag__wino_filter(const ag__kernels *kern, const float *w, int R, int 
 
 /* gw[r][s] += Gᵀ dU[xi][r][s] G: the weight gradient back from the tile domain */
 static void ag__wino_filter_grad(const ag__kernels *kern, const float *dU, int R, int S, float *gw) {
-    long rs; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    long rs; int ag__nt = ag__threads(kern->num_threads, (size_t)R * S, 256);
     size_t plane = (size_t)R * S;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (rs = 0; rs < (long)R * S; rs++) {
         int a, b, i, j;
         double t[3][6];
@@ -2259,9 +2437,9 @@ static void ag__wino_a_rows(const float *AG__KRESTRICT e0, const float *AG__KRES
    passes of Bᵀ run as vector loops over the tiles */
 static void ag__wino_input(const ag__kernels *kern, const float *x, int cnt, int C, const ag__wino_geom *g, float *V, size_t ld) {
     long c; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)C * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)C * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         float D[36][AG__WTB], E[36][AG__WTB], line[4 * AG__WTB + 8];
         size_t t0, t;
@@ -2301,9 +2479,9 @@ static void ag__wino_input(const ag__kernels *kern, const float *x, int cnt, int
 static void ag__wino_output(const ag__kernels *kern, const float *M, int cnt, int O, const ag__wino_geom *g, size_t ld,
                             const float *bias, float *y, int accumulate) {
     long o; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)O * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)O * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         float R[24][AG__WTB], Y[16][AG__WTB], line[4 * AG__WTB];
         float bv = bias ? bias[o] : 0.0f;
@@ -2346,9 +2524,9 @@ static void ag__wino_output(const ag__kernels *kern, const float *M, int cnt, in
    (the tile-domain gradient the weight-gradient GEMMs take) */
 static void ag__wino_grad_tiles(const ag__kernels *kern, const float *dy, int cnt, int O, const ag__wino_geom *g, float *G, size_t ld) {
     long o; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)O * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)O * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         float D[16][AG__WTB], E[24][AG__WTB], line[4 * AG__WTB];
         size_t t0, t;
@@ -2574,7 +2752,7 @@ static int ag__is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw) {
 static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int N, int C, size_t plane) {
     long nc;
     int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (nc = 0; nc < (long)N * C; nc++) {
         float v = b[nc % C]; float *p = y + (size_t)nc * plane; size_t i;
         for (i = 0; i < plane; i++) p[i] += v;
@@ -2582,7 +2760,7 @@ static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int
 }
 static void ag__bias_grad_planes(const ag_ctx *ctx, float *gb, const float *gy, int N, int C, size_t plane) {
     long c; int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double s = 0.0; int n;
         for (n = 0; n < N; n++) { const float *p = gy + ((size_t)n * C + c) * plane; size_t i; for (i = 0; i < plane; i++) s += p[i]; }
@@ -2625,7 +2803,7 @@ static void ag__wino_gemms(ag_ctx *ctx, int transB, int M, int N, int K, const f
     scratch = ag__scratch(ctx, 2, per * (size_t)ag__nt);
     if (!scratch) return;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (xi = 0; xi < 36; xi++)
         ag__sgemm(&serial, 0, transB, M, N, K, A + (size_t)xi * a_plane, lda, B + (size_t)xi * b_plane, ldb, beta,
                   C + (size_t)xi * c_plane, ldc, scratch + (size_t)ag__thread_id() * per, per * sizeof(float));
@@ -2681,9 +2859,9 @@ static int ag__small_out_applies(int C, int O, int kh, int kw, int sh, int sw) {
 /* y[O, OH, OW] (+)= sum over taps of the shifted planes Z[O*kh*kw][H, W] */
 static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, int W, int kh, int kw, int ph, int pw,
                         int OH, int OW, float *y) {
-    long o; int ag__nt = (size_t)O * OH * OW * kh * kw < 65536 ? 1 : ag__kmin(kern->num_threads, O);
+    long o; int ag__nt = ag__threads(ag__kmin(kern->num_threads, O), (size_t)O * OH * OW * kh * kw, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         int a, e, oy, ox;
         float *yo = y + (size_t)o * OH * OW;
@@ -2703,9 +2881,9 @@ static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, i
 /* the adjoint: dZ[(o,a,e)][iy][ix] = dy[o][iy + ph - a][ix + pw - e] (zero outside) */
 static void ag__tap_spread(const ag__kernels *kern, const float *dy, int O, int H, int W, int kh, int kw, int ph, int pw,
                            int OH, int OW, float *dZ) {
-    long r; int ag__nt = (size_t)O * H * W * kh * kw < 65536 ? 1 : kern->num_threads;
+    long r; int ag__nt = ag__threads(kern->num_threads, (size_t)O * H * W * kh * kw, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (r = 0; r < (long)O * kh * kw; r++) {
         int o = (int)(r / (kh * kw)), a = (int)(r / kw % kh), e = (int)(r % kw), iy, ix;
         int lo = e - pw > 0 ? e - pw : 0, hi = OW - pw + e < W ? OW - pw + e : W;   /* ix with 0 <= ix + pw - e < OW */
@@ -2955,7 +3133,7 @@ static int *ag__nearest_index(ag_ctx *ctx, int in, int out) {
 static void ag__nearest_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const int *iy, const int *ix,
                              int H, int W, float *gx) {
     long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < planes; pl++) {
         const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[iy[oy] * W + ix[ox]] += g[oy * OW + ox];
@@ -2976,7 +3154,7 @@ AGDEF ag_tensor *ag_upsample_nearest(ag_ctx *ctx, ag_tensor *x, int OH, int OW) 
     iy = ag__nearest_index(ctx, H, OH); ix = ag__nearest_index(ctx, W, OW);
     if (!y || !iy || !ix) return NULL;
     ag__nt = ag__threads_for(ctx, y->size); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *s = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[oy * OW + ox] = s[iy[oy] * W + ix[ox]];
@@ -3007,7 +3185,7 @@ static ag__lerp *ag__bilinear_table(ag_ctx *ctx, int in, int out) {
 static void ag__bilinear_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const ag__lerp *ty,
                               const ag__lerp *tx, int H, int W, float *gx) {
     long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < planes; pl++) {
         const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
         for (oy = 0; oy < OH; oy++) {
@@ -3035,7 +3213,7 @@ AGDEF ag_tensor *ag_upsample_bilinear(ag_ctx *ctx, ag_tensor *x, int OH, int OW)
     ty = ag__bilinear_table(ctx, H, OH); tx = ag__bilinear_table(ctx, W, OW);
     if (!y || !ty || !tx) return NULL;
     ag__nt = ag__threads_for(ctx, y->size * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *s = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox;
         for (oy = 0; oy < OH; oy++) {
@@ -3114,7 +3292,7 @@ static void ag__avgpool_backward(ag_ctx *ctx, ag__node *n) {
     int k = n->iarg[0], s = n->iarg[1], p = n->iarg[2], cip = n->iarg[3];
     float *gx = ag__in_grad(ctx, n, 0); long pl; int ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *g = y->grad + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox, iy, ix;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) {
@@ -3142,7 +3320,7 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
     if (!y) return NULL;
     ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (k == 3 && s == 1 && p == 1 && W <= 1024) {   /* Inception's branch pool: separable sums */
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
             const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW, col[1026];
             int oy, ox;
@@ -3158,7 +3336,7 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
             }
         }
     } else {
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox, iy, ix;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) {
@@ -3200,7 +3378,7 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
     ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (p == 0 && k == 3 && W <= 4096 && !(ctx->grad_enabled && x->requires_grad)) {
         /* no backward: the max of three rows, then of three columns (NaN propagates) */
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
             const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW, m[4096];
             int oy, ox;
@@ -3222,7 +3400,7 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
     }
     arg = (int *)ag__arena_alloc(ctx, y->size * sizeof(int));
     if (!arg) return NULL;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW;
         int *a = arg + (size_t)pl * OH * OW, oy, ox, iy, ix;
@@ -3253,7 +3431,7 @@ static void ag__relu_backward(ag_ctx *ctx, ag__node *n) {
     float *gx = ag__in_grad(ctx, n, 0); long i; const float *y = n->out->data, *g = n->out->grad;
     int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < (long)n->out->size; i++) if (y[i] > 0.0f) gx[i] += g[i];
 }
 AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x) {
@@ -3262,7 +3440,7 @@ AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x) {
     ag__nt = ag__threads_for(ctx, x->size); (void)ag__nt;
     {
         const float *px = x->data; float *py = y->data;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)x->size; i++) py[i] = px[i] > 0.0f ? px[i] : 0.0f;
     }
     { ag__node *nd = ag__record(ctx, y, ag__relu_backward, x, NULL, NULL, NULL); ag__unkeep(ctx, nd, 0); ag__keep_out(nd); }   /* reads its output */
@@ -3306,11 +3484,11 @@ static void ag__addsub_backward(ag_ctx *ctx, ag__node *n) {
     float *ga = ag__in_grad(ctx, n, 0), *gb = ag__in_grad(ctx, n, 1); long i; const float *g = n->out->grad;
     float sb = (float)n->iarg[0]; int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (ga) {
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)n->out->size; i++) ga[i] += g[i];
     }
     if (gb) {
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)n->out->size; i++) gb[i] += sb * g[i];
     }
 }
@@ -3320,7 +3498,7 @@ static ag_tensor *ag__addsub(ag_ctx *ctx, ag_tensor *a, ag_tensor *b, int sign, 
     ag__nt = ag__threads_for(ctx, a->size); (void)ag__nt;
     {
         long j; const float *pa = a->data, *pb = b->data; float *py = y->data; float s = (float)sign;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (j = 0; j < (long)a->size; j++) py[j] = pa[j] + s * pb[j];
     }
     (void)i;
@@ -3438,7 +3616,7 @@ static void ag__reshape_backward(ag_ctx *ctx, ag__node *n) {
     float *gx = ag__in_grad(ctx, n, 0); long i; const float *g = n->out->grad;
     int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < (long)n->out->size; i++) gx[i] += g[i];
 }
 AGDEF ag_tensor *ag_reshape(ag_ctx *ctx, ag_tensor *x, int ndim, const int *shape) {
@@ -3466,7 +3644,7 @@ static void ag__bn_backward(ag_ctx *ctx, ag__node *n) {
     int N = x->shape[0], C = x->shape[1], training = n->iarg[0]; size_t plane = x->size / ((size_t)N * C);
     float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
     const float *gy = n->out->grad; long c; int ag__nt = ag__threads_for(ctx, x->size * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double sdy = 0.0, sdyx = 0.0, M = (double)N * plane; int b; size_t i;
         float mean = sv->mean[c], inv = sv->invstd[c], wc = w ? w->data[c] : 1.0f;
@@ -3508,7 +3686,7 @@ AGDEF ag_tensor *ag_batch_norm2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_ten
     sv->invstd = (float *)ag__arena_alloc(ctx, (size_t)C * sizeof(float));
     if (!sv->mean || !sv->invstd) return NULL;
     ag__nt = ag__threads_for(ctx, x->size * 3); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double mean, var; int bi; size_t i; float fm, inv, wc = w ? w->data[c] : 1.0f, bc = b ? b->data[c] : 0.0f;
         if (training) {
@@ -3538,7 +3716,7 @@ static void ag__in_backward(ag_ctx *ctx, ag__node *n) {
     size_t plane = (size_t)x->shape[2] * x->shape[3]; long pl; float *gx = ag__in_grad(ctx, n, 0);
     int ag__nt = ag__threads_for(ctx, x->size * 4); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *xp = x->data + (size_t)pl * plane, *gp = n->out->grad + (size_t)pl * plane; float *dx = gx + (size_t)pl * plane;
         double sdy = 0.0, sdyx = 0.0; size_t i; float mean = sv->mean[pl], inv = sv->invstd[pl], a, bb;
@@ -3559,7 +3737,7 @@ AGDEF ag_tensor *ag_instance_norm2d(ag_ctx *ctx, ag_tensor *x, float eps) {
     sv->invstd = (float *)ag__arena_alloc(ctx, P * sizeof(float));
     if (!sv->mean || !sv->invstd) return NULL;
     ag__nt = ag__threads_for(ctx, x->size * 3); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)P; pl++) {
         const float *p = x->data + (size_t)pl * plane; float *q = y->data + (size_t)pl * plane;
         double s = 0.0, ss = 0.0, mean; size_t i; float fm, inv;
@@ -4074,13 +4252,7 @@ static int ag__ds_alloc(ag_dataset *ds, const char *name, int count, int h, int 
     return 0;
 }
 
-static int ag__ds_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+static int ag__ds_threads(void) { return ag__threads(0, 1, 0); }   /* OMP_NUM_THREADS decides (no context here) */
 static int ag__ds_thread_id(void) {
 #ifdef _OPENMP
     return omp_get_thread_num();
@@ -4225,7 +4397,7 @@ static int ag__resize_images(const unsigned char *src, int n, int h, int w, int 
     tb = ag__pil_tmp_bytes(&p);
     tmp = (unsigned char *)AG_MALLOC(tb * (size_t)ag__nt);
     if (!tmp) { ag__pil_plan_free(&p); return ag__fail(err, "resize: out of memory"); }
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < n; i++)
         ag__pil_apply(&p, src + (size_t)i * in_sz, dst + (size_t)i * out_sz, tmp + tb * (size_t)ag__ds_thread_id());
     AG_FREE(tmp);
@@ -4425,7 +4597,6 @@ AGDEF int ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error 
    the order in the archive. Small members are collected whole; STL-10's image files are
    decoded (and resized) in batches of 256 images while they stream. */
 static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err); /* section 10 */
-static int ag__fail_prefix(ag_error *err, const char *fmt, ...);
 
 #define AG__STL_SIDE 96
 #define AG__STL_RECORD (3 * 96 * 96)
@@ -4469,7 +4640,7 @@ static void ag__stl_decode(ag__members *m, ag__stream_part *pt) {
     int ag__nt = k < 8 ? 1 : ag__ds_threads();
     long j;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (j = 0; j < k; j++) {
         unsigned char *hwc = m->work + m->work_per_thread * (size_t)ag__ds_thread_id(), *tmp = hwc + AG__STL_RECORD;
         const unsigned char *rec = pt->stage + (size_t)j * AG__STL_RECORD;
@@ -4788,7 +4959,7 @@ static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_e
     memset(imgs, 0, (size_t)ps.n * sizeof *imgs);
     ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (j = 0; j < ps.n; j++) {
         errs[j].msg[0] = 0;
         if (ag_png_read(ps.p[j], C, &imgs[j], &errs[j])) imgs[j].data = NULL;
@@ -4808,7 +4979,7 @@ static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_e
         size_t img = (size_t)t.height * t.width * C;
         int failed = 0;
         ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (j = 0; j < ps.n; j++) {
             const ag_array *a = &imgs[j];
             if (a->shape[0] == t.height && a->shape[1] == t.width) memcpy(t.pixels + (size_t)j * img, a->data, img);
@@ -5389,6 +5560,35 @@ static const ag_array *ag__inc_find(const ag_array_list *sd, const char *prefix,
     return a;
 }
 
+AGDEF int ag_inception_random_state_dict(ag_array_list *sd, ag_rng *rng, ag_error *err) {
+    static const char *const bn[4] = { "weight", "bias", "running_mean", "running_var" };
+    ag_inception *layout = (ag_inception *)AG_MALLOC(sizeof(ag_inception)); float *buf = NULL; size_t cap = 0; int i, k, rc = 0;
+    int64_t fw[2] = { 1008, 2048 }, fb[1] = { 1008 };
+    if (!layout) return ag__fail(err, "out of memory");
+    memset(layout, 0, sizeof *layout);
+    ag__inc_layout(layout);
+    for (i = 0; i < layout->count && !rc; i++) {
+        const ag__inc_conv *c = &layout->convs[i]; int64_t ws[4], cs[1]; char name[96]; size_t j;
+        size_t n = (size_t)c->cout * c->cin * c->kh * c->kw;
+        if (n > cap) {
+            AG_FREE(buf); cap = n; buf = (float *)AG_MALLOC(n * sizeof(float));
+            if (!buf) { rc = ag__fail(err, "out of memory"); break; }
+        }
+        ws[0] = c->cout; ws[1] = c->cin; ws[2] = c->kh; ws[3] = c->kw; cs[0] = c->cout;
+        ag_rng_fill_normal(rng, buf, n, 0.0f, (float)sqrt(2.0 / (double)(c->cin * c->kh * c->kw)));
+        snprintf(name, sizeof name, "%s.conv.weight", c->prefix);
+        rc = ag_array_list_add(sd, name, AG_DTYPE_F32, 4, ws, buf, err);
+        for (k = 0; k < 4 && !rc; k++) {
+            for (j = 0; j < (size_t)c->cout; j++) buf[j] = (k == 0 || k == 3) ? 1.0f : 0.0f;
+            snprintf(name, sizeof name, "%s.bn.%s", c->prefix, bn[k]);
+            rc = ag_array_list_add(sd, name, AG_DTYPE_F32, 1, cs, buf, err);
+        }
+    }
+    if (!rc) rc = ag_array_list_add(sd, "fc.weight", AG_DTYPE_F32, 2, fw, NULL, err);
+    if (!rc) rc = ag_array_list_add(sd, "fc.bias", AG_DTYPE_F32, 1, fb, NULL, err);
+    AG_FREE(buf); AG_FREE(layout);
+    return rc;
+}
 AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *sd, ag_error *err) {
     ag_inception *net = (ag_inception *)AG_MALLOC(sizeof(ag_inception)); int i;
     float *tmp = NULL, *g = NULL, *b = NULL, *m = NULL, *v = NULL;
@@ -5456,7 +5656,7 @@ static ag_tensor *ag__inc_conv_apply(ag_inception *net, int *cursor, ag_tensor *
     y = ag_conv2d(net->ctx, x, c->weight, c->bias, c->stride, c->stride, c->ph, c->pw);
     if (y) {
         float *d = y->data; long n = (long)y->size, i; int ag__nt = ag__threads_for(net->ctx, y->size); (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < n; i++) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
     }
     return y;
@@ -5648,27 +5848,24 @@ AGDEF int ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err) {
 }
 /* sums of (x - shift) and its outer products (upper triangle); the shift (the first
    batch's mean) keeps the covariance free of cancellation */
-AGDEF int ag_fid_stats_add(ag_fid_stats *s, const float *x, int n) {
+AGDEF int ag_fid_stats_add(ag_fid_stats *s, const float *x, int n, ag_error *err) {
     int d = s->dim, i; long r; double *xs;
     if (n <= 0) return 0;
+    for (i = 0; i < n; i++) for (r = 0; r < d; r++)
+        if (!isfinite(x[(size_t)i * d + r])) return ag__fail(err, "FID statistics: feature %ld of image %d (of this batch) is NaN or infinite", r, i);
     if (s->count == 0) {
         for (r = 0; r < d; r++) { double m = 0; for (i = 0; i < n; i++) m += x[(size_t)i * d + r]; s->shift[r] = m / n; }
     }
     xs = (double *)AG_MALLOC((size_t)n * d * sizeof(double));
-    if (!xs) return -1;
+    if (!xs) return ag__fail(err, "FID statistics: out of memory for a batch of %d x %d", n, d);
     for (i = 0; i < n; i++) for (r = 0; r < d; r++) {
         double v = (double)x[(size_t)i * d + r] - s->shift[r];
         xs[(size_t)i * d + r] = v; s->sum[r] += v;
     }
     {
-        int ag__nt = (size_t)n * d * d > 1000000 ? 0 : 1;
-#ifdef _OPENMP
-        if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-        ag__nt = 1;
-#endif
+        int ag__nt = ag__threads(0, (size_t)n * d * d, 1000001);
         (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *row = s->sumsq + (size_t)r * d; int k, j;
             for (k = 0; k < n; k++) {
@@ -5720,14 +5917,9 @@ AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
         for (i = 0; i < len; i++) v[i] /= vn;
         /* trailing block A22 (rows/cols k+1..): p = A22 v, K = vᵀp, w = p - K v, A22 -= 2(v wᵀ + w vᵀ) */
         {
-            long ii; int ag__nt = (size_t)len * len > 262144 ? 0 : 1;
-#ifdef _OPENMP
-            if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-            ag__nt = 1;
-#endif
+            long ii; int ag__nt = ag__threads(0, (size_t)len * len, 262145);
             (void)ag__nt;
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = 0; ii < len; ii++) {
                 const double *row = a + (size_t)(k + 1 + ii) * n + k + 1; double sacc = 0.0; int jj;
                 for (jj = 0; jj < len; jj++) sacc += row[jj] * v[jj];
@@ -5735,7 +5927,7 @@ AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
             }
             for (i = 0; i < len; i++) K += v[i] * p[i];
             for (i = 0; i < len; i++) p[i] -= K * v[i];
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = 0; ii < len; ii++) {
                 double *row = a + (size_t)(k + 1 + ii) * n + k + 1; double vi = 2.0 * v[ii], wi = 2.0 * p[ii]; int jj;
                 for (jj = 0; jj < len; jj++) row[jj] -= vi * p[jj] + wi * v[jj];
@@ -5797,14 +5989,9 @@ static int ag__cholesky(double *a, int n) {
         s = sqrt(s);
         a[(size_t)j * n + j] = s;
         {
-            long ii; int ag__nt = (size_t)(n - j) * j > 65536 ? 0 : 1;
-#ifdef _OPENMP
-            if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-            ag__nt = 1;
-#endif
+            long ii; int ag__nt = ag__threads(0, (size_t)(n - j) * j, 65537);
             (void)ag__nt;
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = j + 1; ii < n; ii++) {
                 double t = a[(size_t)ii * n + j]; int kk;
                 for (kk = 0; kk < j; kk++) t -= a[(size_t)ii * n + kk] * a[(size_t)j * n + kk];
@@ -5832,20 +6019,15 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
     if (attempt == 2) { AG_FREE(L); return ag__fail(err, "FID: the second covariance is not positive semi-definite"); }
     /* T = (s1 + offset I) L; M = Lᵀ T (symmetric) */
     {
-        long r; int ag__nt = d > 64 ? 0 : 1;
-#ifdef _OPENMP
-        if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-        ag__nt = 1;
-#endif
+        long r; int ag__nt = ag__threads(0, (size_t)d, 65);
         (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *trow = T + (size_t)r * d; const double *srow = s1 + (size_t)r * d; int k, j;
             for (j = 0; j < d; j++) trow[j] = offset * L[(size_t)r * d + j];
             for (k = 0; k < d; k++) { double a = srow[k]; const double *lrow = L + (size_t)k * d; if (a != 0.0) for (j = 0; j <= k; j++) trow[j] += a * lrow[j]; }
         }
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *mrow = M + (size_t)r * d; int k, j;
             for (j = 0; j < d; j++) mrow[j] = 0.0;
@@ -6014,12 +6196,9 @@ AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_ar
     return rc;
 }
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata, ag_error *err) {
-    unsigned char *buf; size_t len; int rc; ag_error e;
+    unsigned char *buf; size_t len;
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    rc = ag_safetensors_read_memory(buf, len, out, metadata, &e);
-    AG_FREE(buf);
-    if (rc) return ag__fail(err, "%s: %s", path, e.msg);
-    return 0;
+    return ag__read_finish(path, buf, ag_safetensors_read_memory(buf, len, out, metadata, err), err);
 }
 
 /* growable text buffer for writing headers */
@@ -6100,6 +6279,22 @@ AGDEF int ag_safetensors_save(const char *path, const ag_params *ps, const char 
     ag_array_list_free(&list);
     return rc;
 }
+/* index of the first element that is NaN or infinite (or, with nonneg, negative); -1 if none */
+static long ag__array_first_bad(const ag_array *a, int nonneg) {
+    size_t n = a->nbytes / (ag_dtype_size(a->dtype) ? ag_dtype_size(a->dtype) : 1), i;
+    for (i = 0; i < n; i++) {
+        double v;
+        switch (a->dtype) {
+        case AG_DTYPE_F32: { float f; memcpy(&f, (const unsigned char *)a->data + 4 * i, 4); v = f; } break;
+        case AG_DTYPE_F64: memcpy(&v, (const unsigned char *)a->data + 8 * i, 8); break;
+        case AG_DTYPE_F16: { uint16_t h; memcpy(&h, (const unsigned char *)a->data + 2 * i, 2); if ((h & 0x7c00u) == 0x7c00u) return (long)i; v = (h & 0x8000u) && (h & 0x7fffu) ? -1.0 : 0.0; } break;
+        case AG_DTYPE_BF16: { uint16_t h; memcpy(&h, (const unsigned char *)a->data + 2 * i, 2); if ((h & 0x7f80u) == 0x7f80u) return (long)i; v = (h & 0x8000u) && (h & 0x7fffu) ? -1.0 : 0.0; } break;
+        default: return -1;
+        }
+        if (!(v == v) || v > 3.4e38 || v < -3.4e38 || (nonneg && v < 0.0)) return (long)i;
+    }
+    return -1;
+}
 /* checks that every entry of ps is in the list with a fitting dtype and shape (and, when
    strict, that the list holds nothing else under the prefix); changes nothing */
 static int ag__params_check_arrays(const ag_params *ps, const ag_array_list *list, const char *prefix, int strict,
@@ -6125,6 +6320,9 @@ static int ag__params_check_arrays(const ag_params *ps, const ag_array_list *lis
                 for (d = 0; d < a->ndim && u < sizeof got; d++) u += (size_t)snprintf(got + u, sizeof got - u, d ? ",%lld" : "%lld", (long long)a->shape[d]);
                 if (u < sizeof got) snprintf(got + u, sizeof got - u, "]");
                 rc = ag__fail(err, "%s: tensor '%s' has shape %s; the model needs %s", source, key, got, want);
+            } else {
+                long bad = ag__array_first_bad(a, 0);
+                if (bad >= 0) rc = ag__fail(err, "%s: tensor '%s' element %ld is NaN or infinite", source, key, bad);
             }
         }
     }
@@ -6178,8 +6376,8 @@ static int ag__list_add_params(ag_array_list *list, const ag_params *ps, const c
     }
     return 0;
 }
-static int ag__check_buffers(const ag_array_list *list, const ag_params *ps, const char *prefix, float *const *alt, const char *source, ag_error *err) {
-    int i; char key[AG_NAME_MAX + 64];
+static int ag__check_buffers(const ag_array_list *list, const ag_params *ps, const char *prefix, float *const *alt, int nonneg, const char *source, ag_error *err) {
+    int i; char key[AG_NAME_MAX + 64]; long bad;
     for (i = 0; i < ps->count; i++) {
         const ag_array *a;
         if (!alt[i]) continue;
@@ -6188,6 +6386,8 @@ static int ag__check_buffers(const ag_array_list *list, const ag_params *ps, con
         if (!a) return ag__fail(err, "%s: tensor '%s' is missing", source, key);
         if (a->dtype != AG_DTYPE_F32 || a->nbytes != ps->entries[i].tensor->size * 4)
             return ag__fail(err, "%s: tensor '%s' must be F32 with %zu elements", source, key, ps->entries[i].tensor->size);
+        if ((bad = ag__array_first_bad(a, nonneg)) >= 0)
+            return ag__fail(err, "%s: tensor '%s' element %ld is %s", source, key, bad, nonneg ? "NaN, infinite or negative" : "NaN or infinite");
     }
     return 0;
 }
@@ -6220,33 +6420,91 @@ AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, co
     ag_array_list_free(&list); AG_FREE(meta.p);
     return rc;
 }
+/* a checkpoint counter: decimal digits only, at most 2^53 (far beyond any run; larger
+   values are damage, and would overflow the step arithmetic) */
+static int ag__meta_counter(const char *meta, const char *key, int64_t *out) {
+    char v[64]; int i; uint64_t x = 0;
+    if (ag_json_get_string(meta, key, v, sizeof v) || !v[0]) return -1;
+    for (i = 0; v[i]; i++) {
+        if (v[i] < '0' || v[i] > '9' || i >= 17) return -1;
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    if (x > ((uint64_t)1 << 53)) return -1;
+    *out = (int64_t)x;
+    return 0;
+}
+static int ag__meta_hex(const char *meta, const char *key, uint64_t *out) {
+    char v[64]; int i; uint64_t x = 0;
+    if (ag_json_get_string(meta, key, v, sizeof v) || !v[0]) return -1;
+    for (i = 0; v[i]; i++) {
+        int d = v[i] >= '0' && v[i] <= '9' ? v[i] - '0' : v[i] >= 'a' && v[i] <= 'f' ? v[i] - 'a' + 10 : v[i] >= 'A' && v[i] <= 'F' ? v[i] - 'A' + 10 : -1;
+        if (d < 0 || i >= 16) return -1;
+        x = x << 4 | (uint64_t)d;
+    }
+    *out = x;
+    return 0;
+}
+/* parses and checks a GAN checkpoint's metadata; rng may be NULL */
+static int ag__gan_meta_parse(const char *meta, const char *path, ag_gan_checkpoint_info *info, uint64_t *rng, ag_error *err) {
+    char v[128]; int64_t stage = -1; uint64_t rs = 0, ri = 0; ag_error e2;
+    memset(info, 0, sizeof *info);
+    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h gan checkpoint 1"))
+        return ag__fail(err, "%s: not an autogan.h GAN checkpoint (metadata 'format' missing or unknown)", path);
+    if (ag__meta_counter(meta, "iteration", &info->iteration))
+        return ag__fail(err, "%s: checkpoint metadata 'iteration' is missing or not a count from 0 to 2^53", path);
+    if (ag__meta_counter(meta, "adam_g_step", &info->adam_g_step) || ag__meta_counter(meta, "adam_d_step", &info->adam_d_step))
+        return ag__fail(err, "%s: checkpoint metadata 'adam_g_step' or 'adam_d_step' is missing or not a count from 0 to 2^53", path);
+    if (ag__meta_counter(meta, "stage", &stage) || stage > 2)
+        return ag__fail(err, "%s: checkpoint metadata 'stage' is missing or not 0, 1 or 2", path);
+    if (ag__meta_hex(meta, "rng_state", &rs) || ag__meta_hex(meta, "rng_inc", &ri) || !(ri & 1))
+        return ag__fail(err, "%s: checkpoint metadata 'rng_state' or 'rng_inc' is missing or malformed", path);
+    info->stage = (int)stage;
+    e2.msg[0] = 0;
+    if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, info->arch, &info->arch_len, &e2) ||
+        ag__arch_check(info->stage, info->arch, info->arch_len, &e2))
+        return ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg[0] ? e2.msg : "'arch' missing");
+    info->has_ema = ag_json_get_string(meta, "ema", v, sizeof v) == 0 && strcmp(v, "1") == 0;
+    if (rng) { rng[0] = rs; rng[1] = ri; }
+    return 0;
+}
+AGDEF int ag_gan_checkpoint_read_info(const char *path, ag_gan_checkpoint_info *info, ag_error *err) {
+    ag_array_list list; char *meta = NULL; int rc;
+    memset(info, 0, sizeof *info);
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    rc = ag__gan_meta_parse(meta, path, info, NULL, err);
+    if (rc) memset(info, 0, sizeof *info);
+    AG_FREE(meta);
+    ag_array_list_free(&list);
+    return rc;
+}
+static void ag__arch_str(const int *arch, int len, char *out, size_t cap) {
+    size_t u = 0; int i;
+    out[0] = 0;
+    for (i = 0; i < len && u < cap; i++) u += (size_t)snprintf(out + u, cap - u, i ? " %d" : "%d", arch[i]);
+}
 AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err) {
-    ag_array_list list; char *meta = NULL, v[128]; int rc = 0, stage = 0, arch[AG_ARCH_MAX], alen = 0;
-    long long iter = 0, sg = 0, sd = 0; unsigned long long rs = 0, ri = 0;
+    ag_array_list list; char *meta = NULL; int rc = 0, i, len = ag_arch_len(gan->G->stage); ag_gan_checkpoint_info info; uint64_t rng[2];
     if (metadata) *metadata = NULL;
     if (ag_safetensors_read(path, &list, &meta, err)) return -1;
-    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h gan checkpoint 1"))
-        rc = ag__fail(err, "%s: not an autogan.h GAN checkpoint (metadata 'format' missing or unknown)", path);
-    if (!rc && (ag_json_get_string(meta, "iteration", v, sizeof v) || sscanf(v, "%lld", &iter) != 1 ||
-                ag_json_get_string(meta, "adam_g_step", v, sizeof v) || sscanf(v, "%lld", &sg) != 1 ||
-                ag_json_get_string(meta, "adam_d_step", v, sizeof v) || sscanf(v, "%lld", &sd) != 1 ||
-                ag_json_get_string(meta, "rng_state", v, sizeof v) || sscanf(v, "%llx", &rs) != 1 ||
-                ag_json_get_string(meta, "rng_inc", v, sizeof v) || sscanf(v, "%llx", &ri) != 1 ||
-                ag_json_get_string(meta, "stage", v, sizeof v) || sscanf(v, "%d", &stage) != 1))
-        rc = ag__fail(err, "%s: checkpoint metadata incomplete (iteration, Adam steps, stage or PRNG state)", path);
+    rc = ag__gan_meta_parse(meta, path, &info, rng, err);
     if (!rc) {
-        ag_error e2; e2.msg[0] = 0;
-        if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, arch, &alen, &e2) || ag__arch_check(stage, arch, alen, &e2))
-            rc = ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg);
+        int same = info.stage == gan->G->stage && info.stage == gan->D->stage && info.arch_len == len;
+        for (i = 0; same && i < len; i++) same = info.arch[i] == gan->G->arch[i];
+        if (!same) {
+            char want[64], got[64];
+            ag__arch_str(info.arch, info.arch_len, got, sizeof got); ag__arch_str(gan->G->arch, len, want, sizeof want);
+            rc = ag__fail(err, "%s: the checkpoint is stage %d, arch '%s'; the models given are stage %d, arch '%s' "
+                          "(build them from ag_gan_checkpoint_read_info)", path, info.stage, got, gan->G->stage, want);
+        }
     }
-    if (!rc && (iter < 0 || sg < 0 || sd < 0)) rc = ag__fail(err, "%s: negative counters in the checkpoint", path);
+    if (!rc && ema && !info.has_ema) rc = ag__fail(err, "%s: the checkpoint holds no EMA weights (saved without EMA)", path);
     if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, "G.", 0, path, err);
     if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, "D.", 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, path, err);
-    if (!rc && ema) rc = ag__check_buffers(&list, &gan->G->params, "ema.", ema->avg, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, 1, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, 1, path, err);
+    if (!rc && ema) rc = ag__check_buffers(&list, &gan->G->params, "ema.", ema->avg, 0, path, err);
     if (!rc) {
         ag__params_copy_arrays(&gan->G->params, &list, "G.");
         ag__params_copy_arrays(&gan->D->params, &list, "D.");
@@ -6255,10 +6513,8 @@ AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, c
         ag__copy_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m);
         ag__copy_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v);
         if (ema) ag__copy_buffers(&list, &gan->G->params, "ema.", ema->avg);
-        gan->iteration = iter; gan->opt_g.step = sg; gan->opt_d.step = sd;
-        ag_generator_set_arch(gan->G, stage, arch, alen, NULL);
-        gan->D->stage = stage;
-        ctx->rng.state = rs; ctx->rng.inc = ri;
+        gan->iteration = info.iteration; gan->opt_g.step = info.adam_g_step; gan->opt_d.step = info.adam_d_step;
+        ctx->rng.state = rng[0]; ctx->rng.inc = rng[1];
         if (metadata) { *metadata = meta; meta = NULL; }
     }
     AG_FREE(meta);
@@ -6413,28 +6669,7 @@ static int ag__view_extent(int ndim, const int64_t *shape, const int64_t *stride
 }
 
 
-/* ---- error prefixes and the array helpers of the readers API ---- */
-
-/* Prefix the message already in err with "<formatted prefix>: " (e.g. the file path). */
-static int ag__fail_prefix(ag_error *err, const char *fmt, ...) {
-    char tmp[sizeof ((ag_error *)0)->msg], pre[160];
-    va_list ap;
-    size_t n;
-    if (!err) return -1;
-    memcpy(tmp, err->msg, sizeof tmp);
-    tmp[sizeof tmp - 1] = '\0';
-    va_start(ap, fmt);
-    vsnprintf(pre, sizeof pre, fmt, ap);
-    va_end(ap);
-    n = strlen(pre);
-    memcpy(err->msg, pre, n);
-    err->msg[n] = ':';
-    err->msg[n + 1] = ' ';
-    n += 2;
-    memcpy(err->msg + n, tmp, sizeof err->msg - n - 1);
-    err->msg[sizeof err->msg - 1] = '\0';
-    return -1;
-}
+/* ---- the array helpers of the readers API ---- */
 
 AGDEF const char *ag_dtype_name(ag_dtype t) {
     switch (t) {
@@ -7850,14 +8085,10 @@ AGDEF int ag_npy_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_npy_read(const char *path, ag_array *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_npy_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_npy_read_from_memory(buf, len, out, err), err);
 }
 
 /* The header numpy 1.24 writes: dict, growth spaces, padding to 64, '\n'. */
@@ -7929,13 +8160,9 @@ AGDEF int ag_npy_write_to_memory(const ag_array *a, unsigned char **out, size_t 
 }
 
 AGDEF int ag_npy_write(const char *path, const ag_array *a, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_npy_write_to_memory(a, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_npy_write_to_memory(a, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err) {
@@ -7985,14 +8212,10 @@ AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_npz_read(const char *path, ag_array_list *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_npz_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_npz_read_from_memory(buf, len, out, err), err);
 }
 
 AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **out, size_t *out_len, ag_error *err) {
@@ -8037,13 +8260,9 @@ AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **ou
 }
 
 AGDEF int ag_npz_write(const char *path, const ag_array_list *arrays, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_npz_write_to_memory(arrays, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_npz_write_to_memory(arrays, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 /* ---- PNG decode / encode ---- */
@@ -8328,14 +8547,10 @@ fail:
 }
 
 AGDEF int ag_png_read(const char *path, int channels, ag_array *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_png_read_from_memory(buf, len, channels, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_png_read_from_memory(buf, len, channels, out, err), err);
 }
 
 static int ag__png_chunk(unsigned char **buf, size_t *len, size_t *cap, const char *type, const unsigned char *data,
@@ -8419,13 +8634,9 @@ fail:
 }
 
 AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width, int height, int channels, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 /* ---- PyTorch .pth: a small pickle VM and the state-dict reader ---- */
@@ -9519,14 +9730,10 @@ AGDEF int ag_pth_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_pth_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_pth_read_from_memory(buf, len, out, err), err);
 }
 
 

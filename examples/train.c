@@ -1,7 +1,7 @@
 /* train.c - train a fixed AutoGAN architecture (the "derived" training of the paper).
 
    build/train --arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3 --max_iter 50000 --data synthetic \
-               --ckpt runs/a.safetensors --samples runs/a
+               --ckpt runs/a.safetensors --samples runs/a_samples
 
    Flags follow the reference release (train_derived.py). The data source is either
    `synthetic` (procedural shapes, for trying the pipeline) or `raw:FILE` with uint8 images
@@ -18,6 +18,10 @@
 #include <string.h>
 #include <time.h>
 #include <math.h>
+#include "cli.h"
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/stat.h>
+#endif
 
 typedef struct options {
     int arch[AG_ARCH_MAX], arch_len, stage;
@@ -40,61 +44,73 @@ static void usage(void) {
         "  --data SRC        synthetic | raw:FILE (uint8 NxHxWxC)  --img_size N (32)  --channels N (3)\n"
         "  --seed N (12345)  --threads N (OpenMP default)  --no_sn (no spectral norm in D)\n"
         "  --print_freq N (100)  --ckpt PATH  --ckpt_freq N (1000)  --resume PATH\n"
-        "  --samples DIR (PNG grids)  --sample_freq N (1000)\n");
+        "  --samples DIR (PNG grids DIR/NNNNNN.png, made if missing)  --sample_freq N (1000)\n");
 }
 
-static int parse_args(int argc, char **argv, options *o) {
-    int i;
+static void parse_args(int argc, char **argv, options *o) {
+    cli c;
     memset(o, 0, sizeof *o);
     o->gf = 256; o->df = 128; o->latent = 128; o->bottom_width = 4; o->channels = 3; o->gen_bs = 128; o->dis_bs = 64;
     o->n_critic = 5; o->max_iter = 50000; o->print_freq = 100; o->ckpt_freq = 1000; o->sample_freq = 1000;
     o->g_lr = o->d_lr = 2e-4; o->beta1 = 0.0; o->beta2 = 0.9; o->ema = 0.999; o->seed = 12345; o->img_size = 32;
     o->spectral_norm = 1; o->data = "synthetic"; o->stage = -1;
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-#define NEXT (i + 1 < argc ? argv[++i] : (fprintf(stderr, "train: %s needs a value\n", a), exit(2), ""))
-        if (!strcmp(a, "--arch")) {
-            while (i + 1 < argc && argv[i + 1][0] != '-') {
-                if (o->arch_len == AG_ARCH_MAX) { fprintf(stderr, "train: --arch takes at most %d tokens\n", AG_ARCH_MAX); return -1; }
-                o->arch[o->arch_len++] = atoi(argv[++i]);
-            }
-        } else if (!strcmp(a, "--gf_dim")) o->gf = atoi(NEXT);
-        else if (!strcmp(a, "--df_dim")) o->df = atoi(NEXT);
-        else if (!strcmp(a, "--latent_dim")) o->latent = atoi(NEXT);
-        else if (!strcmp(a, "--bottom_width")) o->bottom_width = atoi(NEXT);
-        else if (!strcmp(a, "--channels")) o->channels = atoi(NEXT);
-        else if (!strcmp(a, "--gen_bs") || !strcmp(a, "--gen_batch_size")) o->gen_bs = atoi(NEXT);
-        else if (!strcmp(a, "--dis_bs") || !strcmp(a, "--dis_batch_size")) o->dis_bs = atoi(NEXT);
-        else if (!strcmp(a, "--n_critic")) o->n_critic = atoi(NEXT);
-        else if (!strcmp(a, "--max_iter")) o->max_iter = atoi(NEXT);
-        else if (!strcmp(a, "--g_lr")) o->g_lr = atof(NEXT);
-        else if (!strcmp(a, "--d_lr")) o->d_lr = atof(NEXT);
-        else if (!strcmp(a, "--beta1")) o->beta1 = atof(NEXT);
-        else if (!strcmp(a, "--beta2")) o->beta2 = atof(NEXT);
-        else if (!strcmp(a, "--ema")) o->ema = atof(NEXT);
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(NEXT, NULL, 10);
-        else if (!strcmp(a, "--threads")) o->threads = atoi(NEXT);
-        else if (!strcmp(a, "--data")) o->data = NEXT;
-        else if (!strcmp(a, "--img_size")) o->img_size = atoi(NEXT);
-        else if (!strcmp(a, "--no_sn")) o->spectral_norm = 0;
-        else if (!strcmp(a, "--print_freq")) o->print_freq = atoi(NEXT);
-        else if (!strcmp(a, "--ckpt")) o->ckpt = NEXT;
-        else if (!strcmp(a, "--ckpt_freq")) o->ckpt_freq = atoi(NEXT);
-        else if (!strcmp(a, "--resume")) o->resume = NEXT;
-        else if (!strcmp(a, "--samples")) o->samples = NEXT;
-        else if (!strcmp(a, "--sample_freq")) o->sample_freq = atoi(NEXT);
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); exit(0); }
-        else { fprintf(stderr, "train: unknown option '%s'\n", a); usage(); return -1; }
-#undef NEXT
+    cli_start(&c, "train", argc, argv);
+    while (cli_next(&c)) {
+        if (cli_is(&c, "--arch")) {
+            o->arch_len = 0;   /* a repeated --arch replaces the earlier one */
+            if (!cli_more(&c)) cli_fail(&c, "--arch needs a value (4, 9 or 14 tokens)");
+            do {
+                if (o->arch_len == AG_ARCH_MAX) cli_fail(&c, "--arch takes at most %d tokens", AG_ARCH_MAX);
+                o->arch[o->arch_len++] = (int)cli_int(&c, 0, 99);
+            } while (cli_more(&c));
+        } else if (cli_is(&c, "--gf_dim")) o->gf = (int)cli_int(&c, 1, 4096);
+        else if (cli_is(&c, "--df_dim")) o->df = (int)cli_int(&c, 1, 4096);
+        else if (cli_is(&c, "--latent_dim")) o->latent = (int)cli_int(&c, 1, 1024);   /* the sample grid's fixed noise holds 1024 per image */
+        else if (cli_is(&c, "--bottom_width")) o->bottom_width = (int)cli_int(&c, 1, 64);
+        else if (cli_is(&c, "--channels")) o->channels = (int)cli_int(&c, 1, 4);
+        else if (cli_is(&c, "--gen_bs") || cli_is(&c, "--gen_batch_size")) o->gen_bs = (int)cli_int(&c, 2, 65536);
+        else if (cli_is(&c, "--dis_bs") || cli_is(&c, "--dis_batch_size")) o->dis_bs = (int)cli_int(&c, 2, 65536);
+        else if (cli_is(&c, "--n_critic")) o->n_critic = (int)cli_int(&c, 1, 1000);
+        else if (cli_is(&c, "--max_iter")) o->max_iter = (int)cli_int(&c, 0, 1000000000);
+        else if (cli_is(&c, "--g_lr")) o->g_lr = cli_float(&c, 0.0, 1.0);
+        else if (cli_is(&c, "--d_lr")) o->d_lr = cli_float(&c, 0.0, 1.0);
+        else if (cli_is(&c, "--beta1")) o->beta1 = cli_float(&c, 0.0, 0.999999);
+        else if (cli_is(&c, "--beta2")) o->beta2 = cli_float(&c, 0.0, 0.999999);
+        else if (cli_is(&c, "--ema")) o->ema = cli_float(&c, 0.0, 0.999999);   /* a decay of 1 or more never averages */
+        else if (cli_is(&c, "--seed") || cli_is(&c, "--random_seed")) o->seed = cli_u64(&c);
+        else if (cli_is(&c, "--threads")) o->threads = cli_threads(&c);
+        else if (cli_is(&c, "--data")) o->data = cli_str(&c);
+        else if (cli_is(&c, "--img_size")) o->img_size = (int)cli_int(&c, 1, 4096);
+        else if (cli_is(&c, "--no_sn")) o->spectral_norm = 0;
+        else if (cli_is(&c, "--print_freq")) o->print_freq = (int)cli_int(&c, 1, 1000000000);
+        else if (cli_is(&c, "--ckpt")) o->ckpt = cli_str(&c);
+        else if (cli_is(&c, "--ckpt_freq")) o->ckpt_freq = (int)cli_int(&c, 1, 1000000000);
+        else if (cli_is(&c, "--resume")) o->resume = cli_str(&c);
+        else if (cli_is(&c, "--samples")) o->samples = cli_str(&c);
+        else if (cli_is(&c, "--sample_freq")) o->sample_freq = (int)cli_int(&c, 1, 1000000000);
+        else if (cli_is(&c, "-h") || cli_is(&c, "--help")) { usage(); exit(0); }
+        else cli_unknown(&c);
     }
-    if (!o->arch_len) { fprintf(stderr, "train: --arch is required\n"); usage(); return -1; }
-    o->stage = o->arch_len == 4 ? 0 : o->arch_len == 9 ? 1 : o->arch_len == 14 ? 2 : -1;
-    if (o->stage < 0) { fprintf(stderr, "train: --arch has %d tokens; 4, 9 or 14 expected\n", o->arch_len); return -1; }
-    if (o->gf < 1 || o->df < 1 || o->latent < 1 || o->gen_bs < 2 || o->dis_bs < 2 || o->n_critic < 1 || o->max_iter < 0 ||
-        o->print_freq < 1 || o->ckpt_freq < 1 || o->sample_freq < 1 || o->img_size < 1 || o->channels < 1 || o->channels > 4) {
-        fprintf(stderr, "train: a size, batch or frequency is out of range\n"); return -1;
+    if (!o->arch_len && !o->resume) cli_fail(&c, "--arch is required (or --resume CHECKPOINT, whose architecture is used)");
+    if (o->arch_len) {
+        int i;
+        o->stage = o->arch_len == 4 ? 0 : o->arch_len == 9 ? 1 : o->arch_len == 14 ? 2 : -1;
+        if (o->stage < 0) cli_fail(&c, "--arch has %d tokens; 4, 9 or 14 expected", o->arch_len);
+        for (i = 0; i < o->arch_len; i++)
+            if (o->arch[i] >= ag_arch_token_choices(i))
+                cli_fail(&c, "--arch token %d is %d; it must be 0 to %d", i + 1, o->arch[i], ag_arch_token_choices(i) - 1);
     }
-    return 0;
+}
+
+/* creates the directory (one level) unless it exists */
+static int make_dir(const char *path) {
+#if defined(__unix__) || defined(__APPLE__)
+    struct stat st;
+    if (stat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : -1;
+    return mkdir(path, 0777);
+#else
+    (void)path; return 0;   /* elsewhere the directory must exist; the write check reports it */
+#endif
 }
 
 /* ---- data ---- */
@@ -186,12 +202,45 @@ static int save_grid(ag_ctx *ctx, ag_generator *G, const float *fixed_z, int cou
 int main(int argc, char **argv) {
     options o; ag_ctx *ctx; ag_generator G; ag_discriminator D; ag_gan gan; ag_ema ema; ag_error err; ag_rng init_rng, zrng;
     dataset ds; float *real = NULL, fixed_z[64 * 1024]; int res, g_steps = 0, use_ema, rc = 1, i;
-    double d_acc = 0.0, g_acc = 0.0; int d_cnt = 0, g_cnt = 0; time_t t_start; clock_t c_start;
+    double d_acc = 0.0, g_acc = 0.0, t_start; int d_cnt = 0, g_cnt = 0; clock_t c_start; long long resume_steps = 0;
 
-    if (parse_args(argc, argv, &o)) return 2;
-    if (o.latent > 1024) { fprintf(stderr, "train: --latent_dim above 1024 is not supported by the sample grid\n"); return 2; }
+    parse_args(argc, argv, &o);
+    if (o.resume) {
+        /* the checkpoint decides the architecture; a different --arch is a mistake */
+        ag_gan_checkpoint_info info;
+        if (ag_gan_checkpoint_read_info(o.resume, &info, &err)) { fprintf(stderr, "train: --resume: %s\n", err.msg); return 1; }
+        if (o.arch_len) {
+            int same = o.arch_len == info.arch_len;
+            for (i = 0; same && i < o.arch_len; i++) same = o.arch[i] == info.arch[i];
+            if (!same) {
+                fprintf(stderr, "train: --arch");
+                for (i = 0; i < o.arch_len; i++) fprintf(stderr, " %d", o.arch[i]);
+                fprintf(stderr, " (stage %d) differs from the checkpoint %s, which holds arch", o.stage, o.resume);
+                for (i = 0; i < info.arch_len; i++) fprintf(stderr, " %d", info.arch[i]);
+                fprintf(stderr, " (stage %d); leave --arch out to continue the checkpoint's\n", info.stage);
+                return 2;
+            }
+        }
+        o.arch_len = info.arch_len; o.stage = info.stage;
+        memcpy(o.arch, info.arch, sizeof o.arch);
+        if (o.ema > 0.0 && !info.has_ema) { fprintf(stderr, "train: --resume: %s holds no EMA weights; pass --ema 0 to continue it\n", o.resume); return 2; }
+        resume_steps = (info.iteration + o.n_critic - 1) / o.n_critic;
+        if (resume_steps > o.max_iter) {
+            fprintf(stderr, "train: --resume: %s is at G step %lld (iteration %lld), past --max_iter %d\n", o.resume,
+                    (long long)resume_steps, (long long)info.iteration, o.max_iter);
+            return 2;
+        }
+    }
+    /* outputs are checked before any work */
+    if (o.ckpt && ag_file_check_writable(o.ckpt, &err)) { fprintf(stderr, "train: --ckpt: %s\n", err.msg); return 2; }
+    if (o.samples) {
+        char probe[1100];
+        if (make_dir(o.samples)) { fprintf(stderr, "train: --samples %s: not a directory and cannot be created as one\n", o.samples); return 2; }
+        snprintf(probe, sizeof probe, "%s/%06d.png", o.samples, 0);
+        if (ag_file_check_writable(probe, &err)) { fprintf(stderr, "train: --samples: %s\n", err.msg); return 2; }
+    }
     ctx = ag_ctx_create(o.seed);
-    if (!ctx) { fprintf(stderr, "train: out of memory\n"); return 1; }
+    if (!ctx) { fprintf(stderr, "train: out of memory creating the context\n"); return 1; }
     if (o.threads > 0) ag_ctx_set_threads(ctx, o.threads);
     ag_rng_seed(&init_rng, o.seed, 1);
     if (ag_generator_init(&G, o.gf, o.latent, o.bottom_width, o.channels, &init_rng, &err) ||
@@ -215,17 +264,16 @@ int main(int argc, char **argv) {
     ag_rng_fill_normal(&zrng, fixed_z, (size_t)64 * o.latent, 0.0f, 1.0f);
 
     if (o.resume) {
-        char *meta = NULL;
-        if (ag_gan_load(o.resume, &gan, use_ema ? &ema : NULL, ctx, &meta, &err)) { fprintf(stderr, "train: resume: %s\n", err.msg); return 1; }
-        free(meta);
-        g_steps = (int)((gan.iteration + o.n_critic - 1) / o.n_critic);
+        if (ag_gan_load(o.resume, &gan, use_ema ? &ema : NULL, ctx, NULL, &err)) { fprintf(stderr, "train: --resume: %s\n", err.msg); goto done; }
+        g_steps = (int)resume_steps;
         printf("resumed from %s at iteration %lld (G step %d)\n", o.resume, (long long)gan.iteration, g_steps);
+        if (g_steps == o.max_iter) printf("nothing to do: the checkpoint is already at --max_iter %d\n", o.max_iter);
     }
     printf("train: arch"); for (i = 0; i < o.arch_len; i++) printf(" %d", o.arch[i]);
     printf(" | stage %d (%dx%d) | G %zu params, D %zu params | %d images | %d threads, %s kernels\n",
            o.stage, res, res, ag_params_count(&G.params), ag_params_count(&D.params), ds.n, ag_ctx_threads(ctx), ag_ctx_cpu_name(ctx));
     fflush(stdout);
-    t_start = time(NULL); c_start = clock();
+    t_start = ag_wall_seconds(); c_start = clock();
     {
         int start_steps = g_steps;
         while (g_steps < o.max_iter) {
@@ -241,15 +289,15 @@ int main(int argc, char **argv) {
             if (use_ema) ag_ema_update(&ema);
             if (!isfinite(l.d_loss) || !isfinite(l.g_loss)) { fprintf(stderr, "train: loss is not finite at G step %d\n", g_steps); goto done; }
             if (g_steps % o.print_freq == 0 || g_steps == o.max_iter) {
-                double el = difftime(time(NULL), t_start), rate = el > 0 ? (g_steps - start_steps) / el : 0.0;
-                printf("[G step %d/%d] [iter %lld] d_loss %.4f g_loss %.4f | %.2f G steps/s, eta %.0f s\n", g_steps, o.max_iter,
+                double el = ag_wall_seconds() - t_start, rate = el > 0 ? (g_steps - start_steps) / el : 0.0;
+                printf("[G step %d/%d] [iter %lld] d_loss %.4f g_loss %.4f | %.3g G steps/s, eta %.0f s\n", g_steps, o.max_iter,
                        (long long)gan.iteration, d_acc / d_cnt, g_acc / g_cnt, rate, rate > 0 ? (o.max_iter - g_steps) / rate : 0.0);
                 fflush(stdout);
                 d_acc = g_acc = 0.0; d_cnt = g_cnt = 0;
             }
             if (o.samples && (g_steps % o.sample_freq == 0 || g_steps == o.max_iter)) {
                 char path[1024];
-                snprintf(path, sizeof path, "%s_%06d.png", o.samples, g_steps);
+                snprintf(path, sizeof path, "%s/%06d.png", o.samples, g_steps);
                 if (use_ema) ag_ema_swap(&ema);
                 if (save_grid(ctx, &G, fixed_z, 64, path)) { if (use_ema) ag_ema_swap(&ema); goto done; }
                 if (use_ema) ag_ema_swap(&ema);
@@ -259,7 +307,7 @@ int main(int argc, char **argv) {
             }
         }
     }
-    printf("done: %d G steps, %.1f s wall, %.1f s cpu, arena %.1f MB\n", g_steps, difftime(time(NULL), t_start),
+    printf("done: %d G steps, %.1f s wall, %.1f s cpu, arena %.1f MB\n", g_steps, ag_wall_seconds() - t_start,
            (double)(clock() - c_start) / CLOCKS_PER_SEC, ag_ctx_arena_bytes(ctx) / 1048576.0);
     rc = 0;
 done:
