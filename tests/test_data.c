@@ -4,6 +4,9 @@
  * (in memory or in a scratch folder that is removed), bad input, and the loader's
  * shuffling, partial batches and resumable state. */
 #include "test.h"
+#if !defined(_WIN32)
+#include <sys/wait.h>
+#endif
 
 #ifndef TEST_DATA_DIR
 #define TEST_DATA_DIR "tests"
@@ -698,6 +701,60 @@ static int test_loader(void) {
     return 0;
 }
 
+/* ---- build/train with --dataset ---- */
+static int td_sh(const char *cmd, char *out, size_t cap) {
+    char full[4096]; FILE *p; size_t n = 0; int st;
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    p = popen(full, "r");
+    if (!p) return -1;
+    out[0] = 0;
+    while (n + 1 < cap) { size_t r = fread(out + n, 1, cap - 1 - n, p); if (!r) break; n += r; }
+    out[n] = 0;
+    { char sink[256]; while (fread(sink, 1, sizeof sink, p)) {} }
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* 6 G steps straight = 3 steps, then resumed to 6 (the loader's epoch and order come back
+   from the checkpoint; 3 images in batches of 2 cross epochs and a lone last image) */
+static int test_train_dataset_resume(void) {
+    static const char *const F = "./build/train --arch 1 0 1 1 --gf_dim 8 --df_dim 8 --latent_dim 8 --gen_bs 4 --dis_bs 2 "
+                                 "--n_critic 2 --threads 2 --ema 0 --print_freq 100 --dataset folder --data_path " TD_DIR "/pngs";
+    static const struct { const char *args, *want; int rc; } bad[] = {
+        { "--arch 1 0 1 1 --dataset imagenet", "--dataset 'imagenet' unknown", 2 },
+        { "--arch 1 0 1 1 --data_path x", "--data_path needs --dataset", 2 },
+        { "--arch 1 0 1 1 --dataset cifar10 --data synthetic", "not both", 2 },
+        { "--arch 1 0 1 1 --dataset cifar10 --data_path build/no-such.tar.gz", "build/no-such.tar.gz: no such file", 1 },
+        { "--arch 1 0 1 1 --dataset cifar10", "cifar10: no path given (--data_path)", 1 },
+    };
+    char cmd[1024], out[8192];
+    unsigned char *a, *b;
+    size_t la, lb;
+    int rc, k;
+    TEST_CHECK(td_scratch() == 0, "scratch");
+    snprintf(cmd, sizeof cmd, "%s --max_iter 6 --ckpt " TD_SCRATCH "/full.safetensors --ckpt_freq 6", F);
+    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 0 && strstr(out, "data: folder, 3 images at 8x8"), "exit %d:\n%s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s --max_iter 3 --ckpt " TD_SCRATCH "/half.safetensors --ckpt_freq 3", F);
+    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 0, "exit %d:\n%s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s --max_iter 6 --resume " TD_SCRATCH "/half.safetensors --ckpt " TD_SCRATCH "/half.safetensors --ckpt_freq 6", F);
+    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 0, "exit %d:\n%s", rc, out);
+    a = rd_load_abs(TD_SCRATCH "/full.safetensors", &la);
+    b = rd_load_abs(TD_SCRATCH "/half.safetensors", &lb);
+    TEST_CHECK(a && b && la == lb && memcmp(a, b, la) == 0, "the resumed run's checkpoint differs from the straight run's");
+    free(a); free(b);
+    /* resuming on another data set is refused */
+    snprintf(cmd, sizeof cmd, "./build/train --gf_dim 8 --df_dim 8 --latent_dim 8 --gen_bs 4 --dis_bs 2 --n_critic 2 --ema 0 --max_iter 7 "
+             "--resume " TD_SCRATCH "/full.safetensors --dataset mnist --data_path " TD_DIR "/mnist");
+    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 2 && strstr(out, "was trained on folder"), "exit %d:\n%s", rc, out);
+    for (k = 0; k < (int)(sizeof bad / sizeof bad[0]); k++) {
+        snprintf(cmd, sizeof cmd, "./build/train %s", bad[k].args);
+        rc = td_sh(cmd, out, sizeof out);
+        TEST_CHECK(rc == bad[k].rc && strstr(out, bad[k].want), "train %s: exit %d (want %d and '%s'):\n%s", bad[k].args, rc, bad[k].rc, bad[k].want, out);
+    }
+    td_scratch_done();
+    return 0;
+}
+
 const test_case tests_data[] = {
     { "data/resize_pil_golden", test_resize_pil_golden },
     { "data/gzip_idx", test_gzip_idx },
@@ -711,5 +768,6 @@ const test_case tests_data[] = {
     { "data/bad_input", test_bad_archives },
     { "data/shuffle_uniform", test_shuffle_uniform },
     { "data/loader", test_loader },
+    { "data/train_dataset_resume", test_train_dataset_resume },
     { 0, 0 }
 };
