@@ -182,7 +182,7 @@ static int score_stream(scorer *sc, stream *s, int64_t total, ag_fid_stats *stat
         if (r < 0) { fprintf(stderr, "score: %s\n", err.msg); free(all); return -1; }
         if (n == 0) break;
         if (ag_inception_forward(sc->net, sc->x, n, sc->pool3, logits_out ? sc->logits : NULL, 0, &err)) { fprintf(stderr, "score: %s\n", err.msg); free(all); return -1; }
-        if (stats && ag_fid_stats_add(stats, sc->pool3, n)) { fprintf(stderr, "score: out of memory\n"); free(all); return -1; }
+        if (stats && ag_fid_stats_add(stats, sc->pool3, n, &err)) { fprintf(stderr, "score: %s\n", err.msg); free(all); return -1; }
         if (logits_out) {
             if (done + n > cap) {
                 int64_t nc = cap ? cap * 2 : 1024; float *p;
