@@ -41,6 +41,7 @@ $(BUILD)/run_tests: $(TEST_SRC) autogan.h | $(BUILD)
 # architecture found. Passive OpenMP waiting: on a shared machine spinning threads stall.
 DEMO_THREADS ?= 2
 DEMO_DIR = logs/demo
+DEMO_TRAIN_ITERS ?= 40
 demo: $(BUILD)/search $(BUILD)/train
 	@test -f weights/fashion-mnist-classifier.safetensors || { echo "make demo: weights/fashion-mnist-classifier.safetensors is missing (build/classifier trains it)"; exit 1; }
 	rm -rf $(DEMO_DIR)
@@ -48,9 +49,9 @@ demo: $(BUILD)/search $(BUILD)/train
 	@arch=$$(grep -m1 '^build/train --arch' $(DEMO_DIR)/archs.txt | sed 's/^build\/train --arch //; s/ *#.*//'); \
 	if ./$(BUILD)/train --help 2>&1 | grep -q -- '--dataset'; then \
 	  echo "make demo: training the best architecture found ($$arch) briefly"; \
-	  OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/train --arch $$arch --dataset fashion-mnist --split test --channels 1 \
-	    --gf_dim 32 --df_dim 32 --latent_dim 64 --gen_bs 32 --dis_bs 32 --max_iter 200 --print_freq 50 \
-	    --ckpt $(DEMO_DIR)/best.safetensors --samples $(DEMO_DIR)/best_samples --sample_freq 200 || exit 1; \
+	  OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/train --arch $$arch --dataset fashion-mnist --channels 1 \
+	    --gf_dim 32 --df_dim 32 --latent_dim 64 --gen_bs 32 --dis_bs 32 --max_iter $(DEMO_TRAIN_ITERS) --print_freq 20 \
+	    --ckpt $(DEMO_DIR)/best.safetensors --samples $(DEMO_DIR)/best_samples --sample_freq $(DEMO_TRAIN_ITERS) || exit 1; \
 	else echo "make demo: build/train has no --dataset flag yet, so the best architecture ($$arch) is not trained here"; fi
 	@echo "make demo: outputs in $(DEMO_DIR)/: archs.txt (the architectures found), controller.png (reward and entropy),"
 	@echo "           samples/ (the best architecture of each iteration), search.csv, controller.csv, Model/checkpoint.safetensors,"

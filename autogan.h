@@ -6817,7 +6817,7 @@ AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *i
     for (i0 = 0; i0 < n; i0 += chunk) {
         int cnt = n - i0 < chunk ? n - i0 : chunk;
         if (ag_scorer_forward(s, images + (size_t)i0 * c * h * w, cnt, c, h, w, NULL, f, err)) { AG_FREE(f); return -1; }
-        if (ag_fid_stats_add(st, f, cnt)) { AG_FREE(f); return ag__fail(err, "scorer FID: out of memory"); }
+        if (ag_fid_stats_add(st, f, cnt, err)) { AG_FREE(f); return -1; }
     }
     AG_FREE(f);
     return 0;

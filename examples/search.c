@@ -73,7 +73,7 @@ static void preset_demo(options *o) {
     o->dataset = "fashion-mnist"; o->split = "test"; o->channels = 1; o->num_train_imgs = 2048;
     o->classifier = "weights/fashion-mnist-classifier.safetensors";
     o->gen_bs = 32; o->dis_bs = 32; o->gf_dim = 32; o->df_dim = 32; o->latent_dim = 64;
-    o->shared_epoch = 1; o->grow_step1 = 4; o->grow_step2 = 8; o->max_search_iter = 12;
+    o->shared_epoch = 1; o->grow_step1 = 3; o->grow_step2 = 6; o->max_search_iter = 9;
     o->ctrl_step = 8; o->rl_num_eval_img = 500; o->eval_batch_size = 100; o->num_candidate = 6; o->topk = 3;
     o->dynamic_reset_window = 100; o->print_freq = 16; o->exp_name = "demo";
 }
@@ -82,7 +82,7 @@ static void usage(const options *d) {
     printf("usage: search [--preset paper|demo] [options]   (flags as the reference's cfg.py)\n"
            "  --preset NAME             paper: exps/autogan_search.sh (CIFAR-10); demo: embedded Fashion-MNIST, minutes\n"
            "                            (a preset sets its values first; flags after it override them)\n"
-           "  -gen_bs, --gen_batch_size N   G batch (%d)        -dis_bs, --dis_batch_size N   D batch (%d)\n"
+           "  -gen_bs, --gen_bs, --gen_batch_size N  G batch (%d)   -dis_bs, --dis_bs, --dis_batch_size N  D batch (%d)\n"
            "  --g_lr X (%g)  --d_lr X (%g)  --ctrl_lr X (%g)  --beta1 X (%g)  --beta2 X (%g)\n"
            "  --latent_dim N (%d)  --gf_dim N (%d)  --df_dim N (%d)  --bottom_width N (%d: 8, 16, 32 per stage)\n"
            "  --img_size N (%d, must be bottom_width*8)  --channels N (the data set's; 1 or 3)\n"
@@ -125,8 +125,8 @@ static void parse_args(int argc, char **argv, options *o) {
             else cli_fail(&c, "--preset takes paper or demo (got '%s')", p);
             o->preset = p;
         }
-        else if (cli_is(&c, "-gen_bs") || cli_is(&c, "--gen_batch_size")) o->gen_bs = (int)cli_int(&c, 2, 65536);
-        else if (cli_is(&c, "-dis_bs") || cli_is(&c, "--dis_batch_size")) o->dis_bs = (int)cli_int(&c, 2, 65536);
+        else if (cli_is(&c, "-gen_bs") || cli_is(&c, "--gen_bs") || cli_is(&c, "--gen_batch_size")) o->gen_bs = (int)cli_int(&c, 2, 65536);
+        else if (cli_is(&c, "-dis_bs") || cli_is(&c, "--dis_bs") || cli_is(&c, "--dis_batch_size")) o->dis_bs = (int)cli_int(&c, 2, 65536);
         else if (cli_is(&c, "--g_lr")) o->g_lr = cli_float(&c, 0, 1);
         else if (cli_is(&c, "--d_lr")) o->d_lr = cli_float(&c, 0, 1);
         else if (cli_is(&c, "--ctrl_lr")) o->ctrl_lr = cli_float(&c, 0, 1);

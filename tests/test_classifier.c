@@ -144,7 +144,7 @@ static int test_classifier_scorer(void) {
     /* FID(A, B): A from floats through ag_scorer_fid_stats_add, B from the uint8 features above */
     TEST_CHECK(ag_fid_stats_init(&sa, 256, &err) == 0 && ag_fid_stats_init(&sb, 256, &err) == 0, "%s", err.msg);
     TEST_CHECK(ag_scorer_fid_stats_add(s, &sa, img, 300, 1, 16, 16, &err) == 0, "%s", err.msg);
-    TEST_CHECK(ag_fid_stats_add(&sb, fb, 300) == 0 && ag_fid_stats_finish(&sa, &err) == 0 && ag_fid_stats_finish(&sb, &err) == 0, "stats");
+    TEST_CHECK(ag_fid_stats_add(&sb, fb, 300, &err) == 0 && ag_fid_stats_finish(&sa, &err) == 0 && ag_fid_stats_finish(&sb, &err) == 0, "stats");
     TEST_CHECK(ag_fid(sa.mu, sa.sigma, sb.mu, sb.sigma, 256, &fid, &err) == 0, "%s", err.msg);
     want_fid = ((const double *)ag_array_list_find(&g.arrays, "score_fid")->data)[0];
     TEST_CHECK(fabs(fid - want_fid) <= 1e-3 * want_fid, "classifier FID %.6f, NumPy %.6f", fid, want_fid);
