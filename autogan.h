@@ -6478,7 +6478,6 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
 /* branch widths of the three inception blocks: 1x1, 3x3 reduce, 3x3, 3x3dbl reduce, 3x3dbl, pool */
 static const int ag__cls_widths[3][6] = { { 32, 32, 48, 16, 24, 24 }, { 48, 48, 64, 32, 48, 32 }, { 64, 64, 96, 48, 64, 32 } };
 static const int ag__cls_block_in[3] = { 48, 128, 192 };
-static int ag__fail_prefix(ag_error *err, const char *fmt, ...);
 
 static int ag__cls_reg_unit(ag_params *ps, ag_cls_unit *u, const char *prefix, int cin, int cout, int k, ag_error *err) {
     char name[AG_NAME_MAX];

@@ -193,7 +193,7 @@ static int search_iter_bench(void) {
     {
         ag_array_list sd; ag_inception *net; int n = 2; float *x, *logits;
         memset(&sd, 0, sizeof sd); ag_rng_seed(&rng, 2, 1);
-        if (bench_inception_weights(&sd, &rng, &err) || !(net = ag_inception_from_arrays(&sd, &err))) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+        if (ag_inception_random_state_dict(&sd, &rng, &err) || !(net = ag_inception_from_arrays(&sd, &err))) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
         if (threads > 0) ag_inception_set_threads(net, threads);
         x = (float *)malloc((size_t)n * 3 * 299 * 299 * sizeof(float)); logits = (float *)malloc((size_t)n * 1008 * sizeof(float));
         ag_rng_fill_uniform(&rng, x, (size_t)n * 3 * 299 * 299, -1.0f, 1.0f);

@@ -306,8 +306,8 @@ static int test_search_kill_resume(void) {
     return 0;
 }
 #else
-static int test_search_program(void) { printf("    skipped: needs POSIX (system, fork)\n"); return 0; }
-static int test_search_kill_resume(void) { printf("    skipped: needs POSIX (fork, kill)\n"); return 0; }
+static int test_search_program(void) { test_skip("needs POSIX (system, fork)"); return 0; }
+static int test_search_kill_resume(void) { test_skip("needs POSIX (fork, kill)"); return 0; }
 #endif
 
 const test_case tests_search[] = {
