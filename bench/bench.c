@@ -179,13 +179,13 @@ static int inception_bench(void) {
    controller (sampling + REINFORCE updates). Unit costs are measured at each stage's
    resolution; the totals are those units times the counts of one iteration of a preset:
    paper (CIFAR-10: 782 D steps x 15 epochs, n_critic 5, 30 controller steps x 5,000 images
-   through Inception-v3) and demo (--preset demo: 32 D steps, 6 controller steps x 500 images
+   through Inception-v3) and demo (--preset demo: 64 D steps, 8 controller steps x 500 images
    through the compact classifier). */
 typedef struct si_geom { const char *name; int gf, df, latent, C, dis_bs, gen_bs, n_critic, d_steps, ctrl_steps, eval_imgs, inception; } si_geom;
 static int search_iter_bench(void) {
     static const si_geom geoms[2] = {
         { "paper", 128, 64, 128, 3, 64, 128, 5, 782 * 15, 30, 5000, 1 },
-        { "demo", 32, 32, 64, 1, 32, 32, 5, 32, 6, 500, 0 },
+        { "demo", 32, 32, 64, 1, 32, 32, 5, 64, 8, 500, 0 },
     };
     ag_error err; ag_rng rng; int gi, stage, i; double t0;
     double t_inception_img = 0, t_classifier_img = 0;
