@@ -14,10 +14,10 @@ CFLAGS  ?=
 LDLIBS   = -lm
 BUILD    = build
 
-PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/sample $(BUILD)/bench
-TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_sample.c tests/test_hardening.c
+PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/sample $(BUILD)/bench $(BUILD)/classifier $(BUILD)/search
+TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_sample.c tests/test_data.c tests/test_hardening.c tests/test_classifier.c tests/test_search.c
 
-.PHONY: all test sanitize compile-checks bench fuzz neon-test clean
+.PHONY: all test sanitize compile-checks bench fuzz neon-test clean demo
 all: $(PROGRAMS) $(BUILD)/run_tests
 
 $(BUILD):
@@ -35,6 +35,27 @@ bench: $(BUILD)/bench
 
 $(BUILD)/run_tests: $(TEST_SRC) autogan.h | $(BUILD)
 	$(CC) -O2 $(OMP) $(WARN) $(CFLAGS) -o $@ tests/run_tests.c $(LDLIBS)
+
+# the search on the embedded Fashion-MNIST (its shipped test split) with the shipped classifier
+# as the reward, all three stages (8x8 -> 16x16 -> 32x32), then a short training of the best
+# architecture found. Passive OpenMP waiting: on a shared machine spinning threads stall.
+DEMO_THREADS ?= 2
+DEMO_DIR = logs/demo
+DEMO_TRAIN_ITERS ?= 40
+demo: $(BUILD)/search $(BUILD)/train
+	@test -f weights/fashion-mnist-classifier.safetensors || { echo "make demo: weights/fashion-mnist-classifier.safetensors is missing (build/classifier trains it)"; exit 1; }
+	rm -rf $(DEMO_DIR)
+	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/search --preset demo --exp_name demo --threads $(DEMO_THREADS)
+	@arch=$$(grep -m1 '^build/train --arch' $(DEMO_DIR)/archs.txt | sed 's/^build\/train --arch //; s/ *#.*//'); \
+	if ./$(BUILD)/train --help 2>&1 | grep -q -- '--dataset'; then \
+	  echo "make demo: training the best architecture found ($$arch) briefly"; \
+	  OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/train --arch $$arch --dataset fashion-mnist --channels 1 \
+	    --gf_dim 32 --df_dim 32 --latent_dim 64 --gen_bs 32 --dis_bs 32 --max_iter $(DEMO_TRAIN_ITERS) --print_freq 20 \
+	    --ckpt $(DEMO_DIR)/best.safetensors --samples $(DEMO_DIR)/best_samples --sample_freq $(DEMO_TRAIN_ITERS) || exit 1; \
+	else echo "make demo: build/train has no --dataset flag yet, so the best architecture ($$arch) is not trained here"; fi
+	@echo "make demo: outputs in $(DEMO_DIR)/: archs.txt (the architectures found), controller.png (reward and entropy),"
+	@echo "           samples/ (the best architecture of each iteration), search.csv, controller.csv, Model/checkpoint.safetensors,"
+	@echo "           best_samples/ (the best architecture after its short training, when build/train could train it)"
 
 # the header alone, warning-free as C99 with and without OpenMP, static, and as C++
 # (-Wredundant-decls: no prototype declared twice)
@@ -70,7 +91,7 @@ neon-test: $(BUILD)/run_tests_aarch64
 # FUZZ_SECONDS; inputs that once failed (tests/fuzz/regress) go into every corpus
 FUZZ_SECONDS ?= 20
 CLANG ?= clang
-FUZZ_TARGETS = inflate zip npy npz png pth safetensors arrays
+FUZZ_TARGETS = inflate zip npy npz png pth safetensors arrays tar idx
 fuzz_cases_inflate = 0,1
 fuzz_cases_zip = 2
 fuzz_cases_npy = 3
@@ -79,6 +100,8 @@ fuzz_cases_png = 5,6,8
 fuzz_cases_pth = 7
 fuzz_cases_safetensors = 9
 fuzz_cases_arrays = 10
+fuzz_cases_tar = 11,13
+fuzz_cases_idx = 12
 fuzz_seeds_inflate = tests/data/*.deflate tests/data/*.zlib
 fuzz_seeds_zip = tests/data/*.zip
 fuzz_seeds_npy = tests/data/*.npy
@@ -87,6 +110,8 @@ fuzz_seeds_png = tests/data/*.png
 fuzz_seeds_pth = tests/data/*.pth
 fuzz_seeds_safetensors = tests/golden/data/op_*.safetensors tests/data/*.safetensors
 fuzz_seeds_arrays =
+fuzz_seeds_tar = tests/data/datasets/*.tar tests/data/datasets/*.tar.gz
+fuzz_seeds_idx = tests/data/datasets/mnist/*
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_readers.c autogan.h | $(BUILD)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined '-DFUZZ_CASES={$(fuzz_cases_$*)}' -o $@ $<
 
@@ -95,7 +120,8 @@ fuzz: $(addprefix $(BUILD)/fuzz_,$(FUZZ_TARGETS))
 	  dir=$(BUILD)/fuzz_corpus_$$t; rm -rf $$dir; mkdir -p $$dir; \
 	  case $$t in inflate) seeds="$(fuzz_seeds_inflate)";; zip) seeds="$(fuzz_seeds_zip)";; npy) seeds="$(fuzz_seeds_npy)";; \
 	    npz) seeds="$(fuzz_seeds_npz)";; png) seeds="$(fuzz_seeds_png)";; pth) seeds="$(fuzz_seeds_pth)";; \
-	    safetensors) seeds="$(fuzz_seeds_safetensors)";; *) seeds="";; esac; \
+	    safetensors) seeds="$(fuzz_seeds_safetensors)";; tar) seeds="$(fuzz_seeds_tar)";; idx) seeds="$(fuzz_seeds_idx)";; \
+	    *) seeds="";; esac; \
 	  i=0; for f in $$seeds; do [ -f "$$f" ] || continue; case "$$f" in *.zlib) p='\001';; *) p='\000';; esac; \
 	    { printf "$$p"; cat "$$f"; } > $$dir/$$i; i=$$((i+1)); done; \
 	  cp tests/fuzz/regress/* $$dir/; \

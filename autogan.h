@@ -47,8 +47,11 @@
        5. Autograd tape and ops (forward + backward pairs)
        6. Parameters, layers and initialisation
        7. Optimiser: Adam, EMA
+      7b. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resize; loader
        8. AutoGAN generator, discriminator and the GAN iteration
+       8b. Controller and search: LSTM policy, REINFORCE loss, kept architectures, loss windows
        9. Inception-v3, Inception score and FID
+       9b. The compact classifier and the scorer interface (Inception or classifier)
       10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
@@ -272,6 +275,77 @@ AGDEF void ag_ema_update(ag_ema *ema);      /* avg = decay*avg + (1-decay)*p for
 AGDEF void ag_ema_swap(ag_ema *ema);        /* exchange averages and live weights (to evaluate) */
 AGDEF void ag_ema_free(ag_ema *ema);
 
+/* ---- data sets --------------------------------------------------------------------
+   Images as stored: uint8 [count][height][width][channels] (HWC per image, RGB or gray).
+   ag_dataset_load(ds, name, path, split, resize_to, err):
+     name   cifar10 | stl10 | mnist | fashion-mnist | folder
+     path   the archive as downloaded (cifar-10-binary.tar.gz, cifar-10-python.tar.gz,
+            stl10_binary.tar.gz), its extracted folder, the folder holding the idx files
+            (gzipped or not; also under raw/ or FashionMNIST/raw/, as torchvision keeps them),
+            a folder of PNG images (searched recursively), or NULL for the default:
+            fashion-mnist's test split is shipped in examples/data/ (AG_DATA_DIR), its train
+            split is read where Debian's dataset-fashion-mnist installs it,
+            /usr/share/datasets/fashion-mnist (AG_DEBIAN_FASHION_MNIST_DIR).
+     split  "train" (the reference's: CIFAR-10 50,000; STL-10 train+unlabeled 105,000; MNIST
+            60,000) or "test" (10,000 / 8,000); NULL means "train". Folders ignore it.
+     resize_to > 0 resizes every image to resize_to x resize_to at load, as the reference's
+            transforms.Resize(resize_to) on a PIL image (ag_image_resize_bilinear_pil);
+            STL-10 is resized while it streams, so the 96x96 originals never all sit in memory.
+   Decoding and resizing run on OpenMP threads. On failure *ds is left as it was and the
+   message names the file and what is wrong. */
+typedef struct ag_dataset {
+    char name[32];
+    int count, height, width, channels;
+    unsigned char *pixels;     /* [count][height][width][channels] */
+    int *labels;               /* [count]; -1 where unlabelled (STL-10 unlabeled, folders) */
+    int num_classes;           /* 10, or 0 when nothing is labelled */
+} ag_dataset;
+#ifndef AG_DATA_DIR
+#define AG_DATA_DIR "examples/data"
+#endif
+#ifndef AG_DEBIAN_FASHION_MNIST_DIR
+#define AG_DEBIAN_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+#endif
+AGDEF int  ag_dataset_load(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err);
+AGDEF void ag_dataset_free(ag_dataset *ds);
+/* a copy of src with every image resized to size x size (PIL BILINEAR, as below) */
+AGDEF int  ag_dataset_resized(const ag_dataset *src, int size, ag_dataset *dst, ag_error *err);
+/* PIL's Image.resize(..., BILINEAR) bit for bit (Pillow's ImagingResample, 8 bits per
+   channel): separable triangle filter whose support is scaled by the reduction factor when
+   shrinking (antialiased), 22-bit fixed-point weights, horizontal pass first into uint8, then
+   vertical; rounding and clamping as Pillow. src [h][w][c] -> dst [out_h][out_w][c], any c.
+   Returns -1 only when out of memory. */
+AGDEF int  ag_image_resize_bilinear_pil(const unsigned char *src, int h, int w, int c, unsigned char *dst, int out_h, int out_w);
+
+/* The loader: batches of a data set, reshuffled at the start of every epoch (Fisher-Yates
+   from the rng passed to ag_data_loader_next: same seed, same order), the last partial batch
+   kept (PyTorch's DataLoader with drop_last=False). Fields are public; a resumed run calls
+   ag_data_loader_restore with what ag_data_loader_state_string wrote into its checkpoint. */
+typedef struct ag_data_loader {
+    const ag_dataset *ds;
+    int batch_size, channels;  /* channels out: the data set's, or 1 <-> 3 converted */
+    int shuffle;               /* 1 after init; 0 keeps data set order (the reference's test loaders) */
+    int *order;                /* [ds->count]: this epoch's permutation */
+    int position;              /* next index into order; ds->count when the epoch is used up */
+    int64_t epoch;             /* epochs started (0 before the first batch) */
+    ag_rng epoch_rng;          /* the rng as it was when this epoch's shuffle began */
+} ag_data_loader;
+AGDEF int  ag_data_loader_init(ag_data_loader *l, const ag_dataset *ds, int batch_size, int channels, ag_error *err);
+/* Next batch as NCHW floats ((x / 255) - 0.5) / 0.5 in float32, the reference's ToTensor +
+   Normalize(0.5, 0.5) (gray to 3 channels by replication, RGB to gray by PIL's
+   L = (19595 R + 38470 G + 7471 B + 32768) >> 16); labels (may be NULL) get the labels.
+   images must hold batch_size x channels x height x width floats. Returns the number of
+   images (batch_size, or fewer at the end of an epoch). A new epoch starts when the previous
+   one is used up: the permutation is drawn from rng then. */
+AGDEF int  ag_data_loader_next(ag_data_loader *l, ag_rng *rng, float *images, int *labels_or_null);
+AGDEF void ag_data_loader_free(ag_data_loader *l);
+/* Fisher-Yates shuffle of idx[0..n) with unbiased bounded draws (rejection below 2^32 mod k) */
+AGDEF void ag_shuffle_indices(ag_rng *rng, int *idx, int n);
+/* "epoch position state inc" (decimal) <-> the loader; restore rebuilds the permutation from
+   the saved epoch_rng, so the resumed run reads the same images in the same order */
+AGDEF void ag_data_loader_state_string(const ag_data_loader *l, char *buf, size_t len);
+AGDEF int  ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error *err);
+
 /* ---- AutoGAN modules -------------------------------------------------------------- */
 #define AG_ARCH_MAX 14
 enum { AG_CONV_POST = 0, AG_CONV_PRE = 1 };
@@ -370,9 +444,110 @@ AGDEF void ag_gan_free(ag_gan *gan);
 /* One D step on dis_bs real images (NCHW floats in [-1,1] at the stage's resolution)
    and dis_bs fakes from z_d; when z_d is NULL it is drawn from the context's PRNG. */
 AGDEF int ag_gan_d_step(ag_ctx *ctx, ag_gan *gan, const float *real, const float *z_d, float *d_loss);
+/* The same on n real images and n fakes (n >= 1: the data loader's partial last batch, as
+   the reference's imgs.shape[0]); z_d, when given, holds n latents. */
+AGDEF int ag_gan_d_step_n(ag_ctx *ctx, ag_gan *gan, const float *real, int n, const float *z_d, float *d_loss);
 AGDEF int ag_gan_g_step(ag_ctx *ctx, ag_gan *gan, const float *z_g, float *g_loss);
 /* A full iteration: D step, then a G step when (iteration % n_critic == 0). */
 AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses *out);
+
+/* ---- controller and search ----------------------------------------------------------
+   The AutoGAN controller: one LSTM cell (hidden hid_size), an embedding table over every
+   token choice of the stage, one linear decoder per token. Stage 0 decides the 4 tokens of
+   cell 1 ([2, 3, 3, 2] choices); stage s >= 1 decides the 5 tokens of cell s+1
+   ([2, 3, 3, 2, 2^s]). State_dict names as the reference: lstm.weight_ih, lstm.weight_hh,
+   lstm.bias_ih, lstm.bias_hh, encoder.weight, decoders.K.weight, decoders.K.bias. */
+#define AG_CTRL_MAX_TOKENS 5
+typedef struct ag_controller {
+    int stage, hid_size, num_tokens;
+    int choices[AG_CTRL_MAX_TOKENS], offset[AG_CTRL_MAX_TOKENS];  /* offset: first embedding row of token i */
+    ag_tensor *w_ih, *w_hh, *b_ih, *b_hh, *encoder;
+    ag_tensor *dec_w[AG_CTRL_MAX_TOKENS], *dec_b[AG_CTRL_MAX_TOKENS];
+    ag_params params;
+} ag_controller;
+/* The graph of one pass over the stage's tokens (arena tensors, valid until ag_ctx_reset). */
+typedef struct ag_controller_pass {
+    int batch, num_tokens;
+    ag_tensor *logits[AG_CTRL_MAX_TOKENS];    /* [batch, choices_i] */
+    ag_tensor *log_probs[AG_CTRL_MAX_TOKENS]; /* [batch, choices_i]: log_softmax of the logits */
+    ag_tensor *h, *c;                         /* the final LSTM state [batch, hid] */
+} ag_controller_pass;
+/* Architectures kept at a growth with the controller's final (h, c) after each. */
+typedef struct ag_kept_archs {
+    int count, len, hid_size;   /* len: tokens per kept architecture (the prefix of later ones) */
+    int *archs;                 /* [count][len] */
+    float *h, *c;               /* [count][hid_size] */
+} ag_kept_archs;
+
+/* PyTorch's default initialisers: LSTM U(+-1/sqrt(hid)), embedding N(0, 1), linear U(+-1/sqrt(fan_in)) */
+AGDEF int  ag_controller_init(ag_controller *c, int stage, int hid_size, ag_rng *rng, ag_error *err);
+AGDEF void ag_controller_free(ag_controller *c);
+AGDEF void ag_controller_reset_params(ag_controller *c, ag_rng *rng);
+/* One pass over the stage's tokens for `batch` rows from (h0, c0) ([batch][hid], NULL for
+   zeros); the first input is a zero vector, the next one the embedding of the previous
+   action (+ its token's offset). With rng, actions are drawn from the softmax and written
+   to actions [batch][num_tokens]; without, they are read from it (teacher forcing, so the
+   same graph can be scored and differentiated). log_probs (of the chosen actions) and
+   entropies: [batch][num_tokens], or NULL. Records a graph when grad mode is on. */
+AGDEF int  ag_controller_forward(ag_ctx *ctx, ag_controller *c, int batch, const float *h0, const float *c0,
+                                 ag_rng *rng_or_null, int *actions, float *log_probs, float *entropies,
+                                 ag_controller_pass *pass);
+/* REINFORCE loss of a pass: -sum_b sum_t log p(a_bt) * advantage_b - coeff * sum_b sum_t H_bt. */
+AGDEF ag_tensor *ag_controller_loss(ag_ctx *ctx, const ag_controller_pass *pass, const int *actions,
+                                    const float *advantage, float entropy_coeff);
+/* Sample `batch` whole architectures (no graph): each row continues a kept architecture drawn
+   uniformly (its tokens and its (h, c)) when kept has entries, else starts from zeros.
+   archs: [batch][AG_ARCH_MAX] (ag_arch_len(stage) used); prefix_index [batch], h_out/c_out
+   [batch][hid], log_probs/entropies [batch][num_tokens]: each may be NULL. */
+AGDEF int  ag_controller_sample(ag_ctx *ctx, ag_controller *c, ag_rng *rng, const ag_kept_archs *kept, int batch,
+                                int *archs, int *prefix_index, float *log_probs, float *entropies,
+                                float *h_out, float *c_out);
+/* One REINFORCE update: ag_ctx_reset, a teacher-forced pass over this stage's tokens
+   (actions [batch][num_tokens]) from (h0, c0), the loss above, backward, one Adam step. */
+AGDEF int  ag_controller_update(ag_ctx *ctx, ag_controller *c, ag_adam *opt, int batch, const float *h0, const float *c0,
+                                const int *actions, const float *advantage, float entropy_coeff, float *loss_out);
+AGDEF void ag_kept_archs_free(ag_kept_archs *k);
+/* keep `count` architectures (len tokens each) with their (h, c); replaces what k held */
+AGDEF int  ag_kept_archs_set(ag_kept_archs *k, int count, int len, int hid_size, const int *archs, int arch_stride,
+                             const float *h, const float *c, ag_error *err);
+
+/* Sliding window of losses for the dynamic reset (the reference's RunningStats): population
+   variance of the last `cap` values. */
+typedef struct ag_loss_window { int cap, count, head; float *v; } ag_loss_window;
+AGDEF int    ag_loss_window_init(ag_loss_window *w, int cap, ag_error *err);
+AGDEF void   ag_loss_window_free(ag_loss_window *w);
+AGDEF void   ag_loss_window_push(ag_loss_window *w, float x);
+AGDEF void   ag_loss_window_clear(ag_loss_window *w);
+AGDEF int    ag_loss_window_full(const ag_loss_window *w);
+AGDEF double ag_loss_window_var(const ag_loss_window *w);   /* 0 with fewer than 2 values */
+
+/* Everything a search needs to resume exactly, besides the GAN (G, D, Adam) and the
+   context's PRNG (latents): the stage, the next iteration, the controller and its Adam,
+   the kept architectures, the REINFORCE baseline, both loss windows and the search PRNG
+   (architecture and prefix draws). */
+typedef struct ag_search_state {
+    int stage, search_iter;       /* search_iter: the next iteration to run */
+    int64_t ctrl_steps;           /* controller steps taken over the whole search */
+    ag_controller ctrl; ag_adam ctrl_opt;
+    float ctrl_lr, ctrl_beta1, ctrl_beta2;
+    ag_kept_archs kept;
+    int has_baseline; float baseline;
+    ag_loss_window g_window, d_window;
+    ag_rng rng;
+} ag_search_state;
+AGDEF int  ag_search_state_init(ag_search_state *s, int hid_size, float ctrl_lr, float beta1, float beta2,
+                                int window, uint64_t seed, ag_error *err);
+AGDEF void ag_search_state_free(ag_search_state *s);
+/* a fresh controller (and Adam) for `stage`, initialised from the search PRNG; the baseline restarts */
+AGDEF int  ag_search_new_controller(ag_search_state *s, int stage, ag_error *err);
+/* The search checkpoint (.safetensors, written to a temporary name and renamed): the GAN
+   as ag_gan_save ("G.", "D.", "adam_g.*", "adam_d.*"), the controller ("ctrl.") and its
+   Adam ("adam_c.*"), "kept.archs"/"kept.h"/"kept.c", "window.g"/"window.d", and in the
+   metadata the counters, both PRNG states, the baseline and the caller's extra fields.
+   Loading checks all of it first and changes nothing on any error. */
+AGDEF int  ag_search_save(const char *path, const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx,
+                          const char *extra_fields, ag_error *err);
+AGDEF int  ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err);
 
 /* ---- Inception-v3 (the 2015-12-05 FID network) and scores ----------------------------
    Built from a state dict with the keys of pt_inception-2015-12-05-6726825d.pth
@@ -413,6 +588,86 @@ AGDEF int  ag_fid_stats_load(const char *path, ag_fid_stats *s, ag_error *err);
 AGDEF int  ag_fid(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int dim,
                   double *fid, ag_error *err);
 AGDEF int  ag_sym_eigenvalues(double *a, int n, double *eig, ag_error *err);   /* a is destroyed */
+
+/* ---- the compact classifier (the fast reward and the default scorer) ------------------
+   A small Inception-style CNN for a fixed input size (C x S x S; Fashion-MNIST: 1 x 32 x 32,
+   the 28 x 28 images resized to 32 as the GAN sees them):
+       conv1  3x3 C->32, BN, ReLU            S x S
+       max pool 2                             S/2
+       conv2  3x3 32->48, BN, ReLU            S/2
+       max pool 2                             S/4
+       mixed1 inception block 48 -> 128       S/4
+       mixed2 inception block 128 -> 192      S/4
+       max pool 2                             S/8
+       mixed3 inception block 192 -> 256      S/8
+       global average pool -> features [N, 256] (the "classifier FID" features)
+       fc 256 -> classes -> logits
+   An inception block has four branches concatenated along channels, each a BasicConv2d
+   (conv without bias -> BatchNorm eps 1e-5 -> ReLU): branch1x1; branch3x3_1 (1x1) ->
+   branch3x3_2 (3x3); branch3x3dbl_1 (1x1) -> _2 (3x3) -> _3 (3x3); a 3x3 average pool
+   (count_include_pad false) -> branch_pool (1x1). state_dict names as a PyTorch module
+   would have them: conv1.conv.weight, conv1.bn.running_mean, mixed2.branch3x3dbl_3.bn.weight,
+   fc.weight, fc.bias (tests/golden/gen_classifier.py is that module). Saved as .safetensors
+   with metadata "format": "autogan.h classifier 1" and the input size, channels, classes,
+   feature dim and data set. */
+typedef struct ag_cls_unit { ag_conv_layer conv; ag_bn_layer bn; } ag_cls_unit;      /* BasicConv2d */
+typedef struct ag_cls_block {
+    ag_cls_unit branch1x1, branch3x3_1, branch3x3_2, branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3, branch_pool;
+    int in, out;
+} ag_cls_block;
+typedef struct ag_classifier {
+    int in_channels, in_size, num_classes, feature_dim;
+    char dataset[64];          /* what it was trained on (metadata), "" when unknown */
+    ag_cls_unit conv1, conv2;
+    ag_cls_block mixed[3];
+    ag_conv_layer fc;          /* weight [classes, feature_dim], bias [classes] */
+    ag_params params;
+    int training;              /* BatchNorm: batch statistics (1) or running ones (0) */
+} ag_classifier;
+#define AG_CLASSIFIER_FEATURES 256
+
+AGDEF int  ag_classifier_init(ag_classifier *net, int in_channels, int in_size, int num_classes, ag_rng *rng, ag_error *err);
+AGDEF void ag_classifier_free(ag_classifier *net);
+AGDEF void ag_classifier_reset_params(ag_classifier *net, ag_rng *rng);  /* PyTorch's default init, BN 1/0 */
+/* x [N, C, S, S] (floats as ag_data_loader_next makes them) -> logits [N, classes];
+   *features (when not NULL) receives the pooled features [N, feature_dim] */
+AGDEF ag_tensor *ag_classifier_forward(ag_ctx *ctx, ag_classifier *net, ag_tensor *x, ag_tensor **features);
+/* dataset and extra_fields (`"key":"value"` pairs, comma-separated) go into the metadata */
+AGDEF int  ag_classifier_save(const char *path, const ag_classifier *net, const char *dataset, const char *extra_fields, ag_error *err);
+/* builds *net from the file (shape from its metadata); *net is untouched on failure */
+AGDEF int  ag_classifier_load(const char *path, ag_classifier *net, ag_error *err);
+
+/* ---- one scoring interface over Inception-v3 and the compact classifier ----------------
+   Images come as the generator makes them (n x c x h x w floats in [-1, 1], c 1 or 3, any
+   h, w) or as uint8 n x h x w x c. Floats are first quantised exactly as the reference
+   saves images: uint8 = trunc(clamp(x * 127.5 + 127.5, 0, 255)). Then, per kind:
+     inception:  gray replicated to RGB, TF-exact resize to 299 and (x-128)/128 (the published
+                 numbers; ag_scorer_set_pytorch_preprocess switches to pytorch-fid's), logits
+                 without the fc bias (the IS convention, 1008 classes), pool3 features (2048);
+     classifier: resized to its input size as the data sets are (PIL bilinear,
+                 ag_image_resize_bilinear_pil), RGB to gray as PIL's convert("L") when the
+                 classifier has 1 channel (gray replicated when it has 3), ((x/255) - 0.5)/0.5
+                 as ag_data_loader_next, BatchNorm in eval mode.
+   logits (n x classes) and features (n x feature_dim) may each be NULL. */
+typedef struct ag_scorer ag_scorer;
+AGDEF ag_scorer  *ag_scorer_load(const char *path, ag_error *err);   /* kind from the file's metadata/keys */
+AGDEF ag_scorer  *ag_scorer_from_classifier(const ag_classifier *net, ag_error *err); /* a copy of net's weights */
+AGDEF void        ag_scorer_free(ag_scorer *s);
+AGDEF void        ag_scorer_set_threads(ag_scorer *s, int n);
+AGDEF void        ag_scorer_set_pytorch_preprocess(ag_scorer *s, int on);   /* inception only */
+AGDEF const char *ag_scorer_kind(const ag_scorer *s);                /* "inception" | "classifier" */
+AGDEF int         ag_scorer_num_classes(const ag_scorer *s);
+AGDEF int         ag_scorer_feature_dim(const ag_scorer *s);
+AGDEF int         ag_scorer_input_size(const ag_scorer *s);          /* 299 or the classifier's S */
+AGDEF int         ag_scorer_input_channels(const ag_scorer *s);      /* 3 or the classifier's C */
+AGDEF const char *ag_scorer_dataset(const ag_scorer *s);             /* classifier's data set, "" otherwise */
+AGDEF int ag_scorer_forward(ag_scorer *s, const float *images, int n, int c, int h, int w, float *logits, float *features, ag_error *err);
+AGDEF int ag_scorer_forward_u8(ag_scorer *s, const unsigned char *nhwc, int n, int h, int w, int c, float *logits, float *features, ag_error *err);
+/* IS (ag_inception_score over the scorer's softmax, `splits` splits in input order) */
+AGDEF int ag_scorer_inception_score(ag_scorer *s, const float *images, int n, int c, int h, int w, int splits,
+                                    double *mean, double *std, ag_error *err);
+/* FID statistics of images, accumulated into st (initialised with ag_scorer_feature_dim) */
+AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *images, int n, int c, int h, int w, ag_error *err);
 
 /* ---- file formats ------------------------------------------------------------------- */
 /* .safetensors: F32 tensors and I64 counters by name. Saving goes through a temporary
@@ -549,6 +804,23 @@ AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err);
    .safetensors file with the same keys */
 AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err);
 
+/* -- gzip, idx, tar --
+   gzip: every member, CRC-32 and length checked; max_out (0 = none) bounds the output.
+   idx (the MNIST format): types u8 i8 i16 i32 f32 f64, 1 to 8 dims, gzipped or not; the data
+   must be exactly as long as the header's shape says.
+   tar: POSIX ustar (prefix + name), GNU long names and base-256 sizes, gzipped or not; the
+   archive is streamed through the callback, nothing is extracted. For each regular-file
+   member the callback is called once with data NULL, len 0 (offset 0: the member starts),
+   then with consecutive pieces of its data (offset = bytes before this piece); it returns
+   -1 (with a message in err) to stop. */
+AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsigned char **out, size_t *out_len, ag_error *err);
+AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err);
+AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err);
+typedef int (*ag_tar_callback)(void *user, const char *name, uint64_t size, const unsigned char *data, size_t len,
+                               uint64_t offset, ag_error *err);
+AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err);
+AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err);
+
 #endif /* AUTOGAN_H */
 
 /* =================================================================================== */
@@ -564,6 +836,10 @@ AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err);
 #include <float.h>
 #include <time.h>
 #include <errno.h>
+#if !defined(_WIN32)
+#include <sys/stat.h>   /* POSIX: data-set folders (stat, opendir) */
+#include <dirent.h>
+#endif
 #include <limits.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -4163,6 +4439,849 @@ AGDEF void ag_ema_free(ag_ema *ema) {
 }
 
 /* ===================================================================================
+   7b. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resizing;
+       the shuffling loader
+   =================================================================================== */
+
+AGDEF void ag_dataset_free(ag_dataset *ds) {
+    if (!ds) return;
+    AG_FREE(ds->pixels);
+    AG_FREE(ds->labels);
+    memset(ds, 0, sizeof *ds);
+}
+
+static int ag__ds_alloc(ag_dataset *ds, const char *name, int count, int h, int w, int c, ag_error *err) {
+    size_t n = (size_t)count * (size_t)h * (size_t)w * (size_t)c;
+    memset(ds, 0, sizeof *ds);
+    snprintf(ds->name, sizeof ds->name, "%s", name);
+    if (count < 0 || h <= 0 || w <= 0 || c <= 0) return ag__fail(err, "%s: bad image geometry %d x %d x %d x %d", name, count, h, w, c);
+    ds->pixels = (unsigned char *)AG_MALLOC(n ? n : 1);
+    ds->labels = (int *)AG_MALLOC(count ? (size_t)count * sizeof(int) : 1);
+    if (!ds->pixels || !ds->labels) {
+        ag_dataset_free(ds);
+        return ag__fail(err, "%s: out of memory for %d images of %d x %d x %d", name, count, h, w, c);
+    }
+    ds->count = count; ds->height = h; ds->width = w; ds->channels = c;
+    return 0;
+}
+
+static int ag__ds_threads(void) { return ag__threads(0, 1, 0); }   /* OMP_NUM_THREADS decides (no context here) */
+static int ag__ds_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* ---- PIL's BILINEAR resample (Pillow src/libImaging/Resample.c, 8 bits per channel) ----
+   For each output pixel xx: center = (xx + 0.5) * scale, scale = in/out; the filter
+   (triangle, support 1) is stretched by max(scale, 1); taps x in [xmin, xmax) with
+   xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5) clamped, weights
+   tri((x - center + 0.5) / filterscale) normalised to sum 1, then scaled by 2^22 and rounded
+   half away from zero. Sums start at 2^21 and are clamped to 0..255 after >> 22. */
+#define AG__PIL_PRECISION_BITS 22
+typedef struct ag__pil_axis { int ksize, *bounds; int32_t *kk; } ag__pil_axis;
+
+static void ag__pil_axis_free(ag__pil_axis *a) { AG_FREE(a->bounds); AG_FREE(a->kk); a->bounds = NULL; a->kk = NULL; }
+
+static int ag__pil_axis_init(ag__pil_axis *a, int in_size, int out_size) {
+    double scale = (double)in_size / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = 1.0 * filterscale, *k;
+    int xx, x;
+    a->ksize = (int)ceil(support) * 2 + 1;
+    a->bounds = (int *)AG_MALLOC((size_t)out_size * 2 * sizeof(int));
+    a->kk = (int32_t *)AG_MALLOC((size_t)out_size * (size_t)a->ksize * sizeof(int32_t));
+    k = (double *)AG_MALLOC((size_t)a->ksize * sizeof(double));
+    if (!a->bounds || !a->kk || !k) { AG_FREE(k); ag__pil_axis_free(a); return -1; }
+    for (xx = 0; xx < out_size; xx++) {
+        double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
+        if (xmin < 0) xmin = 0;
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        for (x = 0; x < xmax; x++) {
+            double t = (x + xmin - center + 0.5) * ss, w;
+            if (t < 0.0) t = -t;
+            w = t < 1.0 ? 1.0 - t : 0.0;
+            k[x] = w;
+            ww += w;
+        }
+        for (x = 0; x < xmax; x++) if (ww != 0.0) k[x] /= ww;
+        for (x = 0; x < a->ksize; x++) {
+            double v = x < xmax ? k[x] : 0.0;
+            a->kk[(size_t)xx * a->ksize + x] = v < 0 ? (int32_t)(-0.5 + v * (1 << AG__PIL_PRECISION_BITS))
+                                                     : (int32_t)(0.5 + v * (1 << AG__PIL_PRECISION_BITS));
+        }
+        a->bounds[xx * 2] = xmin;
+        a->bounds[xx * 2 + 1] = xmax;
+    }
+    AG_FREE(k);
+    return 0;
+}
+
+static unsigned char ag__pil_clip8(int32_t v) {
+    if (v >= (1 << AG__PIL_PRECISION_BITS << 8)) return 255;
+    if (v <= 0) return 0;
+    return (unsigned char)(v >> AG__PIL_PRECISION_BITS);
+}
+
+typedef struct ag__pil_plan { int h, w, c, out_h, out_w, need_h, need_v, y_first, y_last; ag__pil_axis hor, ver; } ag__pil_plan;
+
+static void ag__pil_plan_free(ag__pil_plan *p) { ag__pil_axis_free(&p->hor); ag__pil_axis_free(&p->ver); }
+
+static int ag__pil_plan_init(ag__pil_plan *p, int h, int w, int c, int out_h, int out_w) {
+    int i;
+    memset(p, 0, sizeof *p);
+    p->h = h; p->w = w; p->c = c; p->out_h = out_h; p->out_w = out_w;
+    p->need_h = out_w != w; p->need_v = out_h != h;
+    if (ag__pil_axis_init(&p->hor, w, out_w) || ag__pil_axis_init(&p->ver, h, out_h)) { ag__pil_plan_free(p); return -1; }
+    p->y_first = 0; p->y_last = h;
+    if (p->need_h) {   /* the horizontal pass covers only the rows the vertical pass reads */
+        p->y_first = p->ver.bounds[0];
+        p->y_last = p->ver.bounds[out_h * 2 - 2] + p->ver.bounds[out_h * 2 - 1];
+        for (i = 0; i < out_h; i++) p->ver.bounds[i * 2] -= p->y_first;
+    }
+    return 0;
+}
+
+/* tmp: (y_last - y_first) x out_w x c bytes */
+static void ag__pil_apply(const ag__pil_plan *p, const unsigned char *src, unsigned char *dst, unsigned char *tmp) {
+    const unsigned char *vin = src;
+    int c = p->c, x, y, ch, k;
+    if (!p->need_h && !p->need_v) { memcpy(dst, src, (size_t)p->h * p->w * c); return; }
+    if (p->need_h) {
+        unsigned char *hout = p->need_v ? tmp : dst;
+        for (y = p->y_first; y < p->y_last; y++) {
+            const unsigned char *row = src + (size_t)y * p->w * c;
+            unsigned char *orow = hout + (size_t)(y - p->y_first) * p->out_w * c;
+            for (x = 0; x < p->out_w; x++) {
+                int xmin = p->hor.bounds[x * 2], xmax = p->hor.bounds[x * 2 + 1];
+                const int32_t *kk = p->hor.kk + (size_t)x * p->hor.ksize;
+                for (ch = 0; ch < c; ch++) {
+                    int32_t ss = 1 << (AG__PIL_PRECISION_BITS - 1);
+                    for (k = 0; k < xmax; k++) ss += (int32_t)row[(size_t)(xmin + k) * c + ch] * kk[k];
+                    orow[(size_t)x * c + ch] = ag__pil_clip8(ss);
+                }
+            }
+        }
+        if (!p->need_v) return;
+        vin = tmp;
+    }
+    {
+        int in_w = p->out_w;   /* the vertical pass runs on the horizontally resized rows */
+        for (y = 0; y < p->out_h; y++) {
+            int ymin = p->ver.bounds[y * 2], ymax = p->ver.bounds[y * 2 + 1];
+            const int32_t *kk = p->ver.kk + (size_t)y * p->ver.ksize;
+            unsigned char *orow = dst + (size_t)y * p->out_w * c;
+            for (x = 0; x < in_w * c; x++) {
+                int32_t ss = 1 << (AG__PIL_PRECISION_BITS - 1);
+                for (k = 0; k < ymax; k++) ss += (int32_t)vin[(size_t)(ymin + k) * in_w * c + x] * kk[k];
+                orow[x] = ag__pil_clip8(ss);
+            }
+        }
+    }
+}
+
+static size_t ag__pil_tmp_bytes(const ag__pil_plan *p) { return (size_t)(p->y_last - p->y_first) * p->out_w * p->c + 1; }
+
+AGDEF int ag_image_resize_bilinear_pil(const unsigned char *src, int h, int w, int c, unsigned char *dst, int out_h, int out_w) {
+    ag__pil_plan p;
+    unsigned char *tmp;
+    if (h <= 0 || w <= 0 || c <= 0 || out_h <= 0 || out_w <= 0) return -1;
+    if (ag__pil_plan_init(&p, h, w, c, out_h, out_w)) return -1;
+    tmp = (unsigned char *)AG_MALLOC(ag__pil_tmp_bytes(&p));
+    if (!tmp) { ag__pil_plan_free(&p); return -1; }
+    ag__pil_apply(&p, src, dst, tmp);
+    AG_FREE(tmp);
+    ag__pil_plan_free(&p);
+    return 0;
+}
+
+/* resize images [0, n) of src (h x w x c each) into dst (size x size x c each), threaded */
+static int ag__resize_images(const unsigned char *src, int n, int h, int w, int c, unsigned char *dst, int size, ag_error *err) {
+    ag__pil_plan p;
+    unsigned char *tmp;
+    size_t tb, in_sz = (size_t)h * w * c, out_sz = (size_t)size * size * c;
+    int ag__nt = n < 16 ? 1 : ag__ds_threads();
+    long i;
+    (void)ag__nt;
+    if (ag__pil_plan_init(&p, h, w, c, size, size)) return ag__fail(err, "resize: out of memory");
+    tb = ag__pil_tmp_bytes(&p);
+    tmp = (unsigned char *)AG_MALLOC(tb * (size_t)ag__nt);
+    if (!tmp) { ag__pil_plan_free(&p); return ag__fail(err, "resize: out of memory"); }
+    AG__PARALLEL_FOR(ag__nt)
+    for (i = 0; i < n; i++)
+        ag__pil_apply(&p, src + (size_t)i * in_sz, dst + (size_t)i * out_sz, tmp + tb * (size_t)ag__ds_thread_id());
+    AG_FREE(tmp);
+    ag__pil_plan_free(&p);
+    return 0;
+}
+
+AGDEF int ag_dataset_resized(const ag_dataset *src, int size, ag_dataset *dst, ag_error *err) {
+    ag_dataset t;
+    if (size <= 0 || size > 4096) return ag__fail(err, "%s: resize to %d (1 to 4096)", src->name, size);
+    if (ag__ds_alloc(&t, src->name, src->count, size, size, src->channels, err)) return -1;
+    if (ag__resize_images(src->pixels, src->count, src->height, src->width, src->channels, t.pixels, size, err)) {
+        ag_dataset_free(&t);
+        return -1;
+    }
+    if (src->count) memcpy(t.labels, src->labels, (size_t)src->count * sizeof(int));
+    t.num_classes = src->num_classes;
+    *dst = t;
+    return 0;
+}
+
+/* ---- files and folders ---- */
+static int ag__file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+static int ag__is_dir(const char *path);
+
+/* first of dir/{"", raw/, sub/raw/}base{"", .gz} that exists, into out */
+static int ag__find_data_file(char *out, size_t cap, const char *dir, const char *sub, const char *base) {
+    static const char *const mids[3] = { "", "raw/", NULL };
+    char mid[128];
+    int m, g;
+    for (m = 0; m < 3; m++) {
+        if (m == 2) snprintf(mid, sizeof mid, "%s/raw/", sub);
+        else snprintf(mid, sizeof mid, "%s", mids[m]);
+        for (g = 0; g < 2; g++) {
+            snprintf(out, cap, "%s/%s%s%s", dir, mid, base, g ? ".gz" : "");
+            if (ag__file_exists(out) && !ag__is_dir(out)) return 0;
+        }
+    }
+    return -1;
+}
+
+/* ---- MNIST / Fashion-MNIST (idx) ---- */
+static int ag__load_mnist(ag_dataset *ds, const char *name, const char *dir, const char *split, ag_error *err) {
+    char ipath[4096], lpath[4096], ibase[64], lbase[64];
+    const char *pre = strcmp(split, "train") == 0 ? "train" : "t10k";
+    const char *sub = strcmp(name, "mnist") == 0 ? "MNIST" : "FashionMNIST";
+    ag_array im, lb;
+    ag_dataset t;
+    int64_t i, n;
+    snprintf(ibase, sizeof ibase, "%s-images-idx3-ubyte", pre);
+    snprintf(lbase, sizeof lbase, "%s-labels-idx1-ubyte", pre);
+    if (ag__find_data_file(ipath, sizeof ipath, dir, sub, ibase))
+        return ag__fail(err, "%s: no %s[.gz] in %s (nor in its raw/ or %s/raw/)", name, ibase, dir, sub);
+    if (ag__find_data_file(lpath, sizeof lpath, dir, sub, lbase))
+        return ag__fail(err, "%s: no %s[.gz] in %s (nor in its raw/ or %s/raw/)", name, lbase, dir, sub);
+    if (ag_idx_read(ipath, &im, err)) return -1;
+    if (ag_idx_read(lpath, &lb, err)) { ag_array_free(&im); return -1; }
+    if (im.dtype != AG_DTYPE_U8 || im.ndim != 3 || im.shape[1] <= 0 || im.shape[2] <= 0 || im.shape[1] > 4096 || im.shape[2] > 4096) {
+        ag__fail(err, "%s: expected uint8 images [N][H][W], found %s with %d dimensions", ipath, ag_dtype_name(im.dtype), im.ndim);
+        goto fail;
+    }
+    if (lb.dtype != AG_DTYPE_U8 || lb.ndim != 1) {
+        ag__fail(err, "%s: expected uint8 labels [N], found %s with %d dimensions", lpath, ag_dtype_name(lb.dtype), lb.ndim);
+        goto fail;
+    }
+    if (lb.shape[0] != im.shape[0]) {
+        ag__fail(err, "%s holds %lld images but %s holds %lld labels", ipath, (long long)im.shape[0], lpath, (long long)lb.shape[0]);
+        goto fail;
+    }
+    n = im.shape[0];
+    if (n > (1 << 28)) { ag__fail(err, "%s: %lld images (too many)", ipath, (long long)n); goto fail; }
+    for (i = 0; i < n; i++) if (((unsigned char *)lb.data)[i] > 9) {
+        ag__fail(err, "%s: label %d at index %lld (0..9 expected)", lpath, ((unsigned char *)lb.data)[i], (long long)i);
+        goto fail;
+    }
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s", name);
+    t.labels = (int *)AG_MALLOC(n ? (size_t)n * sizeof(int) : 1);
+    if (!t.labels) { ag__fail(err, "%s: out of memory", name); goto fail; }
+    for (i = 0; i < n; i++) t.labels[i] = ((unsigned char *)lb.data)[i];
+    t.pixels = (unsigned char *)im.data;   /* [N][H][W] is already [N][H][W][1] */
+    im.data = NULL;
+    t.count = (int)n; t.height = (int)im.shape[1]; t.width = (int)im.shape[2]; t.channels = 1;
+    t.num_classes = 10;
+    ag_array_free(&im); ag_array_free(&lb);
+    *ds = t;
+    return 0;
+fail:
+    ag_array_free(&im); ag_array_free(&lb);
+    return -1;
+}
+
+/* ---- the loader ---- */
+AGDEF void ag_shuffle_indices(ag_rng *rng, int *idx, int n) {
+    int i;
+    for (i = n - 1; i > 0; i--) {
+        uint32_t bound = (uint32_t)i + 1u, threshold = (uint32_t)(0u - bound) % bound, r, j;
+        do r = ag_rng_u32(rng); while (r < threshold);
+        j = r % bound;
+        { int t = idx[i]; idx[i] = idx[j]; idx[j] = t; }
+    }
+}
+
+static void ag__loader_order(ag_data_loader *l) {
+    int i, n = l->ds->count;
+    for (i = 0; i < n; i++) l->order[i] = i;
+    if (l->shuffle) { ag_rng r = l->epoch_rng; ag_shuffle_indices(&r, l->order, n); }
+}
+
+AGDEF int ag_data_loader_init(ag_data_loader *l, const ag_dataset *ds, int batch_size, int channels, ag_error *err) {
+    ag_data_loader t;
+    memset(&t, 0, sizeof t);
+    if (!ds || ds->count <= 0) return ag__fail(err, "data loader: the data set is empty");
+    if (batch_size <= 0) return ag__fail(err, "data loader: batch size %d (must be > 0)", batch_size);
+    if (channels <= 0) channels = ds->channels;
+    if (channels != ds->channels && !((channels == 3 && ds->channels == 1) || (channels == 1 && ds->channels == 3)))
+        return ag__fail(err, "data loader: %s has %d channels; %d asked (only 1 <-> 3 converts)", ds->name, ds->channels, channels);
+    t.ds = ds; t.batch_size = batch_size; t.channels = channels; t.shuffle = 1;
+    t.order = (int *)AG_MALLOC((size_t)ds->count * sizeof(int));
+    if (!t.order) return ag__fail(err, "data loader: out of memory");
+    t.position = ds->count;   /* the first call starts epoch 1 */
+    *l = t;
+    return 0;
+}
+
+AGDEF void ag_data_loader_free(ag_data_loader *l) {
+    if (!l) return;
+    AG_FREE(l->order);
+    memset(l, 0, sizeof *l);
+}
+
+AGDEF int ag_data_loader_next(ag_data_loader *l, ag_rng *rng, float *images, int *labels) {
+    const ag_dataset *ds = l->ds;
+    float lut[256];
+    int i, n, C = l->channels, H = ds->height, W = ds->width, cin = ds->channels;
+    size_t plane = (size_t)H * W;
+    if (l->position >= ds->count) {
+        int k;
+        l->epoch_rng = *rng;   /* ag__loader_order replays the shuffle from this copy on restore */
+        for (k = 0; k < ds->count; k++) l->order[k] = k;
+        if (l->shuffle) ag_shuffle_indices(rng, l->order, ds->count);
+        l->position = 0;
+        l->epoch++;
+    }
+    for (i = 0; i < 256; i++) lut[i] = ((float)i / 255.0f - 0.5f) / 0.5f;
+    n = ds->count - l->position < l->batch_size ? ds->count - l->position : l->batch_size;
+    for (i = 0; i < n; i++) {
+        int idx = l->order[l->position + i], c;
+        const unsigned char *px = ds->pixels + (size_t)idx * plane * cin;
+        float *out = images + (size_t)i * C * plane;
+        size_t p;
+        if (labels) labels[i] = ds->labels ? ds->labels[idx] : -1;
+        if (C == cin) {
+            for (c = 0; c < C; c++) for (p = 0; p < plane; p++) out[c * plane + p] = lut[px[p * cin + c]];
+        } else if (C == 3) {
+            for (p = 0; p < plane; p++) out[p] = out[plane + p] = out[2 * plane + p] = lut[px[p]];
+        } else {
+            for (p = 0; p < plane; p++) {
+                const unsigned char *q = px + p * 3;
+                out[p] = lut[(q[0] * 19595u + q[1] * 38470u + q[2] * 7471u + 0x8000u) >> 16];
+            }
+        }
+    }
+    l->position += n;
+    return n;
+}
+
+AGDEF void ag_data_loader_state_string(const ag_data_loader *l, char *buf, size_t len) {
+    snprintf(buf, len, "%lld %d %llu %llu", (long long)l->epoch, l->position,
+             (unsigned long long)l->epoch_rng.state, (unsigned long long)l->epoch_rng.inc);
+}
+
+AGDEF int ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error *err) {
+    long long epoch; int position; unsigned long long st, inc; char extra;
+    if (!state || sscanf(state, "%lld %d %llu %llu %c", &epoch, &position, &st, &inc, &extra) != 4)
+        return ag__fail(err, "data loader: state '%s' is not \"epoch position state inc\"", state ? state : "(null)");
+    if (epoch < 0 || position < 0 || position > l->ds->count || (epoch == 0 && position != l->ds->count && position != 0))
+        return ag__fail(err, "data loader: state '%s' does not fit a data set of %d images", state, l->ds->count);
+    l->epoch = epoch;
+    l->epoch_rng.state = st; l->epoch_rng.inc = inc;
+    if (epoch == 0) { l->position = l->ds->count; return 0; }
+    ag__loader_order(l);
+    l->position = position;
+    return 0;
+}
+
+/* ---- CIFAR-10 and STL-10: members of a tar (gzipped or not) or files of a folder ----
+   Both sets are read by member base name, wherever the member sits in the archive (the
+   official archives put them under cifar-10-batches-bin/, cifar-10-batches-py/,
+   stl10_binary/), in the reference's order (data_batch_1..5; train then unlabeled) whatever
+   the order in the archive. Small members are collected whole; STL-10's image files are
+   decoded (and resized) in batches of 256 images while they stream. */
+static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err); /* section 10 */
+
+#define AG__STL_SIDE 96
+#define AG__STL_RECORD (3 * 96 * 96)
+#define AG__STL_STAGE 256
+#define AG__MEMBERS_MAX 12
+
+typedef struct ag__stream_part {   /* one STL-10 image file, decoded as it streams */
+    unsigned char *out;            /* [count][size][size][3] */
+    int count, done;               /* images in the member, images decoded */
+    unsigned char *stage;          /* [AG__STL_STAGE][AG__STL_RECORD] raw records not yet decoded */
+    size_t staged;                 /* bytes in stage */
+} ag__stream_part;
+
+typedef struct ag__members {
+    const char *label;                         /* archive or folder, for messages */
+    const char *const *names; int n;           /* wanted members, by base name */
+    const int *stream;                         /* stream[i]: names[i] holds STL-10 images */
+    unsigned char *data[AG__MEMBERS_MAX];      /* collected members */
+    size_t len[AG__MEMBERS_MAX];
+    uint64_t size[AG__MEMBERS_MAX];
+    int seen[AG__MEMBERS_MAX];
+    ag__stream_part part[AG__MEMBERS_MAX];
+    int current;                               /* index of the member being read, or -1 */
+    int out_size;                              /* STL-10 output side (96: no resizing) */
+    ag__pil_plan plan;
+    unsigned char *work; size_t work_per_thread;
+} ag__members;
+
+static void ag__members_free(ag__members *m) {
+    int i;
+    for (i = 0; i < AG__MEMBERS_MAX; i++) { AG_FREE(m->data[i]); AG_FREE(m->part[i].out); AG_FREE(m->part[i].stage); }
+    ag__pil_plan_free(&m->plan);
+    AG_FREE(m->work);
+    memset(m, 0, sizeof *m);
+}
+
+/* STL-10 stores each image column-major per channel: byte c*9216 + x*96 + y is row y,
+   column x (torchvision transposes the last two axes); out: HWC, resized when asked */
+static void ag__stl_decode(ag__members *m, ag__stream_part *pt) {
+    int k = (int)(pt->staged / AG__STL_RECORD), S = m->out_size;
+    int ag__nt = k < 8 ? 1 : ag__ds_threads();
+    long j;
+    (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (j = 0; j < k; j++) {
+        unsigned char *hwc = m->work + m->work_per_thread * (size_t)ag__ds_thread_id(), *tmp = hwc + AG__STL_RECORD;
+        const unsigned char *rec = pt->stage + (size_t)j * AG__STL_RECORD;
+        unsigned char *dst = pt->out + (size_t)(pt->done + j) * S * S * 3;
+        int c, x, y;
+        for (c = 0; c < 3; c++) for (x = 0; x < AG__STL_SIDE; x++) for (y = 0; y < AG__STL_SIDE; y++)
+            hwc[(y * AG__STL_SIDE + x) * 3 + c] = rec[c * 9216 + x * AG__STL_SIDE + y];
+        if (S == AG__STL_SIDE) memcpy(dst, hwc, AG__STL_RECORD);
+        else ag__pil_apply(&m->plan, hwc, dst, tmp);
+    }
+    pt->done += k;
+    pt->staged = 0;
+}
+
+static int ag__members_cb(void *user, const char *name, uint64_t size, const unsigned char *p, size_t n, uint64_t off, ag_error *err) {
+    ag__members *m = (ag__members *)user;
+    int i;
+    if (!p) {                                  /* a member starts */
+        const char *base = strrchr(name, '/');
+        base = base ? base + 1 : name;
+        m->current = -1;
+        for (i = 0; i < m->n; i++) if (!strcmp(base, m->names[i])) break;
+        if (i == m->n) return 0;
+        if (m->seen[i]) return ag__fail(err, "%s: %s appears twice", m->label, name);
+        m->seen[i] = 1;
+        m->size[i] = size;
+        m->current = i;
+        if (m->stream && m->stream[i]) {
+            ag__stream_part *pt = &m->part[i];
+            size_t S = (size_t)m->out_size;
+            if (size % AG__STL_RECORD)
+                return ag__fail(err, "%s: %s has %llu bytes, not a whole number of 96x96x3 images (%d bytes each)",
+                                m->label, name, (unsigned long long)size, AG__STL_RECORD);
+            if (size / AG__STL_RECORD > (1u << 24)) return ag__fail(err, "%s: %s holds too many images", m->label, name);
+            pt->count = (int)(size / AG__STL_RECORD);
+            pt->out = (unsigned char *)AG_MALLOC((size_t)pt->count * S * S * 3 + 1);
+            pt->stage = (unsigned char *)AG_MALLOC((size_t)AG__STL_STAGE * AG__STL_RECORD);
+            if (!pt->out || !pt->stage) return ag__fail(err, "%s: out of memory for %d images of %d x %d", m->label, pt->count, m->out_size, m->out_size);
+        } else {
+            if (size > ((uint64_t)1 << 28)) return ag__fail(err, "%s: %s has %llu bytes (too large)", m->label, name, (unsigned long long)size);
+            m->data[i] = (unsigned char *)AG_MALLOC((size_t)size + 1);
+            if (!m->data[i]) return ag__fail(err, "%s: out of memory", m->label);
+        }
+        return 0;
+    }
+    if (m->current < 0) return 0;
+    i = m->current;
+    if (off + n > m->size[i]) return ag__fail(err, "%s: %s is longer than its header says", m->label, name);
+    if (m->stream && m->stream[i]) {
+        ag__stream_part *pt = &m->part[i];
+        while (n) {
+            size_t room = (size_t)AG__STL_STAGE * AG__STL_RECORD - pt->staged, k = n < room ? n : room;
+            memcpy(pt->stage + pt->staged, p, k);
+            pt->staged += k; p += k; n -= k; off += k;
+            if (pt->staged == (size_t)AG__STL_STAGE * AG__STL_RECORD || off == m->size[i]) ag__stl_decode(m, pt);
+        }
+    } else {
+        memcpy(m->data[i] + m->len[i], p, n);
+        m->len[i] += n;
+    }
+    return 0;
+}
+
+/* a file of a folder, fed to cb as a tar member would be */
+static int ag__feed_file(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf;
+    uint64_t off = 0;
+    long size;
+    int r = 0;
+    if (!f) return ag__fail(err, "%s: cannot open for reading", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return ag__fail(err, "%s: cannot determine the file size", path);
+    }
+    buf = (unsigned char *)AG_MALLOC((size_t)1 << 22);
+    if (!buf) { fclose(f); return ag__fail(err, "%s: out of memory", path); }
+    r = cb(user, path, (uint64_t)size, NULL, 0, 0, err);
+    while (!r && off < (uint64_t)size) {
+        size_t want = (uint64_t)size - off < ((uint64_t)1 << 22) ? (size_t)((uint64_t)size - off) : (size_t)1 << 22;
+        size_t got = fread(buf, 1, want, f);
+        if (got == 0) { r = ag__fail(err, "%s: read %llu of %ld bytes", path, (unsigned long long)off, size); break; }
+        r = cb(user, path, (uint64_t)size, buf, got, off, err);
+        off += got;
+    }
+    AG_FREE(buf);
+    fclose(f);
+    return r;
+}
+
+/* read the wanted members from an archive, or from a folder (or its official sub-folder) */
+static int ag__members_read(ag__members *m, const char *path, ag_error *err) {
+    static const char *const subs[] = { "", "cifar-10-batches-bin/", "cifar-10-batches-py/", "stl10_binary/" };
+    m->current = -1;
+    m->label = path;
+    if (ag__is_dir(path)) {
+        char fp[4096];
+        int i, s;
+        for (i = 0; i < m->n; i++)
+            for (s = 0; s < 4; s++) {
+                snprintf(fp, sizeof fp, "%s/%s%s", path, subs[s], m->names[i]);
+                if (ag__file_exists(fp) && !ag__is_dir(fp)) {
+                    if (ag__feed_file(fp, ag__members_cb, m, err)) return -1;
+                    break;
+                }
+            }
+        return 0;
+    }
+    if (!ag__file_exists(path)) return ag__fail(err, "%s: no such file or folder", path);
+    return ag_tar_read(path, ag__members_cb, m, err);
+}
+
+static int ag__load_cifar10(ag_dataset *ds, const char *path, const char *split, ag_error *err) {
+    static const char *const names[12] = { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+        "data_batch_5.bin", "test_batch.bin", "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch" };
+    int train = strcmp(split, "train") == 0, first = train ? 0 : 5, nb = train ? 5 : 1;
+    int bin = 1, py = 1, b, total = 0, at = 0, r = -1;
+    ag__members m;
+    ag_dataset t;
+    unsigned char *pdata[5] = { 0 };
+    int *plabels[5] = { 0 }, pcount[5] = { 0 };
+    memset(&m, 0, sizeof m);
+    memset(&t, 0, sizeof t);
+    m.names = names; m.n = 12;
+    if (ag__members_read(&m, path, err)) goto done;
+    for (b = 0; b < nb; b++) { bin &= m.seen[first + b]; py &= m.seen[6 + first + b]; }
+    if (!bin && !py) {
+        for (b = 0; b < nb && m.seen[first + b]; b++) {}
+        if (b == nb) for (b = 0; b < nb && m.seen[6 + first + b]; b++) {}
+        ag__fail(err, "%s: no %s (nor %s): not CIFAR-10 (cifar-10-binary.tar.gz, cifar-10-python.tar.gz or their folders)",
+                 path, names[first + b], names[6 + first + b]);
+        goto done;
+    }
+    for (b = 0; b < nb; b++) {
+        int i = first + b;
+        if (bin) {
+            if (m.len[i] % 3073 || m.len[i] == 0) {
+                ag__fail(err, "%s: %s has %lu bytes, not a whole number of 3073-byte records", path, names[i], (unsigned long)m.len[i]);
+                goto done;
+            }
+            pcount[b] = (int)(m.len[i] / 3073);
+        } else {
+            if (ag__cifar_pickle(m.data[6 + i], m.len[6 + i], &pdata[b], &plabels[b], &pcount[b], err)) {
+                ag__fail_prefix(err, "%s: %s", path, names[6 + i]);
+                goto done;
+            }
+        }
+        total += pcount[b];
+    }
+    if (ag__ds_alloc(&t, "cifar10", total, 32, 32, 3, err)) goto done;
+    t.num_classes = 10;
+    for (b = 0; b < nb; b++) {
+        int i = first + b, k;
+        for (k = 0; k < pcount[b]; k++) {
+            const unsigned char *chw = bin ? m.data[i] + (size_t)k * 3073 + 1 : pdata[b] + (size_t)k * 3072;
+            unsigned char *hwc = t.pixels + (size_t)(at + k) * 3072;
+            int lab = bin ? m.data[i][(size_t)k * 3073] : plabels[b][k], c, q;
+            if (lab > 9) { ag__fail(err, "%s: %s record %d has label %d (0..9 expected)", path, names[i], k, lab); goto done; }
+            t.labels[at + k] = lab;
+            for (c = 0; c < 3; c++) for (q = 0; q < 1024; q++) hwc[q * 3 + c] = chw[c * 1024 + q];
+        }
+        at += pcount[b];
+    }
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    for (b = 0; b < 5; b++) { AG_FREE(pdata[b]); AG_FREE(plabels[b]); }
+    ag_dataset_free(&t);
+    ag__members_free(&m);
+    return r;
+}
+
+static int ag__load_stl10(ag_dataset *ds, const char *path, const char *split, int resize_to, ag_error *err) {
+    static const char *const names[5] = { "train_X.bin", "train_y.bin", "unlabeled_X.bin", "test_X.bin", "test_y.bin" };
+    static const int stream[5] = { 1, 0, 1, 1, 0 };
+    int train = strcmp(split, "train") == 0, xi = train ? 0 : 3, yi = xi + 1, S = resize_to > 0 ? resize_to : AG__STL_SIDE;
+    int i, k, total, r = -1;
+    size_t img;
+    ag__members m;
+    ag_dataset t;
+    memset(&m, 0, sizeof m);
+    memset(&t, 0, sizeof t);
+    m.names = names; m.n = 5; m.stream = stream; m.out_size = S;
+    if (S != AG__STL_SIDE && ag__pil_plan_init(&m.plan, AG__STL_SIDE, AG__STL_SIDE, 3, S, S)) { ag__fail(err, "stl10: out of memory"); goto done; }
+    m.work_per_thread = AG__STL_RECORD + (S != AG__STL_SIDE ? ag__pil_tmp_bytes(&m.plan) : 1);
+    m.work = (unsigned char *)AG_MALLOC(m.work_per_thread * (size_t)ag__ds_threads());
+    if (!m.work) { ag__fail(err, "stl10: out of memory"); goto done; }
+    if (ag__members_read(&m, path, err)) goto done;
+    for (i = xi; i <= (train ? 2 : 4); i++)
+        if (!m.seen[i]) {
+            ag__fail(err, "%s: no %s: not STL-10 (stl10_binary.tar.gz or its folder)", path, names[i]);
+            goto done;
+        }
+    if (m.len[yi] != (size_t)m.part[xi].count) {
+        ag__fail(err, "%s: %s holds %d images but %s %lu labels", path, names[xi], m.part[xi].count, names[yi], (unsigned long)m.len[yi]);
+        goto done;
+    }
+    total = m.part[xi].count + (train ? m.part[2].count : 0);
+    img = (size_t)S * S * 3;
+    if (!train || m.part[2].count == 0) {   /* nothing to concatenate: keep the buffer */
+        snprintf(t.name, sizeof t.name, "stl10");
+        t.pixels = m.part[xi].out; m.part[xi].out = NULL;
+        t.labels = (int *)AG_MALLOC((size_t)total * sizeof(int) + 1);
+        t.count = total; t.height = t.width = S; t.channels = 3;
+        if (!t.labels) { ag__fail(err, "stl10: out of memory"); goto done; }
+    } else {   /* grow the (large) unlabeled buffer and slide it up behind the train images */
+        unsigned char *grown = (unsigned char *)AG_REALLOC(m.part[2].out, (size_t)total * img);
+        if (!grown) { ag__fail(err, "stl10: out of memory for %d images of %d x %d", total, S, S); goto done; }
+        m.part[2].out = NULL;
+        memmove(grown + (size_t)m.part[xi].count * img, grown, (size_t)m.part[2].count * img);
+        memcpy(grown, m.part[xi].out, (size_t)m.part[xi].count * img);
+        snprintf(t.name, sizeof t.name, "stl10");
+        t.pixels = grown;
+        t.labels = (int *)AG_MALLOC((size_t)total * sizeof(int) + 1);
+        t.count = total; t.height = t.width = S; t.channels = 3;
+        if (!t.labels) { ag__fail(err, "stl10: out of memory"); goto done; }
+    }
+    for (k = 0; k < m.part[xi].count; k++) {
+        int lab = m.data[yi][k];
+        if (lab < 1 || lab > 10) { ag__fail(err, "%s: %s label %d at index %d (1..10 expected)", path, names[yi], lab, k); goto done; }
+        t.labels[k] = lab - 1;
+    }
+    for (; k < total; k++) t.labels[k] = -1;
+    t.num_classes = 10;
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    ag_dataset_free(&t);
+    ag__members_free(&m);
+    return r;
+}
+
+/* ---- a folder of PNG images (recursive; sorted by path; every file must be a PNG) ---- */
+typedef struct ag__paths { char **p; int n, cap; } ag__paths;
+
+static void ag__paths_free(ag__paths *ps) {
+    int i;
+    for (i = 0; i < ps->n; i++) AG_FREE(ps->p[i]);
+    AG_FREE(ps->p);
+    memset(ps, 0, sizeof *ps);
+}
+
+static int ag__list_files(const char *dir, ag__paths *ps, int depth, ag_error *err) {
+#if !defined(_WIN32)
+    DIR *d;
+    struct dirent *e;
+    if (depth > 32) return ag__fail(err, "%s: folders nested too deeply", dir);
+    d = opendir(dir);
+    if (!d) return ag__fail(err, "%s: cannot open the folder", dir);
+    while ((e = readdir(d)) != NULL) {
+        char full[4096];
+        if (e->d_name[0] == '.') continue;    /* ., .. and hidden files */
+        if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, e->d_name) >= sizeof full) {
+            closedir(d);
+            return ag__fail(err, "%s/%s: path too long", dir, e->d_name);
+        }
+        if (ag__is_dir(full)) {
+            if (ag__list_files(full, ps, depth + 1, err)) { closedir(d); return -1; }
+            continue;
+        }
+        if (ps->n == ps->cap) {
+            int cap = ps->cap ? ps->cap * 2 : 256;
+            char **np = (char **)AG_REALLOC(ps->p, (size_t)cap * sizeof *np);
+            if (!np) { closedir(d); return ag__fail(err, "%s: out of memory", dir); }
+            ps->p = np; ps->cap = cap;
+        }
+        if (!(ps->p[ps->n] = ag__strdup(full))) { closedir(d); return ag__fail(err, "%s: out of memory", dir); }
+        ps->n++;
+    }
+    closedir(d);
+    return 0;
+#else
+    (void)ps; (void)depth;
+    return ag__fail(err, "%s: image folders are not supported on this platform", dir);
+#endif
+}
+
+static int ag__cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* color type of a PNG file (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA) from its IHDR */
+static int ag__png_color_type(const char *path) {
+    unsigned char h[26];
+    FILE *f = fopen(path, "rb");
+    size_t got;
+    if (!f) return -1;
+    got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (got != sizeof h || memcmp(h, "\x89PNG\r\n\x1a\n", 8) != 0 || memcmp(h + 12, "IHDR", 4) != 0) return -1;
+    return h[25];
+}
+
+static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_error *err) {
+    ag__paths ps;
+    ag_dataset t;
+    ag_array *imgs = NULL;
+    ag_error *errs = NULL;
+    int i, C = 1, H = 0, W = 0, r = -1, bad = -1;
+    int ag__nt;
+    long j;
+    memset(&ps, 0, sizeof ps);
+    memset(&t, 0, sizeof t);
+    if (!ag__is_dir(path)) return ag__fail(err, "%s: not a folder", path);
+    if (ag__list_files(path, &ps, 0, err)) goto done;
+    if (ps.n == 0) { ag__fail(err, "%s: no images in the folder", path); goto done; }
+    qsort(ps.p, (size_t)ps.n, sizeof *ps.p, ag__cmp_cstr);
+    for (i = 0; i < ps.n; i++) {   /* gray data sets stay gray; any colour image makes it RGB */
+        int ct = ag__png_color_type(ps.p[i]);
+        if (ct < 0) { ag__fail(err, "%s: not a PNG image (image folders hold PNG files only)", ps.p[i]); goto done; }
+        if (ct != 0 && ct != 4) C = 3;
+    }
+    imgs = (ag_array *)AG_MALLOC((size_t)ps.n * sizeof *imgs);
+    errs = (ag_error *)AG_MALLOC((size_t)ps.n * sizeof *errs);
+    if (!imgs || !errs) { ag__fail(err, "%s: out of memory", path); goto done; }
+    memset(imgs, 0, (size_t)ps.n * sizeof *imgs);
+    ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
+    (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (j = 0; j < ps.n; j++) {
+        errs[j].msg[0] = 0;
+        if (ag_png_read(ps.p[j], C, &imgs[j], &errs[j])) imgs[j].data = NULL;
+    }
+    for (i = 0; i < ps.n; i++) if (!imgs[i].data) { if (err) *err = errs[i]; bad = i; break; }   /* the first in path order */
+    if (bad >= 0) goto done;
+    H = (int)imgs[0].shape[0]; W = (int)imgs[0].shape[1];
+    if (resize_to <= 0)
+        for (i = 1; i < ps.n; i++)
+            if (imgs[i].shape[0] != H || imgs[i].shape[1] != W) {
+                ag__fail(err, "%s: %lld x %lld, but %s is %d x %d (give a size to resize every image to)", ps.p[i],
+                         (long long)imgs[i].shape[1], (long long)imgs[i].shape[0], ps.p[0], W, H);
+                goto done;
+            }
+    if (ag__ds_alloc(&t, "folder", ps.n, resize_to > 0 ? resize_to : H, resize_to > 0 ? resize_to : W, C, err)) goto done;
+    {
+        size_t img = (size_t)t.height * t.width * C;
+        int failed = 0;
+        ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
+        AG__PARALLEL_FOR(ag__nt)
+        for (j = 0; j < ps.n; j++) {
+            const ag_array *a = &imgs[j];
+            if (a->shape[0] == t.height && a->shape[1] == t.width) memcpy(t.pixels + (size_t)j * img, a->data, img);
+            else if (ag_image_resize_bilinear_pil((const unsigned char *)a->data, (int)a->shape[0], (int)a->shape[1], C,
+                                                  t.pixels + (size_t)j * img, t.height, t.width)) failed = 1;
+        }
+        if (failed) { ag__fail(err, "%s: out of memory resizing", path); goto done; }
+    }
+    for (i = 0; i < ps.n; i++) t.labels[i] = -1;
+    t.num_classes = 0;
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    if (imgs) for (i = 0; i < ps.n; i++) ag_array_free(&imgs[i]);
+    AG_FREE(imgs);
+    AG_FREE(errs);
+    ag_dataset_free(&t);
+    ag__paths_free(&ps);
+    return r;
+}
+
+static int ag__load_archive_set(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err) {
+    if (!strcmp(name, "cifar10")) return ag__load_cifar10(ds, path, split, err);
+    if (!strcmp(name, "stl10")) return ag__load_stl10(ds, path, split, resize_to, err);
+    return ag__load_folder(ds, path, resize_to, err);
+}
+
+/* ---- dispatch ---- */
+static int ag__is_dir(const char *path) {
+#if !defined(_WIN32)
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+#else
+    (void)path; return 0;
+#endif
+}
+
+AGDEF int ag_dataset_load(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err) {
+    ag_dataset t;
+    char dir[4096];
+    int r;
+    if (!name) return ag__fail(err, "dataset: no name given (cifar10, stl10, mnist, fashion-mnist or folder)");
+    if (!split) split = "train";
+    if (strcmp(split, "train") != 0 && strcmp(split, "test") != 0)
+        return ag__fail(err, "dataset %s: split '%s' (train or test)", name, split);
+    if (resize_to < 0 || resize_to > 4096) return ag__fail(err, "dataset %s: resize to %d (0 keeps the size; at most 4096)", name, resize_to);
+    memset(&t, 0, sizeof t);
+    if (strcmp(name, "mnist") == 0 || strcmp(name, "fashion-mnist") == 0) {
+        if (path) {
+            snprintf(dir, sizeof dir, "%s", path);
+            if (!ag__is_dir(path)) {   /* an images file given: its folder */
+                char *slash = strrchr(dir, '/');
+                if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
+            }
+            r = ag__load_mnist(&t, name, dir, split, err);
+        } else if (strcmp(name, "fashion-mnist") == 0) {
+            /* the shipped test split, else Debian's package (which has both splits) */
+            ag_error e1, e2;
+            r = -1;
+            e1.msg[0] = e2.msg[0] = 0;
+            if (strcmp(split, "test") == 0) r = ag__load_mnist(&t, name, AG_DATA_DIR, split, &e1);
+            if (r) r = ag__load_mnist(&t, name, AG_DEBIAN_FASHION_MNIST_DIR, split, &e2);
+            if (r && strcmp(split, "train") == 0)
+                ag__fail(err, "fashion-mnist: the train split is not shipped; it is read from %s (apt install "
+                         "dataset-fashion-mnist), or give --data_path (%s)", AG_DEBIAN_FASHION_MNIST_DIR, e2.msg);
+            else if (r) ag__fail(err, "fashion-mnist: the test split was found neither in %s (%s) nor in %s (%s)",
+                                 AG_DATA_DIR, e1.msg, AG_DEBIAN_FASHION_MNIST_DIR, e2.msg);
+        } else {
+            return ag__fail(err, "mnist: give the folder holding train-images-idx3-ubyte.gz etc. (--data_path)");
+        }
+    } else if (strcmp(name, "cifar10") == 0 || strcmp(name, "stl10") == 0 || strcmp(name, "folder") == 0) {
+        if (!path) return ag__fail(err, "%s: no path given (--data_path)", name);
+        r = ag__load_archive_set(&t, name, path, split, resize_to, err);
+    } else {
+        return ag__fail(err, "dataset '%s' unknown (cifar10, stl10, mnist, fashion-mnist or folder)", name);
+    }
+    if (r) return -1;
+    if (resize_to > 0 && (t.height != resize_to || t.width != resize_to)) {
+        ag_dataset rs;
+        if (ag_dataset_resized(&t, resize_to, &rs, err)) { ag_dataset_free(&t); return -1; }
+        ag_dataset_free(&t);
+        t = rs;
+    }
+    *ds = t;
+    return 0;
+}
+
+/* ===================================================================================
    8. AutoGAN generator, discriminator and the GAN iteration
    =================================================================================== */
 static const char *const ag__token_names[5] = { "conv type", "norm", "upsample", "shortcut", "skip" };
@@ -4569,16 +5688,20 @@ static int ag__step_fail(ag_ctx *ctx, const char *what) {
     return -1;
 }
 AGDEF int ag_gan_d_step(ag_ctx *ctx, ag_gan *gan, const float *real, const float *z_d, float *d_loss) {
+    return ag_gan_d_step_n(ctx, gan, real, gan->dis_bs, z_d, d_loss);
+}
+AGDEF int ag_gan_d_step_n(ag_ctx *ctx, ag_gan *gan, const float *real, int n, const float *z_d, float *d_loss) {
     ag_tensor *x, *z, *fake, *dr, *dfk, *loss; int R = ag_stage_resolution(gan->G->stage, gan->G->bottom_width);
     ag_ctx_reset(ctx);
     if (ctx->failed) return -1;
+    if (n < 1) { ag__ctx_fail(ctx, "D step: %d real images", n); return -1; }
     gan->G->training = gan->D->training = 1;
     ag_params_zero_grad(&gan->D->params);
     ag__params_set_requires_grad(&gan->D->params, 1);
-    x = ag_tensor4(ctx, gan->dis_bs, gan->G->out_channels, R, R);
+    x = ag_tensor4(ctx, n, gan->G->out_channels, R, R);
     if (!x) return ag__step_fail(ctx, "D step");
     memcpy(x->data, real, x->size * sizeof(float));
-    z = ag__latent(ctx, gan->dis_bs, gan->G->latent_dim, z_d);
+    z = ag__latent(ctx, n, gan->G->latent_dim, z_d);
     dr = ag_discriminator_forward(ctx, gan->D, x);
     ag_tensor_release(ctx, x);
     ag_ctx_set_grad_enabled(ctx, 0);                 /* fake = G(z).detach() */
@@ -4623,6 +5746,242 @@ AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses
     }
     if (out) *out = l;
     return 0;
+}
+
+/* ===================================================================================
+   8b. Controller and search: the LSTM policy, REINFORCE, kept architectures, loss windows
+   =================================================================================== */
+AGDEF void ag_controller_reset_params(ag_controller *c, ag_rng *rng) {
+    float k = 1.0f / sqrtf((float)c->hid_size); int i;
+    ag_init_uniform(rng, c->w_ih, -k, k); ag_init_uniform(rng, c->w_hh, -k, k);
+    ag_init_uniform(rng, c->b_ih, -k, k); ag_init_uniform(rng, c->b_hh, -k, k);
+    ag_init_normal(rng, c->encoder, 0.0f, 1.0f);
+    for (i = 0; i < c->num_tokens; i++) ag__init_default(rng, c->dec_w[i], c->dec_b[i], 1);
+}
+AGDEF int ag_controller_init(ag_controller *c, int stage, int hid_size, ag_rng *rng, ag_error *err) {
+    static const int base[4] = { 2, 3, 3, 2 };
+    int i, total = 0, shape[2]; char name[64];
+    memset(c, 0, sizeof *c);
+    if (stage < 0 || stage > 2) return ag__fail(err, "controller: stage %d (0, 1 or 2)", stage);
+    if (hid_size < 1 || hid_size > 4096) return ag__fail(err, "controller: hidden size %d (1..4096)", hid_size);
+    c->stage = stage; c->hid_size = hid_size; c->num_tokens = stage ? 5 : 4;
+    for (i = 0; i < 4; i++) c->choices[i] = base[i];
+    if (stage) c->choices[4] = 1 << stage;
+    for (i = 0; i < c->num_tokens; i++) { c->offset[i] = total; total += c->choices[i]; }
+    shape[0] = 4 * hid_size; shape[1] = hid_size;
+    if (!(c->w_ih = ag_params_add(&c->params, "lstm.weight_ih", AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+    if (!(c->w_hh = ag_params_add(&c->params, "lstm.weight_hh", AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+    if (!(c->b_ih = ag_params_add(&c->params, "lstm.bias_ih", AG_ENTRY_PARAM, 1, shape, err))) goto fail;
+    if (!(c->b_hh = ag_params_add(&c->params, "lstm.bias_hh", AG_ENTRY_PARAM, 1, shape, err))) goto fail;
+    shape[0] = total;
+    if (!(c->encoder = ag_params_add(&c->params, "encoder.weight", AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+    for (i = 0; i < c->num_tokens; i++) {
+        shape[0] = c->choices[i]; shape[1] = hid_size;
+        snprintf(name, sizeof name, "decoders.%d.weight", i);
+        if (!(c->dec_w[i] = ag_params_add(&c->params, name, AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+        snprintf(name, sizeof name, "decoders.%d.bias", i);
+        if (!(c->dec_b[i] = ag_params_add(&c->params, name, AG_ENTRY_PARAM, 1, shape, err))) goto fail;
+    }
+    if (rng) ag_controller_reset_params(c, rng);
+    return 0;
+fail:
+    ag_params_free(&c->params); memset(c, 0, sizeof *c);
+    return -1;
+}
+AGDEF void ag_controller_free(ag_controller *c) { ag_params_free(&c->params); memset(c, 0, sizeof *c); }
+
+/* a draw from softmax(row) (C entries of log-probabilities): the first index whose
+   cumulative probability (in double) exceeds a uniform u; the last one on rounding */
+static int ag__sample_categorical(ag_rng *rng, const float *log_probs, int C) {
+    double u = ag_rng_uniform(rng), acc = 0.0; int j;
+    for (j = 0; j < C; j++) { acc += exp((double)log_probs[j]); if (u < acc) return j; }
+    return C - 1;
+}
+AGDEF int ag_controller_forward(ag_ctx *ctx, ag_controller *c, int batch, const float *h0, const float *c0,
+                                ag_rng *rng, int *actions, float *log_probs, float *entropies,
+                                ag_controller_pass *pass) {
+    ag_tensor *x, *h, *cs, *cn; int shape[2], t, b, T = c->num_tokens, H = c->hid_size; int64_t *idx;
+    memset(pass, 0, sizeof *pass);
+    if (batch < 1) { ag__ctx_fail(ctx, "controller: batch %d", batch); return -1; }
+    pass->batch = batch; pass->num_tokens = T;
+    shape[0] = batch; shape[1] = H;
+    x = ag_tensor_zeros(ctx, 2, shape);               /* [batch, H]: the first input */
+    h = h0 ? ag_tensor_from(ctx, 2, shape, h0) : ag_tensor_zeros(ctx, 2, shape);
+    cs = c0 ? ag_tensor_from(ctx, 2, shape, c0) : ag_tensor_zeros(ctx, 2, shape);
+    idx = (int64_t *)ag__arena_alloc(ctx, (size_t)batch * sizeof(int64_t));
+    if (!x || !h || !cs || !idx) return -1;
+    for (t = 0; t < T; t++) {
+        ag_tensor *lp; int C = c->choices[t];
+        h = ag_lstm_cell(ctx, x, h, cs, c->w_ih, c->w_hh, c->b_ih, c->b_hh, &cn);   /* [batch, H] */
+        cs = cn;
+        pass->logits[t] = ag_linear(ctx, h, c->dec_w[t], c->dec_b[t]);             /* [batch, C] */
+        lp = pass->log_probs[t] = ag_log_softmax(ctx, pass->logits[t]);
+        if (!lp) return -1;
+        for (b = 0; b < batch; b++) {
+            const float *row = lp->data + (size_t)b * C; int a; double ent = 0.0; int j;
+            if (rng) actions[b * T + t] = ag__sample_categorical(rng, row, C);
+            a = actions[b * T + t];
+            if (a < 0 || a >= C) { ag__ctx_fail(ctx, "controller: action %d of token %d outside [0, %d)", a, t, C); return -1; }
+            for (j = 0; j < C; j++) ent -= exp((double)row[j]) * row[j];
+            if (log_probs) log_probs[b * T + t] = row[a];
+            if (entropies) entropies[b * T + t] = (float)ent;
+            idx[b] = a + c->offset[t];
+        }
+        if (t + 1 < T) x = ag_embedding(ctx, c->encoder, idx, batch);
+    }
+    pass->h = h; pass->c = cs;
+    return ctx->failed ? -1 : 0;
+}
+AGDEF ag_tensor *ag_controller_loss(ag_ctx *ctx, const ag_controller_pass *pass, const int *actions,
+                                    const float *advantage, float entropy_coeff) {
+    ag_tensor *total = NULL; int t, b, T = pass->num_tokens;
+    for (t = 0; t < T; t++) {
+        ag_tensor *lp = pass->log_probs[t], *sel, *term, *plogp; int C;
+        if (!lp) return NULL;
+        C = lp->shape[1];
+        /* sel [batch, C]: -advantage_b at the chosen action, 0 elsewhere (a constant) */
+        if (!(sel = ag_tensor_zeros(ctx, 2, lp->shape))) return NULL;
+        for (b = 0; b < pass->batch; b++) sel->data[(size_t)b * C + actions[b * T + t]] = -advantage[b];
+        term = ag_sum(ctx, ag_mul(ctx, lp, sel));
+        /* -coeff * H = coeff * sum p log p */
+        plogp = ag_sum(ctx, ag_mul(ctx, ag_exp(ctx, lp), lp));
+        term = ag_add(ctx, term, ag_scale(ctx, plogp, entropy_coeff));
+        total = total ? ag_add(ctx, total, term) : term;
+    }
+    return total;
+}
+AGDEF int ag_controller_update(ag_ctx *ctx, ag_controller *c, ag_adam *opt, int batch, const float *h0, const float *c0,
+                               const int *actions, const float *advantage, float entropy_coeff, float *loss_out) {
+    ag_controller_pass pass; ag_tensor *loss; int grad = ag_ctx_grad_enabled(ctx);
+    ag_ctx_reset(ctx);
+    if (ctx->failed) return -1;
+    ag_ctx_set_grad_enabled(ctx, 1);
+    ag_params_zero_grad(&c->params);
+    if (ag_controller_forward(ctx, c, batch, h0, c0, NULL, (int *)actions, NULL, NULL, &pass) ||
+        !(loss = ag_controller_loss(ctx, &pass, actions, advantage, entropy_coeff)) || ag_backward(ctx, loss)) {
+        ag_ctx_set_grad_enabled(ctx, grad);
+        return ag__step_fail(ctx, "controller update");
+    }
+    ag_ctx_set_grad_enabled(ctx, grad);
+    ag_adam_step(opt);
+    if (loss_out) *loss_out = loss->data[0];
+    return 0;
+}
+AGDEF void ag_kept_archs_free(ag_kept_archs *k) { AG_FREE(k->archs); AG_FREE(k->h); AG_FREE(k->c); memset(k, 0, sizeof *k); }
+AGDEF int ag_kept_archs_set(ag_kept_archs *k, int count, int len, int hid_size, const int *archs, int arch_stride,
+                            const float *h, const float *c, ag_error *err) {
+    ag_kept_archs n; int i;
+    memset(&n, 0, sizeof n);
+    if (count < 1 || len < 1 || len > AG_ARCH_MAX || hid_size < 1) return ag__fail(err, "kept architectures: %d of %d tokens, hidden %d", count, len, hid_size);
+    n.count = count; n.len = len; n.hid_size = hid_size;
+    n.archs = (int *)AG_MALLOC((size_t)count * len * sizeof(int));
+    n.h = (float *)AG_MALLOC((size_t)count * hid_size * sizeof(float));
+    n.c = (float *)AG_MALLOC((size_t)count * hid_size * sizeof(float));
+    if (!n.archs || !n.h || !n.c) { ag_kept_archs_free(&n); return ag__fail(err, "out of memory for kept architectures"); }
+    for (i = 0; i < count; i++) memcpy(n.archs + (size_t)i * len, archs + (size_t)i * arch_stride, (size_t)len * sizeof(int));
+    memcpy(n.h, h, (size_t)count * hid_size * sizeof(float));
+    memcpy(n.c, c, (size_t)count * hid_size * sizeof(float));
+    ag_kept_archs_free(k);
+    *k = n;
+    return 0;
+}
+AGDEF int ag_controller_sample(ag_ctx *ctx, ag_controller *c, ag_rng *rng, const ag_kept_archs *kept, int batch,
+                               int *archs, int *prefix_index, float *log_probs, float *entropies,
+                               float *h_out, float *c_out) {
+    int b, t, T = c->num_tokens, H = c->hid_size, plen = 0, grad = ag_ctx_grad_enabled(ctx), rc = -1;
+    int *sel = NULL, *acts = NULL; float *h0 = NULL, *c0 = NULL; ag_controller_pass pass;
+    int use_kept = kept && kept->count > 0;
+    if (batch < 1) { ag__ctx_fail(ctx, "controller sample: batch %d", batch); return -1; }
+    if (use_kept && (kept->hid_size != H || kept->len + T != ag_arch_len(c->stage))) {
+        ag__ctx_fail(ctx, "controller sample: kept architectures of %d tokens (hidden %d) do not lead to stage %d (hidden %d)", kept->len, kept->hid_size, c->stage, H);
+        return -1;
+    }
+    ag_ctx_reset(ctx);
+    if (ctx->failed) return -1;
+    sel = (int *)AG_MALLOC((size_t)batch * sizeof(int));
+    acts = (int *)AG_MALLOC((size_t)batch * T * sizeof(int));
+    if (use_kept) {
+        plen = kept->len;
+        h0 = (float *)AG_MALLOC((size_t)batch * H * sizeof(float));
+        c0 = (float *)AG_MALLOC((size_t)batch * H * sizeof(float));
+    }
+    if (!sel || !acts || (use_kept && (!h0 || !c0))) { ag__ctx_fail(ctx, "controller sample: out of memory"); goto done; }
+    /* the prefix of every row first (the reference draws them all before the tokens) */
+    for (b = 0; b < batch; b++) {
+        sel[b] = use_kept ? (int)(ag_rng_u32(rng) % (uint32_t)kept->count) : -1;
+        if (use_kept) {
+            memcpy(h0 + (size_t)b * H, kept->h + (size_t)sel[b] * H, (size_t)H * sizeof(float));
+            memcpy(c0 + (size_t)b * H, kept->c + (size_t)sel[b] * H, (size_t)H * sizeof(float));
+        }
+    }
+    ag_ctx_set_grad_enabled(ctx, 0);
+    if (ag_controller_forward(ctx, c, batch, h0, c0, rng, acts, log_probs, entropies, &pass)) goto done;
+    for (b = 0; b < batch; b++) {
+        int *row = archs + (size_t)b * AG_ARCH_MAX;
+        for (t = 0; t < AG_ARCH_MAX; t++) row[t] = 0;
+        if (use_kept) memcpy(row, kept->archs + (size_t)sel[b] * plen, (size_t)plen * sizeof(int));
+        for (t = 0; t < T; t++) row[plen + t] = acts[b * T + t];
+        if (prefix_index) prefix_index[b] = sel[b];
+    }
+    if (h_out) memcpy(h_out, pass.h->data, (size_t)batch * H * sizeof(float));
+    if (c_out) memcpy(c_out, pass.c->data, (size_t)batch * H * sizeof(float));
+    rc = 0;
+done:
+    ag_ctx_set_grad_enabled(ctx, grad);
+    AG_FREE(sel); AG_FREE(acts); AG_FREE(h0); AG_FREE(c0);
+    return rc;
+}
+
+AGDEF int ag_loss_window_init(ag_loss_window *w, int cap, ag_error *err) {
+    memset(w, 0, sizeof *w);
+    if (cap < 2) return ag__fail(err, "loss window of %d values (need >= 2)", cap);
+    if (!(w->v = (float *)AG_MALLOC((size_t)cap * sizeof(float)))) return ag__fail(err, "out of memory for a loss window of %d", cap);
+    w->cap = cap;
+    return 0;
+}
+AGDEF void ag_loss_window_free(ag_loss_window *w) { AG_FREE(w->v); memset(w, 0, sizeof *w); }
+AGDEF void ag_loss_window_push(ag_loss_window *w, float x) {
+    w->v[(w->head + w->count) % w->cap] = x;
+    if (w->count < w->cap) w->count++; else w->head = (w->head + 1) % w->cap;
+}
+AGDEF void ag_loss_window_clear(ag_loss_window *w) { w->count = 0; w->head = 0; }
+AGDEF int  ag_loss_window_full(const ag_loss_window *w) { return w->count == w->cap; }
+/* two passes in double over the window (the reference updates a running sum; the value is
+   the same up to its rounding) */
+AGDEF double ag_loss_window_var(const ag_loss_window *w) {
+    double m = 0.0, s = 0.0; int i;
+    if (w->count < 2) return 0.0;
+    for (i = 0; i < w->count; i++) m += w->v[(w->head + i) % w->cap];
+    m /= w->count;
+    for (i = 0; i < w->count; i++) { double d = w->v[(w->head + i) % w->cap] - m; s += d * d; }
+    return s / w->count;
+}
+
+AGDEF int ag_search_new_controller(ag_search_state *s, int stage, ag_error *err) {
+    ag_controller c; ag_adam opt;
+    if (ag_controller_init(&c, stage, s->ctrl.hid_size ? s->ctrl.hid_size : 100, &s->rng, err)) return -1;
+    if (ag_adam_init(&opt, &c.params, s->ctrl_lr, s->ctrl_beta1, s->ctrl_beta2, 1e-8f, err)) { ag_controller_free(&c); return -1; }
+    ag_adam_free(&s->ctrl_opt); ag_controller_free(&s->ctrl);
+    s->ctrl = c; s->ctrl_opt = opt;
+    s->ctrl_opt.params = &s->ctrl.params;   /* the struct moved */
+    s->stage = stage; s->has_baseline = 0; s->baseline = 0.0f;
+    return 0;
+}
+AGDEF int ag_search_state_init(ag_search_state *s, int hid_size, float ctrl_lr, float beta1, float beta2,
+                               int window, uint64_t seed, ag_error *err) {
+    memset(s, 0, sizeof *s);
+    s->ctrl_lr = ctrl_lr; s->ctrl_beta1 = beta1; s->ctrl_beta2 = beta2;
+    s->ctrl.hid_size = hid_size;
+    ag_rng_seed(&s->rng, seed, 7);            /* stream 7: the search's own draws */
+    if (ag_loss_window_init(&s->g_window, window, err) || ag_loss_window_init(&s->d_window, window, err) ||
+        ag_search_new_controller(s, 0, err)) { ag_search_state_free(s); return -1; }
+    return 0;
+}
+AGDEF void ag_search_state_free(ag_search_state *s) {
+    if (s->ctrl_opt.m) ag_adam_free(&s->ctrl_opt);
+    ag_controller_free(&s->ctrl); ag_kept_archs_free(&s->kept);
+    ag_loss_window_free(&s->g_window); ag_loss_window_free(&s->d_window);
+    memset(s, 0, sizeof *s);
 }
 
 /* ===================================================================================
@@ -5251,6 +6610,356 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
 }
 
 /* ===================================================================================
+   9b. The compact classifier and the scorer interface (Inception-v3 or the classifier)
+   =================================================================================== */
+/* branch widths of the three inception blocks: 1x1, 3x3 reduce, 3x3, 3x3dbl reduce, 3x3dbl, pool */
+static const int ag__cls_widths[3][6] = { { 32, 32, 48, 16, 24, 24 }, { 48, 48, 64, 32, 48, 32 }, { 64, 64, 96, 48, 64, 32 } };
+static const int ag__cls_block_in[3] = { 48, 128, 192 };
+
+static int ag__cls_reg_unit(ag_params *ps, ag_cls_unit *u, const char *prefix, int cin, int cout, int k, ag_error *err) {
+    char name[AG_NAME_MAX];
+    snprintf(name, sizeof name, "%s.conv", prefix);
+    if (ag__reg_conv(ps, &u->conv, name, cin, cout, k, 0, 0, err)) return -1;
+    snprintf(name, sizeof name, "%s.bn", prefix);
+    return ag__reg_bn(ps, &u->bn, name, cout, err);
+}
+AGDEF void ag_classifier_free(ag_classifier *net) {
+    if (!net) return;
+    ag_params_free(&net->params);
+    memset(net, 0, sizeof *net);
+}
+static void ag__cls_reset_unit(ag_rng *rng, ag_cls_unit *u) {
+    ag__init_default(rng, u->conv.weight, NULL, 1);
+    ag_init_fill(u->bn.weight, 1.0f); ag_init_fill(u->bn.bias, 0.0f);
+    ag_init_fill(u->bn.running_mean, 0.0f); ag_init_fill(u->bn.running_var, 1.0f); u->bn.num_batches_tracked = 0;
+}
+AGDEF void ag_classifier_reset_params(ag_classifier *net, ag_rng *rng) {
+    int b;
+    ag__cls_reset_unit(rng, &net->conv1); ag__cls_reset_unit(rng, &net->conv2);
+    for (b = 0; b < 3; b++) {
+        ag_cls_block *k = &net->mixed[b];
+        ag__cls_reset_unit(rng, &k->branch1x1); ag__cls_reset_unit(rng, &k->branch3x3_1); ag__cls_reset_unit(rng, &k->branch3x3_2);
+        ag__cls_reset_unit(rng, &k->branch3x3dbl_1); ag__cls_reset_unit(rng, &k->branch3x3dbl_2); ag__cls_reset_unit(rng, &k->branch3x3dbl_3);
+        ag__cls_reset_unit(rng, &k->branch_pool);
+    }
+    ag__init_default(rng, net->fc.weight, net->fc.bias, 1);
+}
+AGDEF int ag_classifier_init(ag_classifier *net, int in_channels, int in_size, int num_classes, ag_rng *rng, ag_error *err) {
+    int b;
+    memset(net, 0, sizeof *net);
+    if (in_channels != 1 && in_channels != 3) return ag__fail(err, "classifier: %d input channels (1 or 3)", in_channels);
+    if (in_size < 8 || in_size > 512) return ag__fail(err, "classifier: input size %d (8 to 512)", in_size);
+    if (num_classes < 2 || num_classes > 100000) return ag__fail(err, "classifier: %d classes (2 to 100000)", num_classes);
+    net->in_channels = in_channels; net->in_size = in_size; net->num_classes = num_classes;
+    net->feature_dim = AG_CLASSIFIER_FEATURES; net->training = 1;
+    if (ag__cls_reg_unit(&net->params, &net->conv1, "conv1", in_channels, 32, 3, err) ||
+        ag__cls_reg_unit(&net->params, &net->conv2, "conv2", 32, 48, 3, err)) goto fail;
+    for (b = 0; b < 3; b++) {
+        ag_cls_block *k = &net->mixed[b]; const int *wd = ag__cls_widths[b]; int in = ag__cls_block_in[b]; char p[AG_NAME_MAX];
+        k->in = in; k->out = wd[0] + wd[2] + wd[4] + wd[5];
+#define AG__CLS_UNIT(field, cin, cout, kk) \
+        snprintf(p, sizeof p, "mixed%d.%s", b + 1, #field); if (ag__cls_reg_unit(&net->params, &k->field, p, cin, cout, kk, err)) goto fail;
+        AG__CLS_UNIT(branch1x1, in, wd[0], 1)
+        AG__CLS_UNIT(branch3x3_1, in, wd[1], 1)
+        AG__CLS_UNIT(branch3x3_2, wd[1], wd[2], 3)
+        AG__CLS_UNIT(branch3x3dbl_1, in, wd[3], 1)
+        AG__CLS_UNIT(branch3x3dbl_2, wd[3], wd[4], 3)
+        AG__CLS_UNIT(branch3x3dbl_3, wd[4], wd[4], 3)
+        AG__CLS_UNIT(branch_pool, in, wd[5], 1)
+#undef AG__CLS_UNIT
+    }
+    AG_ASSERT(net->mixed[0].out == ag__cls_block_in[1] && net->mixed[1].out == ag__cls_block_in[2] && net->mixed[2].out == AG_CLASSIFIER_FEATURES);
+    {   /* fc as a Linear: weight [classes, features], bias [classes] */
+        int shape[2]; shape[0] = num_classes; shape[1] = net->feature_dim;
+        if (!(net->fc.weight = ag_params_add(&net->params, "fc.weight", AG_ENTRY_PARAM, 2, shape, err)) ||
+            !(net->fc.bias = ag_params_add(&net->params, "fc.bias", AG_ENTRY_PARAM, 1, &num_classes, err))) goto fail;
+        net->fc.cin = net->feature_dim; net->fc.cout = num_classes;
+    }
+    if (rng) ag_classifier_reset_params(net, rng);
+    return 0;
+fail:
+    ag_classifier_free(net);
+    return -1;
+}
+
+static ag_tensor *ag__cls_unit_apply(ag_ctx *ctx, ag_cls_unit *u, ag_tensor *x, int training) {
+    ag_tensor *y = ag_conv2d(ctx, x, u->conv.weight, NULL, 1, 1, u->conv.pad, u->conv.pad);
+    y = ag_batch_norm2d(ctx, y, u->bn.weight, u->bn.bias, u->bn.running_mean, u->bn.running_var, &u->bn.num_batches_tracked, training, 0.1f, 1e-5f);
+    return ag_relu(ctx, y);
+}
+static ag_tensor *ag__cls_block_apply(ag_ctx *ctx, ag_cls_block *k, ag_tensor *x, int tr) {
+    ag_tensor *br[4];
+    br[0] = ag__cls_unit_apply(ctx, &k->branch1x1, x, tr);
+    br[1] = ag__cls_unit_apply(ctx, &k->branch3x3_2, ag__cls_unit_apply(ctx, &k->branch3x3_1, x, tr), tr);
+    br[2] = ag__cls_unit_apply(ctx, &k->branch3x3dbl_3,
+                               ag__cls_unit_apply(ctx, &k->branch3x3dbl_2, ag__cls_unit_apply(ctx, &k->branch3x3dbl_1, x, tr), tr), tr);
+    br[3] = ag__cls_unit_apply(ctx, &k->branch_pool, ag_avg_pool2d(ctx, x, 3, 1, 1, 0), tr);
+    if (!br[0] || !br[1] || !br[2] || !br[3]) return NULL;
+    return ag_concat_channels(ctx, br, 4);
+}
+AGDEF ag_tensor *ag_classifier_forward(ag_ctx *ctx, ag_classifier *net, ag_tensor *x, ag_tensor **features) {
+    int tr = net->training, hw; ag_tensor *f;
+    if (features) *features = NULL;
+    if (!x) return NULL;
+    if (x->ndim != 4 || x->shape[1] != net->in_channels || x->shape[2] != net->in_size || x->shape[3] != net->in_size) {
+        char s[64]; ag_tensor_shape_str(x, s, sizeof s);
+        return (ag_tensor *)ag__ctx_fail(ctx, "classifier: input %s, expected [N, %d, %d, %d]", s, net->in_channels, net->in_size, net->in_size);
+    }
+    x = ag__cls_unit_apply(ctx, &net->conv1, x, tr);                 /* 32 x S x S */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_unit_apply(ctx, &net->conv2, x, tr);                 /* 48 x S/2 x S/2 */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_block_apply(ctx, &net->mixed[0], x, tr);             /* 128 x S/4 x S/4 */
+    x = ag__cls_block_apply(ctx, &net->mixed[1], x, tr);             /* 192 x S/4 x S/4 */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_block_apply(ctx, &net->mixed[2], x, tr);             /* 256 x S/8 x S/8 */
+    if (!x) return NULL;
+    hw = x->shape[2] * x->shape[3];
+    f = ag_scale(ctx, ag_sum_hw(ctx, x), 1.0f / (float)hw);          /* global average pool: [N, 256] */
+    if (features) *features = f;
+    return ag_linear(ctx, f, net->fc.weight, net->fc.bias);
+}
+
+#define AG__CLS_FORMAT "autogan.h classifier 1"
+AGDEF int ag_classifier_save(const char *path, const ag_classifier *net, const char *dataset, const char *extra_fields, ag_error *err) {
+    char meta[2048]; size_t i;
+    if (!dataset) dataset = net->dataset;
+    for (i = 0; dataset[i]; i++) if (dataset[i] == '"' || dataset[i] == '\\' || (unsigned char)dataset[i] < 32)
+        return ag__fail(err, "classifier save: data set name '%s' has a character JSON would need to escape", dataset);
+    if (strlen(dataset) >= sizeof net->dataset) return ag__fail(err, "classifier save: data set name too long");
+    snprintf(meta, sizeof meta,
+             "{\"format\":\"" AG__CLS_FORMAT "\",\"model\":\"compact inception classifier (autogan.h)\","
+             "\"in_channels\":\"%d\",\"in_size\":\"%d\",\"num_classes\":\"%d\",\"feature_dim\":\"%d\",\"dataset\":\"%s\"%s%s}",
+             net->in_channels, net->in_size, net->num_classes, net->feature_dim, dataset,
+             extra_fields && *extra_fields ? "," : "", extra_fields ? extra_fields : "");
+    if (strlen(meta) >= sizeof meta - 1) return ag__fail(err, "classifier save: metadata too long");
+    return ag_safetensors_save(path, &net->params, meta, err);
+}
+static int ag__cls_meta_int(const char *json, const char *key, int lo, int hi, int *out) {
+    char v[64]; char *end; long x;
+    if (ag_json_get_string(json, key, v, sizeof v) || !v[0]) return -1;
+    x = strtol(v, &end, 10);
+    if (*end || x < lo || x > hi) return -1;
+    *out = (int)x;
+    return 0;
+}
+/* a classifier from arrays already read and their metadata */
+static int ag__cls_from_arrays(ag_classifier *net, const ag_array_list *arrays, const char *meta, const char *source, ag_error *err) {
+    ag_classifier tmp; int c, s, k, f; char ds[64]; char fmt[64];
+    if (!meta || ag_json_get_string(meta, "format", fmt, sizeof fmt) || strcmp(fmt, AG__CLS_FORMAT))
+        return ag__fail(err, "%s: not a classifier file (metadata \"format\" is not \"" AG__CLS_FORMAT "\")", source);
+    if (ag__cls_meta_int(meta, "in_channels", 1, 3, &c) || ag__cls_meta_int(meta, "in_size", 8, 512, &s) ||
+        ag__cls_meta_int(meta, "num_classes", 2, 100000, &k) || ag__cls_meta_int(meta, "feature_dim", 1, 65536, &f))
+        return ag__fail(err, "%s: classifier metadata needs in_channels, in_size, num_classes and feature_dim as integers in range", source);
+    if (f != AG_CLASSIFIER_FEATURES) return ag__fail(err, "%s: classifier feature_dim %d, this build has %d", source, f, AG_CLASSIFIER_FEATURES);
+    if (ag_classifier_init(&tmp, c, s, k, NULL, err)) return ag__fail_prefix(err, "%s", source);
+    if (ag_params_load_arrays(&tmp.params, arrays, "", 1, source, err)) { ag_classifier_free(&tmp); return -1; }
+    if (ag_json_get_string(meta, "dataset", ds, sizeof ds)) ds[0] = 0;
+    memcpy(tmp.dataset, ds, sizeof tmp.dataset);
+    tmp.training = 0;
+    *net = tmp;
+    return 0;
+}
+AGDEF int ag_classifier_load(const char *path, ag_classifier *net, ag_error *err) {
+    ag_array_list arr; char *meta = NULL; int rc;
+    memset(&arr, 0, sizeof arr);
+    if (ag_safetensors_read(path, &arr, &meta, err)) return -1;
+    rc = ag__cls_from_arrays(net, &arr, meta, path, err);
+    ag_array_list_free(&arr); AG_FREE(meta);
+    return rc;
+}
+
+/* ---- the scorer ---- */
+enum { AG__SCORER_INCEPTION = 0, AG__SCORER_CLASSIFIER = 1 };
+struct ag_scorer {
+    int kind, pytorch_pre, batch;
+    ag_inception *inc;
+    ag_classifier cls; ag_ctx *ctx;
+    unsigned char *u8, *img; float *x;   /* a batch of quantised images; one converted image; network input */
+    size_t u8_cap, img_cap, x_cap;
+    float lut[256]; int lut_ready;
+};
+AGDEF void ag_scorer_free(ag_scorer *s) {
+    if (!s) return;
+    ag_inception_free(s->inc);
+    ag_classifier_free(&s->cls);
+    ag_ctx_free(s->ctx);
+    AG_FREE(s->u8); AG_FREE(s->img); AG_FREE(s->x);
+    AG_FREE(s);
+}
+static ag_scorer *ag__scorer_new(int kind, ag_error *err) {
+    ag_scorer *s = (ag_scorer *)AG_MALLOC(sizeof(ag_scorer));
+    if (!s) { ag__fail(err, "out of memory for a scorer"); return NULL; }
+    memset(s, 0, sizeof *s);
+    s->kind = kind; s->batch = kind == AG__SCORER_INCEPTION ? 8 : 256;
+    if (kind == AG__SCORER_CLASSIFIER && !(s->ctx = ag_ctx_create(0))) { AG_FREE(s); ag__fail(err, "out of memory for a scorer"); return NULL; }
+    return s;
+}
+AGDEF ag_scorer *ag_scorer_from_classifier(const ag_classifier *net, ag_error *err) {
+    ag_scorer *s = ag__scorer_new(AG__SCORER_CLASSIFIER, err);
+    if (!s) return NULL;
+    if (ag_classifier_init(&s->cls, net->in_channels, net->in_size, net->num_classes, NULL, err) ||
+        ag_params_copy(&s->cls.params, &net->params, err)) { ag_scorer_free(s); return NULL; }
+    memcpy(s->cls.dataset, net->dataset, sizeof s->cls.dataset);
+    s->cls.training = 0;
+    return s;
+}
+AGDEF ag_scorer *ag_scorer_load(const char *path, ag_error *err) {
+    ag_array_list arr; char *meta = NULL; ag_scorer *s = NULL; size_t n = strlen(path); char fmt[64];
+    ag_error e;
+    memset(&arr, 0, sizeof arr);
+    if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0) {
+        if (ag_safetensors_read(path, &arr, &meta, err)) return NULL;
+    } else if (ag_pth_read(path, &arr, err)) return NULL;
+    if (meta && !ag_json_get_string(meta, "format", fmt, sizeof fmt) && !strcmp(fmt, AG__CLS_FORMAT)) {
+        if ((s = ag__scorer_new(AG__SCORER_CLASSIFIER, err)) && ag__cls_from_arrays(&s->cls, &arr, meta, path, err)) { ag_scorer_free(s); s = NULL; }
+    } else if (ag_array_list_find(&arr, "Conv2d_1a_3x3.conv.weight")) {
+        if ((s = ag__scorer_new(AG__SCORER_INCEPTION, err)) && !(s->inc = ag_inception_from_arrays(&arr, &e))) {
+            ag__fail(err, "%s: %s", path, e.msg); ag_scorer_free(s); s = NULL;
+        }
+    } else {
+        ag__fail(err, "%s: neither Inception-v3 weights (no 'Conv2d_1a_3x3.conv.weight') nor a compact classifier "
+                 "(no metadata \"format\": \"" AG__CLS_FORMAT "\")", path);
+    }
+    ag_array_list_free(&arr); AG_FREE(meta);
+    return s;
+}
+AGDEF void ag_scorer_set_threads(ag_scorer *s, int n) {
+    if (s->inc) ag_inception_set_threads(s->inc, n);
+    if (s->ctx) ag_ctx_set_threads(s->ctx, n);
+}
+AGDEF void ag_scorer_set_pytorch_preprocess(ag_scorer *s, int on) { s->pytorch_pre = on != 0; }
+AGDEF const char *ag_scorer_kind(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? "inception" : "classifier"; }
+AGDEF int ag_scorer_num_classes(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 1008 : s->cls.num_classes; }
+AGDEF int ag_scorer_feature_dim(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 2048 : s->cls.feature_dim; }
+AGDEF int ag_scorer_input_size(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 299 : s->cls.in_size; }
+AGDEF int ag_scorer_input_channels(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 3 : s->cls.in_channels; }
+AGDEF const char *ag_scorer_dataset(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? "" : s->cls.dataset; }
+
+static int ag__scorer_grow(void **p, size_t *cap, size_t need, ag_error *err) {
+    void *q;
+    if (need <= *cap) return 0;
+    q = AG_REALLOC(*p, need);
+    if (!q) return ag__fail(err, "out of memory (%lu bytes) in the scorer", (unsigned long)need);
+    *p = q; *cap = need;
+    return 0;
+}
+/* one uint8 h x w x c image -> the classifier's C x S x S floats, the way the training data
+   was made: resized at load (PIL bilinear, ag_image_resize_bilinear_pil), channels converted
+   and normalised as ag_data_loader_next does (gray = PIL's L; ((x / 255) - 0.5) / 0.5) */
+static int ag__cls_convert(ag_scorer *s, const unsigned char *hwc, int h, int w, int c, float *out, ag_error *err) {
+    int C = s->cls.in_channels, S = s->cls.in_size, k; size_t p, plane = (size_t)S * S;
+    const unsigned char *px = hwc;
+    if (h != S || w != S) {
+        if (ag__scorer_grow((void **)&s->img, &s->img_cap, plane * (size_t)c, err)) return -1;
+        if (ag_image_resize_bilinear_pil(hwc, h, w, c, s->img, S, S)) return ag__fail(err, "out of memory resizing an image");
+        px = s->img;
+    }
+    if (!s->lut_ready) { for (k = 0; k < 256; k++) s->lut[k] = ((float)k / 255.0f - 0.5f) / 0.5f; s->lut_ready = 1; }
+    if (C == c) {
+        for (k = 0; k < C; k++) for (p = 0; p < plane; p++) out[k * plane + p] = s->lut[px[p * c + k]];
+    } else if (C == 3) {
+        for (p = 0; p < plane; p++) out[p] = out[plane + p] = out[2 * plane + p] = s->lut[px[p]];
+    } else {
+        for (p = 0; p < plane; p++) {
+            const unsigned char *q = px + p * 3;
+            out[p] = s->lut[(q[0] * 19595u + q[1] * 38470u + q[2] * 7471u + 0x8000u) >> 16];
+        }
+    }
+    return 0;
+}
+static int ag__scorer_check(const ag_scorer *s, int n, int h, int w, int c, ag_error *err) {
+    (void)s;
+    if (n < 0) return ag__fail(err, "scorer: %d images", n);
+    if (c != 1 && c != 3) return ag__fail(err, "scorer: images with %d channels (1 or 3)", c);
+    if (h < 1 || w < 1 || h > 8192 || w > 8192) return ag__fail(err, "scorer: image size %dx%d", h, w);
+    return 0;
+}
+AGDEF int ag_scorer_forward_u8(ag_scorer *s, const unsigned char *nhwc, int n, int h, int w, int c, float *logits, float *features, ag_error *err) {
+    int i0, K = ag_scorer_num_classes(s), F = ag_scorer_feature_dim(s); size_t in_per = (size_t)h * w * c;
+    if (ag__scorer_check(s, n, h, w, c, err)) return -1;
+    if (s->kind == AG__SCORER_INCEPTION) {
+        size_t per = (size_t)3 * 299 * 299;
+        if (ag__scorer_grow((void **)&s->x, &s->x_cap, per * (size_t)s->batch * sizeof(float), err)) return -1;
+        if (c == 1 && ag__scorer_grow((void **)&s->img, &s->img_cap, (size_t)h * w * 3, err)) return -1;
+        for (i0 = 0; i0 < n; i0 += s->batch) {
+            int cnt = n - i0 < s->batch ? n - i0 : s->batch, i;
+            for (i = 0; i < cnt; i++) {
+                const unsigned char *img = nhwc + (size_t)(i0 + i) * in_per;
+                if (c == 1) { size_t j; for (j = 0; j < (size_t)h * w; j++) s->img[3 * j] = s->img[3 * j + 1] = s->img[3 * j + 2] = img[j]; img = s->img; }
+                if (s->pytorch_pre) ag_inception_preprocess_pytorch(img, h, w, s->x + (size_t)i * per);
+                else ag_inception_preprocess_tf(img, h, w, s->x + (size_t)i * per);
+            }
+            if (ag_inception_forward(s->inc, s->x, cnt, features ? features + (size_t)i0 * F : NULL, logits ? logits + (size_t)i0 * K : NULL, 0, err)) return -1;
+        }
+        return 0;
+    }
+    {
+        int C = s->cls.in_channels, S = s->cls.in_size, shape[4]; size_t per = (size_t)C * S * S;
+        if (ag__scorer_grow((void **)&s->x, &s->x_cap, per * (size_t)s->batch * sizeof(float), err)) return -1;
+        for (i0 = 0; i0 < n; i0 += s->batch) {
+            int cnt = n - i0 < s->batch ? n - i0 : s->batch, i; ag_tensor *x, *f = NULL, *lg;
+            for (i = 0; i < cnt; i++)
+                if (ag__cls_convert(s, nhwc + (size_t)(i0 + i) * in_per, h, w, c, s->x + (size_t)i * per, err)) return -1;
+            ag_ctx_reset(s->ctx); ag_ctx_clear_error(s->ctx); ag_ctx_set_grad_enabled(s->ctx, 0);
+            shape[0] = cnt; shape[1] = C; shape[2] = shape[3] = S;
+            x = ag_tensor_from(s->ctx, 4, shape, s->x);
+            s->cls.training = 0;
+            lg = ag_classifier_forward(s->ctx, &s->cls, x, &f);
+            if (!lg) { ag__fail(err, "classifier forward: %s", ag_ctx_error(s->ctx)); ag_ctx_reset(s->ctx); return -1; }
+            if (logits) memcpy(logits + (size_t)i0 * K, lg->data, (size_t)cnt * K * sizeof(float));
+            if (features) memcpy(features + (size_t)i0 * F, f->data, (size_t)cnt * F * sizeof(float));
+        }
+        ag_ctx_reset(s->ctx);
+        return 0;
+    }
+}
+AGDEF int ag_scorer_forward(ag_scorer *s, const float *images, int n, int c, int h, int w, float *logits, float *features, ag_error *err) {
+    int i0, K = ag_scorer_num_classes(s), F = ag_scorer_feature_dim(s), chunk = s->batch; size_t per = (size_t)c * h * w;
+    if (ag__scorer_check(s, n, h, w, c, err)) return -1;
+    if (ag__scorer_grow((void **)&s->u8, &s->u8_cap, per * (size_t)chunk, err)) return -1;
+    for (i0 = 0; i0 < n; i0 += chunk) {
+        int cnt = n - i0 < chunk ? n - i0 : chunk, i, k; size_t j, hw = (size_t)h * w;
+        for (i = 0; i < cnt; i++) {   /* NCHW floats -> HWC uint8 as the reference saves images */
+            const float *src = images + (size_t)(i0 + i) * per; unsigned char *dst = s->u8 + (size_t)i * per;
+            for (k = 0; k < c; k++) for (j = 0; j < hw; j++) {
+                float v = src[(size_t)k * hw + j];
+                if (v != v) return ag__fail(err, "scorer: image %d holds a NaN", i0 + i);
+                v = v * 127.5f + 127.5f; v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+                dst[j * c + k] = (unsigned char)v;
+            }
+        }
+        if (ag_scorer_forward_u8(s, s->u8, cnt, h, w, c, logits ? logits + (size_t)i0 * K : NULL, features ? features + (size_t)i0 * F : NULL, err))
+            return -1;
+    }
+    return 0;
+}
+AGDEF int ag_scorer_inception_score(ag_scorer *s, const float *images, int n, int c, int h, int w, int splits,
+                                    double *mean, double *stdev, ag_error *err) {
+    int K = ag_scorer_num_classes(s), rc; float *lg;
+    if (splits < 1 || n < splits) return ag__fail(err, "scorer IS: %d images in %d splits (need at least one image per split)", n, splits);
+    lg = (float *)AG_MALLOC((size_t)n * K * sizeof(float));
+    if (!lg) return ag__fail(err, "out of memory for %d x %d logits", n, K);
+    rc = ag_scorer_forward(s, images, n, c, h, w, lg, NULL, err);
+    if (!rc) rc = ag_inception_score(lg, n, K, splits, mean, stdev, err);
+    AG_FREE(lg);
+    return rc;
+}
+AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *images, int n, int c, int h, int w, ag_error *err) {
+    int F = ag_scorer_feature_dim(s), i0, chunk = 1024; float *f;
+    if (st->dim != F) return ag__fail(err, "scorer FID: statistics of dimension %d, the %s gives %d", st->dim, ag_scorer_kind(s), F);
+    f = (float *)AG_MALLOC((size_t)chunk * F * sizeof(float));
+    if (!f) return ag__fail(err, "out of memory for features");
+    for (i0 = 0; i0 < n; i0 += chunk) {
+        int cnt = n - i0 < chunk ? n - i0 : chunk;
+        if (ag_scorer_forward(s, images + (size_t)i0 * c * h * w, cnt, c, h, w, NULL, f, err)) { AG_FREE(f); return -1; }
+        if (ag_fid_stats_add(st, f, cnt, err)) { AG_FREE(f); return -1; }
+    }
+    AG_FREE(f);
+    return 0;
+}
+
+/* ===================================================================================
    10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
    =================================================================================== */
 /* Layout: u64 little-endian header length N, N bytes of JSON
@@ -5770,6 +7479,160 @@ AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key,
         if (u < sizeof desc) snprintf(desc + u, sizeof desc - u, ", gf %d, latent %d, bottom width %d)", g->gf, g->latent_dim, g->bottom_width);
         ag__fail(err, "%s (its '%s' does not fit the %s)", e.msg, key, desc);
     } else if (loaded_key && key_len) snprintf(loaded_key, key_len, "%s", key);
+/* ---- the search checkpoint: the GAN, the controller and everything of the loop ---- */
+static int ag__list_add_window(ag_array_list *list, const char *name, const ag_loss_window *w, ag_error *err) {
+    float *tmp = (float *)AG_MALLOC((size_t)(w->count ? w->count : 1) * sizeof(float)); int64_t shape[1]; int i, rc;
+    if (!tmp) return ag__fail(err, "out of memory");
+    for (i = 0; i < w->count; i++) tmp[i] = w->v[(w->head + i) % w->cap];   /* oldest first */
+    shape[0] = w->count;
+    rc = ag_array_list_add(list, name, AG_DTYPE_F32, 1, shape, tmp, err);
+    AG_FREE(tmp);
+    return rc;
+}
+AGDEF int ag_search_save(const char *path, const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx,
+                         const char *extra, ag_error *err) {
+    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(gan->G->stage); uint32_t bits; int64_t shape[2];
+    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
+    memcpy(&bits, &s->baseline, 4);
+    ag__buf_put(&meta, "{\"format\":\"autogan.h search checkpoint 1\",\"stage\":\"%d\",\"search_iter\":\"%d\",\"ctrl_steps\":\"%lld\","
+                "\"gan_iteration\":\"%lld\",\"adam_g_step\":\"%lld\",\"adam_d_step\":\"%lld\",\"adam_c_step\":\"%lld\","
+                "\"rng_state\":\"%llx\",\"rng_inc\":\"%llx\",\"search_rng_state\":\"%llx\",\"search_rng_inc\":\"%llx\","
+                "\"has_baseline\":\"%d\",\"baseline_bits\":\"%08lx\",\"baseline\":\"%.9g\",\"hid_size\":\"%d\",\"g_stage\":\"%d\",\"arch\":\"",
+                s->stage, s->search_iter, (long long)s->ctrl_steps, (long long)gan->iteration, (long long)gan->opt_g.step,
+                (long long)gan->opt_d.step, (long long)s->ctrl_opt.step, (unsigned long long)ctx->rng.state,
+                (unsigned long long)ctx->rng.inc, (unsigned long long)s->rng.state, (unsigned long long)s->rng.inc,
+                s->has_baseline, (unsigned long)bits, (double)s->baseline, s->ctrl.hid_size, gan->G->stage);
+    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", gan->G->arch[i]);
+    ag__buf_put(&meta, "\"%s%s}", extra && *extra ? "," : "", extra ? extra : "");
+    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "G.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "D.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "ctrl.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "adam_c.m.", s->ctrl_opt.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "adam_c.v.", s->ctrl_opt.v, err);
+    if (!rc && s->kept.count) {
+        int64_t *a = (int64_t *)AG_MALLOC((size_t)s->kept.count * s->kept.len * sizeof(int64_t));
+        if (!a) rc = ag__fail(err, "out of memory");
+        for (i = 0; !rc && i < s->kept.count * s->kept.len; i++) a[i] = s->kept.archs[i];
+        shape[0] = s->kept.count; shape[1] = s->kept.len;
+        if (!rc) rc = ag_array_list_add(&list, "kept.archs", AG_DTYPE_I64, 2, shape, a, err);
+        AG_FREE(a);
+        shape[1] = s->kept.hid_size;
+        if (!rc) rc = ag_array_list_add(&list, "kept.h", AG_DTYPE_F32, 2, shape, s->kept.h, err);
+        if (!rc) rc = ag_array_list_add(&list, "kept.c", AG_DTYPE_F32, 2, shape, s->kept.c, err);
+    }
+    if (!rc) rc = ag__list_add_window(&list, "window.g", &s->g_window, err);
+    if (!rc) rc = ag__list_add_window(&list, "window.d", &s->d_window, err);
+    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
+    ag_array_list_free(&list); AG_FREE(meta.p);
+    return rc;
+}
+static int ag__meta_ll(const char *meta, const char *key, const char *fmt, void *out) {
+    char v[128];
+    return ag_json_get_string(meta, key, v, sizeof v) || sscanf(v, fmt, out) != 1 ? -1 : 0;
+}
+AGDEF int ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err) {
+    ag_array_list list; char *meta = NULL, v[128]; int rc = 0, stage = 0, gstage = 0, iter = 0, hid = 0, has_b = 0, arch[AG_ARCH_MAX], alen = 0, i;
+    long long csteps = 0, giter = 0, sg = 0, sd = 0, sc = 0; unsigned long long rs = 0, ri = 0, ss = 0, si = 0; unsigned long bits = 0;
+    ag_controller nc; ag_adam nopt; ag_kept_archs nk; const ag_array *ka = NULL, *kh = NULL, *kc = NULL, *wg, *wd;
+    memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt); memset(&nk, 0, sizeof nk);
+    if (metadata) *metadata = NULL;
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h search checkpoint 1"))
+        rc = ag__fail(err, "%s: not an autogan.h search checkpoint (metadata 'format' missing or unknown)", path);
+    if (!rc && (ag__meta_ll(meta, "stage", "%d", &stage) || ag__meta_ll(meta, "search_iter", "%d", &iter) ||
+                ag__meta_ll(meta, "ctrl_steps", "%lld", &csteps) || ag__meta_ll(meta, "gan_iteration", "%lld", &giter) ||
+                ag__meta_ll(meta, "adam_g_step", "%lld", &sg) || ag__meta_ll(meta, "adam_d_step", "%lld", &sd) ||
+                ag__meta_ll(meta, "adam_c_step", "%lld", &sc) || ag__meta_ll(meta, "rng_state", "%llx", &rs) ||
+                ag__meta_ll(meta, "rng_inc", "%llx", &ri) || ag__meta_ll(meta, "search_rng_state", "%llx", &ss) ||
+                ag__meta_ll(meta, "search_rng_inc", "%llx", &si) || ag__meta_ll(meta, "has_baseline", "%d", &has_b) ||
+                ag__meta_ll(meta, "baseline_bits", "%lx", &bits) || ag__meta_ll(meta, "hid_size", "%d", &hid) ||
+                ag__meta_ll(meta, "g_stage", "%d", &gstage)))
+        rc = ag__fail(err, "%s: search checkpoint metadata incomplete (counters, PRNG states, baseline or stage)", path);
+    if (!rc && (stage < 0 || stage > 2 || gstage < 0 || gstage > 2 || iter < 0 || csteps < 0 || giter < 0 || sg < 0 || sd < 0 || sc < 0))
+        rc = ag__fail(err, "%s: stage or counters out of range in the checkpoint", path);
+    if (!rc && hid != s->ctrl.hid_size)
+        rc = ag__fail(err, "%s: the controller has hidden size %d, this search uses %d (--hid_size)", path, hid, s->ctrl.hid_size);
+    if (!rc) {
+        ag_error e2; e2.msg[0] = 0;
+        if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, arch, &alen, &e2) || ag__arch_check(gstage, arch, alen, &e2))
+            rc = ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg);
+    }
+    if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, "G.", 0, path, err);
+    if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, "D.", 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, 1, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, 1, path, err);
+    /* the controller of the checkpoint's stage, built aside */
+    if (!rc && ag_controller_init(&nc, stage, hid, NULL, err)) rc = -1;
+    if (!rc && ag_adam_init(&nopt, &nc.params, s->ctrl_lr, s->ctrl_beta1, s->ctrl_beta2, 1e-8f, err)) rc = -1;
+    if (!rc) rc = ag__params_check_arrays(&nc.params, &list, "ctrl.", 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.m.", nopt.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.v.", nopt.v, 1, path, err);
+    if (!rc) {
+        ka = ag_array_list_find(&list, "kept.archs"); kh = ag_array_list_find(&list, "kept.h"); kc = ag_array_list_find(&list, "kept.c");
+        if (stage > 0 && !ka) rc = ag__fail(err, "%s: stage %d without kept architectures ('kept.archs' missing)", path, stage);
+        else if (ka) {
+            int n = ka->ndim == 2 ? (int)ka->shape[0] : -1, len = ka->ndim == 2 ? (int)ka->shape[1] : -1;
+            if (ka->dtype != AG_DTYPE_I64 || n < 1 || n > 1000000 || len != ag_arch_len(stage) - nc.num_tokens)
+                rc = ag__fail(err, "%s: 'kept.archs' must be I64 [count, %d]", path, ag_arch_len(stage) - nc.num_tokens);
+            else if (!kh || !kc || kh->dtype != AG_DTYPE_F32 || kc->dtype != AG_DTYPE_F32 || kh->ndim != 2 || kc->ndim != 2 ||
+                     kh->shape[0] != n || kc->shape[0] != n || kh->shape[1] != hid || kc->shape[1] != hid)
+                rc = ag__fail(err, "%s: 'kept.h' and 'kept.c' must be F32 [%d, %d]", path, n, hid);
+            else {
+                int *a = (int *)AG_MALLOC((size_t)n * len * sizeof(int));
+                if (!a) rc = ag__fail(err, "out of memory");
+                for (i = 0; !rc && i < n * len; i++) {
+                    int64_t x = ((const int64_t *)ka->data)[i];
+                    a[i] = (x < 0 || x > 7) ? -1 : (int)x;
+                }
+                for (i = 0; !rc && i < n; i++) {
+                    ag_error e2; if (ag__arch_check(stage - 1, a + (size_t)i * len, len, &e2)) rc = ag__fail(err, "%s: kept architecture %d invalid: %s", path, i, e2.msg);
+                }
+                if (!rc) rc = ag_kept_archs_set(&nk, n, len, hid, a, len, (const float *)kh->data, (const float *)kc->data, err);
+                AG_FREE(a);
+            }
+        }
+    }
+    wg = ag_array_list_find(&list, "window.g"); wd = ag_array_list_find(&list, "window.d");
+    if (!rc && (!wg || !wd || wg->dtype != AG_DTYPE_F32 || wd->dtype != AG_DTYPE_F32 || wg->ndim != 1 || wd->ndim != 1 ||
+                wg->shape[0] > s->g_window.cap || wd->shape[0] > s->d_window.cap))
+        rc = ag__fail(err, "%s: loss windows 'window.g'/'window.d' missing, or longer than --dynamic_reset_window %d", path, s->g_window.cap);
+    if (!rc) {
+        ag__params_copy_arrays(&gan->G->params, &list, "G.");
+        ag__params_copy_arrays(&gan->D->params, &list, "D.");
+        ag__copy_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m);
+        ag__copy_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v);
+        ag__copy_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m);
+        ag__copy_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v);
+        ag__params_copy_arrays(&nc.params, &list, "ctrl.");
+        ag__copy_buffers(&list, &nc.params, "adam_c.m.", nopt.m);
+        ag__copy_buffers(&list, &nc.params, "adam_c.v.", nopt.v);
+        nopt.step = sc;
+        ag_adam_free(&s->ctrl_opt); ag_controller_free(&s->ctrl);
+        s->ctrl = nc; s->ctrl_opt = nopt; s->ctrl_opt.params = &s->ctrl.params;
+        memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt);
+        ag_kept_archs_free(&s->kept); s->kept = nk; memset(&nk, 0, sizeof nk);
+        ag_loss_window_clear(&s->g_window); ag_loss_window_clear(&s->d_window);
+        for (i = 0; i < (int)wg->shape[0]; i++) ag_loss_window_push(&s->g_window, ((const float *)wg->data)[i]);
+        for (i = 0; i < (int)wd->shape[0]; i++) ag_loss_window_push(&s->d_window, ((const float *)wd->data)[i]);
+        s->stage = stage; s->search_iter = iter; s->ctrl_steps = csteps;
+        s->has_baseline = has_b; { uint32_t b32 = (uint32_t)bits; memcpy(&s->baseline, &b32, 4); }
+        s->rng.state = ss; s->rng.inc = si;
+        gan->iteration = giter; gan->opt_g.step = sg; gan->opt_d.step = sd;
+        ag_generator_set_arch(gan->G, gstage, arch, alen, NULL);
+        gan->D->stage = stage;
+        ctx->rng.state = rs; ctx->rng.inc = ri;
+        if (metadata) { *metadata = meta; meta = NULL; }
+    }
+    if (nopt.m) ag_adam_free(&nopt);
+    ag_controller_free(&nc); ag_kept_archs_free(&nk);
+    AG_FREE(meta);
     ag_array_list_free(&list);
     return rc;
 }
@@ -6072,7 +7935,34 @@ typedef struct ag__huff {
     uint16_t symbol[288];               /* symbols ordered by code */
 } ag__huff;
 
+/* An input window: a whole buffer in memory, or a file read 1 MB at a time (f set). When
+   more is needed, the unread bytes and 8 bytes before them move to the front first, so the
+   inflater can give back the whole bytes left in its 64-bit buffer. */
+typedef struct ag__src {
+    const unsigned char *p; size_t len, pos;
+    FILE *f; unsigned char *buf; size_t cap; int eof, ioerr;
+} ag__src;
+
+/* make at least k bytes (k <= cap / 2) available at p + pos; -1 when the input ends first */
+static int ag__src_need(ag__src *s, size_t k) {
+    size_t hist, keep;
+    if (s->len - s->pos >= k) return 0;
+    if (!s->f || s->eof) return -1;
+    hist = s->pos < 8 ? s->pos : 8;
+    keep = s->len - s->pos + hist;
+    memmove(s->buf, s->p + s->pos - hist, keep);
+    s->p = s->buf; s->pos = hist; s->len = keep;
+    while (s->len - s->pos < k && !s->eof) {
+        size_t got = fread(s->buf + s->len, 1, s->cap - s->len, s->f);
+        if (got == 0) { s->eof = 1; s->ioerr = ferror(s->f) != 0; break; }
+        s->len += got;
+    }
+    return s->len - s->pos >= k ? 0 : -1;
+}
+static int ag__src_byte(ag__src *s) { return ag__src_need(s, 1) ? -1 : s->p[s->pos++]; }
+
 typedef struct ag__inf {
+    ag__src *src;     /* streamed input, or NULL when in holds all of it */
     const unsigned char *in;
     size_t in_len, pos;
     uint64_t bits;    /* bit buffer, LSB first */
@@ -6081,6 +7971,12 @@ typedef struct ag__inf {
     unsigned char *out;
     size_t out_len, out_cap, max_out;
     ag_error *err;
+    /* streaming: when sink is set, output beyond the 32 KB window goes to it in chunks
+       (CRC-32 kept over everything handed over), so out stays about 1 MB */
+    int (*sink)(void *user, const unsigned char *data, size_t len, ag_error *err);
+    void *sink_user;
+    uint64_t flushed;
+    uint32_t crc;
 } ag__inf;
 
 static const uint16_t ag__len_base[29] = { 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
@@ -6135,10 +8031,19 @@ static int ag__huff_build(ag__huff *h, const unsigned char *lens, int n) {
     return 0;
 }
 
+/* refill the window from the streamed source; -1 at its end */
+static int ag__inf_pull(ag__inf *s, size_t k) {
+    int r;
+    s->src->pos = s->pos;
+    r = ag__src_need(s->src, k);
+    s->in = s->src->p; s->in_len = s->src->len; s->pos = s->src->pos;
+    return r;
+}
+
 static void ag__inf_refill(ag__inf *s) {
     while (s->nbits <= 56) {
         uint64_t byte = 0;
-        if (s->pos < s->in_len) byte = s->in[s->pos++];
+        if (s->pos < s->in_len || (s->src && !ag__inf_pull(s, 1))) byte = s->in[s->pos++];
         else s->pad += 8;
         s->bits |= byte << s->nbits;
         s->nbits += 8;
@@ -6184,8 +8089,19 @@ static int ag__huff_decode(ag__inf *s, const ag__huff *h) {
     return -1;
 }
 
+/* hand out[0..n) to the sink and keep the rest (the back-reference window) */
+static int ag__inf_flush(ag__inf *s, size_t n) {
+    s->crc = ag_crc32(s->crc, s->out, n);
+    if (s->sink(s->sink_user, s->out, n, s->err)) return -1;
+    memmove(s->out, s->out + n, s->out_len - n);
+    s->out_len -= n;
+    s->flushed += n;
+    return 0;
+}
+
 static int ag__inf_reserve(ag__inf *s, size_t n) {
     size_t need;
+    if (s->sink && s->out_len + n > s->out_cap && s->out_len > 32768 && ag__inf_flush(s, s->out_len - 32768)) return -1;
     if (n > s->max_out - s->out_len)
         return ag__fail(s->err, "inflate: output exceeds the limit of %lu bytes", (unsigned long)s->max_out);
     need = s->out_len + n;
@@ -6249,16 +8165,20 @@ static int ag__inf_codes(ag__inf *s, const ag__huff *lit, const ag__huff *dist) 
 static int ag__inf_stored(ag__inf *s) {
     size_t n;
     if (ag__inf_unread(s)) return -1;
-    if (s->in_len - s->pos < 4) return ag__fail(s->err, "inflate: truncated stored block");
+    if (s->in_len - s->pos < 4 && (!s->src || ag__inf_pull(s, 4))) return ag__fail(s->err, "inflate: truncated stored block");
     n = ag__rd16(s->in + s->pos);
     if (n != (~ag__rd16(s->in + s->pos + 2) & 0xffffu))
         return ag__fail(s->err, "inflate: stored block length check failed");
     s->pos += 4;
-    if (s->in_len - s->pos < n) return ag__fail(s->err, "inflate: truncated stored block");
+    if (s->in_len - s->pos < n && !s->src) return ag__fail(s->err, "inflate: truncated stored block");
     if (ag__inf_reserve(s, n)) return -1;
-    if (n) memcpy(s->out + s->out_len, s->in + s->pos, n);
-    s->out_len += n;
-    s->pos += n;
+    while (n) {
+        size_t k = s->in_len - s->pos;
+        if (!k && ag__inf_pull(s, 1)) return ag__fail(s->err, "inflate: truncated stored block");
+        k = s->in_len - s->pos < n ? s->in_len - s->pos : n;
+        memcpy(s->out + s->out_len, s->in + s->pos, k);
+        s->out_len += k; s->pos += k; n -= k;
+    }
     return 0;
 }
 
@@ -6312,16 +8232,37 @@ static int ag__inf_dynamic(ag__inf *s, ag__huff *lit, ag__huff *dist) {
 /* Inflate in[0..in_len) (a zlib stream when zlib_wrapped, else raw DEFLATE) into a new
    AG_MALLOC buffer of at most max_out bytes; size_hint is the expected size (0 if unknown).
    *consumed (may be NULL) gets the number of input bytes used. */
+static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
+                          size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
+                          int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+                          uint32_t *crc, uint64_t *total, ag__src *src, ag_error *err);
 static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                        size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed, ag_error *err) {
+    return ag__inflate_to(in, in_len, zlib_wrapped, size_hint, max_out, out, out_len, consumed, NULL, NULL, NULL, NULL, NULL, err);
+}
+/* Raw DEFLATE from src (left just past the stream) into sink(user, chunk, len, err) (which
+   returns -1 to stop, with its message in err); *crc gets the CRC-32 and *total the length
+   of everything it was given. */
+static int ag__inflate_stream(ag__src *src, int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+                              uint32_t *crc, uint64_t *total, ag_error *err) {
+    unsigned char *out; size_t out_len;
+    return ag__inflate_to(src->p, src->len, 0, (size_t)1 << 20, SIZE_MAX, &out, &out_len, NULL, sink, sink_user, crc, total, src, err);
+}
+static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
+                          size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
+                          int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+                          uint32_t *crc, uint64_t *total, ag__src *src, ag_error *err) {
     ag__inf s;
     ag__huff *tabs;
     int final = 0;
     *out = NULL;
     *out_len = 0;
     memset(&s, 0, sizeof s);
+    s.sink = sink;
+    s.sink_user = sink_user;
     s.in = in;
     s.in_len = in ? in_len : 0;
+    if (src) { s.src = src; s.pos = src->pos; }
     s.max_out = max_out;
     s.err = err;
     if (zlib_wrapped) {
@@ -6352,6 +8293,16 @@ static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped,
     }
     AG_FREE(tabs);
     if (ag__inf_unread(&s)) { AG_FREE(s.out); return -1; }
+    if (src) src->pos = s.pos;
+    if (sink) {
+        int r = s.out_len ? ag__inf_flush(&s, s.out_len) : 0;
+        AG_FREE(s.out);
+        if (r) return -1;
+        *crc = s.crc;
+        *total = s.flushed;
+        if (consumed) *consumed = s.pos;
+        return 0;
+    }
     if (zlib_wrapped) {
         if (s.in_len - s.pos < 4) { AG_FREE(s.out); return ag__fail(err, "inflate: truncated zlib checksum"); }
         if (ag__rd32be(s.in + s.pos) != ag_adler32(1, s.out, s.out_len)) {
@@ -6368,6 +8319,305 @@ static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped,
     *out_len = s.out_len;
     if (consumed) *consumed = s.pos;
     return 0;
+}
+
+/* ---- gzip (RFC 1952): members of raw DEFLATE with a CRC-32 and length trailer ------- */
+
+static int ag__gzip_header(ag__src *s, ag_error *err) {
+    int flags, k, c;
+    if (ag__src_need(s, 10)) {
+        if (s->len - s->pos >= 2 && s->p[s->pos] == 0x1f && s->p[s->pos + 1] == 0x8b) return ag__fail(err, "gzip: truncated header");
+        return ag__fail(err, "gzip: bad magic (not a gzip file)");
+    }
+    if (s->p[s->pos] != 0x1f || s->p[s->pos + 1] != 0x8b) return ag__fail(err, "gzip: bad magic (not a gzip file)");
+    if (s->p[s->pos + 2] != 8) return ag__fail(err, "gzip: compression method %d (only 8, deflate)", s->p[s->pos + 2]);
+    flags = s->p[s->pos + 3];
+    if (flags & 0xe0) return ag__fail(err, "gzip: reserved flag bits set");
+    s->pos += 10;
+    if (flags & 4) {                                  /* FEXTRA */
+        int lo = ag__src_byte(s), hi = ag__src_byte(s);
+        if (hi < 0) return ag__fail(err, "gzip: truncated header");
+        for (k = 0; k < (lo | hi << 8); k++) if (ag__src_byte(s) < 0) return ag__fail(err, "gzip: truncated header");
+    }
+    if (flags & 8) { do c = ag__src_byte(s); while (c > 0); if (c < 0) return ag__fail(err, "gzip: truncated header"); }   /* FNAME */
+    if (flags & 16) { do c = ag__src_byte(s); while (c > 0); if (c < 0) return ag__fail(err, "gzip: truncated header"); }  /* FCOMMENT */
+    if ((flags & 2) && (ag__src_byte(s) < 0 || ag__src_byte(s) < 0)) return ag__fail(err, "gzip: truncated header");    /* FHCRC */
+    return 0;
+}
+
+/* every member, one after another (as gzip -d does); trailing zero padding is allowed */
+static int ag__gunzip_src(ag__src *src, int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
+    do {
+        uint32_t crc = 0; uint64_t total = 0;
+        if (ag__gzip_header(src, err)) return -1;
+        if (ag__inflate_stream(src, sink, user, &crc, &total, err)) return -1;
+        if (ag__src_need(src, 8)) return ag__fail(err, "gzip: truncated (no CRC-32/length trailer)");
+        if (ag__rd32(src->p + src->pos) != crc) return ag__fail(err, "gzip: CRC-32 mismatch (corrupt data)");
+        if (ag__rd32(src->p + src->pos + 4) != (uint32_t)total) return ag__fail(err, "gzip: length in the trailer disagrees with the data");
+        src->pos += 8;
+        while (!ag__src_need(src, 1) && src->p[src->pos] == 0) src->pos++;
+    } while (!ag__src_need(src, 1));
+    if (src->ioerr) return ag__fail(err, "gzip: read error");
+    return 0;
+}
+
+static int ag__gunzip_stream(const unsigned char *buf, size_t len,
+                             int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
+    ag__src src;
+    memset(&src, 0, sizeof src);
+    src.p = buf; src.len = buf ? len : 0;
+    return ag__gunzip_src(&src, sink, user, err);
+}
+
+typedef struct ag__membuf { unsigned char *data; size_t len, cap, max; } ag__membuf;
+static int ag__membuf_sink(void *user, const unsigned char *p, size_t n, ag_error *err) {
+    ag__membuf *m = (ag__membuf *)user;
+    if (n > m->max - m->len) return ag__fail(err, "gzip: output exceeds the limit of %lu bytes", (unsigned long)m->max);
+    if (m->len + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 1 << 16;
+        unsigned char *nb;
+        while (cap < m->len + n) cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+        nb = (unsigned char *)AG_REALLOC(m->data, cap);
+        if (!nb) return ag__fail(err, "gzip: out of memory (%lu bytes)", (unsigned long)cap);
+        m->data = nb; m->cap = cap;
+    }
+    memcpy(m->data + m->len, p, n);
+    m->len += n;
+    return 0;
+}
+
+AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsigned char **out, size_t *out_len, ag_error *err) {
+    ag__membuf m;
+    memset(&m, 0, sizeof m);
+    *out = NULL; *out_len = 0;
+    m.max = max_out ? max_out : SIZE_MAX;
+    if (len >= 18 && buf[0] == 0x1f && buf[1] == 0x8b) {      /* size the buffer from the (last) ISIZE */
+        size_t isize = ag__rd32(buf + len - 4);   /* trusted only as far as DEFLATE can expand (1032:1) */
+        if (isize > 0 && isize <= m.max && isize < ((size_t)1 << 31) && isize / 1032 <= len) {
+            m.data = (unsigned char *)AG_MALLOC(isize);
+            if (m.data) m.cap = isize;
+        }
+    }
+    if (ag__gunzip_stream(buf, len, ag__membuf_sink, &m, err)) { AG_FREE(m.data); return -1; }
+    if (!m.data && !(m.data = (unsigned char *)AG_MALLOC(1))) return ag__fail(err, "gzip: out of memory");
+    *out = m.data; *out_len = m.len;
+    return 0;
+}
+
+/* ---- idx (MNIST): magic 0 0 type ndim, big-endian u32 dims, big-endian data --------- */
+
+AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err) {
+    unsigned char *raw = NULL;
+    const unsigned char *p = buf;
+    size_t n = len, esz, nbytes, need;
+    uint64_t numel;
+    int64_t shape[8];
+    ag_dtype dtype;
+    int ndim, d, r = -1;
+    memset(out, 0, sizeof *out);
+    if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+        if (ag_gunzip(buf, len, 0, &raw, &n, err)) return -1;
+        p = raw;
+    }
+    if (n < 4 || p[0] != 0 || p[1] != 0) { ag__fail(err, "idx: bad magic (not an idx file)"); goto done; }
+    switch (p[2]) {
+    case 0x08: dtype = AG_DTYPE_U8; break;
+    case 0x09: dtype = AG_DTYPE_I8; break;
+    case 0x0B: dtype = AG_DTYPE_I16; break;
+    case 0x0C: dtype = AG_DTYPE_I32; break;
+    case 0x0D: dtype = AG_DTYPE_F32; break;
+    case 0x0E: dtype = AG_DTYPE_F64; break;
+    default: ag__fail(err, "idx: unknown data type 0x%02x", p[2]); goto done;
+    }
+    ndim = p[3];
+    if (ndim < 1 || ndim > 8) { ag__fail(err, "idx: %d dimensions (1 to 8 supported)", ndim); goto done; }
+    if (n - 4 < (size_t)ndim * 4) { ag__fail(err, "idx: truncated header (%d dimensions)", ndim); goto done; }
+    for (d = 0; d < ndim; d++) shape[d] = (int64_t)ag__rd32be(p + 4 + 4 * d);
+    esz = ag_dtype_size(dtype);
+    if (ag__rd_numel(ndim, shape, &numel) || ag__rd_bytes(numel, esz, &nbytes)) { ag__fail(err, "idx: shape too large"); goto done; }
+    need = 4 + (size_t)ndim * 4;
+    if (n - need != nbytes) {
+        ag__fail(err, "idx: the header's shape needs %lu data bytes, the file has %lu (%s)", (unsigned long)nbytes,
+                 (unsigned long)(n - need), n - need < nbytes ? "truncated" : "extra bytes");
+        goto done;
+    }
+    out->data = AG_MALLOC(nbytes ? nbytes : 1);
+    if (!out->data) { ag__fail(err, "idx: out of memory (%lu bytes)", (unsigned long)nbytes); goto done; }
+    if (nbytes) memcpy(out->data, p + need, nbytes);
+    { /* big-endian to host */
+        const uint16_t one = 1;
+        if (*(const unsigned char *)&one == 1) ag__swap_elems(out->data, (size_t)numel, esz);
+    }
+    out->dtype = dtype; out->ndim = ndim; out->nbytes = nbytes;
+    for (d = 0; d < ndim; d++) out->shape[d] = shape[d];
+    r = 0;
+done:
+    AG_FREE(raw);
+    return r;
+}
+
+AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    memset(out, 0, sizeof *out);
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    r = ag_idx_read_from_memory(buf, len, out, err);
+    AG_FREE(buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
+}
+
+/* ---- tar (POSIX ustar and GNU long names), streamed: plain or gzipped -------------- */
+
+typedef struct ag__tar {
+    ag_tar_callback cb; void *user;
+    unsigned char hdr[512]; size_t hdr_fill;   /* header being assembled */
+    uint64_t remaining, skip, size, offset;   /* member data left, padding left, member size, data seen */
+    int in_member, ended, deliver, longname_pending, reading_longname;
+    char name[1024];                           /* the current member's name (GNU ././@LongLink or ustar prefix/name) */
+    char *longname; size_t longname_len;
+} ag__tar;
+
+static uint64_t ag__tar_octal(const unsigned char *f, int n, int *bad) {
+    uint64_t v = 0; int i = 0, digits = 0;
+    if (f[0] & 0x80) {                         /* GNU base-256 for sizes >= 8 GB */
+        v = f[0] & 0x3f;
+        for (i = 1; i < n; i++) { if (v >> 55) { *bad = 1; return 0; } v = v << 8 | f[i]; }
+        return v;
+    }
+    while (i < n && f[i] == ' ') i++;
+    for (; i < n && f[i] >= '0' && f[i] <= '7'; i++, digits++) {
+        if (v >> 60) { *bad = 1; return 0; }
+        v = v * 8 + (uint64_t)(f[i] - '0');
+    }
+    if (i < n && f[i] != 0 && f[i] != ' ') *bad = 1;
+    if (!digits) *bad = 1;
+    return v;
+}
+
+static int ag__tar_header(ag__tar *t, ag_error *err) {
+    const unsigned char *h = t->hdr;
+    unsigned sum = 0; int i, bad = 0; uint64_t stored;
+    char type;
+    for (i = 0; i < 512 && !h[i]; i++) {}
+    if (i == 512) { t->ended = 1; return 0; }  /* an end-of-archive zero block */
+    for (i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    stored = ag__tar_octal(h + 148, 8, &bad);
+    if (bad || stored != sum) return ag__fail(err, "tar: header checksum mismatch (not a tar archive, or corrupt)");
+    t->size = ag__tar_octal(h + 124, 12, &bad);
+    if (bad) return ag__fail(err, "tar: bad size field");
+    type = (char)h[156];
+    if (t->reading_longname) t->reading_longname = 0;
+    if (type == 'L') {                          /* GNU long name: the data is the next member's name */
+        if (t->size > 65536) return ag__fail(err, "tar: long name of %lu bytes", (unsigned long)t->size);
+        AG_FREE(t->longname);
+        t->longname = (char *)AG_MALLOC((size_t)t->size + 1);
+        if (!t->longname) return ag__fail(err, "tar: out of memory");
+        t->longname_len = 0;
+        t->reading_longname = 1;
+        t->deliver = 0;
+    } else {
+        if (t->longname_pending) {
+            size_t n = t->longname_len < sizeof t->name - 1 ? t->longname_len : sizeof t->name - 1;
+            memcpy(t->name, t->longname, n); t->name[n] = 0;
+            t->longname_pending = 0;
+        } else {
+            size_t np = 0;
+            if (memcmp(h + 257, "ustar", 5) == 0 && h[345]) {
+                for (i = 0; i < 155 && h[345 + i]; i++) t->name[np++] = (char)h[345 + i];
+                t->name[np++] = '/';
+            }
+            for (i = 0; i < 100 && h[i]; i++) t->name[np++] = (char)h[i];
+            t->name[np] = 0;
+        }
+        /* regular files ('0' or NUL) go to the callback; directories, links, pax headers are skipped */
+        t->deliver = (type == '0' || type == 0 || type == '7');
+        if (type == '5' || type == '1' || type == '2') t->size = 0;
+    }
+    t->remaining = t->size;
+    t->skip = (512 - (t->size & 511)) & 511;
+    t->offset = 0;
+    t->in_member = 1;
+    if (t->deliver && t->cb(t->user, t->name, t->size, NULL, 0, 0, err)) return -1;
+    return 0;
+}
+
+static int ag__tar_sink(void *user, const unsigned char *p, size_t n, ag_error *err) {
+    ag__tar *t = (ag__tar *)user;
+    while (n) {
+        if (t->ended) return 0;                    /* anything after the end blocks is ignored */
+        if (!t->in_member) {
+            size_t k = 512 - t->hdr_fill < n ? 512 - t->hdr_fill : n;
+            memcpy(t->hdr + t->hdr_fill, p, k);
+            t->hdr_fill += k; p += k; n -= k;
+            if (t->hdr_fill == 512) { t->hdr_fill = 0; if (ag__tar_header(t, err)) return -1; }
+        } else if (t->remaining) {
+            size_t k = t->remaining < n ? (size_t)t->remaining : n;
+            if (t->reading_longname) { memcpy(t->longname + t->longname_len, p, k); t->longname_len += k; }
+            else if (t->deliver && t->cb(t->user, t->name, t->size, p, k, t->offset, err)) return -1;
+            t->offset += k; t->remaining -= k; p += k; n -= k;
+        } else if (t->skip) {
+            size_t k = t->skip < n ? (size_t)t->skip : n;
+            t->skip -= k; p += k; n -= k;
+        }
+        if (t->in_member && !t->remaining && !t->skip) {
+            t->in_member = 0;
+            if (t->reading_longname) {
+                t->reading_longname = 0;
+                t->longname[t->longname_len] = 0;
+                t->longname_len = strlen(t->longname);
+                t->longname_pending = 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int ag__tar_finish(ag__tar *t, int r, ag_error *err) {
+    if (!r && (t->in_member || t->hdr_fill)) r = ag__fail(err, "tar: truncated archive (member '%s' ends early)", t->in_member ? t->name : "header");
+    /* GNU tar ends with two zero blocks; some writers omit them, which is harmless, but an
+       archive without a single header is not one */
+    if (!r && !t->ended && !t->name[0] && !t->longname) r = ag__fail(err, "tar: empty archive (no members)");
+    AG_FREE(t->longname);
+    return r;
+}
+
+AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err) {
+    ag__tar t;
+    int r;
+    memset(&t, 0, sizeof t);
+    t.cb = cb; t.user = user;
+    if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) r = ag__gunzip_stream(buf, len, ag__tar_sink, &t, err);
+    else r = ag__tar_sink(&t, buf, len, err);
+    return ag__tar_finish(&t, r, err);
+}
+
+/* the file streams through 1 MB at a time: an archive of gigabytes never sits in memory */
+AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
+    ag__tar t;
+    ag__src src;
+    int r = 0;
+    memset(&t, 0, sizeof t);
+    memset(&src, 0, sizeof src);
+    t.cb = cb; t.user = user;
+    src.f = fopen(path, "rb");
+    if (!src.f) return ag__fail(err, "%s: cannot open for reading", path);
+    src.cap = (size_t)1 << 20;
+    src.buf = (unsigned char *)AG_MALLOC(src.cap);
+    if (!src.buf) { fclose(src.f); return ag__fail(err, "%s: out of memory", path); }
+    src.p = src.buf;
+    if (!ag__src_need(&src, 2) && src.p[0] == 0x1f && src.p[1] == 0x8b) r = ag__gunzip_src(&src, ag__tar_sink, &t, err);
+    else {
+        while (!r && !ag__src_need(&src, 1)) {
+            r = ag__tar_sink(&t, src.p + src.pos, src.len - src.pos, err);
+            src.pos = src.len;
+        }
+        if (!r && src.ioerr) r = ag__fail(err, "read error");
+    }
+    r = ag__tar_finish(&t, r, err);
+    fclose(src.f);
+    AG_FREE(src.buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
 }
 
 /* ---- DEFLATE encoder: LZ77 (hash chains, 32 KB window) + one fixed-Huffman block ---- */
@@ -7511,9 +9761,11 @@ AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width,
 /* ---- PyTorch .pth: a small pickle VM and the state-dict reader ---- */
 
 enum { AG__PK_NONE, AG__PK_BOOL, AG__PK_INT, AG__PK_FLOAT, AG__PK_STR, AG__PK_TUPLE, AG__PK_LIST, AG__PK_DICT,
-       AG__PK_GLOBAL, AG__PK_STORAGE, AG__PK_TENSOR, AG__PK_OPAQUE };
+       AG__PK_GLOBAL, AG__PK_STORAGE, AG__PK_TENSOR, AG__PK_OPAQUE,
+       AG__PK_NDARRAY, AG__PK_NPDTYPE };   /* numpy arrays (CIFAR-10's python batches) */
 enum { AG__G_OTHER, AG__G_ORDERED_DICT, AG__G_REBUILD_V2, AG__G_REBUILD_V1, AG__G_REBUILD_PARAM,
-       AG__G_REBUILD_FROM_TYPE, AG__G_STORAGE_TYPE, AG__G_TORCH_SIZE, AG__G_UNSUPPORTED };
+       AG__G_REBUILD_FROM_TYPE, AG__G_STORAGE_TYPE, AG__G_TORCH_SIZE, AG__G_UNSUPPORTED,
+       AG__G_NP_RECONSTRUCT, AG__G_NP_DTYPE, AG__G_CODECS_ENCODE };
 
 typedef struct ag__pk {
     int kind, gid, n, cap, ndim;
@@ -7524,7 +9776,7 @@ typedef struct ag__pk {
     char *s;                        /* STR (NUL-terminated copy); GLOBAL "module.name"; STORAGE key */
     size_t slen;
     struct ag__pk **items, **vals;  /* TUPLE / LIST items; DICT keys and values */
-    struct ag__pk *ref;             /* TENSOR: its STORAGE */
+    struct ag__pk *ref;             /* TENSOR: its STORAGE; NDARRAY: its data (a STR) */
     int64_t *dims;                  /* TENSOR: shape[ndim] then stride[ndim] */
     struct ag__pk *next;            /* every node, for freeing */
 } ag__pk;
@@ -7667,6 +9919,10 @@ static int ag__pk_global_id(const char *mod, const char *name, ag_dtype *dt) {
         { "BoolStorage", AG_DTYPE_BOOL } };
     size_t k, nl = strlen(name);
     if (!strcmp(mod, "collections") && !strcmp(name, "OrderedDict")) return AG__G_ORDERED_DICT;
+    if ((!strcmp(mod, "numpy.core.multiarray") || !strcmp(mod, "numpy._core.multiarray")) && !strcmp(name, "_reconstruct"))
+        return AG__G_NP_RECONSTRUCT;
+    if (!strcmp(mod, "numpy") && !strcmp(name, "dtype")) return AG__G_NP_DTYPE;
+    if (!strcmp(mod, "_codecs") && !strcmp(name, "encode")) return AG__G_CODECS_ENCODE;
     if (!strcmp(mod, "torch._utils")) {
         if (!strcmp(name, "_rebuild_tensor_v2")) return AG__G_REBUILD_V2;
         if (!strcmp(name, "_rebuild_tensor")) return AG__G_REBUILD_V1;
@@ -7774,6 +10030,47 @@ static ag__pk *ag__pk_call(ag__pvm *vm, ag__pk *fn, ag__pk *args, int depth) {
     case AG__G_TORCH_SIZE:
         if (args->n == 1 && args->items[0]->kind == AG__PK_TUPLE) return args->items[0];
         return ag__pk_new(vm, AG__PK_OPAQUE);
+    case AG__G_NP_RECONSTRUCT:      /* (ndarray, (0,), b'b'): filled in by BUILD */
+        return ag__pk_new(vm, AG__PK_NDARRAY);
+    case AG__G_NP_DTYPE: {          /* ('u1', 0, 1); the byte order comes with BUILD */
+        static const struct { const char *code; ag_dtype dt; } np[] = {
+            { "u1", AG_DTYPE_U8 }, { "i1", AG_DTYPE_I8 }, { "i2", AG_DTYPE_I16 }, { "i4", AG_DTYPE_I32 },
+            { "i8", AG_DTYPE_I64 }, { "f2", AG_DTYPE_F16 }, { "f4", AG_DTYPE_F32 }, { "f8", AG_DTYPE_F64 }, { "b1", AG_DTYPE_BOOL } };
+        const char *code;
+        size_t j;
+        if (args->n < 1 || args->items[0]->kind != AG__PK_STR) return ag__pk_new(vm, AG__PK_OPAQUE);
+        code = args->items[0]->s;
+        if (code[0] == '<' || code[0] == '>' || code[0] == '|' || code[0] == '=') code++;
+        for (j = 0; j < sizeof np / sizeof np[0]; j++)
+            if (!strcmp(code, np[j].code)) {
+                r = ag__pk_new(vm, AG__PK_NPDTYPE);
+                if (r) r->dtype = np[j].dt;
+                return r;
+            }
+        return ag__pk_new(vm, AG__PK_OPAQUE);
+    }
+    case AG__G_CODECS_ENCODE: {     /* Python 3's protocol-2 bytes: encode(text, 'latin1') */
+        const ag__pk *t = args->n >= 1 ? args->items[0] : NULL;
+        unsigned char *b;
+        size_t j, m = 0;
+        if (!t || t->kind != AG__PK_STR || args->n < 2 || args->items[1]->kind != AG__PK_STR ||
+            (strcmp(args->items[1]->s, "latin1") && strcmp(args->items[1]->s, "latin-1")))
+            return ag__pk_new(vm, AG__PK_OPAQUE);
+        r = ag__pk_str(vm, (const unsigned char *)t->s, t->slen);   /* UTF-8 -> latin-1 in place */
+        if (!r) return NULL;
+        b = (unsigned char *)r->s;
+        for (j = 0; j < t->slen; j++) {
+            unsigned char ch = (unsigned char)t->s[j];
+            if (ch < 0x80) b[m++] = ch;
+            else if ((ch == 0xc2 || ch == 0xc3) && j + 1 < t->slen && ((unsigned char)t->s[j + 1] & 0xc0) == 0x80) {
+                b[m++] = (unsigned char)(((ch & 0x1f) << 6) | ((unsigned char)t->s[j + 1] & 0x3f));
+                j++;
+            } else { ag__fail(vm->err, "pickle: text beyond latin-1 in _codecs.encode"); return NULL; }
+        }
+        b[m] = 0;
+        r->slen = m;
+        return r;
+    }
     case AG__G_UNSUPPORTED:
         ag__fail(vm->err, "unsupported object %s (quantized, sparse or other special tensors are not supported)", fn->s);
         return NULL;
@@ -7826,6 +10123,33 @@ static ag__pk *ag__pk_persid(ag__pvm *vm, ag__pk *pid) {
     }
     vm->storages[vm->nstorages++] = st;
     return st;
+}
+
+/* numpy ndarray.__setstate__: (version, shape, dtype, is_fortran, raw bytes), version optional */
+static int ag__pk_np_build(ag__pvm *vm, ag__pk *a, const ag__pk *st) {
+    const ag__pk *shape, *dt, *raw;
+    int64_t dims[8];
+    uint64_t numel;
+    size_t nbytes;
+    int nd, k, o;
+    if (st->kind != AG__PK_TUPLE || (st->n != 5 && st->n != 4)) return ag__fail(vm->err, "pickle: malformed numpy array state");
+    o = st->n == 5;
+    shape = st->items[o]; dt = st->items[o + 1]; raw = st->items[o + 3];
+    if (dt->kind != AG__PK_NPDTYPE) return ag__fail(vm->err, "pickle: numpy array of an unsupported dtype");
+    if (raw->kind != AG__PK_STR) return ag__fail(vm->err, "pickle: numpy array without raw data (object arrays are not supported)");
+    if (ag__pk_dims(shape, dims, &nd)) return ag__fail(vm->err, "pickle: malformed numpy array shape");
+    if (ag__rd_numel(nd, dims, &numel) || ag__rd_bytes(numel, ag_dtype_size(dt->dtype), &nbytes) || nbytes != raw->slen)
+        return ag__fail(vm->err, "pickle: numpy array shape needs %lu bytes, the data has %lu",
+                        (unsigned long)(numel * ag_dtype_size(dt->dtype)), (unsigned long)raw->slen);
+    a->dims = (int64_t *)AG_MALLOC(8 * sizeof *a->dims);
+    if (!a->dims) return ag__fail(vm->err, "pickle: out of memory");
+    for (k = 0; k < nd; k++) a->dims[k] = dims[k];
+    a->ndim = nd;
+    a->dtype = dt->dtype;
+    a->ref = (ag__pk *)raw;
+    a->i = st->items[o + 2]->kind != AG__PK_NONE && st->items[o + 2]->i != 0;   /* fortran order */
+    a->voff = dt->i;                                                             /* big-endian */
+    return 0;
 }
 
 /* Little-endian two's complement integer of n bytes; -1 when it does not fit int64. */
@@ -8095,10 +10419,13 @@ static int ag__pvm_run(ag__pvm *vm, const unsigned char *d, size_t len, size_t *
             AG__POP(a);
             AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE));
             break;
-        case 'b':                                                                  /* BUILD: state is ignored */
+        case 'b':                                                                  /* BUILD */
             AG__POP(b);
-            if (!ag__pvm_top(vm)) return -1;
-            break;
+            if (!(a = ag__pvm_top(vm))) return -1;
+            if (a->kind == AG__PK_NDARRAY) { if (ag__pk_np_build(vm, a, b)) return -1; }
+            else if (a->kind == AG__PK_NPDTYPE && b->kind == AG__PK_TUPLE && b->n >= 2 && b->items[1]->kind == AG__PK_STR)
+                a->i = b->items[1]->s[0] == '>';                                   /* big-endian */
+            break;                                                                 /* other states are ignored */
         case 'Q':                                                                  /* BINPERSID */
             AG__POP(a);
             AG__PUSH(ag__pk_persid(vm, a));
@@ -8444,6 +10771,58 @@ static int ag__pth_legacy(const unsigned char *buf, size_t len, ag_array_list *o
     r = ag__pth_finish(&cx, &vm, obj, len);
 done:
     ag__pth_ctx_free(&cx);
+    ag__pvm_free(&vm);
+    return r;
+}
+
+/* A CIFAR-10 python batch: a pickled dict (Python 2's cPickle, or any later protocol) with
+   'data' a uint8 numpy array [N][3072] (R, G, B planes of 32x32) and 'labels' a list of N
+   ints. Returns new buffers: data [N][3072] and labels [N]. */
+static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err) {
+    ag__pvm vm;
+    ag__pk *root = NULL;
+    const ag__pk *arr = NULL, *lab = NULL;
+    size_t used;
+    int k, n, r = -1;
+    *data = NULL; *labels = NULL; *count = 0;
+    memset(&vm, 0, sizeof vm);
+    vm.err = err;
+    if (len < 2 || buf[0] != 0x80) { ag__fail(err, "not a pickle (no protocol opcode)"); goto done; }
+    if (ag__pvm_run(&vm, buf, len, &used, &root)) goto done;
+    if (root->kind != AG__PK_DICT) { ag__fail(err, "the pickle holds no dict"); goto done; }
+    for (k = 0; k < root->n; k++) {
+        const ag__pk *key = root->items[k];
+        if (key->kind != AG__PK_STR) continue;
+        if (!strcmp(key->s, "data")) arr = root->vals[k];
+        else if (!strcmp(key->s, "labels")) lab = root->vals[k];
+    }
+    if (!arr || !lab) { ag__fail(err, "no '%s' entry in the dict", arr ? "labels" : "data"); goto done; }
+    if (arr->kind != AG__PK_NDARRAY || !arr->ref) { ag__fail(err, "'data' is not a numpy array"); goto done; }
+    if (arr->dtype != AG_DTYPE_U8 || arr->ndim != 2 || arr->dims[1] != 3072 || arr->i) {
+        ag__fail(err, "'data' is not a C-order uint8 array [N][3072]");
+        goto done;
+    }
+    if (lab->kind != AG__PK_LIST && lab->kind != AG__PK_TUPLE) { ag__fail(err, "'labels' is not a list"); goto done; }
+    if (arr->dims[0] != lab->n || arr->dims[0] > (1 << 24)) {
+        ag__fail(err, "'data' holds %lld images but 'labels' %d", (long long)arr->dims[0], lab->n);
+        goto done;
+    }
+    n = lab->n;
+    *data = (unsigned char *)AG_MALLOC((size_t)n * 3072 + 1);
+    *labels = (int *)AG_MALLOC((size_t)n * sizeof(int) + 1);
+    if (!*data || !*labels) { ag__fail(err, "out of memory"); goto done; }
+    memcpy(*data, arr->ref->s, (size_t)n * 3072);
+    for (k = 0; k < n; k++) {
+        if (lab->items[k]->kind != AG__PK_INT || lab->items[k]->i < 0 || lab->items[k]->i > 9) {
+            ag__fail(err, "label %d is not an integer 0..9", k);
+            goto done;
+        }
+        (*labels)[k] = (int)lab->items[k]->i;
+    }
+    *count = n;
+    r = 0;
+done:
+    if (r) { AG_FREE(*data); AG_FREE(*labels); *data = NULL; *labels = NULL; }
     ag__pvm_free(&vm);
     return r;
 }

@@ -1,7 +1,7 @@
 /* bench.c - how fast autogan.h runs the AutoGAN workloads (CIFAR-10 geometry: 32x32, z 128).
 
    build/bench WORKLOAD [--threads N] [--iters N] [--warmup N]
-   WORKLOAD: search-step | derived-step | g-sample | conv | inception | peak | all
+   WORKLOAD: search-step | search-iter | derived-step | g-sample | conv | inception | peak | all
 
    One line per workload (per shape for `conv`) with ms_per_iter=<x> and gflops=<y>
    (GEMM floating-point operations / time), plus the fraction of the measured FMA peak.
@@ -172,6 +172,117 @@ static int inception_bench(void) {
     return 0;
 }
 
+
+/* search-iter: what one search iteration costs, split as the paper reports its search cost:
+   shared GAN training (an architecture sampled per D step, D step, a G step every n_critic),
+   reward evaluation (G in eval mode on rl_num_eval_img images, then the scorer's IS), and the
+   controller (sampling + REINFORCE updates). Unit costs are measured at each stage's
+   resolution; the totals are those units times the counts of one iteration of a preset:
+   paper (CIFAR-10: 782 D steps x 15 epochs, n_critic 5, 30 controller steps x 5,000 images
+   through Inception-v3) and demo (--preset demo: 64 D steps, 8 controller steps x 500 images
+   through the compact classifier). */
+typedef struct si_geom { const char *name; int gf, df, latent, C, dis_bs, gen_bs, n_critic, d_steps, ctrl_steps, eval_imgs, inception; } si_geom;
+static int search_iter_bench(void) {
+    static const si_geom geoms[2] = {
+        { "paper", 128, 64, 128, 3, 64, 128, 5, 782 * 15, 30, 5000, 1 },
+        { "demo", 32, 32, 64, 1, 32, 32, 5, 64, 8, 500, 0 },
+    };
+    ag_error err; ag_rng rng; int gi, stage, i; double t0;
+    double t_inception_img = 0, t_classifier_img = 0;
+    /* scorers: per-image cost (resolution independent: both resize to their input) */
+    {
+        ag_array_list sd; ag_inception *net; int n = 2; float *x, *logits;
+        memset(&sd, 0, sizeof sd); ag_rng_seed(&rng, 2, 1);
+        if (ag_inception_random_state_dict(&sd, &rng, &err) || !(net = ag_inception_from_arrays(&sd, &err))) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+        if (threads > 0) ag_inception_set_threads(net, threads);
+        x = (float *)malloc((size_t)n * 3 * 299 * 299 * sizeof(float)); logits = (float *)malloc((size_t)n * 1008 * sizeof(float));
+        ag_rng_fill_uniform(&rng, x, (size_t)n * 3 * 299 * 299, -1.0f, 1.0f);
+        if (ag_inception_forward(net, x, n, NULL, logits, 0, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+        t0 = now_seconds();
+        for (i = 0; i < iters; i++) if (ag_inception_forward(net, x, n, NULL, logits, 0, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+        t_inception_img = (now_seconds() - t0) / (iters * n);
+        free(x); free(logits); ag_inception_free(net); ag_array_list_free(&sd);
+    }
+    {
+        ag_classifier cls; ag_scorer *sc; int n = 100; float *x; double m, sdv;
+        ag_rng_seed(&rng, 3, 1);
+        if (ag_classifier_init(&cls, 1, 28, 10, &rng, &err) || !(sc = ag_scorer_from_classifier(&cls, &err))) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+        if (threads > 0) ag_scorer_set_threads(sc, threads);
+        x = (float *)malloc((size_t)n * 32 * 32 * sizeof(float));
+        ag_rng_fill_uniform(&rng, x, (size_t)n * 32 * 32, -1.0f, 1.0f);
+        if (ag_scorer_inception_score(sc, x, n, 1, 32, 32, 10, &m, &sdv, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+        t0 = now_seconds();
+        for (i = 0; i < iters; i++) if (ag_scorer_inception_score(sc, x, n, 1, 32, 32, 10, &m, &sdv, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+        t_classifier_img = (now_seconds() - t0) / (iters * n);
+        free(x); ag_scorer_free(sc); ag_classifier_free(&cls);
+    }
+    printf("search-iter    scorer per image: inception %.2f ms, classifier %.3f ms\n", 1e3 * t_inception_img, 1e3 * t_classifier_img);
+    for (gi = 0; gi < 2; gi++) {
+        const si_geom *g = &geoms[gi];
+        for (stage = 0; stage < 3; stage++) {
+            ag_ctx *ctx = ag_ctx_create(1); ag_generator G; ag_discriminator D; ag_gan gan; ag_search_state st; ag_kept_archs *kept;
+            int R = ag_stage_resolution(stage, 4), arch[AG_ARCH_MAX], shape[2], k, ebs = 100;
+            float *real, adv = 0.1f; double t_d, t_g, t_sample, t_gen, t_upd, shared, reward, ctrl, total;
+            if (threads > 0) ag_ctx_set_threads(ctx, threads);
+            ag_rng_seed(&rng, 1, 1);
+            if (ag_generator_init(&G, g->gf, g->latent, 4, g->C, &rng, &err) || ag_discriminator_init(&D, g->df, g->C, 1, &rng, &err) ||
+                ag_discriminator_set_stage(&D, stage, &err) ||
+                ag_gan_init(&gan, &G, &D, g->dis_bs, g->gen_bs, g->n_critic, 2e-4f, 2e-4f, 0.0f, 0.9f, &err) ||
+                ag_search_state_init(&st, 100, 3.5e-4f, 0.0f, 0.9f, 500, 1, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+            if (stage) {   /* kept prefixes as after a growth */
+                int pre[AG_ARCH_MAX] = { 1, 0, 1, 1, 1, 0, 0, 1, 1 }; float hc[100];
+                ag_rng_fill_normal(&rng, hc, 100, 0.0f, 0.5f);
+                if (ag_kept_archs_set(&st.kept, 1, ag_arch_len(stage - 1), 100, pre, AG_ARCH_MAX, hc, hc, &err) ||
+                    ag_search_new_controller(&st, stage, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+            }
+            kept = &st.kept;
+            real = (float *)malloc((size_t)g->dis_bs * g->C * R * R * sizeof(float));
+            ag_rng_fill_uniform(&rng, real, (size_t)g->dis_bs * g->C * R * R, -1.0f, 1.0f);
+            /* sampling an architecture (once per D step and per controller step) */
+            t0 = now_seconds();
+            for (i = 0; i < 20; i++) if (ag_controller_sample(ctx, &st.ctrl, &st.rng, kept, 1, arch, NULL, NULL, NULL, NULL, NULL)) { fprintf(stderr, "bench: %s\n", ag_ctx_error(ctx)); return 1; }
+            t_sample = (now_seconds() - t0) / 20;
+            ag_generator_set_arch(&G, stage, arch, ag_arch_len(stage), NULL);
+            /* D and G steps */
+            if (ag_gan_d_step(ctx, &gan, real, NULL, NULL) || ag_gan_g_step(ctx, &gan, NULL, NULL)) { fprintf(stderr, "bench: %s\n", ag_ctx_error(ctx)); return 1; }
+            t0 = now_seconds();
+            for (i = 0; i < iters; i++) if (ag_gan_d_step(ctx, &gan, real, NULL, NULL)) return 1;
+            t_d = (now_seconds() - t0) / iters;
+            t0 = now_seconds();
+            for (i = 0; i < iters; i++) if (ag_gan_g_step(ctx, &gan, NULL, NULL)) return 1;
+            t_g = (now_seconds() - t0) / iters;
+            /* G in eval mode, 100 images per batch */
+            G.training = 0; ag_ctx_set_grad_enabled(ctx, 0);
+            t0 = now_seconds();
+            for (i = 0; i < iters; i++) {
+                ag_tensor *z, *y; ag_ctx_reset(ctx); shape[0] = ebs; shape[1] = g->latent;
+                z = ag_tensor_new(ctx, 2, shape); ag_rng_fill_normal(&rng, z->data, z->size, 0.0f, 1.0f);
+                if (!(y = ag_generator_forward(ctx, &G, z))) { fprintf(stderr, "bench: %s\n", ag_ctx_error(ctx)); return 1; }
+            }
+            t_gen = (now_seconds() - t0) / (iters * ebs);
+            ag_ctx_set_grad_enabled(ctx, 1); G.training = 1;
+            /* a REINFORCE update */
+            {
+                int T = st.ctrl.num_tokens, acts[5]; for (k = 0; k < T; k++) acts[k] = arch[ag_arch_len(stage) - T + k];
+                t0 = now_seconds();
+                for (i = 0; i < 20; i++) if (ag_controller_update(ctx, &st.ctrl, &st.ctrl_opt, 1, stage ? kept->h : NULL, stage ? kept->c : NULL, acts, &adv, 1e-3f, NULL)) { fprintf(stderr, "bench: %s\n", ag_ctx_error(ctx)); return 1; }
+                t_upd = (now_seconds() - t0) / 20;
+            }
+            shared = g->d_steps * (t_sample + t_d) + (g->d_steps + g->n_critic - 1) / g->n_critic * t_g;
+            reward = (double)g->ctrl_steps * g->eval_imgs * (t_gen + (g->inception ? t_inception_img : t_classifier_img));
+            ctrl = g->ctrl_steps * (t_sample + t_upd);
+            total = shared + reward + ctrl;
+            printf("search-iter    preset=%s stage=%d res=%d units: sample_arch=%.2fms d_step=%.1fms g_step=%.1fms g_eval_img=%.3fms ctrl_update=%.2fms"
+                   " | one iteration: shared=%.1fs (%.0f%%) reward=%.1fs (%.0f%%) controller=%.2fs (%.1f%%) total=%.1fs threads=%d\n",
+                   g->name, stage, R, 1e3 * t_sample, 1e3 * t_d, 1e3 * t_g, 1e3 * t_gen, 1e3 * t_upd, shared, 100 * shared / total, reward,
+                   100 * reward / total, ctrl, 100 * ctrl / total, total, ag_ctx_threads(ctx));
+            fflush(stdout);
+            free(real); ag_search_state_free(&st); ag_gan_free(&gan); ag_generator_free(&G); ag_discriminator_free(&D); ag_ctx_free(ctx);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *w = NULL; int rc = 0; cli c;
     cli_start(&c, "bench", argc, argv);
@@ -180,7 +291,7 @@ int main(int argc, char **argv) {
         else if (cli_is(&c, "--iters")) iters = (int)cli_int(&c, 1, 1000000);
         else if (cli_is(&c, "--warmup")) warmup = (int)cli_int(&c, 0, 1000000);
         else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            printf("usage: bench [search-step|derived-step|g-sample|conv|inception|peak|all] [--threads N] [--iters N] [--warmup N]\n");
+            printf("usage: bench [search-step|search-iter|derived-step|g-sample|conv|inception|peak|all] [--threads N] [--iters N] [--warmup N]\n");
             return 0;
         } else if (cli_positional(&c) && !w) w = c.arg;
         else cli_unknown(&c);
@@ -194,9 +305,10 @@ int main(int argc, char **argv) {
         printf("%-14s gflops=%.1f threads=%d cpu=%s (measured FMA peak)\n", "peak", peak_gflops, ag_ctx_threads(ctx), ag_ctx_cpu_name(ctx));
         ag_ctx_free(ctx);
     }
-    if (strcmp(w, "search-step") && strcmp(w, "derived-step") && strcmp(w, "g-sample") && strcmp(w, "conv") && strcmp(w, "inception") &&
+    if (strcmp(w, "search-step") && strcmp(w, "search-iter") && strcmp(w, "derived-step") && strcmp(w, "g-sample") && strcmp(w, "conv") && strcmp(w, "inception") &&
         strcmp(w, "peak") && strcmp(w, "all")) { fprintf(stderr, "bench: unknown workload '%s'\n", w); return 2; }
     if (!strcmp(w, "search-step") || !strcmp(w, "all")) rc |= gan_step_bench("search-step", 128, 64);
+    if (!strcmp(w, "search-iter")) rc |= search_iter_bench();   /* not in all: it measures Inception too */
     if (!strcmp(w, "derived-step") || !strcmp(w, "all")) rc |= gan_step_bench("derived-step", 256, 128);
     if (!strcmp(w, "g-sample") || !strcmp(w, "all")) rc |= g_sample_bench();
     if (!strcmp(w, "conv") || !strcmp(w, "all")) rc |= conv_bench();

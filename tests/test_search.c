@@ -1,0 +1,321 @@
+/* test_search.c - the controller against PyTorch goldens (logits, log-probabilities,
+   entropies, final state, REINFORCE loss and every parameter gradient at stages 0, 1, 2),
+   sampling with kept prefixes, the loss windows, the search checkpoint, and build/search
+   end to end (three stages with growth, a forced dynamic reset, SIGKILL-and-resume). */
+
+static const float *ts_find(const ag_array_list *l, const char *name, size_t n) {
+    const ag_array *a = ag_array_list_find(l, name);
+    if (!a || a->dtype != AG_DTYPE_F32 || a->nbytes != n * 4) {
+        fprintf(stderr, "    golden tensor %s missing or not %zu floats\n", name, n);
+        return NULL;
+    }
+    return (const float *)a->data;
+}
+
+static int test_controller_golden(void) {
+    int stage;
+    for (stage = 0; stage < 3; stage++) {
+        char path[128], key[128]; ag_array_list l; ag_error err; ag_controller c; ag_ctx *ctx;
+        ag_controller_pass pass; const ag_array *aa; int B, T, H = 100, i, t, *actions;
+        float *lp, *ent, *adv; const float *want; ag_tensor *loss;
+        snprintf(path, sizeof path, "tests/golden/data/controller_s%d.safetensors", stage);
+        TEST_CHECK(ag_safetensors_read(path, &l, NULL, &err) == 0, "%s", err.msg);
+        TEST_CHECK(ag_controller_init(&c, stage, H, NULL, &err) == 0, "%s", err.msg);
+        TEST_CHECK(ag_params_load_arrays(&c.params, &l, "param.", 1, path, &err) == 0, "%s", err.msg);
+        aa = ag_array_list_find(&l, "actions");
+        TEST_CHECK(aa && aa->dtype == AG_DTYPE_I64 && aa->ndim == 2, "actions");
+        B = (int)aa->shape[0]; T = (int)aa->shape[1];
+        TEST_CHECK(T == c.num_tokens, "stage %d: %d tokens, controller has %d", stage, T, c.num_tokens);
+        actions = (int *)malloc(sizeof(int) * B * T); lp = (float *)malloc(4 * B * T); ent = (float *)malloc(4 * B * T);
+        for (i = 0; i < B * T; i++) actions[i] = (int)((const int64_t *)aa->data)[i];
+        adv = (float *)ts_find(&l, "advantage", (size_t)B);
+        TEST_CHECK(adv, "advantage");
+        ctx = ag_ctx_create(1);
+        ag_params_zero_grad(&c.params);
+        TEST_CHECK(ag_controller_forward(ctx, &c, B, ts_find(&l, "h0", (size_t)B * H), ts_find(&l, "c0", (size_t)B * H),
+                                         NULL, actions, lp, ent, &pass) == 0, "forward: %s", ag_ctx_error(ctx));
+        for (t = 0; t < T; t++) {
+            size_t n = (size_t)B * c.choices[t];
+            snprintf(key, sizeof key, "logits.%d", t);
+            TEST_CHECK((want = ts_find(&l, key, n)), "%s", key);
+            TEST_CLOSE(key, pass.logits[t]->data, want, n, 1e-5, 1e-4);
+            snprintf(key, sizeof key, "log_probs.%d", t);
+            TEST_CHECK((want = ts_find(&l, key, n)), "%s", key);
+            TEST_CLOSE(key, pass.log_probs[t]->data, want, n, 1e-5, 1e-4);
+        }
+        TEST_CHECK((want = ts_find(&l, "selected_log_probs", (size_t)B * T)), "sel");
+        TEST_CLOSE("selected log-probs", lp, want, (size_t)B * T, 1e-5, 1e-4);
+        TEST_CHECK((want = ts_find(&l, "entropies", (size_t)B * T)), "ent");
+        TEST_CLOSE("entropies", ent, want, (size_t)B * T, 1e-5, 1e-4);
+        TEST_CHECK((want = ts_find(&l, "h", (size_t)B * H)), "h");
+        TEST_CLOSE("final h", pass.h->data, want, (size_t)B * H, 1e-5, 1e-4);
+        TEST_CHECK((want = ts_find(&l, "c", (size_t)B * H)), "c");
+        TEST_CLOSE("final c", pass.c->data, want, (size_t)B * H, 1e-5, 1e-4);
+        loss = ag_controller_loss(ctx, &pass, actions, adv, 1e-3f);
+        TEST_CHECK(loss, "loss: %s", ag_ctx_error(ctx));
+        TEST_CHECK((want = ts_find(&l, "loss", 1)), "loss");
+        TEST_CLOSE("REINFORCE loss", loss->data, want, 1, 1e-5, 1e-4);
+        TEST_CHECK(ag_backward(ctx, loss) == 0, "backward: %s", ag_ctx_error(ctx));
+        for (i = 0; i < c.params.count; i++) {
+            ag_tensor *p = c.params.entries[i].tensor;
+            snprintf(key, sizeof key, "grad.%s", c.params.entries[i].name);
+            TEST_CHECK((want = ts_find(&l, key, p->size)), "%s", key);
+            TEST_CLOSE(key, p->grad, want, p->size, 2e-6, 1e-4);
+        }
+        free(actions); free(lp); free(ent);
+        ag_ctx_free(ctx); ag_controller_free(&c); ag_array_list_free(&l);
+    }
+    return 0;
+}
+
+/* PyTorch's default initialisers: ranges and the embedding's N(0, 1) */
+static int test_controller_init_and_sampling(void) {
+    ag_controller c; ag_rng rng, r2; ag_error err; ag_ctx *ctx = ag_ctx_create(3); size_t i;
+    int archs[6 * AG_ARCH_MAX], archs2[6 * AG_ARCH_MAX], pidx[6], counts[3] = { 0, 0, 0 }, b, t, acts[5];
+    float lp[30], ent[30], h[600], cc[600], lp2[30], hk[300], ck[300]; double m = 0, v = 0;
+    int kept_archs[3 * AG_ARCH_MAX]; ag_kept_archs kept; ag_controller_pass pass;
+    memset(&kept, 0, sizeof kept);
+    ag_rng_seed(&rng, 5, 1);
+    TEST_CHECK(ag_controller_init(&c, 2, 100, &rng, &err) == 0, "%s", err.msg);
+    TEST_CHECK(c.params.count == 5 + 2 * 5 && c.encoder->shape[0] == 2 + 3 + 3 + 2 + 4, "stage-2 controller layout");
+    TEST_CHECK(!strcmp(c.params.entries[0].name, "lstm.weight_ih") && !strcmp(c.params.entries[4].name, "encoder.weight") &&
+               !strcmp(c.params.entries[14].name, "decoders.4.bias"), "state_dict names");
+    for (i = 0; i < c.w_hh->size; i++) TEST_CHECK(fabsf(c.w_hh->data[i]) <= 0.1f, "LSTM weight within 1/sqrt(100)");
+    for (i = 0; i < c.encoder->size; i++) { m += c.encoder->data[i]; v += c.encoder->data[i] * c.encoder->data[i]; }
+    m /= c.encoder->size; v = v / c.encoder->size - m * m;
+    TEST_CHECK(fabs(m) < 0.1 && fabs(v - 1.0) < 0.15, "embedding N(0,1): mean %g var %g", m, v);
+    /* sampling from kept prefixes: the prefix tokens are copied, the index is in range,
+       the same PRNG state gives the same draws, and a teacher-forced pass from the kept
+       (h, c) gives the same log-probs */
+    for (b = 0; b < 3; b++) for (t = 0; t < AG_ARCH_MAX; t++) kept_archs[b * AG_ARCH_MAX + t] = (b + t) % 2;
+    ag_rng_fill_normal(&rng, hk, 300, 0, 0.5f); ag_rng_fill_normal(&rng, ck, 300, 0, 0.5f);
+    TEST_CHECK(ag_kept_archs_set(&kept, 3, 9, 100, kept_archs, AG_ARCH_MAX, hk, ck, &err) == 0, "%s", err.msg);
+    r2 = rng;
+    TEST_CHECK(ag_controller_sample(ctx, &c, &rng, &kept, 6, archs, pidx, lp, ent, h, cc) == 0, "%s", ag_ctx_error(ctx));
+    TEST_CHECK(ag_controller_sample(ctx, &c, &r2, &kept, 6, archs2, NULL, NULL, NULL, NULL, NULL) == 0, "%s", ag_ctx_error(ctx));
+    TEST_CHECK(!memcmp(archs, archs2, sizeof archs), "same PRNG state, same architectures");
+    for (b = 0; b < 6; b++) {
+        TEST_CHECK(pidx[b] >= 0 && pidx[b] < 3, "prefix index %d", pidx[b]);
+        counts[pidx[b]]++;
+        TEST_CHECK(!memcmp(archs + b * AG_ARCH_MAX, kept_archs + pidx[b] * AG_ARCH_MAX, 9 * sizeof(int)), "prefix copied");
+        for (t = 0; t < 5; t++) TEST_CHECK(archs[b * AG_ARCH_MAX + 9 + t] >= 0 && archs[b * AG_ARCH_MAX + 9 + t] < c.choices[t], "token in range");
+        for (t = 0; t < 5; t++) acts[t] = archs[b * AG_ARCH_MAX + 9 + t];
+        ag_ctx_reset(ctx);
+        TEST_CHECK(ag_controller_forward(ctx, &c, 1, hk + pidx[b] * 100, ck + pidx[b] * 100, NULL, acts, lp2, NULL, &pass) == 0, "tf");
+        TEST_CLOSE("sampled vs teacher-forced log-probs", lp2, lp + b * 5, 5, 0, 0);
+        TEST_CLOSE("final h of the sample", pass.h->data, h + b * 100, 100, 0, 0);
+    }
+    /* a kept set that does not lead to this stage is refused */
+    TEST_CHECK(ag_kept_archs_set(&kept, 3, 4, 100, kept_archs, AG_ARCH_MAX, hk, ck, &err) == 0, "%s", err.msg);
+    TEST_CHECK(ag_controller_sample(ctx, &c, &rng, &kept, 2, archs, NULL, NULL, NULL, NULL, NULL) != 0 &&
+               strstr(ag_ctx_error(ctx), "kept"), "wrong prefix length refused: %s", ag_ctx_error(ctx));
+    ag_ctx_clear_error(ctx);
+    ag_kept_archs_free(&kept); ag_controller_free(&c); ag_ctx_free(ctx);
+    return 0;
+}
+
+static int test_loss_window(void) {
+    ag_loss_window w; ag_error err; int i; double m, v;
+    TEST_CHECK(ag_loss_window_init(&w, 4, &err) == 0, "%s", err.msg);
+    TEST_CHECK(ag_loss_window_var(&w) == 0.0 && !ag_loss_window_full(&w), "empty");
+    for (i = 1; i <= 6; i++) ag_loss_window_push(&w, (float)i);   /* keeps 3 4 5 6 */
+    m = 4.5; v = ((1.5 * 1.5) * 2 + (0.5 * 0.5) * 2) / 4;
+    TEST_CHECK(ag_loss_window_full(&w) && fabs(ag_loss_window_var(&w) - v) < 1e-12, "population variance %g want %g (mean %g)", ag_loss_window_var(&w), v, m);
+    ag_loss_window_clear(&w);
+    TEST_CHECK(w.count == 0 && ag_loss_window_var(&w) == 0.0, "cleared");
+    ag_loss_window_free(&w);
+    return 0;
+}
+
+/* ag_search_save / ag_search_load: exact round trip of everything; a damaged file changes nothing */
+static uint64_t ts_hash(const void *p, size_t n, uint64_t h) {
+    const unsigned char *b = (const unsigned char *)p; size_t i;
+    for (i = 0; i < n; i++) { h ^= b[i]; h *= 1099511628211ull; }
+    return h;
+}
+static uint64_t ts_state_hash(const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx) {
+    uint64_t h = 1469598103934665603ull; int i;
+    const ag_params *sets[3]; sets[0] = &gan->G->params; sets[1] = &gan->D->params; sets[2] = &s->ctrl.params;
+    for (i = 0; i < 3; i++) { int j; for (j = 0; j < sets[i]->count; j++) {
+        const ag_param_entry *e = &sets[i]->entries[j];
+        if (e->tensor) h = ts_hash(e->tensor->data, e->tensor->size * 4, h); else h = ts_hash(e->counter, 8, h);
+    } }
+    for (i = 0; i < s->ctrl.params.count; i++) if (s->ctrl_opt.m[i]) {
+        h = ts_hash(s->ctrl_opt.m[i], s->ctrl.params.entries[i].tensor->size * 4, h);
+        h = ts_hash(s->ctrl_opt.v[i], s->ctrl.params.entries[i].tensor->size * 4, h);
+    }
+    for (i = 0; i < gan->G->params.count; i++) if (gan->opt_g.m[i]) h = ts_hash(gan->opt_g.v[i], gan->G->params.entries[i].tensor->size * 4, h);
+    h = ts_hash(&s->stage, sizeof s->stage, h); h = ts_hash(&s->search_iter, sizeof s->search_iter, h);
+    h = ts_hash(&s->ctrl_steps, 8, h); h = ts_hash(&s->baseline, 4, h); h = ts_hash(&s->has_baseline, sizeof(int), h);
+    h = ts_hash(&s->rng, sizeof s->rng, h); h = ts_hash(&ctx->rng, sizeof ctx->rng, h);
+    h = ts_hash(&s->ctrl_opt.step, 8, h); h = ts_hash(&gan->opt_d.step, 8, h); h = ts_hash(&gan->iteration, 8, h);
+    if (s->kept.count) { h = ts_hash(s->kept.archs, sizeof(int) * s->kept.count * s->kept.len, h);
+                         h = ts_hash(s->kept.h, 4 * s->kept.count * s->kept.hid_size, h); h = ts_hash(s->kept.c, 4 * s->kept.count * s->kept.hid_size, h); }
+    h = ts_hash(&s->g_window.count, sizeof(int), h); h = ts_hash(&s->d_window.count, sizeof(int), h);
+    for (i = 0; i < s->g_window.count; i++) h = ts_hash(&s->g_window.v[(s->g_window.head + i) % s->g_window.cap], 4, h);
+    for (i = 0; i < s->d_window.count; i++) h = ts_hash(&s->d_window.v[(s->d_window.head + i) % s->d_window.cap], 4, h);
+    return h;
+}
+static int test_search_checkpoint(void) {
+    ag_ctx *ctx = ag_ctx_create(9); ag_generator G; ag_discriminator D; ag_gan gan; ag_search_state s; ag_error err;
+    const char *path = "build/test_search_ckpt.safetensors"; int archs[2 * AG_ARCH_MAX] = { 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0 };
+    float hk[2 * 100], ck[2 * 100]; uint64_t before, saved; int i, rejected = 0, tries = 0; unsigned char *bytes; size_t len, cut; float adv = 0.5f;
+    int act[5] = { 1, 0, 2, 1, 1 }; FILE *f;
+    TEST_CHECK(ag_generator_init(&G, 8, 16, 4, 1, ag_ctx_rng(ctx), &err) == 0 && ag_discriminator_init(&D, 8, 1, 1, ag_ctx_rng(ctx), &err) == 0 &&
+               ag_gan_init(&gan, &G, &D, 4, 4, 1, 2e-4f, 2e-4f, 0.0f, 0.9f, &err) == 0 &&
+               ag_search_state_init(&s, 100, 3.5e-4f, 0.0f, 0.9f, 5, 77, &err) == 0, "%s", err.msg);
+    /* a state with something in every field: stage 1 with kept archs, a controller step, windows, a baseline */
+    ag_rng_fill_normal(&s.rng, hk, 200, 0, 1); ag_rng_fill_normal(&s.rng, ck, 200, 0, 1);
+    TEST_CHECK(ag_kept_archs_set(&s.kept, 2, 4, 100, archs, AG_ARCH_MAX, hk, ck, &err) == 0 && ag_search_new_controller(&s, 1, &err) == 0, "%s", err.msg);
+    TEST_CHECK(ag_controller_update(ctx, &s.ctrl, &s.ctrl_opt, 1, hk, ck, act, &adv, 1e-3f, NULL) == 0, "%s", ag_ctx_error(ctx));
+    { int a9[9] = { 1, 0, 1, 1, 1, 0, 2, 1, 1 }; TEST_CHECK(ag_generator_set_arch(&G, 1, a9, 9, &err) == 0 && ag_discriminator_set_stage(&D, 1, &err) == 0, "%s", err.msg); }
+    { float real[4 * 16 * 16]; ag_rng_fill_uniform(&s.rng, real, 4 * 256, -1, 1);
+      TEST_CHECK(ag_gan_d_step_n(ctx, &gan, real, 3, NULL, NULL) == 0 && ag_gan_g_step(ctx, &gan, NULL, NULL) == 0, "%s", ag_ctx_error(ctx)); }
+    for (i = 0; i < 7; i++) ag_loss_window_push(&s.d_window, (float)i * 0.25f);
+    ag_loss_window_push(&s.g_window, -1.5f);
+    s.has_baseline = 1; s.baseline = 2.125f; s.search_iter = 4; s.ctrl_steps = 12;
+    saved = ts_state_hash(&s, &gan, ctx);
+    TEST_CHECK(ag_search_save(path, &s, &gan, ctx, "\"note\":\"x\"", &err) == 0, "%s", err.msg);
+    /* scramble, then load: everything comes back */
+    ag_generator_reset_params(&G, &s.rng); ag_controller_reset_params(&s.ctrl, &s.rng); ag_adam_reset(&s.ctrl_opt); ag_adam_reset(&gan.opt_g);
+    ag_kept_archs_free(&s.kept); ag_loss_window_clear(&s.d_window); s.baseline = 0; s.has_baseline = 0; s.search_iter = 0; s.ctrl_steps = 0;
+    ag_rng_u32(&s.rng); ag_rng_u32(ag_ctx_rng(ctx)); gan.iteration = 0;
+    TEST_CHECK(ag_search_new_controller(&s, 0, &err) == 0, "%s", err.msg);
+    { char *meta = NULL, v[16];
+      TEST_CHECK(ag_search_load(path, &s, &gan, ctx, &meta, &err) == 0, "%s", err.msg);
+      TEST_CHECK(ag_json_get_string(meta, "note", v, sizeof v) == 0 && !strcmp(v, "x"), "extra fields kept");
+      free(meta); }
+    TEST_CHECK(s.stage == 1 && s.ctrl.num_tokens == 5 && s.kept.count == 2 && s.d_window.count == 5 && s.g_window.count == 1, "restored layout");
+    TEST_CHECK(ts_state_hash(&s, &gan, ctx) == saved, "every field restored bit for bit");
+    /* truncations: rejected with the path in the message, nothing changed */
+    TEST_CHECK(ag_read_file(path, &bytes, &len, &err) == 0, "%s", err.msg);
+    ag_controller_reset_params(&s.ctrl, &s.rng);
+    before = ts_state_hash(&s, &gan, ctx);
+    for (cut = 0; cut < len; cut += 1 + len / 53, tries++) {
+        f = fopen("build/test_search_cut.safetensors", "wb"); fwrite(bytes, 1, cut, f); fclose(f);
+        err.msg[0] = 0;
+        if (ag_search_load("build/test_search_cut.safetensors", &s, &gan, ctx, NULL, &err) != 0 && strstr(err.msg, "test_search_cut")) rejected++;
+    }
+    TEST_CHECK(rejected == tries, "every truncation rejected (%d of %d)", rejected, tries);
+    TEST_CHECK(ts_state_hash(&s, &gan, ctx) == before, "failed loads changed nothing");
+    /* a GAN checkpoint is not a search checkpoint */
+    TEST_CHECK(ag_gan_save("build/test_search_gan.safetensors", &gan, NULL, ctx, NULL, &err) == 0, "%s", err.msg);
+    TEST_CHECK(ag_search_load("build/test_search_gan.safetensors", &s, &gan, ctx, NULL, &err) != 0 && strstr(err.msg, "not an autogan.h search checkpoint"), "%s", err.msg);
+    TEST_CHECK(ts_state_hash(&s, &gan, ctx) == before, "unchanged");
+    free(bytes);
+    ag_search_state_free(&s); ag_gan_free(&gan); ag_generator_free(&G); ag_discriminator_free(&D); ag_ctx_free(ctx);
+    return 0;
+}
+
+/* ---- build/search end to end ---- */
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#include <signal.h>
+#include <sys/wait.h>
+#define TS_TINY "--preset demo --classifier build/test_search_cls.safetensors --max_search_iter 3 --grow_step1 1 --grow_step2 2 " \
+    "--ctrl_step 2 --num_train_imgs 32 --rl_num_eval_img 10 --eval_batch_size 10 --num_candidate 3 --topk 2 --gf_dim 8 --df_dim 8 " \
+    "--latent_dim 16 -gen_bs 8 -dis_bs 12 --n_critic 1 --dynamic_reset_window 3 --dynamic_reset_threshold 1e9 --print_freq 100 --threads 1"
+static int ts_run(const char *args, const char *log) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "./build/search " TS_TINY " %s > %s 2>&1", args, log);
+    return system(cmd);
+}
+static int ts_same_file(const char *a, const char *b) {
+    unsigned char *x, *y; size_t nx, ny; ag_error err; int same;
+    if (ag_read_file(a, &x, &nx, &err)) { fprintf(stderr, "    %s\n", err.msg); return 0; }
+    if (ag_read_file(b, &y, &ny, &err)) { fprintf(stderr, "    %s\n", err.msg); free(x); return 0; }
+    same = nx == ny && !memcmp(x, y, nx);
+    free(x); free(y);
+    return same;
+}
+static int ts_count(const char *path, const char *needle) {
+    unsigned char *x; size_t n, i, k = strlen(needle); ag_error err; int c = 0;
+    if (ag_read_file(path, &x, &n, &err)) return -1;
+    for (i = 0; i + k <= n; i++) if (!memcmp(x + i, needle, k)) c++;
+    free(x);
+    return c;
+}
+static double ts_now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static int ts_make_classifier(void) {
+    ag_classifier net; ag_rng r; ag_error err; int rc;
+    ag_rng_seed(&r, 3, 1);
+    if (ag_classifier_init(&net, 1, 28, 10, &r, &err)) { fprintf(stderr, "    %s\n", err.msg); return -1; }
+    rc = ag_classifier_save("build/test_search_cls.safetensors", &net, "fashion-mnist", NULL, &err);
+    if (rc) fprintf(stderr, "    %s\n", err.msg);
+    ag_classifier_free(&net);
+    return rc;
+}
+static double ts_full_seconds = 0;
+/* three stages with both growths, a dynamic reset forced by an unreachable variance
+   threshold, checkpoints, logs, plots and the final architectures */
+static int test_search_program(void) {
+    double t0;
+    TEST_CHECK(ts_make_classifier() == 0, "classifier");
+    TEST_CHECK(system("rm -rf logs/test_search_a logs/test_search_b logs/test_search_c") == 0, "rm");
+    t0 = ts_now();
+    TEST_CHECK(ts_run("--exp_name test_search_a", "build/test_search_a.log") == 0, "build/search failed; see build/test_search_a.log");
+    ts_full_seconds = ts_now() - t0;
+    TEST_CHECK(ts_count("build/test_search_a.log", "=> grow to stage 1") == 1 && ts_count("build/test_search_a.log", "=> grow to stage 2") == 1, "both growths");
+    TEST_CHECK(ts_count("build/test_search_a.log", "=> dynamic reset triggered") == 3 && ts_count("build/test_search_a.log", "=> re-initialise the shared GAN") == 3,
+               "a dynamic reset in every iteration (window 3, threshold 1e9)");
+    TEST_CHECK(ts_count("logs/test_search_a/controller.csv", "\n") == 1 + 3 * 2, "controller.csv: header + 3 iterations x 2 steps");
+    TEST_CHECK(ts_count("logs/test_search_a/archs.txt", "build/train --arch ") == 2, "top-2 written");
+    { unsigned char *x; size_t n; ag_error err; int a[14], k;
+      TEST_CHECK(ag_read_file("logs/test_search_a/archs.txt", &x, &n, &err) == 0, "%s", err.msg);
+      k = sscanf(strstr((char *)x, "--arch ") + 7, "%d %d %d %d %d %d %d %d %d %d %d %d %d %d", a, a + 1, a + 2, a + 3, a + 4, a + 5, a + 6, a + 7, a + 8, a + 9, a + 10, a + 11, a + 12, a + 13);
+      free(x);
+      TEST_CHECK(k == 14, "a 14-token architecture (got %d tokens)", k); }
+    { ag_array png; ag_error err;
+      TEST_CHECK(ag_png_read("logs/test_search_a/controller.png", 3, &png, &err) == 0 && png.shape[1] == 720, "reward plot: %s", err.msg); ag_array_free(&png);
+      TEST_CHECK(ag_png_read("logs/test_search_a/samples/iter_002.png", 1, &png, &err) == 0 && png.shape[0] == 8 * 34 + 2, "32x32 sample grid: %s", err.msg); ag_array_free(&png); }
+    /* stopped after one iteration, then resumed: the same final bytes */
+    TEST_CHECK(ts_run("--exp_name test_search_b --stop_after_iter 1", "build/test_search_b.log") == 0, "first half");
+    TEST_CHECK(ts_run("--load_path logs/test_search_b", "build/test_search_b2.log") == 0, "resume; see build/test_search_b2.log");
+    TEST_CHECK(ts_same_file("logs/test_search_a/Model/checkpoint.safetensors", "logs/test_search_b/Model/checkpoint.safetensors"), "stop + resume: same checkpoint bytes");
+    TEST_CHECK(ts_same_file("logs/test_search_a/controller.csv", "logs/test_search_b/controller.csv"), "same controller.csv");
+    TEST_CHECK(ts_same_file("logs/test_search_a/search.csv", "logs/test_search_b/search.csv"), "same search.csv");
+    return 0;
+}
+/* SIGKILL at a random moment of the run, then resume (or start again when no checkpoint
+   was written yet): the final checkpoint, logs and architectures equal the uninterrupted run's */
+static int test_search_kill_resume(void) {
+    pid_t pid; int status, resumed; double delay; char *args[64]; char buf[2048], *tok; int n = 0;
+    TEST_CHECK(ts_full_seconds > 0, "needs test_search_program first");
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    delay = ts_full_seconds * (0.1 + 0.8 * rand() / (double)RAND_MAX);
+    snprintf(buf, sizeof buf, "./build/search " TS_TINY " --exp_name test_search_c");
+    for (tok = strtok(buf, " "); tok && n < 62; tok = strtok(NULL, " ")) args[n++] = tok;
+    args[n] = NULL;
+    pid = fork();
+    TEST_CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        FILE *o = freopen("build/test_search_c.log", "w", stdout);
+        (void)o; dup2(1, 2);
+        execv(args[0], args);
+        _exit(127);
+    }
+    { struct timespec ts; ts.tv_sec = (time_t)delay; ts.tv_nsec = (long)((delay - (double)ts.tv_sec) * 1e9); nanosleep(&ts, NULL); }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    resumed = access("logs/test_search_c/Model/checkpoint.safetensors", F_OK) == 0;
+    printf("    killed after %.2f s of a %.2f s run; %s\n", delay, ts_full_seconds, resumed ? "resuming from its checkpoint" : "no checkpoint yet, starting again");
+    TEST_CHECK(ts_run(resumed ? "--load_path logs/test_search_c" : "--exp_name test_search_c", "build/test_search_c2.log") == 0, "resume; see build/test_search_c2.log");
+    TEST_CHECK(ts_same_file("logs/test_search_a/Model/checkpoint.safetensors", "logs/test_search_c/Model/checkpoint.safetensors"), "kill + resume: same checkpoint bytes");
+    TEST_CHECK(ts_same_file("logs/test_search_a/controller.csv", "logs/test_search_c/controller.csv"), "same controller.csv");
+    TEST_CHECK(ts_same_file("logs/test_search_a/search.csv", "logs/test_search_c/search.csv"), "same search.csv");
+    return 0;
+}
+#else
+static int test_search_program(void) { test_skip("needs POSIX (system, fork)"); return 0; }
+static int test_search_kill_resume(void) { test_skip("needs POSIX (fork, kill)"); return 0; }
+#endif
+
+const test_case tests_search[] = {
+    { "controller_golden (PyTorch, stages 0-2: logits, log-probs, entropies, (h, c), loss, every gradient)", test_controller_golden },
+    { "controller_init_and_sampling (defaults, kept prefixes, sampled = teacher-forced)", test_controller_init_and_sampling },
+    { "loss_window", test_loss_window },
+    { "search_checkpoint (round trip of every field, truncations change nothing)", test_search_checkpoint },
+    { "search_program (build/search: 3 stages, growths, forced dynamic resets, logs, plot; stop + resume = same bytes)", test_search_program },
+    { "search_kill_resume (SIGKILL at a random moment, resume: same bytes as uninterrupted)", test_search_kill_resume },
+    { NULL, NULL }
+};
