@@ -62,9 +62,6 @@ def main():
     print("wrote data_resize.safetensors:", len(CASES), "cases")
 
 
-if __name__ == "__main__":
-    main()
-
 
 # ---- small data-set files for the reader tests: tests/data/datasets/ --------------------------
 # Pixel values follow formulas the C test recomputes (no stored expectations):
@@ -272,4 +269,5 @@ if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--big":
         make_big(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 100000)
     else:
+        main()
         make_datasets()
