@@ -19,8 +19,10 @@
    AVX2/AVX-512/NEON micro-kernels chosen at run time, Winograd F(4x4, 3x3) convs, Adam,
    the weight-shared generator and the growing discriminator with PyTorch's state_dict
    names, one hinge-loss GAN iteration as a call, resumable checkpoints, the FID
-   Inception-v3 with Inception score and FID, and readers/writers for .safetensors,
-   PyTorch .pth, .npy/.npz and PNG.
+   Inception-v3 with Inception score and FID, readers/writers for .safetensors,
+   PyTorch .pth, .npy/.npz and PNG, streaming gzip/tar and idx readers, and the data sets
+   (CIFAR-10, STL-10, (Fashion-)MNIST, PNG folders) resized bit-exactly as PIL does, with
+   a shuffling, resumable batch loader.
 
    Kernel path: chosen once per context from CPUID/XGETBV (x86-64) or at compile time
    (AArch64); the environment variable AUTOGAN_CPU=scalar|avx2|avx512|neon forces one.
@@ -50,7 +52,7 @@
       7b. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resize; loader
        8. AutoGAN generator, discriminator and the GAN iteration
        9. Inception-v3, Inception score and FID
-      10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
+      10. File formats: .safetensors, zip/DEFLATE, gzip, idx, tar, .npy/.npz, PNG, PyTorch .pth
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
 */
@@ -6050,7 +6052,7 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
 }
 
 /* ===================================================================================
-   10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
+   10. File formats: .safetensors, zip/DEFLATE, gzip, idx, tar, .npy/.npz, PNG, PyTorch .pth
    =================================================================================== */
 /* Layout: u64 little-endian header length N, N bytes of JSON
    {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
