@@ -17,10 +17,14 @@
    every layer of the AutoGAN search space (conv, transposed conv, bilinear/nearest
    upsampling, BatchNorm/InstanceNorm, spectral norm), a packed SGEMM with
    AVX2/AVX-512/NEON micro-kernels chosen at run time, Winograd F(4x4, 3x3) convs, Adam,
-   the weight-shared generator, the derived generators of the release (autogan_cifar10_a|b|c)
-   and the growing discriminator with PyTorch's state_dict names, one hinge-loss GAN iteration as a call, resumable checkpoints, the FID
-   Inception-v3 with Inception score and FID, and readers/writers for .safetensors,
-   PyTorch .pth, .npy/.npz and PNG.
+   the weight-shared generator, the derived generators of the release
+   (autogan_cifar10_a|b|c) and the growing discriminator with PyTorch's state_dict names,
+   one hinge-loss GAN iteration as a call, resumable checkpoints, the LSTM controller with
+   REINFORCE and the search's resumable state, the FID Inception-v3 with Inception score and
+   FID, a compact classifier as a fast scorer, readers/writers for .safetensors, PyTorch
+   .pth, .npy/.npz and PNG, streaming gzip/tar and idx readers, and the data sets (CIFAR-10,
+   STL-10, (Fashion-)MNIST, PNG folders) resized bit-exactly as PIL does, with a shuffling,
+   resumable batch loader.
 
    Kernel path: chosen once per context from CPUID/XGETBV (x86-64) or at compile time
    (AArch64); the environment variable AUTOGAN_CPU=scalar|avx2|avx512|neon forces one.
@@ -52,7 +56,7 @@
        8b. Controller and search: LSTM policy, REINFORCE loss, kept architectures, loss windows
        9. Inception-v3, Inception score and FID
        9b. The compact classifier and the scorer interface (Inception or classifier)
-      10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
+      10. File formats: .safetensors, zip/DEFLATE, gzip, idx, tar, .npy/.npz, PNG, PyTorch .pth
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
 */
@@ -6959,9 +6963,7 @@ AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *i
     return 0;
 }
 
-/* ===================================================================================
-   10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
-   =================================================================================== */
+/* ============================================================================   =================================================================================== */
 /* Layout: u64 little-endian header length N, N bytes of JSON
    {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
    then the data; offsets are relative to the end of the header. */
@@ -8473,7 +8475,7 @@ typedef struct ag__tar {
     ag_tar_callback cb; void *user;
     unsigned char hdr[512]; size_t hdr_fill;   /* header being assembled */
     uint64_t remaining, skip, size, offset;   /* member data left, padding left, member size, data seen */
-    int in_member, ended, deliver, longname_pending, reading_longname;
+    int in_member, ended, deliver, longname_pending, reading_longname, pax;
     char name[1024];                           /* the current member's name (GNU ././@LongLink or ustar prefix/name) */
     char *longname; size_t longname_len;
 } ag__tar;
@@ -8508,8 +8510,9 @@ static int ag__tar_header(ag__tar *t, ag_error *err) {
     if (bad) return ag__fail(err, "tar: bad size field");
     type = (char)h[156];
     if (t->reading_longname) t->reading_longname = 0;
-    if (type == 'L') {                          /* GNU long name: the data is the next member's name */
-        if (t->size > 65536) return ag__fail(err, "tar: long name of %lu bytes", (unsigned long)t->size);
+    if (type == 'L' || type == 'x') {           /* GNU long name / pax header: the next member's name */
+        if (t->size > 65536) return ag__fail(err, "tar: %s of %lu bytes", type == 'L' ? "long name" : "pax header", (unsigned long)t->size);
+        t->pax = type == 'x';
         AG_FREE(t->longname);
         t->longname = (char *)AG_MALLOC((size_t)t->size + 1);
         if (!t->longname) return ag__fail(err, "tar: out of memory");
@@ -8523,7 +8526,7 @@ static int ag__tar_header(ag__tar *t, ag_error *err) {
             t->longname_pending = 0;
         } else {
             size_t np = 0;
-            if (memcmp(h + 257, "ustar", 5) == 0 && h[345]) {
+            if (memcmp(h + 257, "ustar\0", 6) == 0 && h[345]) {   /* POSIX prefix (old GNU keeps times there) */
                 for (i = 0; i < 155 && h[345 + i]; i++) t->name[np++] = (char)h[345 + i];
                 t->name[np++] = '/';
             }
@@ -8540,6 +8543,27 @@ static int ag__tar_header(ag__tar *t, ag_error *err) {
     t->in_member = 1;
     if (t->deliver && t->cb(t->user, t->name, t->size, NULL, 0, 0, err)) return -1;
     return 0;
+}
+
+/* pax records "LEN key=value\n": keep the value of path= as the next member's name */
+static void ag__tar_pax_path(ag__tar *t) {
+    size_t pos = 0, n = t->longname_len;
+    char *b = t->longname;
+    while (pos < n) {
+        size_t len = 0, q = pos;
+        while (q < n && b[q] >= '0' && b[q] <= '9' && len < 65536) len = len * 10 + (size_t)(b[q++] - '0');
+        if (q >= n || b[q] != ' ' || len < 2 || len > n - pos || b[pos + len - 1] != '\n') return;   /* malformed: ignored */
+        q++;
+        if (pos + len - q > 5 && !memcmp(b + q, "path=", 5)) {
+            size_t vl = pos + len - 1 - (q + 5);
+            memmove(b, b + q + 5, vl);
+            b[vl] = 0;
+            t->longname_len = vl;
+            t->longname_pending = 1;
+            return;
+        }
+        pos += len;
+    }
 }
 
 static int ag__tar_sink(void *user, const unsigned char *p, size_t n, ag_error *err) {
@@ -8565,8 +8589,8 @@ static int ag__tar_sink(void *user, const unsigned char *p, size_t n, ag_error *
             if (t->reading_longname) {
                 t->reading_longname = 0;
                 t->longname[t->longname_len] = 0;
-                t->longname_len = strlen(t->longname);
-                t->longname_pending = 1;
+                if (t->pax) ag__tar_pax_path(t);
+                else { t->longname_len = strlen(t->longname); t->longname_pending = 1; }
             }
         }
     }

@@ -204,6 +204,14 @@ static int td_tar_cb(void *user, const char *name, uint64_t size, const unsigned
     return 0;
 }
 
+/* set a header's type flag and fix its checksum */
+static void retag(unsigned char *h, char type) {
+    unsigned sum = 0; int k;
+    h[156] = (unsigned char)type; memset(h + 148, ' ', 8);
+    for (k = 0; k < 512; k++) sum += h[k];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+}
+
 static int test_tar(void) {
     static unsigned char buf[16384], big[3000];
     unsigned char *gz;
@@ -218,26 +226,35 @@ static int test_tar(void) {
     memset(longname, 'n', sizeof longname - 1); longname[sizeof longname - 1] = 0;
     /* GNU long name: a 'L' member whose data is the next member's name */
     end = td_tar_add(buf, end, "././@LongLink", longname, sizeof longname);
-    {   /* retag the header just written as 'L' and fix its checksum */
-        unsigned char *h = buf + end - 512 - 512;
-        unsigned sum = 0; int k;
-        h[156] = 'L'; memset(h + 148, ' ', 8);
-        for (k = 0; k < 512; k++) sum += h[k];
-        snprintf((char *)h + 148, 8, "%06o", sum);
-    }
+    retag(buf + end - 512 - 512, 'L');
     end = td_tar_add(buf, end, "short", big + 5, 10);
+    {   /* a pax header whose path= names the next member (160 bytes: "160 path=<150 chars>\n") */
+        char rec[200];
+        memcpy(rec, "160 path=", 9); memset(rec + 9, 'p', 150); rec[159] = '\n';
+        end = td_tar_add(buf, end, "PaxHeader", rec, 160);
+        retag(buf + end - 1024, 'x');
+        end = td_tar_add(buf, end, "truncated-name", big, 3);
+    }
+    {   /* a POSIX ustar prefix */
+        unsigned char *h = buf + end;
+        end = td_tar_add(buf, end, "file.bin", big, 1);
+        memcpy(h + 345, "some/dir", 8);
+        retag(h, '0');
+    }
     memset(buf + end, 0, 1024); end += 1024;
     memset(&lg, 0, sizeof lg); lg.order_ok = 1;
     TEST_CHECK(ag_tar_read_from_memory(buf, end, td_tar_cb, &lg, &err) == 0, "%s", err.msg);
-    TEST_CHECK(lg.n == 3 && lg.order_ok, "members %d", lg.n);
+    TEST_CHECK(lg.n == 5 && lg.order_ok, "members %d", lg.n);
     TEST_CHECK(!strcmp(lg.names[0], "dir/a.bin") && lg.sizes[0] == sizeof big && lg.got[0] == sizeof big && lg.first[0] == 1, "member 0");
     TEST_CHECK(!strcmp(lg.names[1], "empty") && lg.sizes[1] == 0 && lg.got[1] == 0, "empty member");
     TEST_CHECK(!strcmp(lg.names[2], longname) && lg.got[2] == 10 && lg.first[2] == big[5], "long name: '%s'", lg.names[2]);
+    TEST_CHECK(strlen(lg.names[3]) == 150 && lg.names[3][0] == 'p' && lg.got[3] == 3, "pax path: '%s'", lg.names[3]);
+    TEST_CHECK(!strcmp(lg.names[4], "some/dir/file.bin") && lg.got[4] == 1, "ustar prefix: '%s'", lg.names[4]);
     /* the same archive gzipped streams the same */
     gz = td_gzip(buf, end, &gl);
     TEST_CHECK(gz != NULL, "gzip");
     memset(&lg, 0, sizeof lg); lg.order_ok = 1;
-    TEST_CHECK(ag_tar_read_from_memory(gz, gl, td_tar_cb, &lg, &err) == 0 && lg.n == 3 && lg.got[0] == sizeof big, "gz: %s", err.msg);
+    TEST_CHECK(ag_tar_read_from_memory(gz, gl, td_tar_cb, &lg, &err) == 0 && lg.n == 5 && lg.got[0] == sizeof big, "gz: %s", err.msg);
     /* truncated anywhere inside the members: an error (the end blocks may go) */
     for (cut = 100; cut < (int)end - 1024; cut += 200) {
         memset(&lg, 0, sizeof lg);
