@@ -19,8 +19,10 @@
    AVX2/AVX-512/NEON micro-kernels chosen at run time, Winograd F(4x4, 3x3) convs, Adam,
    the weight-shared generator and the growing discriminator with PyTorch's state_dict
    names, one hinge-loss GAN iteration as a call, resumable checkpoints, the FID
-   Inception-v3 with Inception score and FID, and readers/writers for .safetensors,
-   PyTorch .pth, .npy/.npz and PNG.
+   Inception-v3 with Inception score and FID, readers/writers for .safetensors,
+   PyTorch .pth, .npy/.npz and PNG, streaming gzip/tar and idx readers, and the data sets
+   (CIFAR-10, STL-10, (Fashion-)MNIST, PNG folders) resized bit-exactly as PIL does, with
+   a shuffling, resumable batch loader.
 
    Kernel path: chosen once per context from CPUID/XGETBV (x86-64) or at compile time
    (AArch64); the environment variable AUTOGAN_CPU=scalar|avx2|avx512|neon forces one.
@@ -51,7 +53,7 @@
        8. AutoGAN generator, discriminator and the GAN iteration
        9. Inception-v3, Inception score and FID
        9b. The compact classifier and the scorer interface (Inception or classifier)
-      10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
+      10. File formats: .safetensors, zip/DEFLATE, gzip, idx, tar, .npy/.npz, PNG, PyTorch .pth
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
 */
@@ -135,7 +137,7 @@ typedef struct ag_tensor {
 
 typedef struct ag_ctx ag_ctx;
 
-AGDEF ag_ctx     *ag_ctx_create(uint64_t seed);
+AGDEF ag_ctx     *ag_ctx_create(uint64_t seed);   /* NULL only when out of memory */
 AGDEF void        ag_ctx_free(ag_ctx *ctx);
 AGDEF void        ag_ctx_reset(ag_ctx *ctx);          /* frees every op tensor and the tape */
 AGDEF const char *ag_ctx_error(const ag_ctx *ctx);    /* "" when nothing failed */
@@ -430,6 +432,9 @@ AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses
    network owns a context of its own, so scoring never disturbs the caller's arena. */
 typedef struct ag_inception ag_inception;
 AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *state_dict, ag_error *err);
+/* a state dict with the FID network's keys and shapes, not trained: He-normal convs from
+   rng, identity BatchNorm, zero fc (for benchmarks and smoke tests) */
+AGDEF int ag_inception_random_state_dict(ag_array_list *state_dict, ag_rng *rng, ag_error *err);
 AGDEF void ag_inception_free(ag_inception *net);
 AGDEF void ag_inception_set_threads(ag_inception *net, int num_threads);
 /* images: n x 3 x 299 x 299 floats, already preprocessed; pool3: n x 2048 and/or
@@ -448,7 +453,7 @@ AGDEF int ag_inception_score(const float *logits, int n, int classes, int splits
 /* FID statistics: mean and covariance (N-1) in double, accumulated in batches. */
 typedef struct ag_fid_stats { int dim; int64_t count; double *mu, *sigma; double *shift, *sum, *sumsq; } ag_fid_stats;
 AGDEF int  ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err);
-AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n);   /* n x dim */
+AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n, ag_error *err);   /* n x dim; refuses NaN */
 AGDEF int  ag_fid_stats_finish(ag_fid_stats *s, ag_error *err);                /* fills mu, sigma */
 AGDEF void ag_fid_stats_free(ag_fid_stats *s);
 /* d² = |mu1-mu2|² + tr s1 + tr s2 - 2 tr sqrt(s1 s2); the trace term is the sum of square
@@ -548,7 +553,6 @@ AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_er
    as prefix + entry name; `source` names the origin in messages */
 AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *arrays, const char *prefix, int strict,
                                 const char *source, ag_error *err);
-AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata_json_or_null, ag_error *err);
@@ -725,12 +729,28 @@ AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error
 #define AG_ASSERT(x) assert(x)
 #endif
 
-/* OpenMP without warnings when it is off: every parallel loop declares `int ag__nt`. */
+/* AG__PARALLEL_FOR(nt): the next `for` runs on nt threads (static schedule); nothing
+   without OpenMP, where callers write (void)nt to stay warning-free. */
 #ifdef _OPENMP
-#define AG__PARALLEL_FOR _Pragma("omp parallel for schedule(static) num_threads(ag__nt)")
+#define AG__PRAGMA(x) _Pragma(#x)
+#define AG__PARALLEL_FOR(nt) AG__PRAGMA(omp parallel for schedule(static) num_threads(nt))
 #else
-#define AG__PARALLEL_FOR
+#define AG__PARALLEL_FOR(nt)
 #endif
+
+/* The one thread-count rule. A loop of `work` elementary operations runs on one thread
+   below `serial_below` (starting threads costs more than it saves there), else on
+   `available` threads (<= 0: the OpenMP default), never more than AG_MAX_THREADS. */
+static int ag__threads(int available, size_t work, size_t serial_below) {
+#ifdef _OPENMP
+    if (work < serial_below) return 1;
+    if (available <= 0) available = omp_get_max_threads();
+    return available < 1 ? 1 : available > AG_MAX_THREADS ? AG_MAX_THREADS : available;
+#else
+    (void)available; (void)work; (void)serial_below;
+    return 1;
+#endif
+}
 
 /* ===================================================================================
    2. Errors, files and host arrays
@@ -741,6 +761,27 @@ static int ag__vfail(ag_error *err, const char *fmt, va_list ap) {
 }
 static int ag__fail(ag_error *err, const char *fmt, ...) {
     va_list ap; va_start(ap, fmt); ag__vfail(err, fmt, ap); va_end(ap);
+    return -1;
+}
+
+/* Prefix the message already in err with "<formatted prefix>: " (e.g. the file path). */
+static int ag__fail_prefix(ag_error *err, const char *fmt, ...) {
+    char tmp[sizeof ((ag_error *)0)->msg], pre[160];
+    va_list ap;
+    size_t n;
+    if (!err) return -1;
+    memcpy(tmp, err->msg, sizeof tmp);
+    tmp[sizeof tmp - 1] = '\0';
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    n = strlen(pre);
+    memcpy(err->msg, pre, n);
+    err->msg[n] = ':';
+    err->msg[n + 1] = ' ';
+    n += 2;
+    memcpy(err->msg + n, tmp, sizeof err->msg - n - 1);
+    err->msg[sizeof err->msg - 1] = '\0';
     return -1;
 }
 
@@ -979,6 +1020,22 @@ AGDEF int ag_write_file_atomic(const char *path, const void *bytes, size_t len, 
     return 0;
 }
 
+/* What every file reader and writer shares: a reader decodes the whole file from memory
+   (ag_read_file, then its _from_memory twin) and a writer encodes to memory, then writes
+   atomically; these finish both, freeing the buffer and putting the path before the
+   decoder's or encoder's message. */
+static int ag__read_finish(const char *path, unsigned char *buf, int decode_rc, ag_error *err) {
+    AG_FREE(buf);
+    return decode_rc ? ag__fail_prefix(err, "%s", path) : 0;
+}
+static int ag__write_finish(const char *path, unsigned char *buf, size_t len, int encode_rc, ag_error *err) {
+    int rc;
+    if (encode_rc) return ag__fail_prefix(err, "%s", path ? path : "");
+    rc = ag_write_file_atomic(path, buf, len, err);
+    AG_FREE(buf);
+    return rc;
+}
+
 /* ===================================================================================
    3. Tensors, arena, buffer pool (reference counts) and PRNG
    =================================================================================== */
@@ -1200,8 +1257,7 @@ AGDEF ag_ctx *ag_ctx_create(uint64_t seed) {
     ctx->winograd = !(getenv("AUTOGAN_WINOGRAD") && !strcmp(getenv("AUTOGAN_WINOGRAD"), "0"));
     ag_rng_seed(&ctx->rng, seed, 54u);
 #ifdef _OPENMP
-    ctx->num_threads = omp_get_max_threads();
-    if (ctx->num_threads > AG_MAX_THREADS) ctx->num_threads = AG_MAX_THREADS;
+    ctx->num_threads = ag__threads(0, 1, 0);
 #else
     ctx->num_threads = 1;
 #endif
@@ -1242,8 +1298,7 @@ AGDEF int ag_ctx_failed(const ag_ctx *ctx) { return ctx->failed; }
 AGDEF void ag_ctx_clear_error(ag_ctx *ctx) { ctx->failed = 0; ctx->err.msg[0] = 0; }
 AGDEF void ag_ctx_set_threads(ag_ctx *ctx, int num_threads) {
 #ifdef _OPENMP
-    ctx->num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
-    if (ctx->num_threads > AG_MAX_THREADS) ctx->num_threads = AG_MAX_THREADS;
+    ctx->num_threads = ag__threads(num_threads, 1, 0);
 #else
     (void)num_threads; ctx->num_threads = 1;
 #endif
@@ -1261,7 +1316,7 @@ AGDEF double ag_ctx_gemm_flops(const ag_ctx *ctx) { return ctx->gemm_flops; }
 
 /* threads for a loop of `work` elementary operations: one below ~32k, else all */
 static int ag__threads_for(const ag_ctx *ctx, size_t work) {
-    return work < 32768 ? 1 : ctx->num_threads;
+    return ag__threads(ctx->num_threads, work, 32768);
 }
 
 static ag_tensor *ag__tensor_alloc(ag_ctx *ctx, int ndim, const int *shape, int zero) {
@@ -1951,8 +2006,7 @@ static int ag__kernels_init_isa(ag__kernels *kern, const char *isa, int num_thre
 #endif
     else return 0;
 #ifdef _OPENMP
-    k.num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
-    if (k.num_threads > AG_MAX_THREADS) k.num_threads = AG_MAX_THREADS;
+    k.num_threads = ag__threads(num_threads, 1, 0);
 #else
     (void)num_threads;
     k.num_threads = 1;
@@ -2218,9 +2272,9 @@ AGDEF double ag_ctx_fma_peak_gflops(const ag_ctx *ctx) { return ag__measure_fma_
    several images can sit side by side in one wide matrix) */
 static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, int W, int kh, int kw,
                        int sh, int sw, int ph, int pw, int OH, int OW, float *col, size_t ldc) {
-    long r; int ag__nt = ((size_t)C * kh * kw * OH * OW < 65536) ? 1 : kern->num_threads;
+    long r; int ag__nt = ag__threads(kern->num_threads, (size_t)C * kh * kw * OH * OW, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (r = 0; r < (long)C * kh * kw; r++) {
         int c = (int)(r / (kh * kw)), ki = (int)(r / kw % kh), kj = (int)(r % kw), oy, ox;
         float *dst = col + (size_t)r * ldc;
@@ -2268,9 +2322,9 @@ static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, in
 /* col2im (the adjoint): x[C,H,W] += fold(col[C*kh*kw, OH*OW]) */
 static void ag__col2im(const ag__kernels *kern, const float *col, int C, int H, int W, int kh, int kw,
                        int sh, int sw, int ph, int pw, int OH, int OW, float *x, size_t ldc) {
-    long c; int ag__nt = ((size_t)C * kh * kw * OH * OW < 65536) ? 1 : kern->num_threads;
+    long c; int ag__nt = ag__threads(kern->num_threads, (size_t)C * kh * kw * OH * OW, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         int ki, kj, oy, ox;
         float *dst = x + (size_t)c * H * W;
@@ -2353,10 +2407,10 @@ static const double ag__wino_G[6][3] = {
     o3 = e + f; o4 = e - f; o5 = g_c;                                       \
 } while (0)
 static void ag__wino_filter(const ag__kernels *kern, const float *w, int R, int S, int flip, float *U) {
-    long blk, nblk = ((long)R * S + 15) / 16; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    long blk, nblk = ((long)R * S + 15) / 16; int ag__nt = ag__threads(kern->num_threads, (size_t)R * S, 256);
     size_t plane = (size_t)R * S;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (blk = 0; blk < nblk; blk++) {   /* 16 filters at a time, the loops run across them */
         float g[9][16], t[18][16], u[6][16];
         long rs0 = blk * 16;
@@ -2379,10 +2433,10 @@ static void ag__wino_filter(const ag__kernels *kern, const float *w, int R, int 
 
 /* gw[r][s] += Gᵀ dU[xi][r][s] G: the weight gradient back from the tile domain */
 static void ag__wino_filter_grad(const ag__kernels *kern, const float *dU, int R, int S, float *gw) {
-    long rs; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    long rs; int ag__nt = ag__threads(kern->num_threads, (size_t)R * S, 256);
     size_t plane = (size_t)R * S;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (rs = 0; rs < (long)R * S; rs++) {
         int a, b, i, j;
         double t[3][6];
@@ -2466,9 +2520,9 @@ static void ag__wino_a_rows(const float *AG__KRESTRICT e0, const float *AG__KRES
    passes of Bᵀ run as vector loops over the tiles */
 static void ag__wino_input(const ag__kernels *kern, const float *x, int cnt, int C, const ag__wino_geom *g, float *V, size_t ld) {
     long c; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)C * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)C * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         float D[36][AG__WTB], E[36][AG__WTB], line[4 * AG__WTB + 8];
         size_t t0, t;
@@ -2508,9 +2562,9 @@ static void ag__wino_input(const ag__kernels *kern, const float *x, int cnt, int
 static void ag__wino_output(const ag__kernels *kern, const float *M, int cnt, int O, const ag__wino_geom *g, size_t ld,
                             const float *bias, float *y, int accumulate) {
     long o; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)O * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)O * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         float R[24][AG__WTB], Y[16][AG__WTB], line[4 * AG__WTB];
         float bv = bias ? bias[o] : 0.0f;
@@ -2553,9 +2607,9 @@ static void ag__wino_output(const ag__kernels *kern, const float *M, int cnt, in
    (the tile-domain gradient the weight-gradient GEMMs take) */
 static void ag__wino_grad_tiles(const ag__kernels *kern, const float *dy, int cnt, int O, const ag__wino_geom *g, float *G, size_t ld) {
     long o; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)O * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)O * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         float D[16][AG__WTB], E[24][AG__WTB], line[4 * AG__WTB];
         size_t t0, t;
@@ -2781,7 +2835,7 @@ static int ag__is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw) {
 static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int N, int C, size_t plane) {
     long nc;
     int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (nc = 0; nc < (long)N * C; nc++) {
         float v = b[nc % C]; float *p = y + (size_t)nc * plane; size_t i;
         for (i = 0; i < plane; i++) p[i] += v;
@@ -2789,7 +2843,7 @@ static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int
 }
 static void ag__bias_grad_planes(const ag_ctx *ctx, float *gb, const float *gy, int N, int C, size_t plane) {
     long c; int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double s = 0.0; int n;
         for (n = 0; n < N; n++) { const float *p = gy + ((size_t)n * C + c) * plane; size_t i; for (i = 0; i < plane; i++) s += p[i]; }
@@ -2832,7 +2886,7 @@ static void ag__wino_gemms(ag_ctx *ctx, int transB, int M, int N, int K, const f
     scratch = ag__scratch(ctx, 2, per * (size_t)ag__nt);
     if (!scratch) return;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (xi = 0; xi < 36; xi++)
         ag__sgemm(&serial, 0, transB, M, N, K, A + (size_t)xi * a_plane, lda, B + (size_t)xi * b_plane, ldb, beta,
                   C + (size_t)xi * c_plane, ldc, scratch + (size_t)ag__thread_id() * per, per * sizeof(float));
@@ -2888,9 +2942,9 @@ static int ag__small_out_applies(int C, int O, int kh, int kw, int sh, int sw) {
 /* y[O, OH, OW] (+)= sum over taps of the shifted planes Z[O*kh*kw][H, W] */
 static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, int W, int kh, int kw, int ph, int pw,
                         int OH, int OW, float *y) {
-    long o; int ag__nt = (size_t)O * OH * OW * kh * kw < 65536 ? 1 : ag__kmin(kern->num_threads, O);
+    long o; int ag__nt = ag__threads(ag__kmin(kern->num_threads, O), (size_t)O * OH * OW * kh * kw, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         int a, e, oy, ox;
         float *yo = y + (size_t)o * OH * OW;
@@ -2910,9 +2964,9 @@ static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, i
 /* the adjoint: dZ[(o,a,e)][iy][ix] = dy[o][iy + ph - a][ix + pw - e] (zero outside) */
 static void ag__tap_spread(const ag__kernels *kern, const float *dy, int O, int H, int W, int kh, int kw, int ph, int pw,
                            int OH, int OW, float *dZ) {
-    long r; int ag__nt = (size_t)O * H * W * kh * kw < 65536 ? 1 : kern->num_threads;
+    long r; int ag__nt = ag__threads(kern->num_threads, (size_t)O * H * W * kh * kw, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (r = 0; r < (long)O * kh * kw; r++) {
         int o = (int)(r / (kh * kw)), a = (int)(r / kw % kh), e = (int)(r % kw), iy, ix;
         int lo = e - pw > 0 ? e - pw : 0, hi = OW - pw + e < W ? OW - pw + e : W;   /* ix with 0 <= ix + pw - e < OW */
@@ -3162,7 +3216,7 @@ static int *ag__nearest_index(ag_ctx *ctx, int in, int out) {
 static void ag__nearest_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const int *iy, const int *ix,
                              int H, int W, float *gx) {
     long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < planes; pl++) {
         const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[iy[oy] * W + ix[ox]] += g[oy * OW + ox];
@@ -3183,7 +3237,7 @@ AGDEF ag_tensor *ag_upsample_nearest(ag_ctx *ctx, ag_tensor *x, int OH, int OW) 
     iy = ag__nearest_index(ctx, H, OH); ix = ag__nearest_index(ctx, W, OW);
     if (!y || !iy || !ix) return NULL;
     ag__nt = ag__threads_for(ctx, y->size); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *s = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[oy * OW + ox] = s[iy[oy] * W + ix[ox]];
@@ -3214,7 +3268,7 @@ static ag__lerp *ag__bilinear_table(ag_ctx *ctx, int in, int out) {
 static void ag__bilinear_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const ag__lerp *ty,
                               const ag__lerp *tx, int H, int W, float *gx) {
     long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < planes; pl++) {
         const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
         for (oy = 0; oy < OH; oy++) {
@@ -3242,7 +3296,7 @@ AGDEF ag_tensor *ag_upsample_bilinear(ag_ctx *ctx, ag_tensor *x, int OH, int OW)
     ty = ag__bilinear_table(ctx, H, OH); tx = ag__bilinear_table(ctx, W, OW);
     if (!y || !ty || !tx) return NULL;
     ag__nt = ag__threads_for(ctx, y->size * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *s = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox;
         for (oy = 0; oy < OH; oy++) {
@@ -3321,7 +3375,7 @@ static void ag__avgpool_backward(ag_ctx *ctx, ag__node *n) {
     int k = n->iarg[0], s = n->iarg[1], p = n->iarg[2], cip = n->iarg[3];
     float *gx = ag__in_grad(ctx, n, 0); long pl; int ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *g = y->grad + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox, iy, ix;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) {
@@ -3349,7 +3403,7 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
     if (!y) return NULL;
     ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (k == 3 && s == 1 && p == 1 && W <= 1024) {   /* Inception's branch pool: separable sums */
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
             const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW, col[1026];
             int oy, ox;
@@ -3365,7 +3419,7 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
             }
         }
     } else {
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox, iy, ix;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) {
@@ -3407,7 +3461,7 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
     ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (p == 0 && k == 3 && W <= 4096 && !(ctx->grad_enabled && x->requires_grad)) {
         /* no backward: the max of three rows, then of three columns (NaN propagates) */
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
             const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW, m[4096];
             int oy, ox;
@@ -3429,7 +3483,7 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
     }
     arg = (int *)ag__arena_alloc(ctx, y->size * sizeof(int));
     if (!arg) return NULL;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW;
         int *a = arg + (size_t)pl * OH * OW, oy, ox, iy, ix;
@@ -3460,7 +3514,7 @@ static void ag__relu_backward(ag_ctx *ctx, ag__node *n) {
     float *gx = ag__in_grad(ctx, n, 0); long i; const float *y = n->out->data, *g = n->out->grad;
     int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < (long)n->out->size; i++) if (y[i] > 0.0f) gx[i] += g[i];
 }
 AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x) {
@@ -3469,7 +3523,7 @@ AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x) {
     ag__nt = ag__threads_for(ctx, x->size); (void)ag__nt;
     {
         const float *px = x->data; float *py = y->data;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)x->size; i++) py[i] = px[i] > 0.0f ? px[i] : 0.0f;
     }
     { ag__node *nd = ag__record(ctx, y, ag__relu_backward, x, NULL, NULL, NULL); ag__unkeep(ctx, nd, 0); ag__keep_out(nd); }   /* reads its output */
@@ -3513,11 +3567,11 @@ static void ag__addsub_backward(ag_ctx *ctx, ag__node *n) {
     float *ga = ag__in_grad(ctx, n, 0), *gb = ag__in_grad(ctx, n, 1); long i; const float *g = n->out->grad;
     float sb = (float)n->iarg[0]; int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (ga) {
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)n->out->size; i++) ga[i] += g[i];
     }
     if (gb) {
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)n->out->size; i++) gb[i] += sb * g[i];
     }
 }
@@ -3527,7 +3581,7 @@ static ag_tensor *ag__addsub(ag_ctx *ctx, ag_tensor *a, ag_tensor *b, int sign, 
     ag__nt = ag__threads_for(ctx, a->size); (void)ag__nt;
     {
         long j; const float *pa = a->data, *pb = b->data; float *py = y->data; float s = (float)sign;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (j = 0; j < (long)a->size; j++) py[j] = pa[j] + s * pb[j];
     }
     (void)i;
@@ -3645,7 +3699,7 @@ static void ag__reshape_backward(ag_ctx *ctx, ag__node *n) {
     float *gx = ag__in_grad(ctx, n, 0); long i; const float *g = n->out->grad;
     int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < (long)n->out->size; i++) gx[i] += g[i];
 }
 AGDEF ag_tensor *ag_reshape(ag_ctx *ctx, ag_tensor *x, int ndim, const int *shape) {
@@ -3673,7 +3727,7 @@ static void ag__bn_backward(ag_ctx *ctx, ag__node *n) {
     int N = x->shape[0], C = x->shape[1], training = n->iarg[0]; size_t plane = x->size / ((size_t)N * C);
     float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
     const float *gy = n->out->grad; long c; int ag__nt = ag__threads_for(ctx, x->size * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double sdy = 0.0, sdyx = 0.0, M = (double)N * plane; int b; size_t i;
         float mean = sv->mean[c], inv = sv->invstd[c], wc = w ? w->data[c] : 1.0f;
@@ -3715,7 +3769,7 @@ AGDEF ag_tensor *ag_batch_norm2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_ten
     sv->invstd = (float *)ag__arena_alloc(ctx, (size_t)C * sizeof(float));
     if (!sv->mean || !sv->invstd) return NULL;
     ag__nt = ag__threads_for(ctx, x->size * 3); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double mean, var; int bi; size_t i; float fm, inv, wc = w ? w->data[c] : 1.0f, bc = b ? b->data[c] : 0.0f;
         if (training) {
@@ -3745,7 +3799,7 @@ static void ag__in_backward(ag_ctx *ctx, ag__node *n) {
     size_t plane = (size_t)x->shape[2] * x->shape[3]; long pl; float *gx = ag__in_grad(ctx, n, 0);
     int ag__nt = ag__threads_for(ctx, x->size * 4); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *xp = x->data + (size_t)pl * plane, *gp = n->out->grad + (size_t)pl * plane; float *dx = gx + (size_t)pl * plane;
         double sdy = 0.0, sdyx = 0.0; size_t i; float mean = sv->mean[pl], inv = sv->invstd[pl], a, bb;
@@ -3766,7 +3820,7 @@ AGDEF ag_tensor *ag_instance_norm2d(ag_ctx *ctx, ag_tensor *x, float eps) {
     sv->invstd = (float *)ag__arena_alloc(ctx, P * sizeof(float));
     if (!sv->mean || !sv->invstd) return NULL;
     ag__nt = ag__threads_for(ctx, x->size * 3); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)P; pl++) {
         const float *p = x->data + (size_t)pl * plane; float *q = y->data + (size_t)pl * plane;
         double s = 0.0, ss = 0.0, mean; size_t i; float fm, inv;
@@ -4281,13 +4335,7 @@ static int ag__ds_alloc(ag_dataset *ds, const char *name, int count, int h, int 
     return 0;
 }
 
-static int ag__ds_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+static int ag__ds_threads(void) { return ag__threads(0, 1, 0); }   /* OMP_NUM_THREADS decides (no context here) */
 static int ag__ds_thread_id(void) {
 #ifdef _OPENMP
     return omp_get_thread_num();
@@ -4427,11 +4475,12 @@ static int ag__resize_images(const unsigned char *src, int n, int h, int w, int 
     size_t tb, in_sz = (size_t)h * w * c, out_sz = (size_t)size * size * c;
     int ag__nt = n < 16 ? 1 : ag__ds_threads();
     long i;
+    (void)ag__nt;
     if (ag__pil_plan_init(&p, h, w, c, size, size)) return ag__fail(err, "resize: out of memory");
     tb = ag__pil_tmp_bytes(&p);
     tmp = (unsigned char *)AG_MALLOC(tb * (size_t)ag__nt);
     if (!tmp) { ag__pil_plan_free(&p); return ag__fail(err, "resize: out of memory"); }
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < n; i++)
         ag__pil_apply(&p, src + (size_t)i * in_sz, dst + (size_t)i * out_sz, tmp + tb * (size_t)ag__ds_thread_id());
     AG_FREE(tmp);
@@ -4624,10 +4673,422 @@ AGDEF int ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error 
     return 0;
 }
 
-/*ARCHIVE_SETS*/
+/* ---- CIFAR-10 and STL-10: members of a tar (gzipped or not) or files of a folder ----
+   Both sets are read by member base name, wherever the member sits in the archive (the
+   official archives put them under cifar-10-batches-bin/, cifar-10-batches-py/,
+   stl10_binary/), in the reference's order (data_batch_1..5; train then unlabeled) whatever
+   the order in the archive. Small members are collected whole; STL-10's image files are
+   decoded (and resized) in batches of 256 images while they stream. */
+static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err); /* section 10 */
+
+#define AG__STL_SIDE 96
+#define AG__STL_RECORD (3 * 96 * 96)
+#define AG__STL_STAGE 256
+#define AG__MEMBERS_MAX 12
+
+typedef struct ag__stream_part {   /* one STL-10 image file, decoded as it streams */
+    unsigned char *out;            /* [count][size][size][3] */
+    int count, done;               /* images in the member, images decoded */
+    unsigned char *stage;          /* [AG__STL_STAGE][AG__STL_RECORD] raw records not yet decoded */
+    size_t staged;                 /* bytes in stage */
+} ag__stream_part;
+
+typedef struct ag__members {
+    const char *label;                         /* archive or folder, for messages */
+    const char *const *names; int n;           /* wanted members, by base name */
+    const int *stream;                         /* stream[i]: names[i] holds STL-10 images */
+    unsigned char *data[AG__MEMBERS_MAX];      /* collected members */
+    size_t len[AG__MEMBERS_MAX];
+    uint64_t size[AG__MEMBERS_MAX];
+    int seen[AG__MEMBERS_MAX];
+    ag__stream_part part[AG__MEMBERS_MAX];
+    int current;                               /* index of the member being read, or -1 */
+    int out_size;                              /* STL-10 output side (96: no resizing) */
+    ag__pil_plan plan;
+    unsigned char *work; size_t work_per_thread;
+} ag__members;
+
+static void ag__members_free(ag__members *m) {
+    int i;
+    for (i = 0; i < AG__MEMBERS_MAX; i++) { AG_FREE(m->data[i]); AG_FREE(m->part[i].out); AG_FREE(m->part[i].stage); }
+    ag__pil_plan_free(&m->plan);
+    AG_FREE(m->work);
+    memset(m, 0, sizeof *m);
+}
+
+/* STL-10 stores each image column-major per channel: byte c*9216 + x*96 + y is row y,
+   column x (torchvision transposes the last two axes); out: HWC, resized when asked */
+static void ag__stl_decode(ag__members *m, ag__stream_part *pt) {
+    int k = (int)(pt->staged / AG__STL_RECORD), S = m->out_size;
+    int ag__nt = k < 8 ? 1 : ag__ds_threads();
+    long j;
+    (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (j = 0; j < k; j++) {
+        unsigned char *hwc = m->work + m->work_per_thread * (size_t)ag__ds_thread_id(), *tmp = hwc + AG__STL_RECORD;
+        const unsigned char *rec = pt->stage + (size_t)j * AG__STL_RECORD;
+        unsigned char *dst = pt->out + (size_t)(pt->done + j) * S * S * 3;
+        int c, x, y;
+        for (c = 0; c < 3; c++) for (x = 0; x < AG__STL_SIDE; x++) for (y = 0; y < AG__STL_SIDE; y++)
+            hwc[(y * AG__STL_SIDE + x) * 3 + c] = rec[c * 9216 + x * AG__STL_SIDE + y];
+        if (S == AG__STL_SIDE) memcpy(dst, hwc, AG__STL_RECORD);
+        else ag__pil_apply(&m->plan, hwc, dst, tmp);
+    }
+    pt->done += k;
+    pt->staged = 0;
+}
+
+static int ag__members_cb(void *user, const char *name, uint64_t size, const unsigned char *p, size_t n, uint64_t off, ag_error *err) {
+    ag__members *m = (ag__members *)user;
+    int i;
+    if (!p) {                                  /* a member starts */
+        const char *base = strrchr(name, '/');
+        base = base ? base + 1 : name;
+        m->current = -1;
+        for (i = 0; i < m->n; i++) if (!strcmp(base, m->names[i])) break;
+        if (i == m->n) return 0;
+        if (m->seen[i]) return ag__fail(err, "%s: %s appears twice", m->label, name);
+        m->seen[i] = 1;
+        m->size[i] = size;
+        m->current = i;
+        if (m->stream && m->stream[i]) {
+            ag__stream_part *pt = &m->part[i];
+            size_t S = (size_t)m->out_size;
+            if (size % AG__STL_RECORD)
+                return ag__fail(err, "%s: %s has %llu bytes, not a whole number of 96x96x3 images (%d bytes each)",
+                                m->label, name, (unsigned long long)size, AG__STL_RECORD);
+            if (size / AG__STL_RECORD > (1u << 24)) return ag__fail(err, "%s: %s holds too many images", m->label, name);
+            pt->count = (int)(size / AG__STL_RECORD);
+            pt->out = (unsigned char *)AG_MALLOC((size_t)pt->count * S * S * 3 + 1);
+            pt->stage = (unsigned char *)AG_MALLOC((size_t)AG__STL_STAGE * AG__STL_RECORD);
+            if (!pt->out || !pt->stage) return ag__fail(err, "%s: out of memory for %d images of %d x %d", m->label, pt->count, m->out_size, m->out_size);
+        } else {
+            if (size > ((uint64_t)1 << 28)) return ag__fail(err, "%s: %s has %llu bytes (too large)", m->label, name, (unsigned long long)size);
+            m->data[i] = (unsigned char *)AG_MALLOC((size_t)size + 1);
+            if (!m->data[i]) return ag__fail(err, "%s: out of memory", m->label);
+        }
+        return 0;
+    }
+    if (m->current < 0) return 0;
+    i = m->current;
+    if (off + n > m->size[i]) return ag__fail(err, "%s: %s is longer than its header says", m->label, name);
+    if (m->stream && m->stream[i]) {
+        ag__stream_part *pt = &m->part[i];
+        while (n) {
+            size_t room = (size_t)AG__STL_STAGE * AG__STL_RECORD - pt->staged, k = n < room ? n : room;
+            memcpy(pt->stage + pt->staged, p, k);
+            pt->staged += k; p += k; n -= k; off += k;
+            if (pt->staged == (size_t)AG__STL_STAGE * AG__STL_RECORD || off == m->size[i]) ag__stl_decode(m, pt);
+        }
+    } else {
+        memcpy(m->data[i] + m->len[i], p, n);
+        m->len[i] += n;
+    }
+    return 0;
+}
+
+/* a file of a folder, fed to cb as a tar member would be */
+static int ag__feed_file(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf;
+    uint64_t off = 0;
+    long size;
+    int r = 0;
+    if (!f) return ag__fail(err, "%s: cannot open for reading", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return ag__fail(err, "%s: cannot determine the file size", path);
+    }
+    buf = (unsigned char *)AG_MALLOC((size_t)1 << 22);
+    if (!buf) { fclose(f); return ag__fail(err, "%s: out of memory", path); }
+    r = cb(user, path, (uint64_t)size, NULL, 0, 0, err);
+    while (!r && off < (uint64_t)size) {
+        size_t want = (uint64_t)size - off < ((uint64_t)1 << 22) ? (size_t)((uint64_t)size - off) : (size_t)1 << 22;
+        size_t got = fread(buf, 1, want, f);
+        if (got == 0) { r = ag__fail(err, "%s: read %llu of %ld bytes", path, (unsigned long long)off, size); break; }
+        r = cb(user, path, (uint64_t)size, buf, got, off, err);
+        off += got;
+    }
+    AG_FREE(buf);
+    fclose(f);
+    return r;
+}
+
+/* read the wanted members from an archive, or from a folder (or its official sub-folder) */
+static int ag__members_read(ag__members *m, const char *path, ag_error *err) {
+    static const char *const subs[] = { "", "cifar-10-batches-bin/", "cifar-10-batches-py/", "stl10_binary/" };
+    m->current = -1;
+    m->label = path;
+    if (ag__is_dir(path)) {
+        char fp[4096];
+        int i, s;
+        for (i = 0; i < m->n; i++)
+            for (s = 0; s < 4; s++) {
+                snprintf(fp, sizeof fp, "%s/%s%s", path, subs[s], m->names[i]);
+                if (ag__file_exists(fp) && !ag__is_dir(fp)) {
+                    if (ag__feed_file(fp, ag__members_cb, m, err)) return -1;
+                    break;
+                }
+            }
+        return 0;
+    }
+    if (!ag__file_exists(path)) return ag__fail(err, "%s: no such file or folder", path);
+    return ag_tar_read(path, ag__members_cb, m, err);
+}
+
+static int ag__load_cifar10(ag_dataset *ds, const char *path, const char *split, ag_error *err) {
+    static const char *const names[12] = { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+        "data_batch_5.bin", "test_batch.bin", "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch" };
+    int train = strcmp(split, "train") == 0, first = train ? 0 : 5, nb = train ? 5 : 1;
+    int bin = 1, py = 1, b, total = 0, at = 0, r = -1;
+    ag__members m;
+    ag_dataset t;
+    unsigned char *pdata[5] = { 0 };
+    int *plabels[5] = { 0 }, pcount[5] = { 0 };
+    memset(&m, 0, sizeof m);
+    memset(&t, 0, sizeof t);
+    m.names = names; m.n = 12;
+    if (ag__members_read(&m, path, err)) goto done;
+    for (b = 0; b < nb; b++) { bin &= m.seen[first + b]; py &= m.seen[6 + first + b]; }
+    if (!bin && !py) {
+        for (b = 0; b < nb && m.seen[first + b]; b++) {}
+        if (b == nb) for (b = 0; b < nb && m.seen[6 + first + b]; b++) {}
+        ag__fail(err, "%s: no %s (nor %s): not CIFAR-10 (cifar-10-binary.tar.gz, cifar-10-python.tar.gz or their folders)",
+                 path, names[first + b], names[6 + first + b]);
+        goto done;
+    }
+    for (b = 0; b < nb; b++) {
+        int i = first + b;
+        if (bin) {
+            if (m.len[i] % 3073 || m.len[i] == 0) {
+                ag__fail(err, "%s: %s has %lu bytes, not a whole number of 3073-byte records", path, names[i], (unsigned long)m.len[i]);
+                goto done;
+            }
+            pcount[b] = (int)(m.len[i] / 3073);
+        } else {
+            if (ag__cifar_pickle(m.data[6 + i], m.len[6 + i], &pdata[b], &plabels[b], &pcount[b], err)) {
+                ag__fail_prefix(err, "%s: %s", path, names[6 + i]);
+                goto done;
+            }
+        }
+        total += pcount[b];
+    }
+    if (ag__ds_alloc(&t, "cifar10", total, 32, 32, 3, err)) goto done;
+    t.num_classes = 10;
+    for (b = 0; b < nb; b++) {
+        int i = first + b, k;
+        for (k = 0; k < pcount[b]; k++) {
+            const unsigned char *chw = bin ? m.data[i] + (size_t)k * 3073 + 1 : pdata[b] + (size_t)k * 3072;
+            unsigned char *hwc = t.pixels + (size_t)(at + k) * 3072;
+            int lab = bin ? m.data[i][(size_t)k * 3073] : plabels[b][k], c, q;
+            if (lab > 9) { ag__fail(err, "%s: %s record %d has label %d (0..9 expected)", path, names[i], k, lab); goto done; }
+            t.labels[at + k] = lab;
+            for (c = 0; c < 3; c++) for (q = 0; q < 1024; q++) hwc[q * 3 + c] = chw[c * 1024 + q];
+        }
+        at += pcount[b];
+    }
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    for (b = 0; b < 5; b++) { AG_FREE(pdata[b]); AG_FREE(plabels[b]); }
+    ag_dataset_free(&t);
+    ag__members_free(&m);
+    return r;
+}
+
+static int ag__load_stl10(ag_dataset *ds, const char *path, const char *split, int resize_to, ag_error *err) {
+    static const char *const names[5] = { "train_X.bin", "train_y.bin", "unlabeled_X.bin", "test_X.bin", "test_y.bin" };
+    static const int stream[5] = { 1, 0, 1, 1, 0 };
+    int train = strcmp(split, "train") == 0, xi = train ? 0 : 3, yi = xi + 1, S = resize_to > 0 ? resize_to : AG__STL_SIDE;
+    int i, k, total, r = -1;
+    size_t img;
+    ag__members m;
+    ag_dataset t;
+    memset(&m, 0, sizeof m);
+    memset(&t, 0, sizeof t);
+    m.names = names; m.n = 5; m.stream = stream; m.out_size = S;
+    if (S != AG__STL_SIDE && ag__pil_plan_init(&m.plan, AG__STL_SIDE, AG__STL_SIDE, 3, S, S)) { ag__fail(err, "stl10: out of memory"); goto done; }
+    m.work_per_thread = AG__STL_RECORD + (S != AG__STL_SIDE ? ag__pil_tmp_bytes(&m.plan) : 1);
+    m.work = (unsigned char *)AG_MALLOC(m.work_per_thread * (size_t)ag__ds_threads());
+    if (!m.work) { ag__fail(err, "stl10: out of memory"); goto done; }
+    if (ag__members_read(&m, path, err)) goto done;
+    for (i = xi; i <= (train ? 2 : 4); i++)
+        if (!m.seen[i]) {
+            ag__fail(err, "%s: no %s: not STL-10 (stl10_binary.tar.gz or its folder)", path, names[i]);
+            goto done;
+        }
+    if (m.len[yi] != (size_t)m.part[xi].count) {
+        ag__fail(err, "%s: %s holds %d images but %s %lu labels", path, names[xi], m.part[xi].count, names[yi], (unsigned long)m.len[yi]);
+        goto done;
+    }
+    total = m.part[xi].count + (train ? m.part[2].count : 0);
+    img = (size_t)S * S * 3;
+    if (!train || m.part[2].count == 0) {   /* nothing to concatenate: keep the buffer */
+        snprintf(t.name, sizeof t.name, "stl10");
+        t.pixels = m.part[xi].out; m.part[xi].out = NULL;
+        t.labels = (int *)AG_MALLOC((size_t)total * sizeof(int) + 1);
+        t.count = total; t.height = t.width = S; t.channels = 3;
+        if (!t.labels) { ag__fail(err, "stl10: out of memory"); goto done; }
+    } else {   /* grow the (large) unlabeled buffer and slide it up behind the train images */
+        unsigned char *grown = (unsigned char *)AG_REALLOC(m.part[2].out, (size_t)total * img);
+        if (!grown) { ag__fail(err, "stl10: out of memory for %d images of %d x %d", total, S, S); goto done; }
+        m.part[2].out = NULL;
+        memmove(grown + (size_t)m.part[xi].count * img, grown, (size_t)m.part[2].count * img);
+        memcpy(grown, m.part[xi].out, (size_t)m.part[xi].count * img);
+        snprintf(t.name, sizeof t.name, "stl10");
+        t.pixels = grown;
+        t.labels = (int *)AG_MALLOC((size_t)total * sizeof(int) + 1);
+        t.count = total; t.height = t.width = S; t.channels = 3;
+        if (!t.labels) { ag__fail(err, "stl10: out of memory"); goto done; }
+    }
+    for (k = 0; k < m.part[xi].count; k++) {
+        int lab = m.data[yi][k];
+        if (lab < 1 || lab > 10) { ag__fail(err, "%s: %s label %d at index %d (1..10 expected)", path, names[yi], lab, k); goto done; }
+        t.labels[k] = lab - 1;
+    }
+    for (; k < total; k++) t.labels[k] = -1;
+    t.num_classes = 10;
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    ag_dataset_free(&t);
+    ag__members_free(&m);
+    return r;
+}
+
+/* ---- a folder of PNG images (recursive; sorted by path; every file must be a PNG) ---- */
+typedef struct ag__paths { char **p; int n, cap; } ag__paths;
+
+static void ag__paths_free(ag__paths *ps) {
+    int i;
+    for (i = 0; i < ps->n; i++) AG_FREE(ps->p[i]);
+    AG_FREE(ps->p);
+    memset(ps, 0, sizeof *ps);
+}
+
+static int ag__list_files(const char *dir, ag__paths *ps, int depth, ag_error *err) {
+#if !defined(_WIN32)
+    DIR *d;
+    struct dirent *e;
+    if (depth > 32) return ag__fail(err, "%s: folders nested too deeply", dir);
+    d = opendir(dir);
+    if (!d) return ag__fail(err, "%s: cannot open the folder", dir);
+    while ((e = readdir(d)) != NULL) {
+        char full[4096];
+        if (e->d_name[0] == '.') continue;    /* ., .. and hidden files */
+        if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, e->d_name) >= sizeof full) {
+            closedir(d);
+            return ag__fail(err, "%s/%s: path too long", dir, e->d_name);
+        }
+        if (ag__is_dir(full)) {
+            if (ag__list_files(full, ps, depth + 1, err)) { closedir(d); return -1; }
+            continue;
+        }
+        if (ps->n == ps->cap) {
+            int cap = ps->cap ? ps->cap * 2 : 256;
+            char **np = (char **)AG_REALLOC(ps->p, (size_t)cap * sizeof *np);
+            if (!np) { closedir(d); return ag__fail(err, "%s: out of memory", dir); }
+            ps->p = np; ps->cap = cap;
+        }
+        if (!(ps->p[ps->n] = ag__strdup(full))) { closedir(d); return ag__fail(err, "%s: out of memory", dir); }
+        ps->n++;
+    }
+    closedir(d);
+    return 0;
+#else
+    (void)ps; (void)depth;
+    return ag__fail(err, "%s: image folders are not supported on this platform", dir);
+#endif
+}
+
+static int ag__cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* color type of a PNG file (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA) from its IHDR */
+static int ag__png_color_type(const char *path) {
+    unsigned char h[26];
+    FILE *f = fopen(path, "rb");
+    size_t got;
+    if (!f) return -1;
+    got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (got != sizeof h || memcmp(h, "\x89PNG\r\n\x1a\n", 8) != 0 || memcmp(h + 12, "IHDR", 4) != 0) return -1;
+    return h[25];
+}
+
+static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_error *err) {
+    ag__paths ps;
+    ag_dataset t;
+    ag_array *imgs = NULL;
+    ag_error *errs = NULL;
+    int i, C = 1, H = 0, W = 0, r = -1, bad = -1;
+    int ag__nt;
+    long j;
+    memset(&ps, 0, sizeof ps);
+    memset(&t, 0, sizeof t);
+    if (!ag__is_dir(path)) return ag__fail(err, "%s: not a folder", path);
+    if (ag__list_files(path, &ps, 0, err)) goto done;
+    if (ps.n == 0) { ag__fail(err, "%s: no images in the folder", path); goto done; }
+    qsort(ps.p, (size_t)ps.n, sizeof *ps.p, ag__cmp_cstr);
+    for (i = 0; i < ps.n; i++) {   /* gray data sets stay gray; any colour image makes it RGB */
+        int ct = ag__png_color_type(ps.p[i]);
+        if (ct < 0) { ag__fail(err, "%s: not a PNG image (image folders hold PNG files only)", ps.p[i]); goto done; }
+        if (ct != 0 && ct != 4) C = 3;
+    }
+    imgs = (ag_array *)AG_MALLOC((size_t)ps.n * sizeof *imgs);
+    errs = (ag_error *)AG_MALLOC((size_t)ps.n * sizeof *errs);
+    if (!imgs || !errs) { ag__fail(err, "%s: out of memory", path); goto done; }
+    memset(imgs, 0, (size_t)ps.n * sizeof *imgs);
+    ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
+    (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (j = 0; j < ps.n; j++) {
+        errs[j].msg[0] = 0;
+        if (ag_png_read(ps.p[j], C, &imgs[j], &errs[j])) imgs[j].data = NULL;
+    }
+    for (i = 0; i < ps.n; i++) if (!imgs[i].data) { if (err) *err = errs[i]; bad = i; break; }   /* the first in path order */
+    if (bad >= 0) goto done;
+    H = (int)imgs[0].shape[0]; W = (int)imgs[0].shape[1];
+    if (resize_to <= 0)
+        for (i = 1; i < ps.n; i++)
+            if (imgs[i].shape[0] != H || imgs[i].shape[1] != W) {
+                ag__fail(err, "%s: %lld x %lld, but %s is %d x %d (give a size to resize every image to)", ps.p[i],
+                         (long long)imgs[i].shape[1], (long long)imgs[i].shape[0], ps.p[0], W, H);
+                goto done;
+            }
+    if (ag__ds_alloc(&t, "folder", ps.n, resize_to > 0 ? resize_to : H, resize_to > 0 ? resize_to : W, C, err)) goto done;
+    {
+        size_t img = (size_t)t.height * t.width * C;
+        int failed = 0;
+        ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
+        AG__PARALLEL_FOR(ag__nt)
+        for (j = 0; j < ps.n; j++) {
+            const ag_array *a = &imgs[j];
+            if (a->shape[0] == t.height && a->shape[1] == t.width) memcpy(t.pixels + (size_t)j * img, a->data, img);
+            else if (ag_image_resize_bilinear_pil((const unsigned char *)a->data, (int)a->shape[0], (int)a->shape[1], C,
+                                                  t.pixels + (size_t)j * img, t.height, t.width)) failed = 1;
+        }
+        if (failed) { ag__fail(err, "%s: out of memory resizing", path); goto done; }
+    }
+    for (i = 0; i < ps.n; i++) t.labels[i] = -1;
+    t.num_classes = 0;
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    if (imgs) for (i = 0; i < ps.n; i++) ag_array_free(&imgs[i]);
+    AG_FREE(imgs);
+    AG_FREE(errs);
+    ag_dataset_free(&t);
+    ag__paths_free(&ps);
+    return r;
+}
+
 static int ag__load_archive_set(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err) {
-    (void)ds; (void)split; (void)resize_to;
-    return ag__fail(err, "%s (%s): this reader is not in this build yet", name, path);
+    if (!strcmp(name, "cifar10")) return ag__load_cifar10(ds, path, split, err);
+    if (!strcmp(name, "stl10")) return ag__load_stl10(ds, path, split, resize_to, err);
+    return ag__load_folder(ds, path, resize_to, err);
 }
 
 /* ---- dispatch ---- */
@@ -5182,6 +5643,35 @@ static const ag_array *ag__inc_find(const ag_array_list *sd, const char *prefix,
     return a;
 }
 
+AGDEF int ag_inception_random_state_dict(ag_array_list *sd, ag_rng *rng, ag_error *err) {
+    static const char *const bn[4] = { "weight", "bias", "running_mean", "running_var" };
+    ag_inception *layout = (ag_inception *)AG_MALLOC(sizeof(ag_inception)); float *buf = NULL; size_t cap = 0; int i, k, rc = 0;
+    int64_t fw[2] = { 1008, 2048 }, fb[1] = { 1008 };
+    if (!layout) return ag__fail(err, "out of memory");
+    memset(layout, 0, sizeof *layout);
+    ag__inc_layout(layout);
+    for (i = 0; i < layout->count && !rc; i++) {
+        const ag__inc_conv *c = &layout->convs[i]; int64_t ws[4], cs[1]; char name[96]; size_t j;
+        size_t n = (size_t)c->cout * c->cin * c->kh * c->kw;
+        if (n > cap) {
+            AG_FREE(buf); cap = n; buf = (float *)AG_MALLOC(n * sizeof(float));
+            if (!buf) { rc = ag__fail(err, "out of memory"); break; }
+        }
+        ws[0] = c->cout; ws[1] = c->cin; ws[2] = c->kh; ws[3] = c->kw; cs[0] = c->cout;
+        ag_rng_fill_normal(rng, buf, n, 0.0f, (float)sqrt(2.0 / (double)(c->cin * c->kh * c->kw)));
+        snprintf(name, sizeof name, "%s.conv.weight", c->prefix);
+        rc = ag_array_list_add(sd, name, AG_DTYPE_F32, 4, ws, buf, err);
+        for (k = 0; k < 4 && !rc; k++) {
+            for (j = 0; j < (size_t)c->cout; j++) buf[j] = (k == 0 || k == 3) ? 1.0f : 0.0f;
+            snprintf(name, sizeof name, "%s.bn.%s", c->prefix, bn[k]);
+            rc = ag_array_list_add(sd, name, AG_DTYPE_F32, 1, cs, buf, err);
+        }
+    }
+    if (!rc) rc = ag_array_list_add(sd, "fc.weight", AG_DTYPE_F32, 2, fw, NULL, err);
+    if (!rc) rc = ag_array_list_add(sd, "fc.bias", AG_DTYPE_F32, 1, fb, NULL, err);
+    AG_FREE(buf); AG_FREE(layout);
+    return rc;
+}
 AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *sd, ag_error *err) {
     ag_inception *net = (ag_inception *)AG_MALLOC(sizeof(ag_inception)); int i;
     float *tmp = NULL, *g = NULL, *b = NULL, *m = NULL, *v = NULL;
@@ -5249,7 +5739,7 @@ static ag_tensor *ag__inc_conv_apply(ag_inception *net, int *cursor, ag_tensor *
     y = ag_conv2d(net->ctx, x, c->weight, c->bias, c->stride, c->stride, c->ph, c->pw);
     if (y) {
         float *d = y->data; long n = (long)y->size, i; int ag__nt = ag__threads_for(net->ctx, y->size); (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < n; i++) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
     }
     return y;
@@ -5441,27 +5931,24 @@ AGDEF int ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err) {
 }
 /* sums of (x - shift) and its outer products (upper triangle); the shift (the first
    batch's mean) keeps the covariance free of cancellation */
-AGDEF int ag_fid_stats_add(ag_fid_stats *s, const float *x, int n) {
+AGDEF int ag_fid_stats_add(ag_fid_stats *s, const float *x, int n, ag_error *err) {
     int d = s->dim, i; long r; double *xs;
     if (n <= 0) return 0;
+    for (i = 0; i < n; i++) for (r = 0; r < d; r++)
+        if (!isfinite(x[(size_t)i * d + r])) return ag__fail(err, "FID statistics: feature %ld of image %d (of this batch) is NaN or infinite", r, i);
     if (s->count == 0) {
         for (r = 0; r < d; r++) { double m = 0; for (i = 0; i < n; i++) m += x[(size_t)i * d + r]; s->shift[r] = m / n; }
     }
     xs = (double *)AG_MALLOC((size_t)n * d * sizeof(double));
-    if (!xs) return -1;
+    if (!xs) return ag__fail(err, "FID statistics: out of memory for a batch of %d x %d", n, d);
     for (i = 0; i < n; i++) for (r = 0; r < d; r++) {
         double v = (double)x[(size_t)i * d + r] - s->shift[r];
         xs[(size_t)i * d + r] = v; s->sum[r] += v;
     }
     {
-        int ag__nt = (size_t)n * d * d > 1000000 ? 0 : 1;
-#ifdef _OPENMP
-        if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-        ag__nt = 1;
-#endif
+        int ag__nt = ag__threads(0, (size_t)n * d * d, 1000001);
         (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *row = s->sumsq + (size_t)r * d; int k, j;
             for (k = 0; k < n; k++) {
@@ -5513,14 +6000,9 @@ AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
         for (i = 0; i < len; i++) v[i] /= vn;
         /* trailing block A22 (rows/cols k+1..): p = A22 v, K = vᵀp, w = p - K v, A22 -= 2(v wᵀ + w vᵀ) */
         {
-            long ii; int ag__nt = (size_t)len * len > 262144 ? 0 : 1;
-#ifdef _OPENMP
-            if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-            ag__nt = 1;
-#endif
+            long ii; int ag__nt = ag__threads(0, (size_t)len * len, 262145);
             (void)ag__nt;
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = 0; ii < len; ii++) {
                 const double *row = a + (size_t)(k + 1 + ii) * n + k + 1; double sacc = 0.0; int jj;
                 for (jj = 0; jj < len; jj++) sacc += row[jj] * v[jj];
@@ -5528,7 +6010,7 @@ AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
             }
             for (i = 0; i < len; i++) K += v[i] * p[i];
             for (i = 0; i < len; i++) p[i] -= K * v[i];
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = 0; ii < len; ii++) {
                 double *row = a + (size_t)(k + 1 + ii) * n + k + 1; double vi = 2.0 * v[ii], wi = 2.0 * p[ii]; int jj;
                 for (jj = 0; jj < len; jj++) row[jj] -= vi * p[jj] + wi * v[jj];
@@ -5590,14 +6072,9 @@ static int ag__cholesky(double *a, int n) {
         s = sqrt(s);
         a[(size_t)j * n + j] = s;
         {
-            long ii; int ag__nt = (size_t)(n - j) * j > 65536 ? 0 : 1;
-#ifdef _OPENMP
-            if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-            ag__nt = 1;
-#endif
+            long ii; int ag__nt = ag__threads(0, (size_t)(n - j) * j, 65537);
             (void)ag__nt;
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = j + 1; ii < n; ii++) {
                 double t = a[(size_t)ii * n + j]; int kk;
                 for (kk = 0; kk < j; kk++) t -= a[(size_t)ii * n + kk] * a[(size_t)j * n + kk];
@@ -5625,20 +6102,15 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
     if (attempt == 2) { AG_FREE(L); return ag__fail(err, "FID: the second covariance is not positive semi-definite"); }
     /* T = (s1 + offset I) L; M = Lᵀ T (symmetric) */
     {
-        long r; int ag__nt = d > 64 ? 0 : 1;
-#ifdef _OPENMP
-        if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-        ag__nt = 1;
-#endif
+        long r; int ag__nt = ag__threads(0, (size_t)d, 65);
         (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *trow = T + (size_t)r * d; const double *srow = s1 + (size_t)r * d; int k, j;
             for (j = 0; j < d; j++) trow[j] = offset * L[(size_t)r * d + j];
             for (k = 0; k < d; k++) { double a = srow[k]; const double *lrow = L + (size_t)k * d; if (a != 0.0) for (j = 0; j <= k; j++) trow[j] += a * lrow[j]; }
         }
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *mrow = M + (size_t)r * d; int k, j;
             for (j = 0; j < d; j++) mrow[j] = 0.0;
@@ -5666,7 +6138,6 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
 /* branch widths of the three inception blocks: 1x1, 3x3 reduce, 3x3, 3x3dbl reduce, 3x3dbl, pool */
 static const int ag__cls_widths[3][6] = { { 32, 32, 48, 16, 24, 24 }, { 48, 48, 64, 32, 48, 32 }, { 64, 64, 96, 48, 64, 32 } };
 static const int ag__cls_block_in[3] = { 48, 128, 192 };
-static int ag__fail_prefix(ag_error *err, const char *fmt, ...);
 
 static int ag__cls_reg_unit(ag_params *ps, ag_cls_unit *u, const char *prefix, int cin, int cout, int k, ag_error *err) {
     char name[AG_NAME_MAX];
@@ -5886,7 +6357,7 @@ static ag_tensor *ag__scorer_unit(ag_scorer *s, int k, ag_tensor *x) {
     ag_tensor *y = ag_conv2d(s->ctx, x, s->fw[k], s->fb[k], 1, 1, s->fw[k]->shape[2] / 2, s->fw[k]->shape[3] / 2);
     if (y) {   /* ReLU in place: no tape in scoring */
         float *d = y->data; long n = (long)y->size, i; int ag__nt = ag__threads_for(s->ctx, y->size); (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < n; i++) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
     }
     return y;
@@ -6081,14 +6552,14 @@ AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *i
     for (i0 = 0; i0 < n; i0 += chunk) {
         int cnt = n - i0 < chunk ? n - i0 : chunk;
         if (ag_scorer_forward(s, images + (size_t)i0 * c * h * w, cnt, c, h, w, NULL, f, err)) { AG_FREE(f); return -1; }
-        if (ag_fid_stats_add(st, f, cnt)) { AG_FREE(f); return ag__fail(err, "scorer FID: out of memory"); }
+        if (ag_fid_stats_add(st, f, cnt, err)) { AG_FREE(f); return -1; }
     }
     AG_FREE(f);
     return 0;
 }
 
 /* ===================================================================================
-   10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
+   10. File formats: .safetensors, zip/DEFLATE, gzip, idx, tar, .npy/.npz, PNG, PyTorch .pth
    =================================================================================== */
 /* Layout: u64 little-endian header length N, N bytes of JSON
    {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
@@ -6234,12 +6705,9 @@ AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_ar
     return rc;
 }
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata, ag_error *err) {
-    unsigned char *buf; size_t len; int rc; ag_error e;
+    unsigned char *buf; size_t len;
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    rc = ag_safetensors_read_memory(buf, len, out, metadata, &e);
-    AG_FREE(buf);
-    if (rc) return ag__fail(err, "%s: %s", path, e.msg);
-    return 0;
+    return ag__read_finish(path, buf, ag_safetensors_read_memory(buf, len, out, metadata, err), err);
 }
 
 /* growable text buffer for writing headers */
@@ -6710,28 +7178,7 @@ static int ag__view_extent(int ndim, const int64_t *shape, const int64_t *stride
 }
 
 
-/* ---- error prefixes and the array helpers of the readers API ---- */
-
-/* Prefix the message already in err with "<formatted prefix>: " (e.g. the file path). */
-static int ag__fail_prefix(ag_error *err, const char *fmt, ...) {
-    char tmp[sizeof ((ag_error *)0)->msg], pre[160];
-    va_list ap;
-    size_t n;
-    if (!err) return -1;
-    memcpy(tmp, err->msg, sizeof tmp);
-    tmp[sizeof tmp - 1] = '\0';
-    va_start(ap, fmt);
-    vsnprintf(pre, sizeof pre, fmt, ap);
-    va_end(ap);
-    n = strlen(pre);
-    memcpy(err->msg, pre, n);
-    err->msg[n] = ':';
-    err->msg[n + 1] = ' ';
-    n += 2;
-    memcpy(err->msg + n, tmp, sizeof err->msg - n - 1);
-    err->msg[sizeof err->msg - 1] = '\0';
-    return -1;
-}
+/* ---- the array helpers of the readers API ---- */
 
 AGDEF const char *ag_dtype_name(ag_dtype t) {
     switch (t) {
@@ -6882,7 +7329,34 @@ typedef struct ag__huff {
     uint16_t symbol[288];               /* symbols ordered by code */
 } ag__huff;
 
+/* An input window: a whole buffer in memory, or a file read 1 MB at a time (f set). When
+   more is needed, the unread bytes and 8 bytes before them move to the front first, so the
+   inflater can give back the whole bytes left in its 64-bit buffer. */
+typedef struct ag__src {
+    const unsigned char *p; size_t len, pos;
+    FILE *f; unsigned char *buf; size_t cap; int eof, ioerr;
+} ag__src;
+
+/* make at least k bytes (k <= cap / 2) available at p + pos; -1 when the input ends first */
+static int ag__src_need(ag__src *s, size_t k) {
+    size_t hist, keep;
+    if (s->len - s->pos >= k) return 0;
+    if (!s->f || s->eof) return -1;
+    hist = s->pos < 8 ? s->pos : 8;
+    keep = s->len - s->pos + hist;
+    memmove(s->buf, s->p + s->pos - hist, keep);
+    s->p = s->buf; s->pos = hist; s->len = keep;
+    while (s->len - s->pos < k && !s->eof) {
+        size_t got = fread(s->buf + s->len, 1, s->cap - s->len, s->f);
+        if (got == 0) { s->eof = 1; s->ioerr = ferror(s->f) != 0; break; }
+        s->len += got;
+    }
+    return s->len - s->pos >= k ? 0 : -1;
+}
+static int ag__src_byte(ag__src *s) { return ag__src_need(s, 1) ? -1 : s->p[s->pos++]; }
+
 typedef struct ag__inf {
+    ag__src *src;     /* streamed input, or NULL when in holds all of it */
     const unsigned char *in;
     size_t in_len, pos;
     uint64_t bits;    /* bit buffer, LSB first */
@@ -6951,10 +7425,19 @@ static int ag__huff_build(ag__huff *h, const unsigned char *lens, int n) {
     return 0;
 }
 
+/* refill the window from the streamed source; -1 at its end */
+static int ag__inf_pull(ag__inf *s, size_t k) {
+    int r;
+    s->src->pos = s->pos;
+    r = ag__src_need(s->src, k);
+    s->in = s->src->p; s->in_len = s->src->len; s->pos = s->src->pos;
+    return r;
+}
+
 static void ag__inf_refill(ag__inf *s) {
     while (s->nbits <= 56) {
         uint64_t byte = 0;
-        if (s->pos < s->in_len) byte = s->in[s->pos++];
+        if (s->pos < s->in_len || (s->src && !ag__inf_pull(s, 1))) byte = s->in[s->pos++];
         else s->pad += 8;
         s->bits |= byte << s->nbits;
         s->nbits += 8;
@@ -7076,16 +7559,20 @@ static int ag__inf_codes(ag__inf *s, const ag__huff *lit, const ag__huff *dist) 
 static int ag__inf_stored(ag__inf *s) {
     size_t n;
     if (ag__inf_unread(s)) return -1;
-    if (s->in_len - s->pos < 4) return ag__fail(s->err, "inflate: truncated stored block");
+    if (s->in_len - s->pos < 4 && (!s->src || ag__inf_pull(s, 4))) return ag__fail(s->err, "inflate: truncated stored block");
     n = ag__rd16(s->in + s->pos);
     if (n != (~ag__rd16(s->in + s->pos + 2) & 0xffffu))
         return ag__fail(s->err, "inflate: stored block length check failed");
     s->pos += 4;
-    if (s->in_len - s->pos < n) return ag__fail(s->err, "inflate: truncated stored block");
+    if (s->in_len - s->pos < n && !s->src) return ag__fail(s->err, "inflate: truncated stored block");
     if (ag__inf_reserve(s, n)) return -1;
-    if (n) memcpy(s->out + s->out_len, s->in + s->pos, n);
-    s->out_len += n;
-    s->pos += n;
+    while (n) {
+        size_t k = s->in_len - s->pos;
+        if (!k && ag__inf_pull(s, 1)) return ag__fail(s->err, "inflate: truncated stored block");
+        k = s->in_len - s->pos < n ? s->in_len - s->pos : n;
+        memcpy(s->out + s->out_len, s->in + s->pos, k);
+        s->out_len += k; s->pos += k; n -= k;
+    }
     return 0;
 }
 
@@ -7142,23 +7629,23 @@ static int ag__inf_dynamic(ag__inf *s, ag__huff *lit, ag__huff *dist) {
 static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                           size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
                           int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
-                          uint32_t *crc, uint64_t *total, ag_error *err);
+                          uint32_t *crc, uint64_t *total, ag__src *src, ag_error *err);
 static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                        size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed, ag_error *err) {
-    return ag__inflate_to(in, in_len, zlib_wrapped, size_hint, max_out, out, out_len, consumed, NULL, NULL, NULL, NULL, err);
+    return ag__inflate_to(in, in_len, zlib_wrapped, size_hint, max_out, out, out_len, consumed, NULL, NULL, NULL, NULL, NULL, err);
 }
-/* Raw DEFLATE streamed into sink(user, chunk, len, err) (which returns -1 to stop, with its
-   message in err); *crc gets the CRC-32 and *total the length of everything it was given. */
-static int ag__inflate_stream(const unsigned char *in, size_t in_len, size_t *consumed,
-                              int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+/* Raw DEFLATE from src (left just past the stream) into sink(user, chunk, len, err) (which
+   returns -1 to stop, with its message in err); *crc gets the CRC-32 and *total the length
+   of everything it was given. */
+static int ag__inflate_stream(ag__src *src, int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
                               uint32_t *crc, uint64_t *total, ag_error *err) {
     unsigned char *out; size_t out_len;
-    return ag__inflate_to(in, in_len, 0, (size_t)1 << 20, SIZE_MAX, &out, &out_len, consumed, sink, sink_user, crc, total, err);
+    return ag__inflate_to(src->p, src->len, 0, (size_t)1 << 20, SIZE_MAX, &out, &out_len, NULL, sink, sink_user, crc, total, src, err);
 }
 static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                           size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
                           int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
-                          uint32_t *crc, uint64_t *total, ag_error *err) {
+                          uint32_t *crc, uint64_t *total, ag__src *src, ag_error *err) {
     ag__inf s;
     ag__huff *tabs;
     int final = 0;
@@ -7169,6 +7656,7 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
     s.sink_user = sink_user;
     s.in = in;
     s.in_len = in ? in_len : 0;
+    if (src) { s.src = src; s.pos = src->pos; }
     s.max_out = max_out;
     s.err = err;
     if (zlib_wrapped) {
@@ -7199,6 +7687,7 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
     }
     AG_FREE(tabs);
     if (ag__inf_unread(&s)) { AG_FREE(s.out); return -1; }
+    if (src) src->pos = s.pos;
     if (sink) {
         int r = s.out_len ? ag__inf_flush(&s, s.out_len) : 0;
         AG_FREE(s.out);
@@ -7228,48 +7717,50 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
 
 /* ---- gzip (RFC 1952): members of raw DEFLATE with a CRC-32 and length trailer ------- */
 
-/* length of the member header at b, or -1 */
-static int ag__gzip_header(const unsigned char *b, size_t len, size_t *hdr, ag_error *err) {
-    size_t p = 10;
-    int flags;
-    if (len < 10 || b[0] != 0x1f || b[1] != 0x8b) return ag__fail(err, "gzip: bad magic (not a gzip file)");
-    if (b[2] != 8) return ag__fail(err, "gzip: compression method %d (only 8, deflate)", b[2]);
-    flags = b[3];
-    if (flags & 0xe0) return ag__fail(err, "gzip: reserved flag bits set");
-    if (flags & 4) {                                  /* FEXTRA */
-        if (len - p < 2) return ag__fail(err, "gzip: truncated header");
-        p += 2 + ag__rd16(b + p);
-        if (p > len) return ag__fail(err, "gzip: truncated header");
+static int ag__gzip_header(ag__src *s, ag_error *err) {
+    int flags, k, c;
+    if (ag__src_need(s, 10)) {
+        if (s->len - s->pos >= 2 && s->p[s->pos] == 0x1f && s->p[s->pos + 1] == 0x8b) return ag__fail(err, "gzip: truncated header");
+        return ag__fail(err, "gzip: bad magic (not a gzip file)");
     }
-    if (flags & 8) { while (p < len && b[p]) p++; if (p++ >= len) return ag__fail(err, "gzip: truncated header"); }   /* FNAME */
-    if (flags & 16) { while (p < len && b[p]) p++; if (p++ >= len) return ag__fail(err, "gzip: truncated header"); }  /* FCOMMENT */
-    if (flags & 2) { p += 2; if (p > len) return ag__fail(err, "gzip: truncated header"); }                           /* FHCRC */
-    *hdr = p;
-    return 0;
-}
-
-static int ag__gzip_trailer(const unsigned char *b, size_t len, size_t *pos, uint32_t crc, uint64_t total, ag_error *err) {
-    if (len - *pos < 8) return ag__fail(err, "gzip: truncated (no CRC-32/length trailer)");
-    if (ag__rd32(b + *pos) != crc) return ag__fail(err, "gzip: CRC-32 mismatch (corrupt data)");
-    if (ag__rd32(b + *pos + 4) != (uint32_t)total) return ag__fail(err, "gzip: length in the trailer disagrees with the data");
-    *pos += 8;
+    if (s->p[s->pos] != 0x1f || s->p[s->pos + 1] != 0x8b) return ag__fail(err, "gzip: bad magic (not a gzip file)");
+    if (s->p[s->pos + 2] != 8) return ag__fail(err, "gzip: compression method %d (only 8, deflate)", s->p[s->pos + 2]);
+    flags = s->p[s->pos + 3];
+    if (flags & 0xe0) return ag__fail(err, "gzip: reserved flag bits set");
+    s->pos += 10;
+    if (flags & 4) {                                  /* FEXTRA */
+        int lo = ag__src_byte(s), hi = ag__src_byte(s);
+        if (hi < 0) return ag__fail(err, "gzip: truncated header");
+        for (k = 0; k < (lo | hi << 8); k++) if (ag__src_byte(s) < 0) return ag__fail(err, "gzip: truncated header");
+    }
+    if (flags & 8) { do c = ag__src_byte(s); while (c > 0); if (c < 0) return ag__fail(err, "gzip: truncated header"); }   /* FNAME */
+    if (flags & 16) { do c = ag__src_byte(s); while (c > 0); if (c < 0) return ag__fail(err, "gzip: truncated header"); }  /* FCOMMENT */
+    if ((flags & 2) && (ag__src_byte(s) < 0 || ag__src_byte(s) < 0)) return ag__fail(err, "gzip: truncated header");    /* FHCRC */
     return 0;
 }
 
 /* every member, one after another (as gzip -d does); trailing zero padding is allowed */
+static int ag__gunzip_src(ag__src *src, int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
+    do {
+        uint32_t crc = 0; uint64_t total = 0;
+        if (ag__gzip_header(src, err)) return -1;
+        if (ag__inflate_stream(src, sink, user, &crc, &total, err)) return -1;
+        if (ag__src_need(src, 8)) return ag__fail(err, "gzip: truncated (no CRC-32/length trailer)");
+        if (ag__rd32(src->p + src->pos) != crc) return ag__fail(err, "gzip: CRC-32 mismatch (corrupt data)");
+        if (ag__rd32(src->p + src->pos + 4) != (uint32_t)total) return ag__fail(err, "gzip: length in the trailer disagrees with the data");
+        src->pos += 8;
+        while (!ag__src_need(src, 1) && src->p[src->pos] == 0) src->pos++;
+    } while (!ag__src_need(src, 1));
+    if (src->ioerr) return ag__fail(err, "gzip: read error");
+    return 0;
+}
+
 static int ag__gunzip_stream(const unsigned char *buf, size_t len,
                              int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
-    size_t pos = 0;
-    do {
-        size_t hdr = 0, used = 0; uint32_t crc = 0; uint64_t total = 0;
-        if (ag__gzip_header(buf + pos, len - pos, &hdr, err)) return -1;
-        pos += hdr;
-        if (ag__inflate_stream(buf + pos, len - pos, &used, sink, user, &crc, &total, err)) return -1;
-        pos += used;
-        if (ag__gzip_trailer(buf, len, &pos, crc, total, err)) return -1;
-        while (pos < len && buf[pos] == 0) pos++;
-    } while (pos < len);
-    return 0;
+    ag__src src;
+    memset(&src, 0, sizeof src);
+    src.p = buf; src.len = buf ? len : 0;
+    return ag__gunzip_src(&src, sink, user, err);
 }
 
 typedef struct ag__membuf { unsigned char *data; size_t len, cap, max; } ag__membuf;
@@ -7295,8 +7786,8 @@ AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsign
     *out = NULL; *out_len = 0;
     m.max = max_out ? max_out : SIZE_MAX;
     if (len >= 18 && buf[0] == 0x1f && buf[1] == 0x8b) {      /* size the buffer from the (last) ISIZE */
-        size_t isize = ag__rd32(buf + len - 4);
-        if (isize > 0 && isize <= m.max && isize < ((size_t)1 << 31)) {
+        size_t isize = ag__rd32(buf + len - 4);   /* trusted only as far as DEFLATE can expand (1032:1) */
+        if (isize > 0 && isize <= m.max && isize < ((size_t)1 << 31) && isize / 1032 <= len) {
             m.data = (unsigned char *)AG_MALLOC(isize);
             if (m.data) m.cap = isize;
         }
@@ -7476,6 +7967,15 @@ static int ag__tar_sink(void *user, const unsigned char *p, size_t n, ag_error *
     return 0;
 }
 
+static int ag__tar_finish(ag__tar *t, int r, ag_error *err) {
+    if (!r && (t->in_member || t->hdr_fill)) r = ag__fail(err, "tar: truncated archive (member '%s' ends early)", t->in_member ? t->name : "header");
+    /* GNU tar ends with two zero blocks; some writers omit them, which is harmless, but an
+       archive without a single header is not one */
+    if (!r && !t->ended && !t->name[0] && !t->longname) r = ag__fail(err, "tar: empty archive (no members)");
+    AG_FREE(t->longname);
+    return r;
+}
+
 AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err) {
     ag__tar t;
     int r;
@@ -7483,21 +7983,34 @@ AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_c
     t.cb = cb; t.user = user;
     if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) r = ag__gunzip_stream(buf, len, ag__tar_sink, &t, err);
     else r = ag__tar_sink(&t, buf, len, err);
-    if (!r && (t.in_member || t.hdr_fill)) r = ag__fail(err, "tar: truncated archive (member '%s' ends early)", t.in_member ? t.name : "header");
-    /* GNU tar ends with two zero blocks; some writers omit them, which is harmless, but an
-       archive without a single header is not one */
-    if (!r && !t.ended && !t.name[0] && !t.longname) r = ag__fail(err, "tar: empty archive (no members)");
-    AG_FREE(t.longname);
-    return r;
+    return ag__tar_finish(&t, r, err);
 }
 
+/* the file streams through 1 MB at a time: an archive of gigabytes never sits in memory */
 AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_tar_read_from_memory(buf, len, cb, user, err);
-    AG_FREE(buf);
+    ag__tar t;
+    ag__src src;
+    int r = 0;
+    memset(&t, 0, sizeof t);
+    memset(&src, 0, sizeof src);
+    t.cb = cb; t.user = user;
+    src.f = fopen(path, "rb");
+    if (!src.f) return ag__fail(err, "%s: cannot open for reading", path);
+    src.cap = (size_t)1 << 20;
+    src.buf = (unsigned char *)AG_MALLOC(src.cap);
+    if (!src.buf) { fclose(src.f); return ag__fail(err, "%s: out of memory", path); }
+    src.p = src.buf;
+    if (!ag__src_need(&src, 2) && src.p[0] == 0x1f && src.p[1] == 0x8b) r = ag__gunzip_src(&src, ag__tar_sink, &t, err);
+    else {
+        while (!r && !ag__src_need(&src, 1)) {
+            r = ag__tar_sink(&t, src.p + src.pos, src.len - src.pos, err);
+            src.pos = src.len;
+        }
+        if (!r && src.ioerr) r = ag__fail(err, "read error");
+    }
+    r = ag__tar_finish(&t, r, err);
+    fclose(src.f);
+    AG_FREE(src.buf);
     return r ? ag__fail_prefix(err, "%s", path) : 0;
 }
 
@@ -8081,14 +8594,10 @@ AGDEF int ag_npy_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_npy_read(const char *path, ag_array *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_npy_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_npy_read_from_memory(buf, len, out, err), err);
 }
 
 /* The header numpy 1.24 writes: dict, growth spaces, padding to 64, '\n'. */
@@ -8160,13 +8669,9 @@ AGDEF int ag_npy_write_to_memory(const ag_array *a, unsigned char **out, size_t 
 }
 
 AGDEF int ag_npy_write(const char *path, const ag_array *a, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_npy_write_to_memory(a, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_npy_write_to_memory(a, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err) {
@@ -8216,14 +8721,10 @@ AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_npz_read(const char *path, ag_array_list *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_npz_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_npz_read_from_memory(buf, len, out, err), err);
 }
 
 AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **out, size_t *out_len, ag_error *err) {
@@ -8268,13 +8769,9 @@ AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **ou
 }
 
 AGDEF int ag_npz_write(const char *path, const ag_array_list *arrays, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_npz_write_to_memory(arrays, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_npz_write_to_memory(arrays, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 /* ---- PNG decode / encode ---- */
@@ -8559,14 +9056,10 @@ fail:
 }
 
 AGDEF int ag_png_read(const char *path, int channels, ag_array *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_png_read_from_memory(buf, len, channels, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_png_read_from_memory(buf, len, channels, out, err), err);
 }
 
 static int ag__png_chunk(unsigned char **buf, size_t *len, size_t *cap, const char *type, const unsigned char *data,
@@ -8650,21 +9143,19 @@ fail:
 }
 
 AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width, int height, int channels, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 /* ---- PyTorch .pth: a small pickle VM and the state-dict reader ---- */
 
 enum { AG__PK_NONE, AG__PK_BOOL, AG__PK_INT, AG__PK_FLOAT, AG__PK_STR, AG__PK_TUPLE, AG__PK_LIST, AG__PK_DICT,
-       AG__PK_GLOBAL, AG__PK_STORAGE, AG__PK_TENSOR, AG__PK_OPAQUE };
+       AG__PK_GLOBAL, AG__PK_STORAGE, AG__PK_TENSOR, AG__PK_OPAQUE,
+       AG__PK_NDARRAY, AG__PK_NPDTYPE };   /* numpy arrays (CIFAR-10's python batches) */
 enum { AG__G_OTHER, AG__G_ORDERED_DICT, AG__G_REBUILD_V2, AG__G_REBUILD_V1, AG__G_REBUILD_PARAM,
-       AG__G_REBUILD_FROM_TYPE, AG__G_STORAGE_TYPE, AG__G_TORCH_SIZE, AG__G_UNSUPPORTED };
+       AG__G_REBUILD_FROM_TYPE, AG__G_STORAGE_TYPE, AG__G_TORCH_SIZE, AG__G_UNSUPPORTED,
+       AG__G_NP_RECONSTRUCT, AG__G_NP_DTYPE, AG__G_CODECS_ENCODE };
 
 typedef struct ag__pk {
     int kind, gid, n, cap, ndim;
@@ -8675,7 +9166,7 @@ typedef struct ag__pk {
     char *s;                        /* STR (NUL-terminated copy); GLOBAL "module.name"; STORAGE key */
     size_t slen;
     struct ag__pk **items, **vals;  /* TUPLE / LIST items; DICT keys and values */
-    struct ag__pk *ref;             /* TENSOR: its STORAGE */
+    struct ag__pk *ref;             /* TENSOR: its STORAGE; NDARRAY: its data (a STR) */
     int64_t *dims;                  /* TENSOR: shape[ndim] then stride[ndim] */
     struct ag__pk *next;            /* every node, for freeing */
 } ag__pk;
@@ -8818,6 +9309,10 @@ static int ag__pk_global_id(const char *mod, const char *name, ag_dtype *dt) {
         { "BoolStorage", AG_DTYPE_BOOL } };
     size_t k, nl = strlen(name);
     if (!strcmp(mod, "collections") && !strcmp(name, "OrderedDict")) return AG__G_ORDERED_DICT;
+    if ((!strcmp(mod, "numpy.core.multiarray") || !strcmp(mod, "numpy._core.multiarray")) && !strcmp(name, "_reconstruct"))
+        return AG__G_NP_RECONSTRUCT;
+    if (!strcmp(mod, "numpy") && !strcmp(name, "dtype")) return AG__G_NP_DTYPE;
+    if (!strcmp(mod, "_codecs") && !strcmp(name, "encode")) return AG__G_CODECS_ENCODE;
     if (!strcmp(mod, "torch._utils")) {
         if (!strcmp(name, "_rebuild_tensor_v2")) return AG__G_REBUILD_V2;
         if (!strcmp(name, "_rebuild_tensor")) return AG__G_REBUILD_V1;
@@ -8925,6 +9420,47 @@ static ag__pk *ag__pk_call(ag__pvm *vm, ag__pk *fn, ag__pk *args, int depth) {
     case AG__G_TORCH_SIZE:
         if (args->n == 1 && args->items[0]->kind == AG__PK_TUPLE) return args->items[0];
         return ag__pk_new(vm, AG__PK_OPAQUE);
+    case AG__G_NP_RECONSTRUCT:      /* (ndarray, (0,), b'b'): filled in by BUILD */
+        return ag__pk_new(vm, AG__PK_NDARRAY);
+    case AG__G_NP_DTYPE: {          /* ('u1', 0, 1); the byte order comes with BUILD */
+        static const struct { const char *code; ag_dtype dt; } np[] = {
+            { "u1", AG_DTYPE_U8 }, { "i1", AG_DTYPE_I8 }, { "i2", AG_DTYPE_I16 }, { "i4", AG_DTYPE_I32 },
+            { "i8", AG_DTYPE_I64 }, { "f2", AG_DTYPE_F16 }, { "f4", AG_DTYPE_F32 }, { "f8", AG_DTYPE_F64 }, { "b1", AG_DTYPE_BOOL } };
+        const char *code;
+        size_t j;
+        if (args->n < 1 || args->items[0]->kind != AG__PK_STR) return ag__pk_new(vm, AG__PK_OPAQUE);
+        code = args->items[0]->s;
+        if (code[0] == '<' || code[0] == '>' || code[0] == '|' || code[0] == '=') code++;
+        for (j = 0; j < sizeof np / sizeof np[0]; j++)
+            if (!strcmp(code, np[j].code)) {
+                r = ag__pk_new(vm, AG__PK_NPDTYPE);
+                if (r) r->dtype = np[j].dt;
+                return r;
+            }
+        return ag__pk_new(vm, AG__PK_OPAQUE);
+    }
+    case AG__G_CODECS_ENCODE: {     /* Python 3's protocol-2 bytes: encode(text, 'latin1') */
+        const ag__pk *t = args->n >= 1 ? args->items[0] : NULL;
+        unsigned char *b;
+        size_t j, m = 0;
+        if (!t || t->kind != AG__PK_STR || args->n < 2 || args->items[1]->kind != AG__PK_STR ||
+            (strcmp(args->items[1]->s, "latin1") && strcmp(args->items[1]->s, "latin-1")))
+            return ag__pk_new(vm, AG__PK_OPAQUE);
+        r = ag__pk_str(vm, (const unsigned char *)t->s, t->slen);   /* UTF-8 -> latin-1 in place */
+        if (!r) return NULL;
+        b = (unsigned char *)r->s;
+        for (j = 0; j < t->slen; j++) {
+            unsigned char ch = (unsigned char)t->s[j];
+            if (ch < 0x80) b[m++] = ch;
+            else if ((ch == 0xc2 || ch == 0xc3) && j + 1 < t->slen && ((unsigned char)t->s[j + 1] & 0xc0) == 0x80) {
+                b[m++] = (unsigned char)(((ch & 0x1f) << 6) | ((unsigned char)t->s[j + 1] & 0x3f));
+                j++;
+            } else { ag__fail(vm->err, "pickle: text beyond latin-1 in _codecs.encode"); return NULL; }
+        }
+        b[m] = 0;
+        r->slen = m;
+        return r;
+    }
     case AG__G_UNSUPPORTED:
         ag__fail(vm->err, "unsupported object %s (quantized, sparse or other special tensors are not supported)", fn->s);
         return NULL;
@@ -8977,6 +9513,33 @@ static ag__pk *ag__pk_persid(ag__pvm *vm, ag__pk *pid) {
     }
     vm->storages[vm->nstorages++] = st;
     return st;
+}
+
+/* numpy ndarray.__setstate__: (version, shape, dtype, is_fortran, raw bytes), version optional */
+static int ag__pk_np_build(ag__pvm *vm, ag__pk *a, const ag__pk *st) {
+    const ag__pk *shape, *dt, *raw;
+    int64_t dims[8];
+    uint64_t numel;
+    size_t nbytes;
+    int nd, k, o;
+    if (st->kind != AG__PK_TUPLE || (st->n != 5 && st->n != 4)) return ag__fail(vm->err, "pickle: malformed numpy array state");
+    o = st->n == 5;
+    shape = st->items[o]; dt = st->items[o + 1]; raw = st->items[o + 3];
+    if (dt->kind != AG__PK_NPDTYPE) return ag__fail(vm->err, "pickle: numpy array of an unsupported dtype");
+    if (raw->kind != AG__PK_STR) return ag__fail(vm->err, "pickle: numpy array without raw data (object arrays are not supported)");
+    if (ag__pk_dims(shape, dims, &nd)) return ag__fail(vm->err, "pickle: malformed numpy array shape");
+    if (ag__rd_numel(nd, dims, &numel) || ag__rd_bytes(numel, ag_dtype_size(dt->dtype), &nbytes) || nbytes != raw->slen)
+        return ag__fail(vm->err, "pickle: numpy array shape needs %lu bytes, the data has %lu",
+                        (unsigned long)(numel * ag_dtype_size(dt->dtype)), (unsigned long)raw->slen);
+    a->dims = (int64_t *)AG_MALLOC(8 * sizeof *a->dims);
+    if (!a->dims) return ag__fail(vm->err, "pickle: out of memory");
+    for (k = 0; k < nd; k++) a->dims[k] = dims[k];
+    a->ndim = nd;
+    a->dtype = dt->dtype;
+    a->ref = (ag__pk *)raw;
+    a->i = st->items[o + 2]->kind != AG__PK_NONE && st->items[o + 2]->i != 0;   /* fortran order */
+    a->voff = dt->i;                                                             /* big-endian */
+    return 0;
 }
 
 /* Little-endian two's complement integer of n bytes; -1 when it does not fit int64. */
@@ -9246,10 +9809,13 @@ static int ag__pvm_run(ag__pvm *vm, const unsigned char *d, size_t len, size_t *
             AG__POP(a);
             AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE));
             break;
-        case 'b':                                                                  /* BUILD: state is ignored */
+        case 'b':                                                                  /* BUILD */
             AG__POP(b);
-            if (!ag__pvm_top(vm)) return -1;
-            break;
+            if (!(a = ag__pvm_top(vm))) return -1;
+            if (a->kind == AG__PK_NDARRAY) { if (ag__pk_np_build(vm, a, b)) return -1; }
+            else if (a->kind == AG__PK_NPDTYPE && b->kind == AG__PK_TUPLE && b->n >= 2 && b->items[1]->kind == AG__PK_STR)
+                a->i = b->items[1]->s[0] == '>';                                   /* big-endian */
+            break;                                                                 /* other states are ignored */
         case 'Q':                                                                  /* BINPERSID */
             AG__POP(a);
             AG__PUSH(ag__pk_persid(vm, a));
@@ -9599,6 +10165,58 @@ done:
     return r;
 }
 
+/* A CIFAR-10 python batch: a pickled dict (Python 2's cPickle, or any later protocol) with
+   'data' a uint8 numpy array [N][3072] (R, G, B planes of 32x32) and 'labels' a list of N
+   ints. Returns new buffers: data [N][3072] and labels [N]. */
+static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err) {
+    ag__pvm vm;
+    ag__pk *root = NULL;
+    const ag__pk *arr = NULL, *lab = NULL;
+    size_t used;
+    int k, n, r = -1;
+    *data = NULL; *labels = NULL; *count = 0;
+    memset(&vm, 0, sizeof vm);
+    vm.err = err;
+    if (len < 2 || buf[0] != 0x80) { ag__fail(err, "not a pickle (no protocol opcode)"); goto done; }
+    if (ag__pvm_run(&vm, buf, len, &used, &root)) goto done;
+    if (root->kind != AG__PK_DICT) { ag__fail(err, "the pickle holds no dict"); goto done; }
+    for (k = 0; k < root->n; k++) {
+        const ag__pk *key = root->items[k];
+        if (key->kind != AG__PK_STR) continue;
+        if (!strcmp(key->s, "data")) arr = root->vals[k];
+        else if (!strcmp(key->s, "labels")) lab = root->vals[k];
+    }
+    if (!arr || !lab) { ag__fail(err, "no '%s' entry in the dict", arr ? "labels" : "data"); goto done; }
+    if (arr->kind != AG__PK_NDARRAY || !arr->ref) { ag__fail(err, "'data' is not a numpy array"); goto done; }
+    if (arr->dtype != AG_DTYPE_U8 || arr->ndim != 2 || arr->dims[1] != 3072 || arr->i) {
+        ag__fail(err, "'data' is not a C-order uint8 array [N][3072]");
+        goto done;
+    }
+    if (lab->kind != AG__PK_LIST && lab->kind != AG__PK_TUPLE) { ag__fail(err, "'labels' is not a list"); goto done; }
+    if (arr->dims[0] != lab->n || arr->dims[0] > (1 << 24)) {
+        ag__fail(err, "'data' holds %lld images but 'labels' %d", (long long)arr->dims[0], lab->n);
+        goto done;
+    }
+    n = lab->n;
+    *data = (unsigned char *)AG_MALLOC((size_t)n * 3072 + 1);
+    *labels = (int *)AG_MALLOC((size_t)n * sizeof(int) + 1);
+    if (!*data || !*labels) { ag__fail(err, "out of memory"); goto done; }
+    memcpy(*data, arr->ref->s, (size_t)n * 3072);
+    for (k = 0; k < n; k++) {
+        if (lab->items[k]->kind != AG__PK_INT || lab->items[k]->i < 0 || lab->items[k]->i > 9) {
+            ag__fail(err, "label %d is not an integer 0..9", k);
+            goto done;
+        }
+        (*labels)[k] = (int)lab->items[k]->i;
+    }
+    *count = n;
+    r = 0;
+done:
+    if (r) { AG_FREE(*data); AG_FREE(*labels); *data = NULL; *labels = NULL; }
+    ag__pvm_free(&vm);
+    return r;
+}
+
 AGDEF int ag_pth_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err) {
     ag_array_list list;
     int r;
@@ -9621,14 +10239,10 @@ AGDEF int ag_pth_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_pth_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_pth_read_from_memory(buf, len, out, err), err);
 }
 
 

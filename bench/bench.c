@@ -40,32 +40,6 @@ static double max_rss_mb(void) {
 
 static int threads = 0, iters = 3, warmup = 1;
 
-/* a full FID-Inception state dict with He-normal convs and identity-like BN */
-static int bench_inception_weights(ag_array_list *sd, ag_rng *rng, ag_error *err) {
-    ag_inception tmp; int i; float *buf = NULL; size_t cap = 0;
-    memset(&tmp, 0, sizeof tmp);
-    ag__inc_layout(&tmp);
-    for (i = 0; i < tmp.count; i++) {
-        const ag__inc_conv *c = &tmp.convs[i]; int64_t ws[4], cs[1]; size_t n = (size_t)c->cout * c->cin * c->kh * c->kw; char name[96];
-        static const char *const bn[4] = { "weight", "bias", "running_mean", "running_var" }; int k;
-        if (n > cap) { free(buf); buf = (float *)malloc(n * sizeof(float)); cap = n; }
-        ws[0] = c->cout; ws[1] = c->cin; ws[2] = c->kh; ws[3] = c->kw; cs[0] = c->cout;
-        ag_rng_fill_normal(rng, buf, n, 0.0f, (float)sqrt(2.0 / (double)(c->cin * c->kh * c->kw)));
-        snprintf(name, sizeof name, "%s.conv.weight", c->prefix);
-        if (ag_array_list_add(sd, name, AG_DTYPE_F32, 4, ws, buf, err)) return -1;
-        for (k = 0; k < 4; k++) {
-            size_t j; for (j = 0; j < (size_t)c->cout; j++) buf[j] = (k == 0 || k == 3) ? 1.0f : 0.0f;
-            snprintf(name, sizeof name, "%s.bn.%s", c->prefix, bn[k]);
-            if (ag_array_list_add(sd, name, AG_DTYPE_F32, 1, cs, buf, err)) return -1;
-        }
-    }
-    free(buf);
-    {
-        int64_t fw[2] = { 1008, 2048 }, fb[1] = { 1008 };
-        if (ag_array_list_add(sd, "fc.weight", AG_DTYPE_F32, 2, fw, NULL, err) || ag_array_list_add(sd, "fc.bias", AG_DTYPE_F32, 1, fb, NULL, err)) return -1;
-    }
-    return 0;
-}
 static double peak_gflops = 0.0;
 
 static void report(const char *name, const char *extra, double seconds, double flops, int n) {
@@ -179,7 +153,7 @@ static int inception_bench(void) {
     memset(&sd, 0, sizeof sd);
     ag_rng_seed(&rng, 4, 4);
     net = NULL;
-    if (bench_inception_weights(&sd, &rng, &err) || !(net = ag_inception_from_arrays(&sd, &err))) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    if (ag_inception_random_state_dict(&sd, &rng, &err) || !(net = ag_inception_from_arrays(&sd, &err))) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
     ag_array_list_free(&sd);
     if (threads > 0) ag_inception_set_threads(net, threads);
     x = (float *)malloc((size_t)n * 3 * 299 * 299 * sizeof(float)); pool3 = (float *)malloc((size_t)n * 2048 * sizeof(float));

@@ -224,7 +224,7 @@ static int score_stream(scorer *sc, stream *s, int64_t total, ag_fid_stats *stat
         if (ag_scorer_forward_u8(sc->net, sc->u8, n, bh, bw, bc, logits_out ? sc->logits : NULL, sc->features, &err)) {
             fprintf(stderr, "score: %s\n", err.msg); free(all); return -1;
         }
-        if (stats && ag_fid_stats_add(stats, sc->features, n)) { fprintf(stderr, "score: out of memory\n"); free(all); return -1; }
+        if (stats && ag_fid_stats_add(stats, sc->features, n, &err)) { fprintf(stderr, "score: %s\n", err.msg); free(all); return -1; }
         if (logits_out) {
             if (done + n > cap) {
                 int64_t nc = cap ? cap * 2 : 1024; float *p;

@@ -1,10 +1,17 @@
 /* train.c - train a fixed AutoGAN architecture (the "derived" training of the paper).
 
-   build/train --arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3 --max_iter 50000 --data synthetic \
-               --ckpt runs/a.safetensors --samples runs/a_samples
+   build/train --arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3 --max_iter 50000 --dataset cifar10 \
+               --data_path cifar-10-python.tar.gz --ckpt runs/a.safetensors --samples runs/a_samples
 
-   Flags follow the reference release (train_derived.py). The data source is either
-   `synthetic` (procedural shapes, for trying the pipeline) or `raw:FILE` with uint8 images
+   Flags follow the reference release (train_derived.py). Real data: --dataset cifar10 |
+   stl10 | mnist | fashion-mnist | folder with --data_path (the archive as downloaded, its
+   folder, or a folder of PNGs; fashion-mnist without --data_path uses the shipped test split
+   or Debian's train split), resized to the stage's resolution at load as the reference's
+   transforms.Resize (PIL bilinear), shuffled every epoch from the seed, the last partial
+   batch kept (DataLoader's default); gray data sets train with --channels 1 or are
+   replicated to 3 channels. The loader's position is saved in checkpoints, so a resumed
+   run reads the same images in the same order. Without --dataset, --data is `synthetic`
+   (procedural shapes, for trying the pipeline) or `raw:FILE` with uint8 images
    N x H x W x C in a flat file (--img_size H, --channels C); images whose size is an
    integer multiple of the training resolution are box-averaged down to it.
    Progress every --print_freq G steps; a resumable checkpoint (weights, Adam, EMA, PRNG)
@@ -29,7 +36,8 @@ typedef struct options {
     int threads, img_size, spectral_norm;
     double g_lr, d_lr, beta1, beta2, ema;
     unsigned long long seed;
-    const char *data, *ckpt, *resume, *samples;
+    const char *data, *ckpt, *resume, *samples, *dataset, *data_path;
+    int data_given;
 } options;
 
 static void usage(void) {
@@ -41,7 +49,9 @@ static void usage(void) {
         "  --gen_bs N        G batch (128)                 --dis_bs N      D batch (64)\n"
         "  --n_critic N      D steps per G step (5)        --max_iter N    G steps (50000)\n"
         "  --g_lr X --d_lr X (2e-4)  --beta1 X (0.0)  --beta2 X (0.9)  --ema X (0.999; 0 = off)\n"
-        "  --data SRC        synthetic | raw:FILE (uint8 NxHxWxC)  --img_size N (32)  --channels N (3)\n"
+        "  --dataset NAME    cifar10 | stl10 | mnist | fashion-mnist | folder (real images, resized to the stage)\n"
+        "  --data_path PATH  the data set's archive or folder (fashion-mnist: optional)\n"
+        "  --data SRC        without --dataset: synthetic | raw:FILE (uint8 NxHxWxC)  --img_size N (32)  --channels N (3)\n"
         "  --seed N (12345)  --threads N (OpenMP default)  --no_sn (no spectral norm in D)\n"
         "  --print_freq N (100)  --ckpt PATH  --ckpt_freq N (1000)  --resume PATH\n"
         "  --samples DIR (PNG grids DIR/NNNNNN.png, made if missing)  --sample_freq N (1000)\n");
@@ -79,7 +89,9 @@ static void parse_args(int argc, char **argv, options *o) {
         else if (cli_is(&c, "--ema")) o->ema = cli_float(&c, 0.0, 0.999999);   /* a decay of 1 or more never averages */
         else if (cli_is(&c, "--seed") || cli_is(&c, "--random_seed")) o->seed = cli_u64(&c);
         else if (cli_is(&c, "--threads")) o->threads = cli_threads(&c);
-        else if (cli_is(&c, "--data")) o->data = cli_str(&c);
+        else if (cli_is(&c, "--data")) { o->data = cli_str(&c); o->data_given = 1; }
+        else if (cli_is(&c, "--dataset")) o->dataset = cli_str(&c);
+        else if (cli_is(&c, "--data_path")) o->data_path = cli_str(&c);
         else if (cli_is(&c, "--img_size")) o->img_size = (int)cli_int(&c, 1, 4096);
         else if (cli_is(&c, "--no_sn")) o->spectral_norm = 0;
         else if (cli_is(&c, "--print_freq")) o->print_freq = (int)cli_int(&c, 1, 1000000000);
@@ -91,6 +103,11 @@ static void parse_args(int argc, char **argv, options *o) {
         else if (cli_is(&c, "-h") || cli_is(&c, "--help")) { usage(); exit(0); }
         else cli_unknown(&c);
     }
+    if (o->dataset && o->data_given) cli_fail(&c, "give --dataset (a real data set) or --data (synthetic, raw:FILE), not both");
+    if (o->data_path && !o->dataset) cli_fail(&c, "--data_path needs --dataset NAME (cifar10, stl10, mnist, fashion-mnist or folder)");
+    if (o->dataset && strcmp(o->dataset, "cifar10") && strcmp(o->dataset, "stl10") && strcmp(o->dataset, "mnist") &&
+        strcmp(o->dataset, "fashion-mnist") && strcmp(o->dataset, "folder"))
+        cli_fail(&c, "--dataset '%s' unknown; cifar10, stl10, mnist, fashion-mnist or folder", o->dataset);
     if (!o->arch_len && !o->resume) cli_fail(&c, "--arch is required (or --resume CHECKPOINT, whose architecture is used)");
     if (o->arch_len) {
         int i;
@@ -202,6 +219,7 @@ static int save_grid(ag_ctx *ctx, ag_generator *G, const float *fixed_z, int cou
 int main(int argc, char **argv) {
     options o; ag_ctx *ctx; ag_generator G; ag_discriminator D; ag_gan gan; ag_ema ema; ag_error err; ag_rng init_rng, zrng;
     dataset ds; float *real = NULL, fixed_z[64 * 1024]; int res, g_steps = 0, use_ema, rc = 1, i;
+    ag_dataset images; ag_data_loader loader; char loader_state[160], extra[512]; char *meta = NULL;
     double d_acc = 0.0, g_acc = 0.0, t_start; int d_cnt = 0, g_cnt = 0; clock_t c_start; long long resume_steps = 0;
 
     parse_args(argc, argv, &o);
@@ -255,7 +273,16 @@ int main(int argc, char **argv) {
     res = ag_stage_resolution(o.stage, o.bottom_width);
 
     memset(&ds, 0, sizeof ds);
-    if (!strcmp(o.data, "synthetic")) { if (make_synthetic(&ds, 4096, res, o.channels, o.seed)) { fprintf(stderr, "train: out of memory\n"); return 1; } }
+    memset(&images, 0, sizeof images);
+    memset(&loader, 0, sizeof loader);
+    if (o.dataset) {
+        double t0 = ag_wall_seconds();
+        if (ag_dataset_load(&images, o.dataset, o.data_path, "train", res, &err)) { fprintf(stderr, "train: --dataset %s: %s\n", o.dataset, err.msg); return 1; }
+        if (ag_data_loader_init(&loader, &images, o.dis_bs, o.channels, &err)) { fprintf(stderr, "train: --dataset %s: %s\n", o.dataset, err.msg); return 2; }
+        ds.n = images.count;
+        printf("data: %s, %d images at %dx%d (%d channel%s, fed as %d), loaded in %.1f s\n", o.dataset, images.count, images.height,
+               images.width, images.channels, images.channels == 1 ? "" : "s", o.channels, ag_wall_seconds() - t0);
+    } else if (!strcmp(o.data, "synthetic")) { if (make_synthetic(&ds, 4096, res, o.channels, o.seed)) { fprintf(stderr, "train: out of memory\n"); return 1; } }
     else if (!strncmp(o.data, "raw:", 4)) { if (load_raw(&ds, o.data + 4, o.img_size, o.channels, res)) return 1; }
     else { fprintf(stderr, "train: --data must be 'synthetic' or 'raw:FILE', got '%s'\n", o.data); return 2; }
     real = (float *)malloc((size_t)o.dis_bs * o.channels * res * res * sizeof(float));
@@ -264,7 +291,16 @@ int main(int argc, char **argv) {
     ag_rng_fill_normal(&zrng, fixed_z, (size_t)64 * o.latent, 0.0f, 1.0f);
 
     if (o.resume) {
-        if (ag_gan_load(o.resume, &gan, use_ema ? &ema : NULL, ctx, NULL, &err)) { fprintf(stderr, "train: --resume: %s\n", err.msg); goto done; }
+        char saved[64];
+        if (ag_gan_load(o.resume, &gan, use_ema ? &ema : NULL, ctx, &meta, &err)) { fprintf(stderr, "train: --resume: %s\n", err.msg); goto done; }
+        ag_json_get_string(meta, "dataset", saved, sizeof saved);
+        if (strcmp(saved, o.dataset ? o.dataset : "")) {
+            fprintf(stderr, "train: --resume: %s was trained on %s; this run reads %s\n", o.resume, saved[0] ? saved : "--data (no --dataset)",
+                    o.dataset ? o.dataset : "--data (no --dataset)");
+            rc = 2; goto done;
+        }
+        if (o.dataset && ag_json_get_string(meta, "loader", loader_state, sizeof loader_state) == 0 && loader_state[0] &&
+            ag_data_loader_restore(&loader, loader_state, &err)) { fprintf(stderr, "train: --resume: %s: %s\n", o.resume, err.msg); rc = 2; goto done; }
         g_steps = (int)resume_steps;
         printf("resumed from %s at iteration %lld (G step %d)\n", o.resume, (long long)gan.iteration, g_steps);
         if (g_steps == o.max_iter) printf("nothing to do: the checkpoint is already at --max_iter %d\n", o.max_iter);
@@ -278,11 +314,22 @@ int main(int argc, char **argv) {
         int start_steps = g_steps;
         while (g_steps < o.max_iter) {
             ag_gan_losses l; size_t per = (size_t)o.channels * res * res;
-            for (i = 0; i < o.dis_bs; i++) {
-                uint32_t k = ag_rng_u32(ag_ctx_rng(ctx)) % (uint32_t)ds.n;
-                memcpy(real + (size_t)i * per, ds.images + (size_t)k * per, per * sizeof(float));
+            if (o.dataset) {
+                /* the reference's loop: every image once per epoch, the last batch partial
+                   (a lone last image is skipped: BatchNorm needs two) */
+                int n = ag_data_loader_next(&loader, ag_ctx_rng(ctx), real, NULL);
+                if (n < 2) n = ag_data_loader_next(&loader, ag_ctx_rng(ctx), real, NULL);
+                gan.dis_bs = n;
+            } else {
+                for (i = 0; i < o.dis_bs; i++) {
+                    uint32_t k = ag_rng_u32(ag_ctx_rng(ctx)) % (uint32_t)ds.n;
+                    memcpy(real + (size_t)i * per, ds.images + (size_t)k * per, per * sizeof(float));
+                }
             }
-            if (ag_gan_step(ctx, &gan, real, &l)) { fprintf(stderr, "train: %s\n", ag_ctx_error(ctx)); goto done; }
+            rc = ag_gan_step(ctx, &gan, real, &l);
+            gan.dis_bs = o.dis_bs;
+            if (rc) { rc = 1; fprintf(stderr, "train: %s\n", ag_ctx_error(ctx)); goto done; }
+            rc = 1;
             d_acc += l.d_loss; d_cnt++;
             if (!l.g_stepped) continue;
             g_acc += l.g_loss; g_cnt++; g_steps++;
@@ -303,7 +350,10 @@ int main(int argc, char **argv) {
                 if (use_ema) ag_ema_swap(&ema);
             }
             if (o.ckpt && (g_steps % o.ckpt_freq == 0 || g_steps == o.max_iter)) {
-                if (ag_gan_save(o.ckpt, &gan, use_ema ? &ema : NULL, ctx, "\"program\":\"train\"", &err)) { fprintf(stderr, "train: %s\n", err.msg); goto done; }
+                if (o.dataset) ag_data_loader_state_string(&loader, loader_state, sizeof loader_state);
+                snprintf(extra, sizeof extra, "\"program\":\"train\",\"dataset\":\"%s\",\"loader\":\"%s\"", o.dataset ? o.dataset : "",
+                         o.dataset ? loader_state : "");
+                if (ag_gan_save(o.ckpt, &gan, use_ema ? &ema : NULL, ctx, extra, &err)) { fprintf(stderr, "train: %s\n", err.msg); goto done; }
             }
         }
     }
@@ -311,7 +361,8 @@ int main(int argc, char **argv) {
            (double)(clock() - c_start) / CLOCKS_PER_SEC, ag_ctx_arena_bytes(ctx) / 1048576.0);
     rc = 0;
 done:
-    free(real); free(ds.images);
+    free(real); free(ds.images); free(meta);
+    ag_data_loader_free(&loader); ag_dataset_free(&images);
     if (use_ema) ag_ema_free(&ema);
     ag_gan_free(&gan); ag_generator_free(&G); ag_discriminator_free(&D); ag_ctx_free(ctx);
     return rc;
