@@ -6775,10 +6775,13 @@ AGDEF int ag_classifier_load(const char *path, ag_classifier *net, ag_error *err
 
 /* ---- the scorer ---- */
 enum { AG__SCORER_INCEPTION = 0, AG__SCORER_CLASSIFIER = 1 };
+#define AG__CLS_UNITS 23   /* conv1, conv2 and 7 per inception block */
 struct ag_scorer {
     int kind, pytorch_pre, batch;
     ag_inception *inc;
     ag_classifier cls; ag_ctx *ctx;
+    ag_params folded;                       /* classifier convs with eval BatchNorm folded in */
+    ag_tensor *fw[AG__CLS_UNITS], *fb[AG__CLS_UNITS];
     unsigned char *u8, *img; float *x;   /* a batch of quantised images; one converted image; network input */
     size_t u8_cap, img_cap, x_cap;
     float lut[256]; int lut_ready;
@@ -6787,15 +6790,85 @@ AGDEF void ag_scorer_free(ag_scorer *s) {
     if (!s) return;
     ag_inception_free(s->inc);
     ag_classifier_free(&s->cls);
+    ag_params_free(&s->folded);
     ag_ctx_free(s->ctx);
     AG_FREE(s->u8); AG_FREE(s->img); AG_FREE(s->x);
     AG_FREE(s);
+}
+/* the classifier's units in forward order */
+static void ag__cls_units(ag_classifier *net, ag_cls_unit **u) {
+    int b, k = 0;
+    u[k++] = &net->conv1; u[k++] = &net->conv2;
+    for (b = 0; b < 3; b++) {
+        ag_cls_block *m = &net->mixed[b];
+        u[k++] = &m->branch1x1; u[k++] = &m->branch3x3_1; u[k++] = &m->branch3x3_2; u[k++] = &m->branch3x3dbl_1;
+        u[k++] = &m->branch3x3dbl_2; u[k++] = &m->branch3x3dbl_3; u[k++] = &m->branch_pool;
+    }
+}
+/* eval-mode BatchNorm folded into each conv (as the Inception port does): w' = w·γ/√(var+ε),
+   b' = β - mean·γ/√(var+ε); scoring then runs conv + in-place ReLU only */
+static int ag__scorer_fold(ag_scorer *s, ag_error *err) {
+    ag_cls_unit *u[AG__CLS_UNITS]; int k;
+    ag__cls_units(&s->cls, u);
+    for (k = 0; k < AG__CLS_UNITS; k++) {
+        ag_conv_layer *c = &u[k]->conv; ag_bn_layer *bn = &u[k]->bn; char name[32]; int shape[4], o; size_t per, j;
+        shape[0] = c->cout; shape[1] = c->cin; shape[2] = c->kh; shape[3] = c->kw;
+        snprintf(name, sizeof name, "w%d", k);
+        if (!(s->fw[k] = ag_params_add(&s->folded, name, AG_ENTRY_BUFFER, 4, shape, err))) return -1;
+        snprintf(name, sizeof name, "b%d", k);
+        if (!(s->fb[k] = ag_params_add(&s->folded, name, AG_ENTRY_BUFFER, 1, &c->cout, err))) return -1;
+        per = (size_t)c->cin * c->kh * c->kw;
+        for (o = 0; o < c->cout; o++) {
+            double scale, var = bn->running_var->data[o];
+            if (!(var >= 0.0) || !isfinite(var) || !isfinite(bn->running_mean->data[o]) || !isfinite(bn->weight->data[o]) || !isfinite(bn->bias->data[o]))
+                return ag__fail(err, "classifier: a BatchNorm statistic of unit %d channel %d is negative or not finite", k, o);
+            scale = (double)bn->weight->data[o] / sqrt(var + 1e-5);
+            for (j = 0; j < per; j++) {
+                float wv = c->weight->data[(size_t)o * per + j];
+                if (!isfinite(wv)) return ag__fail(err, "classifier: a conv weight of unit %d is not finite", k);
+                s->fw[k]->data[(size_t)o * per + j] = (float)(wv * scale);
+            }
+            s->fb[k]->data[o] = (float)((double)bn->bias->data[o] - (double)bn->running_mean->data[o] * scale);
+        }
+    }
+    for (k = 0; k < (int)s->cls.fc.weight->size; k++) if (!isfinite(s->cls.fc.weight->data[k])) return ag__fail(err, "classifier: fc.weight is not finite");
+    return 0;
+}
+static ag_tensor *ag__scorer_unit(ag_scorer *s, int k, ag_tensor *x) {
+    ag_tensor *y = ag_conv2d(s->ctx, x, s->fw[k], s->fb[k], 1, 1, s->fw[k]->shape[2] / 2, s->fw[k]->shape[3] / 2);
+    if (y) {   /* ReLU in place: no tape in scoring */
+        float *d = y->data; long n = (long)y->size, i; int ag__nt = ag__threads_for(s->ctx, y->size); (void)ag__nt;
+        AG__PARALLEL_FOR(ag__nt)
+        for (i = 0; i < n; i++) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
+    }
+    return y;
+}
+static ag_tensor *ag__scorer_block(ag_scorer *s, int k0, ag_tensor *x) {
+    ag_tensor *br[4];
+    br[0] = ag__scorer_unit(s, k0, x);
+    br[1] = ag__scorer_unit(s, k0 + 2, ag__scorer_unit(s, k0 + 1, x));
+    br[2] = ag__scorer_unit(s, k0 + 5, ag__scorer_unit(s, k0 + 4, ag__scorer_unit(s, k0 + 3, x)));
+    br[3] = ag__scorer_unit(s, k0 + 6, ag_avg_pool2d(s->ctx, x, 3, 1, 1, 0));
+    if (!br[0] || !br[1] || !br[2] || !br[3]) return NULL;
+    return ag_concat_channels(s->ctx, br, 4);
+}
+/* the classifier's eval forward with folded BN: x [N,C,S,S] -> logits, features */
+static ag_tensor *ag__scorer_cls_forward(ag_scorer *s, ag_tensor *x, ag_tensor **features) {
+    ag_ctx *ctx = s->ctx; ag_tensor *f;
+    x = ag_max_pool2d(ctx, ag__scorer_unit(s, 0, x), 2, 2, 0);
+    x = ag_max_pool2d(ctx, ag__scorer_unit(s, 1, x), 2, 2, 0);
+    x = ag__scorer_block(s, 9, ag__scorer_block(s, 2, x));
+    x = ag__scorer_block(s, 16, ag_max_pool2d(ctx, x, 2, 2, 0));
+    if (!x) return NULL;
+    f = ag_scale(ctx, ag_sum_hw(ctx, x), 1.0f / (float)(x->shape[2] * x->shape[3]));
+    *features = f;
+    return ag_linear(ctx, f, s->cls.fc.weight, s->cls.fc.bias);
 }
 static ag_scorer *ag__scorer_new(int kind, ag_error *err) {
     ag_scorer *s = (ag_scorer *)AG_MALLOC(sizeof(ag_scorer));
     if (!s) { ag__fail(err, "out of memory for a scorer"); return NULL; }
     memset(s, 0, sizeof *s);
-    s->kind = kind; s->batch = kind == AG__SCORER_INCEPTION ? 8 : 256;
+    s->kind = kind; s->batch = kind == AG__SCORER_INCEPTION ? 8 : 128;
     if (kind == AG__SCORER_CLASSIFIER && !(s->ctx = ag_ctx_create(0))) { AG_FREE(s); ag__fail(err, "out of memory for a scorer"); return NULL; }
     return s;
 }
@@ -6806,6 +6879,7 @@ AGDEF ag_scorer *ag_scorer_from_classifier(const ag_classifier *net, ag_error *e
         ag_params_copy(&s->cls.params, &net->params, err)) { ag_scorer_free(s); return NULL; }
     memcpy(s->cls.dataset, net->dataset, sizeof s->cls.dataset);
     s->cls.training = 0;
+    if (ag__scorer_fold(s, err)) { ag_scorer_free(s); return NULL; }
     return s;
 }
 AGDEF ag_scorer *ag_scorer_load(const char *path, ag_error *err) {
@@ -6816,7 +6890,10 @@ AGDEF ag_scorer *ag_scorer_load(const char *path, ag_error *err) {
         if (ag_safetensors_read(path, &arr, &meta, err)) return NULL;
     } else if (ag_pth_read(path, &arr, err)) return NULL;
     if (meta && !ag_json_get_string(meta, "format", fmt, sizeof fmt) && !strcmp(fmt, AG__CLS_FORMAT)) {
-        if ((s = ag__scorer_new(AG__SCORER_CLASSIFIER, err)) && ag__cls_from_arrays(&s->cls, &arr, meta, path, err)) { ag_scorer_free(s); s = NULL; }
+        if ((s = ag__scorer_new(AG__SCORER_CLASSIFIER, err)) && (ag__cls_from_arrays(&s->cls, &arr, meta, path, err) || ag__scorer_fold(s, err))) {
+            if (s->cls.in_size) ag__fail_prefix(err, "%s", path);
+            ag_scorer_free(s); s = NULL;
+        }
     } else if (ag_array_list_find(&arr, "Conv2d_1a_3x3.conv.weight")) {
         if ((s = ag__scorer_new(AG__SCORER_INCEPTION, err)) && !(s->inc = ag_inception_from_arrays(&arr, &e))) {
             ag__fail(err, "%s: %s", path, e.msg); ag_scorer_free(s); s = NULL;
@@ -6908,8 +6985,7 @@ AGDEF int ag_scorer_forward_u8(ag_scorer *s, const unsigned char *nhwc, int n, i
             ag_ctx_reset(s->ctx); ag_ctx_clear_error(s->ctx); ag_ctx_set_grad_enabled(s->ctx, 0);
             shape[0] = cnt; shape[1] = C; shape[2] = shape[3] = S;
             x = ag_tensor_from(s->ctx, 4, shape, s->x);
-            s->cls.training = 0;
-            lg = ag_classifier_forward(s->ctx, &s->cls, x, &f);
+            lg = ag__scorer_cls_forward(s, x, &f);
             if (!lg) { ag__fail(err, "classifier forward: %s", ag_ctx_error(s->ctx)); ag_ctx_reset(s->ctx); return -1; }
             if (logits) memcpy(logits + (size_t)i0 * K, lg->data, (size_t)cnt * K * sizeof(float));
             if (features) memcpy(features + (size_t)i0 * F, f->data, (size_t)cnt * F * sizeof(float));
@@ -6963,7 +7039,9 @@ AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *i
     return 0;
 }
 
-/* ============================================================================   =================================================================================== */
+/* ===================================================================================
+   10. File formats: .safetensors, zip/DEFLATE, gzip, idx, tar, .npy/.npz, PNG, PyTorch .pth
+   =================================================================================== */
 /* Layout: u64 little-endian header length N, N bytes of JSON
    {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
    then the data; offsets are relative to the end of the header. */
@@ -7481,6 +7559,10 @@ AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key,
         if (u < sizeof desc) snprintf(desc + u, sizeof desc - u, ", gf %d, latent %d, bottom width %d)", g->gf, g->latent_dim, g->bottom_width);
         ag__fail(err, "%s (its '%s' does not fit the %s)", e.msg, key, desc);
     } else if (loaded_key && key_len) snprintf(loaded_key, key_len, "%s", key);
+    ag_array_list_free(&list);
+    return rc;
+}
+
 /* ---- the search checkpoint: the GAN, the controller and everything of the loop ---- */
 static int ag__list_add_window(ag_array_list *list, const char *name, const ag_loss_window *w, ag_error *err) {
     float *tmp = (float *)AG_MALLOC((size_t)(w->count ? w->count : 1) * sizeof(float)); int64_t shape[1]; int i, rc;
