@@ -47,6 +47,7 @@
        5. Autograd tape and ops (forward + backward pairs)
        6. Parameters, layers and initialisation
        7. Optimiser: Adam, EMA
+      7b. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resize; loader
        8. AutoGAN generator, discriminator and the GAN iteration
        9. Inception-v3, Inception score and FID
       10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
@@ -271,6 +272,77 @@ AGDEF int  ag_ema_init(ag_ema *ema, ag_params *params, float decay, ag_error *er
 AGDEF void ag_ema_update(ag_ema *ema);      /* avg = decay*avg + (1-decay)*p for parameters */
 AGDEF void ag_ema_swap(ag_ema *ema);        /* exchange averages and live weights (to evaluate) */
 AGDEF void ag_ema_free(ag_ema *ema);
+
+/* ---- data sets --------------------------------------------------------------------
+   Images as stored: uint8 [count][height][width][channels] (HWC per image, RGB or gray).
+   ag_dataset_load(ds, name, path, split, resize_to, err):
+     name   cifar10 | stl10 | mnist | fashion-mnist | folder
+     path   the archive as downloaded (cifar-10-binary.tar.gz, cifar-10-python.tar.gz,
+            stl10_binary.tar.gz), its extracted folder, the folder holding the idx files
+            (gzipped or not; also under raw/ or FashionMNIST/raw/, as torchvision keeps them),
+            a folder of PNG images (searched recursively), or NULL for the default:
+            fashion-mnist's test split is shipped in examples/data/ (AG_DATA_DIR), its train
+            split is read where Debian's dataset-fashion-mnist installs it,
+            /usr/share/datasets/fashion-mnist (AG_DEBIAN_FASHION_MNIST_DIR).
+     split  "train" (the reference's: CIFAR-10 50,000; STL-10 train+unlabeled 105,000; MNIST
+            60,000) or "test" (10,000 / 8,000); NULL means "train". Folders ignore it.
+     resize_to > 0 resizes every image to resize_to x resize_to at load, as the reference's
+            transforms.Resize(resize_to) on a PIL image (ag_image_resize_bilinear_pil);
+            STL-10 is resized while it streams, so the 96x96 originals never all sit in memory.
+   Decoding and resizing run on OpenMP threads. On failure *ds is left as it was and the
+   message names the file and what is wrong. */
+typedef struct ag_dataset {
+    char name[32];
+    int count, height, width, channels;
+    unsigned char *pixels;     /* [count][height][width][channels] */
+    int *labels;               /* [count]; -1 where unlabelled (STL-10 unlabeled, folders) */
+    int num_classes;           /* 10, or 0 when nothing is labelled */
+} ag_dataset;
+#ifndef AG_DATA_DIR
+#define AG_DATA_DIR "examples/data"
+#endif
+#ifndef AG_DEBIAN_FASHION_MNIST_DIR
+#define AG_DEBIAN_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+#endif
+AGDEF int  ag_dataset_load(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err);
+AGDEF void ag_dataset_free(ag_dataset *ds);
+/* a copy of src with every image resized to size x size (PIL BILINEAR, as below) */
+AGDEF int  ag_dataset_resized(const ag_dataset *src, int size, ag_dataset *dst, ag_error *err);
+/* PIL's Image.resize(..., BILINEAR) bit for bit (Pillow's ImagingResample, 8 bits per
+   channel): separable triangle filter whose support is scaled by the reduction factor when
+   shrinking (antialiased), 22-bit fixed-point weights, horizontal pass first into uint8, then
+   vertical; rounding and clamping as Pillow. src [h][w][c] -> dst [out_h][out_w][c], any c.
+   Returns -1 only when out of memory. */
+AGDEF int  ag_image_resize_bilinear_pil(const unsigned char *src, int h, int w, int c, unsigned char *dst, int out_h, int out_w);
+
+/* The loader: batches of a data set, reshuffled at the start of every epoch (Fisher-Yates
+   from the rng passed to ag_data_loader_next: same seed, same order), the last partial batch
+   kept (PyTorch's DataLoader with drop_last=False). Fields are public; a resumed run calls
+   ag_data_loader_restore with what ag_data_loader_state_string wrote into its checkpoint. */
+typedef struct ag_data_loader {
+    const ag_dataset *ds;
+    int batch_size, channels;  /* channels out: the data set's, or 1 <-> 3 converted */
+    int shuffle;               /* 1 after init; 0 keeps data set order (the reference's test loaders) */
+    int *order;                /* [ds->count]: this epoch's permutation */
+    int position;              /* next index into order; ds->count when the epoch is used up */
+    int64_t epoch;             /* epochs started (0 before the first batch) */
+    ag_rng epoch_rng;          /* the rng as it was when this epoch's shuffle began */
+} ag_data_loader;
+AGDEF int  ag_data_loader_init(ag_data_loader *l, const ag_dataset *ds, int batch_size, int channels, ag_error *err);
+/* Next batch as NCHW floats ((x / 255) - 0.5) / 0.5 in float32, the reference's ToTensor +
+   Normalize(0.5, 0.5) (gray to 3 channels by replication, RGB to gray by PIL's
+   L = (19595 R + 38470 G + 7471 B + 32768) >> 16); labels (may be NULL) get the labels.
+   images must hold batch_size x channels x height x width floats. Returns the number of
+   images (batch_size, or fewer at the end of an epoch). A new epoch starts when the previous
+   one is used up: the permutation is drawn from rng then. */
+AGDEF int  ag_data_loader_next(ag_data_loader *l, ag_rng *rng, float *images, int *labels_or_null);
+AGDEF void ag_data_loader_free(ag_data_loader *l);
+/* Fisher-Yates shuffle of idx[0..n) with unbiased bounded draws (rejection below 2^32 mod k) */
+AGDEF void ag_shuffle_indices(ag_rng *rng, int *idx, int n);
+/* "epoch position state inc" (decimal) <-> the loader; restore rebuilds the permutation from
+   the saved epoch_rng, so the resumed run reads the same images in the same order */
+AGDEF void ag_data_loader_state_string(const ag_data_loader *l, char *buf, size_t len);
+AGDEF int  ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error *err);
 
 /* ---- AutoGAN modules -------------------------------------------------------------- */
 #define AG_ARCH_MAX 14
@@ -517,6 +589,23 @@ AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err);
    .safetensors file with the same keys */
 AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err);
 
+/* -- gzip, idx, tar --
+   gzip: every member, CRC-32 and length checked; max_out (0 = none) bounds the output.
+   idx (the MNIST format): types u8 i8 i16 i32 f32 f64, 1 to 8 dims, gzipped or not; the data
+   must be exactly as long as the header's shape says.
+   tar: POSIX ustar (prefix + name), GNU long names and base-256 sizes, gzipped or not; the
+   archive is streamed through the callback, nothing is extracted. For each regular-file
+   member the callback is called once with data NULL, len 0 (offset 0: the member starts),
+   then with consecutive pieces of its data (offset = bytes before this piece); it returns
+   -1 (with a message in err) to stop. */
+AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsigned char **out, size_t *out_len, ag_error *err);
+AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err);
+AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err);
+typedef int (*ag_tar_callback)(void *user, const char *name, uint64_t size, const unsigned char *data, size_t len,
+                               uint64_t offset, ag_error *err);
+AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err);
+AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err);
+
 #endif /* AUTOGAN_H */
 
 /* =================================================================================== */
@@ -533,6 +622,10 @@ AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err);
 #include <time.h>
 #include <errno.h>
 #include <limits.h>
+#if !defined(_WIN32)
+#include <sys/stat.h>   /* POSIX: data-set folders (stat, opendir) */
+#include <dirent.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -4081,6 +4174,850 @@ AGDEF void ag_ema_free(ag_ema *ema) {
 }
 
 /* ===================================================================================
+   7b. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resizing;
+       the shuffling loader
+   =================================================================================== */
+
+AGDEF void ag_dataset_free(ag_dataset *ds) {
+    if (!ds) return;
+    AG_FREE(ds->pixels);
+    AG_FREE(ds->labels);
+    memset(ds, 0, sizeof *ds);
+}
+
+static int ag__ds_alloc(ag_dataset *ds, const char *name, int count, int h, int w, int c, ag_error *err) {
+    size_t n = (size_t)count * (size_t)h * (size_t)w * (size_t)c;
+    memset(ds, 0, sizeof *ds);
+    snprintf(ds->name, sizeof ds->name, "%s", name);
+    if (count < 0 || h <= 0 || w <= 0 || c <= 0) return ag__fail(err, "%s: bad image geometry %d x %d x %d x %d", name, count, h, w, c);
+    ds->pixels = (unsigned char *)AG_MALLOC(n ? n : 1);
+    ds->labels = (int *)AG_MALLOC(count ? (size_t)count * sizeof(int) : 1);
+    if (!ds->pixels || !ds->labels) {
+        ag_dataset_free(ds);
+        return ag__fail(err, "%s: out of memory for %d images of %d x %d x %d", name, count, h, w, c);
+    }
+    ds->count = count; ds->height = h; ds->width = w; ds->channels = c;
+    return 0;
+}
+
+static int ag__ds_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+static int ag__ds_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* ---- PIL's BILINEAR resample (Pillow src/libImaging/Resample.c, 8 bits per channel) ----
+   For each output pixel xx: center = (xx + 0.5) * scale, scale = in/out; the filter
+   (triangle, support 1) is stretched by max(scale, 1); taps x in [xmin, xmax) with
+   xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5) clamped, weights
+   tri((x - center + 0.5) / filterscale) normalised to sum 1, then scaled by 2^22 and rounded
+   half away from zero. Sums start at 2^21 and are clamped to 0..255 after >> 22. */
+#define AG__PIL_PRECISION_BITS 22
+typedef struct ag__pil_axis { int ksize, *bounds; int32_t *kk; } ag__pil_axis;
+
+static void ag__pil_axis_free(ag__pil_axis *a) { AG_FREE(a->bounds); AG_FREE(a->kk); a->bounds = NULL; a->kk = NULL; }
+
+static int ag__pil_axis_init(ag__pil_axis *a, int in_size, int out_size) {
+    double scale = (double)in_size / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = 1.0 * filterscale, *k;
+    int xx, x;
+    a->ksize = (int)ceil(support) * 2 + 1;
+    a->bounds = (int *)AG_MALLOC((size_t)out_size * 2 * sizeof(int));
+    a->kk = (int32_t *)AG_MALLOC((size_t)out_size * (size_t)a->ksize * sizeof(int32_t));
+    k = (double *)AG_MALLOC((size_t)a->ksize * sizeof(double));
+    if (!a->bounds || !a->kk || !k) { AG_FREE(k); ag__pil_axis_free(a); return -1; }
+    for (xx = 0; xx < out_size; xx++) {
+        double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
+        if (xmin < 0) xmin = 0;
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        for (x = 0; x < xmax; x++) {
+            double t = (x + xmin - center + 0.5) * ss, w;
+            if (t < 0.0) t = -t;
+            w = t < 1.0 ? 1.0 - t : 0.0;
+            k[x] = w;
+            ww += w;
+        }
+        for (x = 0; x < xmax; x++) if (ww != 0.0) k[x] /= ww;
+        for (x = 0; x < a->ksize; x++) {
+            double v = x < xmax ? k[x] : 0.0;
+            a->kk[(size_t)xx * a->ksize + x] = v < 0 ? (int32_t)(-0.5 + v * (1 << AG__PIL_PRECISION_BITS))
+                                                     : (int32_t)(0.5 + v * (1 << AG__PIL_PRECISION_BITS));
+        }
+        a->bounds[xx * 2] = xmin;
+        a->bounds[xx * 2 + 1] = xmax;
+    }
+    AG_FREE(k);
+    return 0;
+}
+
+static unsigned char ag__pil_clip8(int32_t v) {
+    if (v >= (1 << AG__PIL_PRECISION_BITS << 8)) return 255;
+    if (v <= 0) return 0;
+    return (unsigned char)(v >> AG__PIL_PRECISION_BITS);
+}
+
+typedef struct ag__pil_plan { int h, w, c, out_h, out_w, need_h, need_v, y_first, y_last; ag__pil_axis hor, ver; } ag__pil_plan;
+
+static void ag__pil_plan_free(ag__pil_plan *p) { ag__pil_axis_free(&p->hor); ag__pil_axis_free(&p->ver); }
+
+static int ag__pil_plan_init(ag__pil_plan *p, int h, int w, int c, int out_h, int out_w) {
+    int i;
+    memset(p, 0, sizeof *p);
+    p->h = h; p->w = w; p->c = c; p->out_h = out_h; p->out_w = out_w;
+    p->need_h = out_w != w; p->need_v = out_h != h;
+    if (ag__pil_axis_init(&p->hor, w, out_w) || ag__pil_axis_init(&p->ver, h, out_h)) { ag__pil_plan_free(p); return -1; }
+    p->y_first = 0; p->y_last = h;
+    if (p->need_h) {   /* the horizontal pass covers only the rows the vertical pass reads */
+        p->y_first = p->ver.bounds[0];
+        p->y_last = p->ver.bounds[out_h * 2 - 2] + p->ver.bounds[out_h * 2 - 1];
+        for (i = 0; i < out_h; i++) p->ver.bounds[i * 2] -= p->y_first;
+    }
+    return 0;
+}
+
+/* tmp: (y_last - y_first) x out_w x c bytes */
+static void ag__pil_apply(const ag__pil_plan *p, const unsigned char *src, unsigned char *dst, unsigned char *tmp) {
+    const unsigned char *vin = src;
+    int c = p->c, x, y, ch, k;
+    if (!p->need_h && !p->need_v) { memcpy(dst, src, (size_t)p->h * p->w * c); return; }
+    if (p->need_h) {
+        unsigned char *hout = p->need_v ? tmp : dst;
+        for (y = p->y_first; y < p->y_last; y++) {
+            const unsigned char *row = src + (size_t)y * p->w * c;
+            unsigned char *orow = hout + (size_t)(y - p->y_first) * p->out_w * c;
+            for (x = 0; x < p->out_w; x++) {
+                int xmin = p->hor.bounds[x * 2], xmax = p->hor.bounds[x * 2 + 1];
+                const int32_t *kk = p->hor.kk + (size_t)x * p->hor.ksize;
+                for (ch = 0; ch < c; ch++) {
+                    int32_t ss = 1 << (AG__PIL_PRECISION_BITS - 1);
+                    for (k = 0; k < xmax; k++) ss += (int32_t)row[(size_t)(xmin + k) * c + ch] * kk[k];
+                    orow[(size_t)x * c + ch] = ag__pil_clip8(ss);
+                }
+            }
+        }
+        if (!p->need_v) return;
+        vin = tmp;
+    }
+    {
+        int in_w = p->out_w;   /* the vertical pass runs on the horizontally resized rows */
+        for (y = 0; y < p->out_h; y++) {
+            int ymin = p->ver.bounds[y * 2], ymax = p->ver.bounds[y * 2 + 1];
+            const int32_t *kk = p->ver.kk + (size_t)y * p->ver.ksize;
+            unsigned char *orow = dst + (size_t)y * p->out_w * c;
+            for (x = 0; x < in_w * c; x++) {
+                int32_t ss = 1 << (AG__PIL_PRECISION_BITS - 1);
+                for (k = 0; k < ymax; k++) ss += (int32_t)vin[(size_t)(ymin + k) * in_w * c + x] * kk[k];
+                orow[x] = ag__pil_clip8(ss);
+            }
+        }
+    }
+}
+
+static size_t ag__pil_tmp_bytes(const ag__pil_plan *p) { return (size_t)(p->y_last - p->y_first) * p->out_w * p->c + 1; }
+
+AGDEF int ag_image_resize_bilinear_pil(const unsigned char *src, int h, int w, int c, unsigned char *dst, int out_h, int out_w) {
+    ag__pil_plan p;
+    unsigned char *tmp;
+    if (h <= 0 || w <= 0 || c <= 0 || out_h <= 0 || out_w <= 0) return -1;
+    if (ag__pil_plan_init(&p, h, w, c, out_h, out_w)) return -1;
+    tmp = (unsigned char *)AG_MALLOC(ag__pil_tmp_bytes(&p));
+    if (!tmp) { ag__pil_plan_free(&p); return -1; }
+    ag__pil_apply(&p, src, dst, tmp);
+    AG_FREE(tmp);
+    ag__pil_plan_free(&p);
+    return 0;
+}
+
+/* resize images [0, n) of src (h x w x c each) into dst (size x size x c each), threaded */
+static int ag__resize_images(const unsigned char *src, int n, int h, int w, int c, unsigned char *dst, int size, ag_error *err) {
+    ag__pil_plan p;
+    unsigned char *tmp;
+    size_t tb, in_sz = (size_t)h * w * c, out_sz = (size_t)size * size * c;
+    int ag__nt = n < 16 ? 1 : ag__ds_threads();
+    long i;
+    (void)ag__nt;
+    if (ag__pil_plan_init(&p, h, w, c, size, size)) return ag__fail(err, "resize: out of memory");
+    tb = ag__pil_tmp_bytes(&p);
+    tmp = (unsigned char *)AG_MALLOC(tb * (size_t)ag__nt);
+    if (!tmp) { ag__pil_plan_free(&p); return ag__fail(err, "resize: out of memory"); }
+    AG__PARALLEL_FOR
+    for (i = 0; i < n; i++)
+        ag__pil_apply(&p, src + (size_t)i * in_sz, dst + (size_t)i * out_sz, tmp + tb * (size_t)ag__ds_thread_id());
+    AG_FREE(tmp);
+    ag__pil_plan_free(&p);
+    return 0;
+}
+
+AGDEF int ag_dataset_resized(const ag_dataset *src, int size, ag_dataset *dst, ag_error *err) {
+    ag_dataset t;
+    if (size <= 0 || size > 4096) return ag__fail(err, "%s: resize to %d (1 to 4096)", src->name, size);
+    if (ag__ds_alloc(&t, src->name, src->count, size, size, src->channels, err)) return -1;
+    if (ag__resize_images(src->pixels, src->count, src->height, src->width, src->channels, t.pixels, size, err)) {
+        ag_dataset_free(&t);
+        return -1;
+    }
+    if (src->count) memcpy(t.labels, src->labels, (size_t)src->count * sizeof(int));
+    t.num_classes = src->num_classes;
+    *dst = t;
+    return 0;
+}
+
+/* ---- files and folders ---- */
+static int ag__file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+static int ag__is_dir(const char *path);
+
+/* first of dir/{"", raw/, sub/raw/}base{"", .gz} that exists, into out */
+static int ag__find_data_file(char *out, size_t cap, const char *dir, const char *sub, const char *base) {
+    static const char *const mids[3] = { "", "raw/", NULL };
+    char mid[128];
+    int m, g;
+    for (m = 0; m < 3; m++) {
+        if (m == 2) snprintf(mid, sizeof mid, "%s/raw/", sub);
+        else snprintf(mid, sizeof mid, "%s", mids[m]);
+        for (g = 0; g < 2; g++) {
+            snprintf(out, cap, "%s/%s%s%s", dir, mid, base, g ? ".gz" : "");
+            if (ag__file_exists(out) && !ag__is_dir(out)) return 0;
+        }
+    }
+    return -1;
+}
+
+/* ---- MNIST / Fashion-MNIST (idx) ---- */
+static int ag__load_mnist(ag_dataset *ds, const char *name, const char *dir, const char *split, ag_error *err) {
+    char ipath[4096], lpath[4096], ibase[64], lbase[64];
+    const char *pre = strcmp(split, "train") == 0 ? "train" : "t10k";
+    const char *sub = strcmp(name, "mnist") == 0 ? "MNIST" : "FashionMNIST";
+    ag_array im, lb;
+    ag_dataset t;
+    int64_t i, n;
+    snprintf(ibase, sizeof ibase, "%s-images-idx3-ubyte", pre);
+    snprintf(lbase, sizeof lbase, "%s-labels-idx1-ubyte", pre);
+    if (ag__find_data_file(ipath, sizeof ipath, dir, sub, ibase))
+        return ag__fail(err, "%s: no %s[.gz] in %s (nor in its raw/ or %s/raw/)", name, ibase, dir, sub);
+    if (ag__find_data_file(lpath, sizeof lpath, dir, sub, lbase))
+        return ag__fail(err, "%s: no %s[.gz] in %s (nor in its raw/ or %s/raw/)", name, lbase, dir, sub);
+    if (ag_idx_read(ipath, &im, err)) return -1;
+    if (ag_idx_read(lpath, &lb, err)) { ag_array_free(&im); return -1; }
+    if (im.dtype != AG_DTYPE_U8 || im.ndim != 3 || im.shape[1] <= 0 || im.shape[2] <= 0 || im.shape[1] > 4096 || im.shape[2] > 4096) {
+        ag__fail(err, "%s: expected uint8 images [N][H][W], found %s with %d dimensions", ipath, ag_dtype_name(im.dtype), im.ndim);
+        goto fail;
+    }
+    if (lb.dtype != AG_DTYPE_U8 || lb.ndim != 1) {
+        ag__fail(err, "%s: expected uint8 labels [N], found %s with %d dimensions", lpath, ag_dtype_name(lb.dtype), lb.ndim);
+        goto fail;
+    }
+    if (lb.shape[0] != im.shape[0]) {
+        ag__fail(err, "%s holds %lld images but %s holds %lld labels", ipath, (long long)im.shape[0], lpath, (long long)lb.shape[0]);
+        goto fail;
+    }
+    n = im.shape[0];
+    if (n > (1 << 28)) { ag__fail(err, "%s: %lld images (too many)", ipath, (long long)n); goto fail; }
+    for (i = 0; i < n; i++) if (((unsigned char *)lb.data)[i] > 9) {
+        ag__fail(err, "%s: label %d at index %lld (0..9 expected)", lpath, ((unsigned char *)lb.data)[i], (long long)i);
+        goto fail;
+    }
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s", name);
+    t.labels = (int *)AG_MALLOC(n ? (size_t)n * sizeof(int) : 1);
+    if (!t.labels) { ag__fail(err, "%s: out of memory", name); goto fail; }
+    for (i = 0; i < n; i++) t.labels[i] = ((unsigned char *)lb.data)[i];
+    t.pixels = (unsigned char *)im.data;   /* [N][H][W] is already [N][H][W][1] */
+    im.data = NULL;
+    t.count = (int)n; t.height = (int)im.shape[1]; t.width = (int)im.shape[2]; t.channels = 1;
+    t.num_classes = 10;
+    ag_array_free(&im); ag_array_free(&lb);
+    *ds = t;
+    return 0;
+fail:
+    ag_array_free(&im); ag_array_free(&lb);
+    return -1;
+}
+
+/* ---- the loader ---- */
+AGDEF void ag_shuffle_indices(ag_rng *rng, int *idx, int n) {
+    int i;
+    for (i = n - 1; i > 0; i--) {
+        uint32_t bound = (uint32_t)i + 1u, threshold = (uint32_t)(0u - bound) % bound, r, j;
+        do r = ag_rng_u32(rng); while (r < threshold);
+        j = r % bound;
+        { int t = idx[i]; idx[i] = idx[j]; idx[j] = t; }
+    }
+}
+
+static void ag__loader_order(ag_data_loader *l) {
+    int i, n = l->ds->count;
+    for (i = 0; i < n; i++) l->order[i] = i;
+    if (l->shuffle) { ag_rng r = l->epoch_rng; ag_shuffle_indices(&r, l->order, n); }
+}
+
+AGDEF int ag_data_loader_init(ag_data_loader *l, const ag_dataset *ds, int batch_size, int channels, ag_error *err) {
+    ag_data_loader t;
+    memset(&t, 0, sizeof t);
+    if (!ds || ds->count <= 0) return ag__fail(err, "data loader: the data set is empty");
+    if (batch_size <= 0) return ag__fail(err, "data loader: batch size %d (must be > 0)", batch_size);
+    if (channels <= 0) channels = ds->channels;
+    if (channels != ds->channels && !((channels == 3 && ds->channels == 1) || (channels == 1 && ds->channels == 3)))
+        return ag__fail(err, "data loader: %s has %d channels; %d asked (only 1 <-> 3 converts)", ds->name, ds->channels, channels);
+    t.ds = ds; t.batch_size = batch_size; t.channels = channels; t.shuffle = 1;
+    t.order = (int *)AG_MALLOC((size_t)ds->count * sizeof(int));
+    if (!t.order) return ag__fail(err, "data loader: out of memory");
+    t.position = ds->count;   /* the first call starts epoch 1 */
+    *l = t;
+    return 0;
+}
+
+AGDEF void ag_data_loader_free(ag_data_loader *l) {
+    if (!l) return;
+    AG_FREE(l->order);
+    memset(l, 0, sizeof *l);
+}
+
+AGDEF int ag_data_loader_next(ag_data_loader *l, ag_rng *rng, float *images, int *labels) {
+    const ag_dataset *ds = l->ds;
+    float lut[256];
+    int i, n, C = l->channels, H = ds->height, W = ds->width, cin = ds->channels;
+    size_t plane = (size_t)H * W;
+    if (l->position >= ds->count) {
+        int k;
+        l->epoch_rng = *rng;   /* ag__loader_order replays the shuffle from this copy on restore */
+        for (k = 0; k < ds->count; k++) l->order[k] = k;
+        if (l->shuffle) ag_shuffle_indices(rng, l->order, ds->count);
+        l->position = 0;
+        l->epoch++;
+    }
+    for (i = 0; i < 256; i++) lut[i] = ((float)i / 255.0f - 0.5f) / 0.5f;
+    n = ds->count - l->position < l->batch_size ? ds->count - l->position : l->batch_size;
+    for (i = 0; i < n; i++) {
+        int idx = l->order[l->position + i], c;
+        const unsigned char *px = ds->pixels + (size_t)idx * plane * cin;
+        float *out = images + (size_t)i * C * plane;
+        size_t p;
+        if (labels) labels[i] = ds->labels ? ds->labels[idx] : -1;
+        if (C == cin) {
+            for (c = 0; c < C; c++) for (p = 0; p < plane; p++) out[c * plane + p] = lut[px[p * cin + c]];
+        } else if (C == 3) {
+            for (p = 0; p < plane; p++) out[p] = out[plane + p] = out[2 * plane + p] = lut[px[p]];
+        } else {
+            for (p = 0; p < plane; p++) {
+                const unsigned char *q = px + p * 3;
+                out[p] = lut[(q[0] * 19595u + q[1] * 38470u + q[2] * 7471u + 0x8000u) >> 16];
+            }
+        }
+    }
+    l->position += n;
+    return n;
+}
+
+AGDEF void ag_data_loader_state_string(const ag_data_loader *l, char *buf, size_t len) {
+    snprintf(buf, len, "%lld %d %llu %llu", (long long)l->epoch, l->position,
+             (unsigned long long)l->epoch_rng.state, (unsigned long long)l->epoch_rng.inc);
+}
+
+AGDEF int ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error *err) {
+    long long epoch; int position; unsigned long long st, inc; char extra;
+    if (!state || sscanf(state, "%lld %d %llu %llu %c", &epoch, &position, &st, &inc, &extra) != 4)
+        return ag__fail(err, "data loader: state '%s' is not \"epoch position state inc\"", state ? state : "(null)");
+    if (epoch < 0 || position < 0 || position > l->ds->count || (epoch == 0 && position != l->ds->count && position != 0))
+        return ag__fail(err, "data loader: state '%s' does not fit a data set of %d images", state, l->ds->count);
+    l->epoch = epoch;
+    l->epoch_rng.state = st; l->epoch_rng.inc = inc;
+    if (epoch == 0) { l->position = l->ds->count; return 0; }
+    ag__loader_order(l);
+    l->position = position;
+    return 0;
+}
+
+/* ---- CIFAR-10 and STL-10: members of a tar (gzipped or not) or files of a folder ----
+   Both sets are read by member base name, wherever the member sits in the archive (the
+   official archives put them under cifar-10-batches-bin/, cifar-10-batches-py/,
+   stl10_binary/), in the reference's order (data_batch_1..5; train then unlabeled) whatever
+   the order in the archive. Small members are collected whole; STL-10's image files are
+   decoded (and resized) in batches of 256 images while they stream. */
+static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err); /* section 10 */
+static int ag__fail_prefix(ag_error *err, const char *fmt, ...);
+
+#define AG__STL_SIDE 96
+#define AG__STL_RECORD (3 * 96 * 96)
+#define AG__STL_STAGE 256
+#define AG__MEMBERS_MAX 12
+
+typedef struct ag__stream_part {   /* one STL-10 image file, decoded as it streams */
+    unsigned char *out;            /* [count][size][size][3] */
+    int count, done;               /* images in the member, images decoded */
+    unsigned char *stage;          /* [AG__STL_STAGE][AG__STL_RECORD] raw records not yet decoded */
+    size_t staged;                 /* bytes in stage */
+} ag__stream_part;
+
+typedef struct ag__members {
+    const char *label;                         /* archive or folder, for messages */
+    const char *const *names; int n;           /* wanted members, by base name */
+    const int *stream;                         /* stream[i]: names[i] holds STL-10 images */
+    unsigned char *data[AG__MEMBERS_MAX];      /* collected members */
+    size_t len[AG__MEMBERS_MAX];
+    uint64_t size[AG__MEMBERS_MAX];
+    int seen[AG__MEMBERS_MAX];
+    ag__stream_part part[AG__MEMBERS_MAX];
+    int current;                               /* index of the member being read, or -1 */
+    int out_size;                              /* STL-10 output side (96: no resizing) */
+    ag__pil_plan plan;
+    unsigned char *work; size_t work_per_thread;
+} ag__members;
+
+static void ag__members_free(ag__members *m) {
+    int i;
+    for (i = 0; i < AG__MEMBERS_MAX; i++) { AG_FREE(m->data[i]); AG_FREE(m->part[i].out); AG_FREE(m->part[i].stage); }
+    ag__pil_plan_free(&m->plan);
+    AG_FREE(m->work);
+    memset(m, 0, sizeof *m);
+}
+
+/* STL-10 stores each image column-major per channel: byte c*9216 + x*96 + y is row y,
+   column x (torchvision transposes the last two axes); out: HWC, resized when asked */
+static void ag__stl_decode(ag__members *m, ag__stream_part *pt) {
+    int k = (int)(pt->staged / AG__STL_RECORD), S = m->out_size;
+    int ag__nt = k < 8 ? 1 : ag__ds_threads();
+    long j;
+    (void)ag__nt;
+    AG__PARALLEL_FOR
+    for (j = 0; j < k; j++) {
+        unsigned char *hwc = m->work + m->work_per_thread * (size_t)ag__ds_thread_id(), *tmp = hwc + AG__STL_RECORD;
+        const unsigned char *rec = pt->stage + (size_t)j * AG__STL_RECORD;
+        unsigned char *dst = pt->out + (size_t)(pt->done + j) * S * S * 3;
+        int c, x, y;
+        for (c = 0; c < 3; c++) for (x = 0; x < AG__STL_SIDE; x++) for (y = 0; y < AG__STL_SIDE; y++)
+            hwc[(y * AG__STL_SIDE + x) * 3 + c] = rec[c * 9216 + x * AG__STL_SIDE + y];
+        if (S == AG__STL_SIDE) memcpy(dst, hwc, AG__STL_RECORD);
+        else ag__pil_apply(&m->plan, hwc, dst, tmp);
+    }
+    pt->done += k;
+    pt->staged = 0;
+}
+
+static int ag__members_cb(void *user, const char *name, uint64_t size, const unsigned char *p, size_t n, uint64_t off, ag_error *err) {
+    ag__members *m = (ag__members *)user;
+    int i;
+    if (!p) {                                  /* a member starts */
+        const char *base = strrchr(name, '/');
+        base = base ? base + 1 : name;
+        m->current = -1;
+        for (i = 0; i < m->n; i++) if (!strcmp(base, m->names[i])) break;
+        if (i == m->n) return 0;
+        if (m->seen[i]) return ag__fail(err, "%s: %s appears twice", m->label, name);
+        m->seen[i] = 1;
+        m->size[i] = size;
+        m->current = i;
+        if (m->stream && m->stream[i]) {
+            ag__stream_part *pt = &m->part[i];
+            size_t S = (size_t)m->out_size;
+            if (size % AG__STL_RECORD)
+                return ag__fail(err, "%s: %s has %llu bytes, not a whole number of 96x96x3 images (%d bytes each)",
+                                m->label, name, (unsigned long long)size, AG__STL_RECORD);
+            if (size / AG__STL_RECORD > (1u << 24)) return ag__fail(err, "%s: %s holds too many images", m->label, name);
+            pt->count = (int)(size / AG__STL_RECORD);
+            pt->out = (unsigned char *)AG_MALLOC((size_t)pt->count * S * S * 3 + 1);
+            pt->stage = (unsigned char *)AG_MALLOC((size_t)AG__STL_STAGE * AG__STL_RECORD);
+            if (!pt->out || !pt->stage) return ag__fail(err, "%s: out of memory for %d images of %d x %d", m->label, pt->count, m->out_size, m->out_size);
+        } else {
+            if (size > ((uint64_t)1 << 28)) return ag__fail(err, "%s: %s has %llu bytes (too large)", m->label, name, (unsigned long long)size);
+            m->data[i] = (unsigned char *)AG_MALLOC((size_t)size + 1);
+            if (!m->data[i]) return ag__fail(err, "%s: out of memory", m->label);
+        }
+        return 0;
+    }
+    if (m->current < 0) return 0;
+    i = m->current;
+    if (off + n > m->size[i]) return ag__fail(err, "%s: %s is longer than its header says", m->label, name);
+    if (m->stream && m->stream[i]) {
+        ag__stream_part *pt = &m->part[i];
+        while (n) {
+            size_t room = (size_t)AG__STL_STAGE * AG__STL_RECORD - pt->staged, k = n < room ? n : room;
+            memcpy(pt->stage + pt->staged, p, k);
+            pt->staged += k; p += k; n -= k; off += k;
+            if (pt->staged == (size_t)AG__STL_STAGE * AG__STL_RECORD || off == m->size[i]) ag__stl_decode(m, pt);
+        }
+    } else {
+        memcpy(m->data[i] + m->len[i], p, n);
+        m->len[i] += n;
+    }
+    return 0;
+}
+
+/* a file of a folder, fed to cb as a tar member would be */
+static int ag__feed_file(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf;
+    uint64_t off = 0;
+    long size;
+    int r = 0;
+    if (!f) return ag__fail(err, "%s: cannot open for reading", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return ag__fail(err, "%s: cannot determine the file size", path);
+    }
+    buf = (unsigned char *)AG_MALLOC((size_t)1 << 22);
+    if (!buf) { fclose(f); return ag__fail(err, "%s: out of memory", path); }
+    r = cb(user, path, (uint64_t)size, NULL, 0, 0, err);
+    while (!r && off < (uint64_t)size) {
+        size_t want = (uint64_t)size - off < ((uint64_t)1 << 22) ? (size_t)((uint64_t)size - off) : (size_t)1 << 22;
+        size_t got = fread(buf, 1, want, f);
+        if (got == 0) { r = ag__fail(err, "%s: read %llu of %ld bytes", path, (unsigned long long)off, size); break; }
+        r = cb(user, path, (uint64_t)size, buf, got, off, err);
+        off += got;
+    }
+    AG_FREE(buf);
+    fclose(f);
+    return r;
+}
+
+/* read the wanted members from an archive, or from a folder (or its official sub-folder) */
+static int ag__members_read(ag__members *m, const char *path, ag_error *err) {
+    static const char *const subs[] = { "", "cifar-10-batches-bin/", "cifar-10-batches-py/", "stl10_binary/" };
+    m->current = -1;
+    m->label = path;
+    if (ag__is_dir(path)) {
+        char fp[4096];
+        int i, s;
+        for (i = 0; i < m->n; i++)
+            for (s = 0; s < 4; s++) {
+                snprintf(fp, sizeof fp, "%s/%s%s", path, subs[s], m->names[i]);
+                if (ag__file_exists(fp) && !ag__is_dir(fp)) {
+                    if (ag__feed_file(fp, ag__members_cb, m, err)) return -1;
+                    break;
+                }
+            }
+        return 0;
+    }
+    if (!ag__file_exists(path)) return ag__fail(err, "%s: no such file or folder", path);
+    return ag_tar_read(path, ag__members_cb, m, err);
+}
+
+static int ag__load_cifar10(ag_dataset *ds, const char *path, const char *split, ag_error *err) {
+    static const char *const names[12] = { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+        "data_batch_5.bin", "test_batch.bin", "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch" };
+    int train = strcmp(split, "train") == 0, first = train ? 0 : 5, nb = train ? 5 : 1;
+    int bin = 1, py = 1, b, total = 0, at = 0, r = -1;
+    ag__members m;
+    ag_dataset t;
+    unsigned char *pdata[5] = { 0 };
+    int *plabels[5] = { 0 }, pcount[5] = { 0 };
+    memset(&m, 0, sizeof m);
+    memset(&t, 0, sizeof t);
+    m.names = names; m.n = 12;
+    if (ag__members_read(&m, path, err)) goto done;
+    for (b = 0; b < nb; b++) { bin &= m.seen[first + b]; py &= m.seen[6 + first + b]; }
+    if (!bin && !py) {
+        for (b = 0; b < nb && m.seen[first + b]; b++) {}
+        if (b == nb) for (b = 0; b < nb && m.seen[6 + first + b]; b++) {}
+        ag__fail(err, "%s: no %s (nor %s): not CIFAR-10 (cifar-10-binary.tar.gz, cifar-10-python.tar.gz or their folders)",
+                 path, names[first + b], names[6 + first + b]);
+        goto done;
+    }
+    for (b = 0; b < nb; b++) {
+        int i = first + b;
+        if (bin) {
+            if (m.len[i] % 3073 || m.len[i] == 0) {
+                ag__fail(err, "%s: %s has %lu bytes, not a whole number of 3073-byte records", path, names[i], (unsigned long)m.len[i]);
+                goto done;
+            }
+            pcount[b] = (int)(m.len[i] / 3073);
+        } else {
+            if (ag__cifar_pickle(m.data[6 + i], m.len[6 + i], &pdata[b], &plabels[b], &pcount[b], err)) {
+                ag__fail_prefix(err, "%s: %s", path, names[6 + i]);
+                goto done;
+            }
+        }
+        total += pcount[b];
+    }
+    if (ag__ds_alloc(&t, "cifar10", total, 32, 32, 3, err)) goto done;
+    t.num_classes = 10;
+    for (b = 0; b < nb; b++) {
+        int i = first + b, k;
+        for (k = 0; k < pcount[b]; k++) {
+            const unsigned char *chw = bin ? m.data[i] + (size_t)k * 3073 + 1 : pdata[b] + (size_t)k * 3072;
+            unsigned char *hwc = t.pixels + (size_t)(at + k) * 3072;
+            int lab = bin ? m.data[i][(size_t)k * 3073] : plabels[b][k], c, q;
+            if (lab > 9) { ag__fail(err, "%s: %s record %d has label %d (0..9 expected)", path, names[i], k, lab); goto done; }
+            t.labels[at + k] = lab;
+            for (c = 0; c < 3; c++) for (q = 0; q < 1024; q++) hwc[q * 3 + c] = chw[c * 1024 + q];
+        }
+        at += pcount[b];
+    }
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    for (b = 0; b < 5; b++) { AG_FREE(pdata[b]); AG_FREE(plabels[b]); }
+    ag_dataset_free(&t);
+    ag__members_free(&m);
+    return r;
+}
+
+static int ag__load_stl10(ag_dataset *ds, const char *path, const char *split, int resize_to, ag_error *err) {
+    static const char *const names[5] = { "train_X.bin", "train_y.bin", "unlabeled_X.bin", "test_X.bin", "test_y.bin" };
+    static const int stream[5] = { 1, 0, 1, 1, 0 };
+    int train = strcmp(split, "train") == 0, xi = train ? 0 : 3, yi = xi + 1, S = resize_to > 0 ? resize_to : AG__STL_SIDE;
+    int i, k, total, r = -1;
+    size_t img;
+    ag__members m;
+    ag_dataset t;
+    memset(&m, 0, sizeof m);
+    memset(&t, 0, sizeof t);
+    m.names = names; m.n = 5; m.stream = stream; m.out_size = S;
+    if (S != AG__STL_SIDE && ag__pil_plan_init(&m.plan, AG__STL_SIDE, AG__STL_SIDE, 3, S, S)) { ag__fail(err, "stl10: out of memory"); goto done; }
+    m.work_per_thread = AG__STL_RECORD + (S != AG__STL_SIDE ? ag__pil_tmp_bytes(&m.plan) : 1);
+    m.work = (unsigned char *)AG_MALLOC(m.work_per_thread * (size_t)ag__ds_threads());
+    if (!m.work) { ag__fail(err, "stl10: out of memory"); goto done; }
+    if (ag__members_read(&m, path, err)) goto done;
+    for (i = xi; i <= (train ? 2 : 4); i++)
+        if (!m.seen[i]) {
+            ag__fail(err, "%s: no %s: not STL-10 (stl10_binary.tar.gz or its folder)", path, names[i]);
+            goto done;
+        }
+    if (m.len[yi] != (size_t)m.part[xi].count) {
+        ag__fail(err, "%s: %s holds %d images but %s %lu labels", path, names[xi], m.part[xi].count, names[yi], (unsigned long)m.len[yi]);
+        goto done;
+    }
+    total = m.part[xi].count + (train ? m.part[2].count : 0);
+    img = (size_t)S * S * 3;
+    if (!train || m.part[2].count == 0) {   /* nothing to concatenate: keep the buffer */
+        snprintf(t.name, sizeof t.name, "stl10");
+        t.pixels = m.part[xi].out; m.part[xi].out = NULL;
+        t.labels = (int *)AG_MALLOC((size_t)total * sizeof(int) + 1);
+        t.count = total; t.height = t.width = S; t.channels = 3;
+        if (!t.labels) { ag__fail(err, "stl10: out of memory"); goto done; }
+    } else {
+        if (ag__ds_alloc(&t, "stl10", total, S, S, 3, err)) goto done;
+        memcpy(t.pixels, m.part[xi].out, (size_t)m.part[xi].count * img);
+        AG_FREE(m.part[xi].out); m.part[xi].out = NULL;
+        memcpy(t.pixels + (size_t)m.part[xi].count * img, m.part[2].out, (size_t)m.part[2].count * img);
+    }
+    for (k = 0; k < m.part[xi].count; k++) {
+        int lab = m.data[yi][k];
+        if (lab < 1 || lab > 10) { ag__fail(err, "%s: %s label %d at index %d (1..10 expected)", path, names[yi], lab, k); goto done; }
+        t.labels[k] = lab - 1;
+    }
+    for (; k < total; k++) t.labels[k] = -1;
+    t.num_classes = 10;
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    ag_dataset_free(&t);
+    ag__members_free(&m);
+    return r;
+}
+
+/* ---- a folder of PNG images (recursive; sorted by path; every file must be a PNG) ---- */
+typedef struct ag__paths { char **p; int n, cap; } ag__paths;
+
+static void ag__paths_free(ag__paths *ps) {
+    int i;
+    for (i = 0; i < ps->n; i++) AG_FREE(ps->p[i]);
+    AG_FREE(ps->p);
+    memset(ps, 0, sizeof *ps);
+}
+
+static int ag__list_files(const char *dir, ag__paths *ps, int depth, ag_error *err) {
+#if !defined(_WIN32)
+    DIR *d;
+    struct dirent *e;
+    if (depth > 32) return ag__fail(err, "%s: folders nested too deeply", dir);
+    d = opendir(dir);
+    if (!d) return ag__fail(err, "%s: cannot open the folder", dir);
+    while ((e = readdir(d)) != NULL) {
+        char full[4096];
+        if (e->d_name[0] == '.') continue;    /* ., .. and hidden files */
+        if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, e->d_name) >= sizeof full) {
+            closedir(d);
+            return ag__fail(err, "%s/%s: path too long", dir, e->d_name);
+        }
+        if (ag__is_dir(full)) {
+            if (ag__list_files(full, ps, depth + 1, err)) { closedir(d); return -1; }
+            continue;
+        }
+        if (ps->n == ps->cap) {
+            int cap = ps->cap ? ps->cap * 2 : 256;
+            char **np = (char **)AG_REALLOC(ps->p, (size_t)cap * sizeof *np);
+            if (!np) { closedir(d); return ag__fail(err, "%s: out of memory", dir); }
+            ps->p = np; ps->cap = cap;
+        }
+        if (!(ps->p[ps->n] = ag__strdup(full))) { closedir(d); return ag__fail(err, "%s: out of memory", dir); }
+        ps->n++;
+    }
+    closedir(d);
+    return 0;
+#else
+    (void)ps; (void)depth;
+    return ag__fail(err, "%s: image folders are not supported on this platform", dir);
+#endif
+}
+
+static int ag__cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* color type of a PNG file (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA) from its IHDR */
+static int ag__png_color_type(const char *path) {
+    unsigned char h[26];
+    FILE *f = fopen(path, "rb");
+    size_t got;
+    if (!f) return -1;
+    got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (got != sizeof h || memcmp(h, "\x89PNG\r\n\x1a\n", 8) != 0 || memcmp(h + 12, "IHDR", 4) != 0) return -1;
+    return h[25];
+}
+
+static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_error *err) {
+    ag__paths ps;
+    ag_dataset t;
+    ag_array *imgs = NULL;
+    ag_error *errs = NULL;
+    int i, C = 1, H = 0, W = 0, r = -1, bad = -1;
+    int ag__nt;
+    long j;
+    memset(&ps, 0, sizeof ps);
+    memset(&t, 0, sizeof t);
+    if (!ag__is_dir(path)) return ag__fail(err, "%s: not a folder", path);
+    if (ag__list_files(path, &ps, 0, err)) goto done;
+    if (ps.n == 0) { ag__fail(err, "%s: no images in the folder", path); goto done; }
+    qsort(ps.p, (size_t)ps.n, sizeof *ps.p, ag__cmp_cstr);
+    for (i = 0; i < ps.n; i++) {   /* gray data sets stay gray; any colour image makes it RGB */
+        int ct = ag__png_color_type(ps.p[i]);
+        if (ct < 0) { ag__fail(err, "%s: not a PNG image (image folders hold PNG files only)", ps.p[i]); goto done; }
+        if (ct != 0 && ct != 4) C = 3;
+    }
+    imgs = (ag_array *)AG_MALLOC((size_t)ps.n * sizeof *imgs);
+    errs = (ag_error *)AG_MALLOC((size_t)ps.n * sizeof *errs);
+    if (!imgs || !errs) { ag__fail(err, "%s: out of memory", path); goto done; }
+    memset(imgs, 0, (size_t)ps.n * sizeof *imgs);
+    ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
+    (void)ag__nt;
+    AG__PARALLEL_FOR
+    for (j = 0; j < ps.n; j++) {
+        errs[j].msg[0] = 0;
+        if (ag_png_read(ps.p[j], C, &imgs[j], &errs[j])) imgs[j].data = NULL;
+    }
+    for (i = 0; i < ps.n; i++) if (!imgs[i].data) { if (err) *err = errs[i]; bad = i; break; }   /* the first in path order */
+    if (bad >= 0) goto done;
+    H = (int)imgs[0].shape[0]; W = (int)imgs[0].shape[1];
+    if (resize_to <= 0)
+        for (i = 1; i < ps.n; i++)
+            if (imgs[i].shape[0] != H || imgs[i].shape[1] != W) {
+                ag__fail(err, "%s: %lld x %lld, but %s is %d x %d (give a size to resize every image to)", ps.p[i],
+                         (long long)imgs[i].shape[1], (long long)imgs[i].shape[0], ps.p[0], W, H);
+                goto done;
+            }
+    if (ag__ds_alloc(&t, "folder", ps.n, resize_to > 0 ? resize_to : H, resize_to > 0 ? resize_to : W, C, err)) goto done;
+    {
+        size_t img = (size_t)t.height * t.width * C;
+        int failed = 0;
+        ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
+        AG__PARALLEL_FOR
+        for (j = 0; j < ps.n; j++) {
+            const ag_array *a = &imgs[j];
+            if (a->shape[0] == t.height && a->shape[1] == t.width) memcpy(t.pixels + (size_t)j * img, a->data, img);
+            else if (ag_image_resize_bilinear_pil((const unsigned char *)a->data, (int)a->shape[0], (int)a->shape[1], C,
+                                                  t.pixels + (size_t)j * img, t.height, t.width)) failed = 1;
+        }
+        if (failed) { ag__fail(err, "%s: out of memory resizing", path); goto done; }
+    }
+    for (i = 0; i < ps.n; i++) t.labels[i] = -1;
+    t.num_classes = 0;
+    *ds = t;
+    memset(&t, 0, sizeof t);
+    r = 0;
+done:
+    if (imgs) for (i = 0; i < ps.n; i++) ag_array_free(&imgs[i]);
+    AG_FREE(imgs);
+    AG_FREE(errs);
+    ag_dataset_free(&t);
+    ag__paths_free(&ps);
+    return r;
+}
+
+static int ag__load_archive_set(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err) {
+    if (!strcmp(name, "cifar10")) return ag__load_cifar10(ds, path, split, err);
+    if (!strcmp(name, "stl10")) return ag__load_stl10(ds, path, split, resize_to, err);
+    return ag__load_folder(ds, path, resize_to, err);
+}
+
+/* ---- dispatch ---- */
+static int ag__is_dir(const char *path) {
+#if !defined(_WIN32)
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+#else
+    (void)path; return 0;
+#endif
+}
+
+AGDEF int ag_dataset_load(ag_dataset *ds, const char *name, const char *path, const char *split, int resize_to, ag_error *err) {
+    ag_dataset t;
+    char dir[4096];
+    int r;
+    if (!name) return ag__fail(err, "dataset: no name given (cifar10, stl10, mnist, fashion-mnist or folder)");
+    if (!split) split = "train";
+    if (strcmp(split, "train") != 0 && strcmp(split, "test") != 0)
+        return ag__fail(err, "dataset %s: split '%s' (train or test)", name, split);
+    if (resize_to < 0 || resize_to > 4096) return ag__fail(err, "dataset %s: resize to %d (0 keeps the size; at most 4096)", name, resize_to);
+    memset(&t, 0, sizeof t);
+    if (strcmp(name, "mnist") == 0 || strcmp(name, "fashion-mnist") == 0) {
+        if (path) {
+            snprintf(dir, sizeof dir, "%s", path);
+            if (!ag__is_dir(path)) {   /* an images file given: its folder */
+                char *slash = strrchr(dir, '/');
+                if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
+            }
+            r = ag__load_mnist(&t, name, dir, split, err);
+        } else if (strcmp(name, "fashion-mnist") == 0) {
+            /* the shipped test split, else Debian's package (which has both splits) */
+            ag_error e1, e2;
+            r = -1;
+            e1.msg[0] = e2.msg[0] = 0;
+            if (strcmp(split, "test") == 0) r = ag__load_mnist(&t, name, AG_DATA_DIR, split, &e1);
+            if (r) r = ag__load_mnist(&t, name, AG_DEBIAN_FASHION_MNIST_DIR, split, &e2);
+            if (r && strcmp(split, "train") == 0)
+                ag__fail(err, "fashion-mnist: the train split is not shipped; it is read from %s (apt install "
+                         "dataset-fashion-mnist), or give --data_path (%s)", AG_DEBIAN_FASHION_MNIST_DIR, e2.msg);
+            else if (r) ag__fail(err, "fashion-mnist: the test split was found neither in %s (%s) nor in %s (%s)",
+                                 AG_DATA_DIR, e1.msg, AG_DEBIAN_FASHION_MNIST_DIR, e2.msg);
+        } else {
+            return ag__fail(err, "mnist: give the folder holding train-images-idx3-ubyte.gz etc. (--data_path)");
+        }
+    } else if (strcmp(name, "cifar10") == 0 || strcmp(name, "stl10") == 0 || strcmp(name, "folder") == 0) {
+        if (!path) return ag__fail(err, "%s: no path given (--data_path)", name);
+        r = ag__load_archive_set(&t, name, path, split, resize_to, err);
+    } else {
+        return ag__fail(err, "dataset '%s' unknown (cifar10, stl10, mnist, fashion-mnist or folder)", name);
+    }
+    if (r) return -1;
+    if (resize_to > 0 && (t.height != resize_to || t.width != resize_to)) {
+        ag_dataset rs;
+        if (ag_dataset_resized(&t, resize_to, &rs, err)) { ag_dataset_free(&t); return -1; }
+        ag_dataset_free(&t);
+        t = rs;
+    }
+    *ds = t;
+    return 0;
+}
+
+/* ===================================================================================
    8. AutoGAN generator, discriminator and the GAN iteration
    =================================================================================== */
 static const char *const ag__token_names[5] = { "conv type", "norm", "upsample", "shortcut", "skip" };
@@ -5854,6 +6791,12 @@ typedef struct ag__inf {
     unsigned char *out;
     size_t out_len, out_cap, max_out;
     ag_error *err;
+    /* streaming: when sink is set, output beyond the 32 KB window goes to it in chunks
+       (CRC-32 kept over everything handed over), so out stays about 1 MB */
+    int (*sink)(void *user, const unsigned char *data, size_t len, ag_error *err);
+    void *sink_user;
+    uint64_t flushed;
+    uint32_t crc;
 } ag__inf;
 
 static const uint16_t ag__len_base[29] = { 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
@@ -5957,8 +6900,19 @@ static int ag__huff_decode(ag__inf *s, const ag__huff *h) {
     return -1;
 }
 
+/* hand out[0..n) to the sink and keep the rest (the back-reference window) */
+static int ag__inf_flush(ag__inf *s, size_t n) {
+    s->crc = ag_crc32(s->crc, s->out, n);
+    if (s->sink(s->sink_user, s->out, n, s->err)) return -1;
+    memmove(s->out, s->out + n, s->out_len - n);
+    s->out_len -= n;
+    s->flushed += n;
+    return 0;
+}
+
 static int ag__inf_reserve(ag__inf *s, size_t n) {
     size_t need;
+    if (s->sink && s->out_len + n > s->out_cap && s->out_len > 32768 && ag__inf_flush(s, s->out_len - 32768)) return -1;
     if (n > s->max_out - s->out_len)
         return ag__fail(s->err, "inflate: output exceeds the limit of %lu bytes", (unsigned long)s->max_out);
     need = s->out_len + n;
@@ -6085,14 +7039,34 @@ static int ag__inf_dynamic(ag__inf *s, ag__huff *lit, ag__huff *dist) {
 /* Inflate in[0..in_len) (a zlib stream when zlib_wrapped, else raw DEFLATE) into a new
    AG_MALLOC buffer of at most max_out bytes; size_hint is the expected size (0 if unknown).
    *consumed (may be NULL) gets the number of input bytes used. */
+static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
+                          size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
+                          int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+                          uint32_t *crc, uint64_t *total, ag_error *err);
 static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                        size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed, ag_error *err) {
+    return ag__inflate_to(in, in_len, zlib_wrapped, size_hint, max_out, out, out_len, consumed, NULL, NULL, NULL, NULL, err);
+}
+/* Raw DEFLATE streamed into sink(user, chunk, len, err) (which returns -1 to stop, with its
+   message in err); *crc gets the CRC-32 and *total the length of everything it was given. */
+static int ag__inflate_stream(const unsigned char *in, size_t in_len, size_t *consumed,
+                              int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+                              uint32_t *crc, uint64_t *total, ag_error *err) {
+    unsigned char *out; size_t out_len;
+    return ag__inflate_to(in, in_len, 0, (size_t)1 << 20, SIZE_MAX, &out, &out_len, consumed, sink, sink_user, crc, total, err);
+}
+static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
+                          size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
+                          int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+                          uint32_t *crc, uint64_t *total, ag_error *err) {
     ag__inf s;
     ag__huff *tabs;
     int final = 0;
     *out = NULL;
     *out_len = 0;
     memset(&s, 0, sizeof s);
+    s.sink = sink;
+    s.sink_user = sink_user;
     s.in = in;
     s.in_len = in ? in_len : 0;
     s.max_out = max_out;
@@ -6125,6 +7099,15 @@ static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped,
     }
     AG_FREE(tabs);
     if (ag__inf_unread(&s)) { AG_FREE(s.out); return -1; }
+    if (sink) {
+        int r = s.out_len ? ag__inf_flush(&s, s.out_len) : 0;
+        AG_FREE(s.out);
+        if (r) return -1;
+        *crc = s.crc;
+        *total = s.flushed;
+        if (consumed) *consumed = s.pos;
+        return 0;
+    }
     if (zlib_wrapped) {
         if (s.in_len - s.pos < 4) { AG_FREE(s.out); return ag__fail(err, "inflate: truncated zlib checksum"); }
         if (ag__rd32be(s.in + s.pos) != ag_adler32(1, s.out, s.out_len)) {
@@ -6141,6 +7124,281 @@ static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped,
     *out_len = s.out_len;
     if (consumed) *consumed = s.pos;
     return 0;
+}
+
+/* ---- gzip (RFC 1952): members of raw DEFLATE with a CRC-32 and length trailer ------- */
+
+/* length of the member header at b, or -1 */
+static int ag__gzip_header(const unsigned char *b, size_t len, size_t *hdr, ag_error *err) {
+    size_t p = 10;
+    int flags;
+    if (len < 10 || b[0] != 0x1f || b[1] != 0x8b) return ag__fail(err, "gzip: bad magic (not a gzip file)");
+    if (b[2] != 8) return ag__fail(err, "gzip: compression method %d (only 8, deflate)", b[2]);
+    flags = b[3];
+    if (flags & 0xe0) return ag__fail(err, "gzip: reserved flag bits set");
+    if (flags & 4) {                                  /* FEXTRA */
+        if (len - p < 2) return ag__fail(err, "gzip: truncated header");
+        p += 2 + ag__rd16(b + p);
+        if (p > len) return ag__fail(err, "gzip: truncated header");
+    }
+    if (flags & 8) { while (p < len && b[p]) p++; if (p++ >= len) return ag__fail(err, "gzip: truncated header"); }   /* FNAME */
+    if (flags & 16) { while (p < len && b[p]) p++; if (p++ >= len) return ag__fail(err, "gzip: truncated header"); }  /* FCOMMENT */
+    if (flags & 2) { p += 2; if (p > len) return ag__fail(err, "gzip: truncated header"); }                           /* FHCRC */
+    *hdr = p;
+    return 0;
+}
+
+static int ag__gzip_trailer(const unsigned char *b, size_t len, size_t *pos, uint32_t crc, uint64_t total, ag_error *err) {
+    if (len - *pos < 8) return ag__fail(err, "gzip: truncated (no CRC-32/length trailer)");
+    if (ag__rd32(b + *pos) != crc) return ag__fail(err, "gzip: CRC-32 mismatch (corrupt data)");
+    if (ag__rd32(b + *pos + 4) != (uint32_t)total) return ag__fail(err, "gzip: length in the trailer disagrees with the data");
+    *pos += 8;
+    return 0;
+}
+
+/* every member, one after another (as gzip -d does); trailing zero padding is allowed */
+static int ag__gunzip_stream(const unsigned char *buf, size_t len,
+                             int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
+    size_t pos = 0;
+    do {
+        size_t hdr = 0, used = 0; uint32_t crc = 0; uint64_t total = 0;
+        if (ag__gzip_header(buf + pos, len - pos, &hdr, err)) return -1;
+        pos += hdr;
+        if (ag__inflate_stream(buf + pos, len - pos, &used, sink, user, &crc, &total, err)) return -1;
+        pos += used;
+        if (ag__gzip_trailer(buf, len, &pos, crc, total, err)) return -1;
+        while (pos < len && buf[pos] == 0) pos++;
+    } while (pos < len);
+    return 0;
+}
+
+typedef struct ag__membuf { unsigned char *data; size_t len, cap, max; } ag__membuf;
+static int ag__membuf_sink(void *user, const unsigned char *p, size_t n, ag_error *err) {
+    ag__membuf *m = (ag__membuf *)user;
+    if (n > m->max - m->len) return ag__fail(err, "gzip: output exceeds the limit of %lu bytes", (unsigned long)m->max);
+    if (m->len + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 1 << 16;
+        unsigned char *nb;
+        while (cap < m->len + n) cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+        nb = (unsigned char *)AG_REALLOC(m->data, cap);
+        if (!nb) return ag__fail(err, "gzip: out of memory (%lu bytes)", (unsigned long)cap);
+        m->data = nb; m->cap = cap;
+    }
+    memcpy(m->data + m->len, p, n);
+    m->len += n;
+    return 0;
+}
+
+AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsigned char **out, size_t *out_len, ag_error *err) {
+    ag__membuf m;
+    memset(&m, 0, sizeof m);
+    *out = NULL; *out_len = 0;
+    m.max = max_out ? max_out : SIZE_MAX;
+    if (len >= 18 && buf[0] == 0x1f && buf[1] == 0x8b) {      /* size the buffer from the (last) ISIZE */
+        size_t isize = ag__rd32(buf + len - 4);
+        if (isize > 0 && isize <= m.max && isize < ((size_t)1 << 31)) {
+            m.data = (unsigned char *)AG_MALLOC(isize);
+            if (m.data) m.cap = isize;
+        }
+    }
+    if (ag__gunzip_stream(buf, len, ag__membuf_sink, &m, err)) { AG_FREE(m.data); return -1; }
+    if (!m.data && !(m.data = (unsigned char *)AG_MALLOC(1))) return ag__fail(err, "gzip: out of memory");
+    *out = m.data; *out_len = m.len;
+    return 0;
+}
+
+/* ---- idx (MNIST): magic 0 0 type ndim, big-endian u32 dims, big-endian data --------- */
+
+AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err) {
+    unsigned char *raw = NULL;
+    const unsigned char *p = buf;
+    size_t n = len, esz, nbytes, need;
+    uint64_t numel;
+    int64_t shape[8];
+    ag_dtype dtype;
+    int ndim, d, r = -1;
+    memset(out, 0, sizeof *out);
+    if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+        if (ag_gunzip(buf, len, 0, &raw, &n, err)) return -1;
+        p = raw;
+    }
+    if (n < 4 || p[0] != 0 || p[1] != 0) { ag__fail(err, "idx: bad magic (not an idx file)"); goto done; }
+    switch (p[2]) {
+    case 0x08: dtype = AG_DTYPE_U8; break;
+    case 0x09: dtype = AG_DTYPE_I8; break;
+    case 0x0B: dtype = AG_DTYPE_I16; break;
+    case 0x0C: dtype = AG_DTYPE_I32; break;
+    case 0x0D: dtype = AG_DTYPE_F32; break;
+    case 0x0E: dtype = AG_DTYPE_F64; break;
+    default: ag__fail(err, "idx: unknown data type 0x%02x", p[2]); goto done;
+    }
+    ndim = p[3];
+    if (ndim < 1 || ndim > 8) { ag__fail(err, "idx: %d dimensions (1 to 8 supported)", ndim); goto done; }
+    if (n - 4 < (size_t)ndim * 4) { ag__fail(err, "idx: truncated header (%d dimensions)", ndim); goto done; }
+    for (d = 0; d < ndim; d++) shape[d] = (int64_t)ag__rd32be(p + 4 + 4 * d);
+    esz = ag_dtype_size(dtype);
+    if (ag__rd_numel(ndim, shape, &numel) || ag__rd_bytes(numel, esz, &nbytes)) { ag__fail(err, "idx: shape too large"); goto done; }
+    need = 4 + (size_t)ndim * 4;
+    if (n - need != nbytes) {
+        ag__fail(err, "idx: the header's shape needs %lu data bytes, the file has %lu (%s)", (unsigned long)nbytes,
+                 (unsigned long)(n - need), n - need < nbytes ? "truncated" : "extra bytes");
+        goto done;
+    }
+    out->data = AG_MALLOC(nbytes ? nbytes : 1);
+    if (!out->data) { ag__fail(err, "idx: out of memory (%lu bytes)", (unsigned long)nbytes); goto done; }
+    if (nbytes) memcpy(out->data, p + need, nbytes);
+    { /* big-endian to host */
+        const uint16_t one = 1;
+        if (*(const unsigned char *)&one == 1) ag__swap_elems(out->data, (size_t)numel, esz);
+    }
+    out->dtype = dtype; out->ndim = ndim; out->nbytes = nbytes;
+    for (d = 0; d < ndim; d++) out->shape[d] = shape[d];
+    r = 0;
+done:
+    AG_FREE(raw);
+    return r;
+}
+
+AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    memset(out, 0, sizeof *out);
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    r = ag_idx_read_from_memory(buf, len, out, err);
+    AG_FREE(buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
+}
+
+/* ---- tar (POSIX ustar and GNU long names), streamed: plain or gzipped -------------- */
+
+typedef struct ag__tar {
+    ag_tar_callback cb; void *user;
+    unsigned char hdr[512]; size_t hdr_fill;   /* header being assembled */
+    uint64_t remaining, skip, size, offset;   /* member data left, padding left, member size, data seen */
+    int in_member, ended, deliver, longname_pending, reading_longname;
+    char name[1024];                           /* the current member's name (GNU ././@LongLink or ustar prefix/name) */
+    char *longname; size_t longname_len;
+} ag__tar;
+
+static uint64_t ag__tar_octal(const unsigned char *f, int n, int *bad) {
+    uint64_t v = 0; int i = 0, digits = 0;
+    if (f[0] & 0x80) {                         /* GNU base-256 for sizes >= 8 GB */
+        v = f[0] & 0x3f;
+        for (i = 1; i < n; i++) { if (v >> 55) { *bad = 1; return 0; } v = v << 8 | f[i]; }
+        return v;
+    }
+    while (i < n && f[i] == ' ') i++;
+    for (; i < n && f[i] >= '0' && f[i] <= '7'; i++, digits++) {
+        if (v >> 60) { *bad = 1; return 0; }
+        v = v * 8 + (uint64_t)(f[i] - '0');
+    }
+    if (i < n && f[i] != 0 && f[i] != ' ') *bad = 1;
+    if (!digits) *bad = 1;
+    return v;
+}
+
+static int ag__tar_header(ag__tar *t, ag_error *err) {
+    const unsigned char *h = t->hdr;
+    unsigned sum = 0; int i, bad = 0; uint64_t stored;
+    char type;
+    for (i = 0; i < 512 && !h[i]; i++) {}
+    if (i == 512) { t->ended = 1; return 0; }  /* an end-of-archive zero block */
+    for (i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    stored = ag__tar_octal(h + 148, 8, &bad);
+    if (bad || stored != sum) return ag__fail(err, "tar: header checksum mismatch (not a tar archive, or corrupt)");
+    t->size = ag__tar_octal(h + 124, 12, &bad);
+    if (bad) return ag__fail(err, "tar: bad size field");
+    type = (char)h[156];
+    if (t->reading_longname) t->reading_longname = 0;
+    if (type == 'L') {                          /* GNU long name: the data is the next member's name */
+        if (t->size > 65536) return ag__fail(err, "tar: long name of %lu bytes", (unsigned long)t->size);
+        AG_FREE(t->longname);
+        t->longname = (char *)AG_MALLOC((size_t)t->size + 1);
+        if (!t->longname) return ag__fail(err, "tar: out of memory");
+        t->longname_len = 0;
+        t->reading_longname = 1;
+        t->deliver = 0;
+    } else {
+        if (t->longname_pending) {
+            size_t n = t->longname_len < sizeof t->name - 1 ? t->longname_len : sizeof t->name - 1;
+            memcpy(t->name, t->longname, n); t->name[n] = 0;
+            t->longname_pending = 0;
+        } else {
+            size_t np = 0;
+            if (memcmp(h + 257, "ustar", 5) == 0 && h[345]) {
+                for (i = 0; i < 155 && h[345 + i]; i++) t->name[np++] = (char)h[345 + i];
+                t->name[np++] = '/';
+            }
+            for (i = 0; i < 100 && h[i]; i++) t->name[np++] = (char)h[i];
+            t->name[np] = 0;
+        }
+        /* regular files ('0' or NUL) go to the callback; directories, links, pax headers are skipped */
+        t->deliver = (type == '0' || type == 0 || type == '7');
+        if (type == '5' || type == '1' || type == '2') t->size = 0;
+    }
+    t->remaining = t->size;
+    t->skip = (512 - (t->size & 511)) & 511;
+    t->offset = 0;
+    t->in_member = 1;
+    if (t->deliver && t->cb(t->user, t->name, t->size, NULL, 0, 0, err)) return -1;
+    return 0;
+}
+
+static int ag__tar_sink(void *user, const unsigned char *p, size_t n, ag_error *err) {
+    ag__tar *t = (ag__tar *)user;
+    while (n) {
+        if (t->ended) return 0;                    /* anything after the end blocks is ignored */
+        if (!t->in_member) {
+            size_t k = 512 - t->hdr_fill < n ? 512 - t->hdr_fill : n;
+            memcpy(t->hdr + t->hdr_fill, p, k);
+            t->hdr_fill += k; p += k; n -= k;
+            if (t->hdr_fill == 512) { t->hdr_fill = 0; if (ag__tar_header(t, err)) return -1; }
+        } else if (t->remaining) {
+            size_t k = t->remaining < n ? (size_t)t->remaining : n;
+            if (t->reading_longname) { memcpy(t->longname + t->longname_len, p, k); t->longname_len += k; }
+            else if (t->deliver && t->cb(t->user, t->name, t->size, p, k, t->offset, err)) return -1;
+            t->offset += k; t->remaining -= k; p += k; n -= k;
+        } else if (t->skip) {
+            size_t k = t->skip < n ? (size_t)t->skip : n;
+            t->skip -= k; p += k; n -= k;
+        }
+        if (t->in_member && !t->remaining && !t->skip) {
+            t->in_member = 0;
+            if (t->reading_longname) {
+                t->reading_longname = 0;
+                t->longname[t->longname_len] = 0;
+                t->longname_len = strlen(t->longname);
+                t->longname_pending = 1;
+            }
+        }
+    }
+    return 0;
+}
+
+AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err) {
+    ag__tar t;
+    int r;
+    memset(&t, 0, sizeof t);
+    t.cb = cb; t.user = user;
+    if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) r = ag__gunzip_stream(buf, len, ag__tar_sink, &t, err);
+    else r = ag__tar_sink(&t, buf, len, err);
+    if (!r && (t.in_member || t.hdr_fill)) r = ag__fail(err, "tar: truncated archive (member '%s' ends early)", t.in_member ? t.name : "header");
+    /* GNU tar ends with two zero blocks; some writers omit them, which is harmless, but an
+       archive without a single header is not one */
+    if (!r && !t.ended && !t.name[0] && !t.longname) r = ag__fail(err, "tar: empty archive (no members)");
+    AG_FREE(t.longname);
+    return r;
+}
+
+AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    r = ag_tar_read_from_memory(buf, len, cb, user, err);
+    AG_FREE(buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
 }
 
 /* ---- DEFLATE encoder: LZ77 (hash chains, 32 KB window) + one fixed-Huffman block ---- */
@@ -7304,9 +8562,11 @@ AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width,
 /* ---- PyTorch .pth: a small pickle VM and the state-dict reader ---- */
 
 enum { AG__PK_NONE, AG__PK_BOOL, AG__PK_INT, AG__PK_FLOAT, AG__PK_STR, AG__PK_TUPLE, AG__PK_LIST, AG__PK_DICT,
-       AG__PK_GLOBAL, AG__PK_STORAGE, AG__PK_TENSOR, AG__PK_OPAQUE };
+       AG__PK_GLOBAL, AG__PK_STORAGE, AG__PK_TENSOR, AG__PK_OPAQUE,
+       AG__PK_NDARRAY, AG__PK_NPDTYPE };   /* numpy arrays (CIFAR-10's python batches) */
 enum { AG__G_OTHER, AG__G_ORDERED_DICT, AG__G_REBUILD_V2, AG__G_REBUILD_V1, AG__G_REBUILD_PARAM,
-       AG__G_REBUILD_FROM_TYPE, AG__G_STORAGE_TYPE, AG__G_TORCH_SIZE, AG__G_UNSUPPORTED };
+       AG__G_REBUILD_FROM_TYPE, AG__G_STORAGE_TYPE, AG__G_TORCH_SIZE, AG__G_UNSUPPORTED,
+       AG__G_NP_RECONSTRUCT, AG__G_NP_DTYPE, AG__G_CODECS_ENCODE };
 
 typedef struct ag__pk {
     int kind, gid, n, cap, ndim;
@@ -7317,7 +8577,7 @@ typedef struct ag__pk {
     char *s;                        /* STR (NUL-terminated copy); GLOBAL "module.name"; STORAGE key */
     size_t slen;
     struct ag__pk **items, **vals;  /* TUPLE / LIST items; DICT keys and values */
-    struct ag__pk *ref;             /* TENSOR: its STORAGE */
+    struct ag__pk *ref;             /* TENSOR: its STORAGE; NDARRAY: its data (a STR) */
     int64_t *dims;                  /* TENSOR: shape[ndim] then stride[ndim] */
     struct ag__pk *next;            /* every node, for freeing */
 } ag__pk;
@@ -7460,6 +8720,10 @@ static int ag__pk_global_id(const char *mod, const char *name, ag_dtype *dt) {
         { "BoolStorage", AG_DTYPE_BOOL } };
     size_t k, nl = strlen(name);
     if (!strcmp(mod, "collections") && !strcmp(name, "OrderedDict")) return AG__G_ORDERED_DICT;
+    if ((!strcmp(mod, "numpy.core.multiarray") || !strcmp(mod, "numpy._core.multiarray")) && !strcmp(name, "_reconstruct"))
+        return AG__G_NP_RECONSTRUCT;
+    if (!strcmp(mod, "numpy") && !strcmp(name, "dtype")) return AG__G_NP_DTYPE;
+    if (!strcmp(mod, "_codecs") && !strcmp(name, "encode")) return AG__G_CODECS_ENCODE;
     if (!strcmp(mod, "torch._utils")) {
         if (!strcmp(name, "_rebuild_tensor_v2")) return AG__G_REBUILD_V2;
         if (!strcmp(name, "_rebuild_tensor")) return AG__G_REBUILD_V1;
@@ -7567,6 +8831,47 @@ static ag__pk *ag__pk_call(ag__pvm *vm, ag__pk *fn, ag__pk *args, int depth) {
     case AG__G_TORCH_SIZE:
         if (args->n == 1 && args->items[0]->kind == AG__PK_TUPLE) return args->items[0];
         return ag__pk_new(vm, AG__PK_OPAQUE);
+    case AG__G_NP_RECONSTRUCT:      /* (ndarray, (0,), b'b'): filled in by BUILD */
+        return ag__pk_new(vm, AG__PK_NDARRAY);
+    case AG__G_NP_DTYPE: {          /* ('u1', 0, 1); the byte order comes with BUILD */
+        static const struct { const char *code; ag_dtype dt; } np[] = {
+            { "u1", AG_DTYPE_U8 }, { "i1", AG_DTYPE_I8 }, { "i2", AG_DTYPE_I16 }, { "i4", AG_DTYPE_I32 },
+            { "i8", AG_DTYPE_I64 }, { "f2", AG_DTYPE_F16 }, { "f4", AG_DTYPE_F32 }, { "f8", AG_DTYPE_F64 }, { "b1", AG_DTYPE_BOOL } };
+        const char *code;
+        size_t j;
+        if (args->n < 1 || args->items[0]->kind != AG__PK_STR) return ag__pk_new(vm, AG__PK_OPAQUE);
+        code = args->items[0]->s;
+        if (code[0] == '<' || code[0] == '>' || code[0] == '|' || code[0] == '=') code++;
+        for (j = 0; j < sizeof np / sizeof np[0]; j++)
+            if (!strcmp(code, np[j].code)) {
+                r = ag__pk_new(vm, AG__PK_NPDTYPE);
+                if (r) r->dtype = np[j].dt;
+                return r;
+            }
+        return ag__pk_new(vm, AG__PK_OPAQUE);
+    }
+    case AG__G_CODECS_ENCODE: {     /* Python 3's protocol-2 bytes: encode(text, 'latin1') */
+        const ag__pk *t = args->n >= 1 ? args->items[0] : NULL;
+        unsigned char *b;
+        size_t j, m = 0;
+        if (!t || t->kind != AG__PK_STR || args->n < 2 || args->items[1]->kind != AG__PK_STR ||
+            (strcmp(args->items[1]->s, "latin1") && strcmp(args->items[1]->s, "latin-1")))
+            return ag__pk_new(vm, AG__PK_OPAQUE);
+        r = ag__pk_str(vm, (const unsigned char *)t->s, t->slen);   /* UTF-8 -> latin-1 in place */
+        if (!r) return NULL;
+        b = (unsigned char *)r->s;
+        for (j = 0; j < t->slen; j++) {
+            unsigned char ch = (unsigned char)t->s[j];
+            if (ch < 0x80) b[m++] = ch;
+            else if ((ch == 0xc2 || ch == 0xc3) && j + 1 < t->slen && ((unsigned char)t->s[j + 1] & 0xc0) == 0x80) {
+                b[m++] = (unsigned char)(((ch & 0x1f) << 6) | ((unsigned char)t->s[j + 1] & 0x3f));
+                j++;
+            } else { ag__fail(vm->err, "pickle: text beyond latin-1 in _codecs.encode"); return NULL; }
+        }
+        b[m] = 0;
+        r->slen = m;
+        return r;
+    }
     case AG__G_UNSUPPORTED:
         ag__fail(vm->err, "unsupported object %s (quantized, sparse or other special tensors are not supported)", fn->s);
         return NULL;
@@ -7619,6 +8924,33 @@ static ag__pk *ag__pk_persid(ag__pvm *vm, ag__pk *pid) {
     }
     vm->storages[vm->nstorages++] = st;
     return st;
+}
+
+/* numpy ndarray.__setstate__: (version, shape, dtype, is_fortran, raw bytes), version optional */
+static int ag__pk_np_build(ag__pvm *vm, ag__pk *a, const ag__pk *st) {
+    const ag__pk *shape, *dt, *raw;
+    int64_t dims[8];
+    uint64_t numel;
+    size_t nbytes;
+    int nd, k, o;
+    if (st->kind != AG__PK_TUPLE || (st->n != 5 && st->n != 4)) return ag__fail(vm->err, "pickle: malformed numpy array state");
+    o = st->n == 5;
+    shape = st->items[o]; dt = st->items[o + 1]; raw = st->items[o + 3];
+    if (dt->kind != AG__PK_NPDTYPE) return ag__fail(vm->err, "pickle: numpy array of an unsupported dtype");
+    if (raw->kind != AG__PK_STR) return ag__fail(vm->err, "pickle: numpy array without raw data (object arrays are not supported)");
+    if (ag__pk_dims(shape, dims, &nd)) return ag__fail(vm->err, "pickle: malformed numpy array shape");
+    if (ag__rd_numel(nd, dims, &numel) || ag__rd_bytes(numel, ag_dtype_size(dt->dtype), &nbytes) || nbytes != raw->slen)
+        return ag__fail(vm->err, "pickle: numpy array shape needs %lu bytes, the data has %lu",
+                        (unsigned long)(numel * ag_dtype_size(dt->dtype)), (unsigned long)raw->slen);
+    a->dims = (int64_t *)AG_MALLOC(8 * sizeof *a->dims);
+    if (!a->dims) return ag__fail(vm->err, "pickle: out of memory");
+    for (k = 0; k < nd; k++) a->dims[k] = dims[k];
+    a->ndim = nd;
+    a->dtype = dt->dtype;
+    a->ref = (ag__pk *)raw;
+    a->i = st->items[o + 2]->kind != AG__PK_NONE && st->items[o + 2]->i != 0;   /* fortran order */
+    a->voff = dt->i;                                                             /* big-endian */
+    return 0;
 }
 
 /* Little-endian two's complement integer of n bytes; -1 when it does not fit int64. */
@@ -7888,10 +9220,13 @@ static int ag__pvm_run(ag__pvm *vm, const unsigned char *d, size_t len, size_t *
             AG__POP(a);
             AG__PUSH(ag__pk_new(vm, AG__PK_OPAQUE));
             break;
-        case 'b':                                                                  /* BUILD: state is ignored */
+        case 'b':                                                                  /* BUILD */
             AG__POP(b);
-            if (!ag__pvm_top(vm)) return -1;
-            break;
+            if (!(a = ag__pvm_top(vm))) return -1;
+            if (a->kind == AG__PK_NDARRAY) { if (ag__pk_np_build(vm, a, b)) return -1; }
+            else if (a->kind == AG__PK_NPDTYPE && b->kind == AG__PK_TUPLE && b->n >= 2 && b->items[1]->kind == AG__PK_STR)
+                a->i = b->items[1]->s[0] == '>';                                   /* big-endian */
+            break;                                                                 /* other states are ignored */
         case 'Q':                                                                  /* BINPERSID */
             AG__POP(a);
             AG__PUSH(ag__pk_persid(vm, a));
@@ -8237,6 +9572,58 @@ static int ag__pth_legacy(const unsigned char *buf, size_t len, ag_array_list *o
     r = ag__pth_finish(&cx, &vm, obj, len);
 done:
     ag__pth_ctx_free(&cx);
+    ag__pvm_free(&vm);
+    return r;
+}
+
+/* A CIFAR-10 python batch: a pickled dict (Python 2's cPickle, or any later protocol) with
+   'data' a uint8 numpy array [N][3072] (R, G, B planes of 32x32) and 'labels' a list of N
+   ints. Returns new buffers: data [N][3072] and labels [N]. */
+static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err) {
+    ag__pvm vm;
+    ag__pk *root = NULL;
+    const ag__pk *arr = NULL, *lab = NULL;
+    size_t used;
+    int k, n, r = -1;
+    *data = NULL; *labels = NULL; *count = 0;
+    memset(&vm, 0, sizeof vm);
+    vm.err = err;
+    if (len < 2 || buf[0] != 0x80) { ag__fail(err, "not a pickle (no protocol opcode)"); goto done; }
+    if (ag__pvm_run(&vm, buf, len, &used, &root)) goto done;
+    if (root->kind != AG__PK_DICT) { ag__fail(err, "the pickle holds no dict"); goto done; }
+    for (k = 0; k < root->n; k++) {
+        const ag__pk *key = root->items[k];
+        if (key->kind != AG__PK_STR) continue;
+        if (!strcmp(key->s, "data")) arr = root->vals[k];
+        else if (!strcmp(key->s, "labels")) lab = root->vals[k];
+    }
+    if (!arr || !lab) { ag__fail(err, "no '%s' entry in the dict", arr ? "labels" : "data"); goto done; }
+    if (arr->kind != AG__PK_NDARRAY || !arr->ref) { ag__fail(err, "'data' is not a numpy array"); goto done; }
+    if (arr->dtype != AG_DTYPE_U8 || arr->ndim != 2 || arr->dims[1] != 3072 || arr->i) {
+        ag__fail(err, "'data' is not a C-order uint8 array [N][3072]");
+        goto done;
+    }
+    if (lab->kind != AG__PK_LIST && lab->kind != AG__PK_TUPLE) { ag__fail(err, "'labels' is not a list"); goto done; }
+    if (arr->dims[0] != lab->n || arr->dims[0] > (1 << 24)) {
+        ag__fail(err, "'data' holds %lld images but 'labels' %d", (long long)arr->dims[0], lab->n);
+        goto done;
+    }
+    n = lab->n;
+    *data = (unsigned char *)AG_MALLOC((size_t)n * 3072 + 1);
+    *labels = (int *)AG_MALLOC((size_t)n * sizeof(int) + 1);
+    if (!*data || !*labels) { ag__fail(err, "out of memory"); goto done; }
+    memcpy(*data, arr->ref->s, (size_t)n * 3072);
+    for (k = 0; k < n; k++) {
+        if (lab->items[k]->kind != AG__PK_INT || lab->items[k]->i < 0 || lab->items[k]->i > 9) {
+            ag__fail(err, "label %d is not an integer 0..9", k);
+            goto done;
+        }
+        (*labels)[k] = (int)lab->items[k]->i;
+    }
+    *count = n;
+    r = 0;
+done:
+    if (r) { AG_FREE(*data); AG_FREE(*labels); *data = NULL; *labels = NULL; }
     ag__pvm_free(&vm);
     return r;
 }

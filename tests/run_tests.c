@@ -16,8 +16,9 @@
 #include "test_inception.c"
 #include "test_readers.c"
 #include "test_hardening.c"
+#include "test_data.c"
 
-static const test_case *const suites[] = { tests_kernels, tests_ops, tests_models, tests_inception, tests_readers, tests_hardening, NULL };
+static const test_case *const suites[] = { tests_kernels, tests_ops, tests_models, tests_inception, tests_readers, tests_hardening, tests_data, NULL };
 
 int main(int argc, char **argv) {
     int s, i, passed = 0, failed = 0;
