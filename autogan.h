@@ -372,6 +372,7 @@ typedef struct ag_generator {
     ag_conv_layer to_rgb_conv;    /* to_rgb.2 */
     ag_params params;
     int training;
+    int derived;                  /* 1: a derived (fixed) model, see ag_generator_init_derived */
 } ag_generator;
 
 typedef struct ag_discriminator {
@@ -392,6 +393,27 @@ AGDEF void ag_generator_free(ag_generator *g);
 AGDEF int  ag_generator_set_arch(ag_generator *g, int stage, const int *arch, int len, ag_error *err);
 AGDEF void ag_generator_reset_params(ag_generator *g, ag_rng *rng);   /* the reference init */
 AGDEF ag_tensor *ag_generator_forward(ag_ctx *ctx, ag_generator *g, ag_tensor *z);  /* z[N,latent] -> [N,C,R,R] */
+
+/* The derived (fixed) generators of the authors' release, models/autogan_cifar10_{a,b,c}.py:
+   one architecture of 14 tokens, only its own weights, with the reference's names
+   (cellS.c1, cellS.c2, cellS.n1/n2 when the norm is BN, cellS.c_sc when the cell has a
+   shortcut, cellS.skip_in_ops.K for its K-th skip input, l1, to_rgb.0/.2). Its forward is
+   the shared generator's at that architecture (stage 2), so training, checkpoints and the
+   EMA work as for the shared one; ag_generator_set_arch accepts only its own architecture.
+   Any architecture of pre-activation cells with bilinear/nearest upsampling can be built
+   this way (the derived Cell has no post-activation or deconv form). Released checkpoints:
+   gf 256, latent 128, bottom width 4 (CIFAR-10, 32x32) or 6 (STL-10, 48x48). */
+AGDEF int ag_derived_arch(const char *name, int *arch14);   /* "autogan_cifar10_a|b|c"; -1 if unknown */
+AGDEF int ag_generator_init_derived(ag_generator *g, const int *arch14, int gf, int latent_dim, int bottom_width,
+                                    int out_channels, ag_rng *rng, ag_error *err);
+/* Generator weights from a file, all or nothing (strict names and shapes; on error g is
+   unchanged and the message names the file and the mismatch):
+   - PyTorch .pth (zip or legacy form): a training checkpoint's 'avg_gen_state_dict' when
+     present (as the reference's test.py), else its 'gen_state_dict', else the file is a
+     bare state_dict;
+   - .safetensors: a bare state_dict, or an autogan.h GAN checkpoint's "G." weights.
+   `loaded_key` (may be NULL) receives which of those was used ("avg_gen_state_dict", ...). */
+AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key, size_t key_len, ag_error *err);
 
 AGDEF int  ag_discriminator_init(ag_discriminator *d, int df, int in_channels, int spectral_norm,
                                  ag_rng *rng, ag_error *err);
@@ -450,6 +472,9 @@ AGDEF int  ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err);
 AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n);   /* n x dim */
 AGDEF int  ag_fid_stats_finish(ag_fid_stats *s, ag_error *err);                /* fills mu, sigma */
 AGDEF void ag_fid_stats_free(ag_fid_stats *s);
+/* reads published statistics (fid_stats_cifar10_train.npz: float 'mu' [d], 'sigma' [d, d])
+   into s (dim, mu, sigma; nothing to add to); every value must be finite */
+AGDEF int  ag_fid_stats_load(const char *path, ag_fid_stats *s, ag_error *err);
 /* d² = |mu1-mu2|² + tr s1 + tr s2 - 2 tr sqrt(s1 s2); the trace term is the sum of square
    roots of the eigenvalues of Lᵀ s1 L with s2 = L Lᵀ (1e-6·I added when Cholesky fails) */
 AGDEF int  ag_fid(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int dim,
@@ -554,6 +579,9 @@ AGDEF int ag_npy_read_from_memory(const unsigned char *buf, size_t len, ag_array
 AGDEF int ag_npy_read(const char *path, ag_array *out, ag_error *err);
 AGDEF int ag_npy_write_to_memory(const ag_array *a, unsigned char **out, size_t *out_len, ag_error *err);
 AGDEF int ag_npy_write(const char *path, const ag_array *a, ag_error *err);
+/* the .npy header alone for a's dtype and shape (a->data is not used), to stream the data
+   after it; *len is a multiple of 64, at most 512 */
+AGDEF int ag_npy_header(const ag_array *a, unsigned char *buf, size_t cap, size_t *len, ag_error *err);
 AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err);
 AGDEF int ag_npz_read(const char *path, ag_array_list *out, ag_error *err);
 AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **out, size_t *out_len, ag_error *err);
@@ -5103,9 +5131,82 @@ fail:
 }
 AGDEF void ag_generator_free(ag_generator *g) { ag_params_free(&g->params); memset(g, 0, sizeof *g); }
 
+AGDEF int ag_derived_arch(const char *name, int *arch) {
+    static const struct { const char *name; int arch[AG_ARCH_MAX]; } models[3] = {
+        { "autogan_cifar10_a", { 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3 } },   /* (nearest, sc) (bilinear, sc) (nearest) */
+        { "autogan_cifar10_b", { 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 3 } },   /* nearest, shortcuts everywhere */
+        { "autogan_cifar10_c", { 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3 } } }; /* a with BN in cell 1 */
+    int i;
+    for (i = 0; name && i < 3; i++)
+        if (!strcmp(name, models[i].name)) { memcpy(arch, models[i].arch, sizeof models[i].arch); return 0; }
+    return -1;
+}
+/* the derived Cell (models/building_blocks.py): [n1] -> ReLU -> up -> c1; h += skip terms;
+   [n2] -> ReLU -> c2; + c_sc(up(x)). Its weights sit in the shared cell's pre-activation
+   slots (c1 = pre_conv1.conv, n1 = pre_conv1.bn, c2 = pre_conv2.conv, n2 = pre_conv2.bn) and
+   skip_in_ops[j] stays indexed by source cell j, so the shared forward runs it unchanged. */
+AGDEF int ag_generator_init_derived(ag_generator *g, const int *arch, int gf, int latent, int bw, int out_ch,
+                                    ag_rng *rng, ag_error *err) {
+    ag_params *ps = &g->params; char q[AG_NAME_MAX]; int k, j, l1_shape[2];
+    memset(g, 0, sizeof *g);
+    if (!arch) return ag__fail(err, "derived generator: no architecture");
+    if (ag__arch_check(2, arch, AG_ARCH_MAX, err)) return -1;
+    for (k = 0; k < 3; k++) {
+        const int *a = arch + (k == 0 ? 0 : 4 + 5 * (k - 1));
+        if (a[0] != AG_CONV_PRE || a[2] == AG_UP_DECONV)
+            return ag__fail(err, "derived generator: cell %d is %s with %s upsampling; derived cells are pre-activation with bilinear or nearest upsampling",
+                            k + 1, a[0] == AG_CONV_PRE ? "pre-activation" : "post-activation", a[2] == AG_UP_DECONV ? "deconv" : a[2] == AG_UP_NEAREST ? "nearest" : "bilinear");
+    }
+    if (gf < 1 || latent < 1 || bw < 1 || out_ch < 1 || gf > 65536 || latent > 65536 || bw > 64 || out_ch > 64)
+        return ag__fail(err, "generator: bad sizes gf %d latent %d bottom width %d channels %d", gf, latent, bw, out_ch);
+    g->gf = gf; g->latent_dim = latent; g->bottom_width = bw; g->out_channels = out_ch; g->training = 1;
+    g->derived = 1; g->stage = 2; memcpy(g->arch, arch, sizeof g->arch);
+    l1_shape[0] = gf * bw * bw; l1_shape[1] = latent;
+    g->l1.cin = latent; g->l1.cout = l1_shape[0];
+    if (!(g->l1.weight = ag_params_add(ps, "l1.weight", AG_ENTRY_PARAM, 2, l1_shape, err))) goto fail;
+    if (!(g->l1.bias = ag_params_add(ps, "l1.bias", AG_ENTRY_PARAM, 1, l1_shape, err))) goto fail;
+    for (k = 0; k < 3; k++) {
+        ag_gen_cell *c = &g->cells[k];
+        const int *a = arch + (k == 0 ? 0 : 4 + 5 * (k - 1));
+        int norm = a[1], sc = a[3], skip = k ? a[4] : 0, n_used = 0;
+        snprintf(q, sizeof q, "cell%d.c1", k + 1); if (ag__reg_conv(ps, &c->pre_conv1.conv, q, gf, gf, 3, 0, 1, err)) goto fail;
+        snprintf(q, sizeof q, "cell%d.c2", k + 1); if (ag__reg_conv(ps, &c->pre_conv2.conv, q, gf, gf, 3, 0, 1, err)) goto fail;
+        if (norm == AG_NORM_BN) {   /* InstanceNorm2d has no state */
+            snprintf(q, sizeof q, "cell%d.n1", k + 1); if (ag__reg_bn(ps, &c->pre_conv1.bn, q, gf, err)) goto fail;
+            snprintf(q, sizeof q, "cell%d.n2", k + 1); if (ag__reg_bn(ps, &c->pre_conv2.bn, q, gf, err)) goto fail;
+        }
+        if (sc) { snprintf(q, sizeof q, "cell%d.c_sc", k + 1); if (ag__reg_conv(ps, &c->c_sc, q, gf, gf, 1, 0, 1, err)) goto fail; }
+        c->num_skip_in = k;
+        for (j = 0; j < k; j++) {
+            if (!((skip >> (k - 1 - j)) & 1)) continue;   /* bit 0 = most recent cell, as in the shared model */
+            snprintf(q, sizeof q, "cell%d.skip_in_ops.%d", k + 1, n_used++);
+            if (ag__reg_conv(ps, &c->skip_in_ops[j], q, gf, gf, 1, 0, 1, err)) goto fail;
+        }
+    }
+    if (ag__reg_bn(ps, &g->to_rgb_bn, "to_rgb.0", gf, err)) goto fail;
+    if (ag__reg_conv(ps, &g->to_rgb_conv, "to_rgb.2", gf, out_ch, 3, 0, 1, err)) goto fail;
+    if (rng) ag_generator_reset_params(g, rng);
+    return 0;
+fail:
+    ag_params_free(ps);
+    memset(g, 0, sizeof *g);
+    return -1;
+}
+
 AGDEF void ag_generator_reset_params(ag_generator *g, ag_rng *rng) {
     int k, j;
     ag__init_default(rng, g->l1.weight, g->l1.bias, 1);
+    if (g->derived) {   /* train_derived.py's weights_init: Conv2d and BatchNorm2d */
+        for (k = 0; k < 3; k++) {
+            ag_gen_cell *c = &g->cells[k];
+            ag__conv_reset(rng, &c->pre_conv1.conv); ag__conv_reset(rng, &c->pre_conv2.conv);
+            if (c->pre_conv1.bn.weight) { ag__bn_reset(rng, &c->pre_conv1.bn); ag__bn_reset(rng, &c->pre_conv2.bn); }
+            if (c->c_sc.weight) ag__conv_reset(rng, &c->c_sc);
+            for (j = 0; j < c->num_skip_in; j++) if (c->skip_in_ops[j].weight) ag__conv_reset(rng, &c->skip_in_ops[j]);
+        }
+        ag__bn_reset(rng, &g->to_rgb_bn); ag__conv_reset(rng, &g->to_rgb_conv);
+        return;
+    }
     for (k = 0; k < 3; k++) {
         ag_gen_cell *c = &g->cells[k];
         ag_gen_block *bl[4]; bl[0] = &c->post_conv1; bl[1] = &c->pre_conv1; bl[2] = &c->post_conv2; bl[3] = &c->pre_conv2;
@@ -5120,6 +5221,11 @@ AGDEF void ag_generator_reset_params(ag_generator *g, ag_rng *rng) {
 AGDEF int ag_generator_set_arch(ag_generator *g, int stage, const int *arch, int len, ag_error *err) {
     int i;
     if (ag__arch_check(stage, arch, len, err)) return -1;
+    if (g->derived) {   /* a derived model has the weights of one architecture only */
+        for (i = 0; i < len && arch[i] == g->arch[i]; i++) {}
+        if (stage != 2 || i < len) return ag__fail(err, "derived generator: its architecture is fixed (stage 2); it cannot be changed");
+        return 0;
+    }
     g->stage = stage;
     for (i = 0; i < AG_ARCH_MAX; i++) g->arch[i] = i < len ? arch[i] : 0;
     return 0;
@@ -5166,8 +5272,11 @@ static ag_tensor *ag__gen_cell(ag_ctx *ctx, ag_generator *g, int k, ag_tensor *x
     const int *a = g->arch + (k == 0 ? 0 : 4 + 5 * (k - 1));
     int pre = a[0] == AG_CONV_PRE, norm = a[1], up = a[2], sc = a[3], skip = k ? a[4] : 0, j;
     ag_tensor *h, *out;
+    /* The reference adds the skip terms in place (`h += ...` after `h_skip_out = h`), so the
+       skip output handed to later cells is block 1's output PLUS the skip terms; the adds
+       here are out of place (the ReLU's backward keeps its own output) with the same result */
     h = ag__gen_block(ctx, pre ? &c->pre_conv1 : &c->post_conv1, x, pre, norm, up, 1, g->training);
-    *skip_out = h;
+    *skip_out = NULL;
     if (!h) return NULL;
     for (j = 0; j < c->num_skip_in; j++) {
         ag_tensor *ft = skip_in[j], *r;
@@ -5188,11 +5297,11 @@ static ag_tensor *ag__gen_cell(ag_ctx *ctx, ag_generator *g, int k, ag_tensor *x
             r = ag__drop(ctx, r, NULL, up == AG_UP_NEAREST ? ag_upsample_nearest(ctx, r, h->shape[2], h->shape[3])
                                                            : ag_upsample_bilinear(ctx, r, h->shape[2], h->shape[3]));
         }
-        h = ag__drop(ctx, h, *skip_out, ag_add(ctx, h, r));   /* the skip output stays for later cells */
+        h = ag__drop(ctx, h, NULL, ag_add(ctx, h, r));
         ag_tensor_release(ctx, r);
     }
+    *skip_out = h;   /* kept for later cells; the caller releases it */
     out = ag__gen_block(ctx, pre ? &c->pre_conv2 : &c->post_conv2, h, pre, norm, up, 0, g->training);
-    if (h != *skip_out) ag_tensor_release(ctx, h);
     if (sc) {
         ag_tensor *s;
         if (up == AG_UP_DECONV) {
@@ -5816,6 +5925,32 @@ AGDEF int ag_fid_stats_finish(ag_fid_stats *s, ag_error *err) {
     return 0;
 }
 AGDEF void ag_fid_stats_free(ag_fid_stats *s) { AG_FREE(s->shift); AG_FREE(s->sumsq); AG_FREE(s->sigma); memset(s, 0, sizeof *s); }
+AGDEF int ag_fid_stats_load(const char *path, ag_fid_stats *s, ag_error *err) {
+    ag_array_list l; ag_array *m, *sg; size_t n, i; int rc = 0;
+    memset(s, 0, sizeof *s);
+    if (ag_npz_read(path, &l, err)) return -1;
+    m = ag_array_list_find(&l, "mu"); sg = ag_array_list_find(&l, "sigma");
+    if (!m || !sg) rc = ag__fail(err, "%s: needs arrays 'mu' and 'sigma'", path);
+    else if (m->ndim != 1 || sg->ndim != 2 || sg->shape[0] != m->shape[0] || sg->shape[1] != m->shape[0] || m->shape[0] < 1 || m->shape[0] > 65536 ||
+             (m->dtype != AG_DTYPE_F64 && m->dtype != AG_DTYPE_F32) || (sg->dtype != AG_DTYPE_F64 && sg->dtype != AG_DTYPE_F32))
+        rc = ag__fail(err, "%s: 'mu' must be a float vector [d] and 'sigma' a float matrix [d, d]", path);
+    if (!rc) {
+        n = (size_t)m->shape[0]; s->dim = (int)n;
+        s->shift = (double *)AG_MALLOC(n * 3 * sizeof(double)); s->sigma = (double *)AG_MALLOC(n * n * sizeof(double));
+        if (!s->shift || !s->sigma) rc = ag__fail(err, "%s: out of memory", path);
+        else {
+            memset(s->shift, 0, n * 2 * sizeof(double));
+            s->sum = s->shift + n; s->mu = s->sum + n;
+            for (i = 0; i < n; i++) s->mu[i] = m->dtype == AG_DTYPE_F64 ? ((double *)m->data)[i] : ((float *)m->data)[i];
+            for (i = 0; i < n * n; i++) s->sigma[i] = sg->dtype == AG_DTYPE_F64 ? ((double *)sg->data)[i] : ((float *)sg->data)[i];
+            for (i = 0; i < n && !rc; i++) if (!isfinite(s->mu[i])) rc = ag__fail(err, "%s: 'mu' holds NaN or infinity", path);
+            for (i = 0; i < n * n && !rc; i++) if (!isfinite(s->sigma[i])) rc = ag__fail(err, "%s: 'sigma' holds NaN or infinity", path);
+        }
+    }
+    ag_array_list_free(&l);
+    if (rc) ag_fid_stats_free(s);
+    return rc;
+}
 
 /* eigenvalues of a symmetric matrix: Householder reduction to tridiagonal form, then the
    implicit QL iteration with Wilkinson-type shifts */
@@ -6459,6 +6594,35 @@ AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, c
         if (metadata) { *metadata = meta; meta = NULL; }
     }
     AG_FREE(meta);
+    ag_array_list_free(&list);
+    return rc;
+}
+
+static int ag__list_has_prefix(const ag_array_list *list, const char *prefix) {
+    int i; size_t n = strlen(prefix);
+    for (i = 0; i < list->count; i++) if (list->items[i].name && !strncmp(list->items[i].name, prefix, n)) return 1;
+    return 0;
+}
+AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key, size_t key_len, ag_error *err) {
+    static const char *const keys[3] = { "avg_gen_state_dict", "gen_state_dict", "G" };
+    ag_array_list list; ag_error e; char *meta = NULL, desc[160], prefix[32]; const char *key = "state_dict";
+    size_t n = path ? strlen(path) : 0, u; int i, rc, st = n >= 12 && !strcmp(path + n - 12, ".safetensors");
+    if (!path) return ag__fail(err, "generator: no file given");
+    if (st ? ag_safetensors_read(path, &list, &meta, err) : ag_pth_read(path, &list, err)) return -1;
+    AG_FREE(meta);
+    prefix[0] = 0;
+    for (i = 0; i < 3; i++) {   /* the .pth training checkpoints of the reference, or ag_gan_save's file */
+        snprintf(prefix, sizeof prefix, "%s.", keys[i]);
+        if ((i < 2 || st) && ag__list_has_prefix(&list, prefix)) { key = keys[i]; break; }
+        prefix[0] = 0;
+    }
+    rc = ag_params_load_arrays(&g->params, &list, prefix, 1, path, &e);
+    if (rc) {
+        u = (size_t)snprintf(desc, sizeof desc, "%s generator (arch", g->derived ? "derived" : "shared");
+        for (i = 0; i < ag_arch_len(g->stage) && u < sizeof desc; i++) u += (size_t)snprintf(desc + u, sizeof desc - u, " %d", g->arch[i]);
+        if (u < sizeof desc) snprintf(desc + u, sizeof desc - u, ", gf %d, latent %d, bottom width %d)", g->gf, g->latent_dim, g->bottom_width);
+        ag__fail(err, "%s (its '%s' does not fit the %s)", e.msg, key, desc);
+    } else if (loaded_key && key_len) snprintf(loaded_key, key_len, "%s", key);
     ag_array_list_free(&list);
     return rc;
 }
@@ -8041,6 +8205,10 @@ static int ag__npy_check(const ag_array *a, size_t *nbytes, ag_error *err) {
     return 0;
 }
 
+AGDEF int ag_npy_header(const ag_array *a, unsigned char *buf, size_t cap, size_t *len, ag_error *err) {
+    if (!a || !buf || !len) return ag__fail(err, "npy: NULL argument");
+    return ag__npy_header(a, buf, cap, len, err);
+}
 AGDEF int ag_npy_write_to_memory(const ag_array *a, unsigned char **out, size_t *out_len, ag_error *err) {
     unsigned char hdr[512], *buf;
     size_t hlen, nbytes = 0;

@@ -207,22 +207,13 @@ static int score_stream(scorer *sc, stream *s, int64_t total, ag_fid_stats *stat
 }
 
 static int load_stats(const char *path, double **mu, double **sigma, int *dim) {
-    ag_array_list l; ag_error err; ag_array *m, *s; size_t n, i;
-    if (ag_npz_read(path, &l, &err)) { fprintf(stderr, "score: %s\n", err.msg); return -1; }
-    m = ag_array_list_find(&l, "mu"); s = ag_array_list_find(&l, "sigma");
-    if (!m || !s) { fprintf(stderr, "score: %s: needs arrays 'mu' and 'sigma'\n", path); ag_array_list_free(&l); return -1; }
-    if (m->ndim != 1 || s->ndim != 2 || s->shape[0] != m->shape[0] || s->shape[1] != m->shape[0] || m->shape[0] < 1 ||
-        (m->dtype != AG_DTYPE_F64 && m->dtype != AG_DTYPE_F32) || (s->dtype != AG_DTYPE_F64 && s->dtype != AG_DTYPE_F32)) {
-        fprintf(stderr, "score: %s: 'mu' must be a float vector [d] and 'sigma' a float matrix [d, d]\n", path); ag_array_list_free(&l); return -1;
-    }
-    *dim = (int)m->shape[0]; n = (size_t)*dim;
+    ag_fid_stats st; ag_error err; size_t n;
+    if (ag_fid_stats_load(path, &st, &err)) { fprintf(stderr, "score: %s\n", err.msg); return -1; }
+    *dim = st.dim; n = (size_t)st.dim;
     *mu = (double *)malloc(n * sizeof(double)); *sigma = (double *)malloc(n * n * sizeof(double));
-    if (!*mu || !*sigma) { fprintf(stderr, "score: out of memory\n"); ag_array_list_free(&l); return -1; }
-    for (i = 0; i < n; i++) (*mu)[i] = m->dtype == AG_DTYPE_F64 ? ((double *)m->data)[i] : ((float *)m->data)[i];
-    for (i = 0; i < n * n; i++) (*sigma)[i] = s->dtype == AG_DTYPE_F64 ? ((double *)s->data)[i] : ((float *)s->data)[i];
-    for (i = 0; i < n; i++) if (!isfinite((*mu)[i])) { fprintf(stderr, "score: %s: 'mu' holds NaN or infinity\n", path); ag_array_list_free(&l); return -1; }
-    for (i = 0; i < n * n; i++) if (!isfinite((*sigma)[i])) { fprintf(stderr, "score: %s: 'sigma' holds NaN or infinity\n", path); ag_array_list_free(&l); return -1; }
-    ag_array_list_free(&l);
+    if (!*mu || !*sigma) { fprintf(stderr, "score: out of memory\n"); ag_fid_stats_free(&st); return -1; }
+    memcpy(*mu, st.mu, n * sizeof(double)); memcpy(*sigma, st.sigma, n * n * sizeof(double));
+    ag_fid_stats_free(&st);
     return 0;
 }
 static int save_stats(const char *path, const ag_fid_stats *st) {

@@ -143,7 +143,8 @@ done:
 
 static int test_golden_gan(void) {
     static const char *const cases[] = { "gan_s0_a", "gan_s0_b", "gan_s0_c", "gan_s1_a", "gan_s1_b", "gan_s1_c",
-                                         "gan_s2_a", "gan_s2_b", "gan_s2_c", "gan_s2_d", "gan_s2_e", NULL };
+                                         "gan_s2_a", "gan_s2_b", "gan_s2_c", "gan_s2_d", "gan_s2_e",
+                                         "gan_s2_f", "gan_s2_g", "gan_s2_h", "gan_s2_i", NULL };
     int i, k, failed = 0;
     for (k = 0; test_isas[k]; k++) for (i = 0; cases[i]; i++)
         if (golden_gan_file(cases[i], test_isas[k])) { fprintf(stderr, "    golden GAN case %s FAILED (%s kernels)\n", cases[i], test_isas[k]); failed++; }
@@ -408,7 +409,7 @@ static int test_initialisation(void) {
 }
 
 const test_case tests_models[] = {
-    { "golden_gan (11 PyTorch cases, stages 0-2, every kernel path)", test_golden_gan },
+    { "golden_gan (15 PyTorch cases, stages 0-2, every kernel path)", test_golden_gan },
     { "param_counts", test_param_counts },
     { "initialisation", test_initialisation },
     { "arch_validation", test_arch_validation },

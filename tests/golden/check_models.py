@@ -3,7 +3,17 @@ ONLY the file (tensors + metadata), the way the C side does, and reproduces fake
 d_real0, d_fake0, gout0, d_loss0, g_loss0 and the t=0 gradients.
 
     /usr/bin/python3 tests/golden/check_models.py
+    /usr/bin/python3 tests/golden/check_models.py --ref /path/to/AutoGAN
+
+With --ref (a checkout of the authors' code, which is not part of this project) it also
+replays every file with the authors' own models_search.shared_gan Generator/Discriminator
+(all iterations: Adam steps, running statistics, spectral-norm u/v, the eval forward) and
+compares every stored tensor. Their PostGenBlock output is cloned (`relu(h).clone()`):
+PyTorch >= 1.x refuses the in-place `h +=` / `final_out +=` on a ReLU output that its
+backward reads; the clone keeps the PyTorch 1.0 forward exactly and gives the true gradients.
 """
+import argparse
+import types
 import glob
 import os
 import sys
@@ -73,6 +83,7 @@ def G_forward(P, z, arch, stage, gf, bw, stats):
                 r = F.interpolate(ft, size=h.shape[-2:], mode="bilinear" if u == 0 else "nearest",
                                   **({"align_corners": False} if u == 0 else {}))
             h = h + F.conv2d(r, P[f"{c}.skip_in_ops.{j}.weight"], P[f"{c}.skip_in_ops.{j}.bias"])
+            skip_out = h  # block 1 output plus the skip terms (the reference's in-place h +=)
         out = block(h, c, conv, n, u, False)
         if sc:
             out = out + F.conv2d(up(x, u, c + ".deconv_sc."), P[c + ".c_sc.weight"], P[c + ".c_sc.bias"])
@@ -168,11 +179,95 @@ def check(path):
     return worst
 
 
+def check_with_reference(path, ref_dir):
+    """Replays the whole file with the authors' modules; returns the worst relative error."""
+    if ref_dir not in sys.path:
+        sys.path.insert(0, ref_dir)
+    import models_search.building_blocks_search as bbs
+    from models_search.shared_gan import Discriminator, Generator
+    if not getattr(bbs.PostGenBlock, "_cloned", False):
+        orig = bbs.PostGenBlock.forward
+        bbs.PostGenBlock.forward = lambda self, x: orig(self, x).clone()
+        bbs.PostGenBlock._cloned = True
+    t, m = st.load(path)
+    stage, arch = int(m["stage"]), [int(a) for a in m["arch"].split()]
+    args = types.SimpleNamespace(gf_dim=int(m["gf"]), df_dim=int(m["df"]), latent_dim=int(m["latent"]),
+                                 bottom_width=int(m["bw"]), d_spectral_norm=True)
+    assert int(m["out_ch"]) == 3 and int(m["n_critic"]) == 1
+    G, D = Generator(args), Discriminator(args)
+    G.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("G.")})
+    D.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("D.")})
+    G.set_arch(arch, stage)
+    D.cur_stage = stage
+    G.train()
+    D.train()
+    lr, b1, b2, eps = float(m["lr"]), float(m["beta1"]), float(m["beta2"]), float(m["adam_eps"])
+    opt_G = torch.optim.Adam(G.parameters(), lr=lr, betas=(b1, b2), eps=eps)
+    opt_D = torch.optim.Adam(D.parameters(), lr=lr, betas=(b1, b2), eps=eps)
+    for p in list(G.parameters()) + list(D.parameters()):
+        p.grad = torch.zeros_like(p)
+    worst = 0.0
+
+    def cmp(name, got, tol=1e-5):
+        nonlocal worst
+        want = t[name]
+        got = got.detach()
+        if not want.is_floating_point():
+            assert torch.equal(got, want), (path, name)
+            return
+        err = float((got - want).abs().max()) / (1e-6 + float(want.abs().max()))
+        worst = max(worst, err)
+        assert err < tol, (path, name, err)
+
+    for it in range(int(m["iters"])):
+        real, zd, zg = t[f"real{it}"], t[f"zd{it}"], t[f"zg{it}"]
+        opt_D.zero_grad(set_to_none=False)
+        d_real = D(real)
+        fake = G(zd).detach()
+        d_fake = D(fake)
+        d_loss = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+        d_loss.backward()
+        if it == 0:
+            cmp("fake0", fake)
+            cmp("d_real0", d_real)
+            cmp("d_fake0", d_fake)
+            for k, p in D.named_parameters():
+                cmp("gradD." + k, p.grad, 1e-4)
+        cmp(f"d_loss{it}", d_loss)
+        opt_D.step()
+        opt_G.zero_grad(set_to_none=False)
+        g_out = D(G(zg))
+        g_loss = -g_out.mean()
+        g_loss.backward()
+        if it == 0:
+            cmp("gout0", g_out)
+            for k, p in G.named_parameters():
+                cmp("gradG." + k, p.grad, 1e-4)
+        cmp(f"g_loss{it}", g_loss)
+        opt_G.step()
+    # after the steps: parameters can differ by Adam's rounding-noise steps where a true
+    # gradient is 0 (biases before a batch-statistics BatchNorm), so compare loosely
+    for k, v in G.state_dict().items():
+        cmp("G3." + k, v, 1e-2)
+    for k, v in D.state_dict().items():
+        cmp("D3." + k, v, 1e-2)
+    G.eval()
+    with torch.no_grad():
+        cmp("gen_eval", G(t["zd0"]), 1e-2)
+    return worst
+
+
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ref", help="directory of the authors' AutoGAN code (models_search/)")
+    a = ap.parse_args()
     files = sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                           "data", "gan_*.safetensors")))
     for p in files:
         print(f"{os.path.basename(p)}: ok, worst relative error {check(p):.2e}")
+        if a.ref:
+            print(f"{os.path.basename(p)}: authors' modules agree, worst relative error "
+                  f"{check_with_reference(p, os.path.abspath(a.ref)):.2e}")
 
 
 if __name__ == "__main__":

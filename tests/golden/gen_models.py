@@ -3,9 +3,11 @@ tests/golden/data/gan_<case>.safetensors.
 
 Run with Debian's python (torch 1.13):  /usr/bin/python3 tests/golden/gen_models.py
 The models follow /work/shared/AUTOGAN-SPEC.md sections 1-3 and use the exact parameter
-names of autogan-state-dict.txt (the authors' models_search/shared_gen.py + building
-blocks), with the two deliberate differences the spec names: the cell's skip output is h
-BEFORE the skip inputs are added (out-of-place adds), and bilinear is align_corners=False.
+names of autogan-state-dict.txt (the authors' models_search/shared_gan.py + building
+blocks). As in the authors' Cell.forward, whose `h += skip` is in place, the skip output a
+cell hands on is block 1's output PLUS the skip terms added to it (written out of place
+here, which gives the same forward and the true gradients). Bilinear is align_corners=False.
+check_models.py --ref DIR compares these files with the authors' own modules.
 """
 import os
 import re
@@ -133,7 +135,8 @@ class Cell(nn.Module):
                 else:
                     scale = wt // ft.shape[-1]
                     r = {2: self.skip_deconvx2, 4: self.skip_deconvx4}[scale](ft)
-                h = h + op(r)  # out of place: h_skip_out stays the block-1 output
+                h = h + op(r)
+            h_skip_out = h  # the reference's in-place `h +=` changes h_skip_out too
         out = b2(h, norm, up)
         if sc:
             out = out + self.c_sc(up2(x, up, self.deconv_sc))
@@ -274,7 +277,15 @@ CASES = [
     # extra (not in the original list): deconv skips into cell 3 from BOTH earlier cells,
     # the only case that runs cellK.skip_deconvx4 (the stacked x4 pair)
     ("s2_e", 2, [0, 0, 1, 1, 1, 2, 2, 0, 1, 0, 1, 2, 1, 3]),
+    # cell 2 takes a skip and hands its skip output (block 1 + skip term) to cell 3, for
+    # each conv type x upsampling not covered above (s2_a: pre/bilinear, s2_e: post/deconv);
+    # one iteration each to keep the files small
+    ("s2_f", 2, [0, 1, 0, 1, 0, 1, 0, 1, 1, 0, 2, 1, 0, 3]),   # post, BN, bilinear
+    ("s2_g", 2, [1, 2, 1, 0, 1, 2, 1, 0, 1, 1, 1, 0, 1, 1]),   # pre, IN, nearest
+    ("s2_h", 2, [1, 1, 2, 1, 1, 1, 2, 1, 1, 1, 0, 2, 1, 3]),   # pre, BN, deconv
+    ("s2_i", 2, [0, 0, 1, 0, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1]),   # post, none, nearest
 ]
+CASE_ITERS = {"s2_f": 1, "s2_g": 1, "s2_h": 1, "s2_i": 1}
 GF, DF, LATENT, BW, DIS_BS, GEN_BS, OUT_CH = 8, 8, 16, 4, 4, 6, 3
 LR, BETA1, BETA2, ADAM_EPS, ITERS = 2e-4, 0.0, 0.9, 1e-8, 3
 
@@ -313,6 +324,7 @@ SEED_OFFSET = {"s2_a": 1}
 
 
 def run_case(name, stage, arch):
+    ITERS = CASE_ITERS.get(name, 3)
     torch.manual_seed(case_seed(name) + 1000003 * SEED_OFFSET.get(name, 0))
     G = SharedGenerator(GF, LATENT, BW, OUT_CH)
     D = Discriminator(DF, OUT_CH)
