@@ -49,7 +49,9 @@
        7. Optimiser: Adam, EMA
       7b. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resize; loader
        8. AutoGAN generator, discriminator and the GAN iteration
+       8b. Controller and search: LSTM policy, REINFORCE loss, kept architectures, loss windows
        9. Inception-v3, Inception score and FID
+       9b. The compact classifier and the scorer interface (Inception or classifier)
       10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
@@ -440,9 +442,110 @@ AGDEF void ag_gan_free(ag_gan *gan);
 /* One D step on dis_bs real images (NCHW floats in [-1,1] at the stage's resolution)
    and dis_bs fakes from z_d; when z_d is NULL it is drawn from the context's PRNG. */
 AGDEF int ag_gan_d_step(ag_ctx *ctx, ag_gan *gan, const float *real, const float *z_d, float *d_loss);
+/* The same on n real images and n fakes (n >= 1: the data loader's partial last batch, as
+   the reference's imgs.shape[0]); z_d, when given, holds n latents. */
+AGDEF int ag_gan_d_step_n(ag_ctx *ctx, ag_gan *gan, const float *real, int n, const float *z_d, float *d_loss);
 AGDEF int ag_gan_g_step(ag_ctx *ctx, ag_gan *gan, const float *z_g, float *g_loss);
 /* A full iteration: D step, then a G step when (iteration % n_critic == 0). */
 AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses *out);
+
+/* ---- controller and search ----------------------------------------------------------
+   The AutoGAN controller: one LSTM cell (hidden hid_size), an embedding table over every
+   token choice of the stage, one linear decoder per token. Stage 0 decides the 4 tokens of
+   cell 1 ([2, 3, 3, 2] choices); stage s >= 1 decides the 5 tokens of cell s+1
+   ([2, 3, 3, 2, 2^s]). State_dict names as the reference: lstm.weight_ih, lstm.weight_hh,
+   lstm.bias_ih, lstm.bias_hh, encoder.weight, decoders.K.weight, decoders.K.bias. */
+#define AG_CTRL_MAX_TOKENS 5
+typedef struct ag_controller {
+    int stage, hid_size, num_tokens;
+    int choices[AG_CTRL_MAX_TOKENS], offset[AG_CTRL_MAX_TOKENS];  /* offset: first embedding row of token i */
+    ag_tensor *w_ih, *w_hh, *b_ih, *b_hh, *encoder;
+    ag_tensor *dec_w[AG_CTRL_MAX_TOKENS], *dec_b[AG_CTRL_MAX_TOKENS];
+    ag_params params;
+} ag_controller;
+/* The graph of one pass over the stage's tokens (arena tensors, valid until ag_ctx_reset). */
+typedef struct ag_controller_pass {
+    int batch, num_tokens;
+    ag_tensor *logits[AG_CTRL_MAX_TOKENS];    /* [batch, choices_i] */
+    ag_tensor *log_probs[AG_CTRL_MAX_TOKENS]; /* [batch, choices_i]: log_softmax of the logits */
+    ag_tensor *h, *c;                         /* the final LSTM state [batch, hid] */
+} ag_controller_pass;
+/* Architectures kept at a growth with the controller's final (h, c) after each. */
+typedef struct ag_kept_archs {
+    int count, len, hid_size;   /* len: tokens per kept architecture (the prefix of later ones) */
+    int *archs;                 /* [count][len] */
+    float *h, *c;               /* [count][hid_size] */
+} ag_kept_archs;
+
+/* PyTorch's default initialisers: LSTM U(+-1/sqrt(hid)), embedding N(0, 1), linear U(+-1/sqrt(fan_in)) */
+AGDEF int  ag_controller_init(ag_controller *c, int stage, int hid_size, ag_rng *rng, ag_error *err);
+AGDEF void ag_controller_free(ag_controller *c);
+AGDEF void ag_controller_reset_params(ag_controller *c, ag_rng *rng);
+/* One pass over the stage's tokens for `batch` rows from (h0, c0) ([batch][hid], NULL for
+   zeros); the first input is a zero vector, the next one the embedding of the previous
+   action (+ its token's offset). With rng, actions are drawn from the softmax and written
+   to actions [batch][num_tokens]; without, they are read from it (teacher forcing, so the
+   same graph can be scored and differentiated). log_probs (of the chosen actions) and
+   entropies: [batch][num_tokens], or NULL. Records a graph when grad mode is on. */
+AGDEF int  ag_controller_forward(ag_ctx *ctx, ag_controller *c, int batch, const float *h0, const float *c0,
+                                 ag_rng *rng_or_null, int *actions, float *log_probs, float *entropies,
+                                 ag_controller_pass *pass);
+/* REINFORCE loss of a pass: -sum_b sum_t log p(a_bt) * advantage_b - coeff * sum_b sum_t H_bt. */
+AGDEF ag_tensor *ag_controller_loss(ag_ctx *ctx, const ag_controller_pass *pass, const int *actions,
+                                    const float *advantage, float entropy_coeff);
+/* Sample `batch` whole architectures (no graph): each row continues a kept architecture drawn
+   uniformly (its tokens and its (h, c)) when kept has entries, else starts from zeros.
+   archs: [batch][AG_ARCH_MAX] (ag_arch_len(stage) used); prefix_index [batch], h_out/c_out
+   [batch][hid], log_probs/entropies [batch][num_tokens]: each may be NULL. */
+AGDEF int  ag_controller_sample(ag_ctx *ctx, ag_controller *c, ag_rng *rng, const ag_kept_archs *kept, int batch,
+                                int *archs, int *prefix_index, float *log_probs, float *entropies,
+                                float *h_out, float *c_out);
+/* One REINFORCE update: ag_ctx_reset, a teacher-forced pass over this stage's tokens
+   (actions [batch][num_tokens]) from (h0, c0), the loss above, backward, one Adam step. */
+AGDEF int  ag_controller_update(ag_ctx *ctx, ag_controller *c, ag_adam *opt, int batch, const float *h0, const float *c0,
+                                const int *actions, const float *advantage, float entropy_coeff, float *loss_out);
+AGDEF void ag_kept_archs_free(ag_kept_archs *k);
+/* keep `count` architectures (len tokens each) with their (h, c); replaces what k held */
+AGDEF int  ag_kept_archs_set(ag_kept_archs *k, int count, int len, int hid_size, const int *archs, int arch_stride,
+                             const float *h, const float *c, ag_error *err);
+
+/* Sliding window of losses for the dynamic reset (the reference's RunningStats): population
+   variance of the last `cap` values. */
+typedef struct ag_loss_window { int cap, count, head; float *v; } ag_loss_window;
+AGDEF int    ag_loss_window_init(ag_loss_window *w, int cap, ag_error *err);
+AGDEF void   ag_loss_window_free(ag_loss_window *w);
+AGDEF void   ag_loss_window_push(ag_loss_window *w, float x);
+AGDEF void   ag_loss_window_clear(ag_loss_window *w);
+AGDEF int    ag_loss_window_full(const ag_loss_window *w);
+AGDEF double ag_loss_window_var(const ag_loss_window *w);   /* 0 with fewer than 2 values */
+
+/* Everything a search needs to resume exactly, besides the GAN (G, D, Adam) and the
+   context's PRNG (latents): the stage, the next iteration, the controller and its Adam,
+   the kept architectures, the REINFORCE baseline, both loss windows and the search PRNG
+   (architecture and prefix draws). */
+typedef struct ag_search_state {
+    int stage, search_iter;       /* search_iter: the next iteration to run */
+    int64_t ctrl_steps;           /* controller steps taken over the whole search */
+    ag_controller ctrl; ag_adam ctrl_opt;
+    float ctrl_lr, ctrl_beta1, ctrl_beta2;
+    ag_kept_archs kept;
+    int has_baseline; float baseline;
+    ag_loss_window g_window, d_window;
+    ag_rng rng;
+} ag_search_state;
+AGDEF int  ag_search_state_init(ag_search_state *s, int hid_size, float ctrl_lr, float beta1, float beta2,
+                                int window, uint64_t seed, ag_error *err);
+AGDEF void ag_search_state_free(ag_search_state *s);
+/* a fresh controller (and Adam) for `stage`, initialised from the search PRNG; the baseline restarts */
+AGDEF int  ag_search_new_controller(ag_search_state *s, int stage, ag_error *err);
+/* The search checkpoint (.safetensors, written to a temporary name and renamed): the GAN
+   as ag_gan_save ("G.", "D.", "adam_g.*", "adam_d.*"), the controller ("ctrl.") and its
+   Adam ("adam_c.*"), "kept.archs"/"kept.h"/"kept.c", "window.g"/"window.d", and in the
+   metadata the counters, both PRNG states, the baseline and the caller's extra fields.
+   Loading checks all of it first and changes nothing on any error. */
+AGDEF int  ag_search_save(const char *path, const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx,
+                          const char *extra_fields, ag_error *err);
+AGDEF int  ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err);
 
 /* ---- Inception-v3 (the 2015-12-05 FID network) and scores ----------------------------
    Built from a state dict with the keys of pt_inception-2015-12-05-6726825d.pth
@@ -480,6 +583,86 @@ AGDEF int  ag_fid_stats_load(const char *path, ag_fid_stats *s, ag_error *err);
 AGDEF int  ag_fid(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int dim,
                   double *fid, ag_error *err);
 AGDEF int  ag_sym_eigenvalues(double *a, int n, double *eig, ag_error *err);   /* a is destroyed */
+
+/* ---- the compact classifier (the fast reward and the default scorer) ------------------
+   A small Inception-style CNN for a fixed input size (C x S x S; Fashion-MNIST: 1 x 32 x 32,
+   the 28 x 28 images resized to 32 as the GAN sees them):
+       conv1  3x3 C->32, BN, ReLU            S x S
+       max pool 2                             S/2
+       conv2  3x3 32->48, BN, ReLU            S/2
+       max pool 2                             S/4
+       mixed1 inception block 48 -> 128       S/4
+       mixed2 inception block 128 -> 192      S/4
+       max pool 2                             S/8
+       mixed3 inception block 192 -> 256      S/8
+       global average pool -> features [N, 256] (the "classifier FID" features)
+       fc 256 -> classes -> logits
+   An inception block has four branches concatenated along channels, each a BasicConv2d
+   (conv without bias -> BatchNorm eps 1e-5 -> ReLU): branch1x1; branch3x3_1 (1x1) ->
+   branch3x3_2 (3x3); branch3x3dbl_1 (1x1) -> _2 (3x3) -> _3 (3x3); a 3x3 average pool
+   (count_include_pad false) -> branch_pool (1x1). state_dict names as a PyTorch module
+   would have them: conv1.conv.weight, conv1.bn.running_mean, mixed2.branch3x3dbl_3.bn.weight,
+   fc.weight, fc.bias (tests/golden/gen_classifier.py is that module). Saved as .safetensors
+   with metadata "format": "autogan.h classifier 1" and the input size, channels, classes,
+   feature dim and data set. */
+typedef struct ag_cls_unit { ag_conv_layer conv; ag_bn_layer bn; } ag_cls_unit;      /* BasicConv2d */
+typedef struct ag_cls_block {
+    ag_cls_unit branch1x1, branch3x3_1, branch3x3_2, branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3, branch_pool;
+    int in, out;
+} ag_cls_block;
+typedef struct ag_classifier {
+    int in_channels, in_size, num_classes, feature_dim;
+    char dataset[64];          /* what it was trained on (metadata), "" when unknown */
+    ag_cls_unit conv1, conv2;
+    ag_cls_block mixed[3];
+    ag_conv_layer fc;          /* weight [classes, feature_dim], bias [classes] */
+    ag_params params;
+    int training;              /* BatchNorm: batch statistics (1) or running ones (0) */
+} ag_classifier;
+#define AG_CLASSIFIER_FEATURES 256
+
+AGDEF int  ag_classifier_init(ag_classifier *net, int in_channels, int in_size, int num_classes, ag_rng *rng, ag_error *err);
+AGDEF void ag_classifier_free(ag_classifier *net);
+AGDEF void ag_classifier_reset_params(ag_classifier *net, ag_rng *rng);  /* PyTorch's default init, BN 1/0 */
+/* x [N, C, S, S] (floats as ag_data_loader_next makes them) -> logits [N, classes];
+   *features (when not NULL) receives the pooled features [N, feature_dim] */
+AGDEF ag_tensor *ag_classifier_forward(ag_ctx *ctx, ag_classifier *net, ag_tensor *x, ag_tensor **features);
+/* dataset and extra_fields (`"key":"value"` pairs, comma-separated) go into the metadata */
+AGDEF int  ag_classifier_save(const char *path, const ag_classifier *net, const char *dataset, const char *extra_fields, ag_error *err);
+/* builds *net from the file (shape from its metadata); *net is untouched on failure */
+AGDEF int  ag_classifier_load(const char *path, ag_classifier *net, ag_error *err);
+
+/* ---- one scoring interface over Inception-v3 and the compact classifier ----------------
+   Images come as the generator makes them (n x c x h x w floats in [-1, 1], c 1 or 3, any
+   h, w) or as uint8 n x h x w x c. Floats are first quantised exactly as the reference
+   saves images: uint8 = trunc(clamp(x * 127.5 + 127.5, 0, 255)). Then, per kind:
+     inception:  gray replicated to RGB, TF-exact resize to 299 and (x-128)/128 (the published
+                 numbers; ag_scorer_set_pytorch_preprocess switches to pytorch-fid's), logits
+                 without the fc bias (the IS convention, 1008 classes), pool3 features (2048);
+     classifier: resized to its input size as the data sets are (PIL bilinear,
+                 ag_image_resize_bilinear_pil), RGB to gray as PIL's convert("L") when the
+                 classifier has 1 channel (gray replicated when it has 3), ((x/255) - 0.5)/0.5
+                 as ag_data_loader_next, BatchNorm in eval mode.
+   logits (n x classes) and features (n x feature_dim) may each be NULL. */
+typedef struct ag_scorer ag_scorer;
+AGDEF ag_scorer  *ag_scorer_load(const char *path, ag_error *err);   /* kind from the file's metadata/keys */
+AGDEF ag_scorer  *ag_scorer_from_classifier(const ag_classifier *net, ag_error *err); /* a copy of net's weights */
+AGDEF void        ag_scorer_free(ag_scorer *s);
+AGDEF void        ag_scorer_set_threads(ag_scorer *s, int n);
+AGDEF void        ag_scorer_set_pytorch_preprocess(ag_scorer *s, int on);   /* inception only */
+AGDEF const char *ag_scorer_kind(const ag_scorer *s);                /* "inception" | "classifier" */
+AGDEF int         ag_scorer_num_classes(const ag_scorer *s);
+AGDEF int         ag_scorer_feature_dim(const ag_scorer *s);
+AGDEF int         ag_scorer_input_size(const ag_scorer *s);          /* 299 or the classifier's S */
+AGDEF int         ag_scorer_input_channels(const ag_scorer *s);      /* 3 or the classifier's C */
+AGDEF const char *ag_scorer_dataset(const ag_scorer *s);             /* classifier's data set, "" otherwise */
+AGDEF int ag_scorer_forward(ag_scorer *s, const float *images, int n, int c, int h, int w, float *logits, float *features, ag_error *err);
+AGDEF int ag_scorer_forward_u8(ag_scorer *s, const unsigned char *nhwc, int n, int h, int w, int c, float *logits, float *features, ag_error *err);
+/* IS (ag_inception_score over the scorer's softmax, `splits` splits in input order) */
+AGDEF int ag_scorer_inception_score(ag_scorer *s, const float *images, int n, int c, int h, int w, int splits,
+                                    double *mean, double *std, ag_error *err);
+/* FID statistics of images, accumulated into st (initialised with ag_scorer_feature_dim) */
+AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *images, int n, int c, int h, int w, ag_error *err);
 
 /* ---- file formats ------------------------------------------------------------------- */
 /* .safetensors: F32 tensors and I64 counters by name. Saving goes through a temporary
@@ -5452,16 +5635,20 @@ static int ag__step_fail(ag_ctx *ctx, const char *what) {
     return -1;
 }
 AGDEF int ag_gan_d_step(ag_ctx *ctx, ag_gan *gan, const float *real, const float *z_d, float *d_loss) {
+    return ag_gan_d_step_n(ctx, gan, real, gan->dis_bs, z_d, d_loss);
+}
+AGDEF int ag_gan_d_step_n(ag_ctx *ctx, ag_gan *gan, const float *real, int n, const float *z_d, float *d_loss) {
     ag_tensor *x, *z, *fake, *dr, *dfk, *loss; int R = ag_stage_resolution(gan->G->stage, gan->G->bottom_width);
     ag_ctx_reset(ctx);
     if (ctx->failed) return -1;
+    if (n < 1) { ag__ctx_fail(ctx, "D step: %d real images", n); return -1; }
     gan->G->training = gan->D->training = 1;
     ag_params_zero_grad(&gan->D->params);
     ag__params_set_requires_grad(&gan->D->params, 1);
-    x = ag_tensor4(ctx, gan->dis_bs, gan->G->out_channels, R, R);
+    x = ag_tensor4(ctx, n, gan->G->out_channels, R, R);
     if (!x) return ag__step_fail(ctx, "D step");
     memcpy(x->data, real, x->size * sizeof(float));
-    z = ag__latent(ctx, gan->dis_bs, gan->G->latent_dim, z_d);
+    z = ag__latent(ctx, n, gan->G->latent_dim, z_d);
     dr = ag_discriminator_forward(ctx, gan->D, x);
     ag_tensor_release(ctx, x);
     ag_ctx_set_grad_enabled(ctx, 0);                 /* fake = G(z).detach() */
@@ -5506,6 +5693,242 @@ AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses
     }
     if (out) *out = l;
     return 0;
+}
+
+/* ===================================================================================
+   8b. Controller and search: the LSTM policy, REINFORCE, kept architectures, loss windows
+   =================================================================================== */
+AGDEF void ag_controller_reset_params(ag_controller *c, ag_rng *rng) {
+    float k = 1.0f / sqrtf((float)c->hid_size); int i;
+    ag_init_uniform(rng, c->w_ih, -k, k); ag_init_uniform(rng, c->w_hh, -k, k);
+    ag_init_uniform(rng, c->b_ih, -k, k); ag_init_uniform(rng, c->b_hh, -k, k);
+    ag_init_normal(rng, c->encoder, 0.0f, 1.0f);
+    for (i = 0; i < c->num_tokens; i++) ag__init_default(rng, c->dec_w[i], c->dec_b[i], 1);
+}
+AGDEF int ag_controller_init(ag_controller *c, int stage, int hid_size, ag_rng *rng, ag_error *err) {
+    static const int base[4] = { 2, 3, 3, 2 };
+    int i, total = 0, shape[2]; char name[64];
+    memset(c, 0, sizeof *c);
+    if (stage < 0 || stage > 2) return ag__fail(err, "controller: stage %d (0, 1 or 2)", stage);
+    if (hid_size < 1 || hid_size > 4096) return ag__fail(err, "controller: hidden size %d (1..4096)", hid_size);
+    c->stage = stage; c->hid_size = hid_size; c->num_tokens = stage ? 5 : 4;
+    for (i = 0; i < 4; i++) c->choices[i] = base[i];
+    if (stage) c->choices[4] = 1 << stage;
+    for (i = 0; i < c->num_tokens; i++) { c->offset[i] = total; total += c->choices[i]; }
+    shape[0] = 4 * hid_size; shape[1] = hid_size;
+    if (!(c->w_ih = ag_params_add(&c->params, "lstm.weight_ih", AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+    if (!(c->w_hh = ag_params_add(&c->params, "lstm.weight_hh", AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+    if (!(c->b_ih = ag_params_add(&c->params, "lstm.bias_ih", AG_ENTRY_PARAM, 1, shape, err))) goto fail;
+    if (!(c->b_hh = ag_params_add(&c->params, "lstm.bias_hh", AG_ENTRY_PARAM, 1, shape, err))) goto fail;
+    shape[0] = total;
+    if (!(c->encoder = ag_params_add(&c->params, "encoder.weight", AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+    for (i = 0; i < c->num_tokens; i++) {
+        shape[0] = c->choices[i]; shape[1] = hid_size;
+        snprintf(name, sizeof name, "decoders.%d.weight", i);
+        if (!(c->dec_w[i] = ag_params_add(&c->params, name, AG_ENTRY_PARAM, 2, shape, err))) goto fail;
+        snprintf(name, sizeof name, "decoders.%d.bias", i);
+        if (!(c->dec_b[i] = ag_params_add(&c->params, name, AG_ENTRY_PARAM, 1, shape, err))) goto fail;
+    }
+    if (rng) ag_controller_reset_params(c, rng);
+    return 0;
+fail:
+    ag_params_free(&c->params); memset(c, 0, sizeof *c);
+    return -1;
+}
+AGDEF void ag_controller_free(ag_controller *c) { ag_params_free(&c->params); memset(c, 0, sizeof *c); }
+
+/* a draw from softmax(row) (C entries of log-probabilities): the first index whose
+   cumulative probability (in double) exceeds a uniform u; the last one on rounding */
+static int ag__sample_categorical(ag_rng *rng, const float *log_probs, int C) {
+    double u = ag_rng_uniform(rng), acc = 0.0; int j;
+    for (j = 0; j < C; j++) { acc += exp((double)log_probs[j]); if (u < acc) return j; }
+    return C - 1;
+}
+AGDEF int ag_controller_forward(ag_ctx *ctx, ag_controller *c, int batch, const float *h0, const float *c0,
+                                ag_rng *rng, int *actions, float *log_probs, float *entropies,
+                                ag_controller_pass *pass) {
+    ag_tensor *x, *h, *cs, *cn; int shape[2], t, b, T = c->num_tokens, H = c->hid_size; int64_t *idx;
+    memset(pass, 0, sizeof *pass);
+    if (batch < 1) { ag__ctx_fail(ctx, "controller: batch %d", batch); return -1; }
+    pass->batch = batch; pass->num_tokens = T;
+    shape[0] = batch; shape[1] = H;
+    x = ag_tensor_zeros(ctx, 2, shape);               /* [batch, H]: the first input */
+    h = h0 ? ag_tensor_from(ctx, 2, shape, h0) : ag_tensor_zeros(ctx, 2, shape);
+    cs = c0 ? ag_tensor_from(ctx, 2, shape, c0) : ag_tensor_zeros(ctx, 2, shape);
+    idx = (int64_t *)ag__arena_alloc(ctx, (size_t)batch * sizeof(int64_t));
+    if (!x || !h || !cs || !idx) return -1;
+    for (t = 0; t < T; t++) {
+        ag_tensor *lp; int C = c->choices[t];
+        h = ag_lstm_cell(ctx, x, h, cs, c->w_ih, c->w_hh, c->b_ih, c->b_hh, &cn);   /* [batch, H] */
+        cs = cn;
+        pass->logits[t] = ag_linear(ctx, h, c->dec_w[t], c->dec_b[t]);             /* [batch, C] */
+        lp = pass->log_probs[t] = ag_log_softmax(ctx, pass->logits[t]);
+        if (!lp) return -1;
+        for (b = 0; b < batch; b++) {
+            const float *row = lp->data + (size_t)b * C; int a; double ent = 0.0; int j;
+            if (rng) actions[b * T + t] = ag__sample_categorical(rng, row, C);
+            a = actions[b * T + t];
+            if (a < 0 || a >= C) { ag__ctx_fail(ctx, "controller: action %d of token %d outside [0, %d)", a, t, C); return -1; }
+            for (j = 0; j < C; j++) ent -= exp((double)row[j]) * row[j];
+            if (log_probs) log_probs[b * T + t] = row[a];
+            if (entropies) entropies[b * T + t] = (float)ent;
+            idx[b] = a + c->offset[t];
+        }
+        if (t + 1 < T) x = ag_embedding(ctx, c->encoder, idx, batch);
+    }
+    pass->h = h; pass->c = cs;
+    return ctx->failed ? -1 : 0;
+}
+AGDEF ag_tensor *ag_controller_loss(ag_ctx *ctx, const ag_controller_pass *pass, const int *actions,
+                                    const float *advantage, float entropy_coeff) {
+    ag_tensor *total = NULL; int t, b, T = pass->num_tokens;
+    for (t = 0; t < T; t++) {
+        ag_tensor *lp = pass->log_probs[t], *sel, *term, *plogp; int C;
+        if (!lp) return NULL;
+        C = lp->shape[1];
+        /* sel [batch, C]: -advantage_b at the chosen action, 0 elsewhere (a constant) */
+        if (!(sel = ag_tensor_zeros(ctx, 2, lp->shape))) return NULL;
+        for (b = 0; b < pass->batch; b++) sel->data[(size_t)b * C + actions[b * T + t]] = -advantage[b];
+        term = ag_sum(ctx, ag_mul(ctx, lp, sel));
+        /* -coeff * H = coeff * sum p log p */
+        plogp = ag_sum(ctx, ag_mul(ctx, ag_exp(ctx, lp), lp));
+        term = ag_add(ctx, term, ag_scale(ctx, plogp, entropy_coeff));
+        total = total ? ag_add(ctx, total, term) : term;
+    }
+    return total;
+}
+AGDEF int ag_controller_update(ag_ctx *ctx, ag_controller *c, ag_adam *opt, int batch, const float *h0, const float *c0,
+                               const int *actions, const float *advantage, float entropy_coeff, float *loss_out) {
+    ag_controller_pass pass; ag_tensor *loss; int grad = ag_ctx_grad_enabled(ctx);
+    ag_ctx_reset(ctx);
+    if (ctx->failed) return -1;
+    ag_ctx_set_grad_enabled(ctx, 1);
+    ag_params_zero_grad(&c->params);
+    if (ag_controller_forward(ctx, c, batch, h0, c0, NULL, (int *)actions, NULL, NULL, &pass) ||
+        !(loss = ag_controller_loss(ctx, &pass, actions, advantage, entropy_coeff)) || ag_backward(ctx, loss)) {
+        ag_ctx_set_grad_enabled(ctx, grad);
+        return ag__step_fail(ctx, "controller update");
+    }
+    ag_ctx_set_grad_enabled(ctx, grad);
+    ag_adam_step(opt);
+    if (loss_out) *loss_out = loss->data[0];
+    return 0;
+}
+AGDEF void ag_kept_archs_free(ag_kept_archs *k) { AG_FREE(k->archs); AG_FREE(k->h); AG_FREE(k->c); memset(k, 0, sizeof *k); }
+AGDEF int ag_kept_archs_set(ag_kept_archs *k, int count, int len, int hid_size, const int *archs, int arch_stride,
+                            const float *h, const float *c, ag_error *err) {
+    ag_kept_archs n; int i;
+    memset(&n, 0, sizeof n);
+    if (count < 1 || len < 1 || len > AG_ARCH_MAX || hid_size < 1) return ag__fail(err, "kept architectures: %d of %d tokens, hidden %d", count, len, hid_size);
+    n.count = count; n.len = len; n.hid_size = hid_size;
+    n.archs = (int *)AG_MALLOC((size_t)count * len * sizeof(int));
+    n.h = (float *)AG_MALLOC((size_t)count * hid_size * sizeof(float));
+    n.c = (float *)AG_MALLOC((size_t)count * hid_size * sizeof(float));
+    if (!n.archs || !n.h || !n.c) { ag_kept_archs_free(&n); return ag__fail(err, "out of memory for kept architectures"); }
+    for (i = 0; i < count; i++) memcpy(n.archs + (size_t)i * len, archs + (size_t)i * arch_stride, (size_t)len * sizeof(int));
+    memcpy(n.h, h, (size_t)count * hid_size * sizeof(float));
+    memcpy(n.c, c, (size_t)count * hid_size * sizeof(float));
+    ag_kept_archs_free(k);
+    *k = n;
+    return 0;
+}
+AGDEF int ag_controller_sample(ag_ctx *ctx, ag_controller *c, ag_rng *rng, const ag_kept_archs *kept, int batch,
+                               int *archs, int *prefix_index, float *log_probs, float *entropies,
+                               float *h_out, float *c_out) {
+    int b, t, T = c->num_tokens, H = c->hid_size, plen = 0, grad = ag_ctx_grad_enabled(ctx), rc = -1;
+    int *sel = NULL, *acts = NULL; float *h0 = NULL, *c0 = NULL; ag_controller_pass pass;
+    int use_kept = kept && kept->count > 0;
+    if (batch < 1) { ag__ctx_fail(ctx, "controller sample: batch %d", batch); return -1; }
+    if (use_kept && (kept->hid_size != H || kept->len + T != ag_arch_len(c->stage))) {
+        ag__ctx_fail(ctx, "controller sample: kept architectures of %d tokens (hidden %d) do not lead to stage %d (hidden %d)", kept->len, kept->hid_size, c->stage, H);
+        return -1;
+    }
+    ag_ctx_reset(ctx);
+    if (ctx->failed) return -1;
+    sel = (int *)AG_MALLOC((size_t)batch * sizeof(int));
+    acts = (int *)AG_MALLOC((size_t)batch * T * sizeof(int));
+    if (use_kept) {
+        plen = kept->len;
+        h0 = (float *)AG_MALLOC((size_t)batch * H * sizeof(float));
+        c0 = (float *)AG_MALLOC((size_t)batch * H * sizeof(float));
+    }
+    if (!sel || !acts || (use_kept && (!h0 || !c0))) { ag__ctx_fail(ctx, "controller sample: out of memory"); goto done; }
+    /* the prefix of every row first (the reference draws them all before the tokens) */
+    for (b = 0; b < batch; b++) {
+        sel[b] = use_kept ? (int)(ag_rng_u32(rng) % (uint32_t)kept->count) : -1;
+        if (use_kept) {
+            memcpy(h0 + (size_t)b * H, kept->h + (size_t)sel[b] * H, (size_t)H * sizeof(float));
+            memcpy(c0 + (size_t)b * H, kept->c + (size_t)sel[b] * H, (size_t)H * sizeof(float));
+        }
+    }
+    ag_ctx_set_grad_enabled(ctx, 0);
+    if (ag_controller_forward(ctx, c, batch, h0, c0, rng, acts, log_probs, entropies, &pass)) goto done;
+    for (b = 0; b < batch; b++) {
+        int *row = archs + (size_t)b * AG_ARCH_MAX;
+        for (t = 0; t < AG_ARCH_MAX; t++) row[t] = 0;
+        if (use_kept) memcpy(row, kept->archs + (size_t)sel[b] * plen, (size_t)plen * sizeof(int));
+        for (t = 0; t < T; t++) row[plen + t] = acts[b * T + t];
+        if (prefix_index) prefix_index[b] = sel[b];
+    }
+    if (h_out) memcpy(h_out, pass.h->data, (size_t)batch * H * sizeof(float));
+    if (c_out) memcpy(c_out, pass.c->data, (size_t)batch * H * sizeof(float));
+    rc = 0;
+done:
+    ag_ctx_set_grad_enabled(ctx, grad);
+    AG_FREE(sel); AG_FREE(acts); AG_FREE(h0); AG_FREE(c0);
+    return rc;
+}
+
+AGDEF int ag_loss_window_init(ag_loss_window *w, int cap, ag_error *err) {
+    memset(w, 0, sizeof *w);
+    if (cap < 2) return ag__fail(err, "loss window of %d values (need >= 2)", cap);
+    if (!(w->v = (float *)AG_MALLOC((size_t)cap * sizeof(float)))) return ag__fail(err, "out of memory for a loss window of %d", cap);
+    w->cap = cap;
+    return 0;
+}
+AGDEF void ag_loss_window_free(ag_loss_window *w) { AG_FREE(w->v); memset(w, 0, sizeof *w); }
+AGDEF void ag_loss_window_push(ag_loss_window *w, float x) {
+    w->v[(w->head + w->count) % w->cap] = x;
+    if (w->count < w->cap) w->count++; else w->head = (w->head + 1) % w->cap;
+}
+AGDEF void ag_loss_window_clear(ag_loss_window *w) { w->count = 0; w->head = 0; }
+AGDEF int  ag_loss_window_full(const ag_loss_window *w) { return w->count == w->cap; }
+/* two passes in double over the window (the reference updates a running sum; the value is
+   the same up to its rounding) */
+AGDEF double ag_loss_window_var(const ag_loss_window *w) {
+    double m = 0.0, s = 0.0; int i;
+    if (w->count < 2) return 0.0;
+    for (i = 0; i < w->count; i++) m += w->v[(w->head + i) % w->cap];
+    m /= w->count;
+    for (i = 0; i < w->count; i++) { double d = w->v[(w->head + i) % w->cap] - m; s += d * d; }
+    return s / w->count;
+}
+
+AGDEF int ag_search_new_controller(ag_search_state *s, int stage, ag_error *err) {
+    ag_controller c; ag_adam opt;
+    if (ag_controller_init(&c, stage, s->ctrl.hid_size ? s->ctrl.hid_size : 100, &s->rng, err)) return -1;
+    if (ag_adam_init(&opt, &c.params, s->ctrl_lr, s->ctrl_beta1, s->ctrl_beta2, 1e-8f, err)) { ag_controller_free(&c); return -1; }
+    ag_adam_free(&s->ctrl_opt); ag_controller_free(&s->ctrl);
+    s->ctrl = c; s->ctrl_opt = opt;
+    s->ctrl_opt.params = &s->ctrl.params;   /* the struct moved */
+    s->stage = stage; s->has_baseline = 0; s->baseline = 0.0f;
+    return 0;
+}
+AGDEF int ag_search_state_init(ag_search_state *s, int hid_size, float ctrl_lr, float beta1, float beta2,
+                               int window, uint64_t seed, ag_error *err) {
+    memset(s, 0, sizeof *s);
+    s->ctrl_lr = ctrl_lr; s->ctrl_beta1 = beta1; s->ctrl_beta2 = beta2;
+    s->ctrl.hid_size = hid_size;
+    ag_rng_seed(&s->rng, seed, 7);            /* stream 7: the search's own draws */
+    if (ag_loss_window_init(&s->g_window, window, err) || ag_loss_window_init(&s->d_window, window, err) ||
+        ag_search_new_controller(s, 0, err)) { ag_search_state_free(s); return -1; }
+    return 0;
+}
+AGDEF void ag_search_state_free(ag_search_state *s) {
+    if (s->ctrl_opt.m) ag_adam_free(&s->ctrl_opt);
+    ag_controller_free(&s->ctrl); ag_kept_archs_free(&s->kept);
+    ag_loss_window_free(&s->g_window); ag_loss_window_free(&s->d_window);
+    memset(s, 0, sizeof *s);
 }
 
 /* ===================================================================================
@@ -6123,6 +6546,357 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
 }
 
 /* ===================================================================================
+   9b. The compact classifier and the scorer interface (Inception-v3 or the classifier)
+   =================================================================================== */
+/* branch widths of the three inception blocks: 1x1, 3x3 reduce, 3x3, 3x3dbl reduce, 3x3dbl, pool */
+static const int ag__cls_widths[3][6] = { { 32, 32, 48, 16, 24, 24 }, { 48, 48, 64, 32, 48, 32 }, { 64, 64, 96, 48, 64, 32 } };
+static const int ag__cls_block_in[3] = { 48, 128, 192 };
+static int ag__fail_prefix(ag_error *err, const char *fmt, ...);
+
+static int ag__cls_reg_unit(ag_params *ps, ag_cls_unit *u, const char *prefix, int cin, int cout, int k, ag_error *err) {
+    char name[AG_NAME_MAX];
+    snprintf(name, sizeof name, "%s.conv", prefix);
+    if (ag__reg_conv(ps, &u->conv, name, cin, cout, k, 0, 0, err)) return -1;
+    snprintf(name, sizeof name, "%s.bn", prefix);
+    return ag__reg_bn(ps, &u->bn, name, cout, err);
+}
+AGDEF void ag_classifier_free(ag_classifier *net) {
+    if (!net) return;
+    ag_params_free(&net->params);
+    memset(net, 0, sizeof *net);
+}
+static void ag__cls_reset_unit(ag_rng *rng, ag_cls_unit *u) {
+    ag__init_default(rng, u->conv.weight, NULL, 1);
+    ag_init_fill(u->bn.weight, 1.0f); ag_init_fill(u->bn.bias, 0.0f);
+    ag_init_fill(u->bn.running_mean, 0.0f); ag_init_fill(u->bn.running_var, 1.0f); u->bn.num_batches_tracked = 0;
+}
+AGDEF void ag_classifier_reset_params(ag_classifier *net, ag_rng *rng) {
+    int b;
+    ag__cls_reset_unit(rng, &net->conv1); ag__cls_reset_unit(rng, &net->conv2);
+    for (b = 0; b < 3; b++) {
+        ag_cls_block *k = &net->mixed[b];
+        ag__cls_reset_unit(rng, &k->branch1x1); ag__cls_reset_unit(rng, &k->branch3x3_1); ag__cls_reset_unit(rng, &k->branch3x3_2);
+        ag__cls_reset_unit(rng, &k->branch3x3dbl_1); ag__cls_reset_unit(rng, &k->branch3x3dbl_2); ag__cls_reset_unit(rng, &k->branch3x3dbl_3);
+        ag__cls_reset_unit(rng, &k->branch_pool);
+    }
+    ag__init_default(rng, net->fc.weight, net->fc.bias, 1);
+}
+AGDEF int ag_classifier_init(ag_classifier *net, int in_channels, int in_size, int num_classes, ag_rng *rng, ag_error *err) {
+    int b;
+    memset(net, 0, sizeof *net);
+    if (in_channels != 1 && in_channels != 3) return ag__fail(err, "classifier: %d input channels (1 or 3)", in_channels);
+    if (in_size < 8 || in_size > 512) return ag__fail(err, "classifier: input size %d (8 to 512)", in_size);
+    if (num_classes < 2 || num_classes > 100000) return ag__fail(err, "classifier: %d classes (2 to 100000)", num_classes);
+    net->in_channels = in_channels; net->in_size = in_size; net->num_classes = num_classes;
+    net->feature_dim = AG_CLASSIFIER_FEATURES; net->training = 1;
+    if (ag__cls_reg_unit(&net->params, &net->conv1, "conv1", in_channels, 32, 3, err) ||
+        ag__cls_reg_unit(&net->params, &net->conv2, "conv2", 32, 48, 3, err)) goto fail;
+    for (b = 0; b < 3; b++) {
+        ag_cls_block *k = &net->mixed[b]; const int *wd = ag__cls_widths[b]; int in = ag__cls_block_in[b]; char p[AG_NAME_MAX];
+        k->in = in; k->out = wd[0] + wd[2] + wd[4] + wd[5];
+#define AG__CLS_UNIT(field, cin, cout, kk) \
+        snprintf(p, sizeof p, "mixed%d.%s", b + 1, #field); if (ag__cls_reg_unit(&net->params, &k->field, p, cin, cout, kk, err)) goto fail;
+        AG__CLS_UNIT(branch1x1, in, wd[0], 1)
+        AG__CLS_UNIT(branch3x3_1, in, wd[1], 1)
+        AG__CLS_UNIT(branch3x3_2, wd[1], wd[2], 3)
+        AG__CLS_UNIT(branch3x3dbl_1, in, wd[3], 1)
+        AG__CLS_UNIT(branch3x3dbl_2, wd[3], wd[4], 3)
+        AG__CLS_UNIT(branch3x3dbl_3, wd[4], wd[4], 3)
+        AG__CLS_UNIT(branch_pool, in, wd[5], 1)
+#undef AG__CLS_UNIT
+    }
+    AG_ASSERT(net->mixed[0].out == ag__cls_block_in[1] && net->mixed[1].out == ag__cls_block_in[2] && net->mixed[2].out == AG_CLASSIFIER_FEATURES);
+    {   /* fc as a Linear: weight [classes, features], bias [classes] */
+        int shape[2]; shape[0] = num_classes; shape[1] = net->feature_dim;
+        if (!(net->fc.weight = ag_params_add(&net->params, "fc.weight", AG_ENTRY_PARAM, 2, shape, err)) ||
+            !(net->fc.bias = ag_params_add(&net->params, "fc.bias", AG_ENTRY_PARAM, 1, &num_classes, err))) goto fail;
+        net->fc.cin = net->feature_dim; net->fc.cout = num_classes;
+    }
+    if (rng) ag_classifier_reset_params(net, rng);
+    return 0;
+fail:
+    ag_classifier_free(net);
+    return -1;
+}
+
+static ag_tensor *ag__cls_unit_apply(ag_ctx *ctx, ag_cls_unit *u, ag_tensor *x, int training) {
+    ag_tensor *y = ag_conv2d(ctx, x, u->conv.weight, NULL, 1, 1, u->conv.pad, u->conv.pad);
+    y = ag_batch_norm2d(ctx, y, u->bn.weight, u->bn.bias, u->bn.running_mean, u->bn.running_var, &u->bn.num_batches_tracked, training, 0.1f, 1e-5f);
+    return ag_relu(ctx, y);
+}
+static ag_tensor *ag__cls_block_apply(ag_ctx *ctx, ag_cls_block *k, ag_tensor *x, int tr) {
+    ag_tensor *br[4];
+    br[0] = ag__cls_unit_apply(ctx, &k->branch1x1, x, tr);
+    br[1] = ag__cls_unit_apply(ctx, &k->branch3x3_2, ag__cls_unit_apply(ctx, &k->branch3x3_1, x, tr), tr);
+    br[2] = ag__cls_unit_apply(ctx, &k->branch3x3dbl_3,
+                               ag__cls_unit_apply(ctx, &k->branch3x3dbl_2, ag__cls_unit_apply(ctx, &k->branch3x3dbl_1, x, tr), tr), tr);
+    br[3] = ag__cls_unit_apply(ctx, &k->branch_pool, ag_avg_pool2d(ctx, x, 3, 1, 1, 0), tr);
+    if (!br[0] || !br[1] || !br[2] || !br[3]) return NULL;
+    return ag_concat_channels(ctx, br, 4);
+}
+AGDEF ag_tensor *ag_classifier_forward(ag_ctx *ctx, ag_classifier *net, ag_tensor *x, ag_tensor **features) {
+    int tr = net->training, hw; ag_tensor *f;
+    if (features) *features = NULL;
+    if (!x) return NULL;
+    if (x->ndim != 4 || x->shape[1] != net->in_channels || x->shape[2] != net->in_size || x->shape[3] != net->in_size) {
+        char s[64]; ag_tensor_shape_str(x, s, sizeof s);
+        return (ag_tensor *)ag__ctx_fail(ctx, "classifier: input %s, expected [N, %d, %d, %d]", s, net->in_channels, net->in_size, net->in_size);
+    }
+    x = ag__cls_unit_apply(ctx, &net->conv1, x, tr);                 /* 32 x S x S */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_unit_apply(ctx, &net->conv2, x, tr);                 /* 48 x S/2 x S/2 */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_block_apply(ctx, &net->mixed[0], x, tr);             /* 128 x S/4 x S/4 */
+    x = ag__cls_block_apply(ctx, &net->mixed[1], x, tr);             /* 192 x S/4 x S/4 */
+    x = ag_max_pool2d(ctx, x, 2, 2, 0);
+    x = ag__cls_block_apply(ctx, &net->mixed[2], x, tr);             /* 256 x S/8 x S/8 */
+    if (!x) return NULL;
+    hw = x->shape[2] * x->shape[3];
+    f = ag_scale(ctx, ag_sum_hw(ctx, x), 1.0f / (float)hw);          /* global average pool: [N, 256] */
+    if (features) *features = f;
+    return ag_linear(ctx, f, net->fc.weight, net->fc.bias);
+}
+
+#define AG__CLS_FORMAT "autogan.h classifier 1"
+AGDEF int ag_classifier_save(const char *path, const ag_classifier *net, const char *dataset, const char *extra_fields, ag_error *err) {
+    char meta[2048]; size_t i;
+    if (!dataset) dataset = net->dataset;
+    for (i = 0; dataset[i]; i++) if (dataset[i] == '"' || dataset[i] == '\\' || (unsigned char)dataset[i] < 32)
+        return ag__fail(err, "classifier save: data set name '%s' has a character JSON would need to escape", dataset);
+    if (strlen(dataset) >= sizeof net->dataset) return ag__fail(err, "classifier save: data set name too long");
+    snprintf(meta, sizeof meta,
+             "{\"format\":\"" AG__CLS_FORMAT "\",\"model\":\"compact inception classifier (autogan.h)\","
+             "\"in_channels\":\"%d\",\"in_size\":\"%d\",\"num_classes\":\"%d\",\"feature_dim\":\"%d\",\"dataset\":\"%s\"%s%s}",
+             net->in_channels, net->in_size, net->num_classes, net->feature_dim, dataset,
+             extra_fields && *extra_fields ? "," : "", extra_fields ? extra_fields : "");
+    if (strlen(meta) >= sizeof meta - 1) return ag__fail(err, "classifier save: metadata too long");
+    return ag_safetensors_save(path, &net->params, meta, err);
+}
+static int ag__cls_meta_int(const char *json, const char *key, int lo, int hi, int *out) {
+    char v[64]; char *end; long x;
+    if (ag_json_get_string(json, key, v, sizeof v) || !v[0]) return -1;
+    x = strtol(v, &end, 10);
+    if (*end || x < lo || x > hi) return -1;
+    *out = (int)x;
+    return 0;
+}
+/* a classifier from arrays already read and their metadata */
+static int ag__cls_from_arrays(ag_classifier *net, const ag_array_list *arrays, const char *meta, const char *source, ag_error *err) {
+    ag_classifier tmp; int c, s, k, f; char ds[64]; char fmt[64];
+    if (!meta || ag_json_get_string(meta, "format", fmt, sizeof fmt) || strcmp(fmt, AG__CLS_FORMAT))
+        return ag__fail(err, "%s: not a classifier file (metadata \"format\" is not \"" AG__CLS_FORMAT "\")", source);
+    if (ag__cls_meta_int(meta, "in_channels", 1, 3, &c) || ag__cls_meta_int(meta, "in_size", 8, 512, &s) ||
+        ag__cls_meta_int(meta, "num_classes", 2, 100000, &k) || ag__cls_meta_int(meta, "feature_dim", 1, 65536, &f))
+        return ag__fail(err, "%s: classifier metadata needs in_channels, in_size, num_classes and feature_dim as integers in range", source);
+    if (f != AG_CLASSIFIER_FEATURES) return ag__fail(err, "%s: classifier feature_dim %d, this build has %d", source, f, AG_CLASSIFIER_FEATURES);
+    if (ag_classifier_init(&tmp, c, s, k, NULL, err)) return ag__fail_prefix(err, "%s", source);
+    if (ag_params_load_arrays(&tmp.params, arrays, "", 1, source, err)) { ag_classifier_free(&tmp); return -1; }
+    if (ag_json_get_string(meta, "dataset", ds, sizeof ds)) ds[0] = 0;
+    memcpy(tmp.dataset, ds, sizeof tmp.dataset);
+    tmp.training = 0;
+    *net = tmp;
+    return 0;
+}
+AGDEF int ag_classifier_load(const char *path, ag_classifier *net, ag_error *err) {
+    ag_array_list arr; char *meta = NULL; int rc;
+    memset(&arr, 0, sizeof arr);
+    if (ag_safetensors_read(path, &arr, &meta, err)) return -1;
+    rc = ag__cls_from_arrays(net, &arr, meta, path, err);
+    ag_array_list_free(&arr); AG_FREE(meta);
+    return rc;
+}
+
+/* ---- the scorer ---- */
+enum { AG__SCORER_INCEPTION = 0, AG__SCORER_CLASSIFIER = 1 };
+struct ag_scorer {
+    int kind, pytorch_pre, batch;
+    ag_inception *inc;
+    ag_classifier cls; ag_ctx *ctx;
+    unsigned char *u8, *img; float *x;   /* a batch of quantised images; one converted image; network input */
+    size_t u8_cap, img_cap, x_cap;
+    float lut[256]; int lut_ready;
+};
+AGDEF void ag_scorer_free(ag_scorer *s) {
+    if (!s) return;
+    ag_inception_free(s->inc);
+    ag_classifier_free(&s->cls);
+    ag_ctx_free(s->ctx);
+    AG_FREE(s->u8); AG_FREE(s->img); AG_FREE(s->x);
+    AG_FREE(s);
+}
+static ag_scorer *ag__scorer_new(int kind, ag_error *err) {
+    ag_scorer *s = (ag_scorer *)AG_MALLOC(sizeof(ag_scorer));
+    if (!s) { ag__fail(err, "out of memory for a scorer"); return NULL; }
+    memset(s, 0, sizeof *s);
+    s->kind = kind; s->batch = kind == AG__SCORER_INCEPTION ? 8 : 256;
+    if (kind == AG__SCORER_CLASSIFIER && !(s->ctx = ag_ctx_create(0))) { AG_FREE(s); ag__fail(err, "out of memory for a scorer"); return NULL; }
+    return s;
+}
+AGDEF ag_scorer *ag_scorer_from_classifier(const ag_classifier *net, ag_error *err) {
+    ag_scorer *s = ag__scorer_new(AG__SCORER_CLASSIFIER, err);
+    if (!s) return NULL;
+    if (ag_classifier_init(&s->cls, net->in_channels, net->in_size, net->num_classes, NULL, err) ||
+        ag_params_copy(&s->cls.params, &net->params, err)) { ag_scorer_free(s); return NULL; }
+    memcpy(s->cls.dataset, net->dataset, sizeof s->cls.dataset);
+    s->cls.training = 0;
+    return s;
+}
+AGDEF ag_scorer *ag_scorer_load(const char *path, ag_error *err) {
+    ag_array_list arr; char *meta = NULL; ag_scorer *s = NULL; size_t n = strlen(path); char fmt[64];
+    ag_error e;
+    memset(&arr, 0, sizeof arr);
+    if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0) {
+        if (ag_safetensors_read(path, &arr, &meta, err)) return NULL;
+    } else if (ag_pth_read(path, &arr, err)) return NULL;
+    if (meta && !ag_json_get_string(meta, "format", fmt, sizeof fmt) && !strcmp(fmt, AG__CLS_FORMAT)) {
+        if ((s = ag__scorer_new(AG__SCORER_CLASSIFIER, err)) && ag__cls_from_arrays(&s->cls, &arr, meta, path, err)) { ag_scorer_free(s); s = NULL; }
+    } else if (ag_array_list_find(&arr, "Conv2d_1a_3x3.conv.weight")) {
+        if ((s = ag__scorer_new(AG__SCORER_INCEPTION, err)) && !(s->inc = ag_inception_from_arrays(&arr, &e))) {
+            ag__fail(err, "%s: %s", path, e.msg); ag_scorer_free(s); s = NULL;
+        }
+    } else {
+        ag__fail(err, "%s: neither Inception-v3 weights (no 'Conv2d_1a_3x3.conv.weight') nor a compact classifier "
+                 "(no metadata \"format\": \"" AG__CLS_FORMAT "\")", path);
+    }
+    ag_array_list_free(&arr); AG_FREE(meta);
+    return s;
+}
+AGDEF void ag_scorer_set_threads(ag_scorer *s, int n) {
+    if (s->inc) ag_inception_set_threads(s->inc, n);
+    if (s->ctx) ag_ctx_set_threads(s->ctx, n);
+}
+AGDEF void ag_scorer_set_pytorch_preprocess(ag_scorer *s, int on) { s->pytorch_pre = on != 0; }
+AGDEF const char *ag_scorer_kind(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? "inception" : "classifier"; }
+AGDEF int ag_scorer_num_classes(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 1008 : s->cls.num_classes; }
+AGDEF int ag_scorer_feature_dim(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 2048 : s->cls.feature_dim; }
+AGDEF int ag_scorer_input_size(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 299 : s->cls.in_size; }
+AGDEF int ag_scorer_input_channels(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? 3 : s->cls.in_channels; }
+AGDEF const char *ag_scorer_dataset(const ag_scorer *s) { return s->kind == AG__SCORER_INCEPTION ? "" : s->cls.dataset; }
+
+static int ag__scorer_grow(void **p, size_t *cap, size_t need, ag_error *err) {
+    void *q;
+    if (need <= *cap) return 0;
+    q = AG_REALLOC(*p, need);
+    if (!q) return ag__fail(err, "out of memory (%lu bytes) in the scorer", (unsigned long)need);
+    *p = q; *cap = need;
+    return 0;
+}
+/* one uint8 h x w x c image -> the classifier's C x S x S floats, the way the training data
+   was made: resized at load (PIL bilinear, ag_image_resize_bilinear_pil), channels converted
+   and normalised as ag_data_loader_next does (gray = PIL's L; ((x / 255) - 0.5) / 0.5) */
+static int ag__cls_convert(ag_scorer *s, const unsigned char *hwc, int h, int w, int c, float *out, ag_error *err) {
+    int C = s->cls.in_channels, S = s->cls.in_size, k; size_t p, plane = (size_t)S * S;
+    const unsigned char *px = hwc;
+    if (h != S || w != S) {
+        if (ag__scorer_grow((void **)&s->img, &s->img_cap, plane * (size_t)c, err)) return -1;
+        if (ag_image_resize_bilinear_pil(hwc, h, w, c, s->img, S, S)) return ag__fail(err, "out of memory resizing an image");
+        px = s->img;
+    }
+    if (!s->lut_ready) { for (k = 0; k < 256; k++) s->lut[k] = ((float)k / 255.0f - 0.5f) / 0.5f; s->lut_ready = 1; }
+    if (C == c) {
+        for (k = 0; k < C; k++) for (p = 0; p < plane; p++) out[k * plane + p] = s->lut[px[p * c + k]];
+    } else if (C == 3) {
+        for (p = 0; p < plane; p++) out[p] = out[plane + p] = out[2 * plane + p] = s->lut[px[p]];
+    } else {
+        for (p = 0; p < plane; p++) {
+            const unsigned char *q = px + p * 3;
+            out[p] = s->lut[(q[0] * 19595u + q[1] * 38470u + q[2] * 7471u + 0x8000u) >> 16];
+        }
+    }
+    return 0;
+}
+static int ag__scorer_check(const ag_scorer *s, int n, int h, int w, int c, ag_error *err) {
+    (void)s;
+    if (n < 0) return ag__fail(err, "scorer: %d images", n);
+    if (c != 1 && c != 3) return ag__fail(err, "scorer: images with %d channels (1 or 3)", c);
+    if (h < 1 || w < 1 || h > 8192 || w > 8192) return ag__fail(err, "scorer: image size %dx%d", h, w);
+    return 0;
+}
+AGDEF int ag_scorer_forward_u8(ag_scorer *s, const unsigned char *nhwc, int n, int h, int w, int c, float *logits, float *features, ag_error *err) {
+    int i0, K = ag_scorer_num_classes(s), F = ag_scorer_feature_dim(s); size_t in_per = (size_t)h * w * c;
+    if (ag__scorer_check(s, n, h, w, c, err)) return -1;
+    if (s->kind == AG__SCORER_INCEPTION) {
+        size_t per = (size_t)3 * 299 * 299;
+        if (ag__scorer_grow((void **)&s->x, &s->x_cap, per * (size_t)s->batch * sizeof(float), err)) return -1;
+        if (c == 1 && ag__scorer_grow((void **)&s->img, &s->img_cap, (size_t)h * w * 3, err)) return -1;
+        for (i0 = 0; i0 < n; i0 += s->batch) {
+            int cnt = n - i0 < s->batch ? n - i0 : s->batch, i;
+            for (i = 0; i < cnt; i++) {
+                const unsigned char *img = nhwc + (size_t)(i0 + i) * in_per;
+                if (c == 1) { size_t j; for (j = 0; j < (size_t)h * w; j++) s->img[3 * j] = s->img[3 * j + 1] = s->img[3 * j + 2] = img[j]; img = s->img; }
+                if (s->pytorch_pre) ag_inception_preprocess_pytorch(img, h, w, s->x + (size_t)i * per);
+                else ag_inception_preprocess_tf(img, h, w, s->x + (size_t)i * per);
+            }
+            if (ag_inception_forward(s->inc, s->x, cnt, features ? features + (size_t)i0 * F : NULL, logits ? logits + (size_t)i0 * K : NULL, 0, err)) return -1;
+        }
+        return 0;
+    }
+    {
+        int C = s->cls.in_channels, S = s->cls.in_size, shape[4]; size_t per = (size_t)C * S * S;
+        if (ag__scorer_grow((void **)&s->x, &s->x_cap, per * (size_t)s->batch * sizeof(float), err)) return -1;
+        for (i0 = 0; i0 < n; i0 += s->batch) {
+            int cnt = n - i0 < s->batch ? n - i0 : s->batch, i; ag_tensor *x, *f = NULL, *lg;
+            for (i = 0; i < cnt; i++)
+                if (ag__cls_convert(s, nhwc + (size_t)(i0 + i) * in_per, h, w, c, s->x + (size_t)i * per, err)) return -1;
+            ag_ctx_reset(s->ctx); ag_ctx_clear_error(s->ctx); ag_ctx_set_grad_enabled(s->ctx, 0);
+            shape[0] = cnt; shape[1] = C; shape[2] = shape[3] = S;
+            x = ag_tensor_from(s->ctx, 4, shape, s->x);
+            s->cls.training = 0;
+            lg = ag_classifier_forward(s->ctx, &s->cls, x, &f);
+            if (!lg) { ag__fail(err, "classifier forward: %s", ag_ctx_error(s->ctx)); ag_ctx_reset(s->ctx); return -1; }
+            if (logits) memcpy(logits + (size_t)i0 * K, lg->data, (size_t)cnt * K * sizeof(float));
+            if (features) memcpy(features + (size_t)i0 * F, f->data, (size_t)cnt * F * sizeof(float));
+        }
+        ag_ctx_reset(s->ctx);
+        return 0;
+    }
+}
+AGDEF int ag_scorer_forward(ag_scorer *s, const float *images, int n, int c, int h, int w, float *logits, float *features, ag_error *err) {
+    int i0, K = ag_scorer_num_classes(s), F = ag_scorer_feature_dim(s), chunk = s->batch; size_t per = (size_t)c * h * w;
+    if (ag__scorer_check(s, n, h, w, c, err)) return -1;
+    if (ag__scorer_grow((void **)&s->u8, &s->u8_cap, per * (size_t)chunk, err)) return -1;
+    for (i0 = 0; i0 < n; i0 += chunk) {
+        int cnt = n - i0 < chunk ? n - i0 : chunk, i, k; size_t j, hw = (size_t)h * w;
+        for (i = 0; i < cnt; i++) {   /* NCHW floats -> HWC uint8 as the reference saves images */
+            const float *src = images + (size_t)(i0 + i) * per; unsigned char *dst = s->u8 + (size_t)i * per;
+            for (k = 0; k < c; k++) for (j = 0; j < hw; j++) {
+                float v = src[(size_t)k * hw + j];
+                if (v != v) return ag__fail(err, "scorer: image %d holds a NaN", i0 + i);
+                v = v * 127.5f + 127.5f; v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+                dst[j * c + k] = (unsigned char)v;
+            }
+        }
+        if (ag_scorer_forward_u8(s, s->u8, cnt, h, w, c, logits ? logits + (size_t)i0 * K : NULL, features ? features + (size_t)i0 * F : NULL, err))
+            return -1;
+    }
+    return 0;
+}
+AGDEF int ag_scorer_inception_score(ag_scorer *s, const float *images, int n, int c, int h, int w, int splits,
+                                    double *mean, double *stdev, ag_error *err) {
+    int K = ag_scorer_num_classes(s), rc; float *lg;
+    if (splits < 1 || n < splits) return ag__fail(err, "scorer IS: %d images in %d splits (need at least one image per split)", n, splits);
+    lg = (float *)AG_MALLOC((size_t)n * K * sizeof(float));
+    if (!lg) return ag__fail(err, "out of memory for %d x %d logits", n, K);
+    rc = ag_scorer_forward(s, images, n, c, h, w, lg, NULL, err);
+    if (!rc) rc = ag_inception_score(lg, n, K, splits, mean, stdev, err);
+    AG_FREE(lg);
+    return rc;
+}
+AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *images, int n, int c, int h, int w, ag_error *err) {
+    int F = ag_scorer_feature_dim(s), i0, chunk = 1024; float *f;
+    if (st->dim != F) return ag__fail(err, "scorer FID: statistics of dimension %d, the %s gives %d", st->dim, ag_scorer_kind(s), F);
+    f = (float *)AG_MALLOC((size_t)chunk * F * sizeof(float));
+    if (!f) return ag__fail(err, "out of memory for features");
+    for (i0 = 0; i0 < n; i0 += chunk) {
+        int cnt = n - i0 < chunk ? n - i0 : chunk;
+        if (ag_scorer_forward(s, images + (size_t)i0 * c * h * w, cnt, c, h, w, NULL, f, err)) { AG_FREE(f); return -1; }
+        if (ag_fid_stats_add(st, f, cnt)) { AG_FREE(f); return ag__fail(err, "scorer FID: out of memory"); }
+    }
+    AG_FREE(f);
+    return 0;
+}
+
+/* ===================================================================================
    10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
    =================================================================================== */
 /* Layout: u64 little-endian header length N, N bytes of JSON
@@ -6623,6 +7397,164 @@ AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key,
         if (u < sizeof desc) snprintf(desc + u, sizeof desc - u, ", gf %d, latent %d, bottom width %d)", g->gf, g->latent_dim, g->bottom_width);
         ag__fail(err, "%s (its '%s' does not fit the %s)", e.msg, key, desc);
     } else if (loaded_key && key_len) snprintf(loaded_key, key_len, "%s", key);
+    ag_array_list_free(&list);
+    return rc;
+}
+
+/* ---- the search checkpoint: the GAN, the controller and everything of the loop ---- */
+static int ag__list_add_window(ag_array_list *list, const char *name, const ag_loss_window *w, ag_error *err) {
+    float *tmp = (float *)AG_MALLOC((size_t)(w->count ? w->count : 1) * sizeof(float)); int64_t shape[1]; int i, rc;
+    if (!tmp) return ag__fail(err, "out of memory");
+    for (i = 0; i < w->count; i++) tmp[i] = w->v[(w->head + i) % w->cap];   /* oldest first */
+    shape[0] = w->count;
+    rc = ag_array_list_add(list, name, AG_DTYPE_F32, 1, shape, tmp, err);
+    AG_FREE(tmp);
+    return rc;
+}
+AGDEF int ag_search_save(const char *path, const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx,
+                         const char *extra, ag_error *err) {
+    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(gan->G->stage); uint32_t bits; int64_t shape[2];
+    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
+    memcpy(&bits, &s->baseline, 4);
+    ag__buf_put(&meta, "{\"format\":\"autogan.h search checkpoint 1\",\"stage\":\"%d\",\"search_iter\":\"%d\",\"ctrl_steps\":\"%lld\","
+                "\"gan_iteration\":\"%lld\",\"adam_g_step\":\"%lld\",\"adam_d_step\":\"%lld\",\"adam_c_step\":\"%lld\","
+                "\"rng_state\":\"%llx\",\"rng_inc\":\"%llx\",\"search_rng_state\":\"%llx\",\"search_rng_inc\":\"%llx\","
+                "\"has_baseline\":\"%d\",\"baseline_bits\":\"%08lx\",\"baseline\":\"%.9g\",\"hid_size\":\"%d\",\"g_stage\":\"%d\",\"arch\":\"",
+                s->stage, s->search_iter, (long long)s->ctrl_steps, (long long)gan->iteration, (long long)gan->opt_g.step,
+                (long long)gan->opt_d.step, (long long)s->ctrl_opt.step, (unsigned long long)ctx->rng.state,
+                (unsigned long long)ctx->rng.inc, (unsigned long long)s->rng.state, (unsigned long long)s->rng.inc,
+                s->has_baseline, (unsigned long)bits, (double)s->baseline, s->ctrl.hid_size, gan->G->stage);
+    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", gan->G->arch[i]);
+    ag__buf_put(&meta, "\"%s%s}", extra && *extra ? "," : "", extra ? extra : "");
+    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "G.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "D.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "ctrl.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "adam_c.m.", s->ctrl_opt.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "adam_c.v.", s->ctrl_opt.v, err);
+    if (!rc && s->kept.count) {
+        int64_t *a = (int64_t *)AG_MALLOC((size_t)s->kept.count * s->kept.len * sizeof(int64_t));
+        if (!a) rc = ag__fail(err, "out of memory");
+        for (i = 0; !rc && i < s->kept.count * s->kept.len; i++) a[i] = s->kept.archs[i];
+        shape[0] = s->kept.count; shape[1] = s->kept.len;
+        if (!rc) rc = ag_array_list_add(&list, "kept.archs", AG_DTYPE_I64, 2, shape, a, err);
+        AG_FREE(a);
+        shape[1] = s->kept.hid_size;
+        if (!rc) rc = ag_array_list_add(&list, "kept.h", AG_DTYPE_F32, 2, shape, s->kept.h, err);
+        if (!rc) rc = ag_array_list_add(&list, "kept.c", AG_DTYPE_F32, 2, shape, s->kept.c, err);
+    }
+    if (!rc) rc = ag__list_add_window(&list, "window.g", &s->g_window, err);
+    if (!rc) rc = ag__list_add_window(&list, "window.d", &s->d_window, err);
+    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
+    ag_array_list_free(&list); AG_FREE(meta.p);
+    return rc;
+}
+static int ag__meta_ll(const char *meta, const char *key, const char *fmt, void *out) {
+    char v[128];
+    return ag_json_get_string(meta, key, v, sizeof v) || sscanf(v, fmt, out) != 1 ? -1 : 0;
+}
+AGDEF int ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err) {
+    ag_array_list list; char *meta = NULL, v[128]; int rc = 0, stage = 0, gstage = 0, iter = 0, hid = 0, has_b = 0, arch[AG_ARCH_MAX], alen = 0, i;
+    long long csteps = 0, giter = 0, sg = 0, sd = 0, sc = 0; unsigned long long rs = 0, ri = 0, ss = 0, si = 0; unsigned long bits = 0;
+    ag_controller nc; ag_adam nopt; ag_kept_archs nk; const ag_array *ka = NULL, *kh = NULL, *kc = NULL, *wg, *wd;
+    memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt); memset(&nk, 0, sizeof nk);
+    if (metadata) *metadata = NULL;
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h search checkpoint 1"))
+        rc = ag__fail(err, "%s: not an autogan.h search checkpoint (metadata 'format' missing or unknown)", path);
+    if (!rc && (ag__meta_ll(meta, "stage", "%d", &stage) || ag__meta_ll(meta, "search_iter", "%d", &iter) ||
+                ag__meta_ll(meta, "ctrl_steps", "%lld", &csteps) || ag__meta_ll(meta, "gan_iteration", "%lld", &giter) ||
+                ag__meta_ll(meta, "adam_g_step", "%lld", &sg) || ag__meta_ll(meta, "adam_d_step", "%lld", &sd) ||
+                ag__meta_ll(meta, "adam_c_step", "%lld", &sc) || ag__meta_ll(meta, "rng_state", "%llx", &rs) ||
+                ag__meta_ll(meta, "rng_inc", "%llx", &ri) || ag__meta_ll(meta, "search_rng_state", "%llx", &ss) ||
+                ag__meta_ll(meta, "search_rng_inc", "%llx", &si) || ag__meta_ll(meta, "has_baseline", "%d", &has_b) ||
+                ag__meta_ll(meta, "baseline_bits", "%lx", &bits) || ag__meta_ll(meta, "hid_size", "%d", &hid) ||
+                ag__meta_ll(meta, "g_stage", "%d", &gstage)))
+        rc = ag__fail(err, "%s: search checkpoint metadata incomplete (counters, PRNG states, baseline or stage)", path);
+    if (!rc && (stage < 0 || stage > 2 || gstage < 0 || gstage > 2 || iter < 0 || csteps < 0 || giter < 0 || sg < 0 || sd < 0 || sc < 0))
+        rc = ag__fail(err, "%s: stage or counters out of range in the checkpoint", path);
+    if (!rc && hid != s->ctrl.hid_size)
+        rc = ag__fail(err, "%s: the controller has hidden size %d, this search uses %d (--hid_size)", path, hid, s->ctrl.hid_size);
+    if (!rc) {
+        ag_error e2; e2.msg[0] = 0;
+        if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, arch, &alen, &e2) || ag__arch_check(gstage, arch, alen, &e2))
+            rc = ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg);
+    }
+    if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, "G.", 0, path, err);
+    if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, "D.", 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, 1, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, 1, path, err);
+    /* the controller of the checkpoint's stage, built aside */
+    if (!rc && ag_controller_init(&nc, stage, hid, NULL, err)) rc = -1;
+    if (!rc && ag_adam_init(&nopt, &nc.params, s->ctrl_lr, s->ctrl_beta1, s->ctrl_beta2, 1e-8f, err)) rc = -1;
+    if (!rc) rc = ag__params_check_arrays(&nc.params, &list, "ctrl.", 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.m.", nopt.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.v.", nopt.v, 1, path, err);
+    if (!rc) {
+        ka = ag_array_list_find(&list, "kept.archs"); kh = ag_array_list_find(&list, "kept.h"); kc = ag_array_list_find(&list, "kept.c");
+        if (stage > 0 && !ka) rc = ag__fail(err, "%s: stage %d without kept architectures ('kept.archs' missing)", path, stage);
+        else if (ka) {
+            int n = ka->ndim == 2 ? (int)ka->shape[0] : -1, len = ka->ndim == 2 ? (int)ka->shape[1] : -1;
+            if (ka->dtype != AG_DTYPE_I64 || n < 1 || n > 1000000 || len != ag_arch_len(stage) - nc.num_tokens)
+                rc = ag__fail(err, "%s: 'kept.archs' must be I64 [count, %d]", path, ag_arch_len(stage) - nc.num_tokens);
+            else if (!kh || !kc || kh->dtype != AG_DTYPE_F32 || kc->dtype != AG_DTYPE_F32 || kh->ndim != 2 || kc->ndim != 2 ||
+                     kh->shape[0] != n || kc->shape[0] != n || kh->shape[1] != hid || kc->shape[1] != hid)
+                rc = ag__fail(err, "%s: 'kept.h' and 'kept.c' must be F32 [%d, %d]", path, n, hid);
+            else {
+                int *a = (int *)AG_MALLOC((size_t)n * len * sizeof(int));
+                if (!a) rc = ag__fail(err, "out of memory");
+                for (i = 0; !rc && i < n * len; i++) {
+                    int64_t x = ((const int64_t *)ka->data)[i];
+                    a[i] = (x < 0 || x > 7) ? -1 : (int)x;
+                }
+                for (i = 0; !rc && i < n; i++) {
+                    ag_error e2; if (ag__arch_check(stage - 1, a + (size_t)i * len, len, &e2)) rc = ag__fail(err, "%s: kept architecture %d invalid: %s", path, i, e2.msg);
+                }
+                if (!rc) rc = ag_kept_archs_set(&nk, n, len, hid, a, len, (const float *)kh->data, (const float *)kc->data, err);
+                AG_FREE(a);
+            }
+        }
+    }
+    wg = ag_array_list_find(&list, "window.g"); wd = ag_array_list_find(&list, "window.d");
+    if (!rc && (!wg || !wd || wg->dtype != AG_DTYPE_F32 || wd->dtype != AG_DTYPE_F32 || wg->ndim != 1 || wd->ndim != 1 ||
+                wg->shape[0] > s->g_window.cap || wd->shape[0] > s->d_window.cap))
+        rc = ag__fail(err, "%s: loss windows 'window.g'/'window.d' missing, or longer than --dynamic_reset_window %d", path, s->g_window.cap);
+    if (!rc) {
+        ag__params_copy_arrays(&gan->G->params, &list, "G.");
+        ag__params_copy_arrays(&gan->D->params, &list, "D.");
+        ag__copy_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m);
+        ag__copy_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v);
+        ag__copy_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m);
+        ag__copy_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v);
+        ag__params_copy_arrays(&nc.params, &list, "ctrl.");
+        ag__copy_buffers(&list, &nc.params, "adam_c.m.", nopt.m);
+        ag__copy_buffers(&list, &nc.params, "adam_c.v.", nopt.v);
+        nopt.step = sc;
+        ag_adam_free(&s->ctrl_opt); ag_controller_free(&s->ctrl);
+        s->ctrl = nc; s->ctrl_opt = nopt; s->ctrl_opt.params = &s->ctrl.params;
+        memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt);
+        ag_kept_archs_free(&s->kept); s->kept = nk; memset(&nk, 0, sizeof nk);
+        ag_loss_window_clear(&s->g_window); ag_loss_window_clear(&s->d_window);
+        for (i = 0; i < (int)wg->shape[0]; i++) ag_loss_window_push(&s->g_window, ((const float *)wg->data)[i]);
+        for (i = 0; i < (int)wd->shape[0]; i++) ag_loss_window_push(&s->d_window, ((const float *)wd->data)[i]);
+        s->stage = stage; s->search_iter = iter; s->ctrl_steps = csteps;
+        s->has_baseline = has_b; { uint32_t b32 = (uint32_t)bits; memcpy(&s->baseline, &b32, 4); }
+        s->rng.state = ss; s->rng.inc = si;
+        gan->iteration = giter; gan->opt_g.step = sg; gan->opt_d.step = sd;
+        ag_generator_set_arch(gan->G, gstage, arch, alen, NULL);
+        gan->D->stage = stage;
+        ctx->rng.state = rs; ctx->rng.inc = ri;
+        if (metadata) { *metadata = meta; meta = NULL; }
+    }
+    if (nopt.m) ag_adam_free(&nopt);
+    ag_controller_free(&nc); ag_kept_archs_free(&nk);
+    AG_FREE(meta);
     ag_array_list_free(&list);
     return rc;
 }

@@ -15,10 +15,12 @@
 #include "test_models.c"
 #include "test_inception.c"
 #include "test_readers.c"
-#include "test_hardening.c"
 #include "test_data.c"
+#include "test_hardening.c"
+#include "test_classifier.c"
+#include "test_search.c"
 
-static const test_case *const suites[] = { tests_kernels, tests_ops, tests_models, tests_inception, tests_readers, tests_hardening, tests_data, NULL };
+static const test_case *const suites[] = { tests_kernels, tests_ops, tests_models, tests_inception, tests_readers, tests_data, tests_hardening, tests_classifier, tests_search, NULL };
 
 int main(int argc, char **argv) {
     int s, i, passed = 0, failed = 0;
