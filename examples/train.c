@@ -142,6 +142,12 @@ static void parse_args(int argc, char **argv, options *o) {
         if (!o->exp_name) cli_fail(&c, "--exp_name NAME is required (logs go to %s/NAME)", o->log_dir);
     }
     if (o->arch_len && o->arch_len != AG_ARCH_MAX) cli_fail(&c, "--arch has %d tokens; a derived model has 14", o->arch_len);
+    {
+        int i;
+        for (i = 0; i < o->arch_len; i++)
+            if (o->arch[i] >= ag_arch_token_choices(i))
+                cli_fail(&c, "--arch token %d is %d; it must be 0 to %d", i + 1, o->arch[i], ag_arch_token_choices(i) - 1);
+    }
     if (o->num_eval < o->splits) cli_fail(&c, "--num_eval_imgs %d is fewer than the %d Inception-score splits", o->num_eval, o->splits);
 }
 
