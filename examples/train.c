@@ -35,10 +35,12 @@
 #include "cli.h"
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/stat.h>
+#include <dirent.h>
+#define TRAIN_HAVE_DIRENT 1
 #endif
 
 typedef struct options {
-    const char *gen_model, *dataset, *data_path, *load_path, *exp_name, *log_dir, *inception, *classifier, *fid_stat, *export_path;
+    const char *gen_model, *dataset, *data_path, *load_path, *exp_name, *log_dir, *inception, *classifier, *fid_stat, *export_path, *rescore;
     int arch[AG_ARCH_MAX], arch_len;
     int gf, df, latent, bottom_width, channels, gen_bs, dis_bs, n_critic, max_iter, max_epoch, val_freq, print_freq;
     int num_eval, eval_bs, threads, spectral_norm, lr_decay, splits, val_freq_iter;
@@ -64,7 +66,9 @@ static void usage(void) {
         "  --print_freq N (100 D steps)  --num_eval_imgs N (50000)  --eval_batch_size N (100)\n"
         "  --inception W.pth --fid_stat S.npz | --classifier W.safetensors [--fid_stat S.npz]\n"
         "  --exp_name NAME  --log_dir DIR (logs)  --load_path (--resume) EXP_DIR|CHECKPOINT\n"
-        "  --export OUT.safetensors   with --load_path: write its EMA generator and exit\n");
+        "  --export OUT.safetensors   with --load_path: write its EMA generator and exit\n"
+        "  --rescore EXP_DIR  score every EXP_DIR/Model/avg_gen_g*.safetensors (the EMA generator of each evaluation)\n"
+        "                     with the scorer given; rewrites EXP_DIR/eval.csv and eval.png\n");
 }
 
 static void parse_args(int argc, char **argv, options *o) {
@@ -130,6 +134,7 @@ static void parse_args(int argc, char **argv, options *o) {
         else if (cli_is(&c, "--log_dir")) o->log_dir = cli_str(&c);
         else if (cli_is(&c, "--load_path") || cli_is(&c, "--resume")) o->load_path = cli_str(&c);
         else if (cli_is(&c, "--export")) o->export_path = cli_str(&c);
+        else if (cli_is(&c, "--rescore")) o->rescore = cli_str(&c);
         else if (cli_is(&c, "-h") || cli_is(&c, "--help")) { usage(); exit(0); }
         else cli_unknown(&c);
     }
@@ -137,7 +142,8 @@ static void parse_args(int argc, char **argv, options *o) {
     if (o->inception && !o->fid_stat) cli_fail(&c, "--inception needs --fid_stat S.npz (the data set's Inception statistics)");
     if (o->fid_stat && !o->inception && !o->classifier) cli_fail(&c, "--fid_stat needs --inception W or --classifier W");
     if (o->export_path && !o->load_path) cli_fail(&c, "--export needs --load_path CHECKPOINT");
-    if (!o->load_path) {
+    if (o->rescore && !o->inception && !o->classifier) cli_fail(&c, "--rescore needs --classifier W or --inception W");
+    if (!o->load_path && !o->rescore) {
         if (!o->gen_model && !o->arch_len) cli_fail(&c, "give --gen_model NAME or --arch (14 tokens), or --load_path to resume");
         if (!o->exp_name) cli_fail(&c, "--exp_name NAME is required (logs go to %s/NAME)", o->log_dir);
     }
@@ -330,6 +336,72 @@ static int meta_get(const char *meta, const char *key, char *v, size_t cap, cons
     return 0;
 }
 
+#ifdef TRAIN_HAVE_DIRENT
+static int cmp_ll(const void *a, const void *b) { long long x = *(const long long *)a, y = *(const long long *)b; return x < y ? -1 : x > y; }
+#endif
+/* --rescore: the curve of an earlier run (trained without a scorer, or scored with another one),
+   from the EMA generators kept at each evaluation */
+static int rescore(const options *o) {
+#ifdef TRAIN_HAVE_DIRENT
+    char dir[1100], path[1300], line[256], best[1300]; DIR *d; struct dirent *e; long long *steps = NULL, g; int n = 0, cap = 0, i, rc = 1;
+    ag_scorer *sc = NULL; ag_fid_stats ref; ag_error err; ag_ctx *ctx = NULL; textlog elog; double *x = NULL, *is = NULL, *fid = NULL, best_fid = 1e300;
+    memset(&ref, 0, sizeof ref); memset(&elog, 0, sizeof elog); best[0] = 0;
+    join(dir, sizeof dir, o->rescore, "Model");
+    if (!(d = opendir(dir))) { fprintf(stderr, "train: --rescore %s: no Model directory (%s)\n", o->rescore, dir); return 2; }
+    while ((e = readdir(d)) != NULL) {
+        char tail[64];
+        if (sscanf(e->d_name, "avg_gen_g%lld%63s", &g, tail) == 2 && !strcmp(tail, ".safetensors")) {
+            if (n == cap) { long long *q = (long long *)realloc(steps, (cap = cap ? 2 * cap : 64) * sizeof *q); if (!q) { closedir(d); free(steps); return 1; } steps = q; }
+            steps[n++] = g;
+        }
+    }
+    closedir(d);
+    if (!n) { fprintf(stderr, "train: --rescore: no avg_gen_g*.safetensors in %s\n", dir); free(steps); return 2; }
+    qsort(steps, (size_t)n, sizeof *steps, cmp_ll);
+    if (!(sc = ag_scorer_load(o->inception ? o->inception : o->classifier, &err))) { fprintf(stderr, "train: %s\n", err.msg); goto out; }
+    if (o->threads > 0) ag_scorer_set_threads(sc, o->threads);
+    if (o->fid_stat) { if (ag_fid_stats_load(o->fid_stat, &ref, &err)) { fprintf(stderr, "train: %s\n", err.msg); goto out; } }
+    else {
+        ag_dataset ds; memset(&ds, 0, sizeof ds);
+        if (ag_dataset_load(&ds, o->dataset, o->data_path, "train", 0, &err)) { fprintf(stderr, "train: --dataset %s: %s\n", o->dataset, err.msg); goto out; }
+        printf("train: no --fid_stat: the scorer's statistics of the %d %s training images ...\n", ds.count, o->dataset); fflush(stdout);
+        i = train_set_stats(sc, &ds, &ref); ag_dataset_free(&ds);
+        if (i) goto out;
+    }
+    if (ref.dim != ag_scorer_feature_dim(sc)) { fprintf(stderr, "train: statistics of dimension %d; the scorer's features have %d\n", ref.dim, ag_scorer_feature_dim(sc)); goto out; }
+    if (!(ctx = ag_ctx_create(o->seed))) goto out;
+    if (o->threads > 0) ag_ctx_set_threads(ctx, o->threads);
+    x = (double *)malloc((size_t)n * 3 * sizeof(double));
+    if (!x) goto out;
+    is = x + n; fid = is + n;
+    join(elog.path, sizeof elog.path, o->rescore, "eval.csv");
+    if (textlog_add(&elog, "epoch,g_step,is_mean,is_std,fid,eval_seconds,train_seconds\n")) goto out;
+    for (i = 0; i < n; i++) {
+        ag_generator G; ag_generator_spec spec; double m, s, f, t0 = ag_wall_seconds(); int epoch = -1; char v[64]; ag_array_list l; char *meta = NULL;
+        snprintf(path, sizeof path, "%s/avg_gen_g%06lld.safetensors", dir, steps[i]);
+        if (ag_generator_spec_read(path, &spec, &err) || ag_generator_init_spec(&G, &spec, NULL, &err)) { fprintf(stderr, "train: %s\n", err.msg); goto out; }
+        if (ag_generator_load(&G, path, NULL, 0, &err)) { fprintf(stderr, "train: %s\n", err.msg); ag_generator_free(&G); goto out; }
+        if (!ag_safetensors_read(path, &l, &meta, &err)) { if (!ag_json_get_string(meta, "epoch", v, sizeof v)) sscanf(v, "%d", &epoch); ag_array_list_free(&l); AG_FREE(meta); }
+        if (evaluate(ctx, &G, sc, &ref, o->num_eval, o->eval_bs, o->splits, o->seed, (int)(steps[i] & 0x7fffffff), &m, &s, &f)) { ag_generator_free(&G); goto out; }
+        ag_generator_free(&G);
+        printf("G step %lld: IS (%s) %.4f +- %.4f, FID %.4f (%.1f s)\n", steps[i], ag_scorer_kind(sc), m, s, f, ag_wall_seconds() - t0); fflush(stdout);
+        snprintf(line, sizeof line, "%d,%lld,%.6f,%.6f,%.6f,%.1f,\n", epoch, steps[i], m, s, f, ag_wall_seconds() - t0);
+        if (textlog_add(&elog, line) || textlog_write(&elog)) goto out;
+        x[i] = (double)steps[i]; is[i] = m; fid[i] = f;
+        if (f < best_fid) { best_fid = f; snprintf(best, sizeof best, "%s", path); }
+        join(path, sizeof path, o->rescore, "eval.png");
+        if (plot_eval(path, x, is, fid, i + 1, ag_scorer_kind(sc))) goto out;
+    }
+    printf("best FID %.4f: %s\n", best_fid, best);
+    rc = 0;
+out:
+    free(steps); free(x); free(elog.p); ag_fid_stats_free(&ref); if (sc) ag_scorer_free(sc); if (ctx) ag_ctx_free(ctx);
+    return rc;
+#else
+    (void)o; fprintf(stderr, "train: --rescore needs a POSIX directory listing\n"); return 2;
+#endif
+}
+
 int main(int argc, char **argv) {
     options o; ag_ctx *ctx = NULL; ag_generator G; ag_discriminator D; ag_gan gan; ag_ema ema; ag_error err; ag_rng init_rng, zrng, data_rng;
     ag_dataset ds; ag_data_loader loader; ag_scorer *sc = NULL; ag_fid_stats ref; ag_generator_spec spec;
@@ -342,6 +414,7 @@ int main(int argc, char **argv) {
     memset(&ds, 0, sizeof ds); memset(&loader, 0, sizeof loader); memset(&ref, 0, sizeof ref); memset(&tlog, 0, sizeof tlog); memset(&elog, 0, sizeof elog);
     memset(&spec, 0, sizeof spec); memset(&G, 0, sizeof G); memset(&D, 0, sizeof D);
     parse_args(argc, argv, &o);
+    if (o.rescore) return rescore(&o);
 
     /* ---- the model: from the flags, or named by the checkpoint ---- */
     ckpt_path[0] = 0; exp_dir[0] = 0;
@@ -479,8 +552,13 @@ int main(int argc, char **argv) {
             if (ag_fid_stats_load(o.fid_stat, &ref, &err)) { fprintf(stderr, "train: %s\n", err.msg); rc = 2; goto done; }
             if (ref.dim != ag_scorer_feature_dim(sc)) { fprintf(stderr, "train: --fid_stat %s has dimension %d; the %s's features have %d\n", o.fid_stat, ref.dim, ag_scorer_kind(sc), ag_scorer_feature_dim(sc)); rc = 2; goto done; }
         } else {
-            printf("train: no --fid_stat: the classifier's statistics of the %d training images ...\n", ds.count); fflush(stdout);
-            if (train_set_stats(sc, &ds, &ref)) goto done;
+            ag_dataset orig; int r2;   /* as loaded, not resized: the images the classifier was trained and its statistics made on */
+            memset(&orig, 0, sizeof orig);
+            printf("train: no --fid_stat: the %s's statistics of the %d training images ...\n", ag_scorer_kind(sc), ds.count); fflush(stdout);
+            if (ag_dataset_load(&orig, o.dataset, o.data_path, "train", 0, &err)) { fprintf(stderr, "train: --dataset %s: %s\n", o.dataset, err.msg); goto done; }
+            r2 = train_set_stats(sc, &orig, &ref);
+            ag_dataset_free(&orig);
+            if (r2) goto done;
             printf("train: statistics done in %.1f s\n", ag_wall_seconds() - t0);
         }
     }
