@@ -14,7 +14,7 @@ CFLAGS  ?=
 LDLIBS   = -lm
 BUILD    = build
 
-PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/sample $(BUILD)/bench $(BUILD)/classifier $(BUILD)/search
+PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/sample $(BUILD)/bench $(BUILD)/dataset $(BUILD)/classifier $(BUILD)/search
 TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_data.c tests/test_hardening.c tests/test_classifier.c tests/test_search.c tests/test_train.c
 
 .PHONY: all test sanitize compile-checks bench fuzz neon-test clean
@@ -37,13 +37,14 @@ $(BUILD)/run_tests: $(TEST_SRC) autogan.h | $(BUILD)
 	$(CC) -O2 $(OMP) $(WARN) $(CFLAGS) -o $@ tests/run_tests.c $(LDLIBS)
 
 # the header alone, warning-free as C99 with and without OpenMP, static, and as C++
+# (-Wredundant-decls: no prototype declared twice)
 compile-checks: | $(BUILD)
 	@printf '#define AUTOGAN_IMPLEMENTATION\n#include "../autogan.h"\nint main(void){ ag_ctx *c = ag_ctx_create(1); ag_ctx_free(c); return 0; }\n' > $(BUILD)/compile_check.c
 	@cp $(BUILD)/compile_check.c $(BUILD)/compile_check.cpp
-	$(CC) $(WARN) -Werror -c $(BUILD)/compile_check.c -o $(BUILD)/cc_plain.o
-	$(CC) $(WARN) -Werror -fopenmp -c $(BUILD)/compile_check.c -o $(BUILD)/cc_omp.o
-	$(CC) $(WARN) -Werror -DAUTOGAN_STATIC -c $(BUILD)/compile_check.c -o $(BUILD)/cc_static.o
-	$(CXX) -Wall -Wextra -Werror -c $(BUILD)/compile_check.cpp -o $(BUILD)/cc_cxx.o
+	$(CC) $(WARN) -Wredundant-decls -Werror -c $(BUILD)/compile_check.c -o $(BUILD)/cc_plain.o
+	$(CC) $(WARN) -Wredundant-decls -Werror -fopenmp -c $(BUILD)/compile_check.c -o $(BUILD)/cc_omp.o
+	$(CC) $(WARN) -Wredundant-decls -Werror -DAUTOGAN_STATIC -c $(BUILD)/compile_check.c -o $(BUILD)/cc_static.o
+	$(CXX) -Wall -Wextra -Wredundant-decls -Werror -c $(BUILD)/compile_check.cpp -o $(BUILD)/cc_cxx.o
 	@echo "compile checks: C99 plain, C99 OpenMP, static, C++ - warning-free"
 
 test: compile-checks $(BUILD)/run_tests $(PROGRAMS)
@@ -69,7 +70,7 @@ neon-test: $(BUILD)/run_tests_aarch64
 # FUZZ_SECONDS; inputs that once failed (tests/fuzz/regress) go into every corpus
 FUZZ_SECONDS ?= 20
 CLANG ?= clang
-FUZZ_TARGETS = inflate zip npy npz png pth safetensors arrays
+FUZZ_TARGETS = inflate zip npy npz png pth safetensors arrays tar idx
 fuzz_cases_inflate = 0,1
 fuzz_cases_zip = 2
 fuzz_cases_npy = 3
@@ -78,6 +79,8 @@ fuzz_cases_png = 5,6,8
 fuzz_cases_pth = 7
 fuzz_cases_safetensors = 9
 fuzz_cases_arrays = 10
+fuzz_cases_tar = 11,13
+fuzz_cases_idx = 12
 fuzz_seeds_inflate = tests/data/*.deflate tests/data/*.zlib
 fuzz_seeds_zip = tests/data/*.zip
 fuzz_seeds_npy = tests/data/*.npy
@@ -86,6 +89,8 @@ fuzz_seeds_png = tests/data/*.png
 fuzz_seeds_pth = tests/data/*.pth
 fuzz_seeds_safetensors = tests/golden/data/op_*.safetensors
 fuzz_seeds_arrays =
+fuzz_seeds_tar = tests/data/datasets/*.tar tests/data/datasets/*.tar.gz
+fuzz_seeds_idx = tests/data/datasets/mnist/*
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_readers.c autogan.h | $(BUILD)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined '-DFUZZ_CASES={$(fuzz_cases_$*)}' -o $@ $<
 
@@ -94,7 +99,8 @@ fuzz: $(addprefix $(BUILD)/fuzz_,$(FUZZ_TARGETS))
 	  dir=$(BUILD)/fuzz_corpus_$$t; rm -rf $$dir; mkdir -p $$dir; \
 	  case $$t in inflate) seeds="$(fuzz_seeds_inflate)";; zip) seeds="$(fuzz_seeds_zip)";; npy) seeds="$(fuzz_seeds_npy)";; \
 	    npz) seeds="$(fuzz_seeds_npz)";; png) seeds="$(fuzz_seeds_png)";; pth) seeds="$(fuzz_seeds_pth)";; \
-	    safetensors) seeds="$(fuzz_seeds_safetensors)";; *) seeds="";; esac; \
+	    safetensors) seeds="$(fuzz_seeds_safetensors)";; tar) seeds="$(fuzz_seeds_tar)";; idx) seeds="$(fuzz_seeds_idx)";; \
+	    *) seeds="";; esac; \
 	  i=0; for f in $$seeds; do [ -f "$$f" ] || continue; case "$$f" in *.zlib) p='\001';; *) p='\000';; esac; \
 	    { printf "$$p"; cat "$$f"; } > $$dir/$$i; i=$$((i+1)); done; \
 	  cp tests/fuzz/regress/* $$dir/; \

@@ -19,8 +19,10 @@
    AVX2/AVX-512/NEON micro-kernels chosen at run time, Winograd F(4x4, 3x3) convs, Adam,
    the weight-shared generator and the growing discriminator with PyTorch's state_dict
    names, one hinge-loss GAN iteration as a call, resumable checkpoints, the FID
-   Inception-v3 with Inception score and FID, and readers/writers for .safetensors,
-   PyTorch .pth, .npy/.npz and PNG.
+   Inception-v3 with Inception score and FID, readers/writers for .safetensors,
+   PyTorch .pth, .npy/.npz and PNG, streaming gzip/tar and idx readers, and the data sets
+   (CIFAR-10, STL-10, (Fashion-)MNIST, PNG folders) resized bit-exactly as PIL does, with
+   a shuffling, resumable batch loader.
 
    Kernel path: chosen once per context from CPUID/XGETBV (x86-64) or at compile time
    (AArch64); the environment variable AUTOGAN_CPU=scalar|avx2|avx512|neon forces one.
@@ -52,7 +54,7 @@
        8b. Controller and search: LSTM policy, REINFORCE loss, kept architectures, loss windows
        9. Inception-v3, Inception score and FID
        9b. The compact classifier and the scorer interface (Inception or classifier)
-      10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
+      10. File formats: .safetensors, zip/DEFLATE, gzip, idx, tar, .npy/.npz, PNG, PyTorch .pth
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
 */
@@ -136,7 +138,7 @@ typedef struct ag_tensor {
 
 typedef struct ag_ctx ag_ctx;
 
-AGDEF ag_ctx     *ag_ctx_create(uint64_t seed);
+AGDEF ag_ctx     *ag_ctx_create(uint64_t seed);   /* NULL only when out of memory */
 AGDEF void        ag_ctx_free(ag_ctx *ctx);
 AGDEF void        ag_ctx_reset(ag_ctx *ctx);          /* frees every op tensor and the tape */
 AGDEF const char *ag_ctx_error(const ag_ctx *ctx);    /* "" when nothing failed */
@@ -554,6 +556,9 @@ AGDEF int  ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_
    network owns a context of its own, so scoring never disturbs the caller's arena. */
 typedef struct ag_inception ag_inception;
 AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *state_dict, ag_error *err);
+/* a state dict with the FID network's keys and shapes, not trained: He-normal convs from
+   rng, identity BatchNorm, zero fc (for benchmarks and smoke tests) */
+AGDEF int ag_inception_random_state_dict(ag_array_list *state_dict, ag_rng *rng, ag_error *err);
 AGDEF void ag_inception_free(ag_inception *net);
 AGDEF void ag_inception_set_threads(ag_inception *net, int num_threads);
 /* images: n x 3 x 299 x 299 floats, already preprocessed; pool3: n x 2048 and/or
@@ -572,7 +577,7 @@ AGDEF int ag_inception_score(const float *logits, int n, int classes, int splits
 /* FID statistics: mean and covariance (N-1) in double, accumulated in batches. */
 typedef struct ag_fid_stats { int dim; int64_t count; double *mu, *sigma; double *shift, *sum, *sumsq; } ag_fid_stats;
 AGDEF int  ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err);
-AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n);   /* n x dim */
+AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n, ag_error *err);   /* n x dim; refuses NaN */
 AGDEF int  ag_fid_stats_finish(ag_fid_stats *s, ag_error *err);                /* fills mu, sigma */
 AGDEF void ag_fid_stats_free(ag_fid_stats *s);
 /* reads published statistics (fid_stats_cifar10_train.npz: float 'mu' [d], 'sigma' [d, d])
@@ -675,7 +680,6 @@ AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_er
    as prefix + entry name; `source` names the origin in messages */
 AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *arrays, const char *prefix, int strict,
                                 const char *source, ag_error *err);
-AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata_json_or_null, ag_error *err);
@@ -891,12 +895,28 @@ AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error
 #define AG_ASSERT(x) assert(x)
 #endif
 
-/* OpenMP without warnings when it is off: every parallel loop declares `int ag__nt`. */
+/* AG__PARALLEL_FOR(nt): the next `for` runs on nt threads (static schedule); nothing
+   without OpenMP, where callers write (void)nt to stay warning-free. */
 #ifdef _OPENMP
-#define AG__PARALLEL_FOR _Pragma("omp parallel for schedule(static) num_threads(ag__nt)")
+#define AG__PRAGMA(x) _Pragma(#x)
+#define AG__PARALLEL_FOR(nt) AG__PRAGMA(omp parallel for schedule(static) num_threads(nt))
 #else
-#define AG__PARALLEL_FOR
+#define AG__PARALLEL_FOR(nt)
 #endif
+
+/* The one thread-count rule. A loop of `work` elementary operations runs on one thread
+   below `serial_below` (starting threads costs more than it saves there), else on
+   `available` threads (<= 0: the OpenMP default), never more than AG_MAX_THREADS. */
+static int ag__threads(int available, size_t work, size_t serial_below) {
+#ifdef _OPENMP
+    if (work < serial_below) return 1;
+    if (available <= 0) available = omp_get_max_threads();
+    return available < 1 ? 1 : available > AG_MAX_THREADS ? AG_MAX_THREADS : available;
+#else
+    (void)available; (void)work; (void)serial_below;
+    return 1;
+#endif
+}
 
 /* ===================================================================================
    2. Errors, files and host arrays
@@ -907,6 +927,27 @@ static int ag__vfail(ag_error *err, const char *fmt, va_list ap) {
 }
 static int ag__fail(ag_error *err, const char *fmt, ...) {
     va_list ap; va_start(ap, fmt); ag__vfail(err, fmt, ap); va_end(ap);
+    return -1;
+}
+
+/* Prefix the message already in err with "<formatted prefix>: " (e.g. the file path). */
+static int ag__fail_prefix(ag_error *err, const char *fmt, ...) {
+    char tmp[sizeof ((ag_error *)0)->msg], pre[160];
+    va_list ap;
+    size_t n;
+    if (!err) return -1;
+    memcpy(tmp, err->msg, sizeof tmp);
+    tmp[sizeof tmp - 1] = '\0';
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    n = strlen(pre);
+    memcpy(err->msg, pre, n);
+    err->msg[n] = ':';
+    err->msg[n + 1] = ' ';
+    n += 2;
+    memcpy(err->msg + n, tmp, sizeof err->msg - n - 1);
+    err->msg[sizeof err->msg - 1] = '\0';
     return -1;
 }
 
@@ -1145,6 +1186,22 @@ AGDEF int ag_write_file_atomic(const char *path, const void *bytes, size_t len, 
     return 0;
 }
 
+/* What every file reader and writer shares: a reader decodes the whole file from memory
+   (ag_read_file, then its _from_memory twin) and a writer encodes to memory, then writes
+   atomically; these finish both, freeing the buffer and putting the path before the
+   decoder's or encoder's message. */
+static int ag__read_finish(const char *path, unsigned char *buf, int decode_rc, ag_error *err) {
+    AG_FREE(buf);
+    return decode_rc ? ag__fail_prefix(err, "%s", path) : 0;
+}
+static int ag__write_finish(const char *path, unsigned char *buf, size_t len, int encode_rc, ag_error *err) {
+    int rc;
+    if (encode_rc) return ag__fail_prefix(err, "%s", path ? path : "");
+    rc = ag_write_file_atomic(path, buf, len, err);
+    AG_FREE(buf);
+    return rc;
+}
+
 /* ===================================================================================
    3. Tensors, arena, buffer pool (reference counts) and PRNG
    =================================================================================== */
@@ -1366,8 +1423,7 @@ AGDEF ag_ctx *ag_ctx_create(uint64_t seed) {
     ctx->winograd = !(getenv("AUTOGAN_WINOGRAD") && !strcmp(getenv("AUTOGAN_WINOGRAD"), "0"));
     ag_rng_seed(&ctx->rng, seed, 54u);
 #ifdef _OPENMP
-    ctx->num_threads = omp_get_max_threads();
-    if (ctx->num_threads > AG_MAX_THREADS) ctx->num_threads = AG_MAX_THREADS;
+    ctx->num_threads = ag__threads(0, 1, 0);
 #else
     ctx->num_threads = 1;
 #endif
@@ -1408,8 +1464,7 @@ AGDEF int ag_ctx_failed(const ag_ctx *ctx) { return ctx->failed; }
 AGDEF void ag_ctx_clear_error(ag_ctx *ctx) { ctx->failed = 0; ctx->err.msg[0] = 0; }
 AGDEF void ag_ctx_set_threads(ag_ctx *ctx, int num_threads) {
 #ifdef _OPENMP
-    ctx->num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
-    if (ctx->num_threads > AG_MAX_THREADS) ctx->num_threads = AG_MAX_THREADS;
+    ctx->num_threads = ag__threads(num_threads, 1, 0);
 #else
     (void)num_threads; ctx->num_threads = 1;
 #endif
@@ -1427,7 +1482,7 @@ AGDEF double ag_ctx_gemm_flops(const ag_ctx *ctx) { return ctx->gemm_flops; }
 
 /* threads for a loop of `work` elementary operations: one below ~32k, else all */
 static int ag__threads_for(const ag_ctx *ctx, size_t work) {
-    return work < 32768 ? 1 : ctx->num_threads;
+    return ag__threads(ctx->num_threads, work, 32768);
 }
 
 static ag_tensor *ag__tensor_alloc(ag_ctx *ctx, int ndim, const int *shape, int zero) {
@@ -2117,8 +2172,7 @@ static int ag__kernels_init_isa(ag__kernels *kern, const char *isa, int num_thre
 #endif
     else return 0;
 #ifdef _OPENMP
-    k.num_threads = num_threads > 0 ? num_threads : omp_get_max_threads();
-    if (k.num_threads > AG_MAX_THREADS) k.num_threads = AG_MAX_THREADS;
+    k.num_threads = ag__threads(num_threads, 1, 0);
 #else
     (void)num_threads;
     k.num_threads = 1;
@@ -2384,9 +2438,9 @@ AGDEF double ag_ctx_fma_peak_gflops(const ag_ctx *ctx) { return ag__measure_fma_
    several images can sit side by side in one wide matrix) */
 static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, int W, int kh, int kw,
                        int sh, int sw, int ph, int pw, int OH, int OW, float *col, size_t ldc) {
-    long r; int ag__nt = ((size_t)C * kh * kw * OH * OW < 65536) ? 1 : kern->num_threads;
+    long r; int ag__nt = ag__threads(kern->num_threads, (size_t)C * kh * kw * OH * OW, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (r = 0; r < (long)C * kh * kw; r++) {
         int c = (int)(r / (kh * kw)), ki = (int)(r / kw % kh), kj = (int)(r % kw), oy, ox;
         float *dst = col + (size_t)r * ldc;
@@ -2434,9 +2488,9 @@ static void ag__im2col(const ag__kernels *kern, const float *x, int C, int H, in
 /* col2im (the adjoint): x[C,H,W] += fold(col[C*kh*kw, OH*OW]) */
 static void ag__col2im(const ag__kernels *kern, const float *col, int C, int H, int W, int kh, int kw,
                        int sh, int sw, int ph, int pw, int OH, int OW, float *x, size_t ldc) {
-    long c; int ag__nt = ((size_t)C * kh * kw * OH * OW < 65536) ? 1 : kern->num_threads;
+    long c; int ag__nt = ag__threads(kern->num_threads, (size_t)C * kh * kw * OH * OW, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         int ki, kj, oy, ox;
         float *dst = x + (size_t)c * H * W;
@@ -2519,10 +2573,10 @@ static const double ag__wino_G[6][3] = {
     o3 = e + f; o4 = e - f; o5 = g_c;                                       \
 } while (0)
 static void ag__wino_filter(const ag__kernels *kern, const float *w, int R, int S, int flip, float *U) {
-    long blk, nblk = ((long)R * S + 15) / 16; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    long blk, nblk = ((long)R * S + 15) / 16; int ag__nt = ag__threads(kern->num_threads, (size_t)R * S, 256);
     size_t plane = (size_t)R * S;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (blk = 0; blk < nblk; blk++) {   /* 16 filters at a time, the loops run across them */
         float g[9][16], t[18][16], u[6][16];
         long rs0 = blk * 16;
@@ -2545,10 +2599,10 @@ static void ag__wino_filter(const ag__kernels *kern, const float *w, int R, int 
 
 /* gw[r][s] += Gᵀ dU[xi][r][s] G: the weight gradient back from the tile domain */
 static void ag__wino_filter_grad(const ag__kernels *kern, const float *dU, int R, int S, float *gw) {
-    long rs; int ag__nt = (size_t)R * S < 256 ? 1 : kern->num_threads;
+    long rs; int ag__nt = ag__threads(kern->num_threads, (size_t)R * S, 256);
     size_t plane = (size_t)R * S;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (rs = 0; rs < (long)R * S; rs++) {
         int a, b, i, j;
         double t[3][6];
@@ -2632,9 +2686,9 @@ static void ag__wino_a_rows(const float *AG__KRESTRICT e0, const float *AG__KRES
    passes of Bᵀ run as vector loops over the tiles */
 static void ag__wino_input(const ag__kernels *kern, const float *x, int cnt, int C, const ag__wino_geom *g, float *V, size_t ld) {
     long c; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)C * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)C * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         float D[36][AG__WTB], E[36][AG__WTB], line[4 * AG__WTB + 8];
         size_t t0, t;
@@ -2674,9 +2728,9 @@ static void ag__wino_input(const ag__kernels *kern, const float *x, int cnt, int
 static void ag__wino_output(const ag__kernels *kern, const float *M, int cnt, int O, const ag__wino_geom *g, size_t ld,
                             const float *bias, float *y, int accumulate) {
     long o; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)O * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)O * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         float R[24][AG__WTB], Y[16][AG__WTB], line[4 * AG__WTB];
         float bv = bias ? bias[o] : 0.0f;
@@ -2719,9 +2773,9 @@ static void ag__wino_output(const ag__kernels *kern, const float *M, int cnt, in
    (the tile-domain gradient the weight-gradient GEMMs take) */
 static void ag__wino_grad_tiles(const ag__kernels *kern, const float *dy, int cnt, int O, const ag__wino_geom *g, float *G, size_t ld) {
     long o; size_t T = (size_t)cnt * g->T1;
-    int ag__nt = (size_t)O * T < 512 ? 1 : kern->num_threads;
+    int ag__nt = ag__threads(kern->num_threads, (size_t)O * T, 512);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         float D[16][AG__WTB], E[24][AG__WTB], line[4 * AG__WTB];
         size_t t0, t;
@@ -2947,7 +3001,7 @@ static int ag__is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw) {
 static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int N, int C, size_t plane) {
     long nc;
     int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (nc = 0; nc < (long)N * C; nc++) {
         float v = b[nc % C]; float *p = y + (size_t)nc * plane; size_t i;
         for (i = 0; i < plane; i++) p[i] += v;
@@ -2955,7 +3009,7 @@ static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int
 }
 static void ag__bias_grad_planes(const ag_ctx *ctx, float *gb, const float *gy, int N, int C, size_t plane) {
     long c; int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double s = 0.0; int n;
         for (n = 0; n < N; n++) { const float *p = gy + ((size_t)n * C + c) * plane; size_t i; for (i = 0; i < plane; i++) s += p[i]; }
@@ -2998,7 +3052,7 @@ static void ag__wino_gemms(ag_ctx *ctx, int transB, int M, int N, int K, const f
     scratch = ag__scratch(ctx, 2, per * (size_t)ag__nt);
     if (!scratch) return;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (xi = 0; xi < 36; xi++)
         ag__sgemm(&serial, 0, transB, M, N, K, A + (size_t)xi * a_plane, lda, B + (size_t)xi * b_plane, ldb, beta,
                   C + (size_t)xi * c_plane, ldc, scratch + (size_t)ag__thread_id() * per, per * sizeof(float));
@@ -3054,9 +3108,9 @@ static int ag__small_out_applies(int C, int O, int kh, int kw, int sh, int sw) {
 /* y[O, OH, OW] (+)= sum over taps of the shifted planes Z[O*kh*kw][H, W] */
 static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, int W, int kh, int kw, int ph, int pw,
                         int OH, int OW, float *y) {
-    long o; int ag__nt = (size_t)O * OH * OW * kh * kw < 65536 ? 1 : ag__kmin(kern->num_threads, O);
+    long o; int ag__nt = ag__threads(ag__kmin(kern->num_threads, O), (size_t)O * OH * OW * kh * kw, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (o = 0; o < O; o++) {
         int a, e, oy, ox;
         float *yo = y + (size_t)o * OH * OW;
@@ -3076,9 +3130,9 @@ static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, i
 /* the adjoint: dZ[(o,a,e)][iy][ix] = dy[o][iy + ph - a][ix + pw - e] (zero outside) */
 static void ag__tap_spread(const ag__kernels *kern, const float *dy, int O, int H, int W, int kh, int kw, int ph, int pw,
                            int OH, int OW, float *dZ) {
-    long r; int ag__nt = (size_t)O * H * W * kh * kw < 65536 ? 1 : kern->num_threads;
+    long r; int ag__nt = ag__threads(kern->num_threads, (size_t)O * H * W * kh * kw, 65536);
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (r = 0; r < (long)O * kh * kw; r++) {
         int o = (int)(r / (kh * kw)), a = (int)(r / kw % kh), e = (int)(r % kw), iy, ix;
         int lo = e - pw > 0 ? e - pw : 0, hi = OW - pw + e < W ? OW - pw + e : W;   /* ix with 0 <= ix + pw - e < OW */
@@ -3328,7 +3382,7 @@ static int *ag__nearest_index(ag_ctx *ctx, int in, int out) {
 static void ag__nearest_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const int *iy, const int *ix,
                              int H, int W, float *gx) {
     long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < planes; pl++) {
         const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[iy[oy] * W + ix[ox]] += g[oy * OW + ox];
@@ -3349,7 +3403,7 @@ AGDEF ag_tensor *ag_upsample_nearest(ag_ctx *ctx, ag_tensor *x, int OH, int OW) 
     iy = ag__nearest_index(ctx, H, OH); ix = ag__nearest_index(ctx, W, OW);
     if (!y || !iy || !ix) return NULL;
     ag__nt = ag__threads_for(ctx, y->size); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *s = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[oy * OW + ox] = s[iy[oy] * W + ix[ox]];
@@ -3380,7 +3434,7 @@ static ag__lerp *ag__bilinear_table(ag_ctx *ctx, int in, int out) {
 static void ag__bilinear_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const ag__lerp *ty,
                               const ag__lerp *tx, int H, int W, float *gx) {
     long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < planes; pl++) {
         const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
         for (oy = 0; oy < OH; oy++) {
@@ -3408,7 +3462,7 @@ AGDEF ag_tensor *ag_upsample_bilinear(ag_ctx *ctx, ag_tensor *x, int OH, int OW)
     ty = ag__bilinear_table(ctx, H, OH); tx = ag__bilinear_table(ctx, W, OW);
     if (!y || !ty || !tx) return NULL;
     ag__nt = ag__threads_for(ctx, y->size * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *s = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox;
         for (oy = 0; oy < OH; oy++) {
@@ -3487,7 +3541,7 @@ static void ag__avgpool_backward(ag_ctx *ctx, ag__node *n) {
     int k = n->iarg[0], s = n->iarg[1], p = n->iarg[2], cip = n->iarg[3];
     float *gx = ag__in_grad(ctx, n, 0); long pl; int ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *g = y->grad + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox, iy, ix;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) {
@@ -3515,7 +3569,7 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
     if (!y) return NULL;
     ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (k == 3 && s == 1 && p == 1 && W <= 1024) {   /* Inception's branch pool: separable sums */
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
             const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW, col[1026];
             int oy, ox;
@@ -3531,7 +3585,7 @@ AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p, i
             }
         }
     } else {
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox, iy, ix;
         for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) {
@@ -3573,7 +3627,7 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
     ag__nt = ag__threads_for(ctx, y->size * k * k); (void)ag__nt;
     if (p == 0 && k == 3 && W <= 4096 && !(ctx->grad_enabled && x->requires_grad)) {
         /* no backward: the max of three rows, then of three columns (NaN propagates) */
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
             const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW, m[4096];
             int oy, ox;
@@ -3595,7 +3649,7 @@ AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int k, int s, int p) {
     }
     arg = (int *)ag__arena_alloc(ctx, y->size * sizeof(int));
     if (!arg) return NULL;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *src = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW;
         int *a = arg + (size_t)pl * OH * OW, oy, ox, iy, ix;
@@ -3626,7 +3680,7 @@ static void ag__relu_backward(ag_ctx *ctx, ag__node *n) {
     float *gx = ag__in_grad(ctx, n, 0); long i; const float *y = n->out->data, *g = n->out->grad;
     int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < (long)n->out->size; i++) if (y[i] > 0.0f) gx[i] += g[i];
 }
 AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x) {
@@ -3635,7 +3689,7 @@ AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x) {
     ag__nt = ag__threads_for(ctx, x->size); (void)ag__nt;
     {
         const float *px = x->data; float *py = y->data;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)x->size; i++) py[i] = px[i] > 0.0f ? px[i] : 0.0f;
     }
     { ag__node *nd = ag__record(ctx, y, ag__relu_backward, x, NULL, NULL, NULL); ag__unkeep(ctx, nd, 0); ag__keep_out(nd); }   /* reads its output */
@@ -3679,11 +3733,11 @@ static void ag__addsub_backward(ag_ctx *ctx, ag__node *n) {
     float *ga = ag__in_grad(ctx, n, 0), *gb = ag__in_grad(ctx, n, 1); long i; const float *g = n->out->grad;
     float sb = (float)n->iarg[0]; int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (ga) {
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)n->out->size; i++) ga[i] += g[i];
     }
     if (gb) {
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < (long)n->out->size; i++) gb[i] += sb * g[i];
     }
 }
@@ -3693,7 +3747,7 @@ static ag_tensor *ag__addsub(ag_ctx *ctx, ag_tensor *a, ag_tensor *b, int sign, 
     ag__nt = ag__threads_for(ctx, a->size); (void)ag__nt;
     {
         long j; const float *pa = a->data, *pb = b->data; float *py = y->data; float s = (float)sign;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (j = 0; j < (long)a->size; j++) py[j] = pa[j] + s * pb[j];
     }
     (void)i;
@@ -3811,7 +3865,7 @@ static void ag__reshape_backward(ag_ctx *ctx, ag__node *n) {
     float *gx = ag__in_grad(ctx, n, 0); long i; const float *g = n->out->grad;
     int ag__nt = ag__threads_for(ctx, n->out->size); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < (long)n->out->size; i++) gx[i] += g[i];
 }
 AGDEF ag_tensor *ag_reshape(ag_ctx *ctx, ag_tensor *x, int ndim, const int *shape) {
@@ -3839,7 +3893,7 @@ static void ag__bn_backward(ag_ctx *ctx, ag__node *n) {
     int N = x->shape[0], C = x->shape[1], training = n->iarg[0]; size_t plane = x->size / ((size_t)N * C);
     float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
     const float *gy = n->out->grad; long c; int ag__nt = ag__threads_for(ctx, x->size * 4); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double sdy = 0.0, sdyx = 0.0, M = (double)N * plane; int b; size_t i;
         float mean = sv->mean[c], inv = sv->invstd[c], wc = w ? w->data[c] : 1.0f;
@@ -3881,7 +3935,7 @@ AGDEF ag_tensor *ag_batch_norm2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_ten
     sv->invstd = (float *)ag__arena_alloc(ctx, (size_t)C * sizeof(float));
     if (!sv->mean || !sv->invstd) return NULL;
     ag__nt = ag__threads_for(ctx, x->size * 3); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (c = 0; c < C; c++) {
         double mean, var; int bi; size_t i; float fm, inv, wc = w ? w->data[c] : 1.0f, bc = b ? b->data[c] : 0.0f;
         if (training) {
@@ -3911,7 +3965,7 @@ static void ag__in_backward(ag_ctx *ctx, ag__node *n) {
     size_t plane = (size_t)x->shape[2] * x->shape[3]; long pl; float *gx = ag__in_grad(ctx, n, 0);
     int ag__nt = ag__threads_for(ctx, x->size * 4); (void)ag__nt;
     if (!gx) return;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
         const float *xp = x->data + (size_t)pl * plane, *gp = n->out->grad + (size_t)pl * plane; float *dx = gx + (size_t)pl * plane;
         double sdy = 0.0, sdyx = 0.0; size_t i; float mean = sv->mean[pl], inv = sv->invstd[pl], a, bb;
@@ -3932,7 +3986,7 @@ AGDEF ag_tensor *ag_instance_norm2d(ag_ctx *ctx, ag_tensor *x, float eps) {
     sv->invstd = (float *)ag__arena_alloc(ctx, P * sizeof(float));
     if (!sv->mean || !sv->invstd) return NULL;
     ag__nt = ag__threads_for(ctx, x->size * 3); (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (pl = 0; pl < (long)P; pl++) {
         const float *p = x->data + (size_t)pl * plane; float *q = y->data + (size_t)pl * plane;
         double s = 0.0, ss = 0.0, mean; size_t i; float fm, inv;
@@ -4447,13 +4501,7 @@ static int ag__ds_alloc(ag_dataset *ds, const char *name, int count, int h, int 
     return 0;
 }
 
-static int ag__ds_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+static int ag__ds_threads(void) { return ag__threads(0, 1, 0); }   /* OMP_NUM_THREADS decides (no context here) */
 static int ag__ds_thread_id(void) {
 #ifdef _OPENMP
     return omp_get_thread_num();
@@ -4598,7 +4646,7 @@ static int ag__resize_images(const unsigned char *src, int n, int h, int w, int 
     tb = ag__pil_tmp_bytes(&p);
     tmp = (unsigned char *)AG_MALLOC(tb * (size_t)ag__nt);
     if (!tmp) { ag__pil_plan_free(&p); return ag__fail(err, "resize: out of memory"); }
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (i = 0; i < n; i++)
         ag__pil_apply(&p, src + (size_t)i * in_sz, dst + (size_t)i * out_sz, tmp + tb * (size_t)ag__ds_thread_id());
     AG_FREE(tmp);
@@ -4798,7 +4846,6 @@ AGDEF int ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error 
    the order in the archive. Small members are collected whole; STL-10's image files are
    decoded (and resized) in batches of 256 images while they stream. */
 static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err); /* section 10 */
-static int ag__fail_prefix(ag_error *err, const char *fmt, ...);
 
 #define AG__STL_SIDE 96
 #define AG__STL_RECORD (3 * 96 * 96)
@@ -4842,7 +4889,7 @@ static void ag__stl_decode(ag__members *m, ag__stream_part *pt) {
     int ag__nt = k < 8 ? 1 : ag__ds_threads();
     long j;
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (j = 0; j < k; j++) {
         unsigned char *hwc = m->work + m->work_per_thread * (size_t)ag__ds_thread_id(), *tmp = hwc + AG__STL_RECORD;
         const unsigned char *rec = pt->stage + (size_t)j * AG__STL_RECORD;
@@ -5049,11 +5096,17 @@ static int ag__load_stl10(ag_dataset *ds, const char *path, const char *split, i
         t.labels = (int *)AG_MALLOC((size_t)total * sizeof(int) + 1);
         t.count = total; t.height = t.width = S; t.channels = 3;
         if (!t.labels) { ag__fail(err, "stl10: out of memory"); goto done; }
-    } else {
-        if (ag__ds_alloc(&t, "stl10", total, S, S, 3, err)) goto done;
-        memcpy(t.pixels, m.part[xi].out, (size_t)m.part[xi].count * img);
-        AG_FREE(m.part[xi].out); m.part[xi].out = NULL;
-        memcpy(t.pixels + (size_t)m.part[xi].count * img, m.part[2].out, (size_t)m.part[2].count * img);
+    } else {   /* grow the (large) unlabeled buffer and slide it up behind the train images */
+        unsigned char *grown = (unsigned char *)AG_REALLOC(m.part[2].out, (size_t)total * img);
+        if (!grown) { ag__fail(err, "stl10: out of memory for %d images of %d x %d", total, S, S); goto done; }
+        m.part[2].out = NULL;
+        memmove(grown + (size_t)m.part[xi].count * img, grown, (size_t)m.part[2].count * img);
+        memcpy(grown, m.part[xi].out, (size_t)m.part[xi].count * img);
+        snprintf(t.name, sizeof t.name, "stl10");
+        t.pixels = grown;
+        t.labels = (int *)AG_MALLOC((size_t)total * sizeof(int) + 1);
+        t.count = total; t.height = t.width = S; t.channels = 3;
+        if (!t.labels) { ag__fail(err, "stl10: out of memory"); goto done; }
     }
     for (k = 0; k < m.part[xi].count; k++) {
         int lab = m.data[yi][k];
@@ -5155,7 +5208,7 @@ static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_e
     memset(imgs, 0, (size_t)ps.n * sizeof *imgs);
     ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
     (void)ag__nt;
-    AG__PARALLEL_FOR
+    AG__PARALLEL_FOR(ag__nt)
     for (j = 0; j < ps.n; j++) {
         errs[j].msg[0] = 0;
         if (ag_png_read(ps.p[j], C, &imgs[j], &errs[j])) imgs[j].data = NULL;
@@ -5175,7 +5228,7 @@ static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_e
         size_t img = (size_t)t.height * t.width * C;
         int failed = 0;
         ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (j = 0; j < ps.n; j++) {
             const ag_array *a = &imgs[j];
             if (a->shape[0] == t.height && a->shape[1] == t.width) memcpy(t.pixels + (size_t)j * img, a->data, img);
@@ -6077,6 +6130,35 @@ static const ag_array *ag__inc_find(const ag_array_list *sd, const char *prefix,
     return a;
 }
 
+AGDEF int ag_inception_random_state_dict(ag_array_list *sd, ag_rng *rng, ag_error *err) {
+    static const char *const bn[4] = { "weight", "bias", "running_mean", "running_var" };
+    ag_inception *layout = (ag_inception *)AG_MALLOC(sizeof(ag_inception)); float *buf = NULL; size_t cap = 0; int i, k, rc = 0;
+    int64_t fw[2] = { 1008, 2048 }, fb[1] = { 1008 };
+    if (!layout) return ag__fail(err, "out of memory");
+    memset(layout, 0, sizeof *layout);
+    ag__inc_layout(layout);
+    for (i = 0; i < layout->count && !rc; i++) {
+        const ag__inc_conv *c = &layout->convs[i]; int64_t ws[4], cs[1]; char name[96]; size_t j;
+        size_t n = (size_t)c->cout * c->cin * c->kh * c->kw;
+        if (n > cap) {
+            AG_FREE(buf); cap = n; buf = (float *)AG_MALLOC(n * sizeof(float));
+            if (!buf) { rc = ag__fail(err, "out of memory"); break; }
+        }
+        ws[0] = c->cout; ws[1] = c->cin; ws[2] = c->kh; ws[3] = c->kw; cs[0] = c->cout;
+        ag_rng_fill_normal(rng, buf, n, 0.0f, (float)sqrt(2.0 / (double)(c->cin * c->kh * c->kw)));
+        snprintf(name, sizeof name, "%s.conv.weight", c->prefix);
+        rc = ag_array_list_add(sd, name, AG_DTYPE_F32, 4, ws, buf, err);
+        for (k = 0; k < 4 && !rc; k++) {
+            for (j = 0; j < (size_t)c->cout; j++) buf[j] = (k == 0 || k == 3) ? 1.0f : 0.0f;
+            snprintf(name, sizeof name, "%s.bn.%s", c->prefix, bn[k]);
+            rc = ag_array_list_add(sd, name, AG_DTYPE_F32, 1, cs, buf, err);
+        }
+    }
+    if (!rc) rc = ag_array_list_add(sd, "fc.weight", AG_DTYPE_F32, 2, fw, NULL, err);
+    if (!rc) rc = ag_array_list_add(sd, "fc.bias", AG_DTYPE_F32, 1, fb, NULL, err);
+    AG_FREE(buf); AG_FREE(layout);
+    return rc;
+}
 AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *sd, ag_error *err) {
     ag_inception *net = (ag_inception *)AG_MALLOC(sizeof(ag_inception)); int i;
     float *tmp = NULL, *g = NULL, *b = NULL, *m = NULL, *v = NULL;
@@ -6144,7 +6226,7 @@ static ag_tensor *ag__inc_conv_apply(ag_inception *net, int *cursor, ag_tensor *
     y = ag_conv2d(net->ctx, x, c->weight, c->bias, c->stride, c->stride, c->ph, c->pw);
     if (y) {
         float *d = y->data; long n = (long)y->size, i; int ag__nt = ag__threads_for(net->ctx, y->size); (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (i = 0; i < n; i++) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
     }
     return y;
@@ -6336,27 +6418,24 @@ AGDEF int ag_fid_stats_init(ag_fid_stats *s, int dim, ag_error *err) {
 }
 /* sums of (x - shift) and its outer products (upper triangle); the shift (the first
    batch's mean) keeps the covariance free of cancellation */
-AGDEF int ag_fid_stats_add(ag_fid_stats *s, const float *x, int n) {
+AGDEF int ag_fid_stats_add(ag_fid_stats *s, const float *x, int n, ag_error *err) {
     int d = s->dim, i; long r; double *xs;
     if (n <= 0) return 0;
+    for (i = 0; i < n; i++) for (r = 0; r < d; r++)
+        if (!isfinite(x[(size_t)i * d + r])) return ag__fail(err, "FID statistics: feature %ld of image %d (of this batch) is NaN or infinite", r, i);
     if (s->count == 0) {
         for (r = 0; r < d; r++) { double m = 0; for (i = 0; i < n; i++) m += x[(size_t)i * d + r]; s->shift[r] = m / n; }
     }
     xs = (double *)AG_MALLOC((size_t)n * d * sizeof(double));
-    if (!xs) return -1;
+    if (!xs) return ag__fail(err, "FID statistics: out of memory for a batch of %d x %d", n, d);
     for (i = 0; i < n; i++) for (r = 0; r < d; r++) {
         double v = (double)x[(size_t)i * d + r] - s->shift[r];
         xs[(size_t)i * d + r] = v; s->sum[r] += v;
     }
     {
-        int ag__nt = (size_t)n * d * d > 1000000 ? 0 : 1;
-#ifdef _OPENMP
-        if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-        ag__nt = 1;
-#endif
+        int ag__nt = ag__threads(0, (size_t)n * d * d, 1000001);
         (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *row = s->sumsq + (size_t)r * d; int k, j;
             for (k = 0; k < n; k++) {
@@ -6434,14 +6513,9 @@ AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
         for (i = 0; i < len; i++) v[i] /= vn;
         /* trailing block A22 (rows/cols k+1..): p = A22 v, K = vᵀp, w = p - K v, A22 -= 2(v wᵀ + w vᵀ) */
         {
-            long ii; int ag__nt = (size_t)len * len > 262144 ? 0 : 1;
-#ifdef _OPENMP
-            if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-            ag__nt = 1;
-#endif
+            long ii; int ag__nt = ag__threads(0, (size_t)len * len, 262145);
             (void)ag__nt;
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = 0; ii < len; ii++) {
                 const double *row = a + (size_t)(k + 1 + ii) * n + k + 1; double sacc = 0.0; int jj;
                 for (jj = 0; jj < len; jj++) sacc += row[jj] * v[jj];
@@ -6449,7 +6523,7 @@ AGDEF int ag_sym_eigenvalues(double *a, int n, double *d, ag_error *err) {
             }
             for (i = 0; i < len; i++) K += v[i] * p[i];
             for (i = 0; i < len; i++) p[i] -= K * v[i];
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = 0; ii < len; ii++) {
                 double *row = a + (size_t)(k + 1 + ii) * n + k + 1; double vi = 2.0 * v[ii], wi = 2.0 * p[ii]; int jj;
                 for (jj = 0; jj < len; jj++) row[jj] -= vi * p[jj] + wi * v[jj];
@@ -6511,14 +6585,9 @@ static int ag__cholesky(double *a, int n) {
         s = sqrt(s);
         a[(size_t)j * n + j] = s;
         {
-            long ii; int ag__nt = (size_t)(n - j) * j > 65536 ? 0 : 1;
-#ifdef _OPENMP
-            if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-            ag__nt = 1;
-#endif
+            long ii; int ag__nt = ag__threads(0, (size_t)(n - j) * j, 65537);
             (void)ag__nt;
-            AG__PARALLEL_FOR
+            AG__PARALLEL_FOR(ag__nt)
             for (ii = j + 1; ii < n; ii++) {
                 double t = a[(size_t)ii * n + j]; int kk;
                 for (kk = 0; kk < j; kk++) t -= a[(size_t)ii * n + kk] * a[(size_t)j * n + kk];
@@ -6546,20 +6615,15 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
     if (attempt == 2) { AG_FREE(L); return ag__fail(err, "FID: the second covariance is not positive semi-definite"); }
     /* T = (s1 + offset I) L; M = Lᵀ T (symmetric) */
     {
-        long r; int ag__nt = d > 64 ? 0 : 1;
-#ifdef _OPENMP
-        if (!ag__nt) ag__nt = omp_get_max_threads();
-#else
-        ag__nt = 1;
-#endif
+        long r; int ag__nt = ag__threads(0, (size_t)d, 65);
         (void)ag__nt;
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *trow = T + (size_t)r * d; const double *srow = s1 + (size_t)r * d; int k, j;
             for (j = 0; j < d; j++) trow[j] = offset * L[(size_t)r * d + j];
             for (k = 0; k < d; k++) { double a = srow[k]; const double *lrow = L + (size_t)k * d; if (a != 0.0) for (j = 0; j <= k; j++) trow[j] += a * lrow[j]; }
         }
-        AG__PARALLEL_FOR
+        AG__PARALLEL_FOR(ag__nt)
         for (r = 0; r < d; r++) {
             double *mrow = M + (size_t)r * d; int k, j;
             for (j = 0; j < d; j++) mrow[j] = 0.0;
@@ -6587,7 +6651,6 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
 /* branch widths of the three inception blocks: 1x1, 3x3 reduce, 3x3, 3x3dbl reduce, 3x3dbl, pool */
 static const int ag__cls_widths[3][6] = { { 32, 32, 48, 16, 24, 24 }, { 48, 48, 64, 32, 48, 32 }, { 64, 64, 96, 48, 64, 32 } };
 static const int ag__cls_block_in[3] = { 48, 128, 192 };
-static int ag__fail_prefix(ag_error *err, const char *fmt, ...);
 
 static int ag__cls_reg_unit(ag_params *ps, ag_cls_unit *u, const char *prefix, int cin, int cout, int k, ag_error *err) {
     char name[AG_NAME_MAX];
@@ -6744,10 +6807,13 @@ AGDEF int ag_classifier_load(const char *path, ag_classifier *net, ag_error *err
 
 /* ---- the scorer ---- */
 enum { AG__SCORER_INCEPTION = 0, AG__SCORER_CLASSIFIER = 1 };
+#define AG__CLS_UNITS 23   /* conv1, conv2 and 7 per inception block */
 struct ag_scorer {
     int kind, pytorch_pre, batch;
     ag_inception *inc;
     ag_classifier cls; ag_ctx *ctx;
+    ag_params folded;                       /* classifier convs with eval BatchNorm folded in */
+    ag_tensor *fw[AG__CLS_UNITS], *fb[AG__CLS_UNITS];
     unsigned char *u8, *img; float *x;   /* a batch of quantised images; one converted image; network input */
     size_t u8_cap, img_cap, x_cap;
     float lut[256]; int lut_ready;
@@ -6756,15 +6822,85 @@ AGDEF void ag_scorer_free(ag_scorer *s) {
     if (!s) return;
     ag_inception_free(s->inc);
     ag_classifier_free(&s->cls);
+    ag_params_free(&s->folded);
     ag_ctx_free(s->ctx);
     AG_FREE(s->u8); AG_FREE(s->img); AG_FREE(s->x);
     AG_FREE(s);
+}
+/* the classifier's units in forward order */
+static void ag__cls_units(ag_classifier *net, ag_cls_unit **u) {
+    int b, k = 0;
+    u[k++] = &net->conv1; u[k++] = &net->conv2;
+    for (b = 0; b < 3; b++) {
+        ag_cls_block *m = &net->mixed[b];
+        u[k++] = &m->branch1x1; u[k++] = &m->branch3x3_1; u[k++] = &m->branch3x3_2; u[k++] = &m->branch3x3dbl_1;
+        u[k++] = &m->branch3x3dbl_2; u[k++] = &m->branch3x3dbl_3; u[k++] = &m->branch_pool;
+    }
+}
+/* eval-mode BatchNorm folded into each conv (as the Inception port does): w' = w·γ/√(var+ε),
+   b' = β - mean·γ/√(var+ε); scoring then runs conv + in-place ReLU only */
+static int ag__scorer_fold(ag_scorer *s, ag_error *err) {
+    ag_cls_unit *u[AG__CLS_UNITS]; int k;
+    ag__cls_units(&s->cls, u);
+    for (k = 0; k < AG__CLS_UNITS; k++) {
+        ag_conv_layer *c = &u[k]->conv; ag_bn_layer *bn = &u[k]->bn; char name[32]; int shape[4], o; size_t per, j;
+        shape[0] = c->cout; shape[1] = c->cin; shape[2] = c->kh; shape[3] = c->kw;
+        snprintf(name, sizeof name, "w%d", k);
+        if (!(s->fw[k] = ag_params_add(&s->folded, name, AG_ENTRY_BUFFER, 4, shape, err))) return -1;
+        snprintf(name, sizeof name, "b%d", k);
+        if (!(s->fb[k] = ag_params_add(&s->folded, name, AG_ENTRY_BUFFER, 1, &c->cout, err))) return -1;
+        per = (size_t)c->cin * c->kh * c->kw;
+        for (o = 0; o < c->cout; o++) {
+            double scale, var = bn->running_var->data[o];
+            if (!(var >= 0.0) || !isfinite(var) || !isfinite(bn->running_mean->data[o]) || !isfinite(bn->weight->data[o]) || !isfinite(bn->bias->data[o]))
+                return ag__fail(err, "classifier: a BatchNorm statistic of unit %d channel %d is negative or not finite", k, o);
+            scale = (double)bn->weight->data[o] / sqrt(var + 1e-5);
+            for (j = 0; j < per; j++) {
+                float wv = c->weight->data[(size_t)o * per + j];
+                if (!isfinite(wv)) return ag__fail(err, "classifier: a conv weight of unit %d is not finite", k);
+                s->fw[k]->data[(size_t)o * per + j] = (float)(wv * scale);
+            }
+            s->fb[k]->data[o] = (float)((double)bn->bias->data[o] - (double)bn->running_mean->data[o] * scale);
+        }
+    }
+    for (k = 0; k < (int)s->cls.fc.weight->size; k++) if (!isfinite(s->cls.fc.weight->data[k])) return ag__fail(err, "classifier: fc.weight is not finite");
+    return 0;
+}
+static ag_tensor *ag__scorer_unit(ag_scorer *s, int k, ag_tensor *x) {
+    ag_tensor *y = ag_conv2d(s->ctx, x, s->fw[k], s->fb[k], 1, 1, s->fw[k]->shape[2] / 2, s->fw[k]->shape[3] / 2);
+    if (y) {   /* ReLU in place: no tape in scoring */
+        float *d = y->data; long n = (long)y->size, i; int ag__nt = ag__threads_for(s->ctx, y->size); (void)ag__nt;
+        AG__PARALLEL_FOR(ag__nt)
+        for (i = 0; i < n; i++) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
+    }
+    return y;
+}
+static ag_tensor *ag__scorer_block(ag_scorer *s, int k0, ag_tensor *x) {
+    ag_tensor *br[4];
+    br[0] = ag__scorer_unit(s, k0, x);
+    br[1] = ag__scorer_unit(s, k0 + 2, ag__scorer_unit(s, k0 + 1, x));
+    br[2] = ag__scorer_unit(s, k0 + 5, ag__scorer_unit(s, k0 + 4, ag__scorer_unit(s, k0 + 3, x)));
+    br[3] = ag__scorer_unit(s, k0 + 6, ag_avg_pool2d(s->ctx, x, 3, 1, 1, 0));
+    if (!br[0] || !br[1] || !br[2] || !br[3]) return NULL;
+    return ag_concat_channels(s->ctx, br, 4);
+}
+/* the classifier's eval forward with folded BN: x [N,C,S,S] -> logits, features */
+static ag_tensor *ag__scorer_cls_forward(ag_scorer *s, ag_tensor *x, ag_tensor **features) {
+    ag_ctx *ctx = s->ctx; ag_tensor *f;
+    x = ag_max_pool2d(ctx, ag__scorer_unit(s, 0, x), 2, 2, 0);
+    x = ag_max_pool2d(ctx, ag__scorer_unit(s, 1, x), 2, 2, 0);
+    x = ag__scorer_block(s, 9, ag__scorer_block(s, 2, x));
+    x = ag__scorer_block(s, 16, ag_max_pool2d(ctx, x, 2, 2, 0));
+    if (!x) return NULL;
+    f = ag_scale(ctx, ag_sum_hw(ctx, x), 1.0f / (float)(x->shape[2] * x->shape[3]));
+    *features = f;
+    return ag_linear(ctx, f, s->cls.fc.weight, s->cls.fc.bias);
 }
 static ag_scorer *ag__scorer_new(int kind, ag_error *err) {
     ag_scorer *s = (ag_scorer *)AG_MALLOC(sizeof(ag_scorer));
     if (!s) { ag__fail(err, "out of memory for a scorer"); return NULL; }
     memset(s, 0, sizeof *s);
-    s->kind = kind; s->batch = kind == AG__SCORER_INCEPTION ? 8 : 256;
+    s->kind = kind; s->batch = kind == AG__SCORER_INCEPTION ? 8 : 128;
     if (kind == AG__SCORER_CLASSIFIER && !(s->ctx = ag_ctx_create(0))) { AG_FREE(s); ag__fail(err, "out of memory for a scorer"); return NULL; }
     return s;
 }
@@ -6775,6 +6911,7 @@ AGDEF ag_scorer *ag_scorer_from_classifier(const ag_classifier *net, ag_error *e
         ag_params_copy(&s->cls.params, &net->params, err)) { ag_scorer_free(s); return NULL; }
     memcpy(s->cls.dataset, net->dataset, sizeof s->cls.dataset);
     s->cls.training = 0;
+    if (ag__scorer_fold(s, err)) { ag_scorer_free(s); return NULL; }
     return s;
 }
 AGDEF ag_scorer *ag_scorer_load(const char *path, ag_error *err) {
@@ -6785,7 +6922,10 @@ AGDEF ag_scorer *ag_scorer_load(const char *path, ag_error *err) {
         if (ag_safetensors_read(path, &arr, &meta, err)) return NULL;
     } else if (ag_pth_read(path, &arr, err)) return NULL;
     if (meta && !ag_json_get_string(meta, "format", fmt, sizeof fmt) && !strcmp(fmt, AG__CLS_FORMAT)) {
-        if ((s = ag__scorer_new(AG__SCORER_CLASSIFIER, err)) && ag__cls_from_arrays(&s->cls, &arr, meta, path, err)) { ag_scorer_free(s); s = NULL; }
+        if ((s = ag__scorer_new(AG__SCORER_CLASSIFIER, err)) && (ag__cls_from_arrays(&s->cls, &arr, meta, path, err) || ag__scorer_fold(s, err))) {
+            if (s->cls.in_size) ag__fail_prefix(err, "%s", path);
+            ag_scorer_free(s); s = NULL;
+        }
     } else if (ag_array_list_find(&arr, "Conv2d_1a_3x3.conv.weight")) {
         if ((s = ag__scorer_new(AG__SCORER_INCEPTION, err)) && !(s->inc = ag_inception_from_arrays(&arr, &e))) {
             ag__fail(err, "%s: %s", path, e.msg); ag_scorer_free(s); s = NULL;
@@ -6877,8 +7017,7 @@ AGDEF int ag_scorer_forward_u8(ag_scorer *s, const unsigned char *nhwc, int n, i
             ag_ctx_reset(s->ctx); ag_ctx_clear_error(s->ctx); ag_ctx_set_grad_enabled(s->ctx, 0);
             shape[0] = cnt; shape[1] = C; shape[2] = shape[3] = S;
             x = ag_tensor_from(s->ctx, 4, shape, s->x);
-            s->cls.training = 0;
-            lg = ag_classifier_forward(s->ctx, &s->cls, x, &f);
+            lg = ag__scorer_cls_forward(s, x, &f);
             if (!lg) { ag__fail(err, "classifier forward: %s", ag_ctx_error(s->ctx)); ag_ctx_reset(s->ctx); return -1; }
             if (logits) memcpy(logits + (size_t)i0 * K, lg->data, (size_t)cnt * K * sizeof(float));
             if (features) memcpy(features + (size_t)i0 * F, f->data, (size_t)cnt * F * sizeof(float));
@@ -6926,14 +7065,14 @@ AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *i
     for (i0 = 0; i0 < n; i0 += chunk) {
         int cnt = n - i0 < chunk ? n - i0 : chunk;
         if (ag_scorer_forward(s, images + (size_t)i0 * c * h * w, cnt, c, h, w, NULL, f, err)) { AG_FREE(f); return -1; }
-        if (ag_fid_stats_add(st, f, cnt)) { AG_FREE(f); return ag__fail(err, "scorer FID: out of memory"); }
+        if (ag_fid_stats_add(st, f, cnt, err)) { AG_FREE(f); return -1; }
     }
     AG_FREE(f);
     return 0;
 }
 
 /* ===================================================================================
-   10. File formats: .safetensors, zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth
+   10. File formats: .safetensors, zip/DEFLATE, gzip, idx, tar, .npy/.npz, PNG, PyTorch .pth
    =================================================================================== */
 /* Layout: u64 little-endian header length N, N bytes of JSON
    {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
@@ -7079,12 +7218,9 @@ AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_ar
     return rc;
 }
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata, ag_error *err) {
-    unsigned char *buf; size_t len; int rc; ag_error e;
+    unsigned char *buf; size_t len;
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    rc = ag_safetensors_read_memory(buf, len, out, metadata, &e);
-    AG_FREE(buf);
-    if (rc) return ag__fail(err, "%s: %s", path, e.msg);
-    return 0;
+    return ag__read_finish(path, buf, ag_safetensors_read_memory(buf, len, out, metadata, err), err);
 }
 
 /* growable text buffer for writing headers */
@@ -7869,28 +8005,7 @@ static int ag__view_extent(int ndim, const int64_t *shape, const int64_t *stride
 }
 
 
-/* ---- error prefixes and the array helpers of the readers API ---- */
-
-/* Prefix the message already in err with "<formatted prefix>: " (e.g. the file path). */
-static int ag__fail_prefix(ag_error *err, const char *fmt, ...) {
-    char tmp[sizeof ((ag_error *)0)->msg], pre[160];
-    va_list ap;
-    size_t n;
-    if (!err) return -1;
-    memcpy(tmp, err->msg, sizeof tmp);
-    tmp[sizeof tmp - 1] = '\0';
-    va_start(ap, fmt);
-    vsnprintf(pre, sizeof pre, fmt, ap);
-    va_end(ap);
-    n = strlen(pre);
-    memcpy(err->msg, pre, n);
-    err->msg[n] = ':';
-    err->msg[n + 1] = ' ';
-    n += 2;
-    memcpy(err->msg + n, tmp, sizeof err->msg - n - 1);
-    err->msg[sizeof err->msg - 1] = '\0';
-    return -1;
-}
+/* ---- the array helpers of the readers API ---- */
 
 AGDEF const char *ag_dtype_name(ag_dtype t) {
     switch (t) {
@@ -8041,7 +8156,34 @@ typedef struct ag__huff {
     uint16_t symbol[288];               /* symbols ordered by code */
 } ag__huff;
 
+/* An input window: a whole buffer in memory, or a file read 1 MB at a time (f set). When
+   more is needed, the unread bytes and 8 bytes before them move to the front first, so the
+   inflater can give back the whole bytes left in its 64-bit buffer. */
+typedef struct ag__src {
+    const unsigned char *p; size_t len, pos;
+    FILE *f; unsigned char *buf; size_t cap; int eof, ioerr;
+} ag__src;
+
+/* make at least k bytes (k <= cap / 2) available at p + pos; -1 when the input ends first */
+static int ag__src_need(ag__src *s, size_t k) {
+    size_t hist, keep;
+    if (s->len - s->pos >= k) return 0;
+    if (!s->f || s->eof) return -1;
+    hist = s->pos < 8 ? s->pos : 8;
+    keep = s->len - s->pos + hist;
+    memmove(s->buf, s->p + s->pos - hist, keep);
+    s->p = s->buf; s->pos = hist; s->len = keep;
+    while (s->len - s->pos < k && !s->eof) {
+        size_t got = fread(s->buf + s->len, 1, s->cap - s->len, s->f);
+        if (got == 0) { s->eof = 1; s->ioerr = ferror(s->f) != 0; break; }
+        s->len += got;
+    }
+    return s->len - s->pos >= k ? 0 : -1;
+}
+static int ag__src_byte(ag__src *s) { return ag__src_need(s, 1) ? -1 : s->p[s->pos++]; }
+
 typedef struct ag__inf {
+    ag__src *src;     /* streamed input, or NULL when in holds all of it */
     const unsigned char *in;
     size_t in_len, pos;
     uint64_t bits;    /* bit buffer, LSB first */
@@ -8110,10 +8252,19 @@ static int ag__huff_build(ag__huff *h, const unsigned char *lens, int n) {
     return 0;
 }
 
+/* refill the window from the streamed source; -1 at its end */
+static int ag__inf_pull(ag__inf *s, size_t k) {
+    int r;
+    s->src->pos = s->pos;
+    r = ag__src_need(s->src, k);
+    s->in = s->src->p; s->in_len = s->src->len; s->pos = s->src->pos;
+    return r;
+}
+
 static void ag__inf_refill(ag__inf *s) {
     while (s->nbits <= 56) {
         uint64_t byte = 0;
-        if (s->pos < s->in_len) byte = s->in[s->pos++];
+        if (s->pos < s->in_len || (s->src && !ag__inf_pull(s, 1))) byte = s->in[s->pos++];
         else s->pad += 8;
         s->bits |= byte << s->nbits;
         s->nbits += 8;
@@ -8235,16 +8386,20 @@ static int ag__inf_codes(ag__inf *s, const ag__huff *lit, const ag__huff *dist) 
 static int ag__inf_stored(ag__inf *s) {
     size_t n;
     if (ag__inf_unread(s)) return -1;
-    if (s->in_len - s->pos < 4) return ag__fail(s->err, "inflate: truncated stored block");
+    if (s->in_len - s->pos < 4 && (!s->src || ag__inf_pull(s, 4))) return ag__fail(s->err, "inflate: truncated stored block");
     n = ag__rd16(s->in + s->pos);
     if (n != (~ag__rd16(s->in + s->pos + 2) & 0xffffu))
         return ag__fail(s->err, "inflate: stored block length check failed");
     s->pos += 4;
-    if (s->in_len - s->pos < n) return ag__fail(s->err, "inflate: truncated stored block");
+    if (s->in_len - s->pos < n && !s->src) return ag__fail(s->err, "inflate: truncated stored block");
     if (ag__inf_reserve(s, n)) return -1;
-    if (n) memcpy(s->out + s->out_len, s->in + s->pos, n);
-    s->out_len += n;
-    s->pos += n;
+    while (n) {
+        size_t k = s->in_len - s->pos;
+        if (!k && ag__inf_pull(s, 1)) return ag__fail(s->err, "inflate: truncated stored block");
+        k = s->in_len - s->pos < n ? s->in_len - s->pos : n;
+        memcpy(s->out + s->out_len, s->in + s->pos, k);
+        s->out_len += k; s->pos += k; n -= k;
+    }
     return 0;
 }
 
@@ -8301,23 +8456,23 @@ static int ag__inf_dynamic(ag__inf *s, ag__huff *lit, ag__huff *dist) {
 static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                           size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
                           int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
-                          uint32_t *crc, uint64_t *total, ag_error *err);
+                          uint32_t *crc, uint64_t *total, ag__src *src, ag_error *err);
 static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                        size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed, ag_error *err) {
-    return ag__inflate_to(in, in_len, zlib_wrapped, size_hint, max_out, out, out_len, consumed, NULL, NULL, NULL, NULL, err);
+    return ag__inflate_to(in, in_len, zlib_wrapped, size_hint, max_out, out, out_len, consumed, NULL, NULL, NULL, NULL, NULL, err);
 }
-/* Raw DEFLATE streamed into sink(user, chunk, len, err) (which returns -1 to stop, with its
-   message in err); *crc gets the CRC-32 and *total the length of everything it was given. */
-static int ag__inflate_stream(const unsigned char *in, size_t in_len, size_t *consumed,
-                              int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
+/* Raw DEFLATE from src (left just past the stream) into sink(user, chunk, len, err) (which
+   returns -1 to stop, with its message in err); *crc gets the CRC-32 and *total the length
+   of everything it was given. */
+static int ag__inflate_stream(ag__src *src, int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
                               uint32_t *crc, uint64_t *total, ag_error *err) {
     unsigned char *out; size_t out_len;
-    return ag__inflate_to(in, in_len, 0, (size_t)1 << 20, SIZE_MAX, &out, &out_len, consumed, sink, sink_user, crc, total, err);
+    return ag__inflate_to(src->p, src->len, 0, (size_t)1 << 20, SIZE_MAX, &out, &out_len, NULL, sink, sink_user, crc, total, src, err);
 }
 static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapped, size_t size_hint,
                           size_t max_out, unsigned char **out, size_t *out_len, size_t *consumed,
                           int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
-                          uint32_t *crc, uint64_t *total, ag_error *err) {
+                          uint32_t *crc, uint64_t *total, ag__src *src, ag_error *err) {
     ag__inf s;
     ag__huff *tabs;
     int final = 0;
@@ -8328,6 +8483,7 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
     s.sink_user = sink_user;
     s.in = in;
     s.in_len = in ? in_len : 0;
+    if (src) { s.src = src; s.pos = src->pos; }
     s.max_out = max_out;
     s.err = err;
     if (zlib_wrapped) {
@@ -8358,6 +8514,7 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
     }
     AG_FREE(tabs);
     if (ag__inf_unread(&s)) { AG_FREE(s.out); return -1; }
+    if (src) src->pos = s.pos;
     if (sink) {
         int r = s.out_len ? ag__inf_flush(&s, s.out_len) : 0;
         AG_FREE(s.out);
@@ -8387,48 +8544,50 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
 
 /* ---- gzip (RFC 1952): members of raw DEFLATE with a CRC-32 and length trailer ------- */
 
-/* length of the member header at b, or -1 */
-static int ag__gzip_header(const unsigned char *b, size_t len, size_t *hdr, ag_error *err) {
-    size_t p = 10;
-    int flags;
-    if (len < 10 || b[0] != 0x1f || b[1] != 0x8b) return ag__fail(err, "gzip: bad magic (not a gzip file)");
-    if (b[2] != 8) return ag__fail(err, "gzip: compression method %d (only 8, deflate)", b[2]);
-    flags = b[3];
-    if (flags & 0xe0) return ag__fail(err, "gzip: reserved flag bits set");
-    if (flags & 4) {                                  /* FEXTRA */
-        if (len - p < 2) return ag__fail(err, "gzip: truncated header");
-        p += 2 + ag__rd16(b + p);
-        if (p > len) return ag__fail(err, "gzip: truncated header");
+static int ag__gzip_header(ag__src *s, ag_error *err) {
+    int flags, k, c;
+    if (ag__src_need(s, 10)) {
+        if (s->len - s->pos >= 2 && s->p[s->pos] == 0x1f && s->p[s->pos + 1] == 0x8b) return ag__fail(err, "gzip: truncated header");
+        return ag__fail(err, "gzip: bad magic (not a gzip file)");
     }
-    if (flags & 8) { while (p < len && b[p]) p++; if (p++ >= len) return ag__fail(err, "gzip: truncated header"); }   /* FNAME */
-    if (flags & 16) { while (p < len && b[p]) p++; if (p++ >= len) return ag__fail(err, "gzip: truncated header"); }  /* FCOMMENT */
-    if (flags & 2) { p += 2; if (p > len) return ag__fail(err, "gzip: truncated header"); }                           /* FHCRC */
-    *hdr = p;
-    return 0;
-}
-
-static int ag__gzip_trailer(const unsigned char *b, size_t len, size_t *pos, uint32_t crc, uint64_t total, ag_error *err) {
-    if (len - *pos < 8) return ag__fail(err, "gzip: truncated (no CRC-32/length trailer)");
-    if (ag__rd32(b + *pos) != crc) return ag__fail(err, "gzip: CRC-32 mismatch (corrupt data)");
-    if (ag__rd32(b + *pos + 4) != (uint32_t)total) return ag__fail(err, "gzip: length in the trailer disagrees with the data");
-    *pos += 8;
+    if (s->p[s->pos] != 0x1f || s->p[s->pos + 1] != 0x8b) return ag__fail(err, "gzip: bad magic (not a gzip file)");
+    if (s->p[s->pos + 2] != 8) return ag__fail(err, "gzip: compression method %d (only 8, deflate)", s->p[s->pos + 2]);
+    flags = s->p[s->pos + 3];
+    if (flags & 0xe0) return ag__fail(err, "gzip: reserved flag bits set");
+    s->pos += 10;
+    if (flags & 4) {                                  /* FEXTRA */
+        int lo = ag__src_byte(s), hi = ag__src_byte(s);
+        if (hi < 0) return ag__fail(err, "gzip: truncated header");
+        for (k = 0; k < (lo | hi << 8); k++) if (ag__src_byte(s) < 0) return ag__fail(err, "gzip: truncated header");
+    }
+    if (flags & 8) { do c = ag__src_byte(s); while (c > 0); if (c < 0) return ag__fail(err, "gzip: truncated header"); }   /* FNAME */
+    if (flags & 16) { do c = ag__src_byte(s); while (c > 0); if (c < 0) return ag__fail(err, "gzip: truncated header"); }  /* FCOMMENT */
+    if ((flags & 2) && (ag__src_byte(s) < 0 || ag__src_byte(s) < 0)) return ag__fail(err, "gzip: truncated header");    /* FHCRC */
     return 0;
 }
 
 /* every member, one after another (as gzip -d does); trailing zero padding is allowed */
+static int ag__gunzip_src(ag__src *src, int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
+    do {
+        uint32_t crc = 0; uint64_t total = 0;
+        if (ag__gzip_header(src, err)) return -1;
+        if (ag__inflate_stream(src, sink, user, &crc, &total, err)) return -1;
+        if (ag__src_need(src, 8)) return ag__fail(err, "gzip: truncated (no CRC-32/length trailer)");
+        if (ag__rd32(src->p + src->pos) != crc) return ag__fail(err, "gzip: CRC-32 mismatch (corrupt data)");
+        if (ag__rd32(src->p + src->pos + 4) != (uint32_t)total) return ag__fail(err, "gzip: length in the trailer disagrees with the data");
+        src->pos += 8;
+        while (!ag__src_need(src, 1) && src->p[src->pos] == 0) src->pos++;
+    } while (!ag__src_need(src, 1));
+    if (src->ioerr) return ag__fail(err, "gzip: read error");
+    return 0;
+}
+
 static int ag__gunzip_stream(const unsigned char *buf, size_t len,
                              int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
-    size_t pos = 0;
-    do {
-        size_t hdr = 0, used = 0; uint32_t crc = 0; uint64_t total = 0;
-        if (ag__gzip_header(buf + pos, len - pos, &hdr, err)) return -1;
-        pos += hdr;
-        if (ag__inflate_stream(buf + pos, len - pos, &used, sink, user, &crc, &total, err)) return -1;
-        pos += used;
-        if (ag__gzip_trailer(buf, len, &pos, crc, total, err)) return -1;
-        while (pos < len && buf[pos] == 0) pos++;
-    } while (pos < len);
-    return 0;
+    ag__src src;
+    memset(&src, 0, sizeof src);
+    src.p = buf; src.len = buf ? len : 0;
+    return ag__gunzip_src(&src, sink, user, err);
 }
 
 typedef struct ag__membuf { unsigned char *data; size_t len, cap, max; } ag__membuf;
@@ -8454,8 +8613,8 @@ AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsign
     *out = NULL; *out_len = 0;
     m.max = max_out ? max_out : SIZE_MAX;
     if (len >= 18 && buf[0] == 0x1f && buf[1] == 0x8b) {      /* size the buffer from the (last) ISIZE */
-        size_t isize = ag__rd32(buf + len - 4);
-        if (isize > 0 && isize <= m.max && isize < ((size_t)1 << 31)) {
+        size_t isize = ag__rd32(buf + len - 4);   /* trusted only as far as DEFLATE can expand (1032:1) */
+        if (isize > 0 && isize <= m.max && isize < ((size_t)1 << 31) && isize / 1032 <= len) {
             m.data = (unsigned char *)AG_MALLOC(isize);
             if (m.data) m.cap = isize;
         }
@@ -8635,6 +8794,15 @@ static int ag__tar_sink(void *user, const unsigned char *p, size_t n, ag_error *
     return 0;
 }
 
+static int ag__tar_finish(ag__tar *t, int r, ag_error *err) {
+    if (!r && (t->in_member || t->hdr_fill)) r = ag__fail(err, "tar: truncated archive (member '%s' ends early)", t->in_member ? t->name : "header");
+    /* GNU tar ends with two zero blocks; some writers omit them, which is harmless, but an
+       archive without a single header is not one */
+    if (!r && !t->ended && !t->name[0] && !t->longname) r = ag__fail(err, "tar: empty archive (no members)");
+    AG_FREE(t->longname);
+    return r;
+}
+
 AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err) {
     ag__tar t;
     int r;
@@ -8642,21 +8810,34 @@ AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_c
     t.cb = cb; t.user = user;
     if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) r = ag__gunzip_stream(buf, len, ag__tar_sink, &t, err);
     else r = ag__tar_sink(&t, buf, len, err);
-    if (!r && (t.in_member || t.hdr_fill)) r = ag__fail(err, "tar: truncated archive (member '%s' ends early)", t.in_member ? t.name : "header");
-    /* GNU tar ends with two zero blocks; some writers omit them, which is harmless, but an
-       archive without a single header is not one */
-    if (!r && !t.ended && !t.name[0] && !t.longname) r = ag__fail(err, "tar: empty archive (no members)");
-    AG_FREE(t.longname);
-    return r;
+    return ag__tar_finish(&t, r, err);
 }
 
+/* the file streams through 1 MB at a time: an archive of gigabytes never sits in memory */
 AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_tar_read_from_memory(buf, len, cb, user, err);
-    AG_FREE(buf);
+    ag__tar t;
+    ag__src src;
+    int r = 0;
+    memset(&t, 0, sizeof t);
+    memset(&src, 0, sizeof src);
+    t.cb = cb; t.user = user;
+    src.f = fopen(path, "rb");
+    if (!src.f) return ag__fail(err, "%s: cannot open for reading", path);
+    src.cap = (size_t)1 << 20;
+    src.buf = (unsigned char *)AG_MALLOC(src.cap);
+    if (!src.buf) { fclose(src.f); return ag__fail(err, "%s: out of memory", path); }
+    src.p = src.buf;
+    if (!ag__src_need(&src, 2) && src.p[0] == 0x1f && src.p[1] == 0x8b) r = ag__gunzip_src(&src, ag__tar_sink, &t, err);
+    else {
+        while (!r && !ag__src_need(&src, 1)) {
+            r = ag__tar_sink(&t, src.p + src.pos, src.len - src.pos, err);
+            src.pos = src.len;
+        }
+        if (!r && src.ioerr) r = ag__fail(err, "read error");
+    }
+    r = ag__tar_finish(&t, r, err);
+    fclose(src.f);
+    AG_FREE(src.buf);
     return r ? ag__fail_prefix(err, "%s", path) : 0;
 }
 
@@ -9240,14 +9421,10 @@ AGDEF int ag_npy_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_npy_read(const char *path, ag_array *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_npy_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_npy_read_from_memory(buf, len, out, err), err);
 }
 
 /* The header numpy 1.24 writes: dict, growth spaces, padding to 64, '\n'. */
@@ -9323,13 +9500,9 @@ AGDEF int ag_npy_write_to_memory(const ag_array *a, unsigned char **out, size_t 
 }
 
 AGDEF int ag_npy_write(const char *path, const ag_array *a, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_npy_write_to_memory(a, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_npy_write_to_memory(a, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err) {
@@ -9379,14 +9552,10 @@ AGDEF int ag_npz_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_npz_read(const char *path, ag_array_list *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_npz_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_npz_read_from_memory(buf, len, out, err), err);
 }
 
 AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **out, size_t *out_len, ag_error *err) {
@@ -9431,13 +9600,9 @@ AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **ou
 }
 
 AGDEF int ag_npz_write(const char *path, const ag_array_list *arrays, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_npz_write_to_memory(arrays, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_npz_write_to_memory(arrays, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 /* ---- PNG decode / encode ---- */
@@ -9722,14 +9887,10 @@ fail:
 }
 
 AGDEF int ag_png_read(const char *path, int channels, ag_array *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_png_read_from_memory(buf, len, channels, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_png_read_from_memory(buf, len, channels, out, err), err);
 }
 
 static int ag__png_chunk(unsigned char **buf, size_t *len, size_t *cap, const char *type, const unsigned char *data,
@@ -9813,13 +9974,9 @@ fail:
 }
 
 AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width, int height, int channels, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    if (ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err)) return ag__fail_prefix(err, "%s", path ? path : "");
-    r = ag_write_file_atomic(path, buf, len, err);
-    AG_FREE(buf);
-    return r;
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
 }
 
 /* ---- line plots (ag_plot_png) ---- */
@@ -10993,14 +11150,10 @@ AGDEF int ag_pth_read_from_memory(const unsigned char *buf, size_t len, ag_array
 }
 
 AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
+    unsigned char *buf; size_t len;
     if (out) memset(out, 0, sizeof *out);
     if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_pth_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    return ag__read_finish(path, buf, ag_pth_read_from_memory(buf, len, out, err), err);
 }
 
 

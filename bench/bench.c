@@ -40,32 +40,6 @@ static double max_rss_mb(void) {
 
 static int threads = 0, iters = 3, warmup = 1;
 
-/* a full FID-Inception state dict with He-normal convs and identity-like BN */
-static int bench_inception_weights(ag_array_list *sd, ag_rng *rng, ag_error *err) {
-    ag_inception tmp; int i; float *buf = NULL; size_t cap = 0;
-    memset(&tmp, 0, sizeof tmp);
-    ag__inc_layout(&tmp);
-    for (i = 0; i < tmp.count; i++) {
-        const ag__inc_conv *c = &tmp.convs[i]; int64_t ws[4], cs[1]; size_t n = (size_t)c->cout * c->cin * c->kh * c->kw; char name[96];
-        static const char *const bn[4] = { "weight", "bias", "running_mean", "running_var" }; int k;
-        if (n > cap) { free(buf); buf = (float *)malloc(n * sizeof(float)); cap = n; }
-        ws[0] = c->cout; ws[1] = c->cin; ws[2] = c->kh; ws[3] = c->kw; cs[0] = c->cout;
-        ag_rng_fill_normal(rng, buf, n, 0.0f, (float)sqrt(2.0 / (double)(c->cin * c->kh * c->kw)));
-        snprintf(name, sizeof name, "%s.conv.weight", c->prefix);
-        if (ag_array_list_add(sd, name, AG_DTYPE_F32, 4, ws, buf, err)) return -1;
-        for (k = 0; k < 4; k++) {
-            size_t j; for (j = 0; j < (size_t)c->cout; j++) buf[j] = (k == 0 || k == 3) ? 1.0f : 0.0f;
-            snprintf(name, sizeof name, "%s.bn.%s", c->prefix, bn[k]);
-            if (ag_array_list_add(sd, name, AG_DTYPE_F32, 1, cs, buf, err)) return -1;
-        }
-    }
-    free(buf);
-    {
-        int64_t fw[2] = { 1008, 2048 }, fb[1] = { 1008 };
-        if (ag_array_list_add(sd, "fc.weight", AG_DTYPE_F32, 2, fw, NULL, err) || ag_array_list_add(sd, "fc.bias", AG_DTYPE_F32, 1, fb, NULL, err)) return -1;
-    }
-    return 0;
-}
 static double peak_gflops = 0.0;
 
 static void report(const char *name, const char *extra, double seconds, double flops, int n) {
@@ -179,7 +153,7 @@ static int inception_bench(void) {
     memset(&sd, 0, sizeof sd);
     ag_rng_seed(&rng, 4, 4);
     net = NULL;
-    if (bench_inception_weights(&sd, &rng, &err) || !(net = ag_inception_from_arrays(&sd, &err))) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    if (ag_inception_random_state_dict(&sd, &rng, &err) || !(net = ag_inception_from_arrays(&sd, &err))) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
     ag_array_list_free(&sd);
     if (threads > 0) ag_inception_set_threads(net, threads);
     x = (float *)malloc((size_t)n * 3 * 299 * 299 * sizeof(float)); pool3 = (float *)malloc((size_t)n * 2048 * sizeof(float));
@@ -198,6 +172,32 @@ static int inception_bench(void) {
     return 0;
 }
 
+/* scoring with the compact classifier: 1,000 generator-style images (floats in [-1, 1],
+   1 x 32 x 32) through ag_scorer_forward (quantisation, normalisation, eval forward, logits
+   and features), random weights (the speed does not depend on them) */
+static int classifier_bench(void) {
+    ag_error err; ag_rng rng; ag_classifier net; ag_scorer *sc; float *x, *feat, *logits; int i, n = 1000;
+    double t0 = 0, t; char extra[200]; size_t k;
+    ag_rng_seed(&rng, 5, 5);
+    if (ag_classifier_init(&net, 1, 32, 10, &rng, &err) || !(sc = ag_scorer_from_classifier(&net, &err))) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    ag_classifier_free(&net);
+    if (threads > 0) ag_scorer_set_threads(sc, threads);
+    x = (float *)malloc((size_t)n * 32 * 32 * sizeof(float)); feat = (float *)malloc((size_t)n * 256 * sizeof(float));
+    logits = (float *)malloc((size_t)n * 10 * sizeof(float));
+    for (k = 0; k < (size_t)n * 32 * 32; k++) x[k] = ag_rng_uniform(&rng) * 2.0f - 1.0f;
+    for (i = 0; i < warmup + iters; i++) {
+        if (i == warmup) t0 = now_seconds();
+        if (ag_scorer_forward(sc, x, n, 1, 32, 32, logits, feat, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    }
+    t = now_seconds() - t0;
+    snprintf(extra, sizeof extra, "threads=%d iters=%d images=%d img_per_s=%.0f s_per_1000=%.3f max_rss_mb=%.0f", threads > 0 ? threads : 0, iters, n,
+             n * iters / t, 1000.0 * t / ((double)n * iters), max_rss_mb());
+    /* 13.44 MMAC per 1 x 32 x 32 image (convs and fc) */
+    report("classifier", extra, t, 2.0 * 13.44e6 * n * iters, iters);
+    free(x); free(feat); free(logits); ag_scorer_free(sc);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *w = NULL; int rc = 0; cli c;
     cli_start(&c, "bench", argc, argv);
@@ -206,7 +206,7 @@ int main(int argc, char **argv) {
         else if (cli_is(&c, "--iters")) iters = (int)cli_int(&c, 1, 1000000);
         else if (cli_is(&c, "--warmup")) warmup = (int)cli_int(&c, 0, 1000000);
         else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            printf("usage: bench [search-step|derived-step|g-sample|conv|inception|peak|all] [--threads N] [--iters N] [--warmup N]\n");
+            printf("usage: bench [search-step|derived-step|g-sample|conv|inception|classifier|peak|all] [--threads N] [--iters N] [--warmup N]\n");
             return 0;
         } else if (cli_positional(&c) && !w) w = c.arg;
         else cli_unknown(&c);
@@ -221,11 +221,12 @@ int main(int argc, char **argv) {
         ag_ctx_free(ctx);
     }
     if (strcmp(w, "search-step") && strcmp(w, "derived-step") && strcmp(w, "g-sample") && strcmp(w, "conv") && strcmp(w, "inception") &&
-        strcmp(w, "peak") && strcmp(w, "all")) { fprintf(stderr, "bench: unknown workload '%s'\n", w); return 2; }
+        strcmp(w, "classifier") && strcmp(w, "peak") && strcmp(w, "all")) { fprintf(stderr, "bench: unknown workload '%s'\n", w); return 2; }
     if (!strcmp(w, "search-step") || !strcmp(w, "all")) rc |= gan_step_bench("search-step", 128, 64);
     if (!strcmp(w, "derived-step") || !strcmp(w, "all")) rc |= gan_step_bench("derived-step", 256, 128);
     if (!strcmp(w, "g-sample") || !strcmp(w, "all")) rc |= g_sample_bench();
     if (!strcmp(w, "conv") || !strcmp(w, "all")) rc |= conv_bench();
     if (!strcmp(w, "inception") || !strcmp(w, "all")) rc |= inception_bench();
+    if (!strcmp(w, "classifier") || !strcmp(w, "all")) rc |= classifier_bench();
     return rc;
 }

@@ -118,7 +118,7 @@ static int save_stats(ag_scorer *sc, const ag_dataset *ds, const char *path) {
     for (i0 = 0; i0 < ds->count; i0 += chunk) {
         int n = ds->count - i0 < chunk ? ds->count - i0 : chunk;
         if (ag_scorer_forward_u8(sc, ds->pixels + (size_t)i0 * per, n, ds->height, ds->width, ds->channels, NULL, f, &err)) goto done;
-        if (ag_fid_stats_add(&st, f, n)) { snprintf(err.msg, sizeof err.msg, "out of memory"); goto done; }
+        if (ag_fid_stats_add(&st, f, n, &err)) goto done;
     }
     if (ag_fid_stats_finish(&st, &err)) goto done;
     s1[0] = F; s2[0] = s2[1] = F;

@@ -241,7 +241,7 @@ int main(int argc, char **argv) {
         if (sc.net) {
             for (k = 0; k < n; k++) ag_inception_preprocess_tf(img + (size_t)k * R * R * 3, R, R, sc.x299 + (size_t)k * 3 * 299 * 299);
             if (ag_inception_forward(sc.net, sc.x299, n, sc.pool3, sc.logits_all + (size_t)done * 1008, 0, &err)) { fprintf(stderr, "sample: %s\n", err.msg); goto done; }
-            if (ag_fid_stats_add(&sc.stats, sc.pool3, n)) { fprintf(stderr, "sample: FID statistics: out of memory\n"); goto done; }
+            if (ag_fid_stats_add(&sc.stats, sc.pool3, n, &err)) { fprintf(stderr, "sample: FID statistics: %s\n", err.msg); goto done; }
         }
         done += n;
         if (time(NULL) - last >= 5 || done == o.num_eval) {

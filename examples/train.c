@@ -269,8 +269,7 @@ static int evaluate(ag_ctx *ctx, ag_generator *G, ag_scorer *sc, const ag_fid_st
         int m = n - done < bs ? n - done : bs;
         ag_rng_fill_normal(&zr, z, (size_t)m * G->latent_dim, 0.0f, 1.0f);
         if (generate(ctx, G, z, m, img)) goto out;
-        snprintf(err.msg, sizeof err.msg, "out of memory");
-        if (ag_scorer_forward(sc, img, m, C, R, R, logits + (size_t)done * k, feat, &err) || ag_fid_stats_add(&st, feat, m)) {
+        if (ag_scorer_forward(sc, img, m, C, R, R, logits + (size_t)done * k, feat, &err) || ag_fid_stats_add(&st, feat, m, &err)) {
             fprintf(stderr, "train: scoring failed: %s\n", err.msg); goto out;
         }
         done += m;
@@ -290,7 +289,7 @@ static int train_set_stats(ag_scorer *sc, const ag_dataset *ds, ag_fid_stats *st
     for (i = 0; i < ds->count; i += chunk) {
         int n = ds->count - i < chunk ? ds->count - i : chunk;
         if (ag_scorer_forward_u8(sc, ds->pixels + (size_t)i * ds->height * ds->width * ds->channels, n, ds->height, ds->width, ds->channels, NULL, f, &err) ||
-            ag_fid_stats_add(st, f, n)) { fprintf(stderr, "train: train-set statistics: %s\n", err.msg); free(f); return -1; }
+            ag_fid_stats_add(st, f, n, &err)) { fprintf(stderr, "train: train-set statistics: %s\n", err.msg); free(f); return -1; }
     }
     free(f);
     if (ag_fid_stats_finish(st, &err)) { fprintf(stderr, "train: %s\n", err.msg); return -1; }

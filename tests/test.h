@@ -3,8 +3,10 @@
  * A test is a function `static int name(void)` returning 0 on pass. Inside it, use
  * TEST_CHECK(cond, fmt, ...) which prints the reason and returns 1 on failure, and
  * TEST_CLOSE(what, got, want, atol, rtol) for float comparisons. Each test file ends
- * with a table registered in tests/run_tests.c. The runner prints one line per test
- * and closes with "N passed, N failed"; its exit code is non-zero on any failure. */
+ * with a table registered in tests/run_tests.c. A path a test cannot run on this machine
+ * (a kernel ISA the CPU lacks) is reported with test_skip(reason), never silently passed.
+ * The runner prints one line per test (with its skips) and closes with
+ * "N passed, N failed, N skipped" (skipped: paths); its exit code is non-zero on any failure. */
 #ifndef AUTOGAN_TEST_H
 #define AUTOGAN_TEST_H
 #include <stdio.h>
@@ -12,6 +14,14 @@
 #include <string.h>
 
 typedef struct test_case { const char *name; int (*fn)(void); } test_case;
+
+/* skipped paths: counted over the run, and per test for its report line */
+static int test_skipped_total, test_skipped_here;
+static char test_skip_reason[160];
+static void test_skip(const char *reason) {
+    test_skipped_total++; test_skipped_here++;
+    snprintf(test_skip_reason, sizeof test_skip_reason, "%s", reason);
+}
 
 #define TEST_CHECK(cond, ...) do { if (!(cond)) { \
     fprintf(stderr, "    %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \

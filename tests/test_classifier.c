@@ -144,7 +144,7 @@ static int test_classifier_scorer(void) {
     /* FID(A, B): A from floats through ag_scorer_fid_stats_add, B from the uint8 features above */
     TEST_CHECK(ag_fid_stats_init(&sa, 256, &err) == 0 && ag_fid_stats_init(&sb, 256, &err) == 0, "%s", err.msg);
     TEST_CHECK(ag_scorer_fid_stats_add(s, &sa, img, 300, 1, 16, 16, &err) == 0, "%s", err.msg);
-    TEST_CHECK(ag_fid_stats_add(&sb, fb, 300) == 0 && ag_fid_stats_finish(&sa, &err) == 0 && ag_fid_stats_finish(&sb, &err) == 0, "stats");
+    TEST_CHECK(ag_fid_stats_add(&sb, fb, 300, &err) == 0 && ag_fid_stats_finish(&sa, &err) == 0 && ag_fid_stats_finish(&sb, &err) == 0, "stats");
     TEST_CHECK(ag_fid(sa.mu, sa.sigma, sb.mu, sb.sigma, 256, &fid, &err) == 0, "%s", err.msg);
     want_fid = ((const double *)ag_array_list_find(&g.arrays, "score_fid")->data)[0];
     TEST_CHECK(fabs(fid - want_fid) <= 1e-3 * want_fid, "classifier FID %.6f, NumPy %.6f", fid, want_fid);
@@ -261,10 +261,48 @@ static int test_scorer_inception(void) {
     return 0;
 }
 
+#if defined(__unix__) || defined(__APPLE__)
+/* build/score --classifier end to end: gray uint8 .npy, RGB 20x20 .npy (resized), statistics */
+static int test_classifier_score_cli(void) {
+    golden g; ag_error err; ag_classifier net; ag_ctx *ctx; const ag_array *a, *b, *ta; ag_array arr; int64_t targets[3];
+    double is, sd, fid, want_is, want_fid;
+    memset(&g, 0, sizeof g);
+    TEST_CHECK(system("mkdir -p build/cli") == 0, "mkdir");
+    TEST_CHECK(golden_open(&g, "classifier") == 0, "golden");
+    ctx = ag_ctx_create(1);
+    TEST_CHECK(ag_classifier_init(&net, 1, 16, 10, NULL, &err) == 0 && cls_load_golden_weights(&net, &g, 0, &err) == 0, "%s", err.msg);
+    ta = ag_array_list_find(&g.arrays, "targets"); memcpy(targets, ta->data, sizeof targets);
+    net.training = 1;
+    TEST_CHECK(ag_classifier_forward(ctx, &net, golden_tensor(ctx, &g, "x", 0), NULL) != NULL, "%s", ag_ctx_error(ctx));
+    TEST_CHECK(ag_classifier_save("build/cli/cls.safetensors", &net, "golden", NULL, &err) == 0, "%s", err.msg);
+    ag_classifier_free(&net); ag_ctx_free(ctx);
+    a = ag_array_list_find(&g.arrays, "score_a_u8"); b = ag_array_list_find(&g.arrays, "score_b_u8");
+    memset(&arr, 0, sizeof arr);
+    arr.dtype = AG_DTYPE_U8; arr.ndim = 3; arr.shape[0] = 300; arr.shape[1] = arr.shape[2] = 16; arr.data = a->data; arr.nbytes = a->nbytes;
+    TEST_CHECK(ag_npy_write("build/cli/cls_a.npy", &arr, &err) == 0, "%s", err.msg);     /* N x H x W gray */
+    arr.ndim = 4; arr.shape[1] = arr.shape[2] = 20; arr.shape[3] = 3; arr.data = b->data; arr.nbytes = b->nbytes;
+    TEST_CHECK(ag_npy_write("build/cli/cls_b.npy", &arr, &err) == 0, "%s", err.msg);     /* N x 20 x 20 x 3 */
+    want_is = ((const double *)ag_array_list_find(&g.arrays, "score_is")->data)[0];
+    want_fid = ((const double *)ag_array_list_find(&g.arrays, "score_fid")->data)[0];
+    TEST_CHECK(run_score("--classifier build/cli/cls.safetensors --save_stats build/cli/cls_b_stats.npz build/cli/cls_b.npy", &is, &sd, &fid) == 0, "score B");
+    TEST_CHECK(run_score("--classifier build/cli/cls.safetensors --splits 10 --stats build/cli/cls_b_stats.npz build/cli/cls_a.npy", &is, &sd, &fid) == 0, "score A");
+    TEST_CHECK(fabs(is - want_is) <= 1e-5 * want_is, "classifier IS %.6f, NumPy %.6f", is, want_is);
+    TEST_CHECK(fabs(fid - want_fid) <= 1e-3 * want_fid, "classifier FID %.6f, NumPy %.6f", fid, want_fid);
+    /* the wrong kind of weights and statistics of the wrong dimension fail */
+    TEST_CHECK(run_score("--inception build/cli/cls.safetensors build/cli/cls_a.npy", &is, &sd, &fid) != 0, "--inception with a classifier file must fail");
+    golden_close(&g);
+    remove("build/cli/cls.safetensors"); remove("build/cli/cls_a.npy"); remove("build/cli/cls_b.npy"); remove("build/cli/cls_b_stats.npz");
+    return 0;
+}
+#endif
+
 const test_case tests_classifier[] = {
     { "classifier_vs_pytorch (train forward, grads, BN stats, eval, 3 channels)", test_classifier_vs_pytorch },
     { "classifier_scorer (resize, L, IS and FID vs NumPy, bad input)", test_classifier_scorer },
     { "classifier_files (save/load, neither kind, bad metadata)", test_classifier_files },
     { "scorer_inception (equals ag_inception_forward)", test_scorer_inception },
+#if defined(__unix__) || defined(__APPLE__)
+    { "classifier_score_cli (build/score --classifier end to end)", test_classifier_score_cli },
+#endif
     { NULL, NULL }
 };

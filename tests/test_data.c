@@ -4,6 +4,9 @@
  * (in memory or in a scratch folder that is removed), bad input, and the loader's
  * shuffling, partial batches and resumable state. */
 #include "test.h"
+#if !defined(_WIN32)
+#include <sys/wait.h>
+#endif
 
 #ifndef TEST_DATA_DIR
 #define TEST_DATA_DIR "tests"
@@ -250,6 +253,68 @@ static int test_tar(void) {
     memset(&lg, 0, sizeof lg);
     TEST_CHECK(ag_tar_read_from_memory(buf, end, td_tar_cb, &lg, &err) != 0 && strstr(err.msg, "checksum"), "%s", err.msg);
     TEST_CHECK(ag_tar_read_from_memory(buf, 0, td_tar_cb, &lg, &err) != 0 && strstr(err.msg, "empty"), "empty: %s", err.msg);
+    return 0;
+}
+
+/* archives larger than the 1 MB read window: refills inside Huffman and stored blocks */
+typedef struct td_crc { uint32_t crc; uint64_t got; int members; } td_crc;
+static int td_crc_cb(void *user, const char *name, uint64_t size, const unsigned char *data, size_t len, uint64_t off, ag_error *err) {
+    td_crc *c = (td_crc *)user;
+    (void)name; (void)size; (void)off; (void)err;
+    if (!data) { c->members++; return 0; }
+    c->crc = ag_crc32(c->crc, data, len);
+    c->got += len;
+    return 0;
+}
+
+static int test_tar_streamed_files(void) {
+    size_t n = 2600000 + 123, tl, gl, at, i;
+    unsigned char *payload = (unsigned char *)malloc(n), *tar = (unsigned char *)malloc(n + 4096), *st, *gz;
+    uint32_t want, x = 12345;
+    ag_error err;
+    td_crc c;
+    int pass;
+    TEST_CHECK(payload && tar, "oom");
+    for (i = 0; i < n; i++) { x = x * 1103515245u + 12345u; payload[i] = (unsigned char)(i % 3 ? x >> 24 : i >> 10); }
+    want = ag_crc32(0, payload, n);
+    tl = td_tar_add(tar, 0, "big/payload.bin", payload, n);
+    memset(tar + tl, 0, 1024); tl += 1024;
+    /* gzip with stored blocks (as gzip -1 does for incompressible data), written by hand */
+    st = (unsigned char *)malloc(tl + tl / 65535 * 5 + 64);
+    TEST_CHECK(st != NULL, "oom");
+    memcpy(st, "\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\xff" "big.tar", 17); st[17] = 0;   /* FNAME */
+    at = 18;
+    for (i = 0; i < tl; i += 65535) {
+        size_t k = tl - i < 65535 ? tl - i : 65535;
+        st[at++] = i + k == tl ? 1 : 0;
+        st[at++] = (unsigned char)k; st[at++] = (unsigned char)(k >> 8);
+        st[at++] = (unsigned char)~k; st[at++] = (unsigned char)(~k >> 8);
+        memcpy(st + at, tar + i, k); at += k;
+    }
+    {
+        uint32_t crc = ag_crc32(0, tar, tl);
+        st[at++] = (unsigned char)crc; st[at++] = (unsigned char)(crc >> 8); st[at++] = (unsigned char)(crc >> 16); st[at++] = (unsigned char)(crc >> 24);
+        st[at++] = (unsigned char)tl; st[at++] = (unsigned char)(tl >> 8); st[at++] = (unsigned char)(tl >> 16); st[at++] = (unsigned char)(tl >> 24);
+    }
+    gz = td_gzip(tar, tl, &gl);
+    TEST_CHECK(gz != NULL, "gzip");
+    TEST_CHECK(td_scratch() == 0, "scratch");
+    TEST_CHECK(td_write(TD_SCRATCH "/plain.tar", tar, tl) == 0 && td_write(TD_SCRATCH "/stored.tar.gz", st, at) == 0 &&
+               td_write(TD_SCRATCH "/huff.tar.gz", gz, gl) == 0, "write");
+    for (pass = 0; pass < 3; pass++) {
+        static const char *const files[3] = { TD_SCRATCH "/plain.tar", TD_SCRATCH "/stored.tar.gz", TD_SCRATCH "/huff.tar.gz" };
+        memset(&c, 0, sizeof c);
+        TEST_CHECK(ag_tar_read(files[pass], td_crc_cb, &c, &err) == 0, "%s", err.msg);
+        TEST_CHECK(c.members == 1 && c.got == n && c.crc == want, "%s: %d members, %lu bytes, crc %08x (want %08x)", files[pass],
+                   c.members, (unsigned long)c.got, (unsigned)c.crc, (unsigned)want);
+    }
+    /* the same files cut short: an error, from a file as from memory */
+    TEST_CHECK(td_write(TD_SCRATCH "/stored.tar.gz", st, at - 700000) == 0 && td_write(TD_SCRATCH "/huff.tar.gz", gz, gl - 5) == 0, "write");
+    memset(&c, 0, sizeof c);
+    TEST_CHECK(ag_tar_read(TD_SCRATCH "/stored.tar.gz", td_crc_cb, &c, &err) != 0 && strstr(err.msg, "stored.tar.gz: inflate: truncated"), "%s", err.msg);
+    TEST_CHECK(ag_tar_read(TD_SCRATCH "/huff.tar.gz", td_crc_cb, &c, &err) != 0 && strstr(err.msg, "gzip: truncated"), "%s", err.msg);
+    td_scratch_done();
+    free(payload); free(tar); free(st); free(gz);
     return 0;
 }
 
@@ -636,10 +701,65 @@ static int test_loader(void) {
     return 0;
 }
 
+/* ---- build/train with --dataset ---- */
+static int td_sh(const char *cmd, char *out, size_t cap) {
+    char full[4096]; FILE *p; size_t n = 0; int st;
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    p = popen(full, "r");
+    if (!p) return -1;
+    out[0] = 0;
+    while (n + 1 < cap) { size_t r = fread(out + n, 1, cap - 1 - n, p); if (!r) break; n += r; }
+    out[n] = 0;
+    { char sink[256]; while (fread(sink, 1, sizeof sink, p)) {} }
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* 6 G steps straight = 3 steps, then resumed to 6 (the loader's epoch and order come back
+   from the checkpoint; 3 images in batches of 2 cross epochs and a lone last image) */
+static int test_train_dataset_resume(void) {
+    static const char *const F = "./build/train --arch 1 0 1 1 --gf_dim 8 --df_dim 8 --latent_dim 8 --gen_bs 4 --dis_bs 2 "
+                                 "--n_critic 2 --threads 2 --ema 0 --print_freq 100 --dataset folder --data_path " TD_DIR "/pngs";
+    static const struct { const char *args, *want; int rc; } bad[] = {
+        { "--arch 1 0 1 1 --dataset imagenet", "--dataset 'imagenet' unknown", 2 },
+        { "--arch 1 0 1 1 --data_path x", "--data_path needs --dataset", 2 },
+        { "--arch 1 0 1 1 --dataset cifar10 --data synthetic", "not both", 2 },
+        { "--arch 1 0 1 1 --dataset cifar10 --data_path build/no-such.tar.gz", "build/no-such.tar.gz: no such file", 1 },
+        { "--arch 1 0 1 1 --dataset cifar10", "cifar10: no path given (--data_path)", 1 },
+    };
+    char cmd[1024], out[8192];
+    unsigned char *a, *b;
+    size_t la, lb;
+    int rc, k;
+    TEST_CHECK(td_scratch() == 0, "scratch");
+    snprintf(cmd, sizeof cmd, "%s --max_iter 6 --ckpt " TD_SCRATCH "/full.safetensors --ckpt_freq 6", F);
+    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 0 && strstr(out, "data: folder, 3 images at 8x8"), "exit %d:\n%s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s --max_iter 3 --ckpt " TD_SCRATCH "/half.safetensors --ckpt_freq 3", F);
+    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 0, "exit %d:\n%s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s --max_iter 6 --resume " TD_SCRATCH "/half.safetensors --ckpt " TD_SCRATCH "/half.safetensors --ckpt_freq 6", F);
+    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 0, "exit %d:\n%s", rc, out);
+    a = rd_load_abs(TD_SCRATCH "/full.safetensors", &la);
+    b = rd_load_abs(TD_SCRATCH "/half.safetensors", &lb);
+    TEST_CHECK(a && b && la == lb && memcmp(a, b, la) == 0, "the resumed run's checkpoint differs from the straight run's");
+    free(a); free(b);
+    /* resuming on another data set is refused */
+    snprintf(cmd, sizeof cmd, "./build/train --gf_dim 8 --df_dim 8 --latent_dim 8 --gen_bs 4 --dis_bs 2 --n_critic 2 --ema 0 --max_iter 7 "
+             "--resume " TD_SCRATCH "/full.safetensors --dataset mnist --data_path " TD_DIR "/mnist");
+    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 2 && strstr(out, "was trained on folder"), "exit %d:\n%s", rc, out);
+    for (k = 0; k < (int)(sizeof bad / sizeof bad[0]); k++) {
+        snprintf(cmd, sizeof cmd, "./build/train %s", bad[k].args);
+        rc = td_sh(cmd, out, sizeof out);
+        TEST_CHECK(rc == bad[k].rc && strstr(out, bad[k].want), "train %s: exit %d (want %d and '%s'):\n%s", bad[k].args, rc, bad[k].rc, bad[k].want, out);
+    }
+    td_scratch_done();
+    return 0;
+}
+
 const test_case tests_data[] = {
     { "data/resize_pil_golden", test_resize_pil_golden },
     { "data/gzip_idx", test_gzip_idx },
     { "data/tar", test_tar },
+    { "data/tar_streamed_files", test_tar_streamed_files },
     { "data/cifar10", test_cifar10 },
     { "data/stl10", test_stl10 },
     { "data/mnist_and_default", test_mnist_and_default },
@@ -648,5 +768,6 @@ const test_case tests_data[] = {
     { "data/bad_input", test_bad_archives },
     { "data/shuffle_uniform", test_shuffle_uniform },
     { "data/loader", test_loader },
+    { "data/train_dataset_resume", test_train_dataset_resume },
     { 0, 0 }
 };

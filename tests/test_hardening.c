@@ -126,6 +126,18 @@ static int test_read_directory_says_so(void) {
     TEST_CHECK(ag_safetensors_read("build", &l, NULL, &err) != 0 && strstr(err.msg, "is a directory"), "safetensors: %s", err.msg);
     return 0;
 }
+/* every fallible call says why: FID statistics refuse NaN features with a reason */
+static int test_fid_stats_add_reports(void) {
+    ag_fid_stats st; ag_error err; float x[2 * 4] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    memset(&st, 0, sizeof st);
+    TEST_CHECK(ag_fid_stats_init(&st, 4, &err) == 0, "%s", err.msg);
+    TEST_CHECK(ag_fid_stats_add(&st, x, 2, &err) == 0, "%s", err.msg);
+    x[5] = NAN; err.msg[0] = 0;
+    TEST_CHECK(ag_fid_stats_add(&st, x, 2, &err) != 0 && strstr(err.msg, "NaN"), "NaN features: '%s'", err.msg);
+    ag_fid_stats_free(&st);
+    return 0;
+}
+
 #ifdef HARDEN_POSIX
 /* writers killed mid-write leave at most one temp file (issue 9 saw 14 after 15 kills) */
 static int test_killed_writers_leak_nothing(void) {
@@ -258,6 +270,7 @@ static const test_case tests_hardening[] = {
     { "hardening/checkpoint_metadata_checked", test_checkpoint_metadata_checked },
     { "hardening/write_atomic_temp_names", test_write_atomic_temp_names },
     { "hardening/read_directory_says_so", test_read_directory_says_so },
+    { "hardening/fid_stats_add_reports", test_fid_stats_add_reports },
 #ifdef HARDEN_POSIX
     { "hardening/killed_writers_leak_nothing", test_killed_writers_leak_nothing },
     { "hardening/train_strict_flags", test_train_strict_flags },

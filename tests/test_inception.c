@@ -39,8 +39,12 @@ static int test_inception_weights_bit_exact(void) {
     TEST_CHECK(inception_random_weights(&sd, &err) == 0, "%s", err.msg);
     w = ag_array_list_find(&sd, "Conv2d_1a_3x3.conv.weight"); b = ag_array_list_find(&sd, "fc.bias");
     TEST_CHECK(w && b && sd.count == 472, "state dict: %d arrays", sd.count);
-    bad |= memcmp(w->data, ag_array_list_find(&g.arrays, "weights_head")->data, 64) != 0;
-    bad |= memcmp((const char *)b->data + b->nbytes - 64, ag_array_list_find(&g.arrays, "weights_tail")->data, 64) != 0;
+    {
+        const ag_array *head = ag_array_list_find(&g.arrays, "weights_head"), *tail = ag_array_list_find(&g.arrays, "weights_tail");
+        if (!head || !tail || head->nbytes < 64 || tail->nbytes < 64) { ag_array_list_free(&sd); golden_close(&g); TEST_CHECK(0, "golden file lacks weights_head/weights_tail"); }
+        bad |= memcmp(w->data, head->data, 64) != 0;
+        bad |= memcmp((const char *)b->data + b->nbytes - 64, tail->data, 64) != 0;
+    }
     ag_array_list_free(&sd); golden_close(&g);
     TEST_CHECK(!bad, "the C and Python weight streams differ");
     return 0;
@@ -75,6 +79,7 @@ static int test_inception_forward(void) {
     TEST_CHECK(net != NULL, "network: %s", err.msg);
     ag_inception_set_threads(net, 2);
     im32 = ag_array_list_find(&g.arrays, "images32"); im48 = ag_array_list_find(&g.arrays, "image48");
+    TEST_CHECK(im32 && im48 && im32->nbytes >= 3 * 32 * 32 * 3 && im48->nbytes >= 48 * 48 * 3, "golden file lacks images32/image48");
     x = (float *)malloc(per * 4 * sizeof(float)); pool3 = (float *)malloc(4 * 2048 * sizeof(float));
     logits = (float *)malloc(4 * 1008 * sizeof(float)); lnb = (float *)malloc(4 * 1008 * sizeof(float));
     for (i = 0; i < 3; i++) ag_inception_preprocess_tf((const unsigned char *)im32->data + (size_t)i * 32 * 32 * 3, 32, 32, x + (size_t)i * per);
@@ -125,6 +130,7 @@ static int test_inception_score_formula(void) {
     memset(&g, 0, sizeof g);
     TEST_CHECK(golden_open(&g, "scores") == 0, "golden");
     l = ag_array_list_find(&g.arrays, "logits_a");
+    TEST_CHECK(l && l->dtype == AG_DTYPE_F32 && l->nbytes >= (size_t)200 * 1008 * 4, "golden file lacks logits_a [200, 1008] float32");
     TEST_CHECK(ag_inception_score((const float *)l->data, 200, 1008, 10, &m, &s, &err) == 0, "%s", err.msg);
     bad |= rel_close("IS mean", m, array_f64(&g, "is_mean", 0), 1e-9) | rel_close("IS std", s, array_f64(&g, "is_std", 0), 1e-9);
     TEST_CHECK(ag_inception_score((const float *)l->data, 150, 1008, 3, &m, &s, &err) == 0, "%s", err.msg);
@@ -139,8 +145,8 @@ static int fid_stats_of(const golden *g, const char *name, int n, int d, ag_fid_
     const ag_array *f = ag_array_list_find(&g->arrays, name); ag_error err;
     if (!f || ag_fid_stats_init(st, d, &err)) return -1;
     /* three uneven batches: the streaming sums must equal one pass */
-    if (ag_fid_stats_add(st, (const float *)f->data, 7) || ag_fid_stats_add(st, (const float *)f->data + 7 * d, n / 2) ||
-        ag_fid_stats_add(st, (const float *)f->data + (size_t)(7 + n / 2) * d, n - 7 - n / 2)) return -1;
+    if (ag_fid_stats_add(st, (const float *)f->data, 7, &err) || ag_fid_stats_add(st, (const float *)f->data + 7 * d, n / 2, &err) ||
+        ag_fid_stats_add(st, (const float *)f->data + (size_t)(7 + n / 2) * d, n - 7 - n / 2, &err)) return -1;
     return ag_fid_stats_finish(st, &err);
 }
 static int test_fid_formula(void) {
@@ -235,10 +241,10 @@ static int test_score_cli(void) {
     for (k = 0; k < NG; k++) ag_inception_preprocess_tf(gen + (size_t)k * S * S * 3, S, S, xin + (size_t)k * 3 * 299 * 299);
     TEST_CHECK(ag_inception_forward(net, xin, NG, pool, logits, 0, &err) == 0, "%s", err.msg);
     TEST_CHECK(ag_inception_score(logits, NG, 1008, 3, &want_is, &want_std, &err) == 0, "%s", err.msg);
-    ag_fid_stats_init(&gs, 2048, &err); ag_fid_stats_add(&gs, pool, NG); ag_fid_stats_finish(&gs, &err);
+    ag_fid_stats_init(&gs, 2048, &err); ag_fid_stats_add(&gs, pool, NG, &err); ag_fid_stats_finish(&gs, &err);
     for (k = 0; k < NR; k++) ag_inception_preprocess_tf(ref + (size_t)k * 20 * 20 * 3, 20, 20, xin + (size_t)k * 3 * 299 * 299);
     TEST_CHECK(ag_inception_forward(net, xin, NR, pool, NULL, 0, &err) == 0, "%s", err.msg);
-    ag_fid_stats_init(&rs, 2048, &err); ag_fid_stats_add(&rs, pool, NR); ag_fid_stats_finish(&rs, &err);
+    ag_fid_stats_init(&rs, 2048, &err); ag_fid_stats_add(&rs, pool, NR, &err); ag_fid_stats_finish(&rs, &err);
     TEST_CHECK(ag_fid(gs.mu, gs.sigma, rs.mu, rs.sigma, 2048, &want_fid, &err) == 0, "%s", err.msg);
     /* 6 images in 2048 dims: a singular covariance, so FID(x, x) is -2·2048·1e-6 from the offset */
     TEST_CHECK(ag_fid(gs.mu, gs.sigma, gs.mu, gs.sigma, 2048, &want_self, &err) == 0, "%s", err.msg);

@@ -122,10 +122,22 @@ static int tk_run_check(const ag__kernels *kern, const tk_problem *p, float beta
 
 static const char *const tk_paths[] = { "scalar", "avx2", "avx512", "neon" };
 
+/* the paths this CPU cannot run are reported as skipped, once per test */
+static void tk_report_skips(void) {
+    int pi;
+    for (pi = 0; pi < 4; pi++) {
+        ag__kernels k; char why[96];
+        if (ag__kernels_init_isa(&k, tk_paths[pi], 1)) continue;
+        snprintf(why, sizeof why, "kernel path '%s' not available on this CPU", tk_paths[pi]);
+        test_skip(why);
+    }
+}
+
 /* for every available path at 1 and 2 threads (par_min 0 so that even small shapes are
    split), every trans combination and both betas */
 static int tk_check_shapes(const int (*shapes)[3], int nshapes, int exact, uint64_t seed) {
     int s, ta, tb, pi, th, b, fails = 0;
+    tk_report_skips();
     for (s = 0; s < nshapes; s++)
         for (ta = 0; ta < 2; ta++)
             for (tb = 0; tb < 2; tb++) {
@@ -196,6 +208,7 @@ static int test_sgemm_medium_random(void) {
 static int test_sgemm_determinism(void) {
     static const int shapes[][3] = { { 64, 300, 600 }, { 100, 640, 256 }, { 255, 129, 300 } };
     int s, pi, ta, tb, fails = 0;
+    tk_report_skips();
     for (s = 0; s < 3; s++)
         for (ta = 0; ta < 2; ta++)
             for (tb = 0; tb < 2; tb++) {

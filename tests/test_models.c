@@ -39,13 +39,23 @@ static double golden_grad_scale(const ag_params *ps, const golden *g, const char
    feeding a batch-statistics BatchNorm, whose true gradient is 0 and whose Adam steps
    (~lr each, random sign) follow rounding noise on both sides. */
 static int compare_entries(const ag_params *ps, const golden *g, const char *prefix, int mode, const char *grad_prefix, double scale) {
-    int i, bad = 0; char key[256], gkey[256];
+    int i, bad = 0, compared = 0, in_file = 0; char key[256], gkey[256]; size_t plen = strlen(prefix);
+    for (i = 0; i < g->arrays.count; i++) if (!strncmp(g->arrays.items[i].name, prefix, plen)) in_file++;
     for (i = 0; i < ps->count; i++) {
         const ag_param_entry *e = &ps->entries[i]; const ag_array *a; size_t nl = strlen(e->name);
         if (mode == 1 && e->kind != AG_ENTRY_PARAM) continue;
         snprintf(key, sizeof key, "%s%s", prefix, e->name);
         a = ag_array_list_find(&g->arrays, key);
-        if (!a) { if (mode == 1) continue; fprintf(stderr, "    %s missing\n", key); bad = 1; continue; }
+        if (!a && mode == 1) {
+            /* PyTorch stores no gradient for a parameter the architecture leaves unused;
+               then ours must be absent or zero too */
+            size_t j; int nonzero = 0;
+            if (e->tensor->grad) for (j = 0; j < e->tensor->size; j++) nonzero |= e->tensor->grad[j] != 0.0f;
+            if (nonzero) { fprintf(stderr, "    %s missing in %s, but our gradient is nonzero\n", key, g->path); bad = 1; }
+            continue;
+        }
+        if (!a) { fprintf(stderr, "    %s missing in %s\n", key, g->path); bad = 1; continue; }
+        compared++;
         if (e->kind == AG_ENTRY_COUNTER) {
             int64_t want; memcpy(&want, a->data, 8);
             if (*e->counter != want) { fprintf(stderr, "    %s: counter %lld, want %lld\n", key, (long long)*e->counter, (long long)want); bad = 1; }
@@ -60,6 +70,8 @@ static int compare_entries(const ag_params *ps, const golden *g, const char *pre
             bad |= golden_compare(g, key, e->tensor->data, e->tensor->size, atol, 1e-4);
         }
     }
+    /* every tensor the file holds under the prefix was compared (none matched a wrong name) */
+    if (compared != in_file) { fprintf(stderr, "    %s: compared %d of the %d '%s' tensors in the file\n", g->path, compared, in_file, prefix); bad = 1; }
     return bad;
 }
 static float golden_scalar(const golden *g, const char *name) {

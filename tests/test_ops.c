@@ -106,7 +106,12 @@ static int golden_run_op(ag_ctx *ctx, const golden *g, const char *op, const cha
 
 /* every kernel path this CPU has: the golden tests run under each */
 static const char *const test_isas[] = { "scalar", "avx2", "avx512", "neon", NULL };
-static int test_force_isa(ag_ctx *ctx, const char *isa) { return ag__kernels_init_isa(ctx->kern, isa, ag_ctx_threads(ctx)); }
+/* selects a kernel path; one the machine lacks is reported as skipped (the caller returns 0) */
+static int test_force_isa(ag_ctx *ctx, const char *isa) {
+    int ok = ag__kernels_init_isa(ctx->kern, isa, ag_ctx_threads(ctx));
+    if (!ok) { char why[96]; snprintf(why, sizeof why, "kernel path '%s' not available on this CPU", isa); test_skip(why); }
+    return ok;
+}
 
 static int golden_op_file(const char *name, const char *isa) {
     golden g; ag_ctx *ctx; ag_tensor *x[5], *ys[2], *extra[2] = { NULL, NULL }, *loss = NULL; char op[64], cs[64], key[16];
@@ -332,11 +337,20 @@ static int test_finite_differences(void) {
     return 0;
 }
 
-/* hinge near its kink: the check must be able to fail, so a deliberately wrong
-   gradient (the analytic one scaled) is caught by the same comparison */
+/* the checker must be able to fail: ops whose backward is deliberately wrong (part of the
+   forward goes through ag_detach, so the tape misses that share of the gradient) must be
+   caught, and the same forward with its true backward must pass */
+static ag_tensor *fd_square(ag_ctx *c, ag_tensor **x) { return ag_mul(c, x[0], x[0]); }
+static ag_tensor *fd_square_half_grad(ag_ctx *c, ag_tensor **x) { return ag_mul(c, x[0], ag_detach(c, x[0])); }            /* backward x, true 2x */
+static ag_tensor *fd_square_5pct(ag_ctx *c, ag_tensor **x) {                                                              /* backward 2.1x, true 2.2x */
+    return ag_mul(c, x[0], ag_add(c, x[0], ag_scale(c, ag_detach(c, x[0]), 0.1f)));
+}
 static int test_fd_can_fail(void) {
-    double num = 1.0, ana = 1.05;
-    TEST_CHECK(!(fabs(num - ana) <= 2e-3 + 2e-2 * fabs(ana)), "a 5%% gradient error must exceed the tolerance");
+    fd_input s[1] = { FD_IN(2, 6, 7, 1, 1, -2, 2, 1) };
+    TEST_CHECK(fd_check("square", fd_square, s, 1) == 0, "the correct backward must pass");
+    fprintf(stderr, "    (the next fd lines are expected: deliberately wrong backward passes)\n");
+    TEST_CHECK(fd_check("square_half_grad", fd_square_half_grad, s, 1) != 0, "a backward missing half the gradient passed the check");
+    TEST_CHECK(fd_check("square_5pct", fd_square_5pct, s, 1) != 0, "a backward 5%% off passed the check");
     return 0;
 }
 

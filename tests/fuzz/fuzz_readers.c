@@ -1,15 +1,17 @@
 /* fuzz_readers.c - libFuzzer targets for the file readers of autogan.h.
 
    Cases: 0 raw DEFLATE, 1 zlib, 2 zip, 3 .npy, 4 .npz, 5 PNG as stored, 6 PNG converted,
-   7 PyTorch .pth, 8 PNG encode/decode round trip, 9 .safetensors, 10 array helpers.
+   7 PyTorch .pth, 8 PNG encode/decode round trip, 9 .safetensors, 10 array helpers,
+   11 tar (gzipped or not, streamed), 12 idx (gzipped or not), 13 a CIFAR-10 python batch
+   (the pickle VM's numpy arrays).
    Built once per reader with -DFUZZ_CASES='{...}' (the cases of that reader: the first
    input byte picks among them, the rest is the file); without it, one target takes every
-   case (first byte modulo 11). Readers must return 0 or -1 with a message and never
+   case (first byte modulo 14). Readers must return 0 or -1 with a message and never
    crash, leak or read out of bounds; round trips that succeed must give back what went
    in (abort() otherwise, so the fuzzer reports it).
 
    make fuzz FUZZ_SECONDS=20   builds one target per reader (build/fuzz_inflate, _zip,
-   _npy, _npz, _png, _pth, _safetensors, _arrays) with clang -fsanitize=fuzzer,address,
+   _npy, _npz, _png, _pth, _safetensors, _arrays, _tar, _idx) with clang -fsanitize=fuzzer,address,
    undefined, seeds each corpus from tests/data and tests/golden/data, and runs each that
    long. */
 #define AUTOGAN_IMPLEMENTATION
@@ -45,6 +47,22 @@ static void fz_zip(const unsigned char *d, size_t n) {
     ag_zip_close(&z);
 }
 
+/* tar members must arrive whole and in order: a start, then pieces at consecutive offsets */
+typedef struct fz_tar { uint64_t size, got; int open; } fz_tar;
+static int fz_tar_cb(void *user, const char *name, uint64_t size, const unsigned char *data, size_t len, uint64_t off, ag_error *err) {
+    fz_tar *t = (fz_tar *)user;
+    (void)err;
+    if (!name) abort();
+    if (!data) {
+        if (len || off || (t->open && t->got != t->size)) abort();   /* the previous member ended early */
+        t->size = size; t->got = 0; t->open = 1;
+        return 0;
+    }
+    if (!t->open || off != t->got || size != t->size || len == 0 || t->got + len > t->size) abort();
+    t->got += len;
+    return 0;
+}
+
 static void fz_png_roundtrip(const unsigned char *d, size_t n) {
     int w, h, c;
     unsigned char *png = NULL;
@@ -69,7 +87,7 @@ static void fz_png_roundtrip(const unsigned char *d, size_t n) {
 static const unsigned char fz_cases[] = FUZZ_CASES;
 #define FZ_CASE(b) fz_cases[(b) % sizeof fz_cases]
 #else
-#define FZ_CASE(b) ((b) % 11)
+#define FZ_CASE(b) ((b) % 14)
 #endif
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ag_error err;
@@ -175,6 +193,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             ag_array_list_free(&l);
             free(meta);
         }
+        break;
+    }
+    case 11: {
+        fz_tar t;
+        memset(&t, 0, sizeof t);
+        r = ag_tar_read_from_memory(d, n, fz_tar_cb, &t, &err);
+        fz_check_error(r, &err);
+        if (!r && t.open && t.got != t.size) abort();   /* success means the last member was whole */
+        break;
+    }
+    case 12: {
+        ag_array a;
+        r = ag_idx_read_from_memory(d, n, &a, &err);
+        fz_check_error(r, &err);
+        if (!r) {
+            if ((size_t)ag_array_numel(&a) * ag_dtype_size(a.dtype) != a.nbytes || a.ndim < 1 || a.ndim > 8) abort();
+            ag_array_free(&a);
+        } else if (a.data) abort();
+        break;
+    }
+    case 13: {
+        unsigned char *px = NULL;
+        int *labels = NULL, count = -1, k;
+        r = ag__cifar_pickle(d, n, &px, &labels, &count, &err);
+        fz_check_error(r, &err);
+        if (!r) {
+            for (k = 0; k < count; k++) if (labels[k] < 0 || labels[k] > 9) abort();
+            if (count > 0 && px[(size_t)count * 3072 - 1] != px[(size_t)count * 3072 - 1]) abort();   /* ASan checks the extent */
+        } else if (px || labels) abort();
+        AG_FREE(px);
+        AG_FREE(labels);
         break;
     }
     default: {   /* array helpers on fuzzed shapes */

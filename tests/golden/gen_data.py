@@ -7,6 +7,8 @@ datasets.py transform before ToTensor (PIL BILINEAR, antialiased when shrinking)
 Inputs: half the cases uniform noise (every rounding path), half smooth gradients plus noise.
 
 Run with Debian's /usr/bin/python3 (numpy, torchvision and PIL installed there).
+`gen_data.py --big DIR [N]` writes full-size stand-ins of the CIFAR-10 and STL-10 archives
+(N unlabeled STL images, 100,000 by default) for timing the readers; they are not test files.
 """
 import os
 
@@ -59,9 +61,6 @@ def main():
     st.save(os.path.join(OUT, "data_resize.safetensors"), tensors, meta, dtypes)
     print("wrote data_resize.safetensors:", len(CASES), "cases")
 
-
-if __name__ == "__main__":
-    main()
 
 
 # ---- small data-set files for the reader tests: tests/data/datasets/ --------------------------
@@ -229,5 +228,46 @@ def make_datasets():
     print("wrote", DS)
 
 
+def make_big(out_dir, stl_unlabeled):
+    """Full-size stand-ins for timing the readers (not test files): cifar-10-binary.tar.gz with
+    50,000 + 10,000 records and stl10_binary.tar.gz with 5,000 train, 8,000 test and
+    `stl_unlabeled` unlabeled images, laid out as the official archives. Pixels are smooth
+    random fields plus noise (they compress about as badly as photographs do)."""
+    rng = np.random.default_rng(5)
+
+    def images(n, side):
+        out = np.empty((n, 3, side, side), np.uint8)
+        y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+        for i in range(0, n, 500):
+            m = min(500, n - i)
+            a = rng.uniform(0, 6, size=(m, 3, 4, 1, 1)).astype(np.float32)
+            f = 127 + 60 * np.sin(a[:, :, 0] * x + a[:, :, 1] * y + a[:, :, 2]) + 30 * np.cos(a[:, :, 3] * 3 * x * y)
+            f += rng.normal(0, 12, size=f.shape).astype(np.float32)
+            out[i:i + m] = np.clip(f, 0, 255).astype(np.uint8)
+        return out
+
+    os.makedirs(out_dir, exist_ok=True)
+    members = []
+    for b in range(1, 7):
+        n = 10000
+        imgs = images(n, 32).reshape(n, -1)
+        labels = rng.integers(0, 10, size=(n, 1), dtype=np.uint8)
+        name = "test_batch.bin" if b == 6 else "data_batch_%d.bin" % b
+        members.append(("cifar-10-batches-bin/" + name, np.concatenate([labels, imgs], axis=1).tobytes()))
+    write_tar(os.path.join(out_dir, "cifar-10-binary.tar.gz"), members, gz=True)
+    members = []
+    for name, n in (("train", 5000), ("test", 8000), ("unlabeled", stl_unlabeled)):
+        members.append(("stl10_binary/%s_X.bin" % name, images(n, 96).tobytes()))
+        if name != "unlabeled":
+            members.append(("stl10_binary/%s_y.bin" % name, rng.integers(1, 11, size=n, dtype=np.uint8).tobytes()))
+    write_tar(os.path.join(out_dir, "stl10_binary.tar.gz"), members, gz=True)
+    print("wrote", out_dir)
+
+
 if __name__ == "__main__":
-    make_datasets()
+    import sys
+    if len(sys.argv) >= 2 and sys.argv[1] == "--big":
+        make_big(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 100000)
+    else:
+        main()
+        make_datasets()
