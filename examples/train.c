@@ -427,6 +427,10 @@ int main(int argc, char **argv) {
             ag_array_list l0; char *m0 = NULL, v[64]; unsigned long long seed;
             if (ag_safetensors_read(ckpt_path, &l0, &m0, &err)) { fprintf(stderr, "train: --load_path: %s\n", err.msg); return 2; }
             ag_array_list_free(&l0);
+            if (given(argc, argv, "--dataset", NULL) && !ag_json_get_string(m0, "dataset", v, sizeof v) && strcmp(v, o.dataset)) {
+                fprintf(stderr, "train: --load_path %s was trained on %s; --dataset %s would change the data under it (leave --dataset out)\n", ckpt_path, v, o.dataset);
+                AG_FREE(m0); return 2;
+            }
             meta_str(m0, "dataset", &o.dataset, given(argc, argv, "--dataset", NULL));
             meta_str(m0, "data_path", &o.data_path, given(argc, argv, "--data_path", NULL));
             meta_int(m0, "gen_bs", &o.gen_bs, given(argc, argv, "--gen_bs", "--gen_batch_size") || given(argc, argv, "-gen_bs", NULL));
