@@ -7596,7 +7596,7 @@ static int ag__gan_meta_parse(const char *meta, const char *path, ag_gan_checkpo
     char v[128]; int64_t stage = -1; uint64_t rs = 0, ri = 0; ag_error e2;
     memset(info, 0, sizeof *info);
     if (ag_json_get_string(meta, "format", v, sizeof v) || (strcmp(v, ag__layout_gan.format) && strcmp(v, ag__layout_train.format)))
-        return ag__fail(err, "%s: not an autogan.h GAN or training checkpoint (metadata 'format' missing or unknown)", path);
+        return ag__fail(err, "%s: not an autogan.h GAN checkpoint nor a training checkpoint (metadata 'format' missing or unknown)", path);
     info->train_layout = strcmp(v, ag__layout_train.format) == 0;
     if (ag__meta_counter(meta, "iteration", &info->iteration))
         return ag__fail(err, "%s: checkpoint metadata 'iteration' is missing or not a count from 0 to 2^53", path);
