@@ -702,8 +702,36 @@ AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, c
 typedef struct ag_gan_checkpoint_info {
     int stage, arch[AG_ARCH_MAX], arch_len, has_ema;
     int64_t iteration, adam_g_step, adam_d_step;
+    int train_layout;      /* 1: written by ag_gan_save_train (the reference's key names) */
 } ag_gan_checkpoint_info;
 AGDEF int ag_gan_checkpoint_read_info(const char *path, ag_gan_checkpoint_info *info, ag_error *err);
+/* ---- training (build/train): the reference's checkpoint layout, model descriptions, lr decay ----
+   ag_gan_save_train writes what train_derived.py's save_checkpoint holds, as .safetensors:
+   "gen_state_dict.*", "dis_state_dict.*", "avg_gen_state_dict.*" (the EMA parameters with G's
+   live BatchNorm buffers: a whole state_dict, what test.py and ag_generator_load take),
+   "gen_optimizer.m|v.*", "dis_optimizer.m|v.*"; the metadata as ag_gan_save's plus the caller's
+   fields (train.c: epoch, best_fid, the loader's state). ag_gan_load and
+   ag_gan_checkpoint_read_info read both layouts. Every checkpoint and generator file written
+   here names its model in the metadata: gen_model (autogan_cifar10_a|b|c, "derived" for another
+   14-token derived model, "shared_gan"), arch, gf_dim, latent_dim, bottom_width, channels (and
+   df_dim, d_spectral_norm for a GAN), so ag_generator_spec_read + ag_generator_init_spec rebuild
+   it with no other input. */
+AGDEF int ag_gan_save_train(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                            const char *extra_fields, ag_error *err);
+/* G alone as a bare state_dict (EMA parameters with live buffers when ema is given) */
+AGDEF int ag_generator_save_ema(const char *path, const ag_generator *g, const ag_ema *ema, const char *extra_fields, ag_error *err);
+typedef struct ag_generator_spec {
+    char gen_model[32]; int derived, stage, arch[AG_ARCH_MAX], arch_len;
+    int gf, latent_dim, bottom_width, channels;
+    int df, d_spectral_norm;   /* 0 / -1 when the file holds no discriminator description */
+} ag_generator_spec;
+AGDEF int  ag_generator_spec_read(const char *path, ag_generator_spec *spec, ag_error *err);  /* .safetensors metadata */
+AGDEF int  ag_generator_init_spec(ag_generator *g, const ag_generator_spec *spec, ag_rng *rng, ag_error *err);
+AGDEF void ag_generator_spec_describe(const ag_generator_spec *spec, char *out, size_t cap);   /* for messages */
+/* The reference's LinearLrDecay(start, end, decay_start, decay_end).step(step): returns the
+   rate; *sets (may be NULL) is 1 when the reference assigns it to the optimiser (only for
+   decay_start < step < decay_end; outside, the optimiser keeps its rate). */
+AGDEF double ag_linear_lr_decay(double start_lr, double end_lr, int64_t decay_start, int64_t decay_end, int64_t step, int *sets);
 /* value of a string key in the flat JSON object of __metadata__ ("" when absent) */
 AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len);
 
@@ -793,6 +821,14 @@ AGDEF int ag_png_read(const char *path, int channels, ag_array *out, ag_error *e
    per-row filter choice and an LZ77 + fixed-Huffman deflate stream. */
 AGDEF int ag_png_write_to_memory(const unsigned char *pixels, int width, int height, int channels, unsigned char **out, size_t *out_len, ag_error *err);
 AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width, int height, int channels, ag_error *err);
+/* A line plot as an RGB PNG, drawn here (no plotting library): one panel per series,
+   stacked, each with its own y range (4 grid lines labelled), a shared x axis from 0 to the
+   largest x, points joined by 2-pixel lines and marked; non-finite points are skipped. Text is
+   a 3x5 pixel font (letters shown as capitals, digits, . - + : ( ) / = , _ %). 720 pixels wide,
+   230 per panel. Written atomically (ag_png_write). Used by build/train (IS and FID over G
+   steps); any program can draw its curves with it. */
+typedef struct ag_plot_series { const char *label; const double *x, *y; int n; unsigned char rgb[3]; } ag_plot_series;
+AGDEF int ag_plot_png(const char *path, const char *x_label, const ag_plot_series *series, int count, ag_error *err);
 
 /* -- PyTorch .pth --
    Zip form (PyTorch >= 1.6) and legacy form (pickles + raw storages). One contiguous array per
@@ -7388,27 +7424,152 @@ static void ag__copy_buffers(const ag_array_list *list, const ag_params *ps, con
         memcpy(alt[i], ag_array_list_find(list, key)->data, ps->entries[i].tensor->size * 4);
     }
 }
-AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
-                      const char *extra, ag_error *err) {
+/* The two checkpoint layouts: autogan.h's own ("G.", "D.", "adam_g.m.", ..., "ema.") and the
+   reference's train_derived.py save_checkpoint ("gen_state_dict.", "dis_state_dict.",
+   "gen_optimizer.m.", ..., "avg_gen_state_dict." as a whole state_dict: the EMA parameters
+   with G's live BatchNorm buffers, as deepcopy(gen_net) + load_params(gen_avg_param)). */
+static int ag__meta_counter(const char *meta, const char *key, int64_t *out);
+typedef struct ag__ckpt_layout { const char *format, *g, *d, *gm, *gv, *dm, *dv, *ema; int ema_full; } ag__ckpt_layout;
+static const ag__ckpt_layout ag__layout_gan = { "autogan.h gan checkpoint 1", "G.", "D.", "adam_g.m.", "adam_g.v.", "adam_d.m.", "adam_d.v.", "ema.", 0 };
+static const ag__ckpt_layout ag__layout_train = { "autogan.h train checkpoint 1", "gen_state_dict.", "dis_state_dict.", "gen_optimizer.m.",
+                                                  "gen_optimizer.v.", "dis_optimizer.m.", "dis_optimizer.v.", "avg_gen_state_dict.", 1 };
+/* the model's name as sample/train accept it: a released derived model's name, "derived" or "shared_gan" */
+static const char *ag__gen_model_name(const ag_generator *g) {
+    static const char *const names[3] = { "autogan_cifar10_a", "autogan_cifar10_b", "autogan_cifar10_c" };
+    int i, a[AG_ARCH_MAX];
+    if (!g->derived) return "shared_gan";
+    for (i = 0; i < 3; i++) if (!ag_derived_arch(names[i], a) && !memcmp(a, g->arch, sizeof a)) return names[i];
+    return "derived";
+}
+/* "gen_model", "arch" are written by the savers; these keys describe the rest of G (and D) */
+static void ag__put_model_meta(ag__buf *meta, const ag_generator *g, const ag_discriminator *d) {
+    ag__buf_put(meta, ",\"gen_model\":\"%s\",\"gf_dim\":\"%d\",\"latent_dim\":\"%d\",\"bottom_width\":\"%d\",\"channels\":\"%d\"",
+                ag__gen_model_name(g), g->gf, g->latent_dim, g->bottom_width, g->out_channels);
+    if (d) ag__buf_put(meta, ",\"df_dim\":\"%d\",\"d_spectral_norm\":\"%d\"", d->df, d->spectral_norm);
+}
+/* every entry of ps under prefix: parameters from avg (the EMA), buffers and counters live */
+static int ag__list_add_avg_state(ag_array_list *list, const ag_params *ps, const char *prefix, float *const *avg, ag_error *err) {
+    int i, d; char key[AG_NAME_MAX + 64];
+    for (i = 0; i < ps->count; i++) {
+        const ag_param_entry *e = &ps->entries[i]; int64_t shape[8];
+        snprintf(key, sizeof key, "%s%s", prefix, e->name);
+        if (e->kind == AG_ENTRY_COUNTER) { if (ag_array_list_add(list, key, AG_DTYPE_I64, 0, shape, e->counter, err)) return -1; continue; }
+        for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
+        if (ag_array_list_add(list, key, AG_DTYPE_F32, e->tensor->ndim, shape, avg[i] ? avg[i] : e->tensor->data, err)) return -1;
+    }
+    return 0;
+}
+static int ag__gan_save_as(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                           const char *extra, const ag__ckpt_layout *L, ag_error *err) {
     ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(gan->G->stage);
     memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
-    ag__buf_put(&meta, "{\"format\":\"autogan.h gan checkpoint 1\",\"iteration\":\"%lld\",\"adam_g_step\":\"%lld\",\"adam_d_step\":\"%lld\","
-                "\"stage\":\"%d\",\"rng_state\":\"%llx\",\"rng_inc\":\"%llx\",\"ema\":\"%d\",\"arch\":\"",
+    ag__buf_put(&meta, "{\"format\":\"%s\",\"iteration\":\"%lld\",\"adam_g_step\":\"%lld\",\"adam_d_step\":\"%lld\","
+                "\"stage\":\"%d\",\"rng_state\":\"%llx\",\"rng_inc\":\"%llx\",\"ema\":\"%d\",\"arch\":\"", L->format,
                 (long long)gan->iteration, (long long)gan->opt_g.step, (long long)gan->opt_d.step, gan->G->stage,
                 (unsigned long long)ctx->rng.state, (unsigned long long)ctx->rng.inc, ema ? 1 : 0);
     for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", gan->G->arch[i]);
-    ag__buf_put(&meta, "\"%s%s}", extra && *extra ? "," : "", extra ? extra : "");
+    ag__buf_put(&meta, "\"");
+    ag__put_model_meta(&meta, gan->G, gan->D);
+    ag__buf_put(&meta, "%s%s}", extra && *extra ? "," : "", extra ? extra : "");
     if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
-    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "G.", NULL, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "D.", NULL, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, err);
-    if (!rc && ema) rc = ag__list_add_params(&list, &gan->G->params, "ema.", ema->avg, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, L->g, NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, L->d, NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, L->gm, gan->opt_g.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, L->gv, gan->opt_g.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, L->dm, gan->opt_d.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, L->dv, gan->opt_d.v, err);
+    if (!rc && ema) rc = L->ema_full ? ag__list_add_avg_state(&list, &gan->G->params, L->ema, ema->avg, err)
+                                     : ag__list_add_params(&list, &gan->G->params, L->ema, ema->avg, err);
     if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
     ag_array_list_free(&list); AG_FREE(meta.p);
     return rc;
+}
+AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                      const char *extra, ag_error *err) {
+    return ag__gan_save_as(path, gan, ema, ctx, extra, &ag__layout_gan, err);
+}
+AGDEF int ag_gan_save_train(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                            const char *extra, ag_error *err) {
+    return ag__gan_save_as(path, gan, ema, ctx, extra, &ag__layout_train, err);
+}
+AGDEF int ag_generator_save_ema(const char *path, const ag_generator *g, const ag_ema *ema, const char *extra, ag_error *err) {
+    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(g->stage);
+    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
+    ag__buf_put(&meta, "{\"format\":\"autogan.h generator 1\",\"stage\":\"%d\",\"ema\":\"%d\",\"arch\":\"", g->stage, ema ? 1 : 0);
+    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", g->arch[i]);
+    ag__buf_put(&meta, "\"");
+    ag__put_model_meta(&meta, g, NULL);
+    ag__buf_put(&meta, "%s%s}", extra && *extra ? "," : "", extra ? extra : "");
+    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
+    if (!rc) rc = ema ? ag__list_add_avg_state(&list, &g->params, "", ema->avg, err) : ag__list_add_params(&list, &g->params, "", NULL, err);
+    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
+    ag_array_list_free(&list); AG_FREE(meta.p);
+    return rc;
+}
+AGDEF int ag_generator_spec_read(const char *path, ag_generator_spec *spec, ag_error *err) {
+    ag_array_list list; char *meta = NULL, v[128]; int rc = 0; int64_t x; ag_error e2;
+    size_t n = path ? strlen(path) : 0;
+    memset(spec, 0, sizeof *spec);
+    if (!path) return ag__fail(err, "generator: no file given");
+    if (n < 12 || strcmp(path + n - 12, ".safetensors"))
+        return ag__fail(err, "%s: only .safetensors files name their model; give --gen_model or --arch for a .pth", path);
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    ag_array_list_free(&list);
+    if (ag_json_get_string(meta, "gen_model", spec->gen_model, sizeof spec->gen_model) || !spec->gen_model[0])
+        rc = ag__fail(err, "%s: the metadata names no model ('gen_model' missing); give --gen_model or --arch", path);
+    e2.msg[0] = 0;
+    if (!rc && (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, spec->arch, &spec->arch_len, &e2)))
+        rc = ag__fail(err, "%s: metadata 'arch' missing or malformed%s%s", path, e2.msg[0] ? ": " : "", e2.msg);
+    if (!rc) {
+        spec->stage = spec->arch_len == 4 ? 0 : spec->arch_len == 9 ? 1 : spec->arch_len == 14 ? 2 : -1;
+        if (spec->stage < 0 || ag__arch_check(spec->stage, spec->arch, spec->arch_len, &e2))
+            rc = ag__fail(err, "%s: metadata 'arch' is not a valid architecture%s%s", path, e2.msg[0] ? ": " : "", e2.msg);
+    }
+#define AG__SPEC_INT(key, field, lo, hi) \
+    if (!rc) { if (ag__meta_counter(meta, key, &x) || x < (lo) || x > (hi)) rc = ag__fail(err, "%s: metadata '%s' missing or out of range [%d, %d]", path, key, lo, hi); else spec->field = (int)x; }
+    AG__SPEC_INT("gf_dim", gf, 1, 4096)
+    AG__SPEC_INT("latent_dim", latent_dim, 1, 65536)
+    AG__SPEC_INT("bottom_width", bottom_width, 1, 64)
+    AG__SPEC_INT("channels", channels, 1, 4)
+    spec->df = 0; spec->d_spectral_norm = -1;
+    if (!rc && !ag__meta_counter(meta, "df_dim", &x) && x >= 1 && x <= 4096) spec->df = (int)x;
+    if (!rc && !ag__meta_counter(meta, "d_spectral_norm", &x) && x <= 1) spec->d_spectral_norm = (int)x;
+#undef AG__SPEC_INT
+    spec->derived = strcmp(spec->gen_model, "shared_gan") != 0;
+    if (!rc && spec->derived) {
+        int a[AG_ARCH_MAX];
+        if (spec->stage != 2) rc = ag__fail(err, "%s: a derived generator ('%s') needs 14 arch tokens", path, spec->gen_model);
+        else if (strcmp(spec->gen_model, "derived") && (ag_derived_arch(spec->gen_model, a) || memcmp(a, spec->arch, sizeof a)))
+            rc = ag__fail(err, "%s: metadata 'gen_model' %s does not match its 'arch'", path, spec->gen_model);
+    }
+    if (rc) memset(spec, 0, sizeof *spec);
+    AG_FREE(meta);
+    return rc;
+}
+AGDEF int ag_generator_init_spec(ag_generator *g, const ag_generator_spec *spec, ag_rng *rng, ag_error *err) {
+    if (spec->derived) return ag_generator_init_derived(g, spec->arch, spec->gf, spec->latent_dim, spec->bottom_width, spec->channels, rng, err);
+    if (ag_generator_init(g, spec->gf, spec->latent_dim, spec->bottom_width, spec->channels, rng, err)) return -1;
+    if (ag_generator_set_arch(g, spec->stage, spec->arch, spec->arch_len, err)) { ag_generator_free(g); return -1; }
+    return 0;
+}
+AGDEF void ag_generator_spec_describe(const ag_generator_spec *spec, char *out, size_t cap) {
+    size_t u; int i;
+    if (!cap) return;
+    u = (size_t)snprintf(out, cap, "%s (arch", spec->gen_model);
+    for (i = 0; i < spec->arch_len && u < cap; i++) u += (size_t)snprintf(out + u, cap - u, " %d", spec->arch[i]);
+    if (u < cap) snprintf(out + u, cap - u, ", gf %d, latent %d, bottom width %d, %d channel%s)", spec->gf, spec->latent_dim,
+                          spec->bottom_width, spec->channels, spec->channels == 1 ? "" : "s");
+}
+/* the reference's LinearLrDecay.step(current_step): the rate it returns, and whether it sets
+   the optimiser's rate (only strictly inside (decay_start, decay_end): at and past the end the
+   optimiser keeps the last rate it was given, as the reference does) */
+AGDEF double ag_linear_lr_decay(double start_lr, double end_lr, int64_t decay_start, int64_t decay_end, int64_t step, int *sets) {
+    double delta = (start_lr - end_lr) / (double)(decay_end - decay_start);
+    if (sets) *sets = 0;
+    if (step <= decay_start) return start_lr;
+    if (step >= decay_end) return end_lr;
+    if (sets) *sets = 1;
+    return start_lr - delta * (double)(step - decay_start);
 }
 /* a checkpoint counter: decimal digits only, at most 2^53 (far beyond any run; larger
    values are damage, and would overflow the step arithmetic) */
@@ -7438,8 +7599,9 @@ static int ag__meta_hex(const char *meta, const char *key, uint64_t *out) {
 static int ag__gan_meta_parse(const char *meta, const char *path, ag_gan_checkpoint_info *info, uint64_t *rng, ag_error *err) {
     char v[128]; int64_t stage = -1; uint64_t rs = 0, ri = 0; ag_error e2;
     memset(info, 0, sizeof *info);
-    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h gan checkpoint 1"))
-        return ag__fail(err, "%s: not an autogan.h GAN checkpoint (metadata 'format' missing or unknown)", path);
+    if (ag_json_get_string(meta, "format", v, sizeof v) || (strcmp(v, ag__layout_gan.format) && strcmp(v, ag__layout_train.format)))
+        return ag__fail(err, "%s: not an autogan.h GAN checkpoint nor a training checkpoint (metadata 'format' missing or unknown)", path);
+    info->train_layout = strcmp(v, ag__layout_train.format) == 0;
     if (ag__meta_counter(meta, "iteration", &info->iteration))
         return ag__fail(err, "%s: checkpoint metadata 'iteration' is missing or not a count from 0 to 2^53", path);
     if (ag__meta_counter(meta, "adam_g_step", &info->adam_g_step) || ag__meta_counter(meta, "adam_d_step", &info->adam_d_step))
@@ -7473,10 +7635,11 @@ static void ag__arch_str(const int *arch, int len, char *out, size_t cap) {
     for (i = 0; i < len && u < cap; i++) u += (size_t)snprintf(out + u, cap - u, i ? " %d" : "%d", arch[i]);
 }
 AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err) {
-    ag_array_list list; char *meta = NULL; int rc = 0, i, len = ag_arch_len(gan->G->stage); ag_gan_checkpoint_info info; uint64_t rng[2];
+    ag_array_list list; char *meta = NULL; int rc = 0, i, len = ag_arch_len(gan->G->stage); ag_gan_checkpoint_info info; uint64_t rng[2]; const ag__ckpt_layout *L = &ag__layout_gan;
     if (metadata) *metadata = NULL;
     if (ag_safetensors_read(path, &list, &meta, err)) return -1;
     rc = ag__gan_meta_parse(meta, path, &info, rng, err);
+    if (!rc && info.train_layout) L = &ag__layout_train;
     if (!rc) {
         int same = info.stage == gan->G->stage && info.stage == gan->D->stage && info.arch_len == len;
         for (i = 0; same && i < len; i++) same = info.arch[i] == gan->G->arch[i];
@@ -7488,21 +7651,21 @@ AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, c
         }
     }
     if (!rc && ema && !info.has_ema) rc = ag__fail(err, "%s: the checkpoint holds no EMA weights (saved without EMA)", path);
-    if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, "G.", 0, path, err);
-    if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, "D.", 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, 1, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, 1, path, err);
-    if (!rc && ema) rc = ag__check_buffers(&list, &gan->G->params, "ema.", ema->avg, 0, path, err);
+    if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, L->g, 0, path, err);
+    if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, L->d, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, L->gm, gan->opt_g.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, L->gv, gan->opt_g.v, 1, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, L->dm, gan->opt_d.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, L->dv, gan->opt_d.v, 1, path, err);
+    if (!rc && ema) rc = ag__check_buffers(&list, &gan->G->params, L->ema, ema->avg, 0, path, err);
     if (!rc) {
-        ag__params_copy_arrays(&gan->G->params, &list, "G.");
-        ag__params_copy_arrays(&gan->D->params, &list, "D.");
-        ag__copy_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m);
-        ag__copy_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v);
-        ag__copy_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m);
-        ag__copy_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v);
-        if (ema) ag__copy_buffers(&list, &gan->G->params, "ema.", ema->avg);
+        ag__params_copy_arrays(&gan->G->params, &list, L->g);
+        ag__params_copy_arrays(&gan->D->params, &list, L->d);
+        ag__copy_buffers(&list, &gan->G->params, L->gm, gan->opt_g.m);
+        ag__copy_buffers(&list, &gan->G->params, L->gv, gan->opt_g.v);
+        ag__copy_buffers(&list, &gan->D->params, L->dm, gan->opt_d.m);
+        ag__copy_buffers(&list, &gan->D->params, L->dv, gan->opt_d.v);
+        if (ema) ag__copy_buffers(&list, &gan->G->params, L->ema, ema->avg);
         gan->iteration = info.iteration; gan->opt_g.step = info.adam_g_step; gan->opt_d.step = info.adam_d_step;
         ctx->rng.state = rng[0]; ctx->rng.inc = rng[1];
         if (metadata) { *metadata = meta; meta = NULL; }
@@ -9862,6 +10025,86 @@ AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width,
     unsigned char *buf = NULL; size_t len = 0;
     int rc = ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err);
     return ag__write_finish(path, buf, len, rc, err);
+}
+
+/* ---- line plots (ag_plot_png) ---- */
+typedef struct ag__canvas { int w, h; unsigned char *rgb; } ag__canvas;
+static void ag__px(ag__canvas *c, int x, int y, const unsigned char *col) {
+    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
+    memcpy(c->rgb + ((size_t)y * c->w + x) * 3, col, 3);
+}
+/* 3x5 glyphs, 2x scaled: rows top to bottom, 3 bits each (bit 2 = left column) */
+static void ag__text(ag__canvas *c, int x, int y, const char *s, const unsigned char *col) {
+    static const char chars[] = "0123456789.-+:()/=,_%ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    static const unsigned char glyphs[][5] = {
+        {7,5,5,5,7},{2,6,2,2,7},{7,1,7,4,7},{7,1,7,1,7},{5,5,7,1,1},{7,4,7,1,7},{7,4,7,5,7},{7,1,1,1,1},{7,5,7,5,7},{7,5,7,1,7},
+        {0,0,0,0,2},{0,0,7,0,0},{0,2,7,2,0},{0,2,0,2,0},{1,2,2,2,1},{4,2,2,2,4},{1,1,2,4,4},{0,7,0,7,0},{0,0,0,2,4},{0,0,0,0,7},{5,1,2,4,5},
+        {2,5,7,5,5},{6,5,6,5,6},{3,4,4,4,3},{6,5,5,5,6},{7,4,6,4,7},{7,4,6,4,4},{3,4,5,5,3},{5,5,7,5,5},{7,2,2,2,7},{1,1,1,5,2},
+        {5,5,6,5,5},{4,4,4,4,7},{5,7,7,5,5},{6,5,5,5,5},{2,5,5,5,2},{6,5,6,4,4},{2,5,5,6,3},{6,5,6,5,5},{3,4,2,1,6},{7,2,2,2,2},
+        {5,5,5,5,7},{5,5,5,5,2},{5,5,7,7,5},{5,5,2,5,5},{5,5,2,2,2},{7,1,2,4,7} };
+    for (; *s; s++, x += 8) {
+        char ch = *s >= 'a' && *s <= 'z' ? (char)(*s - 'a' + 'A') : *s; const char *p = strchr(chars, ch); int g, r, b, dx, dy;
+        if (!p || !ch) continue;
+        g = (int)(p - chars);
+        for (r = 0; r < 5; r++) for (b = 0; b < 3; b++) if (glyphs[g][r] & (4 >> b))
+            for (dy = 0; dy < 2; dy++) for (dx = 0; dx < 2; dx++) ag__px(c, x + 2 * b + dx, y + 2 * r + dy, col);
+    }
+}
+static void ag__line(ag__canvas *c, int x0, int y0, int x1, int y1, const unsigned char *col) {   /* Bresenham, 2 pixels wide */
+    int dx = x1 > x0 ? x1 - x0 : x0 - x1, sx = x0 < x1 ? 1 : -1, dy = -(y1 > y0 ? y1 - y0 : y0 - y1), sy = y0 < y1 ? 1 : -1, e = dx + dy;
+    for (;;) {
+        int e2 = 2 * e;
+        ag__px(c, x0, y0, col); ag__px(c, x0 + 1, y0, col); ag__px(c, x0, y0 + 1, col);
+        if (x0 == x1 && y0 == y1) break;
+        if (e2 >= dy) { e += dy; x0 += sx; }
+        if (e2 <= dx) { e += dx; y0 += sy; }
+    }
+}
+AGDEF int ag_plot_png(const char *path, const char *x_label, const ag_plot_series *series, int count, ag_error *err) {
+    static const unsigned char black[3] = { 40, 40, 40 }, grid[3] = { 215, 215, 215 };
+    ag__canvas c; int k, i, rc, left = 80, right, panel = 230, height = 180; double xmax = 0; char buf[64];
+    if (!path || count < 1 || count > 16 || !series) return ag__fail(err, "plot: 1 to 16 series needed");
+    c.w = 720; c.h = count * panel + 40; right = c.w - 20;
+    c.rgb = (unsigned char *)AG_MALLOC((size_t)c.w * c.h * 3);
+    if (!c.rgb) return ag__fail(err, "%s: out of memory", path);
+    memset(c.rgb, 255, (size_t)c.w * c.h * 3);
+    for (k = 0; k < count; k++) for (i = 0; i < series[k].n; i++) if (series[k].x[i] > xmax && series[k].x[i] < 1e300) xmax = series[k].x[i];
+    if (!(xmax > 0)) xmax = 1;
+    for (k = 0; k < count; k++) {
+        const ag_plot_series *S = &series[k]; int top = 20 + k * panel, bottom = top + height, prev = -1, px = 0, py = 0, g;
+        double lo = 1e300, hi = -1e300;
+        for (i = 0; i < S->n; i++) if (S->y[i] == S->y[i] && S->y[i] < 1e300 && S->y[i] > -1e300 && S->x[i] == S->x[i]) {
+            if (S->y[i] < lo) lo = S->y[i];
+            if (S->y[i] > hi) hi = S->y[i];
+        }
+        if (lo > hi) { lo = 0; hi = 1; }
+        if (hi - lo < 1e-9 * (1 + (hi > 0 ? hi : -hi))) { hi += 0.5; lo -= 0.5; }
+        for (g = 0; g <= 4; g++) {
+            int y = bottom - (int)((double)g / 4 * height), xx;
+            for (xx = left; xx <= right; xx++) ag__px(&c, xx, y, grid);
+            snprintf(buf, sizeof buf, "%.4g", lo + (hi - lo) * g / 4);
+            ag__text(&c, 4, y - 5, buf, black);
+        }
+        for (i = top; i <= bottom; i++) { ag__px(&c, left, i, black); ag__px(&c, right, i, black); }
+        for (i = left; i <= right; i++) { ag__px(&c, i, top, black); ag__px(&c, i, bottom, black); }
+        ag__text(&c, left + 8, top + 8, S->label ? S->label : "", S->rgb);
+        ag__text(&c, left, bottom + 8, "0", black);
+        snprintf(buf, sizeof buf, "%.0f", xmax);
+        ag__text(&c, right - 8 * (int)strlen(buf), bottom + 8, buf, black);
+        for (i = 0; i < S->n; i++) {
+            int dx, dy;
+            if (!(S->y[i] == S->y[i] && S->y[i] < 1e300 && S->y[i] > -1e300 && S->x[i] >= 0 && S->x[i] <= xmax)) continue;
+            px = left + (int)(S->x[i] / xmax * (right - left));
+            py = bottom - (int)((S->y[i] - lo) / (hi - lo) * height);
+            if (prev >= 0) ag__line(&c, left + (int)(S->x[prev] / xmax * (right - left)), bottom - (int)((S->y[prev] - lo) / (hi - lo) * height), px, py, S->rgb);
+            for (dy = -2; dy <= 2; dy++) for (dx = -2; dx <= 2; dx++) ag__px(&c, px + dx, py + dy, S->rgb);
+            prev = i;
+        }
+    }
+    if (x_label) ag__text(&c, (c.w - 8 * (int)strlen(x_label)) / 2, c.h - 18, x_label, black);
+    rc = ag_png_write(path, c.rgb, c.w, c.h, 3, err);
+    AG_FREE(c.rgb);
+    return rc;
 }
 
 /* ---- PyTorch .pth: a small pickle VM and the state-dict reader ---- */

@@ -42,7 +42,8 @@ typedef struct options {
 
 static void usage(void) {
     fprintf(stderr,
-        "usage: sample (--gen_model NAME | --arch T1 ... T14) --load_path FILE [options]\n"
+        "usage: sample [--gen_model NAME | --arch T1 ... T14] --load_path FILE [options]\n"
+        "  (a .safetensors from build/train names its model in its metadata: no model flag needed)\n"
         "  --gen_model NAME     autogan_cifar10_a | autogan_cifar10_b | autogan_cifar10_c | shared_gan (needs --arch)\n"
         "  --arch TOKENS        14 tokens, e.g. 1 0 1 1 1 0 0 1 1 1 0 1 0 3 (4 or 9 with shared_gan)\n"
         "  --gf_dim N (256)  --latent_dim N (128)  --bottom_width N (4: 32x32, 6: 48x48)\n"
@@ -106,8 +107,10 @@ static int parse_args(int argc, char **argv, options *o) {
         if (!takes) return -1;
         i++;
     }
-    if (!o->gen_model && !o->arch_len) { fprintf(stderr, "sample: give --gen_model NAME or --arch (14 tokens)\n"); return -1; }
     if (!o->load_path) { fprintf(stderr, "sample: --load_path FILE is required\n"); return -1; }
+    if (!o->gen_model && !o->arch_len && !ends_with(o->load_path, ".safetensors")) {
+        fprintf(stderr, "sample: give --gen_model NAME or --arch (14 tokens) for a .pth (a .safetensors from build/train names its model)\n"); return -1;
+    }
     if (!o->out && !o->inception) { fprintf(stderr, "sample: nothing to do: give --out FILE.npy|DIR and/or --inception W\n"); return -1; }
     if (o->fid_stat && !o->inception) { fprintf(stderr, "sample: --fid_stat needs --inception W\n"); return -1; }
     return 0;
@@ -116,6 +119,13 @@ static int parse_args(int argc, char **argv, options *o) {
 /* the generator the options name; 0 or -1 with a message */
 static int build_generator(const options *o, ag_generator *G) {
     ag_error err; int arch[AG_ARCH_MAX];
+    if (!o->gen_model && !o->arch_len) {   /* the model the file's metadata names (build/train's checkpoints and generators) */
+        ag_generator_spec spec; char desc[256];
+        if (ag_generator_spec_read(o->load_path, &spec, &err) || ag_generator_init_spec(G, &spec, NULL, &err)) { fprintf(stderr, "sample: %s\n", err.msg); return -1; }
+        ag_generator_spec_describe(&spec, desc, sizeof desc);
+        fprintf(stderr, "sample: %s names its model: %s\n", o->load_path, desc);
+        return 0;
+    }
     if (o->gen_model && !strcmp(o->gen_model, "shared_gan")) {
         int stage = o->arch_len == 4 ? 0 : o->arch_len == 9 ? 1 : 2;
         if (!o->arch_len) { fprintf(stderr, "sample: --gen_model shared_gan needs --arch\n"); return -1; }
@@ -219,8 +229,10 @@ int main(int argc, char **argv) {
         if (o.z_path) memcpy(z->data, (const float *)zfile.data + (size_t)done * G.latent_dim, (size_t)n * G.latent_dim * sizeof(float));
         else ag_rng_fill_normal(&zrng, z->data, z->size, 0.0f, 1.0f);
         if (!(out = ag_generator_forward(ctx, &G, z))) { fprintf(stderr, "sample: generator: %s\n", ag_ctx_error(ctx)); goto done; }
-        for (k = 0; k < n; k++) for (c = 0; c < 3; c++) for (y = 0; y < R; y++) for (x = 0; x < R; x++)
-            img[(((size_t)k * R + y) * R + x) * 3 + c] = to_u8(out->data[(((size_t)k * 3 + c) * R + y) * R + x]);
+        for (k = 0; k < n; k++) for (c = 0; c < 3; c++) for (y = 0; y < R; y++) for (x = 0; x < R; x++) {   /* gray is replicated to RGB */
+            int C = G.out_channels, cc = c < C ? c : C - 1;
+            img[(((size_t)k * R + y) * R + x) * 3 + c] = to_u8(out->data[(((size_t)k * C + cc) * R + y) * R + x]);
+        }
         if (npy && fwrite(img, 1, (size_t)n * R * R * 3, npy) != (size_t)n * R * R * 3) { fprintf(stderr, "sample: %s: write failed\n", tmp_path); goto done; }
         if (out_dir) for (k = 0; k < n; k++) {   /* the reference's fid_buffer names */
             char path[4200]; int64_t idx = done + k;

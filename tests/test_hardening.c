@@ -195,24 +195,30 @@ static int harden_sh(const char *cmd, char *out, size_t cap) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 static int test_train_strict_flags(void) {
+#define HT "--gen_model autogan_cifar10_a --exp_name hx --log_dir build/harden_train "
     static const struct { const char *args, *want; } cases[] = {
-        { "--arch 1 0 1 1 --max_iter abc", "--max_iter 'abc' is not an integer" },
-        { "--arch 1 0 1 1 --max_iter 1e99", "--max_iter '1e99'" },
-        { "--arch 1 0 1 1 --max_iter 99999999999", "--max_iter 99999999999 is out of range" },
-        { "--arch 1 x 1 1", "--arch 'x' is not an integer" },
-        { "--arch 1 0 1.7 1", "--arch '1.7'" },
-        { "--arch 1 0 5 1", "--arch token 3 is 5" },
-        { "--arch 1 0 1", "--arch has 3 tokens" },
-        { "--arch 1 0 1 1 --ema 2", "--ema 2 is out of range" },
-        { "--arch 1 0 1 1 --g_lr abc", "--g_lr 'abc' is not a number" },
-        { "--arch 1 0 1 1 --g_lr nan", "--g_lr nan is out of range" },
-        { "--arch 1 0 1 1 --threads 100000", "--threads 100000 is out of range" },
-        { "--arch 1 0 1 1 --ckpt", "--ckpt needs a value" },
-        { "--arch 1 0 1 1 --gen_bs --dis_bs 4", "--gen_bs needs a value" },
-        { "--arch 1 0 1 1 --bogus 3", "unknown option '--bogus'" },
-        { "--arch 1 0 1 1 --seed -1", "--seed '-1'" },
-        { "--max_iter 3", "--arch is required" },
+        { HT "--max_iter abc", "--max_iter 'abc' is not an integer" },
+        { HT "--max_iter 1e99", "--max_iter '1e99'" },
+        { HT "--max_iter 99999999999", "--max_iter 99999999999 is out of range" },
+        { "--exp_name hx --arch 1 x 1 1", "--arch 'x' is not an integer" },
+        { "--exp_name hx --arch 1 0 1.7 1", "--arch '1.7'" },
+        { "--exp_name hx --arch 1 0 1 1 1 0 0 1 1 1 0 1 0 9", "--arch token 14 is 9" },
+        { "--exp_name hx --arch 1 0 1", "--arch has 3 tokens" },
+        { HT "--ema 2", "--ema 2 is out of range" },
+        { HT "--g_lr abc", "--g_lr 'abc' is not a number" },
+        { HT "--g_lr nan", "--g_lr nan is out of range" },
+        { HT "--threads 100000", "--threads 100000 is out of range" },
+        { HT "--load_path", "--load_path needs a value" },
+        { HT "--gen_bs --dis_bs 4", "--gen_bs needs a value" },
+        { HT "--bogus 3", "unknown option '--bogus'" },
+        { HT "--seed -1", "--seed '-1'" },
+        { HT "--d_spectral_norm maybe", "--d_spectral_norm takes True or False" },
+        { HT "--fid_stat s.npz", "--fid_stat needs --inception W or --classifier W" },
+        { "--max_iter 3 --exp_name hx", "give --gen_model NAME or --arch" },
+        { "--gen_model autogan_cifar10_a --max_iter 3", "--exp_name NAME is required" },
+        { HT "--gen_model autogan_x", "--gen_model 'autogan_x': unknown model" },
     };
+#undef HT
     char out[8192], cmd[1024]; size_t k;
     for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int rc;
@@ -222,39 +228,35 @@ static int test_train_strict_flags(void) {
         TEST_CHECK(!strstr(out, "G step"), "train %s: trained before failing", cases[k].args);
     }
     /* the hyphenated alias and --flag=value are accepted */
-    TEST_CHECK(harden_sh("./build/train --arch 1 0 1 1 --gf-dim=8 --df_dim 8 --gen-bs 2 --dis_bs=2 --max_iter 0 --threads 1", out, sizeof out) == 0,
-               "aliases: %s", out);
+    system("rm -rf build/harden_train && mkdir -p build/harden_train");
+    TEST_CHECK(harden_sh("./build/train --gen_model autogan_cifar10_a --gf-dim=8 --df_dim 8 --latent_dim 8 --bottom_width 1 --gen-bs 2 --dis_bs=8 "
+                         "--dataset mnist --data_path tests/data/datasets/mnist --max_iter 1 --threads 1 --exp_name alias --log_dir build/harden_train",
+                         out, sizeof out) == 0, "aliases: %s", out);
     return 0;
 }
 static int test_train_resume_contract(void) {
-    char out[16384]; const char *base = "./build/train --gf_dim 8 --df_dim 8 --gen_bs 2 --dis_bs 2 --n_critic 1 --threads 2 --ema 0.9";
+    char out[16384]; const char *base = "./build/train --gf_dim 8 --df_dim 8 --latent_dim 8 --bottom_width 1 --gen_bs 2 --dis_bs 2 --n_critic 1 "
+                                        "--threads 2 --ema 0.9 --dataset mnist --data_path tests/data/datasets/mnist --log_dir build/harden_train";
     char cmd[1024]; int rc;
     system("rm -rf build/harden_train && mkdir -p build/harden_train");
-    snprintf(cmd, sizeof cmd, "%s --arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3 --max_iter 1 --ckpt build/harden_train/s2.safetensors --samples build/harden_train/grids", base);
+    snprintf(cmd, sizeof cmd, "%s --gen_model autogan_cifar10_a --max_iter 1 --exp_name r", base);
     rc = harden_sh(cmd, out, sizeof out);
-    TEST_CHECK(rc == 0, "stage-2 run: exit %d\n%s", rc, out);
-    TEST_CHECK(strstr(out, "[G step 1/1]") && !strstr(out, "| 0 G steps/s") && !strstr(out, "| 0.00 G steps/s"),
-               "the first progress line should show a measured rate (sub-second clock):\n%s", out);
-    TEST_CHECK(harden_exists("build/harden_train/grids/000001.png"), "--samples DIR writes DIR/000001.png:\n%s", out);
-    /* a different --arch: an error naming both (issue 9: heap overflow, then a silent switch) */
-    snprintf(cmd, sizeof cmd, "%s --arch 1 0 1 1 --max_iter 2 --resume build/harden_train/s2.safetensors", base);
-    rc = harden_sh(cmd, out, sizeof out);
-    TEST_CHECK(rc == 2 && strstr(out, "--arch 1 0 1 1 (stage 0)") && strstr(out, "1 0 1 1 1 0 0 1 1 1 0 1 0 3 (stage 2)"), "mismatch: exit %d\n%s", rc, out);
-    /* no --arch: the checkpoint's, printed */
-    snprintf(cmd, sizeof cmd, "%s --max_iter 2 --resume build/harden_train/s2.safetensors", base);
-    rc = harden_sh(cmd, out, sizeof out);
-    TEST_CHECK(rc == 0 && strstr(out, "arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3 | stage 2") && strstr(out, "[G step 2/2]"), "resume: exit %d\n%s", rc, out);
-    /* past --max_iter */
-    snprintf(cmd, sizeof cmd, "%s --max_iter 0 --resume build/harden_train/s2.safetensors", base);
-    rc = harden_sh(cmd, out, sizeof out);
-    TEST_CHECK(rc == 2 && strstr(out, "past --max_iter 0"), "past max_iter: exit %d\n%s", rc, out);
+    TEST_CHECK(rc == 0, "first run: exit %d\n%s", rc, out);
+    TEST_CHECK(harden_exists("build/harden_train/r/Samples/grid_ema.png") && harden_exists("build/harden_train/r/Model/checkpoint.safetensors"),
+               "the last epoch writes grids and the checkpoint:\n%s", out);
+    /* a different architecture: an error naming both (issue 9: heap overflow, then a silent switch) */
+    rc = harden_sh("./build/train --gen_model autogan_cifar10_c --max_iter 2 --load_path build/harden_train/r", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "holds autogan_cifar10_a (arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3") && strstr(out, "autogan_cifar10_c (arch 1 1 1 1 1 0 0 1 1 1 0 1 0 3"),
+               "mismatch: exit %d\n%s", rc, out);
+    /* no model flag: the checkpoint's, printed */
+    rc = harden_sh("./build/train --max_iter 5 --load_path build/harden_train/r", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "autogan_cifar10_a | arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3") && strstr(out, "resumed from"), "resume: exit %d\n%s", rc, out);
     /* outputs checked first */
-    snprintf(cmd, sizeof cmd, "%s --arch 1 0 1 1 --max_iter 1 --ckpt build/no_such_dir/c.safetensors", base);
+    snprintf(cmd, sizeof cmd, "%s --gen_model autogan_cifar10_a --max_iter 1 --exp_name x --log_dir build/no_such_dir/deeper", base);
     rc = harden_sh(cmd, out, sizeof out);
-    TEST_CHECK(rc == 2 && strstr(out, "no_such_dir") && !strstr(out, "G step"), "--ckpt into a missing directory: exit %d\n%s", rc, out);
-    snprintf(cmd, sizeof cmd, "%s --arch 1 0 1 1 --max_iter 1 --resume build", base);
-    rc = harden_sh(cmd, out, sizeof out);
-    TEST_CHECK(rc != 0 && strstr(out, "build: is a directory"), "--resume DIR: exit %d\n%s", rc, out);
+    TEST_CHECK(rc == 2 && strstr(out, "no_such_dir") && !strstr(out, "G step"), "--log_dir into a missing directory: exit %d\n%s", rc, out);
+    rc = harden_sh("./build/train --max_iter 1 --load_path build", out, sizeof out);
+    TEST_CHECK(rc != 0 && strstr(out, "build/Model/checkpoint.safetensors"), "--load_path DIR without a checkpoint: exit %d\n%s", rc, out);
     return 0;
 }
 static int test_score_checks_first(void) {
