@@ -47,15 +47,14 @@ demo: $(BUILD)/search $(BUILD)/train
 	rm -rf $(DEMO_DIR)
 	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/search --preset demo --exp_name demo --threads $(DEMO_THREADS)
 	@arch=$$(grep -m1 '^build/train --arch' $(DEMO_DIR)/archs.txt | sed 's/^build\/train --arch //; s/ *#.*//'); \
-	if ./$(BUILD)/train --help 2>&1 | grep -q -- '--dataset'; then \
-	  echo "make demo: training the best architecture found ($$arch) briefly"; \
-	  OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/train --arch $$arch --dataset fashion-mnist --channels 1 \
-	    --gf_dim 32 --df_dim 32 --latent_dim 64 --gen_bs 32 --dis_bs 32 --max_iter $(DEMO_TRAIN_ITERS) --print_freq 20 \
-	    --ckpt $(DEMO_DIR)/best.safetensors --samples $(DEMO_DIR)/best_samples --sample_freq $(DEMO_TRAIN_ITERS) || exit 1; \
-	else echo "make demo: build/train has no --dataset flag yet, so the best architecture ($$arch) is not trained here"; fi
+	echo "make demo: training the best architecture found ($$arch) briefly, scored by the classifier"; \
+	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/train --arch $$arch --dataset fashion-mnist --channels 1 \
+	  --gf_dim 32 --df_dim 32 --latent_dim 64 --gen_bs 32 --dis_bs 32 --n_critic 5 --max_iter $(DEMO_TRAIN_ITERS) --print_freq 50 \
+	  --classifier weights/fashion-mnist-classifier.safetensors --fid_stat weights/fashion-mnist-train-stats.npz \
+	  --num_eval_imgs 1000 --threads $(DEMO_THREADS) --exp_name best --log_dir $(DEMO_DIR)
 	@echo "make demo: outputs in $(DEMO_DIR)/: archs.txt (the architectures found), controller.png (reward and entropy),"
 	@echo "           samples/ (the best architecture of each iteration), search.csv, controller.csv, Model/checkpoint.safetensors,"
-	@echo "           best_samples/ (the best architecture after its short training, when build/train could train it)"
+	@echo "           best/ (the best architecture after its short training: Samples/ grids, eval.csv, Model/)"
 
 # the header alone, warning-free as C99 with and without OpenMP, static, and as C++
 # (-Wredundant-decls: no prototype declared twice)

@@ -55,7 +55,8 @@ static void usage(void) {
         "usage: train (--gen_model NAME | --arch T1 ... T14) --exp_name NAME [options]\n"
         "       train --load_path EXP_DIR|CHECKPOINT [options]   (resume)\n"
         "  --gen_model NAME   autogan_cifar10_a | autogan_cifar10_b | autogan_cifar10_c\n"
-        "  --arch TOKENS      14 tokens of a derived model, e.g. 1 0 1 1 1 0 0 1 1 1 0 1 0 3\n"
+        "  --arch TOKENS      14 tokens, e.g. 1 0 1 1 1 0 0 1 1 1 0 1 0 3 (pre-activation bilinear/nearest cells: the\n"
+        "                     derived model's names; any other arch: the shared generator set to it)\n"
         "  --gf_dim N (256)  --df_dim N (128)  --latent_dim N (128)  --bottom_width N (4: 32x32)\n"
         "  --dataset NAME (fashion-mnist) cifar10|stl10|mnist|fashion-mnist|folder  --data_path P\n"
         "  --channels N       images' channels (1 for (fashion-)mnist, 3 otherwise)\n"
@@ -215,6 +216,28 @@ static int textlog_load_upto(textlog *t, const char *header, int col, long long 
     return 0;
 }
 
+/* 1 when every cell of a 14-token architecture fits the derived models' Cell */
+static int derived_cells(const int *arch) {
+    int k;
+    for (k = 0; k < 3; k++) {
+        const int *a = arch + (k == 0 ? 0 : 4 + 5 * (k - 1));
+        if (a[0] != AG_CONV_PRE || a[2] == AG_UP_DECONV) return 0;
+    }
+    return 1;
+}
+
+/* The training split of --dataset. A fresh clone without Debian's dataset-fashion-mnist still
+   trains: on the 10,000 test images shipped in examples/data, and it says so (once). */
+static int load_train_split(ag_dataset *ds, const char *dataset, const char *data_path, int resize_to, ag_error *err) {
+    static int told;
+    ag_error e2;
+    if (ag_dataset_load(ds, dataset, data_path, "train", resize_to, err) == 0) return 0;
+    if (data_path || strcmp(dataset, "fashion-mnist") || ag_dataset_load(ds, dataset, NULL, "test", resize_to, &e2)) return -1;
+    if (!told++) printf("data: fashion-mnist's train split is not installed (apt install dataset-fashion-mnist for 60,000 images);\n"
+                        "      training on the 10,000 test images shipped in %s\n", AG_DATA_DIR);
+    return 0;
+}
+
 /* ---- evaluation ---- */
 static unsigned char to_u8(float v) {   /* the reference's mul_(127.5).add_(127.5).clamp_(0, 255).to(uint8) */
     volatile float t = v * 127.5f; float x = t + 127.5f;
@@ -362,7 +385,7 @@ static int rescore(const options *o) {
     if (o->fid_stat) { if (ag_fid_stats_load(o->fid_stat, &ref, &err)) { fprintf(stderr, "train: %s\n", err.msg); goto out; } }
     else {
         ag_dataset ds; memset(&ds, 0, sizeof ds);
-        if (ag_dataset_load(&ds, o->dataset, o->data_path, "train", 0, &err)) { fprintf(stderr, "train: --dataset %s: %s\n", o->dataset, err.msg); goto out; }
+        if (load_train_split(&ds, o->dataset, o->data_path, 0, &err)) { fprintf(stderr, "train: --dataset %s: %s\n", o->dataset, err.msg); goto out; }
         printf("train: no --fid_stat: the scorer's statistics of the %d %s training images ...\n", ds.count, o->dataset); fflush(stdout);
         i = train_set_stats(sc, &ds, &ref); ag_dataset_free(&ds);
         if (i) goto out;
@@ -456,7 +479,6 @@ int main(int argc, char **argv) {
             if (!given(argc, argv, "--random_seed", "--seed") && !ag_json_get_string(m0, "seed", v, sizeof v) && sscanf(v, "%llu", &seed) == 1) o.seed = seed;
             AG_FREE(m0);
         }
-        if (!spec.derived) { fprintf(stderr, "train: --load_path: %s holds a %s generator; build/train trains derived models\n", ckpt_path, spec.gen_model); return 2; }
         /* the flags given must describe the same model */
         flags = spec;
         if (o.gen_model) { snprintf(flags.gen_model, sizeof flags.gen_model, "%s", o.gen_model); if (ag_derived_arch(o.gen_model, flags.arch)) { fprintf(stderr, "train: --gen_model '%s': unknown model\n", o.gen_model); return 2; } }
@@ -482,8 +504,12 @@ int main(int argc, char **argv) {
             if (ag_derived_arch(o.gen_model, spec.arch)) { fprintf(stderr, "train: --gen_model '%s': unknown model (autogan_cifar10_a, autogan_cifar10_b, autogan_cifar10_c)\n", o.gen_model); return 2; }
             if (o.arch_len && memcmp(o.arch, spec.arch, sizeof spec.arch)) { fprintf(stderr, "train: --arch does not match --gen_model %s\n", o.gen_model); return 2; }
         } else memcpy(spec.arch, o.arch, sizeof spec.arch);
-        spec.derived = 1; spec.stage = 2; spec.arch_len = AG_ARCH_MAX;
-        snprintf(spec.gen_model, sizeof spec.gen_model, "%s", o.gen_model ? o.gen_model : "derived");
+        spec.stage = 2; spec.arch_len = AG_ARCH_MAX;
+        /* the derived models' cells are pre-activation with bilinear or nearest upsampling; any
+           other architecture (post-activation, deconv: e.g. what a search finds) trains as the
+           shared generator set to it, the same function with the reference's search names */
+        spec.derived = o.gen_model != NULL || derived_cells(spec.arch);
+        snprintf(spec.gen_model, sizeof spec.gen_model, "%s", o.gen_model ? o.gen_model : spec.derived ? "derived" : "shared_gan");
         if (!o.channels) o.channels = (!strcmp(o.dataset, "mnist") || !strcmp(o.dataset, "fashion-mnist")) ? 1 : 3;
         spec.gf = o.gf; spec.latent_dim = o.latent; spec.bottom_width = o.bottom_width; spec.channels = o.channels;
     }
@@ -538,7 +564,7 @@ int main(int argc, char **argv) {
     if (ag_file_check_writable(ckpt_path, &err) || ag_file_check_writable(tlog.path, &err)) { fprintf(stderr, "train: %s\n", err.msg); rc = 2; goto done; }
 
     /* ---- data and scorer ---- */
-    if (ag_dataset_load(&ds, o.dataset, o.data_path, "train", res, &err)) { fprintf(stderr, "train: --dataset %s: %s\n", o.dataset, err.msg); rc = 2; goto done; }
+    if (load_train_split(&ds, o.dataset, o.data_path, res, &err)) { fprintf(stderr, "train: --dataset %s: %s\n", o.dataset, err.msg); rc = 2; goto done; }
     if (ag_data_loader_init(&loader, &ds, o.dis_bs, o.channels, &err)) { fprintf(stderr, "train: %s\n", err.msg); goto done; }
     have_loader = 1;
     if (o.load_path) {
@@ -558,7 +584,7 @@ int main(int argc, char **argv) {
             ag_dataset orig; int r2;   /* as loaded, not resized: the images the classifier was trained and its statistics made on */
             memset(&orig, 0, sizeof orig);
             printf("train: no --fid_stat: the %s's statistics of the %d training images ...\n", ag_scorer_kind(sc), ds.count); fflush(stdout);
-            if (ag_dataset_load(&orig, o.dataset, o.data_path, "train", 0, &err)) { fprintf(stderr, "train: --dataset %s: %s\n", o.dataset, err.msg); goto done; }
+            if (load_train_split(&orig, o.dataset, o.data_path, 0, &err)) { fprintf(stderr, "train: --dataset %s: %s\n", o.dataset, err.msg); goto done; }
             r2 = train_set_stats(sc, &orig, &ref);
             ag_dataset_free(&orig);
             if (r2) goto done;
