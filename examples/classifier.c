@@ -3,7 +3,7 @@
    build/classifier --dataset fashion-mnist [--data_path P] [--out W.safetensors]
                     [--save_stats STATS.npz] [--epochs 10] [--batch_size 64] [--lr 2e-3]
                     [--img_size 32] [--channels 1] [--random_seed 0] [--threads 1]
-   build/classifier --eval W.safetensors --dataset fashion-mnist [--data_path P]
+   build/classifier --eval W.safetensors --dataset fashion-mnist [--data_path P] [--save_stats S.npz]
 
    Trains ag_classifier (autogan.h, section "The compact classifier") on the labelled train
    split, images resized to --img_size at load as the GANs see them (PIL bilinear) and
@@ -45,7 +45,8 @@ static double now_seconds(void) {
 static void usage(FILE *f) {
     fprintf(f,
         "usage: classifier --dataset NAME [options]      train and save the compact classifier\n"
-        "       classifier --eval W.safetensors --dataset NAME [--data_path P]   test accuracy of W\n"
+        "       classifier --eval W.safetensors --dataset NAME [--data_path P] [--save_stats S.npz]\n"
+        "                      test accuracy of W (and the train split's feature statistics)\n"
         "  --dataset NAME      fashion-mnist | mnist | cifar10 | stl10 | folder (labelled splits only)\n"
         "  --data_path P       where the data set is (default: the data set's default place)\n"
         "  --out PATH          weights (.safetensors; default fashion-mnist-classifier.safetensors)\n"
@@ -154,7 +155,16 @@ int main(int argc, char **argv) {
         if (evaluate(sc, &test, &acc)) { ag_scorer_free(sc); ag_dataset_free(&test); return 1; }
         printf("%s on %s test (%d images as stored, %dx%dx%d): accuracy %.2f%%\n", o.eval, o.dataset, test.count, test.height, test.width,
                test.channels, 100.0 * acc);
-        ag_scorer_free(sc); ag_dataset_free(&test);
+        ag_dataset_free(&test);
+        if (o.stats) {   /* the train-set statistics exactly as a training run ends with them */
+            double t0 = now_seconds(); int rc2;
+            if (ag_dataset_load(&train, o.dataset, o.data_path, "train", ag_scorer_input_size(sc), &err)) { fprintf(stderr, "classifier: %s\n", err.msg); ag_scorer_free(sc); return 1; }
+            rc2 = save_stats(sc, &train, o.stats);
+            if (!rc2) printf("saved %s (train-set feature statistics, %d images, %.1f s)\n", o.stats, train.count, now_seconds() - t0);
+            ag_dataset_free(&train); ag_scorer_free(sc);
+            return rc2 ? 1 : 0;
+        }
+        ag_scorer_free(sc);
         return 0;
     }
 
