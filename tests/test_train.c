@@ -285,6 +285,25 @@ static int test_train_resume_identity(void) {
     TEST_CHECK(train_file_eq("build/test_train/full/Samples/grid_ema.png", "build/test_train/resumed/Samples/grid_ema.png"), "the last EMA grids differ");
     return 0;
 }
+/* an architecture outside the derived Cell (post-activation, deconv: what a search may find)
+   trains as the shared generator set to it; its checkpoint names the model, so a resume and
+   build/sample rebuild it with no model flag */
+static int test_train_searched_arch(void) {
+    char out[16384]; int rc; ag_generator_spec spec; ag_error err;
+    TEST_CHECK(train_prepare() == 0, "tiny runs");
+    rc = train_sh("./build/train --arch 0 2 2 1 0 1 0 0 1 1 0 1 1 3 --gf_dim 8 --df_dim 8 --latent_dim 16 --bottom_width 2 "
+                  "--dataset mnist --data_path tests/data/datasets/mnist --gen_bs 4 --dis_bs 2 --n_critic 2 --max_iter 2 "
+                  "--log_dir build/test_train --exp_name searched --print_freq 1 --threads 1", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "shared_gan | arch 0 2 2 1 0 1 0 0 1 1 0 1 1 3"), "searched arch: exit %d\n%s", rc, out);
+    TEST_CHECK(ag_generator_spec_read("build/test_train/searched/Model/checkpoint.safetensors", &spec, &err) == 0, "%s", err.msg);
+    TEST_CHECK(!spec.derived && !strcmp(spec.gen_model, "shared_gan") && spec.arch[2] == AG_UP_DECONV, "spec: %s derived %d", spec.gen_model, spec.derived);
+    rc = train_sh("./build/train --load_path build/test_train/searched --max_iter 3 --threads 1", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "resumed from"), "resume: exit %d\n%s", rc, out);
+    rc = train_sh("./build/sample --load_path build/test_train/searched/Model/checkpoint.safetensors --num_eval_imgs 4 "
+                  "--out build/test_train/searched.npy", out, sizeof out);
+    TEST_CHECK(rc == 0, "sample: exit %d\n%s", rc, out);
+    return 0;
+}
 static int test_train_refuses_other_models(void) {
     char out[16384]; int rc;
     TEST_CHECK(train_prepare() == 0, "tiny runs");
@@ -322,6 +341,7 @@ static const test_case tests_train[] = {
     { "train/tiny_run_evaluates", test_train_tiny_run_evaluates },
     { "train/resume_identity", test_train_resume_identity },
     { "train/refuses_other_models", test_train_refuses_other_models },
+    { "train/searched_arch", test_train_searched_arch },
 #endif
     { NULL, NULL }
 };
