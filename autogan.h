@@ -825,9 +825,14 @@ AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width,
    stacked, each with its own y range (4 grid lines labelled), a shared x axis from 0 to the
    largest x, points joined by 2-pixel lines and marked; non-finite points are skipped. Text is
    a 3x5 pixel font (letters shown as capitals, digits, . - + : ( ) / = , _ %). 720 pixels wide,
-   230 per panel. Written atomically (ag_png_write). Used by build/train (IS and FID over G
-   steps); any program can draw its curves with it. */
-typedef struct ag_plot_series { const char *label; const double *x, *y; int n; unsigned char rgb[3]; } ag_plot_series;
+   230 per panel. `marks` (may be NULL) are x positions drawn as light vertical lines in the
+   series' panel (e.g. the search's growths). Written atomically (ag_png_write). Used by
+   build/train (IS and FID over G steps) and build/search (reward and entropy over controller
+   steps). */
+typedef struct ag_plot_series {
+    const char *label; const double *x, *y; int n; unsigned char rgb[3];
+    const double *marks; int n_marks;
+} ag_plot_series;
 AGDEF int ag_plot_png(const char *path, const char *x_label, const ag_plot_series *series, int count, ag_error *err);
 
 /* -- PyTorch .pth --
@@ -10084,6 +10089,11 @@ AGDEF int ag_plot_png(const char *path, const char *x_label, const ag_plot_serie
             for (xx = left; xx <= right; xx++) ag__px(&c, xx, y, grid);
             snprintf(buf, sizeof buf, "%.4g", lo + (hi - lo) * g / 4);
             ag__text(&c, 4, y - 5, buf, black);
+        }
+        for (i = 0; S->marks && i < S->n_marks; i++) if (S->marks[i] >= 0 && S->marks[i] <= xmax) {
+            static const unsigned char mark[3] = { 150, 150, 230 };
+            int xx = left + (int)(S->marks[i] / xmax * (right - left)), y;
+            for (y = top; y <= bottom; y++) ag__px(&c, xx, y, mark);
         }
         for (i = top; i <= bottom; i++) { ag__px(&c, left, i, black); ag__px(&c, right, i, black); }
         for (i = left; i <= right; i++) { ag__px(&c, i, top, black); ag__px(&c, i, bottom, black); }

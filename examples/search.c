@@ -250,76 +250,11 @@ static FILE *csv_open(const char *path, const char *header) {
     return f;
 }
 
-/* ---- the plot: reward and entropy over controller steps, drawn here ------------------- */
-/* 3x5 glyphs, rows top to bottom, 3 bits each (bit 2 = left column) */
-static const char plot_chars[] = "0123456789.-+eE abcdgilnoprstwy:";
-static const unsigned short plot_glyphs[][5] = {
-    {7,5,5,5,7},{2,6,2,2,7},{7,1,7,4,7},{7,1,7,1,7},{5,5,7,1,1},{7,4,7,1,7},{7,4,7,5,7},{7,1,1,1,1},{7,5,7,5,7},{7,5,7,1,7},
-    {0,0,0,0,2},{0,0,7,0,0},{0,2,7,2,0},{0,7,7,4,7},{7,4,7,4,7},{0,0,0,0,0},
-    {0,6,3,5,7},{4,6,5,5,6},{0,7,4,4,7},{1,3,5,5,3},{7,5,7,1,7},{2,0,2,2,2},{2,2,2,2,2},{0,6,5,5,5},{0,7,5,5,7},
-    {0,6,5,6,4},{0,6,4,4,4},{0,7,6,1,7},{2,7,2,2,3},{0,5,5,7,5},{0,5,5,3,6},{0,2,0,2,0}
-};
-typedef struct canvas { int w, h; unsigned char *rgb; } canvas;
-static void put_px(canvas *c, int x, int y, const unsigned char *col) {
-    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
-    memcpy(c->rgb + ((size_t)y * c->w + x) * 3, col, 3);
-}
-static void draw_text(canvas *c, int x, int y, const char *s, const unsigned char *col) {
-    for (; *s; s++, x += 8) {
-        const char *p = strchr(plot_chars, *s); int g, r, b, dx, dy;
-        if (!p) continue;
-        g = (int)(p - plot_chars);
-        for (r = 0; r < 5; r++) for (b = 0; b < 3; b++) if (plot_glyphs[g][r] & (4 >> b))
-            for (dy = 0; dy < 2; dy++) for (dx = 0; dx < 2; dx++) put_px(c, x + 2 * b + dx, y + 2 * r + dy, col);
-    }
-}
-/* a line 2 pixels wide (Bresenham, thickened) */
-static void draw_line(canvas *c, int x0, int y0, int x1, int y1, const unsigned char *col) {
-    int dx = abs(x1 - x0), sx = x0 < x1 ? 1 : -1, dy = -abs(y1 - y0), sy = y0 < y1 ? 1 : -1, e = dx + dy;
-    for (;;) {
-        int e2 = 2 * e;
-        put_px(c, x0, y0, col); put_px(c, x0 + 1, y0, col); put_px(c, x0, y0 + 1, col);
-        if (x0 == x1 && y0 == y1) break;
-        if (e2 >= dy) { e += dy; x0 += sx; }
-        if (e2 <= dx) { e += dx; y0 += sy; }
-    }
-}
-static void draw_panel(canvas *c, int top, int height, const char *title, const double *x, const double *v, int n,
-                       const int *stage, const unsigned char *col) {
-    static const unsigned char black[3] = { 40, 40, 40 }, grid[3] = { 215, 215, 215 }, stagec[3] = { 150, 150, 230 };
-    int left = 70, right = c->w - 20, bottom = top + height, i; double lo = 1e300, hi = -1e300, xmax = 1; char buf[64];
-    for (i = 0; i < n; i++) { if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i]; if (x[i] > xmax) xmax = x[i]; }
-    if (n == 0) { lo = 0; hi = 1; }
-    if (hi - lo < 1e-9) { hi += 0.5; lo -= 0.5; }
-    for (i = 0; i <= 4; i++) {
-        int y = bottom - (int)((double)i / 4 * height); int xx;
-        for (xx = left; xx <= right; xx++) put_px(c, xx, y, grid);
-        snprintf(buf, sizeof buf, "%.4g", lo + (hi - lo) * i / 4);
-        draw_text(c, 4, y - 5, buf, black);
-    }
-    for (i = 1; i < n; i++) if (stage[i] != stage[i - 1]) {   /* growth: a vertical line */
-        int xx = left + (int)((x[i] - 0.5) / xmax * (right - left)), y;
-        for (y = top; y <= bottom; y++) put_px(c, xx, y, stagec);
-    }
-    for (i = top; i <= bottom; i++) { put_px(c, left, i, black); put_px(c, right, i, black); }
-    for (i = left; i <= right; i++) { put_px(c, i, top, black); put_px(c, i, bottom, black); }
-    draw_text(c, left + 6, top + 6, title, col);
-    snprintf(buf, sizeof buf, "%.0f", xmax);
-    draw_text(c, right - 8 * (int)strlen(buf), bottom + 6, buf, black);
-    draw_text(c, left, bottom + 6, "0", black);
-    for (i = 0; i < n; i++) {
-        int px = left + (int)(x[i] / xmax * (right - left)), py = bottom - (int)((v[i] - lo) / (hi - lo) * height);
-        if (i) {
-            int qx = left + (int)(x[i - 1] / xmax * (right - left)), qy = bottom - (int)((v[i - 1] - lo) / (hi - lo) * height);
-            draw_line(c, qx, qy, px, py, col);
-        } else draw_line(c, px, py, px, py, col);
-    }
-}
+/* ---- the plot: reward and entropy over controller steps (ag_plot_png), growths marked ---- */
 /* reads controller.csv (search_iter,step,stage,arch,reward,entropy,...) and draws it */
 static int plot_controller(const char *csv_path, const char *png_path) {
-    static const unsigned char red[3] = { 200, 40, 40 }, blue[3] = { 30, 90, 200 }, black[3] = { 40, 40, 40 };
-    unsigned char *bytes; size_t len, i, start = 0; ag_error err; int n = 0, cap = 0, line = 0, rc, *stage = NULL;
-    double *x = NULL, *r = NULL, *e = NULL; canvas c;
+    unsigned char *bytes; size_t len, i, start = 0; ag_error err; int n = 0, cap = 0, line = 0, rc, nm = 0, prev_stage = -1;
+    double *x = NULL, *r = NULL, *e = NULL, *marks = NULL; ag_plot_series s[2];
     if (ag_read_file(csv_path, &bytes, &len, &err)) { fprintf(stderr, "search: %s\n", err.msg); return -1; }
     for (i = 0; i < len; i++) if (bytes[i] == '\n') {
         int it, st, sg; char arch[64]; double rw, en;
@@ -328,24 +263,24 @@ static int plot_controller(const char *csv_path, const char *png_path) {
             if (n == cap) {
                 cap = cap ? 2 * cap : 256;
                 x = (double *)realloc(x, cap * sizeof *x); r = (double *)realloc(r, cap * sizeof *r);
-                e = (double *)realloc(e, cap * sizeof *e); stage = (int *)realloc(stage, cap * sizeof *stage);
-                if (!x || !r || !e || !stage) { fprintf(stderr, "search: out of memory\n"); exit(1); }
+                e = (double *)realloc(e, cap * sizeof *e); marks = (double *)realloc(marks, cap * sizeof *marks);
+                if (!x || !r || !e || !marks) { fprintf(stderr, "search: out of memory\n"); exit(1); }
             }
-            if (isfinite(rw) && isfinite(en)) { x[n] = st + 1; r[n] = rw; e[n] = en; stage[n] = sg; n++; }
+            if (isfinite(rw) && isfinite(en)) {
+                if (prev_stage >= 0 && sg != prev_stage) marks[nm++] = st + 0.5;   /* a growth */
+                prev_stage = sg; x[n] = st + 1; r[n] = rw; e[n] = en; n++;
+            }
         }
         start = i + 1;
     }
     free(bytes);
-    c.w = 720; c.h = 520;
-    c.rgb = (unsigned char *)malloc((size_t)c.w * c.h * 3);
-    if (!c.rgb) return -1;
-    memset(c.rgb, 255, (size_t)c.w * c.h * 3);
-    draw_panel(&c, 20, 200, "reward", x, r, n, stage, red);
-    draw_panel(&c, 270, 200, "entropy", x, e, n, stage, blue);
-    draw_text(&c, 300, 500, "controller step", black);
-    rc = ag_png_write(png_path, c.rgb, c.w, c.h, 3, &err);
+    memset(s, 0, sizeof s);
+    s[0].label = "reward (IS)"; s[0].x = x; s[0].y = r; s[0].n = n; s[0].rgb[0] = 200; s[0].rgb[1] = 40; s[0].rgb[2] = 40;
+    s[1].label = "entropy"; s[1].x = x; s[1].y = e; s[1].n = n; s[1].rgb[0] = 30; s[1].rgb[1] = 90; s[1].rgb[2] = 200;
+    s[0].marks = s[1].marks = marks; s[0].n_marks = s[1].n_marks = nm;
+    rc = ag_plot_png(png_path, "controller step", s, 2, &err);
     if (rc) fprintf(stderr, "search: %s\n", err.msg);
-    free(c.rgb); free(x); free(r); free(e); free(stage);
+    free(x); free(r); free(e); free(marks);
     return rc;
 }
 

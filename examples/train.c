@@ -321,6 +321,7 @@ static int train_set_stats(ag_scorer *sc, const ag_dataset *ds, ag_fid_stats *st
 
 static int plot_eval(const char *path, const double *x, const double *is, const double *fid, int n, const char *scorer) {
     ag_plot_series s[2]; char l1[64], l2[64]; ag_error err;
+    memset(s, 0, sizeof s);
     snprintf(l1, sizeof l1, "IS (%s) of the EMA generator", scorer);
     snprintf(l2, sizeof l2, "FID (%s) of the EMA generator", scorer);
     s[0].label = l1; s[0].x = x; s[0].y = is; s[0].n = n; s[0].rgb[0] = 30; s[0].rgb[1] = 90; s[0].rgb[2] = 200;
