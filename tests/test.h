@@ -53,4 +53,22 @@ static int test_close_arrays(const char *what, const float *got, const float *wa
     if (test_close_arrays((what), (got), (want), (n), (atol), (rtol))) { \
         fprintf(stderr, "    at %s:%d\n", __FILE__, __LINE__); return 1; } } while (0)
 
+/* Runs a shell command with stderr joined to stdout into out (at most cap-1 bytes, the rest
+   read and dropped); returns its exit status, -1 when it did not exit. For the tests of the
+   command-line programs (POSIX popen). */
+#if !defined(_WIN32)
+#include <sys/wait.h>
+static int test_run_command(const char *cmd, char *out, size_t cap) {
+    char full[4096]; FILE *p; size_t n = 0; int st;
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    if (!(p = popen(full, "r"))) return -1;
+    out[0] = 0;
+    while (n + 1 < cap) { size_t r = fread(out + n, 1, cap - 1 - n, p); if (!r) break; n += r; }
+    out[n] = 0;
+    { char sink[256]; while (fread(sink, 1, sizeof sink, p)) {} }
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+#endif
+
 #endif

@@ -718,19 +718,6 @@ static int test_loader(void) {
     return 0;
 }
 
-/* ---- build/train with --dataset ---- */
-static int td_sh(const char *cmd, char *out, size_t cap) {
-    char full[4096]; FILE *p; size_t n = 0; int st;
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    p = popen(full, "r");
-    if (!p) return -1;
-    out[0] = 0;
-    while (n + 1 < cap) { size_t r = fread(out + n, 1, cap - 1 - n, p); if (!r) break; n += r; }
-    out[n] = 0;
-    { char sink[256]; while (fread(sink, 1, sizeof sink, p)) {} }
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* 6 G steps straight = 3 steps, then resumed to 6 (the loader's epoch and order come back
    from the checkpoint; 3 images in batches of 2 cross epochs and a lone last image) */
@@ -759,19 +746,19 @@ static int test_train_dataset_resume(void) {
     int rc, k;
     TEST_CHECK(td_scratch() == 0, "scratch");
     snprintf(cmd, sizeof cmd, "%s --max_iter 6 --exp_name full", F);
-    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 0 && strstr(out, "folder, 3 images"), "exit %d:\n%s", rc, out);
+    TEST_CHECK((rc = test_run_command(cmd, out, sizeof out)) == 0 && strstr(out, "folder, 3 images"), "exit %d:\n%s", rc, out);
     snprintf(cmd, sizeof cmd, "%s --max_iter 3 --exp_name half", F);
-    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 0, "exit %d:\n%s", rc, out);
+    TEST_CHECK((rc = test_run_command(cmd, out, sizeof out)) == 0, "exit %d:\n%s", rc, out);
     snprintf(cmd, sizeof cmd, "./build/train --max_iter 6 --load_path " TD_SCRATCH "/half");
-    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 0, "exit %d:\n%s", rc, out);
+    TEST_CHECK((rc = test_run_command(cmd, out, sizeof out)) == 0, "exit %d:\n%s", rc, out);
     TEST_CHECK(td_same_tensors(TD_SCRATCH "/full/Model/checkpoint.safetensors", TD_SCRATCH "/half/Model/checkpoint.safetensors"),
                "the resumed run's checkpoint differs from the straight run's");
     /* resuming on another data set is refused */
     snprintf(cmd, sizeof cmd, "./build/train --max_iter 7 --load_path " TD_SCRATCH "/full --dataset mnist --data_path " TD_DIR "/mnist");
-    TEST_CHECK((rc = td_sh(cmd, out, sizeof out)) == 2 && strstr(out, "was trained on folder"), "exit %d:\n%s", rc, out);
+    TEST_CHECK((rc = test_run_command(cmd, out, sizeof out)) == 2 && strstr(out, "was trained on folder"), "exit %d:\n%s", rc, out);
     for (k = 0; k < (int)(sizeof bad / sizeof bad[0]); k++) {
         snprintf(cmd, sizeof cmd, "./build/train %s", bad[k].args);
-        rc = td_sh(cmd, out, sizeof out);
+        rc = test_run_command(cmd, out, sizeof out);
         TEST_CHECK(rc == bad[k].rc && strstr(out, bad[k].want), "train %s: exit %d (want %d and '%s'):\n%s", bad[k].args, rc, bad[k].rc, bad[k].want, out);
     }
     td_scratch_done();

@@ -181,19 +181,6 @@ static int test_killed_writers_leak_nothing(void) {
 }
 
 /* ---- the programs ---- */
-/* runs a command (stderr into the output); returns the exit status, -1 if it did not exit */
-static int harden_sh(const char *cmd, char *out, size_t cap) {
-    char full[4096]; FILE *p; size_t n = 0; int st;
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    p = popen(full, "r");
-    if (!p) return -1;
-    out[0] = 0;
-    while (n + 1 < cap) { size_t r = fread(out + n, 1, cap - 1 - n, p); if (!r) break; n += r; }
-    out[n] = 0;
-    { char sink[256]; while (fread(sink, 1, sizeof sink, p)) {} }
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 static int test_train_strict_flags(void) {
 #define HT "--gen_model autogan_cifar10_a --exp_name hx --log_dir build/harden_train "
     static const struct { const char *args, *want; } cases[] = {
@@ -223,13 +210,13 @@ static int test_train_strict_flags(void) {
     for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int rc;
         snprintf(cmd, sizeof cmd, "./build/train %s", cases[k].args);
-        rc = harden_sh(cmd, out, sizeof out);
+        rc = test_run_command(cmd, out, sizeof out);
         TEST_CHECK(rc == 2 && strstr(out, cases[k].want), "train %s: exit %d, wanted 2 and '%s' in:\n%s", cases[k].args, rc, cases[k].want, out);
         TEST_CHECK(!strstr(out, "G step"), "train %s: trained before failing", cases[k].args);
     }
     /* the hyphenated alias and --flag=value are accepted */
     system("rm -rf build/harden_train && mkdir -p build/harden_train");
-    TEST_CHECK(harden_sh("./build/train --gen_model autogan_cifar10_a --gf-dim=8 --df_dim 8 --latent_dim 8 --bottom_width 1 --gen-bs 2 --dis_bs=8 "
+    TEST_CHECK(test_run_command("./build/train --gen_model autogan_cifar10_a --gf-dim=8 --df_dim 8 --latent_dim 8 --bottom_width 1 --gen-bs 2 --dis_bs=8 "
                          "--dataset mnist --data_path tests/data/datasets/mnist --max_iter 1 --threads 1 --exp_name alias --log_dir build/harden_train",
                          out, sizeof out) == 0, "aliases: %s", out);
     return 0;
@@ -240,22 +227,22 @@ static int test_train_resume_contract(void) {
     char cmd[1024]; int rc;
     system("rm -rf build/harden_train && mkdir -p build/harden_train");
     snprintf(cmd, sizeof cmd, "%s --gen_model autogan_cifar10_a --max_iter 1 --exp_name r", base);
-    rc = harden_sh(cmd, out, sizeof out);
+    rc = test_run_command(cmd, out, sizeof out);
     TEST_CHECK(rc == 0, "first run: exit %d\n%s", rc, out);
     TEST_CHECK(harden_exists("build/harden_train/r/Samples/grid_ema.png") && harden_exists("build/harden_train/r/Model/checkpoint.safetensors"),
                "the last epoch writes grids and the checkpoint:\n%s", out);
     /* a different architecture: an error naming both (issue 9: heap overflow, then a silent switch) */
-    rc = harden_sh("./build/train --gen_model autogan_cifar10_c --max_iter 2 --load_path build/harden_train/r", out, sizeof out);
+    rc = test_run_command("./build/train --gen_model autogan_cifar10_c --max_iter 2 --load_path build/harden_train/r", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "holds autogan_cifar10_a (arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3") && strstr(out, "autogan_cifar10_c (arch 1 1 1 1 1 0 0 1 1 1 0 1 0 3"),
                "mismatch: exit %d\n%s", rc, out);
     /* no model flag: the checkpoint's, printed */
-    rc = harden_sh("./build/train --max_iter 5 --load_path build/harden_train/r", out, sizeof out);
+    rc = test_run_command("./build/train --max_iter 5 --load_path build/harden_train/r", out, sizeof out);
     TEST_CHECK(rc == 0 && strstr(out, "autogan_cifar10_a | arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3") && strstr(out, "resumed from"), "resume: exit %d\n%s", rc, out);
     /* outputs checked first */
     snprintf(cmd, sizeof cmd, "%s --gen_model autogan_cifar10_a --max_iter 1 --exp_name x --log_dir build/no_such_dir/deeper", base);
-    rc = harden_sh(cmd, out, sizeof out);
+    rc = test_run_command(cmd, out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "no_such_dir") && !strstr(out, "G step"), "--log_dir into a missing directory: exit %d\n%s", rc, out);
-    rc = harden_sh("./build/train --max_iter 1 --load_path build", out, sizeof out);
+    rc = test_run_command("./build/train --max_iter 1 --load_path build", out, sizeof out);
     TEST_CHECK(rc != 0 && strstr(out, "build/Model/checkpoint.safetensors"), "--load_path DIR without a checkpoint: exit %d\n%s", rc, out);
     return 0;
 }
@@ -264,19 +251,19 @@ static int test_score_checks_first(void) {
     memset(&a, 0, sizeof a); memset(img, 100, sizeof img);
     a.dtype = AG_DTYPE_U8; a.ndim = 4; a.shape[0] = 5; a.shape[1] = 8; a.shape[2] = 8; a.shape[3] = 3; a.data = img; a.nbytes = sizeof img;
     TEST_CHECK(ag_npy_write("build/harden_five.npy", &a, &err) == 0, "%s", err.msg);
-    rc = harden_sh("./build/score build/harden_five.npy --inception", out, sizeof out);
+    rc = test_run_command("./build/score build/harden_five.npy --inception", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "--inception needs a value"), "missing value: exit %d\n%s", rc, out);
-    rc = harden_sh("./build/score --inception w.pth --ref build/harden_five.npy build/harden_five.npy", out, sizeof out);
+    rc = test_run_command("./build/score --inception w.pth --ref build/harden_five.npy build/harden_five.npy", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "'--'"), "--ref list without '--': exit %d\n%s", rc, out);
-    rc = harden_sh("./build/score --inception w.pth --splits 10 build/harden_five.npy", out, sizeof out);
+    rc = test_run_command("./build/score --inception w.pth --splits 10 build/harden_five.npy", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "5 images for --splits 10"), "too few images: exit %d\n%s", rc, out);
-    rc = harden_sh("./build/score --inception w.pth --splits 5 --save_stats build/no_such_dir/o.npz build/harden_five.npy", out, sizeof out);
+    rc = test_run_command("./build/score --inception w.pth --splits 5 --save_stats build/no_such_dir/o.npz build/harden_five.npy", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "no_such_dir"), "--save_stats into a missing directory: exit %d\n%s", rc, out);
-    rc = harden_sh("./build/score --inception w.pth --splits 5 --save-stats build/no_such_dir/o.npz build/harden_five.npy", out, sizeof out);
+    rc = test_run_command("./build/score --inception w.pth --splits 5 --save-stats build/no_such_dir/o.npz build/harden_five.npy", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "no_such_dir"), "--save-stats alias: exit %d\n%s", rc, out);
-    rc = harden_sh("./build/score --inception w.pth --threads 100000 build/harden_five.npy", out, sizeof out);
+    rc = test_run_command("./build/score --inception w.pth --threads 100000 build/harden_five.npy", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "--threads 100000 is out of range"), "threads: exit %d\n%s", rc, out);
-    rc = harden_sh("./build/score --inception w.pth --batch 0 build/harden_five.npy", out, sizeof out);
+    rc = test_run_command("./build/score --inception w.pth --batch 0 build/harden_five.npy", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "--batch 0 is out of range"), "batch: exit %d\n%s", rc, out);
     return 0;
 }

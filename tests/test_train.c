@@ -181,18 +181,6 @@ static int test_train_plot(void) {
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/wait.h>
 #include <dirent.h>
-/* runs a command (stderr into the output); returns the exit status, -1 if it did not exit */
-static int train_sh(const char *cmd, char *out, size_t cap) {
-    char full[4096]; FILE *p; size_t n = 0; int st;
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    if (!(p = popen(full, "r"))) return -1;
-    out[0] = 0;
-    while (n + 1 < cap) { size_t r = fread(out + n, 1, cap - 1 - n, p); if (!r) break; n += r; }
-    out[n] = 0;
-    { char sink[256]; while (fread(sink, 1, sizeof sink, p)) {} }
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 static int train_file_eq(const char *a, const char *b) {
     unsigned char *x = NULL, *y = NULL; size_t nx = 0, ny = 0; ag_error err; int eq;
     if (ag_read_file(a, &x, &nx, &err) || ag_read_file(b, &y, &ny, &err)) { free(x); free(y); return 0; }
@@ -222,9 +210,9 @@ static int train_prepare(void) {
         fprintf(stderr, "    classifier: %s\n", err.msg); return -1;
     }
     ag_classifier_free(&net);
-    rc = train_sh(TRAIN_BASE " --max_iter 6 --exp_name full", out, sizeof out);
+    rc = test_run_command(TRAIN_BASE " --max_iter 6 --exp_name full", out, sizeof out);
     if (rc) { fprintf(stderr, "    tiny run: exit %d\n%s\n", rc, out); return -1; }
-    rc = train_sh(TRAIN_BASE " --max_iter 3 --exp_name half", out, sizeof out);
+    rc = test_run_command(TRAIN_BASE " --max_iter 3 --exp_name half", out, sizeof out);
     if (rc) { fprintf(stderr, "    half run: exit %d\n%s\n", rc, out); return -1; }
     done = 1;
     return 0;
@@ -272,7 +260,7 @@ static int test_train_resume_identity(void) {
     TEST_CHECK(train_prepare() == 0, "tiny runs");
     system("rm -rf build/test_train/resumed && cp -r build/test_train/half build/test_train/resumed");
     /* only the new stopping point: everything else comes from the checkpoint */
-    rc = train_sh("./build/train --load_path build/test_train/resumed --exp_name resumed --log_dir build/test_train --max_iter 6 --threads 1", out, sizeof out);
+    rc = test_run_command("./build/train --load_path build/test_train/resumed --exp_name resumed --log_dir build/test_train --max_iter 6 --threads 1", out, sizeof out);
     TEST_CHECK(rc == 0 && strstr(out, "resumed from"), "resume: exit %d\n%s", rc, out);
     TEST_CHECK(ag_safetensors_read("build/test_train/full/Model/checkpoint.safetensors", &a, NULL, &err) == 0, "%s", err.msg);
     TEST_CHECK(ag_safetensors_read("build/test_train/resumed/Model/checkpoint.safetensors", &b, NULL, &err) == 0, "%s", err.msg);
@@ -291,15 +279,15 @@ static int test_train_resume_identity(void) {
 static int test_train_searched_arch(void) {
     char out[16384]; int rc; ag_generator_spec spec; ag_error err;
     TEST_CHECK(train_prepare() == 0, "tiny runs");
-    rc = train_sh("./build/train --arch 0 2 2 1 0 1 0 0 1 1 0 1 1 3 --gf_dim 8 --df_dim 8 --latent_dim 16 --bottom_width 2 "
+    rc = test_run_command("./build/train --arch 0 2 2 1 0 1 0 0 1 1 0 1 1 3 --gf_dim 8 --df_dim 8 --latent_dim 16 --bottom_width 2 "
                   "--dataset mnist --data_path tests/data/datasets/mnist --gen_bs 4 --dis_bs 2 --n_critic 2 --max_iter 2 "
                   "--log_dir build/test_train --exp_name searched --print_freq 1 --threads 1", out, sizeof out);
     TEST_CHECK(rc == 0 && strstr(out, "shared_gan | arch 0 2 2 1 0 1 0 0 1 1 0 1 1 3"), "searched arch: exit %d\n%s", rc, out);
     TEST_CHECK(ag_generator_spec_read("build/test_train/searched/Model/checkpoint.safetensors", &spec, &err) == 0, "%s", err.msg);
     TEST_CHECK(!spec.derived && !strcmp(spec.gen_model, "shared_gan") && spec.arch[2] == AG_UP_DECONV, "spec: %s derived %d", spec.gen_model, spec.derived);
-    rc = train_sh("./build/train --load_path build/test_train/searched --max_iter 3 --threads 1", out, sizeof out);
+    rc = test_run_command("./build/train --load_path build/test_train/searched --max_iter 3 --threads 1", out, sizeof out);
     TEST_CHECK(rc == 0 && strstr(out, "resumed from"), "resume: exit %d\n%s", rc, out);
-    rc = train_sh("./build/sample --load_path build/test_train/searched/Model/checkpoint.safetensors --num_eval_imgs 4 "
+    rc = test_run_command("./build/sample --load_path build/test_train/searched/Model/checkpoint.safetensors --num_eval_imgs 4 "
                   "--out build/test_train/searched.npy", out, sizeof out);
     TEST_CHECK(rc == 0, "sample: exit %d\n%s", rc, out);
     return 0;
@@ -308,12 +296,12 @@ static int test_train_refuses_other_models(void) {
     char out[16384]; int rc;
     TEST_CHECK(train_prepare() == 0, "tiny runs");
     system("rm -rf build/test_train/keep && cp -r build/test_train/half build/test_train/keep");
-    rc = train_sh("./build/train --load_path build/test_train/keep --gen_model autogan_cifar10_b --max_iter 6", out, sizeof out);
+    rc = test_run_command("./build/train --load_path build/test_train/keep --gen_model autogan_cifar10_b --max_iter 6", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "holds autogan_cifar10_a (arch 1 0 1 1 1 0 0 1 1 1 0 1 0 3, gf 8") &&
                strstr(out, "ask for autogan_cifar10_b (arch 1 0 1 1 1 0 1 1 1 1 0 1 1 3, gf 8"), "other architecture: exit %d\n%s", rc, out);
-    rc = train_sh("./build/train --load_path build/test_train/keep/Model/checkpoint.safetensors --gf_dim 16 --max_iter 6", out, sizeof out);
+    rc = test_run_command("./build/train --load_path build/test_train/keep/Model/checkpoint.safetensors --gf_dim 16 --max_iter 6", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "gf 8,") && strstr(out, "gf 16,") && strstr(out, "nothing was written"), "other width: exit %d\n%s", rc, out);
-    rc = train_sh("./build/train --load_path build/test_train/keep --df_dim 32 --max_iter 6", out, sizeof out);
+    rc = test_run_command("./build/train --load_path build/test_train/keep --df_dim 32 --max_iter 6", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "df 8") && strstr(out, "df 32"), "other D width: exit %d\n%s", rc, out);
     TEST_CHECK(train_file_eq("build/test_train/keep/Model/checkpoint.safetensors", "build/test_train/half/Model/checkpoint.safetensors") &&
                train_file_eq("build/test_train/keep/train.csv", "build/test_train/half/train.csv") &&
@@ -324,10 +312,10 @@ static int test_train_refuses_other_models(void) {
         TEST_CHECK(train_tiny_init(&t, 8, 1) == 0 && ag_gan_save("build/test_train/gan.safetensors", &t.gan, &t.ema, t.ctx, NULL, &err) == 0, "gan checkpoint");
         train_tiny_free(&t);
     }
-    rc = train_sh("./build/train --load_path build/test_train/gan.safetensors --max_iter 6", out, sizeof out);
+    rc = test_run_command("./build/train --load_path build/test_train/gan.safetensors --max_iter 6", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "gan.safetensors is not a build/train checkpoint"), "GAN checkpoint: exit %d\n%s", rc, out);
     /* build/sample needs no model flag for a training checkpoint */
-    rc = train_sh("./build/sample --load_path build/test_train/keep/Model/checkpoint.safetensors --num_eval_imgs 3 --out build/test_train/s.npy", out, sizeof out);
+    rc = test_run_command("./build/sample --load_path build/test_train/keep/Model/checkpoint.safetensors --num_eval_imgs 3 --out build/test_train/s.npy", out, sizeof out);
     TEST_CHECK(rc == 0 && strstr(out, "'avg_gen_state_dict'") && strstr(out, "uint8 [3, 16, 16, 3]"), "sample: exit %d\n%s", rc, out);
     return 0;
 }
