@@ -243,10 +243,12 @@ static int csv_truncate(const char *path, int keep_below) {
     free(bytes); free(out.p);
     return rc;
 }
+/* appends to what csv_truncate kept; the header goes into an empty file, which is also
+   what a run killed before its first complete line leaves behind */
 static FILE *csv_open(const char *path, const char *header) {
-    int exists = file_exists(path); FILE *f = fopen(path, "a");
+    struct stat st; int empty = stat(path, &st) != 0 || st.st_size == 0; FILE *f = fopen(path, "a");
     if (!f) { fprintf(stderr, "search: cannot open %s for appending\n", path); return NULL; }
-    if (!exists) fprintf(f, "%s\n", header);
+    if (empty) fprintf(f, "%s\n", header);
     return f;
 }
 

@@ -220,14 +220,20 @@ static int ts_run(const char *args, const char *log) {
     snprintf(cmd, sizeof cmd, "./build/search " TS_TINY " %s > %s 2>&1", args, log);
     return system(cmd);
 }
-static int ts_same_file(const char *a, const char *b) {
-    unsigned char *x, *y; size_t nx, ny; ag_error err; int same;
+/* byte equality, after the first `skip_lines` lines (a header naming the run) */
+static int ts_same_after(const char *a, const char *b, int skip_lines) {
+    unsigned char *x, *y; size_t nx, ny, ox = 0, oy = 0; ag_error err; int same, k;
     if (ag_read_file(a, &x, &nx, &err)) { fprintf(stderr, "    %s\n", err.msg); return 0; }
     if (ag_read_file(b, &y, &ny, &err)) { fprintf(stderr, "    %s\n", err.msg); free(x); return 0; }
-    same = nx == ny && !memcmp(x, y, nx);
+    for (k = 0; k < skip_lines; k++) {
+        while (ox < nx && x[ox++] != '\n') {}
+        while (oy < ny && y[oy++] != '\n') {}
+    }
+    same = nx - ox == ny - oy && !memcmp(x + ox, y + oy, nx - ox);
     free(x); free(y);
     return same;
 }
+static int ts_same_file(const char *a, const char *b) { return ts_same_after(a, b, 0); }
 static int ts_count(const char *path, const char *needle) {
     unsigned char *x; size_t n, i, k = strlen(needle); ag_error err; int c = 0;
     if (ag_read_file(path, &x, &n, &err)) return -1;
@@ -276,20 +282,18 @@ static int test_search_program(void) {
     TEST_CHECK(ts_same_file("logs/test_search_a/search.csv", "logs/test_search_b/search.csv"), "same search.csv");
     return 0;
 }
-/* SIGKILL at a random moment of the run, then resume (or start again when no checkpoint
-   was written yet): the final checkpoint, logs and architectures equal the uninterrupted run's */
-static int test_search_kill_resume(void) {
-    pid_t pid; int status, resumed; double delay; char *args[64]; char buf[2048], *tok; int n = 0;
-    TEST_CHECK(ts_full_seconds > 0, "needs test_search_program first");
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    delay = ts_full_seconds * (0.1 + 0.8 * rand() / (double)RAND_MAX);
-    snprintf(buf, sizeof buf, "./build/search " TS_TINY " --exp_name test_search_c");
+/* starts build/search on test_search_c (a resume when a checkpoint exists, else a fresh
+   start in the used directory) and SIGKILLs it after `delay` seconds; 1 = it had resumed */
+static int ts_start_and_kill(double delay, const char *log) {
+    pid_t pid; int status, resumed; char *args[64]; char buf[2048], *tok; int n = 0;
+    resumed = access("logs/test_search_c/Model/checkpoint.safetensors", F_OK) == 0;
+    snprintf(buf, sizeof buf, "./build/search " TS_TINY " %s", resumed ? "--load_path logs/test_search_c" : "--exp_name test_search_c");
     for (tok = strtok(buf, " "); tok && n < 62; tok = strtok(NULL, " ")) args[n++] = tok;
     args[n] = NULL;
     pid = fork();
-    TEST_CHECK(pid >= 0, "fork");
+    if (pid < 0) return -1;
     if (pid == 0) {
-        FILE *o = freopen("build/test_search_c.log", "w", stdout);
+        FILE *o = freopen(log, "w", stdout);
         (void)o; dup2(1, 2);
         execv(args[0], args);
         _exit(127);
@@ -297,12 +301,30 @@ static int test_search_kill_resume(void) {
     { struct timespec ts; ts.tv_sec = (time_t)delay; ts.tv_nsec = (long)((delay - (double)ts.tv_sec) * 1e9); nanosleep(&ts, NULL); }
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
+    return resumed;
+}
+/* SIGKILL twice: early (before the first checkpoint, often before the first complete CSV
+   line) and at a random later moment, then run to the end: the final checkpoint, logs and
+   architectures equal the uninterrupted run's. The moments are printed for a replay. */
+static int test_search_kill_resume(void) {
+    double early, later; int resumed;
+    TEST_CHECK(ts_full_seconds > 0, "needs test_search_program first");
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    early = ts_full_seconds * (0.01 + 0.09 * rand() / (double)RAND_MAX);
+    later = ts_full_seconds * (0.1 + 0.8 * rand() / (double)RAND_MAX);
+    TEST_CHECK(system("rm -rf logs/test_search_c") == 0, "rm");
+    TEST_CHECK(ts_start_and_kill(early, "build/test_search_c.log") == 0, "fork");
+    resumed = ts_start_and_kill(later, "build/test_search_c1.log");
+    TEST_CHECK(resumed >= 0, "fork");
+    printf("    killed after %.3f s, then %s after %.3f s; the last run %s (a full run takes %.2f s)\n", early,
+           resumed ? "resumed and killed" : "started again and killed", later,
+           access("logs/test_search_c/Model/checkpoint.safetensors", F_OK) == 0 ? "resumes from a checkpoint" : "starts again", ts_full_seconds);
     resumed = access("logs/test_search_c/Model/checkpoint.safetensors", F_OK) == 0;
-    printf("    killed after %.2f s of a %.2f s run; %s\n", delay, ts_full_seconds, resumed ? "resuming from its checkpoint" : "no checkpoint yet, starting again");
     TEST_CHECK(ts_run(resumed ? "--load_path logs/test_search_c" : "--exp_name test_search_c", "build/test_search_c2.log") == 0, "resume; see build/test_search_c2.log");
     TEST_CHECK(ts_same_file("logs/test_search_a/Model/checkpoint.safetensors", "logs/test_search_c/Model/checkpoint.safetensors"), "kill + resume: same checkpoint bytes");
     TEST_CHECK(ts_same_file("logs/test_search_a/controller.csv", "logs/test_search_c/controller.csv"), "same controller.csv");
     TEST_CHECK(ts_same_file("logs/test_search_a/search.csv", "logs/test_search_c/search.csv"), "same search.csv");
+    TEST_CHECK(ts_same_after("logs/test_search_a/archs.txt", "logs/test_search_c/archs.txt", 1), "same archs.txt after its first line (the run's name)");
     return 0;
 }
 #else
