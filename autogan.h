@@ -44,19 +44,22 @@
 
    TABLE OF CONTENTS (sections of the implementation, in the order data flows)
        1. Configuration and API ................ (this part, outside the implementation)
-       2. Errors, files and host arrays
+       2. Errors, files and host arrays; text and byte helpers
        3. Tensors, arena, buffer pool (reference counts) and PRNG
        4. Kernels: SGEMM per ISA (scalar, AVX2, AVX-512, NEON) with run-time dispatch,
           im2col/col2im, Winograd F(4x4, 3x3) transforms
        5. Autograd tape and ops (forward + backward pairs)
-       6. Parameters, layers and initialisation
-       7. Optimiser: Adam, EMA
-      7b. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resize; loader
-       8. AutoGAN generator, discriminator and the GAN iteration
-       8b. Controller and search: LSTM policy, REINFORCE loss, kept architectures, loss windows
-       9. Inception-v3, Inception score and FID
-       9b. The compact classifier and the scorer interface (Inception or classifier)
-      10. File formats: .safetensors, zip/DEFLATE, gzip, idx, tar, .npy/.npz, PNG, PyTorch .pth
+       6. Parameters, layers and initialisation; loading arrays into parameters
+       7. Optimiser: Adam, EMA, the linear learning-rate decay
+       8. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resize; loader
+       9. AutoGAN generator, discriminator, the GAN iteration and checkpoints
+      10. Controller and search: LSTM policy, REINFORCE loss, kept architectures, loss
+          windows, the search checkpoint
+      11. Inception-v3, Inception score and FID
+      12. The compact classifier and the scorer interface (Inception or classifier)
+      13. Containers: CRC-32/Adler-32, DEFLATE (inflate, deflate), gzip, tar, zip
+      14. Array files: .safetensors, .npy/.npz, idx, PyTorch .pth
+      15. Images: PNG and line plots
 
    LICENSE: MIT or public domain, your choice; see the end of the file.
 */
@@ -109,6 +112,12 @@ AGDEF int       ag_array_list_add(ag_array_list *list, const char *name, ag_dtyp
 AGDEF ag_array *ag_array_list_find(const ag_array_list *list, const char *name);
 AGDEF size_t    ag_dtype_size(ag_dtype t);
 AGDEF int       ag_array_to_f32(const ag_array *a, float *out, ag_error *err);
+AGDEF void ag_array_free(ag_array *a);                 /* frees name and data, zeroes *a */
+AGDEF const char *ag_dtype_name(ag_dtype t);           /* "float32", "int64", ... */
+AGDEF int64_t ag_array_numel(const ag_array *a);       /* product of shape (1 for ndim 0) */
+/* Keep only the entries whose name starts with prefix and strip it ("state_dict." turns
+   "state_dict.conv.weight" into "conv.weight"). Error (list unchanged) when none match. */
+AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix, ag_error *err);
 AGDEF int       ag_read_file(const char *path, unsigned char **bytes, size_t *len, ag_error *err);
 AGDEF int       ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err); /* via path.tmp, fsync, rename */
 /* checks before long work that `path` can be written (its directory exists and is
@@ -256,6 +265,11 @@ AGDEF void       ag_params_free(ag_params *ps);
 AGDEF void       ag_params_zero_grad(ag_params *ps);
 AGDEF size_t     ag_params_count(const ag_params *ps);    /* trainable elements, like sum(p.numel()) */
 AGDEF int        ag_params_copy(ag_params *dst, const ag_params *src, ag_error *err); /* same names and shapes */
+/* loads arrays already read (any file format) into the set: every name, dtype, shape and
+   value is checked first, then all are copied or none (strict as ag_safetensors_load); names are looked up
+   as prefix + entry name; `source` names the origin in messages */
+AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *arrays, const char *prefix, int strict,
+                                const char *source, ag_error *err);
 
 /* initialisers (PyTorch's formulas; values come from the context's PRNG) */
 AGDEF void ag_init_uniform(ag_rng *rng, ag_tensor *t, float lo, float hi);
@@ -278,6 +292,10 @@ AGDEF int  ag_ema_init(ag_ema *ema, ag_params *params, float decay, ag_error *er
 AGDEF void ag_ema_update(ag_ema *ema);      /* avg = decay*avg + (1-decay)*p for parameters */
 AGDEF void ag_ema_swap(ag_ema *ema);        /* exchange averages and live weights (to evaluate) */
 AGDEF void ag_ema_free(ag_ema *ema);
+/* The reference's LinearLrDecay(start, end, decay_start, decay_end).step(step): returns the
+   rate; *sets (may be NULL) is 1 when the reference assigns it to the optimiser (only for
+   decay_start < step < decay_end; outside, the optimiser keeps its rate). */
+AGDEF double ag_linear_lr_decay(double start_lr, double end_lr, int64_t decay_start, int64_t decay_end, int64_t step, int *sets);
 
 /* ---- data sets --------------------------------------------------------------------
    Images as stored: uint8 [count][height][width][channels] (HWC per image, RGB or gray).
@@ -455,6 +473,49 @@ AGDEF int ag_gan_g_step(ag_ctx *ctx, ag_gan *gan, const float *z_g, float *g_los
 /* A full iteration: D step, then a G step when (iteration % n_critic == 0). */
 AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses *out);
 
+/* ---- checkpoints ---------------------------------------------------------------------- */
+/* A GAN checkpoint (.safetensors): G and D (parameters, buffers, counters) under "G." and
+   "D.", both Adam states ("adam_g.m.<name>", ...), the EMA of G when given ("ema.<name>"),
+   and in the metadata the iteration, Adam steps, stage, architecture, the context's PRNG
+   state and the caller's extra fields (`"key":"value"` pairs, comma-separated, or NULL).
+   Loading restores all of it exactly or, on any error, changes nothing. */
+AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                      const char *extra_fields, ag_error *err);
+AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err);
+/* What a GAN checkpoint holds, read from its metadata and checked (counters in range, a
+   valid architecture for the stage): build the models from it before ag_gan_load, which
+   refuses a checkpoint whose stage or architecture differs from the models it is given
+   (their buffers, e.g. the real-image batch, are sized for one stage). */
+typedef struct ag_gan_checkpoint_info {
+    int stage, arch[AG_ARCH_MAX], arch_len, has_ema;
+    int64_t iteration, adam_g_step, adam_d_step;
+    int train_layout;      /* 1: written by ag_gan_save_train (the reference's key names) */
+} ag_gan_checkpoint_info;
+AGDEF int ag_gan_checkpoint_read_info(const char *path, ag_gan_checkpoint_info *info, ag_error *err);
+/* The reference's checkpoint layout and model descriptions (build/train, build/sample).
+   ag_gan_save_train writes what train_derived.py's save_checkpoint holds, as .safetensors:
+   "gen_state_dict.*", "dis_state_dict.*", "avg_gen_state_dict.*" (the EMA parameters with G's
+   live BatchNorm buffers: a whole state_dict, what test.py and ag_generator_load take),
+   "gen_optimizer.m|v.*", "dis_optimizer.m|v.*"; the metadata as ag_gan_save's plus the caller's
+   fields (train.c: epoch, best_fid, the loader's state). ag_gan_load and
+   ag_gan_checkpoint_read_info read both layouts. Every checkpoint and generator file written
+   here names its model in the metadata: gen_model (autogan_cifar10_a|b|c, "derived" for another
+   14-token derived model, "shared_gan"), arch, gf_dim, latent_dim, bottom_width, channels (and
+   df_dim, d_spectral_norm for a GAN), so ag_generator_spec_read + ag_generator_init_spec rebuild
+   it with no other input. */
+AGDEF int ag_gan_save_train(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                            const char *extra_fields, ag_error *err);
+/* G alone as a bare state_dict (EMA parameters with live buffers when ema is given) */
+AGDEF int ag_generator_save_ema(const char *path, const ag_generator *g, const ag_ema *ema, const char *extra_fields, ag_error *err);
+typedef struct ag_generator_spec {
+    char gen_model[32]; int derived, stage, arch[AG_ARCH_MAX], arch_len;
+    int gf, latent_dim, bottom_width, channels;
+    int df, d_spectral_norm;   /* 0 / -1 when the file holds no discriminator description */
+} ag_generator_spec;
+AGDEF int  ag_generator_spec_read(const char *path, ag_generator_spec *spec, ag_error *err);  /* .safetensors metadata */
+AGDEF int  ag_generator_init_spec(ag_generator *g, const ag_generator_spec *spec, ag_rng *rng, ag_error *err);
+AGDEF void ag_generator_spec_describe(const ag_generator_spec *spec, char *out, size_t cap);   /* for messages */
+
 /* ---- controller and search ----------------------------------------------------------
    The AutoGAN controller: one LSTM cell (hidden hid_size), an embedding table over every
    token choice of the stage, one linear decoder per token. Stage 0 decides the 4 tokens of
@@ -560,6 +621,9 @@ AGDEF int  ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_
    network owns a context of its own, so scoring never disturbs the caller's arena. */
 typedef struct ag_inception ag_inception;
 AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *state_dict, ag_error *err);
+/* the Inception weights from a .pth state dict (pt_inception-2015-12-05-6726825d.pth) or a
+   .safetensors file with the same keys */
+AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err);
 /* a state dict with the FID network's keys and shapes, not trained: He-normal convs from
    rng, identity BatchNorm, zero fc (for benchmarks and smoke tests) */
 AGDEF int ag_inception_random_state_dict(ag_array_list *state_dict, ag_rng *rng, ag_error *err);
@@ -673,83 +737,28 @@ AGDEF int ag_scorer_inception_score(ag_scorer *s, const float *images, int n, in
 /* FID statistics of images, accumulated into st (initialised with ag_scorer_feature_dim) */
 AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *images, int n, int c, int h, int w, ag_error *err);
 
-/* ---- file formats ------------------------------------------------------------------- */
-/* .safetensors: F32 tensors and I64 counters by name. Saving goes through a temporary
-   file and a rename. Loading checks every name, dtype and shape first and changes
-   nothing unless all of them fit (strict: a missing or unexpected tensor is an error;
-   with strict 0, tensors in the file that the set lacks are ignored). */
-AGDEF int ag_safetensors_save(const char *path, const ag_params *ps, const char *metadata_json_or_null, ag_error *err);
-AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_error *err);
-/* the same checks and all-or-nothing copy from arrays already read; names are looked up
-   as prefix + entry name; `source` names the origin in messages */
-AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *arrays, const char *prefix, int strict,
-                                const char *source, ag_error *err);
-AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
-AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata_json, ag_error *err);
-AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata_json_or_null, ag_error *err);
-/* A GAN checkpoint (.safetensors): G and D (parameters, buffers, counters) under "G." and
-   "D.", both Adam states ("adam_g.m.<name>", ...), the EMA of G when given ("ema.<name>"),
-   and in the metadata the iteration, Adam steps, stage, architecture, the context's PRNG
-   state and the caller's extra fields (`"key":"value"` pairs, comma-separated, or NULL).
-   Loading restores all of it exactly or, on any error, changes nothing. */
-AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
-                      const char *extra_fields, ag_error *err);
-AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err);
-/* What a GAN checkpoint holds, read from its metadata and checked (counters in range, a
-   valid architecture for the stage): build the models from it before ag_gan_load, which
-   refuses a checkpoint whose stage or architecture differs from the models it is given
-   (their buffers, e.g. the real-image batch, are sized for one stage). */
-typedef struct ag_gan_checkpoint_info {
-    int stage, arch[AG_ARCH_MAX], arch_len, has_ema;
-    int64_t iteration, adam_g_step, adam_d_step;
-    int train_layout;      /* 1: written by ag_gan_save_train (the reference's key names) */
-} ag_gan_checkpoint_info;
-AGDEF int ag_gan_checkpoint_read_info(const char *path, ag_gan_checkpoint_info *info, ag_error *err);
-/* ---- training (build/train): the reference's checkpoint layout, model descriptions, lr decay ----
-   ag_gan_save_train writes what train_derived.py's save_checkpoint holds, as .safetensors:
-   "gen_state_dict.*", "dis_state_dict.*", "avg_gen_state_dict.*" (the EMA parameters with G's
-   live BatchNorm buffers: a whole state_dict, what test.py and ag_generator_load take),
-   "gen_optimizer.m|v.*", "dis_optimizer.m|v.*"; the metadata as ag_gan_save's plus the caller's
-   fields (train.c: epoch, best_fid, the loader's state). ag_gan_load and
-   ag_gan_checkpoint_read_info read both layouts. Every checkpoint and generator file written
-   here names its model in the metadata: gen_model (autogan_cifar10_a|b|c, "derived" for another
-   14-token derived model, "shared_gan"), arch, gf_dim, latent_dim, bottom_width, channels (and
-   df_dim, d_spectral_norm for a GAN), so ag_generator_spec_read + ag_generator_init_spec rebuild
-   it with no other input. */
-AGDEF int ag_gan_save_train(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
-                            const char *extra_fields, ag_error *err);
-/* G alone as a bare state_dict (EMA parameters with live buffers when ema is given) */
-AGDEF int ag_generator_save_ema(const char *path, const ag_generator *g, const ag_ema *ema, const char *extra_fields, ag_error *err);
-typedef struct ag_generator_spec {
-    char gen_model[32]; int derived, stage, arch[AG_ARCH_MAX], arch_len;
-    int gf, latent_dim, bottom_width, channels;
-    int df, d_spectral_norm;   /* 0 / -1 when the file holds no discriminator description */
-} ag_generator_spec;
-AGDEF int  ag_generator_spec_read(const char *path, ag_generator_spec *spec, ag_error *err);  /* .safetensors metadata */
-AGDEF int  ag_generator_init_spec(ag_generator *g, const ag_generator_spec *spec, ag_rng *rng, ag_error *err);
-AGDEF void ag_generator_spec_describe(const ag_generator_spec *spec, char *out, size_t cap);   /* for messages */
-/* The reference's LinearLrDecay(start, end, decay_start, decay_end).step(step): returns the
-   rate; *sets (may be NULL) is 1 when the reference assigns it to the optimiser (only for
-   decay_start < step < decay_end; outside, the optimiser keeps its rate). */
-AGDEF double ag_linear_lr_decay(double start_lr, double end_lr, int64_t decay_start, int64_t decay_end, int64_t step, int *sets);
-/* value of a string key in the flat JSON object of __metadata__ ("" when absent) */
-AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len);
+/* ---- file formats -------------------------------------------------------------------
+   Readers work from memory (`_read_from_memory`) or from a file (the path goes into
+   errors); on failure the output is zeroed and nothing leaks. Writers go through a
+   temporary file, fsync and a rename (ag_write_file_atomic). */
 
-/* ---- more file formats: zip/DEFLATE, .npy/.npz, PNG, PyTorch .pth --------------------
-   Readers work from memory (`_from_memory`) or from a file (the path goes into errors).
-   On failure the output is zeroed and nothing leaks. */
-
-/* -- more array helpers -- */
-AGDEF void ag_array_free(ag_array *a);                 /* frees name and data, zeroes *a */
-AGDEF const char *ag_dtype_name(ag_dtype t);           /* "float32", "int64", ... */
-AGDEF int64_t ag_array_numel(const ag_array *a);       /* product of shape (1 for ndim 0) */
-/* Keep only the entries whose name starts with prefix and strip it ("state_dict." turns
-   "state_dict.conv.weight" into "conv.weight"). Error (list unchanged) when none match. */
-AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix, ag_error *err);
-
+/* -- containers: checksums, gzip, tar, zip -- */
 /* -- checksums: pass 0 (crc32) / 1 (adler32) as the initial value, or a previous result -- */
 AGDEF uint32_t ag_crc32(uint32_t crc, const void *data, size_t len);
 AGDEF uint32_t ag_adler32(uint32_t adler, const void *data, size_t len);
+
+/* -- gzip: every member, CRC-32 and length checked; max_out (0 = none) bounds the output -- */
+AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsigned char **out, size_t *out_len, ag_error *err);
+
+/* -- tar: POSIX ustar (prefix + name), GNU long names and base-256 sizes, gzipped or not; the
+   archive is streamed through the callback, nothing is extracted. For each regular-file
+   member the callback is called once with data NULL, len 0 (offset 0: the member starts),
+   then with consecutive pieces of its data (offset = bytes before this piece); it returns
+   -1 (with a message in err) to stop. */
+typedef int (*ag_tar_callback)(void *user, const char *name, uint64_t size, const unsigned char *data, size_t len,
+                               uint64_t offset, ag_error *err);
+AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err);
+AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err);
 
 /* -- zip archives -- */
 typedef struct ag_zip_entry {
@@ -790,6 +799,19 @@ AGDEF int  ag_zip_writer_add(ag_zip_writer *w, const char *name, const void *dat
 AGDEF int  ag_zip_writer_finish(ag_zip_writer *w, unsigned char **out, size_t *out_len, ag_error *err);
 AGDEF void ag_zip_writer_free(ag_zip_writer *w);
 
+/* -- array files: .safetensors, .npy/.npz, idx, PyTorch .pth -- */
+/* .safetensors: F32 tensors and I64 counters by name. Saving goes through a temporary
+   file and a rename. Loading checks every name, dtype and shape first and changes
+   nothing unless all of them fit (strict: a missing or unexpected tensor is an error;
+   with strict 0, tensors in the file that the set lacks are ignored). */
+AGDEF int ag_safetensors_save(const char *path, const ag_params *ps, const char *metadata_json_or_null, ag_error *err);
+AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_error *err);
+AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
+AGDEF int ag_safetensors_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata_json, ag_error *err);
+AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata_json_or_null, ag_error *err);
+/* value of a string key in the flat JSON object of __metadata__ ("" when absent) */
+AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len);
+
 /* -- NumPy .npy / .npz --
    Reads descr <f4 <f8 <f2 <i8 <i4 <i2 |i1 |u1 |b1 (and their '>' big-endian forms, swapped),
    fortran_order True (transposed to C order), versions 1.0/2.0/3.0. The npy array's name is
@@ -806,6 +828,22 @@ AGDEF int ag_npz_read(const char *path, ag_array_list *out, ag_error *err);
 AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **out, size_t *out_len, ag_error *err);
 AGDEF int ag_npz_write(const char *path, const ag_array_list *arrays, ag_error *err);
 
+/* -- idx (the MNIST format): types u8 i8 i16 i32 f32 f64, 1 to 8 dims, gzipped or not; the data
+   must be exactly as long as the header's shape says -- */
+AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err);
+AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err);
+
+/* -- PyTorch .pth --
+   Zip form (PyTorch >= 1.6) and legacy form (pickles + raw storages). One contiguous array per
+   tensor (views, offsets, strides and shared storages materialised), named by its dict key;
+   nested dicts / lists join keys with '.' ("state_dict.conv.weight", "layers.0.bias").
+   Python int / float / bool values become 0-d I64 / F64 / BOOL arrays; other objects are
+   skipped. A bare tensor at top level is named "". Use ag_array_list_select_prefix to pick
+   one sub-dict of a checkpoint. */
+AGDEF int ag_pth_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err);
+AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err);
+
+/* -- images: PNG and line plots -- */
 /* -- PNG --
    Decode to a U8 array [H, W, C]. channels 0 keeps the file's layout: gray 1, gray+alpha 2,
    RGB 3, RGBA 4, palette 3 (4 with tRNS); a tRNS colour key on gray/RGB adds alpha.
@@ -834,37 +872,6 @@ typedef struct ag_plot_series {
     const double *marks; int n_marks;
 } ag_plot_series;
 AGDEF int ag_plot_png(const char *path, const char *x_label, const ag_plot_series *series, int count, ag_error *err);
-
-/* -- PyTorch .pth --
-   Zip form (PyTorch >= 1.6) and legacy form (pickles + raw storages). One contiguous array per
-   tensor (views, offsets, strides and shared storages materialised), named by its dict key;
-   nested dicts / lists join keys with '.' ("state_dict.conv.weight", "layers.0.bias").
-   Python int / float / bool values become 0-d I64 / F64 / BOOL arrays; other objects are
-   skipped. A bare tensor at top level is named "". Use ag_array_list_select_prefix to pick
-   one sub-dict of a checkpoint. */
-AGDEF int ag_pth_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, ag_error *err);
-AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err);
-
-/* the Inception weights from a .pth state dict (pt_inception-2015-12-05-6726825d.pth) or a
-   .safetensors file with the same keys */
-AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err);
-
-/* -- gzip, idx, tar --
-   gzip: every member, CRC-32 and length checked; max_out (0 = none) bounds the output.
-   idx (the MNIST format): types u8 i8 i16 i32 f32 f64, 1 to 8 dims, gzipped or not; the data
-   must be exactly as long as the header's shape says.
-   tar: POSIX ustar (prefix + name), GNU long names and base-256 sizes, gzipped or not; the
-   archive is streamed through the callback, nothing is extracted. For each regular-file
-   member the callback is called once with data NULL, len 0 (offset 0: the member starts),
-   then with consecutive pieces of its data (offset = bytes before this piece); it returns
-   -1 (with a message in err) to stop. */
-AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsigned char **out, size_t *out_len, ag_error *err);
-AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err);
-AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err);
-typedef int (*ag_tar_callback)(void *user, const char *name, uint64_t size, const unsigned char *data, size_t len,
-                               uint64_t offset, ag_error *err);
-AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err);
-AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err);
 
 #endif /* AUTOGAN_H */
 
@@ -928,7 +935,7 @@ static int ag__threads(int available, size_t work, size_t serial_below) {
 }
 
 /* ===================================================================================
-   2. Errors, files and host arrays
+   2. Errors, files and host arrays; text and byte helpers
    =================================================================================== */
 static int ag__vfail(ag_error *err, const char *fmt, va_list ap) {
     if (err) vsnprintf(err->msg, sizeof err->msg, fmt, ap);
@@ -1210,6 +1217,216 @@ static int ag__write_finish(const char *path, unsigned char *buf, size_t len, in
     AG_FREE(buf);
     return rc;
 }
+
+/* ---- text buffers (headers, metadata, messages) ---- */
+/* growable text buffer for writing headers */
+typedef struct ag__buf { char *p; size_t n, cap; int oom; } ag__buf;
+static void ag__buf_put(ag__buf *b, const char *fmt, ...) {
+    va_list ap; int need;
+    if (b->oom) return;
+    for (;;) {
+        size_t room = b->cap - b->n;
+        va_start(ap, fmt); need = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? room : 0, fmt, ap); va_end(ap);
+        if (need < 0) { b->oom = 1; return; }
+        if (b->p && (size_t)need < room) { b->n += (size_t)need; return; }
+        {
+            size_t cap = (b->cap + (size_t)need + 1) * 2; char *q = (char *)AG_REALLOC(b->p, cap);
+            if (!q) { b->oom = 1; return; }
+            b->p = q; b->cap = cap;
+        }
+    }
+}
+
+/* ---- bytes: little/big-endian fields, growable buffers, shapes and strided copies ---- */
+/* Element count of a shape; -1 if a dim is negative or the count overflows int64. */
+static int ag__rd_numel(int ndim, const int64_t *shape, uint64_t *numel) {
+    int i, zero = 0;
+    uint64_t n = 1;
+    if (ndim < 0 || ndim > 8) return -1;
+    for (i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return -1;
+        if (shape[i] == 0) zero = 1;
+    }
+    if (zero) { *numel = 0; return 0; }
+    for (i = 0; i < ndim; i++) {
+        uint64_t d = (uint64_t)shape[i];
+        if (n > (uint64_t)INT64_MAX / d) return -1;
+        n *= d;
+    }
+    *numel = n;
+    return 0;
+}
+
+/* Bytes of numel elements of esz bytes, -1 if that does not fit a size_t. */
+static int ag__rd_bytes(uint64_t numel, size_t esz, size_t *nbytes) {
+    if (esz && numel > (uint64_t)SIZE_MAX / esz) return -1;
+    *nbytes = (size_t)numel * esz;
+    return 0;
+}
+
+static uint32_t ag__rd16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t ag__rd32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t ag__rd64(const unsigned char *p) { return (uint64_t)ag__rd32(p) | (uint64_t)ag__rd32(p + 4) << 32; }
+static uint32_t ag__rd32be(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+static void ag__wr16(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
+static void ag__wr32(unsigned char *p, uint32_t v) { ag__wr16(p, v & 0xffffu); ag__wr16(p + 2, v >> 16); }
+static void ag__wr32be(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16); p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+
+static int ag__host_is_le(void) {
+    uint16_t x = 1;
+    unsigned char c;
+    memcpy(&c, &x, 1);
+    return c == 1;
+}
+
+static void ag__swap_elems(void *data, size_t count, size_t esz) {
+    unsigned char *p = (unsigned char *)data, t;
+    size_t i, j;
+    if (esz < 2) return;
+    for (i = 0; i < count; i++, p += esz)
+        for (j = 0; j < esz / 2; j++) { t = p[j]; p[j] = p[esz - 1 - j]; p[esz - 1 - j] = t; }
+}
+
+/* Grow *buf (capacity *cap) to hold at least need bytes. */
+static int ag__grow(unsigned char **buf, size_t *cap, size_t need, ag_error *err) {
+    size_t ncap;
+    unsigned char *nb;
+    if (need <= *cap) return 0;
+    ncap = *cap ? *cap : 256;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2) { ncap = need; break; }
+        ncap *= 2;
+    }
+    nb = (unsigned char *)AG_REALLOC(*buf, ncap);
+    if (!nb) return ag__fail(err, "out of memory (%lu bytes)", (unsigned long)ncap);
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+static int ag__append(unsigned char **buf, size_t *len, size_t *cap, const void *src, size_t n, ag_error *err) {
+    if (n > SIZE_MAX - *len) return ag__fail(err, "output too large");
+    if (ag__grow(buf, cap, *len + n, err)) return -1;
+    if (n) memcpy(*buf + *len, src, n);
+    *len += n;
+    return 0;
+}
+
+/* Copy a strided view into contiguous C order. src points at the view's first element,
+   strides are in elements; the caller has checked every index is in bounds. */
+static void ag__gather(unsigned char *dst, const unsigned char *src, size_t esz, int ndim,
+                       const int64_t *shape, const int64_t *stride) {
+    int64_t idx[8];
+    int d;
+    int64_t inner, istr, j;
+    for (d = 0; d < ndim; d++) if (shape[d] == 0) return;
+    if (ndim == 0) { memcpy(dst, src, esz); return; }
+    memset(idx, 0, sizeof idx);
+    inner = shape[ndim - 1];
+    istr = stride[ndim - 1];
+    for (;;) {
+        int64_t off = 0;
+        const unsigned char *p;
+        for (d = 0; d < ndim - 1; d++) off += idx[d] * stride[d];
+        p = src + (size_t)off * esz;
+        if (istr == 1) memcpy(dst, p, (size_t)inner * esz);
+        else for (j = 0; j < inner; j++) memcpy(dst + (size_t)j * esz, p + (size_t)(j * istr) * esz, esz);
+        dst += (size_t)inner * esz;
+        for (d = ndim - 2; d >= 0; d--) {
+            if (++idx[d] < shape[d]) break;
+            idx[d] = 0;
+        }
+        if (d < 0) break;
+    }
+}
+
+/* Number of elements a strided view spans (1 + max index), 0 for an empty view;
+   -1 on negative sizes or strides, or overflow. */
+static int ag__view_extent(int ndim, const int64_t *shape, const int64_t *stride, uint64_t *extent) {
+    uint64_t e = 0, numel;
+    int d;
+    if (ag__rd_numel(ndim, shape, &numel)) return -1;
+    for (d = 0; d < ndim; d++) if (stride[d] < 0) return -1;
+    if (numel == 0) { *extent = 0; return 0; }
+    for (d = 0; d < ndim; d++) {
+        uint64_t s = (uint64_t)shape[d] - 1, st = (uint64_t)stride[d];
+        if (st && s > (uint64_t)INT64_MAX / st) return -1;
+        if (s * st > (uint64_t)INT64_MAX - e) return -1;
+        e += s * st;
+    }
+    if (e >= (uint64_t)INT64_MAX) return -1;
+    *extent = e + 1;
+    return 0;
+}
+
+/* ---- host arrays: names of dtypes, element counts, freeing, selecting by prefix ---- */
+/* the dtype's name as .safetensors headers spell it (F32, I64, ...) */
+static const char *ag__st_dtype_name(ag_dtype t) {
+    switch (t) { case AG_DTYPE_F32: return "F32"; case AG_DTYPE_F64: return "F64"; case AG_DTYPE_F16: return "F16"; case AG_DTYPE_BF16: return "BF16";
+    case AG_DTYPE_I64: return "I64"; case AG_DTYPE_I32: return "I32"; case AG_DTYPE_I16: return "I16"; case AG_DTYPE_I8: return "I8"; case AG_DTYPE_U8: return "U8"; case AG_DTYPE_BOOL: return "BOOL"; }
+    return "?";
+}
+AGDEF const char *ag_dtype_name(ag_dtype t) {
+    switch (t) {
+    case AG_DTYPE_F32: return "float32";
+    case AG_DTYPE_F64: return "float64";
+    case AG_DTYPE_F16: return "float16";
+    case AG_DTYPE_BF16: return "bfloat16";
+    case AG_DTYPE_I64: return "int64";
+    case AG_DTYPE_I32: return "int32";
+    case AG_DTYPE_I16: return "int16";
+    case AG_DTYPE_I8: return "int8";
+    case AG_DTYPE_U8: return "uint8";
+    case AG_DTYPE_BOOL: return "bool";
+    }
+    return "unknown";
+}
+
+AGDEF int64_t ag_array_numel(const ag_array *a) {
+    uint64_t n = 0;
+    if (!a || ag__rd_numel(a->ndim, a->shape, &n)) return 0;
+    return (int64_t)n;
+}
+
+AGDEF void ag_array_free(ag_array *a) {
+    if (!a) return;
+    AG_FREE(a->name);
+    AG_FREE(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix_in, ag_error *err) {
+    size_t plen;
+    int i, j, hits = 0;
+    char *prefix;
+    if (!list || !prefix_in) return ag__fail(err, "ag_array_list_select_prefix: NULL argument");
+    /* a copy: the prefix may point into one of the names this function rewrites */
+    if (!(prefix = ag__strdup(prefix_in))) return ag__fail(err, "out of memory");
+    plen = strlen(prefix);
+    for (i = 0; i < list->count; i++)
+        if (list->items[i].name && strncmp(list->items[i].name, prefix, plen) == 0) hits++;
+    if (!hits) { ag__fail(err, "no array name starts with '%s'", prefix); AG_FREE(prefix); return -1; }
+    for (i = j = 0; i < list->count; i++) {
+        ag_array *a = &list->items[i];
+        if (a->name && strncmp(a->name, prefix, plen) == 0) {
+            memmove(a->name, a->name + plen, strlen(a->name + plen) + 1);
+            list->items[j++] = *a;
+        } else {
+            AG_FREE(a->name);
+            AG_FREE(a->data);
+        }
+    }
+    list->count = j;
+    AG_FREE(prefix);
+    return 0;
+}
+
 
 /* ===================================================================================
    3. Tensors, arena, buffer pool (reference counts) and PRNG
@@ -4212,7 +4429,7 @@ AGDEF ag_tensor *ag_lstm_cell(ag_ctx *ctx, ag_tensor *x, ag_tensor *h, ag_tensor
 }
 
 /* ===================================================================================
-   6. Parameters, layers and initialisation
+   6. Parameters, layers and initialisation; loading arrays into parameters
    =================================================================================== */
 static ag_tensor *ag__param_tensor(int ndim, const int *shape, int with_grad) {
     ag_tensor *t = (ag_tensor *)AG_MALLOC(sizeof(ag_tensor)); size_t n = 1; int i;
@@ -4384,8 +4601,84 @@ static void ag__conv_reset(ag_rng *rng, ag_conv_layer *l) {  /* Conv2d: xavier w
 }
 static void ag__deconv_reset(ag_rng *rng, ag_conv_layer *l) { ag__init_default(rng, l->weight, l->bias, 1); }
 
+/* ---- loading arrays into a parameter set: every name, dtype, shape and value checked first,
+   then all copied or nothing ---- */
+/* index of the first element that is NaN or infinite (or, with nonneg, negative); -1 if none */
+static long ag__array_first_bad(const ag_array *a, int nonneg) {
+    size_t n = a->nbytes / (ag_dtype_size(a->dtype) ? ag_dtype_size(a->dtype) : 1), i;
+    for (i = 0; i < n; i++) {
+        double v;
+        switch (a->dtype) {
+        case AG_DTYPE_F32: { float f; memcpy(&f, (const unsigned char *)a->data + 4 * i, 4); v = f; } break;
+        case AG_DTYPE_F64: memcpy(&v, (const unsigned char *)a->data + 8 * i, 8); break;
+        case AG_DTYPE_F16: { uint16_t h; memcpy(&h, (const unsigned char *)a->data + 2 * i, 2); if ((h & 0x7c00u) == 0x7c00u) return (long)i; v = (h & 0x8000u) && (h & 0x7fffu) ? -1.0 : 0.0; } break;
+        case AG_DTYPE_BF16: { uint16_t h; memcpy(&h, (const unsigned char *)a->data + 2 * i, 2); if ((h & 0x7f80u) == 0x7f80u) return (long)i; v = (h & 0x8000u) && (h & 0x7fffu) ? -1.0 : 0.0; } break;
+        default: return -1;
+        }
+        if (!(v == v) || v > 3.4e38 || v < -3.4e38 || (nonneg && v < 0.0)) return (long)i;
+    }
+    return -1;
+}
+/* checks that every entry of ps is in the list with a fitting dtype and shape (and, when
+   strict, that the list holds nothing else under the prefix); changes nothing */
+static int ag__params_check_arrays(const ag_params *ps, const ag_array_list *list, const char *prefix, int strict,
+                                   const char *source, ag_error *err) {
+    int i, d, rc = 0; char key[AG_NAME_MAX + 64]; size_t plen = prefix ? strlen(prefix) : 0;
+    if (plen > 60) return ag__fail(err, "%s: prefix too long", source);
+    for (i = 0; i < ps->count && !rc; i++) {
+        const ag_param_entry *e = &ps->entries[i]; const ag_array *a;
+        snprintf(key, sizeof key, "%s%s", prefix ? prefix : "", e->name);
+        a = ag_array_list_find(list, key);
+        if (!a) { rc = ag__fail(err, "%s: tensor '%s' is missing", source, key); break; }
+        if (e->kind == AG_ENTRY_COUNTER) {
+            if (a->dtype != AG_DTYPE_I64 || a->ndim > 1 || a->nbytes != 8) rc = ag__fail(err, "%s: '%s' must be an I64 scalar", source, key);
+        } else {
+            int same = a->ndim == e->tensor->ndim;
+            for (d = 0; same && d < a->ndim; d++) same = a->shape[d] == e->tensor->shape[d];
+            if (a->dtype != AG_DTYPE_F32 && a->dtype != AG_DTYPE_F64 && a->dtype != AG_DTYPE_F16 && a->dtype != AG_DTYPE_BF16)
+                rc = ag__fail(err, "%s: tensor '%s' has dtype %s; a float type is needed", source, key, ag__st_dtype_name(a->dtype));
+            else if (!same) {
+                char want[64], got[96]; size_t u = 0;
+                ag_tensor_shape_str(e->tensor, want, sizeof want);
+                u += (size_t)snprintf(got, sizeof got, "[");
+                for (d = 0; d < a->ndim && u < sizeof got; d++) u += (size_t)snprintf(got + u, sizeof got - u, d ? ",%lld" : "%lld", (long long)a->shape[d]);
+                if (u < sizeof got) snprintf(got + u, sizeof got - u, "]");
+                rc = ag__fail(err, "%s: tensor '%s' has shape %s; the model needs %s", source, key, got, want);
+            } else {
+                long bad = ag__array_first_bad(a, 0);
+                if (bad >= 0) rc = ag__fail(err, "%s: tensor '%s' element %ld is NaN or infinite", source, key, bad);
+            }
+        }
+    }
+    if (!rc && strict) for (i = 0; i < list->count; i++) {
+        const char *name = list->items[i].name;
+        if (plen && strncmp(name, prefix, plen) != 0) continue;
+        if (!ag_params_find(ps, name + plen)) { rc = ag__fail(err, "%s: unexpected tensor '%s' (not in the model)", source, name); break; }
+    }
+    return rc;
+}
+static void ag__params_copy_arrays(ag_params *ps, const ag_array_list *list, const char *prefix) {
+    int i; char key[AG_NAME_MAX + 64];
+    for (i = 0; i < ps->count; i++) {
+        const ag_param_entry *e = &ps->entries[i]; const ag_array *a;
+        snprintf(key, sizeof key, "%s%s", prefix ? prefix : "", e->name);
+        a = ag_array_list_find(list, key);
+        if (!a) continue;
+        if (e->kind == AG_ENTRY_COUNTER) memcpy(e->counter, a->data, 8);
+        else ag_array_to_f32(a, e->tensor->data, NULL);
+    }
+}
+/* checks every entry first; copies only when all fit */
+AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *list, const char *prefix, int strict,
+                                const char *source, ag_error *err) {
+    if (ag__params_check_arrays(ps, list, prefix, strict, source, err)) return -1;
+    ag__params_copy_arrays(ps, list, prefix);
+    return 0;
+}
+
+
 /* ===================================================================================
-   7. Optimiser: Adam, EMA
+   7. Optimiser: Adam, EMA, the linear learning-rate decay
    =================================================================================== */
 AGDEF int ag_adam_init(ag_adam *opt, ag_params *ps, float lr, float beta1, float beta2, float eps, ag_error *err) {
     int i;
@@ -4483,8 +4776,22 @@ AGDEF void ag_ema_free(ag_ema *ema) {
     memset(ema, 0, sizeof *ema);
 }
 
+/* ---- learning-rate schedule ---- */
+/* the reference's LinearLrDecay.step(current_step): the rate it returns, and whether it sets
+   the optimiser's rate (only strictly inside (decay_start, decay_end): at and past the end the
+   optimiser keeps the last rate it was given, as the reference does) */
+AGDEF double ag_linear_lr_decay(double start_lr, double end_lr, int64_t decay_start, int64_t decay_end, int64_t step, int *sets) {
+    double delta = (start_lr - end_lr) / (double)(decay_end - decay_start);
+    if (sets) *sets = 0;
+    if (step <= decay_start) return start_lr;
+    if (step >= decay_end) return end_lr;
+    if (sets) *sets = 1;
+    return start_lr - delta * (double)(step - decay_start);
+}
+
+
 /* ===================================================================================
-   7b. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resizing;
+   8. Data sets: (Fashion-)MNIST, CIFAR-10, STL-10, image folders; PIL-exact resizing;
        the shuffling loader
    =================================================================================== */
 
@@ -5327,7 +5634,7 @@ AGDEF int ag_dataset_load(ag_dataset *ds, const char *name, const char *path, co
 }
 
 /* ===================================================================================
-   8. AutoGAN generator, discriminator and the GAN iteration
+   9. AutoGAN generator, discriminator, the GAN iteration and checkpoints
    =================================================================================== */
 static const char *const ag__token_names[5] = { "conv type", "norm", "upsample", "shortcut", "skip" };
 AGDEF int ag_arch_len(int stage) { return stage <= 0 ? 4 : 4 + 5 * stage; }
@@ -5793,8 +6100,343 @@ AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses
     return 0;
 }
 
+/* ---- checkpoints: a GAN with its optimisers and EMA (autogan.h's and the reference's layouts),
+   generators alone, and the model descriptions that rebuild them ---- */
+static int ag__list_add_params(ag_array_list *list, const ag_params *ps, const char *prefix, float *const *alt, ag_error *err) {
+    int i, d; char key[AG_NAME_MAX + 64];
+    for (i = 0; i < ps->count; i++) {
+        const ag_param_entry *e = &ps->entries[i]; int64_t shape[8];
+        snprintf(key, sizeof key, "%s%s", prefix, e->name);
+        if (alt) {                                   /* per-parameter moment or average buffers */
+            if (!alt[i]) continue;
+            for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
+            if (ag_array_list_add(list, key, AG_DTYPE_F32, e->tensor->ndim, shape, alt[i], err)) return -1;
+        } else if (e->kind == AG_ENTRY_COUNTER) {
+            if (ag_array_list_add(list, key, AG_DTYPE_I64, 0, shape, e->counter, err)) return -1;
+        } else {
+            for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
+            if (ag_array_list_add(list, key, AG_DTYPE_F32, e->tensor->ndim, shape, e->tensor->data, err)) return -1;
+        }
+    }
+    return 0;
+}
+static int ag__check_buffers(const ag_array_list *list, const ag_params *ps, const char *prefix, float *const *alt, int nonneg, const char *source, ag_error *err) {
+    int i; char key[AG_NAME_MAX + 64]; long bad;
+    for (i = 0; i < ps->count; i++) {
+        const ag_array *a;
+        if (!alt[i]) continue;
+        snprintf(key, sizeof key, "%s%s", prefix, ps->entries[i].name);
+        a = ag_array_list_find(list, key);
+        if (!a) return ag__fail(err, "%s: tensor '%s' is missing", source, key);
+        if (a->dtype != AG_DTYPE_F32 || a->nbytes != ps->entries[i].tensor->size * 4)
+            return ag__fail(err, "%s: tensor '%s' must be F32 with %zu elements", source, key, ps->entries[i].tensor->size);
+        if ((bad = ag__array_first_bad(a, nonneg)) >= 0)
+            return ag__fail(err, "%s: tensor '%s' element %ld is %s", source, key, bad, nonneg ? "NaN, infinite or negative" : "NaN or infinite");
+    }
+    return 0;
+}
+static void ag__copy_buffers(const ag_array_list *list, const ag_params *ps, const char *prefix, float **alt) {
+    int i; char key[AG_NAME_MAX + 64];
+    for (i = 0; i < ps->count; i++) if (alt[i]) {
+        snprintf(key, sizeof key, "%s%s", prefix, ps->entries[i].name);
+        memcpy(alt[i], ag_array_list_find(list, key)->data, ps->entries[i].tensor->size * 4);
+    }
+}
+/* The two checkpoint layouts: autogan.h's own ("G.", "D.", "adam_g.m.", ..., "ema.") and the
+   reference's train_derived.py save_checkpoint ("gen_state_dict.", "dis_state_dict.",
+   "gen_optimizer.m.", ..., "avg_gen_state_dict." as a whole state_dict: the EMA parameters
+   with G's live BatchNorm buffers, as deepcopy(gen_net) + load_params(gen_avg_param)). */
+static int ag__meta_counter(const char *meta, const char *key, int64_t *out);
+typedef struct ag__ckpt_layout { const char *format, *g, *d, *gm, *gv, *dm, *dv, *ema; int ema_full; } ag__ckpt_layout;
+static const ag__ckpt_layout ag__layout_gan = { "autogan.h gan checkpoint 1", "G.", "D.", "adam_g.m.", "adam_g.v.", "adam_d.m.", "adam_d.v.", "ema.", 0 };
+static const ag__ckpt_layout ag__layout_train = { "autogan.h train checkpoint 1", "gen_state_dict.", "dis_state_dict.", "gen_optimizer.m.",
+                                                  "gen_optimizer.v.", "dis_optimizer.m.", "dis_optimizer.v.", "avg_gen_state_dict.", 1 };
+/* the model's name as sample/train accept it: a released derived model's name, "derived" or "shared_gan" */
+static const char *ag__gen_model_name(const ag_generator *g) {
+    static const char *const names[3] = { "autogan_cifar10_a", "autogan_cifar10_b", "autogan_cifar10_c" };
+    int i, a[AG_ARCH_MAX];
+    if (!g->derived) return "shared_gan";
+    for (i = 0; i < 3; i++) if (!ag_derived_arch(names[i], a) && !memcmp(a, g->arch, sizeof a)) return names[i];
+    return "derived";
+}
+/* "gen_model", "arch" are written by the savers; these keys describe the rest of G (and D) */
+static void ag__put_model_meta(ag__buf *meta, const ag_generator *g, const ag_discriminator *d) {
+    ag__buf_put(meta, ",\"gen_model\":\"%s\",\"gf_dim\":\"%d\",\"latent_dim\":\"%d\",\"bottom_width\":\"%d\",\"channels\":\"%d\"",
+                ag__gen_model_name(g), g->gf, g->latent_dim, g->bottom_width, g->out_channels);
+    if (d) ag__buf_put(meta, ",\"df_dim\":\"%d\",\"d_spectral_norm\":\"%d\"", d->df, d->spectral_norm);
+}
+/* every entry of ps under prefix: parameters from avg (the EMA), buffers and counters live */
+static int ag__list_add_avg_state(ag_array_list *list, const ag_params *ps, const char *prefix, float *const *avg, ag_error *err) {
+    int i, d; char key[AG_NAME_MAX + 64];
+    for (i = 0; i < ps->count; i++) {
+        const ag_param_entry *e = &ps->entries[i]; int64_t shape[8];
+        snprintf(key, sizeof key, "%s%s", prefix, e->name);
+        if (e->kind == AG_ENTRY_COUNTER) { if (ag_array_list_add(list, key, AG_DTYPE_I64, 0, shape, e->counter, err)) return -1; continue; }
+        for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
+        if (ag_array_list_add(list, key, AG_DTYPE_F32, e->tensor->ndim, shape, avg[i] ? avg[i] : e->tensor->data, err)) return -1;
+    }
+    return 0;
+}
+static int ag__gan_save_as(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                           const char *extra, const ag__ckpt_layout *L, ag_error *err) {
+    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(gan->G->stage);
+    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
+    ag__buf_put(&meta, "{\"format\":\"%s\",\"iteration\":\"%lld\",\"adam_g_step\":\"%lld\",\"adam_d_step\":\"%lld\","
+                "\"stage\":\"%d\",\"rng_state\":\"%llx\",\"rng_inc\":\"%llx\",\"ema\":\"%d\",\"arch\":\"", L->format,
+                (long long)gan->iteration, (long long)gan->opt_g.step, (long long)gan->opt_d.step, gan->G->stage,
+                (unsigned long long)ctx->rng.state, (unsigned long long)ctx->rng.inc, ema ? 1 : 0);
+    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", gan->G->arch[i]);
+    ag__buf_put(&meta, "\"");
+    ag__put_model_meta(&meta, gan->G, gan->D);
+    ag__buf_put(&meta, "%s%s}", extra && *extra ? "," : "", extra ? extra : "");
+    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, L->g, NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, L->d, NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, L->gm, gan->opt_g.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, L->gv, gan->opt_g.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, L->dm, gan->opt_d.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, L->dv, gan->opt_d.v, err);
+    if (!rc && ema) rc = L->ema_full ? ag__list_add_avg_state(&list, &gan->G->params, L->ema, ema->avg, err)
+                                     : ag__list_add_params(&list, &gan->G->params, L->ema, ema->avg, err);
+    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
+    ag_array_list_free(&list); AG_FREE(meta.p);
+    return rc;
+}
+AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                      const char *extra, ag_error *err) {
+    return ag__gan_save_as(path, gan, ema, ctx, extra, &ag__layout_gan, err);
+}
+AGDEF int ag_gan_save_train(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
+                            const char *extra, ag_error *err) {
+    return ag__gan_save_as(path, gan, ema, ctx, extra, &ag__layout_train, err);
+}
+AGDEF int ag_generator_save_ema(const char *path, const ag_generator *g, const ag_ema *ema, const char *extra, ag_error *err) {
+    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(g->stage);
+    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
+    ag__buf_put(&meta, "{\"format\":\"autogan.h generator 1\",\"stage\":\"%d\",\"ema\":\"%d\",\"arch\":\"", g->stage, ema ? 1 : 0);
+    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", g->arch[i]);
+    ag__buf_put(&meta, "\"");
+    ag__put_model_meta(&meta, g, NULL);
+    ag__buf_put(&meta, "%s%s}", extra && *extra ? "," : "", extra ? extra : "");
+    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
+    if (!rc) rc = ema ? ag__list_add_avg_state(&list, &g->params, "", ema->avg, err) : ag__list_add_params(&list, &g->params, "", NULL, err);
+    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
+    ag_array_list_free(&list); AG_FREE(meta.p);
+    return rc;
+}
+AGDEF int ag_generator_spec_read(const char *path, ag_generator_spec *spec, ag_error *err) {
+    ag_array_list list; char *meta = NULL, v[128]; int rc = 0; int64_t x; ag_error e2;
+    size_t n = path ? strlen(path) : 0;
+    memset(spec, 0, sizeof *spec);
+    if (!path) return ag__fail(err, "generator: no file given");
+    if (n < 12 || strcmp(path + n - 12, ".safetensors"))
+        return ag__fail(err, "%s: only .safetensors files name their model; give --gen_model or --arch for a .pth", path);
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    ag_array_list_free(&list);
+    if (ag_json_get_string(meta, "gen_model", spec->gen_model, sizeof spec->gen_model) || !spec->gen_model[0])
+        rc = ag__fail(err, "%s: the metadata names no model ('gen_model' missing); give --gen_model or --arch", path);
+    e2.msg[0] = 0;
+    if (!rc && (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, spec->arch, &spec->arch_len, &e2)))
+        rc = ag__fail(err, "%s: metadata 'arch' missing or malformed%s%s", path, e2.msg[0] ? ": " : "", e2.msg);
+    if (!rc) {
+        spec->stage = spec->arch_len == 4 ? 0 : spec->arch_len == 9 ? 1 : spec->arch_len == 14 ? 2 : -1;
+        if (spec->stage < 0 || ag__arch_check(spec->stage, spec->arch, spec->arch_len, &e2))
+            rc = ag__fail(err, "%s: metadata 'arch' is not a valid architecture%s%s", path, e2.msg[0] ? ": " : "", e2.msg);
+    }
+#define AG__SPEC_INT(key, field, lo, hi) \
+    if (!rc) { if (ag__meta_counter(meta, key, &x) || x < (lo) || x > (hi)) rc = ag__fail(err, "%s: metadata '%s' missing or out of range [%d, %d]", path, key, lo, hi); else spec->field = (int)x; }
+    AG__SPEC_INT("gf_dim", gf, 1, 4096)
+    AG__SPEC_INT("latent_dim", latent_dim, 1, 65536)
+    AG__SPEC_INT("bottom_width", bottom_width, 1, 64)
+    AG__SPEC_INT("channels", channels, 1, 4)
+    spec->df = 0; spec->d_spectral_norm = -1;
+    if (!rc && !ag__meta_counter(meta, "df_dim", &x) && x >= 1 && x <= 4096) spec->df = (int)x;
+    if (!rc && !ag__meta_counter(meta, "d_spectral_norm", &x) && x <= 1) spec->d_spectral_norm = (int)x;
+#undef AG__SPEC_INT
+    spec->derived = strcmp(spec->gen_model, "shared_gan") != 0;
+    if (!rc && spec->derived) {
+        int a[AG_ARCH_MAX];
+        if (spec->stage != 2) rc = ag__fail(err, "%s: a derived generator ('%s') needs 14 arch tokens", path, spec->gen_model);
+        else if (strcmp(spec->gen_model, "derived") && (ag_derived_arch(spec->gen_model, a) || memcmp(a, spec->arch, sizeof a)))
+            rc = ag__fail(err, "%s: metadata 'gen_model' %s does not match its 'arch'", path, spec->gen_model);
+    }
+    if (rc) memset(spec, 0, sizeof *spec);
+    AG_FREE(meta);
+    return rc;
+}
+AGDEF int ag_generator_init_spec(ag_generator *g, const ag_generator_spec *spec, ag_rng *rng, ag_error *err) {
+    if (spec->derived) return ag_generator_init_derived(g, spec->arch, spec->gf, spec->latent_dim, spec->bottom_width, spec->channels, rng, err);
+    if (ag_generator_init(g, spec->gf, spec->latent_dim, spec->bottom_width, spec->channels, rng, err)) return -1;
+    if (ag_generator_set_arch(g, spec->stage, spec->arch, spec->arch_len, err)) { ag_generator_free(g); return -1; }
+    return 0;
+}
+AGDEF void ag_generator_spec_describe(const ag_generator_spec *spec, char *out, size_t cap) {
+    size_t u; int i;
+    if (!cap) return;
+    u = (size_t)snprintf(out, cap, "%s (arch", spec->gen_model);
+    for (i = 0; i < spec->arch_len && u < cap; i++) u += (size_t)snprintf(out + u, cap - u, " %d", spec->arch[i]);
+    if (u < cap) snprintf(out + u, cap - u, ", gf %d, latent %d, bottom width %d, %d channel%s)", spec->gf, spec->latent_dim,
+                          spec->bottom_width, spec->channels, spec->channels == 1 ? "" : "s");
+}
+/* a checkpoint counter: decimal digits only, at most 2^53 (far beyond any run; larger
+   values are damage, and would overflow the step arithmetic) */
+static int ag__meta_counter(const char *meta, const char *key, int64_t *out) {
+    char v[64]; int i; uint64_t x = 0;
+    if (ag_json_get_string(meta, key, v, sizeof v) || !v[0]) return -1;
+    for (i = 0; v[i]; i++) {
+        if (v[i] < '0' || v[i] > '9' || i >= 17) return -1;
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    if (x > ((uint64_t)1 << 53)) return -1;
+    *out = (int64_t)x;
+    return 0;
+}
+static int ag__meta_hex(const char *meta, const char *key, uint64_t *out) {
+    char v[64]; int i; uint64_t x = 0;
+    if (ag_json_get_string(meta, key, v, sizeof v) || !v[0]) return -1;
+    for (i = 0; v[i]; i++) {
+        int d = v[i] >= '0' && v[i] <= '9' ? v[i] - '0' : v[i] >= 'a' && v[i] <= 'f' ? v[i] - 'a' + 10 : v[i] >= 'A' && v[i] <= 'F' ? v[i] - 'A' + 10 : -1;
+        if (d < 0 || i >= 16) return -1;
+        x = x << 4 | (uint64_t)d;
+    }
+    *out = x;
+    return 0;
+}
+/* parses and checks a GAN checkpoint's metadata; rng may be NULL */
+static int ag__gan_meta_parse(const char *meta, const char *path, ag_gan_checkpoint_info *info, uint64_t *rng, ag_error *err) {
+    char v[128]; int64_t stage = -1; uint64_t rs = 0, ri = 0; ag_error e2;
+    memset(info, 0, sizeof *info);
+    if (ag_json_get_string(meta, "format", v, sizeof v) || (strcmp(v, ag__layout_gan.format) && strcmp(v, ag__layout_train.format)))
+        return ag__fail(err, "%s: not an autogan.h GAN checkpoint nor a training checkpoint (metadata 'format' missing or unknown)", path);
+    info->train_layout = strcmp(v, ag__layout_train.format) == 0;
+    if (ag__meta_counter(meta, "iteration", &info->iteration))
+        return ag__fail(err, "%s: checkpoint metadata 'iteration' is missing or not a count from 0 to 2^53", path);
+    if (ag__meta_counter(meta, "adam_g_step", &info->adam_g_step) || ag__meta_counter(meta, "adam_d_step", &info->adam_d_step))
+        return ag__fail(err, "%s: checkpoint metadata 'adam_g_step' or 'adam_d_step' is missing or not a count from 0 to 2^53", path);
+    if (ag__meta_counter(meta, "stage", &stage) || stage > 2)
+        return ag__fail(err, "%s: checkpoint metadata 'stage' is missing or not 0, 1 or 2", path);
+    if (ag__meta_hex(meta, "rng_state", &rs) || ag__meta_hex(meta, "rng_inc", &ri) || !(ri & 1))
+        return ag__fail(err, "%s: checkpoint metadata 'rng_state' or 'rng_inc' is missing or malformed", path);
+    info->stage = (int)stage;
+    e2.msg[0] = 0;
+    if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, info->arch, &info->arch_len, &e2) ||
+        ag__arch_check(info->stage, info->arch, info->arch_len, &e2))
+        return ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg[0] ? e2.msg : "'arch' missing");
+    info->has_ema = ag_json_get_string(meta, "ema", v, sizeof v) == 0 && strcmp(v, "1") == 0;
+    if (rng) { rng[0] = rs; rng[1] = ri; }
+    return 0;
+}
+AGDEF int ag_gan_checkpoint_read_info(const char *path, ag_gan_checkpoint_info *info, ag_error *err) {
+    ag_array_list list; char *meta = NULL; int rc;
+    memset(info, 0, sizeof *info);
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    rc = ag__gan_meta_parse(meta, path, info, NULL, err);
+    if (rc) memset(info, 0, sizeof *info);
+    AG_FREE(meta);
+    ag_array_list_free(&list);
+    return rc;
+}
+static void ag__arch_str(const int *arch, int len, char *out, size_t cap) {
+    size_t u = 0; int i;
+    out[0] = 0;
+    for (i = 0; i < len && u < cap; i++) u += (size_t)snprintf(out + u, cap - u, i ? " %d" : "%d", arch[i]);
+}
+AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err) {
+    ag_array_list list; char *meta = NULL; int rc = 0, i, len = ag_arch_len(gan->G->stage); ag_gan_checkpoint_info info; uint64_t rng[2]; const ag__ckpt_layout *L = &ag__layout_gan;
+    if (metadata) *metadata = NULL;
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    rc = ag__gan_meta_parse(meta, path, &info, rng, err);
+    if (!rc && info.train_layout) L = &ag__layout_train;
+    if (!rc) {
+        int same = info.stage == gan->G->stage && info.stage == gan->D->stage && info.arch_len == len;
+        for (i = 0; same && i < len; i++) same = info.arch[i] == gan->G->arch[i];
+        if (!same) {
+            char want[64], got[64];
+            ag__arch_str(info.arch, info.arch_len, got, sizeof got); ag__arch_str(gan->G->arch, len, want, sizeof want);
+            rc = ag__fail(err, "%s: the checkpoint is stage %d, arch '%s'; the models given are stage %d, arch '%s' "
+                          "(build them from ag_gan_checkpoint_read_info)", path, info.stage, got, gan->G->stage, want);
+        }
+    }
+    if (!rc && ema && !info.has_ema) rc = ag__fail(err, "%s: the checkpoint holds no EMA weights (saved without EMA)", path);
+    if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, L->g, 0, path, err);
+    if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, L->d, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, L->gm, gan->opt_g.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, L->gv, gan->opt_g.v, 1, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, L->dm, gan->opt_d.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, L->dv, gan->opt_d.v, 1, path, err);
+    if (!rc && ema) rc = ag__check_buffers(&list, &gan->G->params, L->ema, ema->avg, 0, path, err);
+    if (!rc) {
+        ag__params_copy_arrays(&gan->G->params, &list, L->g);
+        ag__params_copy_arrays(&gan->D->params, &list, L->d);
+        ag__copy_buffers(&list, &gan->G->params, L->gm, gan->opt_g.m);
+        ag__copy_buffers(&list, &gan->G->params, L->gv, gan->opt_g.v);
+        ag__copy_buffers(&list, &gan->D->params, L->dm, gan->opt_d.m);
+        ag__copy_buffers(&list, &gan->D->params, L->dv, gan->opt_d.v);
+        if (ema) ag__copy_buffers(&list, &gan->G->params, L->ema, ema->avg);
+        gan->iteration = info.iteration; gan->opt_g.step = info.adam_g_step; gan->opt_d.step = info.adam_d_step;
+        ctx->rng.state = rng[0]; ctx->rng.inc = rng[1];
+        if (metadata) { *metadata = meta; meta = NULL; }
+    }
+    AG_FREE(meta);
+    ag_array_list_free(&list);
+    return rc;
+}
+
+static int ag__list_has_prefix(const ag_array_list *list, const char *prefix) {
+    int i; size_t n = strlen(prefix);
+    for (i = 0; i < list->count; i++) if (list->items[i].name && !strncmp(list->items[i].name, prefix, n)) return 1;
+    return 0;
+}
+AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key, size_t key_len, ag_error *err) {
+    static const char *const keys[3] = { "avg_gen_state_dict", "gen_state_dict", "G" };
+    ag_array_list list; ag_error e; char *meta = NULL, desc[160], prefix[32]; const char *key = "state_dict";
+    size_t n = path ? strlen(path) : 0, u; int i, rc, st = n >= 12 && !strcmp(path + n - 12, ".safetensors");
+    if (!path) return ag__fail(err, "generator: no file given");
+    if (st ? ag_safetensors_read(path, &list, &meta, err) : ag_pth_read(path, &list, err)) return -1;
+    AG_FREE(meta);
+    prefix[0] = 0;
+    for (i = 0; i < 3; i++) {   /* the .pth training checkpoints of the reference, or ag_gan_save's file */
+        snprintf(prefix, sizeof prefix, "%s.", keys[i]);
+        if ((i < 2 || st) && ag__list_has_prefix(&list, prefix)) { key = keys[i]; break; }
+        prefix[0] = 0;
+    }
+    if (!strcmp(key, "G") && ag__list_has_prefix(&list, "ema.")) {
+        /* an ag_gan_save checkpoint with an EMA: the averaged weights, as avg_gen_state_dict
+           (buffers and counters from "G.", parameters from "ema.") */
+        rc = ag__params_check_arrays(&g->params, &list, prefix, 0, path, &e);
+        for (i = 0; i < g->params.count && !rc; i++) {
+            const ag_param_entry *pe = &g->params.entries[i]; const ag_array *a; char k2[AG_NAME_MAX + 8];
+            if (pe->kind != AG_ENTRY_PARAM) continue;
+            snprintf(k2, sizeof k2, "ema.%s", pe->name);
+            a = ag_array_list_find(&list, k2);
+            if (!a || a->dtype != AG_DTYPE_F32 || a->nbytes != pe->tensor->size * 4)
+                rc = ag__fail(&e, "%s: tensor '%s' is missing or not F32 with %zu elements", path, k2, pe->tensor->size);
+        }
+        if (!rc) {
+            ag__params_copy_arrays(&g->params, &list, prefix);
+            for (i = 0; i < g->params.count; i++) {
+                const ag_param_entry *pe = &g->params.entries[i]; char k2[AG_NAME_MAX + 8];
+                if (pe->kind != AG_ENTRY_PARAM) continue;
+                snprintf(k2, sizeof k2, "ema.%s", pe->name);
+                memcpy(pe->tensor->data, ag_array_list_find(&list, k2)->data, pe->tensor->size * 4);
+            }
+            key = "ema";
+        }
+    } else rc = ag_params_load_arrays(&g->params, &list, prefix, 1, path, &e);
+    if (rc) {
+        u = (size_t)snprintf(desc, sizeof desc, "%s generator (arch", g->derived ? "derived" : "shared");
+        for (i = 0; i < ag_arch_len(g->stage) && u < sizeof desc; i++) u += (size_t)snprintf(desc + u, sizeof desc - u, " %d", g->arch[i]);
+        if (u < sizeof desc) snprintf(desc + u, sizeof desc - u, ", gf %d, latent %d, bottom width %d)", g->gf, g->latent_dim, g->bottom_width);
+        ag__fail(err, "%s (its '%s' does not fit the %s)", e.msg, key, desc);
+    } else if (loaded_key && key_len) snprintf(loaded_key, key_len, "%s", key);
+    ag_array_list_free(&list);
+    return rc;
+}
+
+
 /* ===================================================================================
-   8b. Controller and search: the LSTM policy, REINFORCE, kept architectures, loss windows
+   10. Controller and search: the LSTM policy, REINFORCE, kept architectures, loss windows,
+   the search checkpoint
    =================================================================================== */
 AGDEF void ag_controller_reset_params(ag_controller *c, ag_rng *rng) {
     float k = 1.0f / sqrtf((float)c->hid_size); int i;
@@ -6029,8 +6671,167 @@ AGDEF void ag_search_state_free(ag_search_state *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* ---- the search checkpoint: the GAN, the controller and everything of the loop ---- */
+static int ag__list_add_window(ag_array_list *list, const char *name, const ag_loss_window *w, ag_error *err) {
+    float *tmp = (float *)AG_MALLOC((size_t)(w->count ? w->count : 1) * sizeof(float)); int64_t shape[1]; int i, rc;
+    if (!tmp) return ag__fail(err, "out of memory");
+    for (i = 0; i < w->count; i++) tmp[i] = w->v[(w->head + i) % w->cap];   /* oldest first */
+    shape[0] = w->count;
+    rc = ag_array_list_add(list, name, AG_DTYPE_F32, 1, shape, tmp, err);
+    AG_FREE(tmp);
+    return rc;
+}
+AGDEF int ag_search_save(const char *path, const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx,
+                         const char *extra, ag_error *err) {
+    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(gan->G->stage); uint32_t bits; int64_t shape[2];
+    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
+    memcpy(&bits, &s->baseline, 4);
+    ag__buf_put(&meta, "{\"format\":\"autogan.h search checkpoint 1\",\"stage\":\"%d\",\"search_iter\":\"%d\",\"ctrl_steps\":\"%lld\","
+                "\"gan_iteration\":\"%lld\",\"adam_g_step\":\"%lld\",\"adam_d_step\":\"%lld\",\"adam_c_step\":\"%lld\","
+                "\"rng_state\":\"%llx\",\"rng_inc\":\"%llx\",\"search_rng_state\":\"%llx\",\"search_rng_inc\":\"%llx\","
+                "\"has_baseline\":\"%d\",\"baseline_bits\":\"%08lx\",\"baseline\":\"%.9g\",\"hid_size\":\"%d\",\"g_stage\":\"%d\",\"arch\":\"",
+                s->stage, s->search_iter, (long long)s->ctrl_steps, (long long)gan->iteration, (long long)gan->opt_g.step,
+                (long long)gan->opt_d.step, (long long)s->ctrl_opt.step, (unsigned long long)ctx->rng.state,
+                (unsigned long long)ctx->rng.inc, (unsigned long long)s->rng.state, (unsigned long long)s->rng.inc,
+                s->has_baseline, (unsigned long)bits, (double)s->baseline, s->ctrl.hid_size, gan->G->stage);
+    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", gan->G->arch[i]);
+    ag__buf_put(&meta, "\"%s%s}", extra && *extra ? "," : "", extra ? extra : "");
+    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "G.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "D.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "ctrl.", NULL, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "adam_c.m.", s->ctrl_opt.m, err);
+    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "adam_c.v.", s->ctrl_opt.v, err);
+    if (!rc && s->kept.count) {
+        int64_t *a = (int64_t *)AG_MALLOC((size_t)s->kept.count * s->kept.len * sizeof(int64_t));
+        if (!a) rc = ag__fail(err, "out of memory");
+        for (i = 0; !rc && i < s->kept.count * s->kept.len; i++) a[i] = s->kept.archs[i];
+        shape[0] = s->kept.count; shape[1] = s->kept.len;
+        if (!rc) rc = ag_array_list_add(&list, "kept.archs", AG_DTYPE_I64, 2, shape, a, err);
+        AG_FREE(a);
+        shape[1] = s->kept.hid_size;
+        if (!rc) rc = ag_array_list_add(&list, "kept.h", AG_DTYPE_F32, 2, shape, s->kept.h, err);
+        if (!rc) rc = ag_array_list_add(&list, "kept.c", AG_DTYPE_F32, 2, shape, s->kept.c, err);
+    }
+    if (!rc) rc = ag__list_add_window(&list, "window.g", &s->g_window, err);
+    if (!rc) rc = ag__list_add_window(&list, "window.d", &s->d_window, err);
+    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
+    ag_array_list_free(&list); AG_FREE(meta.p);
+    return rc;
+}
+static int ag__meta_ll(const char *meta, const char *key, const char *fmt, void *out) {
+    char v[128];
+    return ag_json_get_string(meta, key, v, sizeof v) || sscanf(v, fmt, out) != 1 ? -1 : 0;
+}
+AGDEF int ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err) {
+    ag_array_list list; char *meta = NULL, v[128]; int rc = 0, stage = 0, gstage = 0, iter = 0, hid = 0, has_b = 0, arch[AG_ARCH_MAX], alen = 0, i;
+    long long csteps = 0, giter = 0, sg = 0, sd = 0, sc = 0; unsigned long long rs = 0, ri = 0, ss = 0, si = 0; unsigned long bits = 0;
+    ag_controller nc; ag_adam nopt; ag_kept_archs nk; const ag_array *ka = NULL, *kh = NULL, *kc = NULL, *wg, *wd;
+    memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt); memset(&nk, 0, sizeof nk);
+    if (metadata) *metadata = NULL;
+    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
+    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h search checkpoint 1"))
+        rc = ag__fail(err, "%s: not an autogan.h search checkpoint (metadata 'format' missing or unknown)", path);
+    if (!rc && (ag__meta_ll(meta, "stage", "%d", &stage) || ag__meta_ll(meta, "search_iter", "%d", &iter) ||
+                ag__meta_ll(meta, "ctrl_steps", "%lld", &csteps) || ag__meta_ll(meta, "gan_iteration", "%lld", &giter) ||
+                ag__meta_ll(meta, "adam_g_step", "%lld", &sg) || ag__meta_ll(meta, "adam_d_step", "%lld", &sd) ||
+                ag__meta_ll(meta, "adam_c_step", "%lld", &sc) || ag__meta_ll(meta, "rng_state", "%llx", &rs) ||
+                ag__meta_ll(meta, "rng_inc", "%llx", &ri) || ag__meta_ll(meta, "search_rng_state", "%llx", &ss) ||
+                ag__meta_ll(meta, "search_rng_inc", "%llx", &si) || ag__meta_ll(meta, "has_baseline", "%d", &has_b) ||
+                ag__meta_ll(meta, "baseline_bits", "%lx", &bits) || ag__meta_ll(meta, "hid_size", "%d", &hid) ||
+                ag__meta_ll(meta, "g_stage", "%d", &gstage)))
+        rc = ag__fail(err, "%s: search checkpoint metadata incomplete (counters, PRNG states, baseline or stage)", path);
+    if (!rc && (stage < 0 || stage > 2 || gstage < 0 || gstage > 2 || iter < 0 || csteps < 0 || giter < 0 || sg < 0 || sd < 0 || sc < 0))
+        rc = ag__fail(err, "%s: stage or counters out of range in the checkpoint", path);
+    if (!rc && hid != s->ctrl.hid_size)
+        rc = ag__fail(err, "%s: the controller has hidden size %d, this search uses %d (--hid_size)", path, hid, s->ctrl.hid_size);
+    if (!rc) {
+        ag_error e2; e2.msg[0] = 0;
+        if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, arch, &alen, &e2) || ag__arch_check(gstage, arch, alen, &e2))
+            rc = ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg);
+    }
+    if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, "G.", 0, path, err);
+    if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, "D.", 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, 1, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, 1, path, err);
+    /* the controller of the checkpoint's stage, built aside */
+    if (!rc && ag_controller_init(&nc, stage, hid, NULL, err)) rc = -1;
+    if (!rc && ag_adam_init(&nopt, &nc.params, s->ctrl_lr, s->ctrl_beta1, s->ctrl_beta2, 1e-8f, err)) rc = -1;
+    if (!rc) rc = ag__params_check_arrays(&nc.params, &list, "ctrl.", 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.m.", nopt.m, 0, path, err);
+    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.v.", nopt.v, 1, path, err);
+    if (!rc) {
+        ka = ag_array_list_find(&list, "kept.archs"); kh = ag_array_list_find(&list, "kept.h"); kc = ag_array_list_find(&list, "kept.c");
+        if (stage > 0 && !ka) rc = ag__fail(err, "%s: stage %d without kept architectures ('kept.archs' missing)", path, stage);
+        else if (ka) {
+            int n = ka->ndim == 2 ? (int)ka->shape[0] : -1, len = ka->ndim == 2 ? (int)ka->shape[1] : -1;
+            if (ka->dtype != AG_DTYPE_I64 || n < 1 || n > 1000000 || len != ag_arch_len(stage) - nc.num_tokens)
+                rc = ag__fail(err, "%s: 'kept.archs' must be I64 [count, %d]", path, ag_arch_len(stage) - nc.num_tokens);
+            else if (!kh || !kc || kh->dtype != AG_DTYPE_F32 || kc->dtype != AG_DTYPE_F32 || kh->ndim != 2 || kc->ndim != 2 ||
+                     kh->shape[0] != n || kc->shape[0] != n || kh->shape[1] != hid || kc->shape[1] != hid)
+                rc = ag__fail(err, "%s: 'kept.h' and 'kept.c' must be F32 [%d, %d]", path, n, hid);
+            else {
+                int *a = (int *)AG_MALLOC((size_t)n * len * sizeof(int));
+                if (!a) rc = ag__fail(err, "out of memory");
+                for (i = 0; !rc && i < n * len; i++) {
+                    int64_t x = ((const int64_t *)ka->data)[i];
+                    a[i] = (x < 0 || x > 7) ? -1 : (int)x;
+                }
+                for (i = 0; !rc && i < n; i++) {
+                    ag_error e2; if (ag__arch_check(stage - 1, a + (size_t)i * len, len, &e2)) rc = ag__fail(err, "%s: kept architecture %d invalid: %s", path, i, e2.msg);
+                }
+                if (!rc) rc = ag_kept_archs_set(&nk, n, len, hid, a, len, (const float *)kh->data, (const float *)kc->data, err);
+                AG_FREE(a);
+            }
+        }
+    }
+    wg = ag_array_list_find(&list, "window.g"); wd = ag_array_list_find(&list, "window.d");
+    if (!rc && (!wg || !wd || wg->dtype != AG_DTYPE_F32 || wd->dtype != AG_DTYPE_F32 || wg->ndim != 1 || wd->ndim != 1 ||
+                wg->shape[0] > s->g_window.cap || wd->shape[0] > s->d_window.cap))
+        rc = ag__fail(err, "%s: loss windows 'window.g'/'window.d' missing, or longer than --dynamic_reset_window %d", path, s->g_window.cap);
+    if (!rc) {
+        ag__params_copy_arrays(&gan->G->params, &list, "G.");
+        ag__params_copy_arrays(&gan->D->params, &list, "D.");
+        ag__copy_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m);
+        ag__copy_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v);
+        ag__copy_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m);
+        ag__copy_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v);
+        ag__params_copy_arrays(&nc.params, &list, "ctrl.");
+        ag__copy_buffers(&list, &nc.params, "adam_c.m.", nopt.m);
+        ag__copy_buffers(&list, &nc.params, "adam_c.v.", nopt.v);
+        nopt.step = sc;
+        ag_adam_free(&s->ctrl_opt); ag_controller_free(&s->ctrl);
+        s->ctrl = nc; s->ctrl_opt = nopt; s->ctrl_opt.params = &s->ctrl.params;
+        memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt);
+        ag_kept_archs_free(&s->kept); s->kept = nk; memset(&nk, 0, sizeof nk);
+        ag_loss_window_clear(&s->g_window); ag_loss_window_clear(&s->d_window);
+        for (i = 0; i < (int)wg->shape[0]; i++) ag_loss_window_push(&s->g_window, ((const float *)wg->data)[i]);
+        for (i = 0; i < (int)wd->shape[0]; i++) ag_loss_window_push(&s->d_window, ((const float *)wd->data)[i]);
+        s->stage = stage; s->search_iter = iter; s->ctrl_steps = csteps;
+        s->has_baseline = has_b; { uint32_t b32 = (uint32_t)bits; memcpy(&s->baseline, &b32, 4); }
+        s->rng.state = ss; s->rng.inc = si;
+        gan->iteration = giter; gan->opt_g.step = sg; gan->opt_d.step = sd;
+        ag_generator_set_arch(gan->G, gstage, arch, alen, NULL);
+        gan->D->stage = stage;
+        ctx->rng.state = rs; ctx->rng.inc = ri;
+        if (metadata) { *metadata = meta; meta = NULL; }
+    }
+    if (nopt.m) ag_adam_free(&nopt);
+    ag_controller_free(&nc); ag_kept_archs_free(&nk);
+    AG_FREE(meta);
+    ag_array_list_free(&list);
+    return rc;
+}
+
+
 /* ===================================================================================
-   9. Inception-v3, Inception score and FID
+   11. Inception-v3, Inception score and FID
    =================================================================================== */
 /* The FID Inception-v3. Every conv is BasicConv2d (conv without bias -> BatchNorm eps 1e-3
    -> ReLU); BN is folded into the conv: w' = w·γ/√(var+ε), b' = β - mean·γ/√(var+ε). */
@@ -6654,8 +7455,23 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
     return 0;
 }
 
+/* ---- the weights from a file: .pth (the FID network's release) or .safetensors ---- */
+AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err) {
+    ag_array_list sd; ag_inception *net; ag_error e; size_t n = strlen(path);
+    int rc;
+    memset(&sd, 0, sizeof sd);
+    if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0) rc = ag_safetensors_read(path, &sd, NULL, err);
+    else rc = ag_pth_read(path, &sd, err);
+    if (rc) return NULL;
+    net = ag_inception_from_arrays(&sd, &e);
+    ag_array_list_free(&sd);
+    if (!net) ag__fail(err, "%s: %s", path, e.msg);
+    return net;
+}
+
+
 /* ===================================================================================
-   9b. The compact classifier and the scorer interface (Inception-v3 or the classifier)
+   12. The compact classifier and the scorer interface (Inception-v3 or the classifier)
    =================================================================================== */
 /* branch widths of the three inception blocks: 1x1, 3x3 reduce, 3x3, 3x3dbl reduce, 3x3dbl, pool */
 static const int ag__cls_widths[3][6] = { { 32, 32, 48, 16, 24, 24 }, { 48, 48, 64, 32, 48, 32 }, { 64, 64, 96, 48, 64, 32 } };
@@ -7081,1018 +7897,9 @@ AGDEF int ag_scorer_fid_stats_add(ag_scorer *s, ag_fid_stats *st, const float *i
 }
 
 /* ===================================================================================
-   10. File formats: .safetensors, zip/DEFLATE, gzip, idx, tar, .npy/.npz, PNG, PyTorch .pth
+   13. Containers: CRC-32/Adler-32, DEFLATE (inflate, deflate), gzip, tar, zip
+   Byte streams that hold other files; the array and image formats below read through them.
    =================================================================================== */
-/* Layout: u64 little-endian header length N, N bytes of JSON
-   {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
-   then the data; offsets are relative to the end of the header. */
-typedef struct ag__json { const char *p, *end; int depth; } ag__json;
-static void ag__json_ws(ag__json *j) { while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++; }
-static int ag__json_lit(ag__json *j, char c) { ag__json_ws(j); if (j->p < j->end && *j->p == c) { j->p++; return 1; } return 0; }
-/* a JSON string into out (escapes decoded for \" \\ \/ and control letters; \u kept as '?') */
-static int ag__json_string(ag__json *j, char *out, size_t cap) {
-    size_t n = 0;
-    ag__json_ws(j);
-    if (j->p >= j->end || *j->p != '"') return -1;
-    j->p++;
-    while (j->p < j->end && *j->p != '"') {
-        char c = *j->p++;
-        if (c == '\\') {
-            if (j->p >= j->end) return -1;
-            c = *j->p++;
-            switch (c) { case 'n': c = '\n'; break; case 't': c = '\t'; break; case 'r': c = '\r'; break; case 'b': c = '\b'; break; case 'f': c = '\f'; break;
-            case 'u': if (j->end - j->p < 4) return -1; j->p += 4; c = '?'; break;
-            case '"': case '\\': case '/': break; default: return -1; }
-        }
-        if (n + 1 >= cap) return -1;
-        out[n++] = c;
-    }
-    if (j->p >= j->end) return -1;
-    j->p++;
-    out[n] = 0;
-    return 0;
-}
-static int ag__json_int(ag__json *j, int64_t *v) {
-    int64_t x = 0; int digits = 0;
-    ag__json_ws(j);
-    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
-        if (x > (INT64_MAX - 9) / 10) return -1;
-        x = x * 10 + (*j->p++ - '0'); digits++;
-    }
-    if (!digits) return -1;
-    *v = x;
-    return 0;
-}
-/* skips any JSON value (for unknown keys) */
-static int ag__json_skip(ag__json *j) {
-    char tmp[8];
-    ag__json_ws(j);
-    if (j->p >= j->end || ++j->depth > 64) return -1;
-    if (*j->p == '"') { const char *s = j->p + 1; while (s < j->end && *s != '"') { if (*s == '\\') s++; s++; } if (s >= j->end) return -1; j->p = s + 1; }
-    else if (*j->p == '{' || *j->p == '[') {
-        char close = *j->p == '{' ? '}' : ']'; j->p++;
-        if (!ag__json_lit(j, close)) {
-            do {
-                if (close == '}') { const char *s; ag__json_ws(j); s = j->p; if (s >= j->end || *s != '"') return -1; if (ag__json_skip(j)) return -1; if (!ag__json_lit(j, ':')) return -1; }
-                if (ag__json_skip(j)) return -1;
-            } while (ag__json_lit(j, ','));
-            if (!ag__json_lit(j, close)) return -1;
-        }
-    } else { while (j->p < j->end && strchr(",}] \n\r\t", *j->p) == NULL) j->p++; }
-    (void)tmp;
-    j->depth--;
-    return 0;
-}
-static int ag__st_dtype(const char *s, ag_dtype *t) {
-    static const char *const names[] = { "F32", "F64", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL" };
-    static const ag_dtype types[] = { AG_DTYPE_F32, AG_DTYPE_F64, AG_DTYPE_F16, AG_DTYPE_BF16, AG_DTYPE_I64, AG_DTYPE_I32, AG_DTYPE_I16, AG_DTYPE_I8, AG_DTYPE_U8, AG_DTYPE_BOOL };
-    int i;
-    for (i = 0; i < 10; i++) if (strcmp(s, names[i]) == 0) { *t = types[i]; return 0; }
-    return -1;
-}
-static const char *ag__st_dtype_name(ag_dtype t) {
-    switch (t) { case AG_DTYPE_F32: return "F32"; case AG_DTYPE_F64: return "F64"; case AG_DTYPE_F16: return "F16"; case AG_DTYPE_BF16: return "BF16";
-    case AG_DTYPE_I64: return "I64"; case AG_DTYPE_I32: return "I32"; case AG_DTYPE_I16: return "I16"; case AG_DTYPE_I8: return "I8"; case AG_DTYPE_U8: return "U8"; case AG_DTYPE_BOOL: return "BOOL"; }
-    return "?";
-}
-
-static int ag__st_parse(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata, ag_error *err) {
-    uint64_t hlen = 0; int i; ag__json j; ag_array_list list; size_t data_len; const unsigned char *data; char key[256];
-    memset(&list, 0, sizeof list);
-    if (metadata) *metadata = NULL;
-    if (len < 8) return ag__fail(err, "file too short for a safetensors header (%zu bytes)", len);
-    for (i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
-    if (hlen < 2 || hlen > len - 8) return ag__fail(err, "header length %llu does not fit in the %zu-byte file", (unsigned long long)hlen, len);
-    data = buf + 8 + hlen; data_len = len - 8 - (size_t)hlen;
-    j.p = (const char *)buf + 8; j.end = j.p + hlen; j.depth = 0;
-    if (!ag__json_lit(&j, '{')) return ag__fail(err, "header is not a JSON object");
-    if (!ag__json_lit(&j, '}')) do {
-        if (ag__json_string(&j, key, sizeof key) || !ag__json_lit(&j, ':')) { ag_array_list_free(&list); return ag__fail(err, "malformed JSON header near byte %d", (int)(j.p - (const char *)buf)); }
-        if (strcmp(key, "__metadata__") == 0) {
-            const char *start; ag__json_ws(&j); start = j.p;
-            if (ag__json_skip(&j)) { ag_array_list_free(&list); return ag__fail(err, "malformed __metadata__"); }
-            if (metadata) {
-                size_t n = (size_t)(j.p - start);
-                AG_FREE(*metadata);
-                *metadata = (char *)AG_MALLOC(n + 1);
-                if (!*metadata) { ag_array_list_free(&list); return ag__fail(err, "out of memory"); }
-                memcpy(*metadata, start, n); (*metadata)[n] = 0;
-            }
-            continue;
-        } else {
-            char field[32], dts[16]; int have_dtype = 0, have_shape = 0, have_off = 0, ndim = 0; int64_t shape[8], off[2] = { 0, 0 };
-            ag_dtype dt = AG_DTYPE_F32; size_t bytes;
-            if (!ag__json_lit(&j, '{')) goto malformed;
-            if (!ag__json_lit(&j, '}')) do {
-                if (ag__json_string(&j, field, sizeof field) || !ag__json_lit(&j, ':')) goto malformed;
-                if (strcmp(field, "dtype") == 0) {
-                    if (ag__json_string(&j, dts, sizeof dts)) goto malformed;
-                    if (ag__st_dtype(dts, &dt)) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s': unsupported dtype '%s'", key, dts); }
-                    have_dtype = 1;
-                } else if (strcmp(field, "shape") == 0) {
-                    if (!ag__json_lit(&j, '[')) goto malformed;
-                    if (!ag__json_lit(&j, ']')) { do { if (ndim == 8 || ag__json_int(&j, &shape[ndim])) goto malformed; ndim++; } while (ag__json_lit(&j, ',')); if (!ag__json_lit(&j, ']')) goto malformed; }
-                    have_shape = 1;
-                } else if (strcmp(field, "data_offsets") == 0) {
-                    if (!ag__json_lit(&j, '[') || ag__json_int(&j, &off[0]) || !ag__json_lit(&j, ',') || ag__json_int(&j, &off[1]) || !ag__json_lit(&j, ']')) goto malformed;
-                    have_off = 1;
-                } else if (ag__json_skip(&j)) goto malformed;
-            } while (ag__json_lit(&j, ','));
-            if (!ag__json_lit(&j, '}')) goto malformed;
-            if (!have_dtype || !have_shape || !have_off) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s': dtype, shape or data_offsets missing", key); }
-            if (ag__shape_numel(ndim, shape, ag_dtype_size(dt), NULL, &bytes)) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s': shape too large", key); }
-            if (off[0] > off[1] || (uint64_t)off[1] > data_len) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s': data_offsets [%lld, %lld] outside the %zu data bytes (truncated file?)", key, (long long)off[0], (long long)off[1], data_len); }
-            if ((uint64_t)(off[1] - off[0]) != bytes) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s': %lld data bytes for a shape of %zu bytes", key, (long long)(off[1] - off[0]), bytes); }
-            if (ag_array_list_find(&list, key)) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s' appears twice", key); }
-            if (ag_array_list_add(&list, key, dt, ndim, shape, data + off[0], err)) { ag_array_list_free(&list); return -1; }
-        }
-    } while (ag__json_lit(&j, ','));
-    if (!ag__json_lit(&j, '}')) goto malformed;
-    *out = list;
-    return 0;
-malformed:
-    ag_array_list_free(&list);
-    if (metadata) { AG_FREE(*metadata); *metadata = NULL; }
-    return ag__fail(err, "malformed JSON header near byte %d", (int)(j.p - (const char *)buf));
-}
-/* on failure: the list and the metadata are freed and zeroed */
-AGDEF int ag_safetensors_read_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata, ag_error *err) {
-    int rc;
-    if (metadata) *metadata = NULL;
-    rc = ag__st_parse(buf, len, out, metadata, err);
-    if (rc) {
-        if (metadata) { AG_FREE(*metadata); *metadata = NULL; }
-        memset(out, 0, sizeof *out);
-    }
-    return rc;
-}
-AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata, ag_error *err) {
-    unsigned char *buf; size_t len;
-    if (ag_read_file(path, &buf, &len, err)) return -1;
-    return ag__read_finish(path, buf, ag_safetensors_read_memory(buf, len, out, metadata, err), err);
-}
-
-/* growable text buffer for writing headers */
-typedef struct ag__buf { char *p; size_t n, cap; int oom; } ag__buf;
-static void ag__buf_put(ag__buf *b, const char *fmt, ...) {
-    va_list ap; int need;
-    if (b->oom) return;
-    for (;;) {
-        size_t room = b->cap - b->n;
-        va_start(ap, fmt); need = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? room : 0, fmt, ap); va_end(ap);
-        if (need < 0) { b->oom = 1; return; }
-        if (b->p && (size_t)need < room) { b->n += (size_t)need; return; }
-        {
-            size_t cap = (b->cap + (size_t)need + 1) * 2; char *q = (char *)AG_REALLOC(b->p, cap);
-            if (!q) { b->oom = 1; return; }
-            b->p = q; b->cap = cap;
-        }
-    }
-}
-static int ag__st_write(const char *path, int count, const char *const *names, const ag_dtype *dtypes, const int *ndims,
-                        const int64_t (*shapes)[8], const void *const *datas, const size_t *nbytes, const char *metadata, ag_error *err) {
-    ag__buf h; size_t off = 0, total, hl, pos; int i, d; unsigned char *file; int rc;
-    memset(&h, 0, sizeof h);
-    ag__buf_put(&h, "{");
-    if (metadata && *metadata) ag__buf_put(&h, "\"__metadata__\":%s", metadata);
-    for (i = 0; i < count; i++) {
-        ag__buf_put(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", (i || (metadata && *metadata)) ? "," : "", names[i], ag__st_dtype_name(dtypes[i]));
-        for (d = 0; d < ndims[i]; d++) ag__buf_put(&h, d ? ",%lld" : "%lld", (long long)shapes[i][d]);
-        ag__buf_put(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + nbytes[i]);
-        off += nbytes[i];
-    }
-    ag__buf_put(&h, "}");
-    while (!h.oom && h.n % 8) ag__buf_put(&h, " ");
-    if (h.oom) { AG_FREE(h.p); return ag__fail(err, "%s: out of memory writing the header", path); }
-    hl = h.n; total = 8 + hl + off;
-    file = (unsigned char *)AG_MALLOC(total);
-    if (!file) { AG_FREE(h.p); return ag__fail(err, "%s: out of memory (%zu bytes)", path, total); }
-    for (i = 0; i < 8; i++) file[i] = (unsigned char)((uint64_t)hl >> (8 * i));
-    memcpy(file + 8, h.p, hl);
-    pos = 8 + hl;
-    for (i = 0; i < count; i++) { if (nbytes[i]) memcpy(file + pos, datas[i], nbytes[i]); pos += nbytes[i]; }
-    rc = ag_write_file_atomic(path, file, total, err);
-    AG_FREE(file); AG_FREE(h.p);
-    return rc;
-}
-AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata, ag_error *err) {
-    int n = arrays->count, i, d, rc;
-    const char **names = (const char **)AG_MALLOC((size_t)(n + 1) * sizeof(char *));
-    ag_dtype *dt = (ag_dtype *)AG_MALLOC((size_t)(n + 1) * sizeof(ag_dtype));
-    int *nd = (int *)AG_MALLOC((size_t)(n + 1) * sizeof(int));
-    int64_t (*sh)[8] = (int64_t (*)[8])AG_MALLOC((size_t)(n + 1) * sizeof(*sh));
-    const void **data = (const void **)AG_MALLOC((size_t)(n + 1) * sizeof(void *));
-    size_t *nb = (size_t *)AG_MALLOC((size_t)(n + 1) * sizeof(size_t));
-    if (!names || !dt || !nd || !sh || !data || !nb) rc = ag__fail(err, "%s: out of memory", path);
-    else {
-        for (i = 0; i < n; i++) {
-            const ag_array *a = &arrays->items[i];
-            names[i] = a->name; dt[i] = a->dtype; nd[i] = a->ndim; data[i] = a->data; nb[i] = a->nbytes;
-            for (d = 0; d < 8; d++) sh[i][d] = d < a->ndim ? a->shape[d] : 0;
-        }
-        rc = ag__st_write(path, n, names, dt, nd, (const int64_t (*)[8])sh, data, nb, metadata, err);
-    }
-    AG_FREE((void *)names); AG_FREE(dt); AG_FREE(nd); AG_FREE(sh); AG_FREE((void *)data); AG_FREE(nb);
-    return rc;
-}
-AGDEF int ag_safetensors_save(const char *path, const ag_params *ps, const char *metadata, ag_error *err) {
-    ag_array_list list; int i, rc = 0, d;
-    memset(&list, 0, sizeof list);
-    for (i = 0; i < ps->count && !rc; i++) {
-        const ag_param_entry *e = &ps->entries[i]; int64_t shape[8];
-        if (e->kind == AG_ENTRY_COUNTER) rc = ag_array_list_add(&list, e->name, AG_DTYPE_I64, 0, shape, e->counter, err);
-        else {
-            for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
-            rc = ag_array_list_add(&list, e->name, AG_DTYPE_F32, e->tensor->ndim, shape, e->tensor->data, err);
-        }
-    }
-    if (!rc) rc = ag_safetensors_write(path, &list, metadata, err);
-    ag_array_list_free(&list);
-    return rc;
-}
-/* index of the first element that is NaN or infinite (or, with nonneg, negative); -1 if none */
-static long ag__array_first_bad(const ag_array *a, int nonneg) {
-    size_t n = a->nbytes / (ag_dtype_size(a->dtype) ? ag_dtype_size(a->dtype) : 1), i;
-    for (i = 0; i < n; i++) {
-        double v;
-        switch (a->dtype) {
-        case AG_DTYPE_F32: { float f; memcpy(&f, (const unsigned char *)a->data + 4 * i, 4); v = f; } break;
-        case AG_DTYPE_F64: memcpy(&v, (const unsigned char *)a->data + 8 * i, 8); break;
-        case AG_DTYPE_F16: { uint16_t h; memcpy(&h, (const unsigned char *)a->data + 2 * i, 2); if ((h & 0x7c00u) == 0x7c00u) return (long)i; v = (h & 0x8000u) && (h & 0x7fffu) ? -1.0 : 0.0; } break;
-        case AG_DTYPE_BF16: { uint16_t h; memcpy(&h, (const unsigned char *)a->data + 2 * i, 2); if ((h & 0x7f80u) == 0x7f80u) return (long)i; v = (h & 0x8000u) && (h & 0x7fffu) ? -1.0 : 0.0; } break;
-        default: return -1;
-        }
-        if (!(v == v) || v > 3.4e38 || v < -3.4e38 || (nonneg && v < 0.0)) return (long)i;
-    }
-    return -1;
-}
-/* checks that every entry of ps is in the list with a fitting dtype and shape (and, when
-   strict, that the list holds nothing else under the prefix); changes nothing */
-static int ag__params_check_arrays(const ag_params *ps, const ag_array_list *list, const char *prefix, int strict,
-                                   const char *source, ag_error *err) {
-    int i, d, rc = 0; char key[AG_NAME_MAX + 64]; size_t plen = prefix ? strlen(prefix) : 0;
-    if (plen > 60) return ag__fail(err, "%s: prefix too long", source);
-    for (i = 0; i < ps->count && !rc; i++) {
-        const ag_param_entry *e = &ps->entries[i]; const ag_array *a;
-        snprintf(key, sizeof key, "%s%s", prefix ? prefix : "", e->name);
-        a = ag_array_list_find(list, key);
-        if (!a) { rc = ag__fail(err, "%s: tensor '%s' is missing", source, key); break; }
-        if (e->kind == AG_ENTRY_COUNTER) {
-            if (a->dtype != AG_DTYPE_I64 || a->ndim > 1 || a->nbytes != 8) rc = ag__fail(err, "%s: '%s' must be an I64 scalar", source, key);
-        } else {
-            int same = a->ndim == e->tensor->ndim;
-            for (d = 0; same && d < a->ndim; d++) same = a->shape[d] == e->tensor->shape[d];
-            if (a->dtype != AG_DTYPE_F32 && a->dtype != AG_DTYPE_F64 && a->dtype != AG_DTYPE_F16 && a->dtype != AG_DTYPE_BF16)
-                rc = ag__fail(err, "%s: tensor '%s' has dtype %s; a float type is needed", source, key, ag__st_dtype_name(a->dtype));
-            else if (!same) {
-                char want[64], got[96]; size_t u = 0;
-                ag_tensor_shape_str(e->tensor, want, sizeof want);
-                u += (size_t)snprintf(got, sizeof got, "[");
-                for (d = 0; d < a->ndim && u < sizeof got; d++) u += (size_t)snprintf(got + u, sizeof got - u, d ? ",%lld" : "%lld", (long long)a->shape[d]);
-                if (u < sizeof got) snprintf(got + u, sizeof got - u, "]");
-                rc = ag__fail(err, "%s: tensor '%s' has shape %s; the model needs %s", source, key, got, want);
-            } else {
-                long bad = ag__array_first_bad(a, 0);
-                if (bad >= 0) rc = ag__fail(err, "%s: tensor '%s' element %ld is NaN or infinite", source, key, bad);
-            }
-        }
-    }
-    if (!rc && strict) for (i = 0; i < list->count; i++) {
-        const char *name = list->items[i].name;
-        if (plen && strncmp(name, prefix, plen) != 0) continue;
-        if (!ag_params_find(ps, name + plen)) { rc = ag__fail(err, "%s: unexpected tensor '%s' (not in the model)", source, name); break; }
-    }
-    return rc;
-}
-static void ag__params_copy_arrays(ag_params *ps, const ag_array_list *list, const char *prefix) {
-    int i; char key[AG_NAME_MAX + 64];
-    for (i = 0; i < ps->count; i++) {
-        const ag_param_entry *e = &ps->entries[i]; const ag_array *a;
-        snprintf(key, sizeof key, "%s%s", prefix ? prefix : "", e->name);
-        a = ag_array_list_find(list, key);
-        if (!a) continue;
-        if (e->kind == AG_ENTRY_COUNTER) memcpy(e->counter, a->data, 8);
-        else ag_array_to_f32(a, e->tensor->data, NULL);
-    }
-}
-/* checks every entry first; copies only when all fit */
-AGDEF int ag_params_load_arrays(ag_params *ps, const ag_array_list *list, const char *prefix, int strict,
-                                const char *source, ag_error *err) {
-    if (ag__params_check_arrays(ps, list, prefix, strict, source, err)) return -1;
-    ag__params_copy_arrays(ps, list, prefix);
-    return 0;
-}
-AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_error *err) {
-    ag_array_list list; int rc;
-    if (ag_safetensors_read(path, &list, NULL, err)) return -1;
-    rc = ag_params_load_arrays(ps, &list, NULL, strict, path, err);
-    ag_array_list_free(&list);
-    return rc;
-}
-static int ag__list_add_params(ag_array_list *list, const ag_params *ps, const char *prefix, float *const *alt, ag_error *err) {
-    int i, d; char key[AG_NAME_MAX + 64];
-    for (i = 0; i < ps->count; i++) {
-        const ag_param_entry *e = &ps->entries[i]; int64_t shape[8];
-        snprintf(key, sizeof key, "%s%s", prefix, e->name);
-        if (alt) {                                   /* per-parameter moment or average buffers */
-            if (!alt[i]) continue;
-            for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
-            if (ag_array_list_add(list, key, AG_DTYPE_F32, e->tensor->ndim, shape, alt[i], err)) return -1;
-        } else if (e->kind == AG_ENTRY_COUNTER) {
-            if (ag_array_list_add(list, key, AG_DTYPE_I64, 0, shape, e->counter, err)) return -1;
-        } else {
-            for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
-            if (ag_array_list_add(list, key, AG_DTYPE_F32, e->tensor->ndim, shape, e->tensor->data, err)) return -1;
-        }
-    }
-    return 0;
-}
-static int ag__check_buffers(const ag_array_list *list, const ag_params *ps, const char *prefix, float *const *alt, int nonneg, const char *source, ag_error *err) {
-    int i; char key[AG_NAME_MAX + 64]; long bad;
-    for (i = 0; i < ps->count; i++) {
-        const ag_array *a;
-        if (!alt[i]) continue;
-        snprintf(key, sizeof key, "%s%s", prefix, ps->entries[i].name);
-        a = ag_array_list_find(list, key);
-        if (!a) return ag__fail(err, "%s: tensor '%s' is missing", source, key);
-        if (a->dtype != AG_DTYPE_F32 || a->nbytes != ps->entries[i].tensor->size * 4)
-            return ag__fail(err, "%s: tensor '%s' must be F32 with %zu elements", source, key, ps->entries[i].tensor->size);
-        if ((bad = ag__array_first_bad(a, nonneg)) >= 0)
-            return ag__fail(err, "%s: tensor '%s' element %ld is %s", source, key, bad, nonneg ? "NaN, infinite or negative" : "NaN or infinite");
-    }
-    return 0;
-}
-static void ag__copy_buffers(const ag_array_list *list, const ag_params *ps, const char *prefix, float **alt) {
-    int i; char key[AG_NAME_MAX + 64];
-    for (i = 0; i < ps->count; i++) if (alt[i]) {
-        snprintf(key, sizeof key, "%s%s", prefix, ps->entries[i].name);
-        memcpy(alt[i], ag_array_list_find(list, key)->data, ps->entries[i].tensor->size * 4);
-    }
-}
-/* The two checkpoint layouts: autogan.h's own ("G.", "D.", "adam_g.m.", ..., "ema.") and the
-   reference's train_derived.py save_checkpoint ("gen_state_dict.", "dis_state_dict.",
-   "gen_optimizer.m.", ..., "avg_gen_state_dict." as a whole state_dict: the EMA parameters
-   with G's live BatchNorm buffers, as deepcopy(gen_net) + load_params(gen_avg_param)). */
-static int ag__meta_counter(const char *meta, const char *key, int64_t *out);
-typedef struct ag__ckpt_layout { const char *format, *g, *d, *gm, *gv, *dm, *dv, *ema; int ema_full; } ag__ckpt_layout;
-static const ag__ckpt_layout ag__layout_gan = { "autogan.h gan checkpoint 1", "G.", "D.", "adam_g.m.", "adam_g.v.", "adam_d.m.", "adam_d.v.", "ema.", 0 };
-static const ag__ckpt_layout ag__layout_train = { "autogan.h train checkpoint 1", "gen_state_dict.", "dis_state_dict.", "gen_optimizer.m.",
-                                                  "gen_optimizer.v.", "dis_optimizer.m.", "dis_optimizer.v.", "avg_gen_state_dict.", 1 };
-/* the model's name as sample/train accept it: a released derived model's name, "derived" or "shared_gan" */
-static const char *ag__gen_model_name(const ag_generator *g) {
-    static const char *const names[3] = { "autogan_cifar10_a", "autogan_cifar10_b", "autogan_cifar10_c" };
-    int i, a[AG_ARCH_MAX];
-    if (!g->derived) return "shared_gan";
-    for (i = 0; i < 3; i++) if (!ag_derived_arch(names[i], a) && !memcmp(a, g->arch, sizeof a)) return names[i];
-    return "derived";
-}
-/* "gen_model", "arch" are written by the savers; these keys describe the rest of G (and D) */
-static void ag__put_model_meta(ag__buf *meta, const ag_generator *g, const ag_discriminator *d) {
-    ag__buf_put(meta, ",\"gen_model\":\"%s\",\"gf_dim\":\"%d\",\"latent_dim\":\"%d\",\"bottom_width\":\"%d\",\"channels\":\"%d\"",
-                ag__gen_model_name(g), g->gf, g->latent_dim, g->bottom_width, g->out_channels);
-    if (d) ag__buf_put(meta, ",\"df_dim\":\"%d\",\"d_spectral_norm\":\"%d\"", d->df, d->spectral_norm);
-}
-/* every entry of ps under prefix: parameters from avg (the EMA), buffers and counters live */
-static int ag__list_add_avg_state(ag_array_list *list, const ag_params *ps, const char *prefix, float *const *avg, ag_error *err) {
-    int i, d; char key[AG_NAME_MAX + 64];
-    for (i = 0; i < ps->count; i++) {
-        const ag_param_entry *e = &ps->entries[i]; int64_t shape[8];
-        snprintf(key, sizeof key, "%s%s", prefix, e->name);
-        if (e->kind == AG_ENTRY_COUNTER) { if (ag_array_list_add(list, key, AG_DTYPE_I64, 0, shape, e->counter, err)) return -1; continue; }
-        for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
-        if (ag_array_list_add(list, key, AG_DTYPE_F32, e->tensor->ndim, shape, avg[i] ? avg[i] : e->tensor->data, err)) return -1;
-    }
-    return 0;
-}
-static int ag__gan_save_as(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
-                           const char *extra, const ag__ckpt_layout *L, ag_error *err) {
-    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(gan->G->stage);
-    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
-    ag__buf_put(&meta, "{\"format\":\"%s\",\"iteration\":\"%lld\",\"adam_g_step\":\"%lld\",\"adam_d_step\":\"%lld\","
-                "\"stage\":\"%d\",\"rng_state\":\"%llx\",\"rng_inc\":\"%llx\",\"ema\":\"%d\",\"arch\":\"", L->format,
-                (long long)gan->iteration, (long long)gan->opt_g.step, (long long)gan->opt_d.step, gan->G->stage,
-                (unsigned long long)ctx->rng.state, (unsigned long long)ctx->rng.inc, ema ? 1 : 0);
-    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", gan->G->arch[i]);
-    ag__buf_put(&meta, "\"");
-    ag__put_model_meta(&meta, gan->G, gan->D);
-    ag__buf_put(&meta, "%s%s}", extra && *extra ? "," : "", extra ? extra : "");
-    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
-    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, L->g, NULL, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, L->d, NULL, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, L->gm, gan->opt_g.m, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, L->gv, gan->opt_g.v, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, L->dm, gan->opt_d.m, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, L->dv, gan->opt_d.v, err);
-    if (!rc && ema) rc = L->ema_full ? ag__list_add_avg_state(&list, &gan->G->params, L->ema, ema->avg, err)
-                                     : ag__list_add_params(&list, &gan->G->params, L->ema, ema->avg, err);
-    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
-    ag_array_list_free(&list); AG_FREE(meta.p);
-    return rc;
-}
-AGDEF int ag_gan_save(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
-                      const char *extra, ag_error *err) {
-    return ag__gan_save_as(path, gan, ema, ctx, extra, &ag__layout_gan, err);
-}
-AGDEF int ag_gan_save_train(const char *path, const ag_gan *gan, const ag_ema *ema, const ag_ctx *ctx,
-                            const char *extra, ag_error *err) {
-    return ag__gan_save_as(path, gan, ema, ctx, extra, &ag__layout_train, err);
-}
-AGDEF int ag_generator_save_ema(const char *path, const ag_generator *g, const ag_ema *ema, const char *extra, ag_error *err) {
-    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(g->stage);
-    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
-    ag__buf_put(&meta, "{\"format\":\"autogan.h generator 1\",\"stage\":\"%d\",\"ema\":\"%d\",\"arch\":\"", g->stage, ema ? 1 : 0);
-    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", g->arch[i]);
-    ag__buf_put(&meta, "\"");
-    ag__put_model_meta(&meta, g, NULL);
-    ag__buf_put(&meta, "%s%s}", extra && *extra ? "," : "", extra ? extra : "");
-    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
-    if (!rc) rc = ema ? ag__list_add_avg_state(&list, &g->params, "", ema->avg, err) : ag__list_add_params(&list, &g->params, "", NULL, err);
-    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
-    ag_array_list_free(&list); AG_FREE(meta.p);
-    return rc;
-}
-AGDEF int ag_generator_spec_read(const char *path, ag_generator_spec *spec, ag_error *err) {
-    ag_array_list list; char *meta = NULL, v[128]; int rc = 0; int64_t x; ag_error e2;
-    size_t n = path ? strlen(path) : 0;
-    memset(spec, 0, sizeof *spec);
-    if (!path) return ag__fail(err, "generator: no file given");
-    if (n < 12 || strcmp(path + n - 12, ".safetensors"))
-        return ag__fail(err, "%s: only .safetensors files name their model; give --gen_model or --arch for a .pth", path);
-    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
-    ag_array_list_free(&list);
-    if (ag_json_get_string(meta, "gen_model", spec->gen_model, sizeof spec->gen_model) || !spec->gen_model[0])
-        rc = ag__fail(err, "%s: the metadata names no model ('gen_model' missing); give --gen_model or --arch", path);
-    e2.msg[0] = 0;
-    if (!rc && (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, spec->arch, &spec->arch_len, &e2)))
-        rc = ag__fail(err, "%s: metadata 'arch' missing or malformed%s%s", path, e2.msg[0] ? ": " : "", e2.msg);
-    if (!rc) {
-        spec->stage = spec->arch_len == 4 ? 0 : spec->arch_len == 9 ? 1 : spec->arch_len == 14 ? 2 : -1;
-        if (spec->stage < 0 || ag__arch_check(spec->stage, spec->arch, spec->arch_len, &e2))
-            rc = ag__fail(err, "%s: metadata 'arch' is not a valid architecture%s%s", path, e2.msg[0] ? ": " : "", e2.msg);
-    }
-#define AG__SPEC_INT(key, field, lo, hi) \
-    if (!rc) { if (ag__meta_counter(meta, key, &x) || x < (lo) || x > (hi)) rc = ag__fail(err, "%s: metadata '%s' missing or out of range [%d, %d]", path, key, lo, hi); else spec->field = (int)x; }
-    AG__SPEC_INT("gf_dim", gf, 1, 4096)
-    AG__SPEC_INT("latent_dim", latent_dim, 1, 65536)
-    AG__SPEC_INT("bottom_width", bottom_width, 1, 64)
-    AG__SPEC_INT("channels", channels, 1, 4)
-    spec->df = 0; spec->d_spectral_norm = -1;
-    if (!rc && !ag__meta_counter(meta, "df_dim", &x) && x >= 1 && x <= 4096) spec->df = (int)x;
-    if (!rc && !ag__meta_counter(meta, "d_spectral_norm", &x) && x <= 1) spec->d_spectral_norm = (int)x;
-#undef AG__SPEC_INT
-    spec->derived = strcmp(spec->gen_model, "shared_gan") != 0;
-    if (!rc && spec->derived) {
-        int a[AG_ARCH_MAX];
-        if (spec->stage != 2) rc = ag__fail(err, "%s: a derived generator ('%s') needs 14 arch tokens", path, spec->gen_model);
-        else if (strcmp(spec->gen_model, "derived") && (ag_derived_arch(spec->gen_model, a) || memcmp(a, spec->arch, sizeof a)))
-            rc = ag__fail(err, "%s: metadata 'gen_model' %s does not match its 'arch'", path, spec->gen_model);
-    }
-    if (rc) memset(spec, 0, sizeof *spec);
-    AG_FREE(meta);
-    return rc;
-}
-AGDEF int ag_generator_init_spec(ag_generator *g, const ag_generator_spec *spec, ag_rng *rng, ag_error *err) {
-    if (spec->derived) return ag_generator_init_derived(g, spec->arch, spec->gf, spec->latent_dim, spec->bottom_width, spec->channels, rng, err);
-    if (ag_generator_init(g, spec->gf, spec->latent_dim, spec->bottom_width, spec->channels, rng, err)) return -1;
-    if (ag_generator_set_arch(g, spec->stage, spec->arch, spec->arch_len, err)) { ag_generator_free(g); return -1; }
-    return 0;
-}
-AGDEF void ag_generator_spec_describe(const ag_generator_spec *spec, char *out, size_t cap) {
-    size_t u; int i;
-    if (!cap) return;
-    u = (size_t)snprintf(out, cap, "%s (arch", spec->gen_model);
-    for (i = 0; i < spec->arch_len && u < cap; i++) u += (size_t)snprintf(out + u, cap - u, " %d", spec->arch[i]);
-    if (u < cap) snprintf(out + u, cap - u, ", gf %d, latent %d, bottom width %d, %d channel%s)", spec->gf, spec->latent_dim,
-                          spec->bottom_width, spec->channels, spec->channels == 1 ? "" : "s");
-}
-/* the reference's LinearLrDecay.step(current_step): the rate it returns, and whether it sets
-   the optimiser's rate (only strictly inside (decay_start, decay_end): at and past the end the
-   optimiser keeps the last rate it was given, as the reference does) */
-AGDEF double ag_linear_lr_decay(double start_lr, double end_lr, int64_t decay_start, int64_t decay_end, int64_t step, int *sets) {
-    double delta = (start_lr - end_lr) / (double)(decay_end - decay_start);
-    if (sets) *sets = 0;
-    if (step <= decay_start) return start_lr;
-    if (step >= decay_end) return end_lr;
-    if (sets) *sets = 1;
-    return start_lr - delta * (double)(step - decay_start);
-}
-/* a checkpoint counter: decimal digits only, at most 2^53 (far beyond any run; larger
-   values are damage, and would overflow the step arithmetic) */
-static int ag__meta_counter(const char *meta, const char *key, int64_t *out) {
-    char v[64]; int i; uint64_t x = 0;
-    if (ag_json_get_string(meta, key, v, sizeof v) || !v[0]) return -1;
-    for (i = 0; v[i]; i++) {
-        if (v[i] < '0' || v[i] > '9' || i >= 17) return -1;
-        x = x * 10 + (uint64_t)(v[i] - '0');
-    }
-    if (x > ((uint64_t)1 << 53)) return -1;
-    *out = (int64_t)x;
-    return 0;
-}
-static int ag__meta_hex(const char *meta, const char *key, uint64_t *out) {
-    char v[64]; int i; uint64_t x = 0;
-    if (ag_json_get_string(meta, key, v, sizeof v) || !v[0]) return -1;
-    for (i = 0; v[i]; i++) {
-        int d = v[i] >= '0' && v[i] <= '9' ? v[i] - '0' : v[i] >= 'a' && v[i] <= 'f' ? v[i] - 'a' + 10 : v[i] >= 'A' && v[i] <= 'F' ? v[i] - 'A' + 10 : -1;
-        if (d < 0 || i >= 16) return -1;
-        x = x << 4 | (uint64_t)d;
-    }
-    *out = x;
-    return 0;
-}
-/* parses and checks a GAN checkpoint's metadata; rng may be NULL */
-static int ag__gan_meta_parse(const char *meta, const char *path, ag_gan_checkpoint_info *info, uint64_t *rng, ag_error *err) {
-    char v[128]; int64_t stage = -1; uint64_t rs = 0, ri = 0; ag_error e2;
-    memset(info, 0, sizeof *info);
-    if (ag_json_get_string(meta, "format", v, sizeof v) || (strcmp(v, ag__layout_gan.format) && strcmp(v, ag__layout_train.format)))
-        return ag__fail(err, "%s: not an autogan.h GAN checkpoint nor a training checkpoint (metadata 'format' missing or unknown)", path);
-    info->train_layout = strcmp(v, ag__layout_train.format) == 0;
-    if (ag__meta_counter(meta, "iteration", &info->iteration))
-        return ag__fail(err, "%s: checkpoint metadata 'iteration' is missing or not a count from 0 to 2^53", path);
-    if (ag__meta_counter(meta, "adam_g_step", &info->adam_g_step) || ag__meta_counter(meta, "adam_d_step", &info->adam_d_step))
-        return ag__fail(err, "%s: checkpoint metadata 'adam_g_step' or 'adam_d_step' is missing or not a count from 0 to 2^53", path);
-    if (ag__meta_counter(meta, "stage", &stage) || stage > 2)
-        return ag__fail(err, "%s: checkpoint metadata 'stage' is missing or not 0, 1 or 2", path);
-    if (ag__meta_hex(meta, "rng_state", &rs) || ag__meta_hex(meta, "rng_inc", &ri) || !(ri & 1))
-        return ag__fail(err, "%s: checkpoint metadata 'rng_state' or 'rng_inc' is missing or malformed", path);
-    info->stage = (int)stage;
-    e2.msg[0] = 0;
-    if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, info->arch, &info->arch_len, &e2) ||
-        ag__arch_check(info->stage, info->arch, info->arch_len, &e2))
-        return ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg[0] ? e2.msg : "'arch' missing");
-    info->has_ema = ag_json_get_string(meta, "ema", v, sizeof v) == 0 && strcmp(v, "1") == 0;
-    if (rng) { rng[0] = rs; rng[1] = ri; }
-    return 0;
-}
-AGDEF int ag_gan_checkpoint_read_info(const char *path, ag_gan_checkpoint_info *info, ag_error *err) {
-    ag_array_list list; char *meta = NULL; int rc;
-    memset(info, 0, sizeof *info);
-    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
-    rc = ag__gan_meta_parse(meta, path, info, NULL, err);
-    if (rc) memset(info, 0, sizeof *info);
-    AG_FREE(meta);
-    ag_array_list_free(&list);
-    return rc;
-}
-static void ag__arch_str(const int *arch, int len, char *out, size_t cap) {
-    size_t u = 0; int i;
-    out[0] = 0;
-    for (i = 0; i < len && u < cap; i++) u += (size_t)snprintf(out + u, cap - u, i ? " %d" : "%d", arch[i]);
-}
-AGDEF int ag_gan_load(const char *path, ag_gan *gan, ag_ema *ema, ag_ctx *ctx, char **metadata, ag_error *err) {
-    ag_array_list list; char *meta = NULL; int rc = 0, i, len = ag_arch_len(gan->G->stage); ag_gan_checkpoint_info info; uint64_t rng[2]; const ag__ckpt_layout *L = &ag__layout_gan;
-    if (metadata) *metadata = NULL;
-    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
-    rc = ag__gan_meta_parse(meta, path, &info, rng, err);
-    if (!rc && info.train_layout) L = &ag__layout_train;
-    if (!rc) {
-        int same = info.stage == gan->G->stage && info.stage == gan->D->stage && info.arch_len == len;
-        for (i = 0; same && i < len; i++) same = info.arch[i] == gan->G->arch[i];
-        if (!same) {
-            char want[64], got[64];
-            ag__arch_str(info.arch, info.arch_len, got, sizeof got); ag__arch_str(gan->G->arch, len, want, sizeof want);
-            rc = ag__fail(err, "%s: the checkpoint is stage %d, arch '%s'; the models given are stage %d, arch '%s' "
-                          "(build them from ag_gan_checkpoint_read_info)", path, info.stage, got, gan->G->stage, want);
-        }
-    }
-    if (!rc && ema && !info.has_ema) rc = ag__fail(err, "%s: the checkpoint holds no EMA weights (saved without EMA)", path);
-    if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, L->g, 0, path, err);
-    if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, L->d, 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, L->gm, gan->opt_g.m, 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, L->gv, gan->opt_g.v, 1, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, L->dm, gan->opt_d.m, 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, L->dv, gan->opt_d.v, 1, path, err);
-    if (!rc && ema) rc = ag__check_buffers(&list, &gan->G->params, L->ema, ema->avg, 0, path, err);
-    if (!rc) {
-        ag__params_copy_arrays(&gan->G->params, &list, L->g);
-        ag__params_copy_arrays(&gan->D->params, &list, L->d);
-        ag__copy_buffers(&list, &gan->G->params, L->gm, gan->opt_g.m);
-        ag__copy_buffers(&list, &gan->G->params, L->gv, gan->opt_g.v);
-        ag__copy_buffers(&list, &gan->D->params, L->dm, gan->opt_d.m);
-        ag__copy_buffers(&list, &gan->D->params, L->dv, gan->opt_d.v);
-        if (ema) ag__copy_buffers(&list, &gan->G->params, L->ema, ema->avg);
-        gan->iteration = info.iteration; gan->opt_g.step = info.adam_g_step; gan->opt_d.step = info.adam_d_step;
-        ctx->rng.state = rng[0]; ctx->rng.inc = rng[1];
-        if (metadata) { *metadata = meta; meta = NULL; }
-    }
-    AG_FREE(meta);
-    ag_array_list_free(&list);
-    return rc;
-}
-
-static int ag__list_has_prefix(const ag_array_list *list, const char *prefix) {
-    int i; size_t n = strlen(prefix);
-    for (i = 0; i < list->count; i++) if (list->items[i].name && !strncmp(list->items[i].name, prefix, n)) return 1;
-    return 0;
-}
-AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key, size_t key_len, ag_error *err) {
-    static const char *const keys[3] = { "avg_gen_state_dict", "gen_state_dict", "G" };
-    ag_array_list list; ag_error e; char *meta = NULL, desc[160], prefix[32]; const char *key = "state_dict";
-    size_t n = path ? strlen(path) : 0, u; int i, rc, st = n >= 12 && !strcmp(path + n - 12, ".safetensors");
-    if (!path) return ag__fail(err, "generator: no file given");
-    if (st ? ag_safetensors_read(path, &list, &meta, err) : ag_pth_read(path, &list, err)) return -1;
-    AG_FREE(meta);
-    prefix[0] = 0;
-    for (i = 0; i < 3; i++) {   /* the .pth training checkpoints of the reference, or ag_gan_save's file */
-        snprintf(prefix, sizeof prefix, "%s.", keys[i]);
-        if ((i < 2 || st) && ag__list_has_prefix(&list, prefix)) { key = keys[i]; break; }
-        prefix[0] = 0;
-    }
-    if (!strcmp(key, "G") && ag__list_has_prefix(&list, "ema.")) {
-        /* an ag_gan_save checkpoint with an EMA: the averaged weights, as avg_gen_state_dict
-           (buffers and counters from "G.", parameters from "ema.") */
-        rc = ag__params_check_arrays(&g->params, &list, prefix, 0, path, &e);
-        for (i = 0; i < g->params.count && !rc; i++) {
-            const ag_param_entry *pe = &g->params.entries[i]; const ag_array *a; char k2[AG_NAME_MAX + 8];
-            if (pe->kind != AG_ENTRY_PARAM) continue;
-            snprintf(k2, sizeof k2, "ema.%s", pe->name);
-            a = ag_array_list_find(&list, k2);
-            if (!a || a->dtype != AG_DTYPE_F32 || a->nbytes != pe->tensor->size * 4)
-                rc = ag__fail(&e, "%s: tensor '%s' is missing or not F32 with %zu elements", path, k2, pe->tensor->size);
-        }
-        if (!rc) {
-            ag__params_copy_arrays(&g->params, &list, prefix);
-            for (i = 0; i < g->params.count; i++) {
-                const ag_param_entry *pe = &g->params.entries[i]; char k2[AG_NAME_MAX + 8];
-                if (pe->kind != AG_ENTRY_PARAM) continue;
-                snprintf(k2, sizeof k2, "ema.%s", pe->name);
-                memcpy(pe->tensor->data, ag_array_list_find(&list, k2)->data, pe->tensor->size * 4);
-            }
-            key = "ema";
-        }
-    } else rc = ag_params_load_arrays(&g->params, &list, prefix, 1, path, &e);
-    if (rc) {
-        u = (size_t)snprintf(desc, sizeof desc, "%s generator (arch", g->derived ? "derived" : "shared");
-        for (i = 0; i < ag_arch_len(g->stage) && u < sizeof desc; i++) u += (size_t)snprintf(desc + u, sizeof desc - u, " %d", g->arch[i]);
-        if (u < sizeof desc) snprintf(desc + u, sizeof desc - u, ", gf %d, latent %d, bottom width %d)", g->gf, g->latent_dim, g->bottom_width);
-        ag__fail(err, "%s (its '%s' does not fit the %s)", e.msg, key, desc);
-    } else if (loaded_key && key_len) snprintf(loaded_key, key_len, "%s", key);
-    ag_array_list_free(&list);
-    return rc;
-}
-
-/* ---- the search checkpoint: the GAN, the controller and everything of the loop ---- */
-static int ag__list_add_window(ag_array_list *list, const char *name, const ag_loss_window *w, ag_error *err) {
-    float *tmp = (float *)AG_MALLOC((size_t)(w->count ? w->count : 1) * sizeof(float)); int64_t shape[1]; int i, rc;
-    if (!tmp) return ag__fail(err, "out of memory");
-    for (i = 0; i < w->count; i++) tmp[i] = w->v[(w->head + i) % w->cap];   /* oldest first */
-    shape[0] = w->count;
-    rc = ag_array_list_add(list, name, AG_DTYPE_F32, 1, shape, tmp, err);
-    AG_FREE(tmp);
-    return rc;
-}
-AGDEF int ag_search_save(const char *path, const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx,
-                         const char *extra, ag_error *err) {
-    ag_array_list list; ag__buf meta; int rc = 0, i, len = ag_arch_len(gan->G->stage); uint32_t bits; int64_t shape[2];
-    memset(&list, 0, sizeof list); memset(&meta, 0, sizeof meta);
-    memcpy(&bits, &s->baseline, 4);
-    ag__buf_put(&meta, "{\"format\":\"autogan.h search checkpoint 1\",\"stage\":\"%d\",\"search_iter\":\"%d\",\"ctrl_steps\":\"%lld\","
-                "\"gan_iteration\":\"%lld\",\"adam_g_step\":\"%lld\",\"adam_d_step\":\"%lld\",\"adam_c_step\":\"%lld\","
-                "\"rng_state\":\"%llx\",\"rng_inc\":\"%llx\",\"search_rng_state\":\"%llx\",\"search_rng_inc\":\"%llx\","
-                "\"has_baseline\":\"%d\",\"baseline_bits\":\"%08lx\",\"baseline\":\"%.9g\",\"hid_size\":\"%d\",\"g_stage\":\"%d\",\"arch\":\"",
-                s->stage, s->search_iter, (long long)s->ctrl_steps, (long long)gan->iteration, (long long)gan->opt_g.step,
-                (long long)gan->opt_d.step, (long long)s->ctrl_opt.step, (unsigned long long)ctx->rng.state,
-                (unsigned long long)ctx->rng.inc, (unsigned long long)s->rng.state, (unsigned long long)s->rng.inc,
-                s->has_baseline, (unsigned long)bits, (double)s->baseline, s->ctrl.hid_size, gan->G->stage);
-    for (i = 0; i < len; i++) ag__buf_put(&meta, i ? " %d" : "%d", gan->G->arch[i]);
-    ag__buf_put(&meta, "\"%s%s}", extra && *extra ? "," : "", extra ? extra : "");
-    if (meta.oom) rc = ag__fail(err, "%s: out of memory", path);
-    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "G.", NULL, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "D.", NULL, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, err);
-    if (!rc) rc = ag__list_add_params(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, err);
-    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "ctrl.", NULL, err);
-    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "adam_c.m.", s->ctrl_opt.m, err);
-    if (!rc) rc = ag__list_add_params(&list, &s->ctrl.params, "adam_c.v.", s->ctrl_opt.v, err);
-    if (!rc && s->kept.count) {
-        int64_t *a = (int64_t *)AG_MALLOC((size_t)s->kept.count * s->kept.len * sizeof(int64_t));
-        if (!a) rc = ag__fail(err, "out of memory");
-        for (i = 0; !rc && i < s->kept.count * s->kept.len; i++) a[i] = s->kept.archs[i];
-        shape[0] = s->kept.count; shape[1] = s->kept.len;
-        if (!rc) rc = ag_array_list_add(&list, "kept.archs", AG_DTYPE_I64, 2, shape, a, err);
-        AG_FREE(a);
-        shape[1] = s->kept.hid_size;
-        if (!rc) rc = ag_array_list_add(&list, "kept.h", AG_DTYPE_F32, 2, shape, s->kept.h, err);
-        if (!rc) rc = ag_array_list_add(&list, "kept.c", AG_DTYPE_F32, 2, shape, s->kept.c, err);
-    }
-    if (!rc) rc = ag__list_add_window(&list, "window.g", &s->g_window, err);
-    if (!rc) rc = ag__list_add_window(&list, "window.d", &s->d_window, err);
-    if (!rc) rc = ag_safetensors_write(path, &list, meta.p, err);
-    ag_array_list_free(&list); AG_FREE(meta.p);
-    return rc;
-}
-static int ag__meta_ll(const char *meta, const char *key, const char *fmt, void *out) {
-    char v[128];
-    return ag_json_get_string(meta, key, v, sizeof v) || sscanf(v, fmt, out) != 1 ? -1 : 0;
-}
-AGDEF int ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err) {
-    ag_array_list list; char *meta = NULL, v[128]; int rc = 0, stage = 0, gstage = 0, iter = 0, hid = 0, has_b = 0, arch[AG_ARCH_MAX], alen = 0, i;
-    long long csteps = 0, giter = 0, sg = 0, sd = 0, sc = 0; unsigned long long rs = 0, ri = 0, ss = 0, si = 0; unsigned long bits = 0;
-    ag_controller nc; ag_adam nopt; ag_kept_archs nk; const ag_array *ka = NULL, *kh = NULL, *kc = NULL, *wg, *wd;
-    memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt); memset(&nk, 0, sizeof nk);
-    if (metadata) *metadata = NULL;
-    if (ag_safetensors_read(path, &list, &meta, err)) return -1;
-    if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h search checkpoint 1"))
-        rc = ag__fail(err, "%s: not an autogan.h search checkpoint (metadata 'format' missing or unknown)", path);
-    if (!rc && (ag__meta_ll(meta, "stage", "%d", &stage) || ag__meta_ll(meta, "search_iter", "%d", &iter) ||
-                ag__meta_ll(meta, "ctrl_steps", "%lld", &csteps) || ag__meta_ll(meta, "gan_iteration", "%lld", &giter) ||
-                ag__meta_ll(meta, "adam_g_step", "%lld", &sg) || ag__meta_ll(meta, "adam_d_step", "%lld", &sd) ||
-                ag__meta_ll(meta, "adam_c_step", "%lld", &sc) || ag__meta_ll(meta, "rng_state", "%llx", &rs) ||
-                ag__meta_ll(meta, "rng_inc", "%llx", &ri) || ag__meta_ll(meta, "search_rng_state", "%llx", &ss) ||
-                ag__meta_ll(meta, "search_rng_inc", "%llx", &si) || ag__meta_ll(meta, "has_baseline", "%d", &has_b) ||
-                ag__meta_ll(meta, "baseline_bits", "%lx", &bits) || ag__meta_ll(meta, "hid_size", "%d", &hid) ||
-                ag__meta_ll(meta, "g_stage", "%d", &gstage)))
-        rc = ag__fail(err, "%s: search checkpoint metadata incomplete (counters, PRNG states, baseline or stage)", path);
-    if (!rc && (stage < 0 || stage > 2 || gstage < 0 || gstage > 2 || iter < 0 || csteps < 0 || giter < 0 || sg < 0 || sd < 0 || sc < 0))
-        rc = ag__fail(err, "%s: stage or counters out of range in the checkpoint", path);
-    if (!rc && hid != s->ctrl.hid_size)
-        rc = ag__fail(err, "%s: the controller has hidden size %d, this search uses %d (--hid_size)", path, hid, s->ctrl.hid_size);
-    if (!rc) {
-        ag_error e2; e2.msg[0] = 0;
-        if (ag_json_get_string(meta, "arch", v, sizeof v) || ag_arch_parse(v, arch, &alen, &e2) || ag__arch_check(gstage, arch, alen, &e2))
-            rc = ag__fail(err, "%s: checkpoint architecture invalid: %s", path, e2.msg);
-    }
-    if (!rc) rc = ag__params_check_arrays(&gan->G->params, &list, "G.", 0, path, err);
-    if (!rc) rc = ag__params_check_arrays(&gan->D->params, &list, "D.", 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m, 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v, 1, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m, 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v, 1, path, err);
-    /* the controller of the checkpoint's stage, built aside */
-    if (!rc && ag_controller_init(&nc, stage, hid, NULL, err)) rc = -1;
-    if (!rc && ag_adam_init(&nopt, &nc.params, s->ctrl_lr, s->ctrl_beta1, s->ctrl_beta2, 1e-8f, err)) rc = -1;
-    if (!rc) rc = ag__params_check_arrays(&nc.params, &list, "ctrl.", 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.m.", nopt.m, 0, path, err);
-    if (!rc) rc = ag__check_buffers(&list, &nc.params, "adam_c.v.", nopt.v, 1, path, err);
-    if (!rc) {
-        ka = ag_array_list_find(&list, "kept.archs"); kh = ag_array_list_find(&list, "kept.h"); kc = ag_array_list_find(&list, "kept.c");
-        if (stage > 0 && !ka) rc = ag__fail(err, "%s: stage %d without kept architectures ('kept.archs' missing)", path, stage);
-        else if (ka) {
-            int n = ka->ndim == 2 ? (int)ka->shape[0] : -1, len = ka->ndim == 2 ? (int)ka->shape[1] : -1;
-            if (ka->dtype != AG_DTYPE_I64 || n < 1 || n > 1000000 || len != ag_arch_len(stage) - nc.num_tokens)
-                rc = ag__fail(err, "%s: 'kept.archs' must be I64 [count, %d]", path, ag_arch_len(stage) - nc.num_tokens);
-            else if (!kh || !kc || kh->dtype != AG_DTYPE_F32 || kc->dtype != AG_DTYPE_F32 || kh->ndim != 2 || kc->ndim != 2 ||
-                     kh->shape[0] != n || kc->shape[0] != n || kh->shape[1] != hid || kc->shape[1] != hid)
-                rc = ag__fail(err, "%s: 'kept.h' and 'kept.c' must be F32 [%d, %d]", path, n, hid);
-            else {
-                int *a = (int *)AG_MALLOC((size_t)n * len * sizeof(int));
-                if (!a) rc = ag__fail(err, "out of memory");
-                for (i = 0; !rc && i < n * len; i++) {
-                    int64_t x = ((const int64_t *)ka->data)[i];
-                    a[i] = (x < 0 || x > 7) ? -1 : (int)x;
-                }
-                for (i = 0; !rc && i < n; i++) {
-                    ag_error e2; if (ag__arch_check(stage - 1, a + (size_t)i * len, len, &e2)) rc = ag__fail(err, "%s: kept architecture %d invalid: %s", path, i, e2.msg);
-                }
-                if (!rc) rc = ag_kept_archs_set(&nk, n, len, hid, a, len, (const float *)kh->data, (const float *)kc->data, err);
-                AG_FREE(a);
-            }
-        }
-    }
-    wg = ag_array_list_find(&list, "window.g"); wd = ag_array_list_find(&list, "window.d");
-    if (!rc && (!wg || !wd || wg->dtype != AG_DTYPE_F32 || wd->dtype != AG_DTYPE_F32 || wg->ndim != 1 || wd->ndim != 1 ||
-                wg->shape[0] > s->g_window.cap || wd->shape[0] > s->d_window.cap))
-        rc = ag__fail(err, "%s: loss windows 'window.g'/'window.d' missing, or longer than --dynamic_reset_window %d", path, s->g_window.cap);
-    if (!rc) {
-        ag__params_copy_arrays(&gan->G->params, &list, "G.");
-        ag__params_copy_arrays(&gan->D->params, &list, "D.");
-        ag__copy_buffers(&list, &gan->G->params, "adam_g.m.", gan->opt_g.m);
-        ag__copy_buffers(&list, &gan->G->params, "adam_g.v.", gan->opt_g.v);
-        ag__copy_buffers(&list, &gan->D->params, "adam_d.m.", gan->opt_d.m);
-        ag__copy_buffers(&list, &gan->D->params, "adam_d.v.", gan->opt_d.v);
-        ag__params_copy_arrays(&nc.params, &list, "ctrl.");
-        ag__copy_buffers(&list, &nc.params, "adam_c.m.", nopt.m);
-        ag__copy_buffers(&list, &nc.params, "adam_c.v.", nopt.v);
-        nopt.step = sc;
-        ag_adam_free(&s->ctrl_opt); ag_controller_free(&s->ctrl);
-        s->ctrl = nc; s->ctrl_opt = nopt; s->ctrl_opt.params = &s->ctrl.params;
-        memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt);
-        ag_kept_archs_free(&s->kept); s->kept = nk; memset(&nk, 0, sizeof nk);
-        ag_loss_window_clear(&s->g_window); ag_loss_window_clear(&s->d_window);
-        for (i = 0; i < (int)wg->shape[0]; i++) ag_loss_window_push(&s->g_window, ((const float *)wg->data)[i]);
-        for (i = 0; i < (int)wd->shape[0]; i++) ag_loss_window_push(&s->d_window, ((const float *)wd->data)[i]);
-        s->stage = stage; s->search_iter = iter; s->ctrl_steps = csteps;
-        s->has_baseline = has_b; { uint32_t b32 = (uint32_t)bits; memcpy(&s->baseline, &b32, 4); }
-        s->rng.state = ss; s->rng.inc = si;
-        gan->iteration = giter; gan->opt_g.step = sg; gan->opt_d.step = sd;
-        ag_generator_set_arch(gan->G, gstage, arch, alen, NULL);
-        gan->D->stage = stage;
-        ctx->rng.state = rs; ctx->rng.inc = ri;
-        if (metadata) { *metadata = meta; meta = NULL; }
-    }
-    if (nopt.m) ag_adam_free(&nopt);
-    ag_controller_free(&nc); ag_kept_archs_free(&nk);
-    AG_FREE(meta);
-    ag_array_list_free(&list);
-    return rc;
-}
-
-AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len) {
-    ag__json j; char k[256];
-    if (out_len) out[0] = 0;
-    if (!json) return -1;
-    j.p = json; j.end = json + strlen(json); j.depth = 0;
-    if (!ag__json_lit(&j, '{')) return -1;
-    if (ag__json_lit(&j, '}')) return -1;
-    do {
-        if (ag__json_string(&j, k, sizeof k) || !ag__json_lit(&j, ':')) return -1;
-        if (strcmp(k, key) == 0) return ag__json_string(&j, out, out_len);
-        if (ag__json_skip(&j)) return -1;
-    } while (ag__json_lit(&j, ','));
-    return -1;
-}
-
-/* ---- zip/DEFLATE, .npy/.npz, PNG and PyTorch .pth ---- */
-
-/* ---- little helpers ---- */
-
-/* Element count of a shape; -1 if a dim is negative or the count overflows int64. */
-static int ag__rd_numel(int ndim, const int64_t *shape, uint64_t *numel) {
-    int i, zero = 0;
-    uint64_t n = 1;
-    if (ndim < 0 || ndim > 8) return -1;
-    for (i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return -1;
-        if (shape[i] == 0) zero = 1;
-    }
-    if (zero) { *numel = 0; return 0; }
-    for (i = 0; i < ndim; i++) {
-        uint64_t d = (uint64_t)shape[i];
-        if (n > (uint64_t)INT64_MAX / d) return -1;
-        n *= d;
-    }
-    *numel = n;
-    return 0;
-}
-
-/* Bytes of numel elements of esz bytes, -1 if that does not fit a size_t. */
-static int ag__rd_bytes(uint64_t numel, size_t esz, size_t *nbytes) {
-    if (esz && numel > (uint64_t)SIZE_MAX / esz) return -1;
-    *nbytes = (size_t)numel * esz;
-    return 0;
-}
-
-static uint32_t ag__rd16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
-static uint32_t ag__rd32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t ag__rd64(const unsigned char *p) { return (uint64_t)ag__rd32(p) | (uint64_t)ag__rd32(p + 4) << 32; }
-static uint32_t ag__rd32be(const unsigned char *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-static void ag__wr16(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
-static void ag__wr32(unsigned char *p, uint32_t v) { ag__wr16(p, v & 0xffffu); ag__wr16(p + 2, v >> 16); }
-static void ag__wr32be(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16); p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
-}
-
-static int ag__host_is_le(void) {
-    uint16_t x = 1;
-    unsigned char c;
-    memcpy(&c, &x, 1);
-    return c == 1;
-}
-
-static void ag__swap_elems(void *data, size_t count, size_t esz) {
-    unsigned char *p = (unsigned char *)data, t;
-    size_t i, j;
-    if (esz < 2) return;
-    for (i = 0; i < count; i++, p += esz)
-        for (j = 0; j < esz / 2; j++) { t = p[j]; p[j] = p[esz - 1 - j]; p[esz - 1 - j] = t; }
-}
-
-/* Grow *buf (capacity *cap) to hold at least need bytes. */
-static int ag__grow(unsigned char **buf, size_t *cap, size_t need, ag_error *err) {
-    size_t ncap;
-    unsigned char *nb;
-    if (need <= *cap) return 0;
-    ncap = *cap ? *cap : 256;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2) { ncap = need; break; }
-        ncap *= 2;
-    }
-    nb = (unsigned char *)AG_REALLOC(*buf, ncap);
-    if (!nb) return ag__fail(err, "out of memory (%lu bytes)", (unsigned long)ncap);
-    *buf = nb;
-    *cap = ncap;
-    return 0;
-}
-
-static int ag__append(unsigned char **buf, size_t *len, size_t *cap, const void *src, size_t n, ag_error *err) {
-    if (n > SIZE_MAX - *len) return ag__fail(err, "output too large");
-    if (ag__grow(buf, cap, *len + n, err)) return -1;
-    if (n) memcpy(*buf + *len, src, n);
-    *len += n;
-    return 0;
-}
-
-/* Copy a strided view into contiguous C order. src points at the view's first element,
-   strides are in elements; the caller has checked every index is in bounds. */
-static void ag__gather(unsigned char *dst, const unsigned char *src, size_t esz, int ndim,
-                       const int64_t *shape, const int64_t *stride) {
-    int64_t idx[8];
-    int d;
-    int64_t inner, istr, j;
-    for (d = 0; d < ndim; d++) if (shape[d] == 0) return;
-    if (ndim == 0) { memcpy(dst, src, esz); return; }
-    memset(idx, 0, sizeof idx);
-    inner = shape[ndim - 1];
-    istr = stride[ndim - 1];
-    for (;;) {
-        int64_t off = 0;
-        const unsigned char *p;
-        for (d = 0; d < ndim - 1; d++) off += idx[d] * stride[d];
-        p = src + (size_t)off * esz;
-        if (istr == 1) memcpy(dst, p, (size_t)inner * esz);
-        else for (j = 0; j < inner; j++) memcpy(dst + (size_t)j * esz, p + (size_t)(j * istr) * esz, esz);
-        dst += (size_t)inner * esz;
-        for (d = ndim - 2; d >= 0; d--) {
-            if (++idx[d] < shape[d]) break;
-            idx[d] = 0;
-        }
-        if (d < 0) break;
-    }
-}
-
-/* Number of elements a strided view spans (1 + max index), 0 for an empty view;
-   -1 on negative sizes or strides, or overflow. */
-static int ag__view_extent(int ndim, const int64_t *shape, const int64_t *stride, uint64_t *extent) {
-    uint64_t e = 0, numel;
-    int d;
-    if (ag__rd_numel(ndim, shape, &numel)) return -1;
-    for (d = 0; d < ndim; d++) if (stride[d] < 0) return -1;
-    if (numel == 0) { *extent = 0; return 0; }
-    for (d = 0; d < ndim; d++) {
-        uint64_t s = (uint64_t)shape[d] - 1, st = (uint64_t)stride[d];
-        if (st && s > (uint64_t)INT64_MAX / st) return -1;
-        if (s * st > (uint64_t)INT64_MAX - e) return -1;
-        e += s * st;
-    }
-    if (e >= (uint64_t)INT64_MAX) return -1;
-    *extent = e + 1;
-    return 0;
-}
-
-
-/* ---- the array helpers of the readers API ---- */
-
-AGDEF const char *ag_dtype_name(ag_dtype t) {
-    switch (t) {
-    case AG_DTYPE_F32: return "float32";
-    case AG_DTYPE_F64: return "float64";
-    case AG_DTYPE_F16: return "float16";
-    case AG_DTYPE_BF16: return "bfloat16";
-    case AG_DTYPE_I64: return "int64";
-    case AG_DTYPE_I32: return "int32";
-    case AG_DTYPE_I16: return "int16";
-    case AG_DTYPE_I8: return "int8";
-    case AG_DTYPE_U8: return "uint8";
-    case AG_DTYPE_BOOL: return "bool";
-    }
-    return "unknown";
-}
-
-AGDEF int64_t ag_array_numel(const ag_array *a) {
-    uint64_t n = 0;
-    if (!a || ag__rd_numel(a->ndim, a->shape, &n)) return 0;
-    return (int64_t)n;
-}
-
-AGDEF void ag_array_free(ag_array *a) {
-    if (!a) return;
-    AG_FREE(a->name);
-    AG_FREE(a->data);
-    memset(a, 0, sizeof *a);
-}
-
-AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix_in, ag_error *err) {
-    size_t plen;
-    int i, j, hits = 0;
-    char *prefix;
-    if (!list || !prefix_in) return ag__fail(err, "ag_array_list_select_prefix: NULL argument");
-    /* a copy: the prefix may point into one of the names this function rewrites */
-    if (!(prefix = ag__strdup(prefix_in))) return ag__fail(err, "out of memory");
-    plen = strlen(prefix);
-    for (i = 0; i < list->count; i++)
-        if (list->items[i].name && strncmp(list->items[i].name, prefix, plen) == 0) hits++;
-    if (!hits) { ag__fail(err, "no array name starts with '%s'", prefix); AG_FREE(prefix); return -1; }
-    for (i = j = 0; i < list->count; i++) {
-        ag_array *a = &list->items[i];
-        if (a->name && strncmp(a->name, prefix, plen) == 0) {
-            memmove(a->name, a->name + plen, strlen(a->name + plen) + 1);
-            list->items[j++] = *a;
-        } else {
-            AG_FREE(a->name);
-            AG_FREE(a->data);
-        }
-    }
-    list->count = j;
-    AG_FREE(prefix);
-    return 0;
-}
-
 
 /* ---- CRC-32 (zip, PNG) and Adler-32 (zlib) ---- */
 
@@ -8573,6 +8380,115 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
     return 0;
 }
 
+/* ---- DEFLATE encoder: LZ77 (hash chains, 32 KB window) + one fixed-Huffman block ---- */
+
+typedef struct ag__bitw { unsigned char *buf; size_t len, cap; uint32_t bits; int nbits; } ag__bitw;
+
+/* The buffer is sized for the worst case up front, so writes never fail. */
+static void ag__bw_put(ag__bitw *w, uint32_t v, int n) {
+    w->bits |= v << w->nbits;
+    w->nbits += n;
+    while (w->nbits >= 8) {
+        AG_ASSERT(w->len < w->cap);
+        w->buf[w->len++] = (unsigned char)w->bits;
+        w->bits >>= 8;
+        w->nbits -= 8;
+    }
+}
+
+static void ag__bw_code(ag__bitw *w, uint32_t code, int len) {   /* Huffman codes go MSB first */
+    uint32_t rev = 0;
+    int k;
+    for (k = 0; k < len; k++) rev |= ((code >> k) & 1u) << (len - 1 - k);
+    ag__bw_put(w, rev, len);
+}
+
+static void ag__bw_fixed_sym(ag__bitw *w, int sym) {
+    if (sym < 144) ag__bw_code(w, 0x30u + (uint32_t)sym, 8);
+    else if (sym < 256) ag__bw_code(w, 0x190u + (uint32_t)(sym - 144), 9);
+    else if (sym < 280) ag__bw_code(w, (uint32_t)(sym - 256), 7);
+    else ag__bw_code(w, 0xc0u + (uint32_t)(sym - 280), 8);
+}
+
+#define AG__WSIZE 32768u
+#define AG__HASH_BITS 15
+/* zlib stream of in[0..n) into a new AG_MALLOC buffer. */
+static int ag__deflate_zlib(const unsigned char *in, size_t n, unsigned char **out, size_t *out_len, ag_error *err) {
+    ag__bitw w;
+    size_t *head = NULL, *prev = NULL, i, cap;
+    uint32_t adler;
+    *out = NULL;
+    *out_len = 0;
+    if (n > (SIZE_MAX - 64) / 9 * 8) return ag__fail(err, "deflate: input too large");
+    cap = n / 8 * 9 + n % 8 * 2 + 64;   /* at most 9 bits per input byte */
+    memset(&w, 0, sizeof w);
+    w.buf = (unsigned char *)AG_MALLOC(cap);
+    head = (size_t *)AG_MALLOC(((size_t)1 << AG__HASH_BITS) * sizeof *head);
+    prev = (size_t *)AG_MALLOC(AG__WSIZE * sizeof *prev);
+    if (!w.buf || !head || !prev) {
+        AG_FREE(w.buf); AG_FREE(head); AG_FREE(prev);
+        return ag__fail(err, "deflate: out of memory");
+    }
+    w.cap = cap;
+    memset(head, 0, ((size_t)1 << AG__HASH_BITS) * sizeof *head);   /* 0 = empty, else pos + 1 */
+    memset(prev, 0, AG__WSIZE * sizeof *prev);
+    w.buf[w.len++] = 0x78;
+    w.buf[w.len++] = 0x01;
+    ag__bw_put(&w, 1, 1);   /* final block */
+    ag__bw_put(&w, 1, 2);   /* fixed Huffman */
+    i = 0;
+    while (i < n) {
+        size_t best = 0, bestd = 0;
+        if (n - i >= 3) {
+            uint32_t hv = ((uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2]) * 2654435761u >> (32 - AG__HASH_BITS);
+            size_t cand = head[hv], maxl = n - i < 258 ? n - i : 258;
+            int chain = 0;
+            while (cand && chain++ < 48) {
+                size_t c = cand - 1, l = 0;
+                if (i - c > AG__WSIZE) break;
+                if (in[c + best] == in[i + best]) {
+                    while (l < maxl && in[c + l] == in[i + l]) l++;
+                    if (l > best) { best = l; bestd = i - c; if (l == maxl) break; }
+                }
+                if (prev[c % AG__WSIZE] >= cand) break;
+                cand = prev[c % AG__WSIZE];
+            }
+            prev[i % AG__WSIZE] = head[hv];
+            head[hv] = i + 1;
+        }
+        if (best >= 3) {
+            int k, dk;
+            size_t j;
+            for (k = 28; ag__len_base[k] > best; k--) {}
+            for (dk = 29; ag__dist_base[dk] > bestd; dk--) {}
+            ag__bw_fixed_sym(&w, 257 + k);
+            ag__bw_put(&w, (uint32_t)(best - ag__len_base[k]), ag__len_extra[k]);
+            ag__bw_code(&w, (uint32_t)dk, 5);
+            ag__bw_put(&w, (uint32_t)(bestd - ag__dist_base[dk]), ag__dist_extra[dk]);
+            for (j = i + 1; j < i + best && n - j >= 3; j++) {
+                uint32_t hv = ((uint32_t)in[j] << 16 | (uint32_t)in[j + 1] << 8 | in[j + 2]) * 2654435761u >> (32 - AG__HASH_BITS);
+                prev[j % AG__WSIZE] = head[hv];
+                head[hv] = j + 1;
+            }
+            i += best;
+        } else {
+            ag__bw_fixed_sym(&w, in[i]);
+            i++;
+        }
+    }
+    ag__bw_fixed_sym(&w, 256);
+    if (w.nbits) ag__bw_put(&w, 0, 8 - w.nbits);
+    adler = ag_adler32(1, in, n);
+    AG_ASSERT(w.len + 4 <= w.cap);
+    ag__wr32be(w.buf + w.len, adler);
+    w.len += 4;
+    AG_FREE(head);
+    AG_FREE(prev);
+    *out = w.buf;
+    *out_len = w.len;
+    return 0;
+}
+
 /* ---- gzip (RFC 1952): members of raw DEFLATE with a CRC-32 and length trailer ------- */
 
 static int ag__gzip_header(ag__src *s, ag_error *err) {
@@ -8654,69 +8570,6 @@ AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsign
     if (!m.data && !(m.data = (unsigned char *)AG_MALLOC(1))) return ag__fail(err, "gzip: out of memory");
     *out = m.data; *out_len = m.len;
     return 0;
-}
-
-/* ---- idx (MNIST): magic 0 0 type ndim, big-endian u32 dims, big-endian data --------- */
-
-AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err) {
-    unsigned char *raw = NULL;
-    const unsigned char *p = buf;
-    size_t n = len, esz, nbytes, need;
-    uint64_t numel;
-    int64_t shape[8];
-    ag_dtype dtype;
-    int ndim, d, r = -1;
-    memset(out, 0, sizeof *out);
-    if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
-        if (ag_gunzip(buf, len, 0, &raw, &n, err)) return -1;
-        p = raw;
-    }
-    if (n < 4 || p[0] != 0 || p[1] != 0) { ag__fail(err, "idx: bad magic (not an idx file)"); goto done; }
-    switch (p[2]) {
-    case 0x08: dtype = AG_DTYPE_U8; break;
-    case 0x09: dtype = AG_DTYPE_I8; break;
-    case 0x0B: dtype = AG_DTYPE_I16; break;
-    case 0x0C: dtype = AG_DTYPE_I32; break;
-    case 0x0D: dtype = AG_DTYPE_F32; break;
-    case 0x0E: dtype = AG_DTYPE_F64; break;
-    default: ag__fail(err, "idx: unknown data type 0x%02x", p[2]); goto done;
-    }
-    ndim = p[3];
-    if (ndim < 1 || ndim > 8) { ag__fail(err, "idx: %d dimensions (1 to 8 supported)", ndim); goto done; }
-    if (n - 4 < (size_t)ndim * 4) { ag__fail(err, "idx: truncated header (%d dimensions)", ndim); goto done; }
-    for (d = 0; d < ndim; d++) shape[d] = (int64_t)ag__rd32be(p + 4 + 4 * d);
-    esz = ag_dtype_size(dtype);
-    if (ag__rd_numel(ndim, shape, &numel) || ag__rd_bytes(numel, esz, &nbytes)) { ag__fail(err, "idx: shape too large"); goto done; }
-    need = 4 + (size_t)ndim * 4;
-    if (n - need != nbytes) {
-        ag__fail(err, "idx: the header's shape needs %lu data bytes, the file has %lu (%s)", (unsigned long)nbytes,
-                 (unsigned long)(n - need), n - need < nbytes ? "truncated" : "extra bytes");
-        goto done;
-    }
-    out->data = AG_MALLOC(nbytes ? nbytes : 1);
-    if (!out->data) { ag__fail(err, "idx: out of memory (%lu bytes)", (unsigned long)nbytes); goto done; }
-    if (nbytes) memcpy(out->data, p + need, nbytes);
-    { /* big-endian to host */
-        const uint16_t one = 1;
-        if (*(const unsigned char *)&one == 1) ag__swap_elems(out->data, (size_t)numel, esz);
-    }
-    out->dtype = dtype; out->ndim = ndim; out->nbytes = nbytes;
-    for (d = 0; d < ndim; d++) out->shape[d] = shape[d];
-    r = 0;
-done:
-    AG_FREE(raw);
-    return r;
-}
-
-AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err) {
-    unsigned char *buf;
-    size_t len;
-    int r;
-    memset(out, 0, sizeof *out);
-    if (ag_read_file(path, &buf, &len, err)) return -1;
-    r = ag_idx_read_from_memory(buf, len, out, err);
-    AG_FREE(buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
 }
 
 /* ---- tar (POSIX ustar and GNU long names), streamed: plain or gzipped -------------- */
@@ -8892,115 +8745,6 @@ AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error
     fclose(src.f);
     AG_FREE(src.buf);
     return r ? ag__fail_prefix(err, "%s", path) : 0;
-}
-
-/* ---- DEFLATE encoder: LZ77 (hash chains, 32 KB window) + one fixed-Huffman block ---- */
-
-typedef struct ag__bitw { unsigned char *buf; size_t len, cap; uint32_t bits; int nbits; } ag__bitw;
-
-/* The buffer is sized for the worst case up front, so writes never fail. */
-static void ag__bw_put(ag__bitw *w, uint32_t v, int n) {
-    w->bits |= v << w->nbits;
-    w->nbits += n;
-    while (w->nbits >= 8) {
-        AG_ASSERT(w->len < w->cap);
-        w->buf[w->len++] = (unsigned char)w->bits;
-        w->bits >>= 8;
-        w->nbits -= 8;
-    }
-}
-
-static void ag__bw_code(ag__bitw *w, uint32_t code, int len) {   /* Huffman codes go MSB first */
-    uint32_t rev = 0;
-    int k;
-    for (k = 0; k < len; k++) rev |= ((code >> k) & 1u) << (len - 1 - k);
-    ag__bw_put(w, rev, len);
-}
-
-static void ag__bw_fixed_sym(ag__bitw *w, int sym) {
-    if (sym < 144) ag__bw_code(w, 0x30u + (uint32_t)sym, 8);
-    else if (sym < 256) ag__bw_code(w, 0x190u + (uint32_t)(sym - 144), 9);
-    else if (sym < 280) ag__bw_code(w, (uint32_t)(sym - 256), 7);
-    else ag__bw_code(w, 0xc0u + (uint32_t)(sym - 280), 8);
-}
-
-#define AG__WSIZE 32768u
-#define AG__HASH_BITS 15
-/* zlib stream of in[0..n) into a new AG_MALLOC buffer. */
-static int ag__deflate_zlib(const unsigned char *in, size_t n, unsigned char **out, size_t *out_len, ag_error *err) {
-    ag__bitw w;
-    size_t *head = NULL, *prev = NULL, i, cap;
-    uint32_t adler;
-    *out = NULL;
-    *out_len = 0;
-    if (n > (SIZE_MAX - 64) / 9 * 8) return ag__fail(err, "deflate: input too large");
-    cap = n / 8 * 9 + n % 8 * 2 + 64;   /* at most 9 bits per input byte */
-    memset(&w, 0, sizeof w);
-    w.buf = (unsigned char *)AG_MALLOC(cap);
-    head = (size_t *)AG_MALLOC(((size_t)1 << AG__HASH_BITS) * sizeof *head);
-    prev = (size_t *)AG_MALLOC(AG__WSIZE * sizeof *prev);
-    if (!w.buf || !head || !prev) {
-        AG_FREE(w.buf); AG_FREE(head); AG_FREE(prev);
-        return ag__fail(err, "deflate: out of memory");
-    }
-    w.cap = cap;
-    memset(head, 0, ((size_t)1 << AG__HASH_BITS) * sizeof *head);   /* 0 = empty, else pos + 1 */
-    memset(prev, 0, AG__WSIZE * sizeof *prev);
-    w.buf[w.len++] = 0x78;
-    w.buf[w.len++] = 0x01;
-    ag__bw_put(&w, 1, 1);   /* final block */
-    ag__bw_put(&w, 1, 2);   /* fixed Huffman */
-    i = 0;
-    while (i < n) {
-        size_t best = 0, bestd = 0;
-        if (n - i >= 3) {
-            uint32_t hv = ((uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2]) * 2654435761u >> (32 - AG__HASH_BITS);
-            size_t cand = head[hv], maxl = n - i < 258 ? n - i : 258;
-            int chain = 0;
-            while (cand && chain++ < 48) {
-                size_t c = cand - 1, l = 0;
-                if (i - c > AG__WSIZE) break;
-                if (in[c + best] == in[i + best]) {
-                    while (l < maxl && in[c + l] == in[i + l]) l++;
-                    if (l > best) { best = l; bestd = i - c; if (l == maxl) break; }
-                }
-                if (prev[c % AG__WSIZE] >= cand) break;
-                cand = prev[c % AG__WSIZE];
-            }
-            prev[i % AG__WSIZE] = head[hv];
-            head[hv] = i + 1;
-        }
-        if (best >= 3) {
-            int k, dk;
-            size_t j;
-            for (k = 28; ag__len_base[k] > best; k--) {}
-            for (dk = 29; ag__dist_base[dk] > bestd; dk--) {}
-            ag__bw_fixed_sym(&w, 257 + k);
-            ag__bw_put(&w, (uint32_t)(best - ag__len_base[k]), ag__len_extra[k]);
-            ag__bw_code(&w, (uint32_t)dk, 5);
-            ag__bw_put(&w, (uint32_t)(bestd - ag__dist_base[dk]), ag__dist_extra[dk]);
-            for (j = i + 1; j < i + best && n - j >= 3; j++) {
-                uint32_t hv = ((uint32_t)in[j] << 16 | (uint32_t)in[j + 1] << 8 | in[j + 2]) * 2654435761u >> (32 - AG__HASH_BITS);
-                prev[j % AG__WSIZE] = head[hv];
-                head[hv] = j + 1;
-            }
-            i += best;
-        } else {
-            ag__bw_fixed_sym(&w, in[i]);
-            i++;
-        }
-    }
-    ag__bw_fixed_sym(&w, 256);
-    if (w.nbits) ag__bw_put(&w, 0, 8 - w.nbits);
-    adler = ag_adler32(1, in, n);
-    AG_ASSERT(w.len + 4 <= w.cap);
-    ag__wr32be(w.buf + w.len, adler);
-    w.len += 4;
-    AG_FREE(head);
-    AG_FREE(prev);
-    *out = w.buf;
-    *out_len = w.len;
-    return 0;
 }
 
 /* ---- zip archives: read (central directory, stored + deflate, zip64) and write (stored) ---- */
@@ -9319,6 +9063,304 @@ AGDEF int ag_zip_writer_finish(ag_zip_writer *w, unsigned char **out, size_t *ou
     w->buf = NULL;
     ag_zip_writer_free(w);
     return 0;
+}
+
+/* ===================================================================================
+   14. Array files: .safetensors, .npy/.npz, idx, PyTorch .pth
+   Named host arrays in and out of files; ag_safetensors_save/load of a parameter set.
+   =================================================================================== */
+
+/* ---- .safetensors (and the flat JSON of its header) ---- */
+/* Layout: u64 little-endian header length N, N bytes of JSON
+   {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
+   then the data; offsets are relative to the end of the header. */
+typedef struct ag__json { const char *p, *end; int depth; } ag__json;
+static void ag__json_ws(ag__json *j) { while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++; }
+static int ag__json_lit(ag__json *j, char c) { ag__json_ws(j); if (j->p < j->end && *j->p == c) { j->p++; return 1; } return 0; }
+/* a JSON string into out (escapes decoded for \" \\ \/ and control letters; \u kept as '?') */
+static int ag__json_string(ag__json *j, char *out, size_t cap) {
+    size_t n = 0;
+    ag__json_ws(j);
+    if (j->p >= j->end || *j->p != '"') return -1;
+    j->p++;
+    while (j->p < j->end && *j->p != '"') {
+        char c = *j->p++;
+        if (c == '\\') {
+            if (j->p >= j->end) return -1;
+            c = *j->p++;
+            switch (c) { case 'n': c = '\n'; break; case 't': c = '\t'; break; case 'r': c = '\r'; break; case 'b': c = '\b'; break; case 'f': c = '\f'; break;
+            case 'u': if (j->end - j->p < 4) return -1; j->p += 4; c = '?'; break;
+            case '"': case '\\': case '/': break; default: return -1; }
+        }
+        if (n + 1 >= cap) return -1;
+        out[n++] = c;
+    }
+    if (j->p >= j->end) return -1;
+    j->p++;
+    out[n] = 0;
+    return 0;
+}
+static int ag__json_int(ag__json *j, int64_t *v) {
+    int64_t x = 0; int digits = 0;
+    ag__json_ws(j);
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+        if (x > (INT64_MAX - 9) / 10) return -1;
+        x = x * 10 + (*j->p++ - '0'); digits++;
+    }
+    if (!digits) return -1;
+    *v = x;
+    return 0;
+}
+/* skips any JSON value (for unknown keys) */
+static int ag__json_skip(ag__json *j) {
+    char tmp[8];
+    ag__json_ws(j);
+    if (j->p >= j->end || ++j->depth > 64) return -1;
+    if (*j->p == '"') { const char *s = j->p + 1; while (s < j->end && *s != '"') { if (*s == '\\') s++; s++; } if (s >= j->end) return -1; j->p = s + 1; }
+    else if (*j->p == '{' || *j->p == '[') {
+        char close = *j->p == '{' ? '}' : ']'; j->p++;
+        if (!ag__json_lit(j, close)) {
+            do {
+                if (close == '}') { const char *s; ag__json_ws(j); s = j->p; if (s >= j->end || *s != '"') return -1; if (ag__json_skip(j)) return -1; if (!ag__json_lit(j, ':')) return -1; }
+                if (ag__json_skip(j)) return -1;
+            } while (ag__json_lit(j, ','));
+            if (!ag__json_lit(j, close)) return -1;
+        }
+    } else { while (j->p < j->end && strchr(",}] \n\r\t", *j->p) == NULL) j->p++; }
+    (void)tmp;
+    j->depth--;
+    return 0;
+}
+static int ag__st_dtype(const char *s, ag_dtype *t) {
+    static const char *const names[] = { "F32", "F64", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL" };
+    static const ag_dtype types[] = { AG_DTYPE_F32, AG_DTYPE_F64, AG_DTYPE_F16, AG_DTYPE_BF16, AG_DTYPE_I64, AG_DTYPE_I32, AG_DTYPE_I16, AG_DTYPE_I8, AG_DTYPE_U8, AG_DTYPE_BOOL };
+    int i;
+    for (i = 0; i < 10; i++) if (strcmp(s, names[i]) == 0) { *t = types[i]; return 0; }
+    return -1;
+}
+
+static int ag__st_parse(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata, ag_error *err) {
+    uint64_t hlen = 0; int i; ag__json j; ag_array_list list; size_t data_len; const unsigned char *data; char key[256];
+    memset(&list, 0, sizeof list);
+    if (metadata) *metadata = NULL;
+    if (len < 8) return ag__fail(err, "file too short for a safetensors header (%zu bytes)", len);
+    for (i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
+    if (hlen < 2 || hlen > len - 8) return ag__fail(err, "header length %llu does not fit in the %zu-byte file", (unsigned long long)hlen, len);
+    data = buf + 8 + hlen; data_len = len - 8 - (size_t)hlen;
+    j.p = (const char *)buf + 8; j.end = j.p + hlen; j.depth = 0;
+    if (!ag__json_lit(&j, '{')) return ag__fail(err, "header is not a JSON object");
+    if (!ag__json_lit(&j, '}')) do {
+        if (ag__json_string(&j, key, sizeof key) || !ag__json_lit(&j, ':')) { ag_array_list_free(&list); return ag__fail(err, "malformed JSON header near byte %d", (int)(j.p - (const char *)buf)); }
+        if (strcmp(key, "__metadata__") == 0) {
+            const char *start; ag__json_ws(&j); start = j.p;
+            if (ag__json_skip(&j)) { ag_array_list_free(&list); return ag__fail(err, "malformed __metadata__"); }
+            if (metadata) {
+                size_t n = (size_t)(j.p - start);
+                AG_FREE(*metadata);
+                *metadata = (char *)AG_MALLOC(n + 1);
+                if (!*metadata) { ag_array_list_free(&list); return ag__fail(err, "out of memory"); }
+                memcpy(*metadata, start, n); (*metadata)[n] = 0;
+            }
+            continue;
+        } else {
+            char field[32], dts[16]; int have_dtype = 0, have_shape = 0, have_off = 0, ndim = 0; int64_t shape[8], off[2] = { 0, 0 };
+            ag_dtype dt = AG_DTYPE_F32; size_t bytes;
+            if (!ag__json_lit(&j, '{')) goto malformed;
+            if (!ag__json_lit(&j, '}')) do {
+                if (ag__json_string(&j, field, sizeof field) || !ag__json_lit(&j, ':')) goto malformed;
+                if (strcmp(field, "dtype") == 0) {
+                    if (ag__json_string(&j, dts, sizeof dts)) goto malformed;
+                    if (ag__st_dtype(dts, &dt)) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s': unsupported dtype '%s'", key, dts); }
+                    have_dtype = 1;
+                } else if (strcmp(field, "shape") == 0) {
+                    if (!ag__json_lit(&j, '[')) goto malformed;
+                    if (!ag__json_lit(&j, ']')) { do { if (ndim == 8 || ag__json_int(&j, &shape[ndim])) goto malformed; ndim++; } while (ag__json_lit(&j, ',')); if (!ag__json_lit(&j, ']')) goto malformed; }
+                    have_shape = 1;
+                } else if (strcmp(field, "data_offsets") == 0) {
+                    if (!ag__json_lit(&j, '[') || ag__json_int(&j, &off[0]) || !ag__json_lit(&j, ',') || ag__json_int(&j, &off[1]) || !ag__json_lit(&j, ']')) goto malformed;
+                    have_off = 1;
+                } else if (ag__json_skip(&j)) goto malformed;
+            } while (ag__json_lit(&j, ','));
+            if (!ag__json_lit(&j, '}')) goto malformed;
+            if (!have_dtype || !have_shape || !have_off) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s': dtype, shape or data_offsets missing", key); }
+            if (ag__shape_numel(ndim, shape, ag_dtype_size(dt), NULL, &bytes)) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s': shape too large", key); }
+            if (off[0] > off[1] || (uint64_t)off[1] > data_len) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s': data_offsets [%lld, %lld] outside the %zu data bytes (truncated file?)", key, (long long)off[0], (long long)off[1], data_len); }
+            if ((uint64_t)(off[1] - off[0]) != bytes) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s': %lld data bytes for a shape of %zu bytes", key, (long long)(off[1] - off[0]), bytes); }
+            if (ag_array_list_find(&list, key)) { ag_array_list_free(&list); return ag__fail(err, "tensor '%s' appears twice", key); }
+            if (ag_array_list_add(&list, key, dt, ndim, shape, data + off[0], err)) { ag_array_list_free(&list); return -1; }
+        }
+    } while (ag__json_lit(&j, ','));
+    if (!ag__json_lit(&j, '}')) goto malformed;
+    *out = list;
+    return 0;
+malformed:
+    ag_array_list_free(&list);
+    if (metadata) { AG_FREE(*metadata); *metadata = NULL; }
+    return ag__fail(err, "malformed JSON header near byte %d", (int)(j.p - (const char *)buf));
+}
+/* on failure: the list and the metadata are freed and zeroed */
+AGDEF int ag_safetensors_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata, ag_error *err) {
+    int rc;
+    if (metadata) *metadata = NULL;
+    rc = ag__st_parse(buf, len, out, metadata, err);
+    if (rc) {
+        if (metadata) { AG_FREE(*metadata); *metadata = NULL; }
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata, ag_error *err) {
+    unsigned char *buf; size_t len;
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    return ag__read_finish(path, buf, ag_safetensors_read_from_memory(buf, len, out, metadata, err), err);
+}
+
+AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len) {
+    ag__json j; char k[256];
+    if (out_len) out[0] = 0;
+    if (!json) return -1;
+    j.p = json; j.end = json + strlen(json); j.depth = 0;
+    if (!ag__json_lit(&j, '{')) return -1;
+    if (ag__json_lit(&j, '}')) return -1;
+    do {
+        if (ag__json_string(&j, k, sizeof k) || !ag__json_lit(&j, ':')) return -1;
+        if (strcmp(k, key) == 0) return ag__json_string(&j, out, out_len);
+        if (ag__json_skip(&j)) return -1;
+    } while (ag__json_lit(&j, ','));
+    return -1;
+}
+
+static int ag__st_write(const char *path, int count, const char *const *names, const ag_dtype *dtypes, const int *ndims,
+                        const int64_t (*shapes)[8], const void *const *datas, const size_t *nbytes, const char *metadata, ag_error *err) {
+    ag__buf h; size_t off = 0, total, hl, pos; int i, d; unsigned char *file; int rc;
+    memset(&h, 0, sizeof h);
+    ag__buf_put(&h, "{");
+    if (metadata && *metadata) ag__buf_put(&h, "\"__metadata__\":%s", metadata);
+    for (i = 0; i < count; i++) {
+        ag__buf_put(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", (i || (metadata && *metadata)) ? "," : "", names[i], ag__st_dtype_name(dtypes[i]));
+        for (d = 0; d < ndims[i]; d++) ag__buf_put(&h, d ? ",%lld" : "%lld", (long long)shapes[i][d]);
+        ag__buf_put(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + nbytes[i]);
+        off += nbytes[i];
+    }
+    ag__buf_put(&h, "}");
+    while (!h.oom && h.n % 8) ag__buf_put(&h, " ");
+    if (h.oom) { AG_FREE(h.p); return ag__fail(err, "%s: out of memory writing the header", path); }
+    hl = h.n; total = 8 + hl + off;
+    file = (unsigned char *)AG_MALLOC(total);
+    if (!file) { AG_FREE(h.p); return ag__fail(err, "%s: out of memory (%zu bytes)", path, total); }
+    for (i = 0; i < 8; i++) file[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(file + 8, h.p, hl);
+    pos = 8 + hl;
+    for (i = 0; i < count; i++) { if (nbytes[i]) memcpy(file + pos, datas[i], nbytes[i]); pos += nbytes[i]; }
+    rc = ag_write_file_atomic(path, file, total, err);
+    AG_FREE(file); AG_FREE(h.p);
+    return rc;
+}
+AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata, ag_error *err) {
+    int n = arrays->count, i, d, rc;
+    const char **names = (const char **)AG_MALLOC((size_t)(n + 1) * sizeof(char *));
+    ag_dtype *dt = (ag_dtype *)AG_MALLOC((size_t)(n + 1) * sizeof(ag_dtype));
+    int *nd = (int *)AG_MALLOC((size_t)(n + 1) * sizeof(int));
+    int64_t (*sh)[8] = (int64_t (*)[8])AG_MALLOC((size_t)(n + 1) * sizeof(*sh));
+    const void **data = (const void **)AG_MALLOC((size_t)(n + 1) * sizeof(void *));
+    size_t *nb = (size_t *)AG_MALLOC((size_t)(n + 1) * sizeof(size_t));
+    if (!names || !dt || !nd || !sh || !data || !nb) rc = ag__fail(err, "%s: out of memory", path);
+    else {
+        for (i = 0; i < n; i++) {
+            const ag_array *a = &arrays->items[i];
+            names[i] = a->name; dt[i] = a->dtype; nd[i] = a->ndim; data[i] = a->data; nb[i] = a->nbytes;
+            for (d = 0; d < 8; d++) sh[i][d] = d < a->ndim ? a->shape[d] : 0;
+        }
+        rc = ag__st_write(path, n, names, dt, nd, (const int64_t (*)[8])sh, data, nb, metadata, err);
+    }
+    AG_FREE((void *)names); AG_FREE(dt); AG_FREE(nd); AG_FREE(sh); AG_FREE((void *)data); AG_FREE(nb);
+    return rc;
+}
+AGDEF int ag_safetensors_save(const char *path, const ag_params *ps, const char *metadata, ag_error *err) {
+    ag_array_list list; int i, rc = 0, d;
+    memset(&list, 0, sizeof list);
+    for (i = 0; i < ps->count && !rc; i++) {
+        const ag_param_entry *e = &ps->entries[i]; int64_t shape[8];
+        if (e->kind == AG_ENTRY_COUNTER) rc = ag_array_list_add(&list, e->name, AG_DTYPE_I64, 0, shape, e->counter, err);
+        else {
+            for (d = 0; d < e->tensor->ndim; d++) shape[d] = e->tensor->shape[d];
+            rc = ag_array_list_add(&list, e->name, AG_DTYPE_F32, e->tensor->ndim, shape, e->tensor->data, err);
+        }
+    }
+    if (!rc) rc = ag_safetensors_write(path, &list, metadata, err);
+    ag_array_list_free(&list);
+    return rc;
+}
+
+AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_error *err) {
+    ag_array_list list; int rc;
+    if (ag_safetensors_read(path, &list, NULL, err)) return -1;
+    rc = ag_params_load_arrays(ps, &list, NULL, strict, path, err);
+    ag_array_list_free(&list);
+    return rc;
+}
+
+/* ---- idx (MNIST): magic 0 0 type ndim, big-endian u32 dims, big-endian data --------- */
+
+AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err) {
+    unsigned char *raw = NULL;
+    const unsigned char *p = buf;
+    size_t n = len, esz, nbytes, need;
+    uint64_t numel;
+    int64_t shape[8];
+    ag_dtype dtype;
+    int ndim, d, r = -1;
+    memset(out, 0, sizeof *out);
+    if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+        if (ag_gunzip(buf, len, 0, &raw, &n, err)) return -1;
+        p = raw;
+    }
+    if (n < 4 || p[0] != 0 || p[1] != 0) { ag__fail(err, "idx: bad magic (not an idx file)"); goto done; }
+    switch (p[2]) {
+    case 0x08: dtype = AG_DTYPE_U8; break;
+    case 0x09: dtype = AG_DTYPE_I8; break;
+    case 0x0B: dtype = AG_DTYPE_I16; break;
+    case 0x0C: dtype = AG_DTYPE_I32; break;
+    case 0x0D: dtype = AG_DTYPE_F32; break;
+    case 0x0E: dtype = AG_DTYPE_F64; break;
+    default: ag__fail(err, "idx: unknown data type 0x%02x", p[2]); goto done;
+    }
+    ndim = p[3];
+    if (ndim < 1 || ndim > 8) { ag__fail(err, "idx: %d dimensions (1 to 8 supported)", ndim); goto done; }
+    if (n - 4 < (size_t)ndim * 4) { ag__fail(err, "idx: truncated header (%d dimensions)", ndim); goto done; }
+    for (d = 0; d < ndim; d++) shape[d] = (int64_t)ag__rd32be(p + 4 + 4 * d);
+    esz = ag_dtype_size(dtype);
+    if (ag__rd_numel(ndim, shape, &numel) || ag__rd_bytes(numel, esz, &nbytes)) { ag__fail(err, "idx: shape too large"); goto done; }
+    need = 4 + (size_t)ndim * 4;
+    if (n - need != nbytes) {
+        ag__fail(err, "idx: the header's shape needs %lu data bytes, the file has %lu (%s)", (unsigned long)nbytes,
+                 (unsigned long)(n - need), n - need < nbytes ? "truncated" : "extra bytes");
+        goto done;
+    }
+    out->data = AG_MALLOC(nbytes ? nbytes : 1);
+    if (!out->data) { ag__fail(err, "idx: out of memory (%lu bytes)", (unsigned long)nbytes); goto done; }
+    if (nbytes) memcpy(out->data, p + need, nbytes);
+    { /* big-endian to host */
+        const uint16_t one = 1;
+        if (*(const unsigned char *)&one == 1) ag__swap_elems(out->data, (size_t)numel, esz);
+    }
+    out->dtype = dtype; out->ndim = ndim; out->nbytes = nbytes;
+    for (d = 0; d < ndim; d++) out->shape[d] = shape[d];
+    r = 0;
+done:
+    AG_FREE(raw);
+    return r;
+}
+
+AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err) {
+    unsigned char *buf;
+    size_t len;
+    int r;
+    memset(out, 0, sizeof *out);
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    r = ag_idx_read_from_memory(buf, len, out, err);
+    AG_FREE(buf);
+    return r ? ag__fail_prefix(err, "%s", path) : 0;
 }
 
 /* ---- NumPy .npy / .npz ---- */
@@ -9656,465 +9698,6 @@ AGDEF int ag_npz_write(const char *path, const ag_array_list *arrays, ag_error *
     unsigned char *buf = NULL; size_t len = 0;
     int rc = ag_npz_write_to_memory(arrays, &buf, &len, err);
     return ag__write_finish(path, buf, len, rc, err);
-}
-
-/* ---- PNG decode / encode ---- */
-
-static unsigned char ag__paeth(int a, int b, int c) {
-    int p = a + b - c, pa = p > a ? p - a : a - p, pb = p > b ? p - b : b - p, pc = p > c ? p - c : c - p;
-    if (pa <= pb && pa <= pc) return (unsigned char)a;
-    return (unsigned char)(pb <= pc ? b : c);
-}
-
-/* Undo the filters of h rows of rowbytes (+1 filter byte each), in place. */
-static int ag__png_unfilter(unsigned char *raw, size_t rowbytes, size_t h, size_t bpp, ag_error *err) {
-    size_t y, i;
-    unsigned char *prior = NULL;
-    for (y = 0; y < h; y++) {
-        unsigned char *row = raw + y * (rowbytes + 1), f = row[0], *x = row + 1;
-        switch (f) {
-        case 0: break;
-        case 1: for (i = bpp; i < rowbytes; i++) x[i] = (unsigned char)(x[i] + x[i - bpp]); break;
-        case 2: if (prior) for (i = 0; i < rowbytes; i++) x[i] = (unsigned char)(x[i] + prior[i]); break;
-        case 3:
-            for (i = 0; i < rowbytes; i++) {
-                int a = i >= bpp ? x[i - bpp] : 0, b = prior ? prior[i] : 0;
-                x[i] = (unsigned char)(x[i] + ((a + b) >> 1));
-            }
-            break;
-        case 4:
-            for (i = 0; i < rowbytes; i++) {
-                int a = i >= bpp ? x[i - bpp] : 0, b = prior ? prior[i] : 0, c = (i >= bpp && prior) ? prior[i - bpp] : 0;
-                x[i] = (unsigned char)(x[i] + ag__paeth(a, b, c));
-            }
-            break;
-        default: return ag__fail(err, "png: bad filter type %d in row %lu", f, (unsigned long)y);
-        }
-        prior = x;
-    }
-    return 0;
-}
-
-typedef struct ag__png {
-    uint32_t w, h;
-    int depth, ctype, interlace, fch;      /* fch: samples per pixel in the file */
-    unsigned char pal[256][4];
-    int npal, has_trns;
-    uint32_t trns[3];                      /* colour key (gray or RGB), in file sample units */
-    int nch;                               /* natural output channels */
-} ag__png;
-
-static uint32_t ag__png_sample(const unsigned char *row, size_t idx, int depth) {
-    if (depth == 8) return row[idx];
-    if (depth == 16) return (uint32_t)row[2 * idx] << 8 | row[2 * idx + 1];
-    {
-        size_t bit = idx * (size_t)depth;
-        return (uint32_t)(row[bit / 8] >> (8 - depth - (int)(bit % 8))) & ((1u << depth) - 1u);
-    }
-}
-
-static unsigned char ag__png_to8(uint32_t v, int depth) {
-    switch (depth) {
-    case 1: return (unsigned char)(v * 255u);
-    case 2: return (unsigned char)(v * 85u);
-    case 4: return (unsigned char)(v * 17u);
-    case 16: return (unsigned char)(v >> 8);
-    default: return (unsigned char)v;
-    }
-}
-
-/* Convert one unfiltered row (pass pixels) into the image: pixel k goes to column x0 + k*dx. */
-static int ag__png_row(const ag__png *p, const unsigned char *row, size_t pw, unsigned char *dst, size_t dx, ag_error *err) {
-    size_t k;
-    int c, nch = p->nch;
-    for (k = 0; k < pw; k++, dst += dx * (size_t)nch) {
-        uint32_t s[4];
-        for (c = 0; c < p->fch; c++) s[c] = ag__png_sample(row, k * (size_t)p->fch + (size_t)c, p->depth);
-        switch (p->ctype) {
-        case 0:
-            dst[0] = ag__png_to8(s[0], p->depth);
-            if (p->has_trns) dst[1] = s[0] == p->trns[0] ? 0 : 255;
-            break;
-        case 2:
-            for (c = 0; c < 3; c++) dst[c] = ag__png_to8(s[c], p->depth);
-            if (p->has_trns) dst[3] = (s[0] == p->trns[0] && s[1] == p->trns[1] && s[2] == p->trns[2]) ? 0 : 255;
-            break;
-        case 3:
-            if ((int)s[0] >= p->npal) return ag__fail(err, "png: palette index %u out of range (%d entries)", (unsigned)s[0], p->npal);
-            for (c = 0; c < nch; c++) dst[c] = p->pal[s[0]][c];
-            break;
-        case 4:
-            dst[0] = ag__png_to8(s[0], p->depth);
-            dst[1] = ag__png_to8(s[1], p->depth);
-            break;
-        default:
-            for (c = 0; c < 4; c++) dst[c] = ag__png_to8(s[c], p->depth);
-            break;
-        }
-    }
-    return 0;
-}
-
-static int ag__png_convert(const unsigned char *src, int sc, unsigned char *dst, int dc, size_t npix) {
-    size_t i;
-    for (i = 0; i < npix; i++, src += sc, dst += dc) {
-        unsigned r, g, b, a, y;
-        if (sc <= 2) { r = g = b = src[0]; a = sc == 2 ? src[1] : 255; }
-        else { r = src[0]; g = src[1]; b = src[2]; a = sc == 4 ? src[3] : 255; }
-        y = sc <= 2 ? r : (77u * r + 150u * g + 29u * b) >> 8;
-        switch (dc) {
-        case 1: dst[0] = (unsigned char)y; break;
-        case 2: dst[0] = (unsigned char)y; dst[1] = (unsigned char)a; break;
-        case 3: dst[0] = (unsigned char)r; dst[1] = (unsigned char)g; dst[2] = (unsigned char)b; break;
-        default: dst[0] = (unsigned char)r; dst[1] = (unsigned char)g; dst[2] = (unsigned char)b; dst[3] = (unsigned char)a; break;
-        }
-    }
-    return 0;
-}
-
-AGDEF int ag_png_read_from_memory(const unsigned char *buf, size_t len, int channels, ag_array *out, ag_error *err) {
-    static const unsigned char sig[8] = { 137, 80, 78, 71, 13, 10, 26, 10 };
-    static const unsigned a7[7][4] = { { 0, 0, 8, 8 }, { 4, 0, 8, 8 }, { 0, 4, 4, 8 }, { 2, 0, 4, 4 },
-                                  { 0, 2, 2, 4 }, { 1, 0, 2, 2 }, { 0, 1, 1, 2 } };   /* x0 y0 dx dy */
-    ag__png p;
-    size_t pos = 8, idat_len = 0, idat_cap = 0, raw_len = 0, npix, bpp, rowb, y;
-    unsigned char *idat = NULL, *raw = NULL, *img = NULL, *fin;
-    uint64_t raw_need = 0;
-    int seen_ihdr = 0, seen_iend = 0, seen_idat = 0, pass, npass, r;
-    if (!out) return ag__fail(err, "png: NULL output");
-    memset(out, 0, sizeof *out);
-    if (channels < 0 || channels > 4) return ag__fail(err, "png: channels must be 0..4, got %d", channels);
-    if (!buf) len = 0;
-    if (len < 8 || memcmp(buf, sig, 8) != 0) return ag__fail(err, "png: bad signature (not a PNG file)");
-    memset(&p, 0, sizeof p);
-    while (!seen_iend) {
-        uint32_t clen;
-        const unsigned char *type, *data;
-        int k;
-        if (len - pos < 12) { ag__fail(err, "png: truncated (no IEND chunk)"); goto fail; }
-        clen = ag__rd32be(buf + pos);
-        type = buf + pos + 4;
-        data = buf + pos + 8;
-        if (clen > 0x7fffffffu || clen > len - pos - 12) { ag__fail(err, "png: truncated chunk"); goto fail; }
-        for (k = 0; k < 4; k++)
-            if (!((type[k] >= 'A' && type[k] <= 'Z') || (type[k] >= 'a' && type[k] <= 'z'))) {
-                ag__fail(err, "png: bad chunk type");
-                goto fail;
-            }
-        if (ag_crc32(0, type, (size_t)clen + 4) != ag__rd32be(data + clen)) {
-            ag__fail(err, "png: CRC mismatch in %.4s chunk (corrupt file)", (const char *)type);
-            goto fail;
-        }
-        pos += 12 + (size_t)clen;
-        if (!seen_ihdr && memcmp(type, "IHDR", 4) != 0) { ag__fail(err, "png: first chunk is not IHDR"); goto fail; }
-        if (!memcmp(type, "IHDR", 4)) {
-            int okd;
-            if (seen_ihdr || clen != 13) { ag__fail(err, "png: bad IHDR"); goto fail; }
-            p.w = ag__rd32be(data);
-            p.h = ag__rd32be(data + 4);
-            p.depth = data[8];
-            p.ctype = data[9];
-            p.interlace = data[12];
-            if (p.w == 0 || p.h == 0 || p.w > 0x7fffffffu || p.h > 0x7fffffffu) {
-                ag__fail(err, "png: bad image size %lux%lu", (unsigned long)p.w, (unsigned long)p.h);
-                goto fail;
-            }
-            if (data[10] != 0 || data[11] != 0 || p.interlace > 1) {
-                ag__fail(err, "png: unknown compression, filter or interlace method");
-                goto fail;
-            }
-            switch (p.ctype) {
-            case 0: p.fch = 1; okd = p.depth == 1 || p.depth == 2 || p.depth == 4 || p.depth == 8 || p.depth == 16; break;
-            case 2: p.fch = 3; okd = p.depth == 8 || p.depth == 16; break;
-            case 3: p.fch = 1; okd = p.depth == 1 || p.depth == 2 || p.depth == 4 || p.depth == 8; break;
-            case 4: p.fch = 2; okd = p.depth == 8 || p.depth == 16; break;
-            case 6: p.fch = 4; okd = p.depth == 8 || p.depth == 16; break;
-            default: { ag__fail(err, "png: bad colour type %d", p.ctype); goto fail; }
-            }
-            if (!okd) { ag__fail(err, "png: bit depth %d not allowed for colour type %d", p.depth, p.ctype); goto fail; }
-            if ((uint64_t)p.w * p.h > AG_PNG_MAX_PIXELS) {
-                ag__fail(err, "png: image too large (%lux%lu)", (unsigned long)p.w, (unsigned long)p.h);
-                goto fail;
-            }
-            seen_ihdr = 1;
-        } else if (!memcmp(type, "PLTE", 4)) {
-            uint32_t i;
-            if (seen_idat || p.npal) { ag__fail(err, "png: misplaced PLTE chunk"); goto fail; }
-            if (clen % 3 || clen == 0 || clen > 768) { ag__fail(err, "png: bad PLTE length %lu", (unsigned long)clen); goto fail; }
-            if (p.ctype == 0 || p.ctype == 4) { ag__fail(err, "png: PLTE in a grayscale image"); goto fail; }
-            p.npal = (int)(clen / 3);
-            for (i = 0; i < clen / 3; i++) {
-                p.pal[i][0] = data[3 * i];
-                p.pal[i][1] = data[3 * i + 1];
-                p.pal[i][2] = data[3 * i + 2];
-                p.pal[i][3] = 255;
-            }
-        } else if (!memcmp(type, "tRNS", 4)) {
-            uint32_t i;
-            if (seen_idat || p.has_trns) { ag__fail(err, "png: misplaced tRNS chunk"); goto fail; }
-            if (p.ctype == 3) {
-                if (!p.npal || clen > (uint32_t)p.npal) { ag__fail(err, "png: bad tRNS for a palette image"); goto fail; }
-                for (i = 0; i < clen; i++) p.pal[i][3] = data[i];
-            } else if (p.ctype == 0 && clen == 2) {
-                p.trns[0] = (uint32_t)data[0] << 8 | data[1];
-            } else if (p.ctype == 2 && clen == 6) {
-                for (i = 0; i < 3; i++) p.trns[i] = (uint32_t)data[2 * i] << 8 | data[2 * i + 1];
-            } else { ag__fail(err, "png: bad tRNS chunk for colour type %d", p.ctype); goto fail; }
-            p.has_trns = 1;
-        } else if (!memcmp(type, "IDAT", 4)) {
-            if (seen_idat == 2) { ag__fail(err, "png: IDAT chunks are not consecutive"); goto fail; }
-            seen_idat = 1;
-            if (ag__append(&idat, &idat_len, &idat_cap, data, clen, err)) goto fail;
-            continue;
-        } else if (!memcmp(type, "IEND", 4)) {
-            seen_iend = 1;
-        } else if (!(type[0] & 0x20)) {
-            ag__fail(err, "png: unknown critical chunk %.4s", (const char *)type);
-            goto fail;
-        }
-        if (seen_idat) seen_idat = 2;
-    }
-    if (!seen_idat) { AG_FREE(idat); return ag__fail(err, "png: no image data (IDAT)"); }
-    if (p.ctype == 3 && !p.npal) { AG_FREE(idat); return ag__fail(err, "png: palette image without PLTE"); }
-    p.nch = p.fch;
-    if (p.ctype == 3) p.nch = p.has_trns ? 4 : 3;
-    else if (p.has_trns) p.nch = p.fch + 1;
-    /* the exact size of the filtered data, pass by pass */
-    npass = p.interlace ? 7 : 1;
-    for (pass = 0; pass < npass; pass++) {
-        uint64_t pw = p.interlace ? (p.w > a7[pass][0] ? (p.w - a7[pass][0] + a7[pass][2] - 1) / a7[pass][2] : 0) : p.w;
-        uint64_t ph = p.interlace ? (p.h > a7[pass][1] ? (p.h - a7[pass][1] + a7[pass][3] - 1) / a7[pass][3] : 0) : p.h;
-        if (pw && ph) raw_need += ph * ((pw * (uint64_t)p.fch * (uint64_t)p.depth + 7) / 8 + 1);
-    }
-    if (raw_need > SIZE_MAX || raw_need / 1032 > (uint64_t)idat_len + 64) {
-        AG_FREE(idat);
-        return ag__fail(err, "png: image data too short for a %lux%lu image", (unsigned long)p.w, (unsigned long)p.h);
-    }
-    r = ag__inflate(idat, idat_len, 1, (size_t)raw_need, (size_t)raw_need, &raw, &raw_len, NULL, err);
-    AG_FREE(idat);
-    if (r) return ag__fail_prefix(err, "png: image data");
-    if (raw_len != raw_need) {
-        AG_FREE(raw);
-        return ag__fail(err, "png: image data truncated (%lu of %lu bytes)", (unsigned long)raw_len, (unsigned long)raw_need);
-    }
-    npix = (size_t)p.w * p.h;
-    img = (unsigned char *)AG_MALLOC(npix * (size_t)p.nch);
-    if (!img) { AG_FREE(raw); return ag__fail(err, "png: out of memory"); }
-    bpp = ((size_t)p.fch * (size_t)p.depth + 7) / 8;
-    {
-        unsigned char *cur = raw;
-        for (pass = 0; pass < npass; pass++) {
-            size_t x0 = p.interlace ? (size_t)a7[pass][0] : 0, y0 = p.interlace ? (size_t)a7[pass][1] : 0;
-            size_t dx = p.interlace ? (size_t)a7[pass][2] : 1, dy = p.interlace ? (size_t)a7[pass][3] : 1;
-            size_t pw = p.w > x0 ? (p.w - x0 + dx - 1) / dx : 0, ph = p.h > y0 ? (p.h - y0 + dy - 1) / dy : 0;
-            if (!pw || !ph) continue;
-            rowb = (pw * (size_t)p.fch * (size_t)p.depth + 7) / 8;
-            if (ag__png_unfilter(cur, rowb, ph, bpp, err)) { AG_FREE(raw); AG_FREE(img); return -1; }
-            for (y = 0; y < ph; y++) {
-                unsigned char *dst = img + ((y0 + y * dy) * p.w + x0) * (size_t)p.nch;
-                if (ag__png_row(&p, cur + y * (rowb + 1) + 1, pw, dst, dx, err)) { AG_FREE(raw); AG_FREE(img); return -1; }
-            }
-            cur += ph * (rowb + 1);
-        }
-    }
-    AG_FREE(raw);
-    fin = img;
-    if (channels && channels != p.nch) {
-        fin = (unsigned char *)AG_MALLOC(npix * (size_t)channels);
-        if (!fin) { AG_FREE(img); return ag__fail(err, "png: out of memory"); }
-        ag__png_convert(img, p.nch, fin, channels, npix);
-        AG_FREE(img);
-    }
-    out->name = NULL;
-    out->dtype = AG_DTYPE_U8;
-    out->ndim = 3;
-    out->shape[0] = p.h;
-    out->shape[1] = p.w;
-    out->shape[2] = channels ? channels : p.nch;
-    out->data = fin;
-    out->nbytes = npix * (size_t)out->shape[2];
-    return 0;
-fail:
-    AG_FREE(idat);
-    return -1;
-}
-
-AGDEF int ag_png_read(const char *path, int channels, ag_array *out, ag_error *err) {
-    unsigned char *buf; size_t len;
-    if (out) memset(out, 0, sizeof *out);
-    if (ag_read_file(path, &buf, &len, err)) return -1;
-    return ag__read_finish(path, buf, ag_png_read_from_memory(buf, len, channels, out, err), err);
-}
-
-static int ag__png_chunk(unsigned char **buf, size_t *len, size_t *cap, const char *type, const unsigned char *data,
-                         size_t n, ag_error *err) {
-    unsigned char h[8], c[4];
-    uint32_t crc;
-    ag__wr32be(h, (uint32_t)n);
-    memcpy(h + 4, type, 4);
-    crc = ag_crc32(0, type, 4);
-    crc = ag_crc32(crc, data, n);
-    ag__wr32be(c, crc);
-    if (ag__append(buf, len, cap, h, 8, err) || ag__append(buf, len, cap, data, n, err) ||
-        ag__append(buf, len, cap, c, 4, err))
-        return -1;
-    return 0;
-}
-
-AGDEF int ag_png_write_to_memory(const unsigned char *pixels, int width, int height, int channels,
-                                 unsigned char **out, size_t *out_len, ag_error *err) {
-    static const unsigned char sig[8] = { 137, 80, 78, 71, 13, 10, 26, 10 };
-    unsigned char ihdr[13], *filt, *z = NULL, *buf = NULL, *row;
-    size_t stride, y, i, zlen, len = 0, cap = 0, off, n;
-    int f;
-    if (out) *out = NULL;
-    if (out_len) *out_len = 0;
-    if (!out || !out_len || !pixels) return ag__fail(err, "png: NULL argument");
-    if (width <= 0 || height <= 0 || channels < 1 || channels > 4)
-        return ag__fail(err, "png: bad image %dx%d with %d channels", width, height, channels);
-    if ((uint64_t)width * (uint64_t)height > AG_PNG_MAX_PIXELS) return ag__fail(err, "png: image too large");
-    stride = (size_t)width * (size_t)channels;
-    if (((uint64_t)stride + 1) * ((uint64_t)height + 5) > SIZE_MAX) return ag__fail(err, "png: image too large");
-    filt = (unsigned char *)AG_MALLOC((stride + 1) * (size_t)height + 5 * (stride + 1));
-    if (!filt) return ag__fail(err, "png: out of memory");
-    row = filt + (stride + 1) * (size_t)height;   /* 5 scratch rows, one per filter */
-    for (y = 0; y < (size_t)height; y++) {
-        const unsigned char *x = pixels + y * stride, *up = y ? x - stride : NULL;
-        size_t best = 0;
-        uint64_t best_cost = 0;
-        for (f = 0; f < 5; f++) {
-            unsigned char *o = row + (size_t)f * (stride + 1);
-            uint64_t cost = 0;
-            o[0] = (unsigned char)f;
-            for (i = 0; i < stride; i++) {
-                int a = i >= (size_t)channels ? x[i - (size_t)channels] : 0, b = up ? up[i] : 0;
-                int c = (up && i >= (size_t)channels) ? up[i - (size_t)channels] : 0, v;
-                switch (f) {
-                case 0: v = x[i]; break;
-                case 1: v = x[i] - a; break;
-                case 2: v = x[i] - b; break;
-                case 3: v = x[i] - ((a + b) >> 1); break;
-                default: v = x[i] - ag__paeth(a, b, c); break;
-                }
-                o[i + 1] = (unsigned char)v;
-                cost += (uint64_t)(o[i + 1] < 128 ? o[i + 1] : 256 - o[i + 1]);
-            }
-            if (f == 0 || cost < best_cost) { best = (size_t)f; best_cost = cost; }
-        }
-        memcpy(filt + y * (stride + 1), row + best * (stride + 1), stride + 1);
-    }
-    if (ag__deflate_zlib(filt, (stride + 1) * (size_t)height, &z, &zlen, err)) { AG_FREE(filt); return -1; }
-    AG_FREE(filt);
-    ag__wr32be(ihdr, (uint32_t)width);
-    ag__wr32be(ihdr + 4, (uint32_t)height);
-    ihdr[8] = 8;
-    ihdr[9] = (unsigned char)(channels == 1 ? 0 : channels == 2 ? 4 : channels == 3 ? 2 : 6);
-    ihdr[10] = ihdr[11] = ihdr[12] = 0;
-    if (ag__append(&buf, &len, &cap, sig, 8, err) || ag__png_chunk(&buf, &len, &cap, "IHDR", ihdr, 13, err)) goto fail;
-    for (off = 0; off < zlen; off += n) {
-        n = zlen - off < ((size_t)1 << 20) ? zlen - off : ((size_t)1 << 20);
-        if (ag__png_chunk(&buf, &len, &cap, "IDAT", z + off, n, err)) goto fail;
-    }
-    if (ag__png_chunk(&buf, &len, &cap, "IEND", NULL, 0, err)) goto fail;
-    AG_FREE(z);
-    *out = buf;
-    *out_len = len;
-    return 0;
-fail:
-    AG_FREE(z);
-    AG_FREE(buf);
-    return -1;
-}
-
-AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width, int height, int channels, ag_error *err) {
-    unsigned char *buf = NULL; size_t len = 0;
-    int rc = ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err);
-    return ag__write_finish(path, buf, len, rc, err);
-}
-
-/* ---- line plots (ag_plot_png) ---- */
-typedef struct ag__canvas { int w, h; unsigned char *rgb; } ag__canvas;
-static void ag__px(ag__canvas *c, int x, int y, const unsigned char *col) {
-    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
-    memcpy(c->rgb + ((size_t)y * c->w + x) * 3, col, 3);
-}
-/* 3x5 glyphs, 2x scaled: rows top to bottom, 3 bits each (bit 2 = left column) */
-static void ag__text(ag__canvas *c, int x, int y, const char *s, const unsigned char *col) {
-    static const char chars[] = "0123456789.-+:()/=,_%ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    static const unsigned char glyphs[][5] = {
-        {7,5,5,5,7},{2,6,2,2,7},{7,1,7,4,7},{7,1,7,1,7},{5,5,7,1,1},{7,4,7,1,7},{7,4,7,5,7},{7,1,1,1,1},{7,5,7,5,7},{7,5,7,1,7},
-        {0,0,0,0,2},{0,0,7,0,0},{0,2,7,2,0},{0,2,0,2,0},{1,2,2,2,1},{4,2,2,2,4},{1,1,2,4,4},{0,7,0,7,0},{0,0,0,2,4},{0,0,0,0,7},{5,1,2,4,5},
-        {2,5,7,5,5},{6,5,6,5,6},{3,4,4,4,3},{6,5,5,5,6},{7,4,6,4,7},{7,4,6,4,4},{3,4,5,5,3},{5,5,7,5,5},{7,2,2,2,7},{1,1,1,5,2},
-        {5,5,6,5,5},{4,4,4,4,7},{5,7,7,5,5},{6,5,5,5,5},{2,5,5,5,2},{6,5,6,4,4},{2,5,5,6,3},{6,5,6,5,5},{3,4,2,1,6},{7,2,2,2,2},
-        {5,5,5,5,7},{5,5,5,5,2},{5,5,7,7,5},{5,5,2,5,5},{5,5,2,2,2},{7,1,2,4,7} };
-    for (; *s; s++, x += 8) {
-        char ch = *s >= 'a' && *s <= 'z' ? (char)(*s - 'a' + 'A') : *s; const char *p = strchr(chars, ch); int g, r, b, dx, dy;
-        if (!p || !ch) continue;
-        g = (int)(p - chars);
-        for (r = 0; r < 5; r++) for (b = 0; b < 3; b++) if (glyphs[g][r] & (4 >> b))
-            for (dy = 0; dy < 2; dy++) for (dx = 0; dx < 2; dx++) ag__px(c, x + 2 * b + dx, y + 2 * r + dy, col);
-    }
-}
-static void ag__line(ag__canvas *c, int x0, int y0, int x1, int y1, const unsigned char *col) {   /* Bresenham, 2 pixels wide */
-    int dx = x1 > x0 ? x1 - x0 : x0 - x1, sx = x0 < x1 ? 1 : -1, dy = -(y1 > y0 ? y1 - y0 : y0 - y1), sy = y0 < y1 ? 1 : -1, e = dx + dy;
-    for (;;) {
-        int e2 = 2 * e;
-        ag__px(c, x0, y0, col); ag__px(c, x0 + 1, y0, col); ag__px(c, x0, y0 + 1, col);
-        if (x0 == x1 && y0 == y1) break;
-        if (e2 >= dy) { e += dy; x0 += sx; }
-        if (e2 <= dx) { e += dx; y0 += sy; }
-    }
-}
-AGDEF int ag_plot_png(const char *path, const char *x_label, const ag_plot_series *series, int count, ag_error *err) {
-    static const unsigned char black[3] = { 40, 40, 40 }, grid[3] = { 215, 215, 215 };
-    ag__canvas c; int k, i, rc, left = 80, right, panel = 230, height = 180; double xmax = 0; char buf[64];
-    if (!path || count < 1 || count > 16 || !series) return ag__fail(err, "plot: 1 to 16 series needed");
-    c.w = 720; c.h = count * panel + 40; right = c.w - 20;
-    c.rgb = (unsigned char *)AG_MALLOC((size_t)c.w * c.h * 3);
-    if (!c.rgb) return ag__fail(err, "%s: out of memory", path);
-    memset(c.rgb, 255, (size_t)c.w * c.h * 3);
-    for (k = 0; k < count; k++) for (i = 0; i < series[k].n; i++) if (series[k].x[i] > xmax && series[k].x[i] < 1e300) xmax = series[k].x[i];
-    if (!(xmax > 0)) xmax = 1;
-    for (k = 0; k < count; k++) {
-        const ag_plot_series *S = &series[k]; int top = 20 + k * panel, bottom = top + height, prev = -1, px = 0, py = 0, g;
-        double lo = 1e300, hi = -1e300;
-        for (i = 0; i < S->n; i++) if (S->y[i] == S->y[i] && S->y[i] < 1e300 && S->y[i] > -1e300 && S->x[i] == S->x[i]) {
-            if (S->y[i] < lo) lo = S->y[i];
-            if (S->y[i] > hi) hi = S->y[i];
-        }
-        if (lo > hi) { lo = 0; hi = 1; }
-        if (hi - lo < 1e-9 * (1 + (hi > 0 ? hi : -hi))) { hi += 0.5; lo -= 0.5; }
-        for (g = 0; g <= 4; g++) {
-            int y = bottom - (int)((double)g / 4 * height), xx;
-            for (xx = left; xx <= right; xx++) ag__px(&c, xx, y, grid);
-            snprintf(buf, sizeof buf, "%.4g", lo + (hi - lo) * g / 4);
-            ag__text(&c, 4, y - 5, buf, black);
-        }
-        for (i = 0; S->marks && i < S->n_marks; i++) if (S->marks[i] >= 0 && S->marks[i] <= xmax) {
-            static const unsigned char mark[3] = { 150, 150, 230 };
-            int xx = left + (int)(S->marks[i] / xmax * (right - left)), y;
-            for (y = top; y <= bottom; y++) ag__px(&c, xx, y, mark);
-        }
-        for (i = top; i <= bottom; i++) { ag__px(&c, left, i, black); ag__px(&c, right, i, black); }
-        for (i = left; i <= right; i++) { ag__px(&c, i, top, black); ag__px(&c, i, bottom, black); }
-        ag__text(&c, left + 8, top + 8, S->label ? S->label : "", S->rgb);
-        ag__text(&c, left, bottom + 8, "0", black);
-        snprintf(buf, sizeof buf, "%.0f", xmax);
-        ag__text(&c, right - 8 * (int)strlen(buf), bottom + 8, buf, black);
-        for (i = 0; i < S->n; i++) {
-            int dx, dy;
-            if (!(S->y[i] == S->y[i] && S->y[i] < 1e300 && S->y[i] > -1e300 && S->x[i] >= 0 && S->x[i] <= xmax)) continue;
-            px = left + (int)(S->x[i] / xmax * (right - left));
-            py = bottom - (int)((S->y[i] - lo) / (hi - lo) * height);
-            if (prev >= 0) ag__line(&c, left + (int)(S->x[prev] / xmax * (right - left)), bottom - (int)((S->y[prev] - lo) / (hi - lo) * height), px, py, S->rgb);
-            for (dy = -2; dy <= 2; dy++) for (dx = -2; dx <= 2; dx++) ag__px(&c, px + dx, py + dy, S->rgb);
-            prev = i;
-        }
-    }
-    if (x_label) ag__text(&c, (c.w - 8 * (int)strlen(x_label)) / 2, c.h - 18, x_label, black);
-    rc = ag_png_write(path, c.rgb, c.w, c.h, 3, err);
-    AG_FREE(c.rgb);
-    return rc;
 }
 
 /* ---- PyTorch .pth: a small pickle VM and the state-dict reader ---- */
@@ -11214,19 +10797,469 @@ AGDEF int ag_pth_read(const char *path, ag_array_list *out, ag_error *err) {
     return ag__read_finish(path, buf, ag_pth_read_from_memory(buf, len, out, err), err);
 }
 
+/* ===================================================================================
+   15. Images: PNG and line plots
+   =================================================================================== */
 
-AGDEF ag_inception *ag_inception_load(const char *path, ag_error *err) {
-    ag_array_list sd; ag_inception *net; ag_error e; size_t n = strlen(path);
-    int rc;
-    memset(&sd, 0, sizeof sd);
-    if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0) rc = ag_safetensors_read(path, &sd, NULL, err);
-    else rc = ag_pth_read(path, &sd, err);
-    if (rc) return NULL;
-    net = ag_inception_from_arrays(&sd, &e);
-    ag_array_list_free(&sd);
-    if (!net) ag__fail(err, "%s: %s", path, e.msg);
-    return net;
+/* ---- PNG decode / encode ---- */
+
+static unsigned char ag__paeth(int a, int b, int c) {
+    int p = a + b - c, pa = p > a ? p - a : a - p, pb = p > b ? p - b : b - p, pc = p > c ? p - c : c - p;
+    if (pa <= pb && pa <= pc) return (unsigned char)a;
+    return (unsigned char)(pb <= pc ? b : c);
 }
+
+/* Undo the filters of h rows of rowbytes (+1 filter byte each), in place. */
+static int ag__png_unfilter(unsigned char *raw, size_t rowbytes, size_t h, size_t bpp, ag_error *err) {
+    size_t y, i;
+    unsigned char *prior = NULL;
+    for (y = 0; y < h; y++) {
+        unsigned char *row = raw + y * (rowbytes + 1), f = row[0], *x = row + 1;
+        switch (f) {
+        case 0: break;
+        case 1: for (i = bpp; i < rowbytes; i++) x[i] = (unsigned char)(x[i] + x[i - bpp]); break;
+        case 2: if (prior) for (i = 0; i < rowbytes; i++) x[i] = (unsigned char)(x[i] + prior[i]); break;
+        case 3:
+            for (i = 0; i < rowbytes; i++) {
+                int a = i >= bpp ? x[i - bpp] : 0, b = prior ? prior[i] : 0;
+                x[i] = (unsigned char)(x[i] + ((a + b) >> 1));
+            }
+            break;
+        case 4:
+            for (i = 0; i < rowbytes; i++) {
+                int a = i >= bpp ? x[i - bpp] : 0, b = prior ? prior[i] : 0, c = (i >= bpp && prior) ? prior[i - bpp] : 0;
+                x[i] = (unsigned char)(x[i] + ag__paeth(a, b, c));
+            }
+            break;
+        default: return ag__fail(err, "png: bad filter type %d in row %lu", f, (unsigned long)y);
+        }
+        prior = x;
+    }
+    return 0;
+}
+
+typedef struct ag__png {
+    uint32_t w, h;
+    int depth, ctype, interlace, fch;      /* fch: samples per pixel in the file */
+    unsigned char pal[256][4];
+    int npal, has_trns;
+    uint32_t trns[3];                      /* colour key (gray or RGB), in file sample units */
+    int nch;                               /* natural output channels */
+} ag__png;
+
+static uint32_t ag__png_sample(const unsigned char *row, size_t idx, int depth) {
+    if (depth == 8) return row[idx];
+    if (depth == 16) return (uint32_t)row[2 * idx] << 8 | row[2 * idx + 1];
+    {
+        size_t bit = idx * (size_t)depth;
+        return (uint32_t)(row[bit / 8] >> (8 - depth - (int)(bit % 8))) & ((1u << depth) - 1u);
+    }
+}
+
+static unsigned char ag__png_to8(uint32_t v, int depth) {
+    switch (depth) {
+    case 1: return (unsigned char)(v * 255u);
+    case 2: return (unsigned char)(v * 85u);
+    case 4: return (unsigned char)(v * 17u);
+    case 16: return (unsigned char)(v >> 8);
+    default: return (unsigned char)v;
+    }
+}
+
+/* Convert one unfiltered row (pass pixels) into the image: pixel k goes to column x0 + k*dx. */
+static int ag__png_row(const ag__png *p, const unsigned char *row, size_t pw, unsigned char *dst, size_t dx, ag_error *err) {
+    size_t k;
+    int c, nch = p->nch;
+    for (k = 0; k < pw; k++, dst += dx * (size_t)nch) {
+        uint32_t s[4];
+        for (c = 0; c < p->fch; c++) s[c] = ag__png_sample(row, k * (size_t)p->fch + (size_t)c, p->depth);
+        switch (p->ctype) {
+        case 0:
+            dst[0] = ag__png_to8(s[0], p->depth);
+            if (p->has_trns) dst[1] = s[0] == p->trns[0] ? 0 : 255;
+            break;
+        case 2:
+            for (c = 0; c < 3; c++) dst[c] = ag__png_to8(s[c], p->depth);
+            if (p->has_trns) dst[3] = (s[0] == p->trns[0] && s[1] == p->trns[1] && s[2] == p->trns[2]) ? 0 : 255;
+            break;
+        case 3:
+            if ((int)s[0] >= p->npal) return ag__fail(err, "png: palette index %u out of range (%d entries)", (unsigned)s[0], p->npal);
+            for (c = 0; c < nch; c++) dst[c] = p->pal[s[0]][c];
+            break;
+        case 4:
+            dst[0] = ag__png_to8(s[0], p->depth);
+            dst[1] = ag__png_to8(s[1], p->depth);
+            break;
+        default:
+            for (c = 0; c < 4; c++) dst[c] = ag__png_to8(s[c], p->depth);
+            break;
+        }
+    }
+    return 0;
+}
+
+static int ag__png_convert(const unsigned char *src, int sc, unsigned char *dst, int dc, size_t npix) {
+    size_t i;
+    for (i = 0; i < npix; i++, src += sc, dst += dc) {
+        unsigned r, g, b, a, y;
+        if (sc <= 2) { r = g = b = src[0]; a = sc == 2 ? src[1] : 255; }
+        else { r = src[0]; g = src[1]; b = src[2]; a = sc == 4 ? src[3] : 255; }
+        y = sc <= 2 ? r : (77u * r + 150u * g + 29u * b) >> 8;
+        switch (dc) {
+        case 1: dst[0] = (unsigned char)y; break;
+        case 2: dst[0] = (unsigned char)y; dst[1] = (unsigned char)a; break;
+        case 3: dst[0] = (unsigned char)r; dst[1] = (unsigned char)g; dst[2] = (unsigned char)b; break;
+        default: dst[0] = (unsigned char)r; dst[1] = (unsigned char)g; dst[2] = (unsigned char)b; dst[3] = (unsigned char)a; break;
+        }
+    }
+    return 0;
+}
+
+AGDEF int ag_png_read_from_memory(const unsigned char *buf, size_t len, int channels, ag_array *out, ag_error *err) {
+    static const unsigned char sig[8] = { 137, 80, 78, 71, 13, 10, 26, 10 };
+    static const unsigned a7[7][4] = { { 0, 0, 8, 8 }, { 4, 0, 8, 8 }, { 0, 4, 4, 8 }, { 2, 0, 4, 4 },
+                                  { 0, 2, 2, 4 }, { 1, 0, 2, 2 }, { 0, 1, 1, 2 } };   /* x0 y0 dx dy */
+    ag__png p;
+    size_t pos = 8, idat_len = 0, idat_cap = 0, raw_len = 0, npix, bpp, rowb, y;
+    unsigned char *idat = NULL, *raw = NULL, *img = NULL, *fin;
+    uint64_t raw_need = 0;
+    int seen_ihdr = 0, seen_iend = 0, seen_idat = 0, pass, npass, r;
+    if (!out) return ag__fail(err, "png: NULL output");
+    memset(out, 0, sizeof *out);
+    if (channels < 0 || channels > 4) return ag__fail(err, "png: channels must be 0..4, got %d", channels);
+    if (!buf) len = 0;
+    if (len < 8 || memcmp(buf, sig, 8) != 0) return ag__fail(err, "png: bad signature (not a PNG file)");
+    memset(&p, 0, sizeof p);
+    while (!seen_iend) {
+        uint32_t clen;
+        const unsigned char *type, *data;
+        int k;
+        if (len - pos < 12) { ag__fail(err, "png: truncated (no IEND chunk)"); goto fail; }
+        clen = ag__rd32be(buf + pos);
+        type = buf + pos + 4;
+        data = buf + pos + 8;
+        if (clen > 0x7fffffffu || clen > len - pos - 12) { ag__fail(err, "png: truncated chunk"); goto fail; }
+        for (k = 0; k < 4; k++)
+            if (!((type[k] >= 'A' && type[k] <= 'Z') || (type[k] >= 'a' && type[k] <= 'z'))) {
+                ag__fail(err, "png: bad chunk type");
+                goto fail;
+            }
+        if (ag_crc32(0, type, (size_t)clen + 4) != ag__rd32be(data + clen)) {
+            ag__fail(err, "png: CRC mismatch in %.4s chunk (corrupt file)", (const char *)type);
+            goto fail;
+        }
+        pos += 12 + (size_t)clen;
+        if (!seen_ihdr && memcmp(type, "IHDR", 4) != 0) { ag__fail(err, "png: first chunk is not IHDR"); goto fail; }
+        if (!memcmp(type, "IHDR", 4)) {
+            int okd;
+            if (seen_ihdr || clen != 13) { ag__fail(err, "png: bad IHDR"); goto fail; }
+            p.w = ag__rd32be(data);
+            p.h = ag__rd32be(data + 4);
+            p.depth = data[8];
+            p.ctype = data[9];
+            p.interlace = data[12];
+            if (p.w == 0 || p.h == 0 || p.w > 0x7fffffffu || p.h > 0x7fffffffu) {
+                ag__fail(err, "png: bad image size %lux%lu", (unsigned long)p.w, (unsigned long)p.h);
+                goto fail;
+            }
+            if (data[10] != 0 || data[11] != 0 || p.interlace > 1) {
+                ag__fail(err, "png: unknown compression, filter or interlace method");
+                goto fail;
+            }
+            switch (p.ctype) {
+            case 0: p.fch = 1; okd = p.depth == 1 || p.depth == 2 || p.depth == 4 || p.depth == 8 || p.depth == 16; break;
+            case 2: p.fch = 3; okd = p.depth == 8 || p.depth == 16; break;
+            case 3: p.fch = 1; okd = p.depth == 1 || p.depth == 2 || p.depth == 4 || p.depth == 8; break;
+            case 4: p.fch = 2; okd = p.depth == 8 || p.depth == 16; break;
+            case 6: p.fch = 4; okd = p.depth == 8 || p.depth == 16; break;
+            default: { ag__fail(err, "png: bad colour type %d", p.ctype); goto fail; }
+            }
+            if (!okd) { ag__fail(err, "png: bit depth %d not allowed for colour type %d", p.depth, p.ctype); goto fail; }
+            if ((uint64_t)p.w * p.h > AG_PNG_MAX_PIXELS) {
+                ag__fail(err, "png: image too large (%lux%lu)", (unsigned long)p.w, (unsigned long)p.h);
+                goto fail;
+            }
+            seen_ihdr = 1;
+        } else if (!memcmp(type, "PLTE", 4)) {
+            uint32_t i;
+            if (seen_idat || p.npal) { ag__fail(err, "png: misplaced PLTE chunk"); goto fail; }
+            if (clen % 3 || clen == 0 || clen > 768) { ag__fail(err, "png: bad PLTE length %lu", (unsigned long)clen); goto fail; }
+            if (p.ctype == 0 || p.ctype == 4) { ag__fail(err, "png: PLTE in a grayscale image"); goto fail; }
+            p.npal = (int)(clen / 3);
+            for (i = 0; i < clen / 3; i++) {
+                p.pal[i][0] = data[3 * i];
+                p.pal[i][1] = data[3 * i + 1];
+                p.pal[i][2] = data[3 * i + 2];
+                p.pal[i][3] = 255;
+            }
+        } else if (!memcmp(type, "tRNS", 4)) {
+            uint32_t i;
+            if (seen_idat || p.has_trns) { ag__fail(err, "png: misplaced tRNS chunk"); goto fail; }
+            if (p.ctype == 3) {
+                if (!p.npal || clen > (uint32_t)p.npal) { ag__fail(err, "png: bad tRNS for a palette image"); goto fail; }
+                for (i = 0; i < clen; i++) p.pal[i][3] = data[i];
+            } else if (p.ctype == 0 && clen == 2) {
+                p.trns[0] = (uint32_t)data[0] << 8 | data[1];
+            } else if (p.ctype == 2 && clen == 6) {
+                for (i = 0; i < 3; i++) p.trns[i] = (uint32_t)data[2 * i] << 8 | data[2 * i + 1];
+            } else { ag__fail(err, "png: bad tRNS chunk for colour type %d", p.ctype); goto fail; }
+            p.has_trns = 1;
+        } else if (!memcmp(type, "IDAT", 4)) {
+            if (seen_idat == 2) { ag__fail(err, "png: IDAT chunks are not consecutive"); goto fail; }
+            seen_idat = 1;
+            if (ag__append(&idat, &idat_len, &idat_cap, data, clen, err)) goto fail;
+            continue;
+        } else if (!memcmp(type, "IEND", 4)) {
+            seen_iend = 1;
+        } else if (!(type[0] & 0x20)) {
+            ag__fail(err, "png: unknown critical chunk %.4s", (const char *)type);
+            goto fail;
+        }
+        if (seen_idat) seen_idat = 2;
+    }
+    if (!seen_idat) { AG_FREE(idat); return ag__fail(err, "png: no image data (IDAT)"); }
+    if (p.ctype == 3 && !p.npal) { AG_FREE(idat); return ag__fail(err, "png: palette image without PLTE"); }
+    p.nch = p.fch;
+    if (p.ctype == 3) p.nch = p.has_trns ? 4 : 3;
+    else if (p.has_trns) p.nch = p.fch + 1;
+    /* the exact size of the filtered data, pass by pass */
+    npass = p.interlace ? 7 : 1;
+    for (pass = 0; pass < npass; pass++) {
+        uint64_t pw = p.interlace ? (p.w > a7[pass][0] ? (p.w - a7[pass][0] + a7[pass][2] - 1) / a7[pass][2] : 0) : p.w;
+        uint64_t ph = p.interlace ? (p.h > a7[pass][1] ? (p.h - a7[pass][1] + a7[pass][3] - 1) / a7[pass][3] : 0) : p.h;
+        if (pw && ph) raw_need += ph * ((pw * (uint64_t)p.fch * (uint64_t)p.depth + 7) / 8 + 1);
+    }
+    if (raw_need > SIZE_MAX || raw_need / 1032 > (uint64_t)idat_len + 64) {
+        AG_FREE(idat);
+        return ag__fail(err, "png: image data too short for a %lux%lu image", (unsigned long)p.w, (unsigned long)p.h);
+    }
+    r = ag__inflate(idat, idat_len, 1, (size_t)raw_need, (size_t)raw_need, &raw, &raw_len, NULL, err);
+    AG_FREE(idat);
+    if (r) return ag__fail_prefix(err, "png: image data");
+    if (raw_len != raw_need) {
+        AG_FREE(raw);
+        return ag__fail(err, "png: image data truncated (%lu of %lu bytes)", (unsigned long)raw_len, (unsigned long)raw_need);
+    }
+    npix = (size_t)p.w * p.h;
+    img = (unsigned char *)AG_MALLOC(npix * (size_t)p.nch);
+    if (!img) { AG_FREE(raw); return ag__fail(err, "png: out of memory"); }
+    bpp = ((size_t)p.fch * (size_t)p.depth + 7) / 8;
+    {
+        unsigned char *cur = raw;
+        for (pass = 0; pass < npass; pass++) {
+            size_t x0 = p.interlace ? (size_t)a7[pass][0] : 0, y0 = p.interlace ? (size_t)a7[pass][1] : 0;
+            size_t dx = p.interlace ? (size_t)a7[pass][2] : 1, dy = p.interlace ? (size_t)a7[pass][3] : 1;
+            size_t pw = p.w > x0 ? (p.w - x0 + dx - 1) / dx : 0, ph = p.h > y0 ? (p.h - y0 + dy - 1) / dy : 0;
+            if (!pw || !ph) continue;
+            rowb = (pw * (size_t)p.fch * (size_t)p.depth + 7) / 8;
+            if (ag__png_unfilter(cur, rowb, ph, bpp, err)) { AG_FREE(raw); AG_FREE(img); return -1; }
+            for (y = 0; y < ph; y++) {
+                unsigned char *dst = img + ((y0 + y * dy) * p.w + x0) * (size_t)p.nch;
+                if (ag__png_row(&p, cur + y * (rowb + 1) + 1, pw, dst, dx, err)) { AG_FREE(raw); AG_FREE(img); return -1; }
+            }
+            cur += ph * (rowb + 1);
+        }
+    }
+    AG_FREE(raw);
+    fin = img;
+    if (channels && channels != p.nch) {
+        fin = (unsigned char *)AG_MALLOC(npix * (size_t)channels);
+        if (!fin) { AG_FREE(img); return ag__fail(err, "png: out of memory"); }
+        ag__png_convert(img, p.nch, fin, channels, npix);
+        AG_FREE(img);
+    }
+    out->name = NULL;
+    out->dtype = AG_DTYPE_U8;
+    out->ndim = 3;
+    out->shape[0] = p.h;
+    out->shape[1] = p.w;
+    out->shape[2] = channels ? channels : p.nch;
+    out->data = fin;
+    out->nbytes = npix * (size_t)out->shape[2];
+    return 0;
+fail:
+    AG_FREE(idat);
+    return -1;
+}
+
+AGDEF int ag_png_read(const char *path, int channels, ag_array *out, ag_error *err) {
+    unsigned char *buf; size_t len;
+    if (out) memset(out, 0, sizeof *out);
+    if (ag_read_file(path, &buf, &len, err)) return -1;
+    return ag__read_finish(path, buf, ag_png_read_from_memory(buf, len, channels, out, err), err);
+}
+
+static int ag__png_chunk(unsigned char **buf, size_t *len, size_t *cap, const char *type, const unsigned char *data,
+                         size_t n, ag_error *err) {
+    unsigned char h[8], c[4];
+    uint32_t crc;
+    ag__wr32be(h, (uint32_t)n);
+    memcpy(h + 4, type, 4);
+    crc = ag_crc32(0, type, 4);
+    crc = ag_crc32(crc, data, n);
+    ag__wr32be(c, crc);
+    if (ag__append(buf, len, cap, h, 8, err) || ag__append(buf, len, cap, data, n, err) ||
+        ag__append(buf, len, cap, c, 4, err))
+        return -1;
+    return 0;
+}
+
+AGDEF int ag_png_write_to_memory(const unsigned char *pixels, int width, int height, int channels,
+                                 unsigned char **out, size_t *out_len, ag_error *err) {
+    static const unsigned char sig[8] = { 137, 80, 78, 71, 13, 10, 26, 10 };
+    unsigned char ihdr[13], *filt, *z = NULL, *buf = NULL, *row;
+    size_t stride, y, i, zlen, len = 0, cap = 0, off, n;
+    int f;
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!out || !out_len || !pixels) return ag__fail(err, "png: NULL argument");
+    if (width <= 0 || height <= 0 || channels < 1 || channels > 4)
+        return ag__fail(err, "png: bad image %dx%d with %d channels", width, height, channels);
+    if ((uint64_t)width * (uint64_t)height > AG_PNG_MAX_PIXELS) return ag__fail(err, "png: image too large");
+    stride = (size_t)width * (size_t)channels;
+    if (((uint64_t)stride + 1) * ((uint64_t)height + 5) > SIZE_MAX) return ag__fail(err, "png: image too large");
+    filt = (unsigned char *)AG_MALLOC((stride + 1) * (size_t)height + 5 * (stride + 1));
+    if (!filt) return ag__fail(err, "png: out of memory");
+    row = filt + (stride + 1) * (size_t)height;   /* 5 scratch rows, one per filter */
+    for (y = 0; y < (size_t)height; y++) {
+        const unsigned char *x = pixels + y * stride, *up = y ? x - stride : NULL;
+        size_t best = 0;
+        uint64_t best_cost = 0;
+        for (f = 0; f < 5; f++) {
+            unsigned char *o = row + (size_t)f * (stride + 1);
+            uint64_t cost = 0;
+            o[0] = (unsigned char)f;
+            for (i = 0; i < stride; i++) {
+                int a = i >= (size_t)channels ? x[i - (size_t)channels] : 0, b = up ? up[i] : 0;
+                int c = (up && i >= (size_t)channels) ? up[i - (size_t)channels] : 0, v;
+                switch (f) {
+                case 0: v = x[i]; break;
+                case 1: v = x[i] - a; break;
+                case 2: v = x[i] - b; break;
+                case 3: v = x[i] - ((a + b) >> 1); break;
+                default: v = x[i] - ag__paeth(a, b, c); break;
+                }
+                o[i + 1] = (unsigned char)v;
+                cost += (uint64_t)(o[i + 1] < 128 ? o[i + 1] : 256 - o[i + 1]);
+            }
+            if (f == 0 || cost < best_cost) { best = (size_t)f; best_cost = cost; }
+        }
+        memcpy(filt + y * (stride + 1), row + best * (stride + 1), stride + 1);
+    }
+    if (ag__deflate_zlib(filt, (stride + 1) * (size_t)height, &z, &zlen, err)) { AG_FREE(filt); return -1; }
+    AG_FREE(filt);
+    ag__wr32be(ihdr, (uint32_t)width);
+    ag__wr32be(ihdr + 4, (uint32_t)height);
+    ihdr[8] = 8;
+    ihdr[9] = (unsigned char)(channels == 1 ? 0 : channels == 2 ? 4 : channels == 3 ? 2 : 6);
+    ihdr[10] = ihdr[11] = ihdr[12] = 0;
+    if (ag__append(&buf, &len, &cap, sig, 8, err) || ag__png_chunk(&buf, &len, &cap, "IHDR", ihdr, 13, err)) goto fail;
+    for (off = 0; off < zlen; off += n) {
+        n = zlen - off < ((size_t)1 << 20) ? zlen - off : ((size_t)1 << 20);
+        if (ag__png_chunk(&buf, &len, &cap, "IDAT", z + off, n, err)) goto fail;
+    }
+    if (ag__png_chunk(&buf, &len, &cap, "IEND", NULL, 0, err)) goto fail;
+    AG_FREE(z);
+    *out = buf;
+    *out_len = len;
+    return 0;
+fail:
+    AG_FREE(z);
+    AG_FREE(buf);
+    return -1;
+}
+
+AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width, int height, int channels, ag_error *err) {
+    unsigned char *buf = NULL; size_t len = 0;
+    int rc = ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err);
+    return ag__write_finish(path, buf, len, rc, err);
+}
+
+/* ---- line plots (ag_plot_png) ---- */
+typedef struct ag__canvas { int w, h; unsigned char *rgb; } ag__canvas;
+static void ag__px(ag__canvas *c, int x, int y, const unsigned char *col) {
+    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
+    memcpy(c->rgb + ((size_t)y * c->w + x) * 3, col, 3);
+}
+/* 3x5 glyphs, 2x scaled: rows top to bottom, 3 bits each (bit 2 = left column) */
+static void ag__text(ag__canvas *c, int x, int y, const char *s, const unsigned char *col) {
+    static const char chars[] = "0123456789.-+:()/=,_%ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    static const unsigned char glyphs[][5] = {
+        {7,5,5,5,7},{2,6,2,2,7},{7,1,7,4,7},{7,1,7,1,7},{5,5,7,1,1},{7,4,7,1,7},{7,4,7,5,7},{7,1,1,1,1},{7,5,7,5,7},{7,5,7,1,7},
+        {0,0,0,0,2},{0,0,7,0,0},{0,2,7,2,0},{0,2,0,2,0},{1,2,2,2,1},{4,2,2,2,4},{1,1,2,4,4},{0,7,0,7,0},{0,0,0,2,4},{0,0,0,0,7},{5,1,2,4,5},
+        {2,5,7,5,5},{6,5,6,5,6},{3,4,4,4,3},{6,5,5,5,6},{7,4,6,4,7},{7,4,6,4,4},{3,4,5,5,3},{5,5,7,5,5},{7,2,2,2,7},{1,1,1,5,2},
+        {5,5,6,5,5},{4,4,4,4,7},{5,7,7,5,5},{6,5,5,5,5},{2,5,5,5,2},{6,5,6,4,4},{2,5,5,6,3},{6,5,6,5,5},{3,4,2,1,6},{7,2,2,2,2},
+        {5,5,5,5,7},{5,5,5,5,2},{5,5,7,7,5},{5,5,2,5,5},{5,5,2,2,2},{7,1,2,4,7} };
+    for (; *s; s++, x += 8) {
+        char ch = *s >= 'a' && *s <= 'z' ? (char)(*s - 'a' + 'A') : *s; const char *p = strchr(chars, ch); int g, r, b, dx, dy;
+        if (!p || !ch) continue;
+        g = (int)(p - chars);
+        for (r = 0; r < 5; r++) for (b = 0; b < 3; b++) if (glyphs[g][r] & (4 >> b))
+            for (dy = 0; dy < 2; dy++) for (dx = 0; dx < 2; dx++) ag__px(c, x + 2 * b + dx, y + 2 * r + dy, col);
+    }
+}
+static void ag__line(ag__canvas *c, int x0, int y0, int x1, int y1, const unsigned char *col) {   /* Bresenham, 2 pixels wide */
+    int dx = x1 > x0 ? x1 - x0 : x0 - x1, sx = x0 < x1 ? 1 : -1, dy = -(y1 > y0 ? y1 - y0 : y0 - y1), sy = y0 < y1 ? 1 : -1, e = dx + dy;
+    for (;;) {
+        int e2 = 2 * e;
+        ag__px(c, x0, y0, col); ag__px(c, x0 + 1, y0, col); ag__px(c, x0, y0 + 1, col);
+        if (x0 == x1 && y0 == y1) break;
+        if (e2 >= dy) { e += dy; x0 += sx; }
+        if (e2 <= dx) { e += dx; y0 += sy; }
+    }
+}
+AGDEF int ag_plot_png(const char *path, const char *x_label, const ag_plot_series *series, int count, ag_error *err) {
+    static const unsigned char black[3] = { 40, 40, 40 }, grid[3] = { 215, 215, 215 };
+    ag__canvas c; int k, i, rc, left = 80, right, panel = 230, height = 180; double xmax = 0; char buf[64];
+    if (!path || count < 1 || count > 16 || !series) return ag__fail(err, "plot: 1 to 16 series needed");
+    c.w = 720; c.h = count * panel + 40; right = c.w - 20;
+    c.rgb = (unsigned char *)AG_MALLOC((size_t)c.w * c.h * 3);
+    if (!c.rgb) return ag__fail(err, "%s: out of memory", path);
+    memset(c.rgb, 255, (size_t)c.w * c.h * 3);
+    for (k = 0; k < count; k++) for (i = 0; i < series[k].n; i++) if (series[k].x[i] > xmax && series[k].x[i] < 1e300) xmax = series[k].x[i];
+    if (!(xmax > 0)) xmax = 1;
+    for (k = 0; k < count; k++) {
+        const ag_plot_series *S = &series[k]; int top = 20 + k * panel, bottom = top + height, prev = -1, px = 0, py = 0, g;
+        double lo = 1e300, hi = -1e300;
+        for (i = 0; i < S->n; i++) if (S->y[i] == S->y[i] && S->y[i] < 1e300 && S->y[i] > -1e300 && S->x[i] == S->x[i]) {
+            if (S->y[i] < lo) lo = S->y[i];
+            if (S->y[i] > hi) hi = S->y[i];
+        }
+        if (lo > hi) { lo = 0; hi = 1; }
+        if (hi - lo < 1e-9 * (1 + (hi > 0 ? hi : -hi))) { hi += 0.5; lo -= 0.5; }
+        for (g = 0; g <= 4; g++) {
+            int y = bottom - (int)((double)g / 4 * height), xx;
+            for (xx = left; xx <= right; xx++) ag__px(&c, xx, y, grid);
+            snprintf(buf, sizeof buf, "%.4g", lo + (hi - lo) * g / 4);
+            ag__text(&c, 4, y - 5, buf, black);
+        }
+        for (i = 0; S->marks && i < S->n_marks; i++) if (S->marks[i] >= 0 && S->marks[i] <= xmax) {
+            static const unsigned char mark[3] = { 150, 150, 230 };
+            int xx = left + (int)(S->marks[i] / xmax * (right - left)), y;
+            for (y = top; y <= bottom; y++) ag__px(&c, xx, y, mark);
+        }
+        for (i = top; i <= bottom; i++) { ag__px(&c, left, i, black); ag__px(&c, right, i, black); }
+        for (i = left; i <= right; i++) { ag__px(&c, i, top, black); ag__px(&c, i, bottom, black); }
+        ag__text(&c, left + 8, top + 8, S->label ? S->label : "", S->rgb);
+        ag__text(&c, left, bottom + 8, "0", black);
+        snprintf(buf, sizeof buf, "%.0f", xmax);
+        ag__text(&c, right - 8 * (int)strlen(buf), bottom + 8, buf, black);
+        for (i = 0; i < S->n; i++) {
+            int dx, dy;
+            if (!(S->y[i] == S->y[i] && S->y[i] < 1e300 && S->y[i] > -1e300 && S->x[i] >= 0 && S->x[i] <= xmax)) continue;
+            px = left + (int)(S->x[i] / xmax * (right - left));
+            py = bottom - (int)((S->y[i] - lo) / (hi - lo) * height);
+            if (prev >= 0) ag__line(&c, left + (int)(S->x[prev] / xmax * (right - left)), bottom - (int)((S->y[prev] - lo) / (hi - lo) * height), px, py, S->rgb);
+            for (dy = -2; dy <= 2; dy++) for (dx = -2; dx <= 2; dx++) ag__px(&c, px + dx, py + dy, S->rgb);
+            prev = i;
+        }
+    }
+    if (x_label) ag__text(&c, (c.w - 8 * (int)strlen(x_label)) / 2, c.h - 18, x_label, black);
+    rc = ag_png_write(path, c.rgb, c.w, c.h, 3, err);
+    AG_FREE(c.rgb);
+    return rc;
+}
+
 
 #endif /* AUTOGAN_IMPLEMENTATION_DONE */
 #endif /* AUTOGAN_IMPLEMENTATION */

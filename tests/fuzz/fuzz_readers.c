@@ -184,7 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 8: fz_png_roundtrip(d, n); break;
     case 9: {   /* safetensors: arrays self-consistent, metadata a string */
         ag_array_list l; char *meta = NULL;
-        r = ag_safetensors_read_memory(d, n, &l, &meta, &err);
+        r = ag_safetensors_read_from_memory(d, n, &l, &meta, &err);
         fz_check_error(r, &err);
         if (!r) {
             int k;
