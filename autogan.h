@@ -5161,7 +5161,7 @@ AGDEF int ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error 
    stl10_binary/), in the reference's order (data_batch_1..5; train then unlabeled) whatever
    the order in the archive. Small members are collected whole; STL-10's image files are
    decoded (and resized) in batches of 256 images while they stream. */
-static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err); /* section 10 */
+static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err); /* section 14 (the pickle machine) */
 
 #define AG__STL_SIDE 96
 #define AG__STL_RECORD (3 * 96 * 96)
