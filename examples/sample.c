@@ -23,6 +23,7 @@
    --num_eval_imgs images are made (the last batch may be smaller). */
 #define AUTOGAN_IMPLEMENTATION
 #include "../autogan.h"
+#include "cli.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,60 +61,43 @@ static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
-static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
-    char *end; long x = strtol(v, &end, 10);
-    if (end == v || *end || x < lo || x > hi) { fprintf(stderr, "sample: %s '%s': expected an integer in [%d, %d]\n", flag, v, lo, hi); return -1; }
-    *out = (int)x;
-    return 0;
-}
-
-static int parse_args(int argc, char **argv, options *o) {
-    int i;
+/* the flags (examples/cli.h: underscores as the reference, hyphenated aliases, --flag=value;
+   an error names the flag and the value and exits 2 before any work) */
+static void parse_args(int argc, char **argv, options *o) {
+    cli c;
     memset(o, 0, sizeof *o);
     o->gf = 256; o->latent = 128; o->bottom_width = 4; o->num_eval = 50000; o->batch = 100; o->splits = 10; o->seed = 12345;
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); exit(0); }
-        if (!strcmp(a, "--arch")) {
-            while (i + 1 < argc && argv[i + 1][0] != '-') {
-                char *end; long t = strtol(argv[i + 1], &end, 10);
-                if (*end || end == argv[i + 1]) { fprintf(stderr, "sample: --arch token '%s' is not an integer\n", argv[i + 1]); return -1; }
-                if (o->arch_len == AG_ARCH_MAX) { fprintf(stderr, "sample: --arch takes at most %d tokens\n", AG_ARCH_MAX); return -1; }
-                o->arch[o->arch_len++] = (int)t; i++;
+    cli_start(&c, "sample", argc, argv);
+    while (cli_next(&c)) {
+        if (cli_is(&c, "-h") || cli_is(&c, "--help")) { usage(); exit(0); }
+        else if (cli_is(&c, "--arch")) {
+            while (cli_more(&c)) {
+                if (o->arch_len == AG_ARCH_MAX) cli_fail(&c, "--arch takes at most %d tokens", AG_ARCH_MAX);
+                o->arch[o->arch_len++] = (int)cli_int(&c, 0, 255);
             }
-            if (!o->arch_len) { fprintf(stderr, "sample: --arch needs tokens\n"); return -1; }
-            continue;
+            if (!o->arch_len) cli_fail(&c, "--arch needs tokens");
         }
-        if (a[0] != '-' || a[1] != '-') { fprintf(stderr, "sample: unexpected argument '%s'\n", a); return -1; }
-        if (!v) { fprintf(stderr, "sample: %s needs a value\n", a); return -1; }
-        if (!strcmp(a, "--gen_model")) o->gen_model = v;
-        else if (!strcmp(a, "--load_path")) o->load_path = v;
-        else if (!strcmp(a, "--z")) o->z_path = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--inception")) o->inception = v;
-        else if (!strcmp(a, "--fid_stat")) o->fid_stat = v;
-        else if (!strcmp(a, "--gf_dim")) { if (parse_int(a, v, 1, 4096, &o->gf)) return -1; }
-        else if (!strcmp(a, "--latent_dim")) { if (parse_int(a, v, 1, 65536, &o->latent)) return -1; }
-        else if (!strcmp(a, "--bottom_width")) { if (parse_int(a, v, 1, 64, &o->bottom_width)) return -1; }
-        else if (!strcmp(a, "--num_eval_imgs")) { if (parse_int(a, v, 1, 100000000, &o->num_eval)) return -1; o->num_eval_set = 1; }
-        else if (!strcmp(a, "--eval_batch_size")) { if (parse_int(a, v, 1, 4096, &o->batch)) return -1; }
-        else if (!strcmp(a, "--threads")) { if (parse_int(a, v, 0, 1024, &o->threads)) return -1; }
-        else if (!strcmp(a, "--splits")) { if (parse_int(a, v, 1, 1000, &o->splits)) return -1; }
-        else if (!strcmp(a, "--seed") || !strcmp(a, "--random_seed")) {
-            char *end; o->seed = strtoull(v, &end, 10);
-            if (end == v || *end) { fprintf(stderr, "sample: %s '%s' is not a number\n", a, v); return -1; }
-        } else { fprintf(stderr, "sample: unknown option '%s'\n", a); takes = 0; }
-        if (!takes) return -1;
-        i++;
+        else if (cli_is(&c, "--gen_model")) o->gen_model = cli_str(&c);
+        else if (cli_is(&c, "--load_path")) o->load_path = cli_str(&c);
+        else if (cli_is(&c, "--z")) o->z_path = cli_str(&c);
+        else if (cli_is(&c, "--out")) o->out = cli_str(&c);
+        else if (cli_is(&c, "--inception")) o->inception = cli_str(&c);
+        else if (cli_is(&c, "--fid_stat")) o->fid_stat = cli_str(&c);
+        else if (cli_is(&c, "--gf_dim")) o->gf = (int)cli_int(&c, 1, 4096);
+        else if (cli_is(&c, "--latent_dim")) o->latent = (int)cli_int(&c, 1, 65536);
+        else if (cli_is(&c, "--bottom_width")) o->bottom_width = (int)cli_int(&c, 1, 64);
+        else if (cli_is(&c, "--num_eval_imgs")) { o->num_eval = (int)cli_int(&c, 1, 100000000); o->num_eval_set = 1; }
+        else if (cli_is(&c, "--eval_batch_size")) o->batch = (int)cli_int(&c, 1, 4096);
+        else if (cli_is(&c, "--threads")) o->threads = cli_threads(&c);
+        else if (cli_is(&c, "--splits")) o->splits = (int)cli_int(&c, 1, 1000);
+        else if (cli_is(&c, "--seed") || cli_is(&c, "--random_seed")) o->seed = cli_u64(&c);
+        else cli_unknown(&c);
     }
-    if (!o->load_path) { fprintf(stderr, "sample: --load_path FILE is required\n"); return -1; }
-    if (!o->gen_model && !o->arch_len && !ends_with(o->load_path, ".safetensors")) {
-        fprintf(stderr, "sample: give --gen_model NAME or --arch (14 tokens) for a .pth (a .safetensors from build/train names its model)\n"); return -1;
-    }
-    if (!o->out && !o->inception) { fprintf(stderr, "sample: nothing to do: give --out FILE.npy|DIR and/or --inception W\n"); return -1; }
-    if (o->fid_stat && !o->inception) { fprintf(stderr, "sample: --fid_stat needs --inception W\n"); return -1; }
-    return 0;
+    if (!o->load_path) cli_fail(&c, "--load_path FILE is required");
+    if (!o->gen_model && !o->arch_len && !ends_with(o->load_path, ".safetensors"))
+        cli_fail(&c, "give --gen_model NAME or --arch (14 tokens) for a .pth (a .safetensors from build/train names its model)");
+    if (!o->out && !o->inception) cli_fail(&c, "nothing to do: give --out FILE.npy|DIR and/or --inception W");
+    if (o->fid_stat && !o->inception) cli_fail(&c, "--fid_stat needs --inception W");
 }
 
 /* the generator the options name; 0 or -1 with a message */
@@ -170,9 +154,9 @@ typedef struct scoring {
 int main(int argc, char **argv) {
     options o; ag_generator G; ag_ctx *ctx = NULL; ag_error err; ag_array zfile, hdr_arr; scoring sc; ag_fid_stats ref;
     FILE *npy = NULL; char tmp_path[4096], key[64]; unsigned char *img = NULL; int rc = 1, R, out_dir = 0;
-    int64_t done = 0; time_t t0, last; ag_rng zrng;
+    int64_t done = 0; double t0, last; ag_rng zrng;
     memset(&zfile, 0, sizeof zfile); memset(&sc, 0, sizeof sc); memset(&ref, 0, sizeof ref); memset(&G, 0, sizeof G);
-    if (parse_args(argc, argv, &o)) { usage(); return 2; }
+    parse_args(argc, argv, &o);
     if (build_generator(&o, &G)) return 2;
     if (ag_generator_load(&G, o.load_path, key, sizeof key, &err)) { fprintf(stderr, "sample: %s\n", err.msg); goto done; }
     fprintf(stderr, "sample: %s generator, %zu parameters, '%s' of %s\n", G.derived ? "derived" : "shared", ag_params_count(&G.params), key, o.load_path);
@@ -219,7 +203,7 @@ int main(int argc, char **argv) {
     if (!(ctx = ag_ctx_create(o.seed)) || !(img = (unsigned char *)malloc((size_t)o.batch * R * R * 3))) { fprintf(stderr, "sample: out of memory\n"); goto done; }
     if (o.threads > 0) ag_ctx_set_threads(ctx, o.threads);
     ag_ctx_set_grad_enabled(ctx, 0);
-    t0 = last = time(NULL);
+    t0 = last = ag_wall_seconds();
     while (done < o.num_eval) {
         int n = (int)(o.num_eval - done < o.batch ? o.num_eval - done : o.batch), shape[2], k, c, y, x;
         ag_tensor *z, *out;
@@ -245,10 +229,10 @@ int main(int argc, char **argv) {
             if (ag_fid_stats_add(&sc.stats, sc.pool3, n, &err)) { fprintf(stderr, "sample: FID statistics: %s\n", err.msg); goto done; }
         }
         done += n;
-        if (time(NULL) - last >= 5 || done == o.num_eval) {
-            double el = difftime(time(NULL), t0), rate = el > 0 ? done / el : 0;
+        if (ag_wall_seconds() - last >= 5 || done == o.num_eval) {
+            double el = ag_wall_seconds() - t0, rate = el > 0 ? done / el : 0;
             fprintf(stderr, "sample: %lld/%d images, %.1f img/s, eta %.0f s\n", (long long)done, o.num_eval, rate, rate > 0 ? (o.num_eval - done) / rate : 0.0);
-            last = time(NULL);
+            last = ag_wall_seconds();
         }
     }
     if (npy) {

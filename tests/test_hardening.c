@@ -221,6 +221,31 @@ static int test_train_strict_flags(void) {
                          out, sizeof out) == 0, "aliases: %s", out);
     return 0;
 }
+/* build/sample takes the same convention (it had a parser of its own) */
+static int test_sample_strict_flags(void) {
+    static const struct { const char *args, *want; } cases[] = {
+        { "--load_path x.pth --gen_model autogan_cifar10_a --out o.npy --num_eval_imgs abc", "--num_eval_imgs 'abc' is not an integer" },
+        { "--load_path x.pth --arch 1 0 x --out o.npy", "--arch 'x' is not an integer" },
+        { "--load_path x.pth --gen_model autogan_cifar10_a --out o.npy --eval_batch_size 0", "--eval_batch_size 0 is out of range" },
+        { "--load_path x.pth --gen_model autogan_cifar10_a --out o.npy --seed -3", "--seed '-3'" },
+        { "--load_path x.pth --gen_model autogan_cifar10_a --out o.npy --threads 100000", "--threads 100000 is out of range" },
+        { "--load_path x.pth --gen_model autogan_cifar10_a --out", "--out needs a value" },
+        { "--load_path x.pth --gen_model autogan_cifar10_a --bogus 1", "unknown option '--bogus'" },
+        { "--load_path x.pth --gen_model autogan_cifar10_a", "nothing to do" },
+        { "--gen_model autogan_cifar10_a --out o.npy", "--load_path FILE is required" },
+        { "--load_path x.pth --out o.npy", "give --gen_model NAME or --arch" },
+    };
+    char out[8192], cmd[1024]; size_t k; int rc;
+    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(cmd, sizeof cmd, "./build/sample %s", cases[k].args);
+        rc = test_run_command(cmd, out, sizeof out);
+        TEST_CHECK(rc == 2 && strstr(out, cases[k].want), "sample %s: exit %d, wanted 2 and '%s' in:\n%s", cases[k].args, rc, cases[k].want, out);
+    }
+    /* hyphenated aliases and --flag=value reach the file (and its error), not the parser */
+    rc = test_run_command("./build/sample --load-path build/no_such.pth --gen-model=autogan_cifar10_a --num-eval-imgs=4 --out build/x.npy", out, sizeof out);
+    TEST_CHECK(rc != 0 && strstr(out, "build/no_such.pth") && !strstr(out, "unknown option"), "aliases: exit %d\n%s", rc, out);
+    return 0;
+}
 static int test_train_resume_contract(void) {
     char out[16384]; const char *base = "./build/train --gf_dim 8 --df_dim 8 --latent_dim 8 --bottom_width 1 --gen_bs 2 --dis_bs 2 --n_critic 1 "
                                         "--threads 2 --ema 0.9 --dataset mnist --data_path tests/data/datasets/mnist --log_dir build/harden_train";
@@ -279,6 +304,7 @@ static const test_case tests_hardening[] = {
 #ifdef HARDEN_POSIX
     { "hardening/killed_writers_leak_nothing", test_killed_writers_leak_nothing },
     { "hardening/train_strict_flags", test_train_strict_flags },
+    { "hardening/sample_strict_flags", test_sample_strict_flags },
     { "hardening/train_resume_contract", test_train_resume_contract },
     { "hardening/score_checks_first", test_score_checks_first },
 #endif
