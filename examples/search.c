@@ -453,6 +453,7 @@ static int train_controller(search *s, int iter, int *best_arch, double *best_re
     float *h0 = (float *)malloc(sizeof(float) * B * H), *c0 = (float *)malloc(sizeof(float) * B * H), *adv = (float *)malloc(sizeof(float) * B);
     double *R = (double *)malloc(sizeof(double) * B); ag_error err; int rc = -1;
     *best_reward = -1e300;
+    s->st.has_baseline = 0;   /* as the reference's train_controller (baseline = None): each search iteration starts its own */
     if (!archs || !pidx || !acts || !ent || !h0 || !c0 || !adv || !R) { fprintf(stderr, "search: out of memory\n"); goto done; }
     for (step = 0; step < s->o.ctrl_step; step++) {
         double mean_r = 0, mean_e = 0, t0; float loss; char a[64];
@@ -470,8 +471,8 @@ static int train_controller(search *s, int iter, int *best_arch, double *best_re
                 memcpy(c0 + (size_t)b * H, s->st.kept.c + (size_t)pidx[b] * H, sizeof(float) * H);
             }
         }
-        /* baseline: the first reward, then an exponential moving average (decay 0.9) of the
-           batch's mean reward; the advantage is taken against the updated baseline */
+        /* baseline: the iteration's first reward, then an exponential moving average (decay 0.9)
+           of the batch's mean reward; the advantage is taken against the updated baseline */
         if (!s->st.has_baseline) { s->st.baseline = (float)mean_r; s->st.has_baseline = 1; }
         else s->st.baseline = (float)(s->o.baseline_decay * s->st.baseline + (1.0 - s->o.baseline_decay) * mean_r);
         for (b = 0; b < B; b++) adv[b] = (float)(R[b] - s->st.baseline);

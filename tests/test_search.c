@@ -212,8 +212,8 @@ static int test_search_checkpoint(void) {
 #include <unistd.h>
 #include <signal.h>
 #include <sys/wait.h>
-#define TS_TINY "--preset demo --classifier build/test_search_cls.safetensors --max_search_iter 3 --grow_step1 1 --grow_step2 2 " \
-    "--ctrl_step 2 --num_train_imgs 32 --rl_num_eval_img 10 --eval_batch_size 10 --num_candidate 3 --topk 2 --gf_dim 8 --df_dim 8 " \
+#define TS_TINY "--preset demo --classifier build/test_search_cls.safetensors --max_search_iter 4 --grow_step1 1 --grow_step2 3 " \
+    "--ctrl_step 2 --num_train_imgs 32 --rl_num_eval_img 10 --is_splits 1 --eval_batch_size 10 --num_candidate 3 --topk 2 --gf_dim 8 --df_dim 8 " \
     "--latent_dim 16 -gen_bs 8 -dis_bs 12 --n_critic 1 --dynamic_reset_window 3 --dynamic_reset_threshold 1e9 --print_freq 100 --threads 1"
 static int ts_run(const char *args, const char *log) {
     char cmd[2048];
@@ -246,6 +246,12 @@ static int ts_make_classifier(void) {
     ag_classifier net; ag_rng r; ag_error err; int rc;
     ag_rng_seed(&r, 3, 1);
     if (ag_classifier_init(&net, 1, 28, 10, &r, &err)) { fprintf(stderr, "    %s\n", err.msg); return -1; }
+    {   /* a fresh classifier's fc starts at zero: every image gets the uniform softmax and every
+           architecture IS 1. Random fc weights make rewards differ, so the baseline and advantage
+           are seen at work. */
+        size_t i;
+        for (i = 0; i < net.fc.weight->size; i++) net.fc.weight->data[i] = 3.0f * ag_rng_normal(&r);
+    }
     rc = ag_classifier_save("build/test_search_cls.safetensors", &net, "fashion-mnist", NULL, &err);
     if (rc) fprintf(stderr, "    %s\n", err.msg);
     ag_classifier_free(&net);
@@ -262,10 +268,29 @@ static int test_search_program(void) {
     TEST_CHECK(ts_run("--exp_name test_search_a", "build/test_search_a.log") == 0, "build/search failed; see build/test_search_a.log");
     ts_full_seconds = ts_now() - t0;
     TEST_CHECK(ts_count("build/test_search_a.log", "=> grow to stage 1") == 1 && ts_count("build/test_search_a.log", "=> grow to stage 2") == 1, "both growths");
-    TEST_CHECK(ts_count("build/test_search_a.log", "=> dynamic reset triggered") == 3 && ts_count("build/test_search_a.log", "=> re-initialise the shared GAN") == 3,
+    TEST_CHECK(ts_count("build/test_search_a.log", "=> dynamic reset triggered") == 4 && ts_count("build/test_search_a.log", "=> re-initialise the shared GAN") == 4,
                "a dynamic reset in every iteration (window 3, threshold 1e9)");
-    TEST_CHECK(ts_count("logs/test_search_a/controller.csv", "\n") == 1 + 3 * 2, "controller.csv: header + 3 iterations x 2 steps");
+    TEST_CHECK(ts_count("logs/test_search_a/controller.csv", "\n") == 1 + 4 * 2, "controller.csv: header + 4 iterations x 2 steps");
     TEST_CHECK(ts_count("logs/test_search_a/archs.txt", "build/train --arch ") == 2, "top-2 written");
+    {   /* the baseline as the reference's train_controller: the iteration's first reward, then
+           0.9 b + 0.1 R; advantage R - b (controller.csv: search_iter,step,stage,arch,reward,entropy,baseline,advantage,loss) */
+        unsigned char *x; size_t n; ag_error err; char *line; int prev_iter = -1, rows = 0, varied = 0; double prev_b = 0;
+        TEST_CHECK(ag_read_file("logs/test_search_a/controller.csv", &x, &n, &err) == 0, "%s", err.msg);
+        x = (unsigned char *)realloc(x, n + 1); x[n] = 0;
+        for (line = strchr((char *)x, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+            int it, st, sg; double rw, en, b, adv; const char *p = line + 1; int commas = 0;
+            TEST_CHECK(sscanf(p, "%d,%d,%d,", &it, &st, &sg) == 3, "row %d", rows);
+            while (commas < 4 && *p) if (*p++ == ',') commas++;
+            TEST_CHECK(sscanf(p, "%lf,%lf,%lf,%lf", &rw, &en, &b, &adv) == 4, "row %d fields", rows);
+            if (it != prev_iter) TEST_CHECK(fabs(b - rw) < 1e-6, "iteration %d starts its baseline at its first reward: b %.6f, R %.6f", it, b, rw);
+            else TEST_CHECK(fabs(b - (0.9 * prev_b + 0.1 * rw)) < 2e-6, "iteration %d: b %.6f, wanted 0.9 * %.6f + 0.1 * %.6f", it, b, prev_b, rw);
+            TEST_CHECK(fabs(adv - (rw - b)) < 2e-6, "advantage = R - b");
+            if (fabs(rw - 1.0) > 1e-5) varied = 1;
+            prev_iter = it; prev_b = b; rows++;
+        }
+        free(x);
+        TEST_CHECK(rows == 8 && varied, "8 controller rows with rewards that differ (%d rows)", rows);
+    }
     { unsigned char *x; size_t n; ag_error err; int a[14], k;
       TEST_CHECK(ag_read_file("logs/test_search_a/archs.txt", &x, &n, &err) == 0, "%s", err.msg);
       k = sscanf(strstr((char *)x, "--arch ") + 7, "%d %d %d %d %d %d %d %d %d %d %d %d %d %d", a, a + 1, a + 2, a + 3, a + 4, a + 5, a + 6, a + 7, a + 8, a + 9, a + 10, a + 11, a + 12, a + 13);
@@ -273,7 +298,7 @@ static int test_search_program(void) {
       TEST_CHECK(k == 14, "a 14-token architecture (got %d tokens)", k); }
     { ag_array png; ag_error err;
       TEST_CHECK(ag_png_read("logs/test_search_a/controller.png", 3, &png, &err) == 0 && png.shape[1] == 720, "reward plot: %s", err.msg); ag_array_free(&png);
-      TEST_CHECK(ag_png_read("logs/test_search_a/samples/iter_002.png", 1, &png, &err) == 0 && png.shape[0] == 8 * 34 + 2, "32x32 sample grid: %s", err.msg); ag_array_free(&png); }
+      TEST_CHECK(ag_png_read("logs/test_search_a/samples/iter_003.png", 1, &png, &err) == 0 && png.shape[0] == 8 * 34 + 2, "32x32 sample grid: %s", err.msg); ag_array_free(&png); }
     /* stopped after one iteration, then resumed: the same final bytes */
     TEST_CHECK(ts_run("--exp_name test_search_b --stop_after_iter 1", "build/test_search_b.log") == 0, "first half");
     TEST_CHECK(ts_run("--load_path logs/test_search_b", "build/test_search_b2.log") == 0, "resume; see build/test_search_b2.log");
