@@ -59,7 +59,7 @@ demo: $(BUILD)/search $(BUILD)/train
 # the header alone, warning-free as C99 with and without OpenMP, static, and as C++
 # (-Wredundant-decls: no prototype declared twice)
 compile-checks: | $(BUILD)
-	@printf '#define AUTOGAN_IMPLEMENTATION\n#include "../autogan.h"\nint main(void){ ag_ctx *c = ag_ctx_create(1); ag_ctx_free(c); return 0; }\n' > $(BUILD)/compile_check.c
+	@printf '#define AUTOGAN_IMPLEMENTATION\n#include "../autogan.h"\nint main(void){ ag_error e; ag_ctx *c = ag_ctx_create(1, &e); ag_ctx_free(c); return 0; }\n' > $(BUILD)/compile_check.c
 	@cp $(BUILD)/compile_check.c $(BUILD)/compile_check.cpp
 	$(CC) $(WARN) -Wredundant-decls -Werror -c $(BUILD)/compile_check.c -o $(BUILD)/cc_plain.o
 	$(CC) $(WARN) -Wredundant-decls -Werror -fopenmp -c $(BUILD)/compile_check.c -o $(BUILD)/cc_omp.o

@@ -149,7 +149,7 @@ typedef struct ag_tensor {
 
 typedef struct ag_ctx ag_ctx;
 
-AGDEF ag_ctx     *ag_ctx_create(uint64_t seed);   /* NULL only when out of memory */
+AGDEF ag_ctx     *ag_ctx_create(uint64_t seed, ag_error *err);   /* NULL (and why in err, which may be NULL) when out of memory */
 AGDEF void        ag_ctx_free(ag_ctx *ctx);
 AGDEF void        ag_ctx_reset(ag_ctx *ctx);          /* frees every op tensor and the tape */
 AGDEF const char *ag_ctx_error(const ag_ctx *ctx);    /* "" when nothing failed */
@@ -1641,9 +1641,9 @@ static void ag__kernels_setup(ag_ctx *ctx);   /* section 4 */
 static void ag__kernels_release(ag_ctx *ctx);
 static void ag__kernels_set_threads(ag_ctx *ctx);
 
-AGDEF ag_ctx *ag_ctx_create(uint64_t seed) {
+AGDEF ag_ctx *ag_ctx_create(uint64_t seed, ag_error *err) {
     ag_ctx *ctx = (ag_ctx *)AG_MALLOC(sizeof(ag_ctx));
-    if (!ctx) return NULL;
+    if (!ctx) { ag__fail(err, "out of memory for a context (%lu bytes)", (unsigned long)sizeof(ag_ctx)); return NULL; }
     memset(ctx, 0, sizeof *ctx);
     ctx->grad_enabled = 1;
     ctx->winograd = !(getenv("AUTOGAN_WINOGRAD") && !strcmp(getenv("AUTOGAN_WINOGRAD"), "0"));
@@ -1654,7 +1654,7 @@ AGDEF ag_ctx *ag_ctx_create(uint64_t seed) {
     ctx->num_threads = 1;
 #endif
     ag__kernels_setup(ctx);
-    if (!ctx->kern) { AG_FREE(ctx); return NULL; }
+    if (!ctx->kern) { AG_FREE(ctx); ag__fail(err, "out of memory for a context's kernel table"); return NULL; }
     return ctx;
 }
 
@@ -6976,8 +6976,8 @@ AGDEF ag_inception *ag_inception_from_arrays(const ag_array_list *sd, ag_error *
     memset(net, 0, sizeof *net);
     net->batch = 8;
     ag__inc_layout(net);
-    net->ctx = ag_ctx_create(0);
-    if (!net->ctx) { ag__fail(err, "out of memory for the Inception context"); goto fail; }
+    net->ctx = ag_ctx_create(0, err);
+    if (!net->ctx) goto fail;
     for (i = 0; i < net->count; i++) {
         ag__inc_conv *c = &net->convs[i]; int64_t ws[4], cs[1]; const ag_array *aw, *ag, *ab, *am, *av;
         char name[96]; int shape[4], o; size_t per, j;
@@ -7726,7 +7726,7 @@ static ag_scorer *ag__scorer_new(int kind, ag_error *err) {
     if (!s) { ag__fail(err, "out of memory for a scorer"); return NULL; }
     memset(s, 0, sizeof *s);
     s->kind = kind; s->batch = kind == AG__SCORER_INCEPTION ? 8 : 128;
-    if (kind == AG__SCORER_CLASSIFIER && !(s->ctx = ag_ctx_create(0))) { AG_FREE(s); ag__fail(err, "out of memory for a scorer"); return NULL; }
+    if (kind == AG__SCORER_CLASSIFIER && !(s->ctx = ag_ctx_create(0, err))) { AG_FREE(s); return NULL; }
     return s;
 }
 AGDEF ag_scorer *ag_scorer_from_classifier(const ag_classifier *net, ag_error *err) {

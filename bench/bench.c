@@ -53,7 +53,7 @@ static void report(const char *name, const char *extra, double seconds, double f
 static const int arch_a[14] = { 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3 };
 
 static int gan_step_bench(const char *name, int gf, int df) {
-    ag_ctx *ctx = ag_ctx_create(1); ag_generator G; ag_discriminator D; ag_gan gan; ag_error err; ag_rng rng;
+    ag_ctx *ctx = ag_ctx_create(1, NULL); ag_generator G; ag_discriminator D; ag_gan gan; ag_error err; ag_rng rng;
     float *real; int i; double t0 = 0, t, f0 = 0; char extra[160];
     if (threads > 0) ag_ctx_set_threads(ctx, threads);
     ag_rng_seed(&rng, 1, 1);
@@ -76,7 +76,7 @@ static int gan_step_bench(const char *name, int gf, int df) {
 }
 
 static int g_sample_bench(void) {
-    ag_ctx *ctx = ag_ctx_create(1); ag_generator G; ag_error err; ag_rng rng; int i, shape[2] = { 100, 128 };
+    ag_ctx *ctx = ag_ctx_create(1, NULL); ag_generator G; ag_error err; ag_rng rng; int i, shape[2] = { 100, 128 };
     double t0 = 0, t, f0 = 0; char extra[160];
     if (threads > 0) ag_ctx_set_threads(ctx, threads);
     ag_rng_seed(&rng, 1, 1);
@@ -111,7 +111,7 @@ static int conv_bench(void) {
         { NULL, 0, 0, 0, 0, 0, 0 } };
     int s;
     for (s = 0; shapes[s].name; s++) {
-        const conv_shape *cs = &shapes[s]; ag_ctx *ctx = ag_ctx_create(1); ag_rng rng; int i, pass;
+        const conv_shape *cs = &shapes[s]; ag_ctx *ctx = ag_ctx_create(1, NULL); ag_rng rng; int i, pass;
         int xs[4], ws[4]; ag_tensor *x, *w, *b, *y; int bn = cs->o;
         if (threads > 0) ag_ctx_set_threads(ctx, threads);
         ag_rng_seed(&rng, 2, 2);
@@ -220,7 +220,7 @@ static int search_iter_bench(void) {
     for (gi = 0; gi < 2; gi++) {
         const si_geom *g = &geoms[gi];
         for (stage = 0; stage < 3; stage++) {
-            ag_ctx *ctx = ag_ctx_create(1); ag_generator G; ag_discriminator D; ag_gan gan; ag_search_state st; ag_kept_archs *kept;
+            ag_ctx *ctx = ag_ctx_create(1, NULL); ag_generator G; ag_discriminator D; ag_gan gan; ag_search_state st; ag_kept_archs *kept;
             int R = ag_stage_resolution(stage, 4), arch[AG_ARCH_MAX], shape[2], k, ebs = 100;
             float *real, adv = 0.1f; double t_d, t_g, t_sample, t_gen, t_upd, shared, reward, ctrl, total;
             if (threads > 0) ag_ctx_set_threads(ctx, threads);
@@ -326,7 +326,7 @@ int main(int argc, char **argv) {
     if (!w) w = "all";
     if (!strcmp(w, "peak") || !strcmp(w, "conv") || !strcmp(w, "all")) {
         /* the machine's limit: independent FMA chains on every thread of the chosen path */
-        ag_ctx *ctx = ag_ctx_create(1);
+        ag_ctx *ctx = ag_ctx_create(1, NULL);
         if (threads > 0) ag_ctx_set_threads(ctx, threads);
         peak_gflops = ag_ctx_fma_peak_gflops(ctx);
         printf("%-14s gflops=%.1f threads=%d cpu=%s (measured FMA peak)\n", "peak", peak_gflops, ag_ctx_threads(ctx), ag_ctx_cpu_name(ctx));

@@ -179,7 +179,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "classifier: %s train image %d is unlabelled or its label %d is out of range\n", o.dataset, i, train.labels[i]); goto done;
         }
     }
-    if (!(ctx = ag_ctx_create(o.seed))) { fprintf(stderr, "classifier: out of memory\n"); goto done; }
+    if (!(ctx = ag_ctx_create(o.seed, &err))) { fprintf(stderr, "classifier: %s\n", err.msg); goto done; }
     ag_ctx_set_threads(ctx, o.threads);
     if (ag_classifier_init(&net, o.channels, o.img_size, train.num_classes, ag_ctx_rng(ctx), &err) ||
         ag_adam_init(&opt, &net.params, (float)o.lr, (float)o.beta1, (float)o.beta2, 1e-8f, &err) ||

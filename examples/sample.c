@@ -200,7 +200,7 @@ int main(int argc, char **argv) {
         if (!sc.x299 || !sc.pool3 || !sc.logits_all) { fprintf(stderr, "sample: out of memory for scoring %d images\n", o.num_eval); goto done; }
         if (ag_fid_stats_init(&sc.stats, 2048, &err)) { fprintf(stderr, "sample: %s\n", err.msg); goto done; }
     }
-    if (!(ctx = ag_ctx_create(o.seed)) || !(img = (unsigned char *)malloc((size_t)o.batch * R * R * 3))) { fprintf(stderr, "sample: out of memory\n"); goto done; }
+    if (!(ctx = ag_ctx_create(o.seed, &err)) || !(img = (unsigned char *)malloc((size_t)o.batch * R * R * 3))) { fprintf(stderr, "sample: %s\n", ctx ? "out of memory for the image batch" : err.msg); goto done; }
     if (o.threads > 0) ag_ctx_set_threads(ctx, o.threads);
     ag_ctx_set_grad_enabled(ctx, 0);
     t0 = last = ag_wall_seconds();

@@ -562,8 +562,8 @@ int main(int argc, char **argv) {
     static search S; search *s = &S; ag_error err; char *meta = NULL, v[320]; int iter, rc = 1, start_iter = 0;
     parse_args(argc, argv, &s->o);
     s->data_stage = -1;
-    s->ctx = ag_ctx_create(s->o.random_seed);
-    if (!s->ctx) { fprintf(stderr, "search: out of memory\n"); return 1; }
+    s->ctx = ag_ctx_create(s->o.random_seed, &err);
+    if (!s->ctx) { fprintf(stderr, "search: %s\n", err.msg); return 1; }
     if (s->o.threads) ag_ctx_set_threads(s->ctx, s->o.threads);
 
     /* the log directory: logs/EXP, or the one holding the checkpoint to resume */

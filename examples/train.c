@@ -392,7 +392,7 @@ static int rescore(const options *o) {
         if (i) goto out;
     }
     if (ref.dim != ag_scorer_feature_dim(sc)) { fprintf(stderr, "train: statistics of dimension %d; the scorer's features have %d\n", ref.dim, ag_scorer_feature_dim(sc)); goto out; }
-    if (!(ctx = ag_ctx_create(o->seed))) goto out;
+    if (!(ctx = ag_ctx_create(o->seed, &err))) { fprintf(stderr, "train: %s\n", err.msg); goto out; }
     if (o->threads > 0) ag_ctx_set_threads(ctx, o->threads);
     x = (double *)malloc((size_t)n * 3 * sizeof(double));
     if (!x) goto out;
@@ -521,7 +521,7 @@ int main(int argc, char **argv) {
         ag_gan_init(&gan, &G, &D, o.dis_bs, o.gen_bs, o.n_critic, (float)o.g_lr, (float)o.d_lr, (float)o.beta1, (float)o.beta2, &err) ||
         ag_ema_init(&ema, &G.params, (float)o.ema, &err)) { fprintf(stderr, "train: %s\n", err.msg); ag_generator_free(&G); return 2; }
     have_models = have_ema = 1;
-    if (!(ctx = ag_ctx_create(o.seed))) { fprintf(stderr, "train: out of memory\n"); goto done; }
+    if (!(ctx = ag_ctx_create(o.seed, &err))) { fprintf(stderr, "train: %s\n", err.msg); goto done; }
     if (o.threads > 0) ag_ctx_set_threads(ctx, o.threads);
     ag_rng_seed(&data_rng, o.seed, 3);
 

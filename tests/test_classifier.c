@@ -39,7 +39,7 @@ static int test_classifier_vs_pytorch(void) {
     const ag_array *ta; char name[160];
     memset(&g, 0, sizeof g);
     TEST_CHECK(golden_open(&g, "classifier") == 0, "golden");
-    ctx = ag_ctx_create(1); ag_ctx_set_threads(ctx, 2);
+    ctx = ag_ctx_create(1, NULL); ag_ctx_set_threads(ctx, 2);
     TEST_CHECK(ag_classifier_init(&net, 1, 16, 10, ag_ctx_rng(ctx), &err) == 0, "%s", err.msg);
     TEST_CHECK(ag_params_count(&net.params) < 1000000, "%lu parameters (<= 1 M)", (unsigned long)ag_params_count(&net.params));
     TEST_CHECK(cls_load_golden_weights(&net, &g, 0, &err) == 0, "%s", err.msg);
@@ -102,7 +102,7 @@ static int test_classifier_vs_pytorch(void) {
 
 /* the golden network after its training-mode pass, as a scorer */
 static ag_scorer *cls_golden_scorer(const golden *g, ag_error *err) {
-    ag_classifier net; ag_ctx *ctx = ag_ctx_create(1); ag_tensor *lg; ag_scorer *s = NULL; const ag_array *ta; int64_t targets[3];
+    ag_classifier net; ag_ctx *ctx = ag_ctx_create(1, NULL); ag_tensor *lg; ag_scorer *s = NULL; const ag_array *ta; int64_t targets[3];
     if (ag_classifier_init(&net, 1, 16, 10, NULL, err)) { ag_ctx_free(ctx); return NULL; }
     if (cls_load_golden_weights(&net, g, 0, err)) goto done;
     ta = ag_array_list_find(&g->arrays, "targets"); memcpy(targets, ta->data, sizeof targets);
@@ -269,7 +269,7 @@ static int test_classifier_score_cli(void) {
     memset(&g, 0, sizeof g);
     TEST_CHECK(system("mkdir -p build/cli") == 0, "mkdir");
     TEST_CHECK(golden_open(&g, "classifier") == 0, "golden");
-    ctx = ag_ctx_create(1);
+    ctx = ag_ctx_create(1, NULL);
     TEST_CHECK(ag_classifier_init(&net, 1, 16, 10, NULL, &err) == 0 && cls_load_golden_weights(&net, &g, 0, &err) == 0, "%s", err.msg);
     ta = ag_array_list_find(&g.arrays, "targets"); memcpy(targets, ta->data, sizeof targets);
     net.training = 1;

@@ -17,7 +17,7 @@ typedef struct harden_run { ag_ctx *ctx; ag_generator G; ag_discriminator D; ag_
 static int harden_run_init(harden_run *r, int stage, uint64_t seed) {
     static const int arch[14] = { 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3 };
     ag_error err; ag_rng rng;
-    r->ctx = ag_ctx_create(seed); ag_ctx_set_threads(r->ctx, 2);
+    r->ctx = ag_ctx_create(seed, NULL); ag_ctx_set_threads(r->ctx, 2);
     ag_rng_seed(&rng, seed, 3);
     if (ag_generator_init(&r->G, 8, 8, 4, 3, &rng, &err) || ag_generator_set_arch(&r->G, stage, arch, ag_arch_len(stage), &err) ||
         ag_discriminator_init(&r->D, 8, 3, 1, &rng, &err) || ag_discriminator_set_stage(&r->D, stage, &err) ||

@@ -91,7 +91,7 @@ static int golden_gan_file(const char *name, const char *isa) {
     if (golden_open(&g, name)) return 1;
     stage = golden_int(&g, "stage", -1);
     ag_json_get_string(g.meta, "arch", archs, sizeof archs);
-    ctx = ag_ctx_create(1);
+    ctx = ag_ctx_create(1, NULL);
     if (!test_force_isa(ctx, isa)) { ag_ctx_free(ctx); golden_close(&g); return 0; }
     if (ag_arch_parse(archs, arch, &alen, &err) ||
         ag_generator_init(&G, golden_int(&g, "gf", 0), golden_int(&g, "latent", 0), golden_int(&g, "bw", 4), golden_int(&g, "out_ch", 3), NULL, &err) ||
@@ -278,7 +278,7 @@ static int test_safetensors_roundtrip_and_bad_input(void) {
 
 /* a short training run: finite losses, same bits for the same seed */
 static int run_small_gan(uint64_t seed, int threads, float *losses, int n) {
-    ag_ctx *ctx = ag_ctx_create(seed); ag_generator G; ag_discriminator D; ag_gan gan; ag_error err; ag_rng rng;
+    ag_ctx *ctx = ag_ctx_create(seed, NULL); ag_generator G; ag_discriminator D; ag_gan gan; ag_error err; ag_rng rng;
     int arch[14] = { 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3 }, i, rc = 0; float real[4 * 3 * 32 * 32];
     ag_ctx_set_threads(ctx, threads);
     ag_rng_seed(&rng, seed, 3);
@@ -307,7 +307,7 @@ static int test_gan_determinism(void) {
    release ignored and once with released buffers overwritten by NaN, give the same bits;
    and the pool's high-water mark drops. */
 static int gan_release_run(int keep_all, float *params_out, size_t *pool_high) {
-    ag_ctx *ctx = ag_ctx_create(5); ag_rng rng; ag_error err; ag_generator G; ag_discriminator D; ag_gan gan;
+    ag_ctx *ctx = ag_ctx_create(5, NULL); ag_rng rng; ag_error err; ag_generator G; ag_discriminator D; ag_gan gan;
     int arch[14] = { 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3 }, i; static float real[6 * 3 * 32 * 32];
     ag_ctx_set_threads(ctx, 2);
     ctx->debug_keep_all = keep_all; ctx->debug_poison = !keep_all;
@@ -340,7 +340,7 @@ static int test_gan_release_same_bits(void) {
 typedef struct small_run { ag_ctx *ctx; ag_generator G; ag_discriminator D; ag_gan gan; ag_ema ema; } small_run;
 static int small_run_init(small_run *r, uint64_t seed) {
     ag_error err; ag_rng rng; int arch[9] = { 0, 1, 2, 1, 1, 2, 0, 0, 1 };
-    r->ctx = ag_ctx_create(seed); ag_ctx_set_threads(r->ctx, 2);
+    r->ctx = ag_ctx_create(seed, NULL); ag_ctx_set_threads(r->ctx, 2);
     ag_rng_seed(&rng, seed, 3);
     if (ag_generator_init(&r->G, 8, 16, 4, 3, &rng, &err) || ag_generator_set_arch(&r->G, 1, arch, 9, &err) ||
         ag_discriminator_init(&r->D, 8, 3, 1, &rng, &err) || ag_discriminator_set_stage(&r->D, 1, &err) ||

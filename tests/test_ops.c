@@ -119,7 +119,7 @@ static int golden_op_file(const char *name, const char *isa) {
     memset(&g, 0, sizeof g);
     if (golden_open(&g, name)) return 1;
     ag_json_get_string(g.meta, "op", op, sizeof op); ag_json_get_string(g.meta, "case", cs, sizeof cs);
-    ctx = ag_ctx_create(1);
+    ctx = ag_ctx_create(1, NULL);
     if (!test_force_isa(ctx, isa)) { ag_ctx_free(ctx); golden_close(&g); return 0; }
     for (i = 0; i < 5; i++) { snprintf(key, sizeof key, "x%d", i); x[i] = golden_tensor(ctx, &g, key, 1); }
     if (golden_run_op(ctx, &g, op, cs, x, ys, extra)) { ag_ctx_free(ctx); golden_close(&g); return 1; }
@@ -185,7 +185,7 @@ typedef struct fd_input { int ndim; int shape[4]; float lo, hi; int away_from_ze
 
 /* L = sum(f(in) * R) with R fixed; returns 0 on pass */
 static int fd_check(const char *name, fd_fn f, const fd_input *spec, int nin) {
-    ag_ctx *ctx = ag_ctx_create(7); ag_rng rng; float *host[6]; size_t n[6]; int i, k, bad = 0;
+    ag_ctx *ctx = ag_ctx_create(7, NULL); ag_rng rng; float *host[6]; size_t n[6]; int i, k, bad = 0;
     float *R = NULL; size_t rn = 0; const float h = 1e-2f;
     ag_rng_seed(&rng, 1234, 5);
     for (i = 0; i < nin; i++) {
@@ -363,7 +363,7 @@ static int test_fd_can_fail(void) {
    max |error| <= 4e-5 * max |reference| per tensor (F(4x4, 3x3) in float32 measures
    ~1e-5 here; a wrong transform coefficient gives errors of order 1). */
 static int wino_case(const char *isa, int N, int C, int O, int H, int W, int kh, int kw, int p, int pw) {
-    ag_ctx *ctx = ag_ctx_create(3); ag_rng rng; int OH = H + 2 * p - kh + 1, OW = W + 2 * pw - kw + 1, bad = 0, xs[4], ws[4], bs[1];
+    ag_ctx *ctx = ag_ctx_create(3, NULL); ag_rng rng; int OH = H + 2 * p - kh + 1, OW = W + 2 * pw - kw + 1, bad = 0, xs[4], ws[4], bs[1];
     size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * kh * kw, ny = (size_t)N * O * OH * OW, i;
     float *hx = (float *)malloc(nx * 4), *hw = (float *)malloc(nw * 4), *hb = (float *)malloc((size_t)O * 4), *hg = (float *)malloc(ny * 4);
     double *ry = (double *)calloc(ny, 8), *rgx = (double *)calloc(nx, 8), *rgw = (double *)calloc(nw, 8), *rgb = (double *)calloc((size_t)O, 8);
@@ -445,7 +445,7 @@ static int fused_up_case(const char *isa, int mode, int N, int C, int O, int H, 
     xs[0] = N; xs[1] = C; xs[2] = H; xs[3] = W; ws[0] = O; ws[1] = C; ws[2] = 3; ws[3] = 3; bs[0] = O;
     n[0] = ny; n[1] = nx; n[2] = nw; n[3] = (size_t)O;
     for (pass = 0; pass < 2; pass++) {
-        ag_ctx *ctx = ag_ctx_create(1);
+        ag_ctx *ctx = ag_ctx_create(1, NULL);
         ag_tensor *x, *w, *b, *y;
         if (!test_force_isa(ctx, isa)) { ag_ctx_free(ctx); free(hx); free(hw); free(hb); free(hg); return 0; }
         x = ag_tensor_from(ctx, 4, xs, hx); w = ag_tensor_from(ctx, 4, ws, hw); b = ag_tensor_from(ctx, 1, bs, hb);
@@ -488,7 +488,7 @@ static int test_conv_upsampled_fused(void) {
 }
 
 static int test_op_bad_shapes(void) {
-    ag_ctx *ctx = ag_ctx_create(1); ag_tensor *x, *w, *y; int s4[4] = { 2, 3, 8, 8 }, w4[4] = { 4, 5, 3, 3 }, s2[2] = { 3, 4 };
+    ag_ctx *ctx = ag_ctx_create(1, NULL); ag_tensor *x, *w, *y; int s4[4] = { 2, 3, 8, 8 }, w4[4] = { 4, 5, 3, 3 }, s2[2] = { 3, 4 };
     x = ag_tensor_zeros(ctx, 4, s4); w = ag_tensor_zeros(ctx, 4, w4);
     y = ag_conv2d(ctx, x, w, NULL, 1, 1, 1, 1);
     TEST_CHECK(y == NULL && strstr(ag_ctx_error(ctx), "conv2d") && strstr(ag_ctx_error(ctx), "channels"), "conv2d channel mismatch: %s", ag_ctx_error(ctx));
@@ -527,7 +527,7 @@ static int test_op_bad_shapes(void) {
 
 /* no-grad mode records nothing; detach cuts the graph; gradients accumulate */
 static int test_autograd_modes(void) {
-    ag_ctx *ctx = ag_ctx_create(1); ag_params ps; ag_error err; ag_tensor *w, *x, *y; int s[2] = { 1, 3 }, i;
+    ag_ctx *ctx = ag_ctx_create(1, NULL); ag_params ps; ag_error err; ag_tensor *w, *x, *y; int s[2] = { 1, 3 }, i;
     memset(&ps, 0, sizeof ps);
     w = ag_params_add(&ps, "w", AG_ENTRY_PARAM, 2, s, &err);
     for (i = 0; i < 3; i++) w->data[i] = (float)(i + 1);

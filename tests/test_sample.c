@@ -96,7 +96,7 @@ static void derived_from_shared(ag_generator *d, const ag_generator *s) {
    in training and in eval mode; and a derived G trains, checkpoints and resumes */
 static int test_derived_equals_shared(void) {
     static const char *const models[3] = { "autogan_cifar10_a", "autogan_cifar10_b", "autogan_cifar10_c" };
-    ag_ctx *ctx = ag_ctx_create(3); ag_rng rng; ag_error err; ag_generator S, Dg; int arch[AG_ARCH_MAX], k, mode, shape[2] = { 5, 16 };
+    ag_ctx *ctx = ag_ctx_create(3, NULL); ag_rng rng; ag_error err; ag_generator S, Dg; int arch[AG_ARCH_MAX], k, mode, shape[2] = { 5, 16 };
     ag_rng_seed(&rng, 17, 1);
     for (k = 0; k < 3; k++) for (mode = 1; mode >= 0; mode--) {
         ag_tensor *z, *ys, *yd; size_t i, nbn = 0;
@@ -120,7 +120,7 @@ static int test_derived_equals_shared(void) {
     ag_ctx_free(ctx);
     /* the GAN step, EMA and checkpoints with a derived G */
     {
-        ag_ctx *c1 = ag_ctx_create(9), *c2 = ag_ctx_create(9); ag_generator G1, G2, Gb; ag_discriminator D1, D2; ag_gan g1, g2, gb; ag_ema e1, e2;
+        ag_ctx *c1 = ag_ctx_create(9, NULL), *c2 = ag_ctx_create(9, NULL); ag_generator G1, G2, Gb; ag_discriminator D1, D2; ag_gan g1, g2, gb; ag_ema e1, e2;
         static float real[4 * 3 * 32 * 32]; int i, arch_b[AG_ARCH_MAX]; float l1[4], l2[4]; const char *path = "build/test_derived_ckpt.safetensors";
         ag_derived_arch("autogan_cifar10_a", arch); ag_derived_arch("autogan_cifar10_b", arch_b);
         ag_ctx_set_threads(c1, 2); ag_ctx_set_threads(c2, 2);
@@ -173,7 +173,7 @@ static int test_derived_golden_pth(void) {
     int k, failed = 0;
     for (k = 0; derived_cases[k].name; k++) {
         const derived_case *dc = &derived_cases[k]; golden g; ag_generator G; ag_error err; int arch[AG_ARCH_MAX], R = 8 * dc->bw, i, c, y, x;
-        char name[96], pth[600], key[64]; ag_ctx *ctx = ag_ctx_create(1); ag_tensor *z, *out; unsigned char *img;
+        char name[96], pth[600], key[64]; ag_ctx *ctx = ag_ctx_create(1, NULL); ag_tensor *z, *out; unsigned char *img;
         snprintf(name, sizeof name, "derived_%s", dc->name);
         TEST_CHECK(golden_open(&g, name) == 0, "golden %s", name);
         snprintf(pth, sizeof pth, "%s/golden/data/%s.pth", TEST_DATA_DIR, name);

@@ -30,7 +30,7 @@ static int test_controller_golden(void) {
         for (i = 0; i < B * T; i++) actions[i] = (int)((const int64_t *)aa->data)[i];
         adv = (float *)ts_find(&l, "advantage", (size_t)B);
         TEST_CHECK(adv, "advantage");
-        ctx = ag_ctx_create(1);
+        ctx = ag_ctx_create(1, NULL);
         ag_params_zero_grad(&c.params);
         TEST_CHECK(ag_controller_forward(ctx, &c, B, ts_find(&l, "h0", (size_t)B * H), ts_find(&l, "c0", (size_t)B * H),
                                          NULL, actions, lp, ent, &pass) == 0, "forward: %s", ag_ctx_error(ctx));
@@ -70,7 +70,7 @@ static int test_controller_golden(void) {
 
 /* PyTorch's default initialisers: ranges and the embedding's N(0, 1) */
 static int test_controller_init_and_sampling(void) {
-    ag_controller c; ag_rng rng, r2; ag_error err; ag_ctx *ctx = ag_ctx_create(3); size_t i;
+    ag_controller c; ag_rng rng, r2; ag_error err; ag_ctx *ctx = ag_ctx_create(3, NULL); size_t i;
     int archs[6 * AG_ARCH_MAX], archs2[6 * AG_ARCH_MAX], pidx[6], counts[3] = { 0, 0, 0 }, b, t, acts[5];
     float lp[30], ent[30], h[600], cc[600], lp2[30], hk[300], ck[300]; double m = 0, v = 0;
     int kept_archs[3 * AG_ARCH_MAX]; ag_kept_archs kept; ag_controller_pass pass;
@@ -157,7 +157,7 @@ static uint64_t ts_state_hash(const ag_search_state *s, const ag_gan *gan, const
     return h;
 }
 static int test_search_checkpoint(void) {
-    ag_ctx *ctx = ag_ctx_create(9); ag_generator G; ag_discriminator D; ag_gan gan; ag_search_state s; ag_error err;
+    ag_ctx *ctx = ag_ctx_create(9, NULL); ag_generator G; ag_discriminator D; ag_gan gan; ag_search_state s; ag_error err;
     const char *path = "build/test_search_ckpt.safetensors"; int archs[2 * AG_ARCH_MAX] = { 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0 };
     float hk[2 * 100], ck[2 * 100]; uint64_t before, saved; int i, rejected = 0, tries = 0; unsigned char *bytes; size_t len, cut; float adv = 0.5f;
     int act[5] = { 1, 0, 2, 1, 1 }; FILE *f;

@@ -84,7 +84,7 @@ static int train_tiny_init(train_tiny *t, int gf, int steps) {
     int arch[14], i; ag_error err; ag_rng rng; float real[4 * 16 * 16];
     ag_derived_arch("autogan_cifar10_a", arch);
     ag_rng_seed(&rng, 3, 1);
-    t->ctx = ag_ctx_create(5); ag_ctx_set_threads(t->ctx, 1);
+    t->ctx = ag_ctx_create(5, NULL); ag_ctx_set_threads(t->ctx, 1);
     if (ag_generator_init_derived(&t->G, arch, gf, 16, 2, 1, &rng, &err) || ag_discriminator_init(&t->D, 8, 1, 1, &rng, &err) ||
         ag_discriminator_set_stage(&t->D, 2, &err) || ag_gan_init(&t->gan, &t->G, &t->D, 4, 4, 1, 2e-4f, 2e-4f, 0.0f, 0.9f, &err) ||
         ag_ema_init(&t->ema, &t->G.params, 0.9f, &err)) { fprintf(stderr, "    %s\n", err.msg); return -1; }
