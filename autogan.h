@@ -47,7 +47,9 @@
        2. Errors, files and host arrays; text and byte helpers
        3. Tensors, arena, buffer pool (reference counts) and PRNG
        4. Kernels: SGEMM per ISA (scalar, AVX2, AVX-512, NEON) with run-time dispatch,
-          im2col/col2im, Winograd F(4x4, 3x3) transforms
+          im2col/col2im, Winograd F(4x4, 3x3) transforms, upsampling, and the conv
+          algorithms (Winograd, few-output taps, im2col + GEMM; transposed conv) behind
+          one forward/backward interface the ops call
        5. Autograd tape and ops (forward + backward pairs)
        6. Parameters, layers and initialisation; loading arrays into parameters
        7. Optimiser: Adam, EMA, the linear learning-rate decay
@@ -214,6 +216,9 @@ AGDEF ag_tensor *ag_conv_transpose2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag
                                      int stride, int pad);                                /* w[I,O,kh,kw] */
 AGDEF ag_tensor *ag_upsample_nearest(ag_ctx *ctx, ag_tensor *x, int out_h, int out_w);
 AGDEF ag_tensor *ag_upsample_bilinear(ag_ctx *ctx, ag_tensor *x, int out_h, int out_w);  /* align_corners=False */
+/* ag_conv2d(ag_upsample_nearest|bilinear(x, 2H, 2W), w, b, 1, 1, 1, 1) for x[N,C,H,W] w[O,C,3,3], bit for bit,
+   without making the upsampled tensor (4x the size of x); mode AG_UP_NEAREST or AG_UP_BILINEAR */
+AGDEF ag_tensor *ag_conv3x3_upsampled2(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b, int mode);
 AGDEF ag_tensor *ag_avg_pool2d(ag_ctx *ctx, ag_tensor *x, int kernel, int stride, int pad, int count_include_pad);
 AGDEF ag_tensor *ag_max_pool2d(ag_ctx *ctx, ag_tensor *x, int kernel, int stride, int pad);
 AGDEF ag_tensor *ag_relu(ag_ctx *ctx, ag_tensor *x);
@@ -1763,6 +1768,7 @@ AGDEF void ag_tensor_shape_str(const ag_tensor *t, char *buf, size_t len) {
 
 /* ===================================================================================
    4. Kernels: SGEMM per ISA with run-time dispatch, im2col/col2im, Winograd F(4x4, 3x3)
+      transforms, upsampling; the conv algorithms behind ag__conv_forward / ag__conv_backward
    =================================================================================== */
 /* ---- SGEMM: packing, micro-kernels per ISA, run-time dispatch ---- */
 
@@ -3037,6 +3043,498 @@ static void ag__wino_grad_tiles(const ag__kernels *kern, const float *dy, int cn
     }
 }
 
+/* ---- conv algorithms: Winograd F(4x4,3x3), few-output taps, im2col + GEMM; one forward/backward interface ----
+   The conv ops (section 5) describe a convolution with an ag__conv_geom and call
+   ag__conv_forward / ag__conv_backward, which pick the algorithm from the shapes (and
+   ctx->winograd) alone, the same pick forward and backward, so the bits depend on the
+   shapes, the kernel path and the thread count only:
+       few outputs  O <= 8, C >= 4·O, stride 1, kernel > 1x1 (to_rgb)  -> shifted tap planes
+       Winograd     3x3, stride 1, one padding <= 2, >= 16 channels in/out -> F(4x4, 3x3)
+       otherwise    im2col + GEMM (a 1x1 stride-1 conv reads x as it is)
+   An input read through a x2 upsampling (g->up: ag_conv3x3_upsampled2) goes through
+   Winograd, whose input transform reads it upsampled; other shapes upsample it into a
+   temporary buffer first. The transposed conv has one algorithm (GEMM, then col2im) and
+   the same pair of calls, ag__conv_transpose_forward / _backward. Every function here
+   takes the context for its scratch buffers, pool buffers and thread count. */
+
+/* C[M, N] = beta·C + op(A)·op(B) with the packing scratch from the context (slot 2) */
+static void ag__gemm(ag_ctx *ctx, int transA, int transB, int M, int N, int K, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+    size_t bytes = ag__sgemm_scratch_bytes(ctx->kern, M, N, K);
+    void *scratch = bytes ? ag__scratch(ctx, 2, bytes / sizeof(float) + 1) : NULL;
+    if (bytes && !scratch) return;
+    ctx->gemm_flops += 2.0 * M * N * K;
+    ag__sgemm(ctx->kern, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc, scratch, bytes);
+}
+
+/* Upsampling to any size through index tables (ag__nearest_index / ag__bilinear_table,
+   section 5): y[planes][OH, OW] from x[planes][H, W], and the adjoints ("folds") adding
+   gy[planes][OH, OW] into gx[planes][H, W]. The ops ag_upsample_* and the conv of an
+   upsampled input share them, so both give the same bits. */
+static void ag__nearest_planes(const ag_ctx *ctx, const float *x, long planes, int H, int W, int OH, int OW,
+                               const int *iy, const int *ix, float *y) {
+    long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW); (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (pl = 0; pl < planes; pl++) {
+        const float *s = x + (size_t)pl * H * W; float *d = y + (size_t)pl * OH * OW; int oy, ox;
+        for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[oy * OW + ox] = s[iy[oy] * W + ix[ox]];
+    }
+}
+/* gx[planes][H, W] += the nearest upsampling's adjoint applied to gy[planes][OH, OW] */
+static void ag__nearest_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const int *iy, const int *ix,
+                             int H, int W, float *gx) {
+    long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW); (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (pl = 0; pl < planes; pl++) {
+        const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
+        for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[iy[oy] * W + ix[ox]] += g[oy * OW + ox];
+    }
+}
+static void ag__bilinear_planes(const ag_ctx *ctx, const float *x, long planes, int H, int W, int OH, int OW,
+                                const ag__lerp *ty, const ag__lerp *tx, float *y) {
+    long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW * 4); (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (pl = 0; pl < planes; pl++) {
+        const float *s = x + (size_t)pl * H * W; float *d = y + (size_t)pl * OH * OW; int oy, ox;
+        for (oy = 0; oy < OH; oy++) {
+            const float *r0 = s + ty[oy].i0 * W, *r1 = s + ty[oy].i1 * W;
+            for (ox = 0; ox < OW; ox++)
+                d[oy * OW + ox] = ty[oy].w0 * (tx[ox].w0 * r0[tx[ox].i0] + tx[ox].w1 * r0[tx[ox].i1])
+                                + ty[oy].w1 * (tx[ox].w0 * r1[tx[ox].i0] + tx[ox].w1 * r1[tx[ox].i1]);
+        }
+    }
+}
+/* gx[planes][H, W] += the bilinear upsampling's adjoint applied to gy[planes][OH, OW] */
+static void ag__bilinear_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const ag__lerp *ty,
+                              const ag__lerp *tx, int H, int W, float *gx) {
+    long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW * 4); (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (pl = 0; pl < planes; pl++) {
+        const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
+        for (oy = 0; oy < OH; oy++) {
+            float *r0 = d + ty[oy].i0 * W, *r1 = d + ty[oy].i1 * W; float hy0 = ty[oy].w0, hy1 = ty[oy].w1;
+            for (ox = 0; ox < OW; ox++) {
+                float v = g[oy * OW + ox];
+                r0[tx[ox].i0] += hy0 * tx[ox].w0 * v; r0[tx[ox].i1] += hy0 * tx[ox].w1 * v;
+                r1[tx[ox].i0] += hy1 * tx[ox].w0 * v; r1[tx[ox].i1] += hy1 * tx[ox].w1 * v;
+            }
+        }
+    }
+}
+/* ---- the algorithms ---- */
+/* a 1x1, stride-1, unpadded conv: x is its own im2col */
+static int ag__is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw) {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+}
+/* y[N, C, plane] += b[C] */
+static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int N, int C, size_t plane) {
+    long nc;
+    int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (nc = 0; nc < (long)N * C; nc++) {
+        float v = b[nc % C]; float *p = y + (size_t)nc * plane; size_t i;
+        for (i = 0; i < plane; i++) p[i] += v;
+    }
+}
+/* gb[C] += the sums (in double) of gy[N, C, plane] over N and the plane */
+static void ag__bias_grad_planes(const ag_ctx *ctx, float *gb, const float *gy, int N, int C, size_t plane) {
+    long c; int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (c = 0; c < C; c++) {
+        double s = 0.0; int n;
+        for (n = 0; n < N; n++) { const float *p = gy + ((size_t)n * C + c) * plane; size_t i; for (i = 0; i < plane; i++) s += p[i]; }
+        gb[c] += (float)s;
+    }
+}
+/* images per GEMM: small planes are placed side by side so the GEMM is at least ~512
+   columns wide, with the column buffer kept under 32 MB */
+static int ag__conv_group(int N, size_t K, size_t P) {
+    int cnt = P >= 512 ? 1 : (int)((512 + P - 1) / P);
+    while (cnt > 1 && K * (size_t)cnt * P > ((size_t)8 << 20)) cnt--;
+    return cnt < N ? cnt : N;
+}
+/* Winograd path: 3x3, stride 1, the same padding (0..2) on both axes, >= 16 channels in and out */
+static int ag__wino_applies(const ag_ctx *ctx, int C, int O, int kh, int kw, int sh, int sw, int ph, int pw) {
+    return ctx->winograd && kh == 3 && kw == 3 && sh == 1 && sw == 1 && ph == pw && ph <= 2 && C >= 16 && O >= 16;
+}
+/* images per Winograd group: the GEMMs at least ~1024 tiles wide, tile buffers <= ~32 MB */
+static int ag__wino_group(int N, size_t tiles, int C, int O) {
+    size_t per_image = 36 * (size_t)(C + O) * tiles * sizeof(float);
+    int cnt = (int)((1024 + tiles - 1) / tiles);
+    while (cnt > 1 && per_image * cnt > ((size_t)32 << 20)) cnt--;
+    return cnt < N ? cnt : N;
+}
+/* this OpenMP thread's number (0 without OpenMP): which slice of the scratch its GEMM packs into */
+static int ag__thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+/* the 36 tile-domain GEMMs C[xi] = beta*C[xi] + A[xi]·op(B[xi]), whole GEMMs spread over
+   the threads (a fixed split: the same bits for a fixed thread count) */
+static void ag__wino_gemms(ag_ctx *ctx, int transB, int M, int N, int K, const float *A, size_t a_plane, int lda,
+                           const float *B, size_t b_plane, int ldb, float beta, float *C, size_t c_plane, int ldc) {
+    ag__kernels serial = *ctx->kern;
+    size_t per; float *scratch; long xi; int ag__nt = ctx->num_threads;
+    serial.num_threads = 1;
+    per = ag__sgemm_scratch_bytes(&serial, M, N, K) / sizeof(float) + 16;
+    scratch = ag__scratch(ctx, 2, per * (size_t)ag__nt);
+    if (!scratch) return;
+    (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (xi = 0; xi < 36; xi++)
+        ag__sgemm(&serial, 0, transB, M, N, K, A + (size_t)xi * a_plane, lda, B + (size_t)xi * b_plane, ldb, beta,
+                  C + (size_t)xi * c_plane, ldc, scratch + (size_t)ag__thread_id() * per, per * sizeof(float));
+}
+/* y[N, O, OH, OW] (= or +=) conv3x3(x[N, C, H, W], w, padding p) + bias through Winograd;
+   `flip` takes w as [C, O, 3, 3] rotated by 180 degrees (the data gradient's filter) */
+static void ag__wino_conv(ag_ctx *ctx, const float *x, const ag__wino_src *src, int N, int C, int H, int W, int p,
+                          const float *w, int O, int flip, const float *bias, float *y, int OH, int OW, int accumulate) {
+    ag__wino_geom g = ag__wino_geometry(H, W, p, OH, OW, src);
+    int cnt = ag__wino_group(N, g.T1, C, O), n0;
+    size_t ld = (size_t)cnt * g.T1;
+    float *U = ag__scratch(ctx, 3, 36 * (size_t)O * C), *V = ag__scratch(ctx, 0, 36 * (size_t)C * ld);
+    float *M = ag__scratch(ctx, 1, 36 * (size_t)O * ld);
+    if (ctx->failed) return;
+    ag__wino_filter(ctx->kern, w, O, C, flip, U);
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = ag__kmin(cnt, N - n0);
+        ag__wino_input(ctx->kern, x + (size_t)n0 * C * g.plane, c, C, &g, V, ld);
+        ag__wino_gemms(ctx, 0, O, (int)(c * g.T1), C, U, (size_t)O * C, C, V, ld, (int)(36 * ld), 0.0f, M, ld, (int)(36 * ld));
+        if (ctx->failed) return;
+        ag__wino_output(ctx->kern, M, c, O, &g, ld, bias, y + (size_t)n0 * O * OH * OW, accumulate);
+    }
+    ctx->gemm_flops += 2.0 * 9.0 * N * O * C * OH * OW;
+}
+/* gw[O, C, 3, 3] += the weight gradient of ag__wino_conv (x, padding p, output gradient dy) */
+static void ag__wino_conv_wgrad(ag_ctx *ctx, const float *x, const ag__wino_src *src, int N, int C, int H, int W, int p,
+                                const float *dy, int O, int OH, int OW, float *gw) {
+    ag__wino_geom g = ag__wino_geometry(H, W, p, OH, OW, src);
+    int cnt = ag__wino_group(N, g.T1, C, O), n0;
+    size_t ld = (size_t)cnt * g.T1;
+    float *dU = ag__scratch(ctx, 3, 36 * (size_t)O * C), *V = ag__scratch(ctx, 0, 36 * (size_t)C * ld);
+    float *G = ag__scratch(ctx, 1, 36 * (size_t)O * ld);
+    if (ctx->failed) return;
+    memset(dU, 0, 36 * (size_t)O * C * sizeof(float));
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = ag__kmin(cnt, N - n0);
+        ag__wino_input(ctx->kern, x + (size_t)n0 * C * g.plane, c, C, &g, V, ld);
+        ag__wino_grad_tiles(ctx->kern, dy + (size_t)n0 * O * OH * OW, c, O, &g, G, ld);
+        ag__wino_gemms(ctx, 1, O, C, (int)(c * g.T1), G, ld, (int)(36 * ld), V, ld, (int)(36 * ld), 1.0f, dU, (size_t)O * C, C);
+        if (ctx->failed) return;
+    }
+    ag__wino_filter_grad(ctx->kern, dU, O, C, gw);
+    ctx->gemm_flops += 2.0 * 9.0 * N * O * C * OH * OW;
+}
+/* Few output channels (to_rgb: 3): im2col would copy the wide input kh*kw times for a
+   GEMM with 3 rows. Instead the GEMM runs on the input as it is, giving one plane per
+   (output channel, tap): Z[(o,a,e)] = sum_c w[o,c,a,e] x[c], and the taps are summed
+   shifted: y[o][oy][ox] = sum_(a,e) Z[(o,a,e)][oy - ph + a][ox - pw + e]. Backward
+   spreads dy the same way (dZ, the adjoint) and runs two GEMMs on it. Stride 1. */
+static int ag__small_out_applies(int C, int O, int kh, int kw, int sh, int sw) {
+    return sh == 1 && sw == 1 && kh * kw > 1 && O <= 8 && C >= 4 * O;
+}
+/* y[O, OH, OW] (+)= sum over taps of the shifted planes Z[O*kh*kw][H, W] */
+static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, int W, int kh, int kw, int ph, int pw,
+                        int OH, int OW, float *y) {
+    long o; int ag__nt = ag__threads(ag__kmin(kern->num_threads, O), (size_t)O * OH * OW * kh * kw, 65536);
+    (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (o = 0; o < O; o++) {
+        int a, e, oy, ox;
+        float *yo = y + (size_t)o * OH * OW;
+        for (a = 0; a < kh; a++) for (e = 0; e < kw; e++) {
+            const float *z = Z + (((size_t)o * kh + a) * kw + e) * H * W;
+            int lo = pw - e > 0 ? pw - e : 0, hi = W + pw - e < OW ? W + pw - e : OW;   /* ox with 0 <= ox - pw + e < W */
+            for (oy = 0; oy < OH; oy++) {
+                int iy = oy - ph + a;
+                const float *zr = z + (size_t)iy * W - pw + e;
+                float *yr = yo + (size_t)oy * OW;
+                if (iy < 0 || iy >= H) continue;
+                for (ox = lo; ox < hi; ox++) yr[ox] += zr[ox];
+            }
+        }
+    }
+}
+/* the adjoint: dZ[(o,a,e)][iy][ix] = dy[o][iy + ph - a][ix + pw - e] (zero outside) */
+static void ag__tap_spread(const ag__kernels *kern, const float *dy, int O, int H, int W, int kh, int kw, int ph, int pw,
+                           int OH, int OW, float *dZ) {
+    long r; int ag__nt = ag__threads(kern->num_threads, (size_t)O * H * W * kh * kw, 65536);
+    (void)ag__nt;
+    AG__PARALLEL_FOR(ag__nt)
+    for (r = 0; r < (long)O * kh * kw; r++) {
+        int o = (int)(r / (kh * kw)), a = (int)(r / kw % kh), e = (int)(r % kw), iy, ix;
+        int lo = e - pw > 0 ? e - pw : 0, hi = OW - pw + e < W ? OW - pw + e : W;   /* ix with 0 <= ix + pw - e < OW */
+        float *z = dZ + (size_t)r * H * W;
+        const float *d = dy + (size_t)o * OH * OW;
+        for (iy = 0; iy < H; iy++) {
+            int oy = iy + ph - a;
+            float *zr = z + (size_t)iy * W;
+            if (oy < 0 || oy >= OH) { memset(zr, 0, (size_t)W * sizeof(float)); continue; }
+            for (ix = 0; ix < lo; ix++) zr[ix] = 0.0f;
+            for (; ix < hi; ix++) zr[ix] = d[(size_t)oy * OW + ix + pw - e];
+            for (; ix < W; ix++) zr[ix] = 0.0f;
+        }
+    }
+}
+/* Wr[(o,a,e)][c] = w[o][c][a][e] */
+static void ag__taps_first(const float *w, int O, int C, int T, float *Wr) {
+    int o, c, t;
+    for (o = 0; o < O; o++) for (c = 0; c < C; c++) for (t = 0; t < T; t++)
+        Wr[((size_t)o * T + t) * C + c] = w[((size_t)o * C + c) * T + t];
+}
+/* y[N, O, OH, OW] = conv(x[N, C, H, W], w[O, C, kh, kw]) per image: Z = Wr·x (one GEMM), then the tap sum */
+static void ag__conv_small_out_forward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
+                                       int kh, int kw, int ph, int pw, float *y, int OH, int OW) {
+    int T = kh * kw, n;
+    size_t HW = (size_t)H * W;
+    float *Wr = ag__scratch(ctx, 3, (size_t)O * T * C), *Z = ag__scratch(ctx, 0, (size_t)O * T * HW);
+    if (ctx->failed) return;
+    ag__taps_first(w, O, C, T, Wr);
+    memset(y, 0, (size_t)N * O * OH * OW * sizeof(float));
+    for (n = 0; n < N; n++) {
+        ag__gemm(ctx, 0, 0, O * T, (int)HW, C, Wr, C, x + (size_t)n * C * HW, (int)HW, 0.0f, Z, (int)HW);
+        ag__tap_sum(ctx->kern, Z, O, H, W, kh, kw, ph, pw, OH, OW, y + (size_t)n * O * OH * OW);
+    }
+}
+/* its backward from dy: dZ = the tap spread of dy, gx += Wrᵀ·dZ, gw += dZ·xᵀ (gx or gw may be NULL) */
+static void ag__conv_small_out_backward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
+                                        int kh, int kw, int ph, int pw, const float *dy, int OH, int OW, float *gx, float *gw) {
+    int T = kh * kw, n, o, c, t;
+    size_t HW = (size_t)H * W;
+    float *Wr = ag__scratch(ctx, 3, 2 * (size_t)O * T * C), *dZ = ag__scratch(ctx, 0, (size_t)O * T * HW), *gWr;
+    if (ctx->failed) return;
+    gWr = Wr + (size_t)O * T * C;
+    ag__taps_first(w, O, C, T, Wr);
+    memset(gWr, 0, (size_t)O * T * C * sizeof(float));
+    for (n = 0; n < N; n++) {
+        ag__tap_spread(ctx->kern, dy + (size_t)n * O * OH * OW, O, H, W, kh, kw, ph, pw, OH, OW, dZ);
+        if (gx) ag__gemm(ctx, 1, 0, C, (int)HW, O * T, Wr, C, dZ, (int)HW, 1.0f, gx + (size_t)n * C * HW, (int)HW);
+        if (gw) ag__gemm(ctx, 0, 1, O * T, C, (int)HW, dZ, (int)HW, x + (size_t)n * C * HW, (int)HW, 1.0f, gWr, C);
+    }
+    if (gw) for (o = 0; o < O; o++) for (c = 0; c < C; c++) for (t = 0; t < T; t++)
+        gw[((size_t)o * C + c) * T + t] += gWr[((size_t)o * T + t) * C + c];
+}
+/* the im2col path's images per GEMM and its buffers: columns (none for a lone 1x1 image)
+   and gathered planes; -1 when out of memory */
+static int ag__im2col_buffers(ag_ctx *ctx, int N, int K, int O, size_t P, int pointwise, float **col, float **tmp) {
+    int cnt = ag__conv_group(N, (size_t)K, P);
+    *col = NULL; *tmp = NULL;
+    if (!pointwise || cnt > 1) *col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
+    if (cnt > 1) *tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
+    return ctx->failed ? -1 : cnt;
+}
+/* im2col path: y = W · im2col(x) per group of images side by side (1x1 stride 1 reads x as it is) */
+static void ag__conv_im2col_forward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
+                                    int kh, int kw, int sh, int sw, int ph, int pw, float *y, int OH, int OW) {
+    int K = C * kh * kw, n0, j, cnt;
+    size_t P = (size_t)OH * OW;
+    float *col, *tmp;
+    if ((cnt = ag__im2col_buffers(ctx, N, K, O, P, ag__is_pointwise(kh, kw, sh, sw, ph, pw), &col, &tmp)) < 0) return;
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
+        const float *ci = x + (size_t)n0 * C * H * W;
+        if (col) {
+            for (j = 0; j < c; j++)
+                ag__im2col(ctx->kern, x + (size_t)(n0 + j) * C * H * W, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col + (size_t)j * P, ld);
+            ci = col;
+        }
+        if (c == 1) ag__gemm(ctx, 0, 0, O, (int)P, K, w, K, ci, (int)P, 0.0f, y + (size_t)n0 * O * P, (int)P);
+        else {
+            ag__gemm(ctx, 0, 0, O, (int)ld, K, w, K, ci, (int)ld, 0.0f, tmp, (int)ld);
+            ag__scatter_planes(tmp, c, O, P, y + (size_t)n0 * O * P, 0);
+        }
+    }
+}
+/* its backward: gw += dy · im2col(x)ᵀ, gx += col2im(Wᵀ dy) */
+static void ag__conv_im2col_backward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
+                                     int kh, int kw, int sh, int sw, int ph, int pw, const float *dy, int OH, int OW,
+                                     float *gx, float *gw) {
+    int K = C * kh * kw, n0, j, cnt;
+    size_t P = (size_t)OH * OW, HWin = (size_t)H * W;
+    float *col, *tmp;
+    if ((cnt = ag__im2col_buffers(ctx, N, K, O, P, ag__is_pointwise(kh, kw, sh, sw, ph, pw), &col, &tmp)) < 0) return;
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
+        const float *dyg = dy + (size_t)n0 * O * P;
+        if (c > 1) { ag__gather_planes(dy + (size_t)n0 * O * P, c, O, P, tmp); dyg = tmp; }
+        if (gw) {
+            const float *ci = x + (size_t)n0 * C * HWin;   /* x is read for gw only (it may be NULL otherwise) */
+            if (col) {
+                for (j = 0; j < c; j++)
+                    ag__im2col(ctx->kern, x + (size_t)(n0 + j) * C * HWin, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col + (size_t)j * P, ld);
+                ci = col;
+            }
+            ag__gemm(ctx, 0, 1, O, K, (int)ld, dyg, (int)ld, ci, (int)ld, 1.0f, gw, K);
+        }
+        if (gx) {
+            if (!col) ag__gemm(ctx, 1, 0, C, (int)P, O, w, K, dyg, (int)P, 1.0f, gx + (size_t)n0 * C * HWin, (int)P);
+            else {
+                ag__gemm(ctx, 1, 0, K, (int)ld, O, w, K, dyg, (int)ld, 0.0f, col, (int)ld);
+                for (j = 0; j < c; j++)
+                    ag__col2im(ctx->kern, col + (size_t)j * P, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, gx + (size_t)(n0 + j) * C * HWin, ld);
+            }
+        }
+    }
+}
+
+/* One convolution as the ops describe it to ag__conv_forward / ag__conv_backward:
+       x[N, C, H, W] * w[O, C, kh, kw] (+ b[O]) -> y[N, O, OH, OW], stride sh x sw, zero padding ph x pw
+   With `up` set, x is stored at half the size, [N, C, up->SH, up->SW], and read through its
+   x2 upsampling (H = 2·SH, W = 2·SW): the conv of an upsampled tensor without that tensor.
+   For ag__conv_transpose_*: x[N, C, H, W] -> y[N, O, OH, OW] with w[C, O, kh, kw], stride
+   sh = sw and padding ph = pw, no `up`. */
+typedef struct ag__conv_geom {
+    int N, C, H, W, O, kh, kw, sh, sw, ph, pw, OH, OW;
+    const ag__wino_src *up;
+} ag__conv_geom;
+static ag__conv_geom ag__conv_geometry(int N, int C, int H, int W, int O, int kh, int kw, int sh, int sw, int ph, int pw) {
+    ag__conv_geom g;
+    g.N = N; g.C = C; g.H = H; g.W = W; g.O = O; g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
+    g.OH = (H + 2 * ph - kh) / sh + 1; g.OW = (W + 2 * pw - kw) / sw + 1;
+    g.up = NULL;
+    return g;
+}
+/* u[N, C, H, W] = g->up's upsampling of x[N, C, SH, SW], the values of ag_upsample_* */
+static void ag__conv_upsample_input(const ag_ctx *ctx, const ag__conv_geom *g, const float *x, float *u) {
+    const ag__wino_src *s = g->up;
+    if (s->mode == 1) ag__nearest_planes(ctx, x, (long)g->N * g->C, s->SH, s->SW, g->H, g->W, s->ny, s->nx, u);
+    else ag__bilinear_planes(ctx, x, (long)g->N * g->C, s->SH, s->SW, g->H, g->W, s->ty, s->tx, u);
+}
+/* gx[N, C, SH, SW] += the adjoint of that upsampling applied to gu[N, C, H, W] */
+static void ag__conv_upsample_fold(const ag_ctx *ctx, const ag__conv_geom *g, const float *gu, float *gx) {
+    const ag__wino_src *s = g->up;
+    if (s->mode == 1) ag__nearest_fold(ctx, gu, (long)g->N * g->C, g->H, g->W, s->ny, s->nx, s->SH, s->SW, gx);
+    else ag__bilinear_fold(ctx, gu, (long)g->N * g->C, g->H, g->W, s->ty, s->tx, s->SH, s->SW, gx);
+}
+
+/* y[N, O, OH, OW] = conv(x, w) + b (b may be NULL); x is [N, C, H, W], or [N, C, SH, SW]
+   read upsampled when g->up is set */
+static void ag__conv_forward(ag_ctx *ctx, const ag__conv_geom *g, const float *x, const float *w, const float *b, float *y) {
+    int wino = ag__wino_applies(ctx, g->C, g->O, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw);
+    size_t P = (size_t)g->OH * g->OW;
+    if (g->up && !wino) {   /* the upsampled input made in a pool buffer, then the conv of that */
+        ag__conv_geom plain = *g; int slot = 0;
+        float *u = (float *)ag__pool_take(ctx, (size_t)g->N * g->C * g->H * g->W * sizeof(float), &slot);
+        if (!u) return;
+        plain.up = NULL;
+        ag__conv_upsample_input(ctx, g, x, u);
+        ag__conv_forward(ctx, &plain, u, w, b, y);
+        ag__pool_put(ctx, slot, u);
+    } else if (ag__small_out_applies(g->C, g->O, g->kh, g->kw, g->sh, g->sw)) {
+        ag__conv_small_out_forward(ctx, x, g->N, g->C, g->H, g->W, w, g->O, g->kh, g->kw, g->ph, g->pw, y, g->OH, g->OW);
+        if (b) ag__bias_add_planes(ctx, y, b, g->N, g->O, P);
+    } else if (wino) {
+        ag__wino_conv(ctx, x, g->up, g->N, g->C, g->H, g->W, g->ph, w, g->O, 0, b, y, g->OH, g->OW, 0);
+    } else {
+        ag__conv_im2col_forward(ctx, x, g->N, g->C, g->H, g->W, w, g->O, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, y, g->OH, g->OW);
+        if (b) ag__bias_add_planes(ctx, y, b, g->N, g->O, P);
+    }
+}
+/* From dy[N, O, OH, OW]: gx += dL/dx, gw += dL/dw, gb += dL/db; each may be NULL (not
+   wanted). x is read for gw only, so a caller that wants no gw may pass x = NULL. With
+   g->up, gx is the gradient of the stored (small) x. */
+static void ag__conv_backward(ag_ctx *ctx, const ag__conv_geom *g, const float *x, const float *w, const float *dy,
+                              float *gx, float *gw, float *gb) {
+    int wino = ag__wino_applies(ctx, g->C, g->O, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw);
+    size_t up_bytes = (size_t)g->N * g->C * g->H * g->W * sizeof(float);
+    if (!gx && !gw) {
+    } else if (g->up && wino) {   /* x read upsampled; the upsampled input's gradient, folded back at once */
+        if (gw) ag__wino_conv_wgrad(ctx, x, g->up, g->N, g->C, g->H, g->W, g->ph, dy, g->O, g->OH, g->OW, gw);
+        if (gx) {
+            int slot = 0; float *gu = (float *)ag__pool_take(ctx, up_bytes, &slot);
+            if (!gu) return;
+            ag__wino_conv(ctx, dy, NULL, g->N, g->O, g->OH, g->OW, 2 - g->ph, w, g->C, 1, NULL, gu, g->H, g->W, 0);
+            ag__conv_upsample_fold(ctx, g, gu, gx);
+            ag__pool_put(ctx, slot, gu);
+        }
+    } else if (g->up) {   /* as the forward: on the upsampled input, made again; its gradient folded back */
+        ag__conv_geom plain = *g; int su = 0, sg = 0; float *u = NULL, *gu = NULL;
+        plain.up = NULL;
+        if (gw && !(u = (float *)ag__pool_take(ctx, up_bytes, &su))) return;
+        if (gx && !(gu = (float *)ag__pool_take(ctx, up_bytes, &sg))) { ag__pool_put(ctx, su, u); return; }
+        if (u) ag__conv_upsample_input(ctx, g, x, u);
+        if (gu) memset(gu, 0, up_bytes);
+        ag__conv_backward(ctx, &plain, u, w, dy, gu, gw, NULL);
+        if (gu) ag__conv_upsample_fold(ctx, g, gu, gx);
+        ag__pool_put(ctx, sg, gu); ag__pool_put(ctx, su, u);
+    } else if (ag__small_out_applies(g->C, g->O, g->kh, g->kw, g->sh, g->sw)) {
+        ag__conv_small_out_backward(ctx, x, g->N, g->C, g->H, g->W, w, g->O, g->kh, g->kw, g->ph, g->pw, dy, g->OH, g->OW, gx, gw);
+    } else if (wino) {
+        if (gw) ag__wino_conv_wgrad(ctx, x, NULL, g->N, g->C, g->H, g->W, g->ph, dy, g->O, g->OH, g->OW, gw);
+        if (gx) ag__wino_conv(ctx, dy, NULL, g->N, g->O, g->OH, g->OW, 2 - g->ph, w, g->C, 1, NULL, gx, g->H, g->W, 1);
+    } else {
+        ag__conv_im2col_backward(ctx, x, g->N, g->C, g->H, g->W, w, g->O, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw,
+                                 dy, g->OH, g->OW, gx, gw);
+    }
+    if (gb) ag__bias_grad_planes(ctx, gb, dy, g->N, g->O, (size_t)g->OH * g->OW);
+}
+
+/* The transposed conv's geometry: x[N, C, H, W] -> y[N, O, (H-1)s - 2p + kh, (W-1)s - 2p + kw] */
+static ag__conv_geom ag__conv_transpose_geometry(int N, int C, int H, int W, int O, int kh, int kw, int s, int p) {
+    ag__conv_geom g;
+    g.N = N; g.C = C; g.H = H; g.W = W; g.O = O; g.kh = kh; g.kw = kw; g.sh = g.sw = s; g.ph = g.pw = p;
+    g.OH = (H - 1) * s - 2 * p + kh; g.OW = (W - 1) * s - 2 * p + kw;
+    g.up = NULL;
+    return g;
+}
+/* y[N, O, OH, OW] = the transposed conv of x[N, C, H, W] with w[C, O, kh, kw] (+ b): the
+   columns Wᵀ·x (one GEMM per group of images side by side) folded into y by col2im; for
+   k2 s2 the columns never overlap */
+static void ag__conv_transpose_forward(ag_ctx *ctx, const ag__conv_geom *g, const float *x, const float *w, const float *b, float *y) {
+    int N = g->N, I = g->C, O = g->O, kh = g->kh, kw = g->kw, s = g->sh, p = g->ph, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    int K = O * kh * kw, n0, j;
+    size_t P = (size_t)H * W;
+    int cnt = ag__conv_group(N, (size_t)K, P);
+    float *col = ag__scratch(ctx, 0, (size_t)K * cnt * P), *tmp = NULL;
+    if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)I * cnt * P);
+    if (ctx->failed) return;
+    memset(y, 0, (size_t)N * O * OH * OW * sizeof(float));
+    for (n0 = 0; n0 < N; n0 += cnt) {
+        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
+        const float *xg = x + (size_t)n0 * I * P;
+        if (c > 1) { ag__gather_planes(x + (size_t)n0 * I * P, c, I, P, tmp); xg = tmp; }
+        ag__gemm(ctx, 1, 0, K, (int)ld, I, w, K, xg, (int)ld, 0.0f, col, (int)ld);
+        for (j = 0; j < c; j++)
+            ag__col2im(ctx->kern, col + (size_t)j * P, O, OH, OW, kh, kw, s, s, p, p, H, W, y + (size_t)(n0 + j) * O * OH * OW, ld);
+    }
+    if (b) ag__bias_add_planes(ctx, y, b, N, O, (size_t)OH * OW);
+}
+/* its backward from dy[N, O, OH, OW], through the columns im2col(dy): gw += x·colᵀ,
+   gx += W·col, gb += the planes' sums; each may be NULL; x is read for gw only */
+static void ag__conv_transpose_backward(ag_ctx *ctx, const ag__conv_geom *g, const float *x, const float *w, const float *dy,
+                                        float *gx, float *gw, float *gb) {
+    int N = g->N, I = g->C, O = g->O, kh = g->kh, kw = g->kw, s = g->sh, p = g->ph, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    int K = O * kh * kw, n0, j;
+    size_t P = (size_t)H * W, PO = (size_t)OH * OW; int cnt = ag__conv_group(N, (size_t)K, P);
+    float *col, *tmp;
+    if (gx || gw) {
+        col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
+        tmp = ag__scratch(ctx, 1, (size_t)I * cnt * P);
+        if (ctx->failed) return;
+        for (n0 = 0; n0 < N; n0 += cnt) {
+            int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
+            for (j = 0; j < c; j++)
+                ag__im2col(ctx->kern, dy + (size_t)(n0 + j) * O * PO, O, OH, OW, kh, kw, s, s, p, p, H, W, col + (size_t)j * P, ld);
+            if (gw) {
+                const float *xg = x + (size_t)n0 * I * P;
+                if (c > 1) { ag__gather_planes(x + (size_t)n0 * I * P, c, I, P, tmp); xg = tmp; }
+                ag__gemm(ctx, 0, 1, I, K, (int)ld, xg, (int)ld, col, (int)ld, 1.0f, gw, K);
+            }
+            if (gx) {
+                if (c == 1) ag__gemm(ctx, 0, 0, I, (int)P, K, w, K, col, (int)P, 1.0f, gx + (size_t)n0 * I * P, (int)P);
+                else {
+                    ag__gemm(ctx, 0, 0, I, (int)ld, K, w, K, col, (int)ld, 0.0f, tmp, (int)ld);
+                    ag__scatter_planes(tmp, c, I, P, gx + (size_t)n0 * I * P, 1);
+                }
+            }
+        }
+    }
+    if (gb) ag__bias_grad_planes(ctx, gb, dy, N, O, PO);
+}
+
 /* ===================================================================================
    5. Autograd tape and ops (forward + backward pairs)
    =================================================================================== */
@@ -3181,16 +3679,6 @@ static int ag__check_same(ag_ctx *ctx, const char *op, ag_tensor *a, ag_tensor *
     return 0;
 }
 
-/* GEMM with its packing scratch taken from the arena */
-static void ag__gemm(ag_ctx *ctx, int transA, int transB, int M, int N, int K, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc) {
-    size_t bytes = ag__sgemm_scratch_bytes(ctx->kern, M, N, K);
-    void *scratch = bytes ? ag__scratch(ctx, 2, bytes / sizeof(float) + 1) : NULL;
-    if (bytes && !scratch) return;
-    ctx->gemm_flops += 2.0 * M * N * K;
-    ag__sgemm(ctx->kern, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc, scratch, bytes);
-}
-
 /* ---- linear: x[N,in] w[out,in] b[out] -> y[N,out] ---- */
 static void ag__linear_backward(ag_ctx *ctx, ag__node *n) {
     ag_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
@@ -3220,278 +3708,18 @@ AGDEF ag_tensor *ag_linear(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
     return y;
 }
 
-/* ---- conv2d: x[N,C,H,W] w[O,C,kh,kw] b[O] -> y[N,O,OH,OW] via im2col + GEMM ---- */
-static int ag__is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw) {
-    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
-}
-static void ag__bias_add_planes(const ag_ctx *ctx, float *y, const float *b, int N, int C, size_t plane) {
-    long nc;
-    int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
-    AG__PARALLEL_FOR(ag__nt)
-    for (nc = 0; nc < (long)N * C; nc++) {
-        float v = b[nc % C]; float *p = y + (size_t)nc * plane; size_t i;
-        for (i = 0; i < plane; i++) p[i] += v;
-    }
-}
-static void ag__bias_grad_planes(const ag_ctx *ctx, float *gb, const float *gy, int N, int C, size_t plane) {
-    long c; int ag__nt = ag__threads_for(ctx, (size_t)N * C * plane); (void)ag__nt;
-    AG__PARALLEL_FOR(ag__nt)
-    for (c = 0; c < C; c++) {
-        double s = 0.0; int n;
-        for (n = 0; n < N; n++) { const float *p = gy + ((size_t)n * C + c) * plane; size_t i; for (i = 0; i < plane; i++) s += p[i]; }
-        gb[c] += (float)s;
-    }
-}
-/* images per GEMM: small planes are placed side by side so the GEMM is at least ~512
-   columns wide, with the column buffer kept under 32 MB */
-static int ag__conv_group(int N, size_t K, size_t P) {
-    int cnt = P >= 512 ? 1 : (int)((512 + P - 1) / P);
-    while (cnt > 1 && K * (size_t)cnt * P > ((size_t)8 << 20)) cnt--;
-    return cnt < N ? cnt : N;
-}
-/* Winograd path: 3x3, stride 1, the same padding (0..2) on both axes, >= 16 channels in and out */
-static int ag__wino_applies(const ag_ctx *ctx, int C, int O, int kh, int kw, int sh, int sw, int ph, int pw) {
-    return ctx->winograd && kh == 3 && kw == 3 && sh == 1 && sw == 1 && ph == pw && ph <= 2 && C >= 16 && O >= 16;
-}
-/* images per Winograd group: the GEMMs at least ~1024 tiles wide, tile buffers <= ~32 MB */
-static int ag__wino_group(int N, size_t tiles, int C, int O) {
-    size_t per_image = 36 * (size_t)(C + O) * tiles * sizeof(float);
-    int cnt = (int)((1024 + tiles - 1) / tiles);
-    while (cnt > 1 && per_image * cnt > ((size_t)32 << 20)) cnt--;
-    return cnt < N ? cnt : N;
-}
-static int ag__thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-/* the 36 tile-domain GEMMs C[xi] = beta*C[xi] + A[xi]·op(B[xi]), whole GEMMs spread over
-   the threads (a fixed split: the same bits for a fixed thread count) */
-static void ag__wino_gemms(ag_ctx *ctx, int transB, int M, int N, int K, const float *A, size_t a_plane, int lda,
-                           const float *B, size_t b_plane, int ldb, float beta, float *C, size_t c_plane, int ldc) {
-    ag__kernels serial = *ctx->kern;
-    size_t per; float *scratch; long xi; int ag__nt = ctx->num_threads;
-    serial.num_threads = 1;
-    per = ag__sgemm_scratch_bytes(&serial, M, N, K) / sizeof(float) + 16;
-    scratch = ag__scratch(ctx, 2, per * (size_t)ag__nt);
-    if (!scratch) return;
-    (void)ag__nt;
-    AG__PARALLEL_FOR(ag__nt)
-    for (xi = 0; xi < 36; xi++)
-        ag__sgemm(&serial, 0, transB, M, N, K, A + (size_t)xi * a_plane, lda, B + (size_t)xi * b_plane, ldb, beta,
-                  C + (size_t)xi * c_plane, ldc, scratch + (size_t)ag__thread_id() * per, per * sizeof(float));
-}
-/* y[N, O, OH, OW] (= or +=) conv3x3(x[N, C, H, W], w, padding p) + bias through Winograd;
-   `flip` takes w as [C, O, 3, 3] rotated by 180 degrees (the data gradient's filter) */
-static void ag__wino_conv(ag_ctx *ctx, const float *x, const ag__wino_src *src, int N, int C, int H, int W, int p,
-                          const float *w, int O, int flip, const float *bias, float *y, int OH, int OW, int accumulate) {
-    ag__wino_geom g = ag__wino_geometry(H, W, p, OH, OW, src);
-    int cnt = ag__wino_group(N, g.T1, C, O), n0;
-    size_t ld = (size_t)cnt * g.T1;
-    float *U = ag__scratch(ctx, 3, 36 * (size_t)O * C), *V = ag__scratch(ctx, 0, 36 * (size_t)C * ld);
-    float *M = ag__scratch(ctx, 1, 36 * (size_t)O * ld);
-    if (ctx->failed) return;
-    ag__wino_filter(ctx->kern, w, O, C, flip, U);
-    for (n0 = 0; n0 < N; n0 += cnt) {
-        int c = ag__kmin(cnt, N - n0);
-        ag__wino_input(ctx->kern, x + (size_t)n0 * C * g.plane, c, C, &g, V, ld);
-        ag__wino_gemms(ctx, 0, O, (int)(c * g.T1), C, U, (size_t)O * C, C, V, ld, (int)(36 * ld), 0.0f, M, ld, (int)(36 * ld));
-        if (ctx->failed) return;
-        ag__wino_output(ctx->kern, M, c, O, &g, ld, bias, y + (size_t)n0 * O * OH * OW, accumulate);
-    }
-    ctx->gemm_flops += 2.0 * 9.0 * N * O * C * OH * OW;
-}
-/* gw[O, C, 3, 3] += the weight gradient of ag__wino_conv (x, padding p, output gradient dy) */
-static void ag__wino_conv_wgrad(ag_ctx *ctx, const float *x, const ag__wino_src *src, int N, int C, int H, int W, int p,
-                                const float *dy, int O, int OH, int OW, float *gw) {
-    ag__wino_geom g = ag__wino_geometry(H, W, p, OH, OW, src);
-    int cnt = ag__wino_group(N, g.T1, C, O), n0;
-    size_t ld = (size_t)cnt * g.T1;
-    float *dU = ag__scratch(ctx, 3, 36 * (size_t)O * C), *V = ag__scratch(ctx, 0, 36 * (size_t)C * ld);
-    float *G = ag__scratch(ctx, 1, 36 * (size_t)O * ld);
-    if (ctx->failed) return;
-    memset(dU, 0, 36 * (size_t)O * C * sizeof(float));
-    for (n0 = 0; n0 < N; n0 += cnt) {
-        int c = ag__kmin(cnt, N - n0);
-        ag__wino_input(ctx->kern, x + (size_t)n0 * C * g.plane, c, C, &g, V, ld);
-        ag__wino_grad_tiles(ctx->kern, dy + (size_t)n0 * O * OH * OW, c, O, &g, G, ld);
-        ag__wino_gemms(ctx, 1, O, C, (int)(c * g.T1), G, ld, (int)(36 * ld), V, ld, (int)(36 * ld), 1.0f, dU, (size_t)O * C, C);
-        if (ctx->failed) return;
-    }
-    ag__wino_filter_grad(ctx->kern, dU, O, C, gw);
-    ctx->gemm_flops += 2.0 * 9.0 * N * O * C * OH * OW;
-}
-/* Few output channels (to_rgb: 3): im2col would copy the wide input kh*kw times for a
-   GEMM with 3 rows. Instead the GEMM runs on the input as it is, giving one plane per
-   (output channel, tap): Z[(o,a,e)] = sum_c w[o,c,a,e] x[c], and the taps are summed
-   shifted: y[o][oy][ox] = sum_(a,e) Z[(o,a,e)][oy - ph + a][ox - pw + e]. Backward
-   spreads dy the same way (dZ, the adjoint) and runs two GEMMs on it. Stride 1. */
-static int ag__small_out_applies(int C, int O, int kh, int kw, int sh, int sw) {
-    return sh == 1 && sw == 1 && kh * kw > 1 && O <= 8 && C >= 4 * O;
-}
-/* y[O, OH, OW] (+)= sum over taps of the shifted planes Z[O*kh*kw][H, W] */
-static void ag__tap_sum(const ag__kernels *kern, const float *Z, int O, int H, int W, int kh, int kw, int ph, int pw,
-                        int OH, int OW, float *y) {
-    long o; int ag__nt = ag__threads(ag__kmin(kern->num_threads, O), (size_t)O * OH * OW * kh * kw, 65536);
-    (void)ag__nt;
-    AG__PARALLEL_FOR(ag__nt)
-    for (o = 0; o < O; o++) {
-        int a, e, oy, ox;
-        float *yo = y + (size_t)o * OH * OW;
-        for (a = 0; a < kh; a++) for (e = 0; e < kw; e++) {
-            const float *z = Z + (((size_t)o * kh + a) * kw + e) * H * W;
-            int lo = pw - e > 0 ? pw - e : 0, hi = W + pw - e < OW ? W + pw - e : OW;   /* ox with 0 <= ox - pw + e < W */
-            for (oy = 0; oy < OH; oy++) {
-                int iy = oy - ph + a;
-                const float *zr = z + (size_t)iy * W - pw + e;
-                float *yr = yo + (size_t)oy * OW;
-                if (iy < 0 || iy >= H) continue;
-                for (ox = lo; ox < hi; ox++) yr[ox] += zr[ox];
-            }
-        }
-    }
-}
-/* the adjoint: dZ[(o,a,e)][iy][ix] = dy[o][iy + ph - a][ix + pw - e] (zero outside) */
-static void ag__tap_spread(const ag__kernels *kern, const float *dy, int O, int H, int W, int kh, int kw, int ph, int pw,
-                           int OH, int OW, float *dZ) {
-    long r; int ag__nt = ag__threads(kern->num_threads, (size_t)O * H * W * kh * kw, 65536);
-    (void)ag__nt;
-    AG__PARALLEL_FOR(ag__nt)
-    for (r = 0; r < (long)O * kh * kw; r++) {
-        int o = (int)(r / (kh * kw)), a = (int)(r / kw % kh), e = (int)(r % kw), iy, ix;
-        int lo = e - pw > 0 ? e - pw : 0, hi = OW - pw + e < W ? OW - pw + e : W;   /* ix with 0 <= ix + pw - e < OW */
-        float *z = dZ + (size_t)r * H * W;
-        const float *d = dy + (size_t)o * OH * OW;
-        for (iy = 0; iy < H; iy++) {
-            int oy = iy + ph - a;
-            float *zr = z + (size_t)iy * W;
-            if (oy < 0 || oy >= OH) { memset(zr, 0, (size_t)W * sizeof(float)); continue; }
-            for (ix = 0; ix < lo; ix++) zr[ix] = 0.0f;
-            for (; ix < hi; ix++) zr[ix] = d[(size_t)oy * OW + ix + pw - e];
-            for (; ix < W; ix++) zr[ix] = 0.0f;
-        }
-    }
-}
-/* Wr[(o,a,e)][c] = w[o][c][a][e] */
-static void ag__taps_first(const float *w, int O, int C, int T, float *Wr) {
-    int o, c, t;
-    for (o = 0; o < O; o++) for (c = 0; c < C; c++) for (t = 0; t < T; t++)
-        Wr[((size_t)o * T + t) * C + c] = w[((size_t)o * C + c) * T + t];
-}
-static void ag__conv_small_out_forward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
-                                       int kh, int kw, int ph, int pw, float *y, int OH, int OW) {
-    int T = kh * kw, n;
-    size_t HW = (size_t)H * W;
-    float *Wr = ag__scratch(ctx, 3, (size_t)O * T * C), *Z = ag__scratch(ctx, 0, (size_t)O * T * HW);
-    if (ctx->failed) return;
-    ag__taps_first(w, O, C, T, Wr);
-    memset(y, 0, (size_t)N * O * OH * OW * sizeof(float));
-    for (n = 0; n < N; n++) {
-        ag__gemm(ctx, 0, 0, O * T, (int)HW, C, Wr, C, x + (size_t)n * C * HW, (int)HW, 0.0f, Z, (int)HW);
-        ag__tap_sum(ctx->kern, Z, O, H, W, kh, kw, ph, pw, OH, OW, y + (size_t)n * O * OH * OW);
-    }
-}
-static void ag__conv_small_out_backward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
-                                        int kh, int kw, int ph, int pw, const float *dy, int OH, int OW, float *gx, float *gw) {
-    int T = kh * kw, n, o, c, t;
-    size_t HW = (size_t)H * W;
-    float *Wr = ag__scratch(ctx, 3, 2 * (size_t)O * T * C), *dZ = ag__scratch(ctx, 0, (size_t)O * T * HW), *gWr;
-    if (ctx->failed) return;
-    gWr = Wr + (size_t)O * T * C;
-    ag__taps_first(w, O, C, T, Wr);
-    memset(gWr, 0, (size_t)O * T * C * sizeof(float));
-    for (n = 0; n < N; n++) {
-        ag__tap_spread(ctx->kern, dy + (size_t)n * O * OH * OW, O, H, W, kh, kw, ph, pw, OH, OW, dZ);
-        if (gx) ag__gemm(ctx, 1, 0, C, (int)HW, O * T, Wr, C, dZ, (int)HW, 1.0f, gx + (size_t)n * C * HW, (int)HW);
-        if (gw) ag__gemm(ctx, 0, 1, O * T, C, (int)HW, dZ, (int)HW, x + (size_t)n * C * HW, (int)HW, 1.0f, gWr, C);
-    }
-    if (gw) for (o = 0; o < O; o++) for (c = 0; c < C; c++) for (t = 0; t < T; t++)
-        gw[((size_t)o * C + c) * T + t] += gWr[((size_t)o * T + t) * C + c];
-}
-/* the im2col path's images per GEMM and its buffers: columns (none for a lone 1x1 image)
-   and gathered planes; -1 when out of memory */
-static int ag__im2col_buffers(ag_ctx *ctx, int N, int K, int O, size_t P, int pointwise, float **col, float **tmp) {
-    int cnt = ag__conv_group(N, (size_t)K, P);
-    *col = NULL; *tmp = NULL;
-    if (!pointwise || cnt > 1) *col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
-    if (cnt > 1) *tmp = ag__scratch(ctx, 1, (size_t)O * cnt * P);
-    return ctx->failed ? -1 : cnt;
-}
-/* im2col path: y = W · im2col(x) per group of images side by side (1x1 stride 1 reads x as it is) */
-static void ag__conv_im2col_forward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
-                                    int kh, int kw, int sh, int sw, int ph, int pw, float *y, int OH, int OW) {
-    int K = C * kh * kw, n0, j, cnt;
-    size_t P = (size_t)OH * OW;
-    float *col, *tmp;
-    if ((cnt = ag__im2col_buffers(ctx, N, K, O, P, ag__is_pointwise(kh, kw, sh, sw, ph, pw), &col, &tmp)) < 0) return;
-    for (n0 = 0; n0 < N; n0 += cnt) {
-        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
-        const float *ci = x + (size_t)n0 * C * H * W;
-        if (col) {
-            for (j = 0; j < c; j++)
-                ag__im2col(ctx->kern, x + (size_t)(n0 + j) * C * H * W, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col + (size_t)j * P, ld);
-            ci = col;
-        }
-        if (c == 1) ag__gemm(ctx, 0, 0, O, (int)P, K, w, K, ci, (int)P, 0.0f, y + (size_t)n0 * O * P, (int)P);
-        else {
-            ag__gemm(ctx, 0, 0, O, (int)ld, K, w, K, ci, (int)ld, 0.0f, tmp, (int)ld);
-            ag__scatter_planes(tmp, c, O, P, y + (size_t)n0 * O * P, 0);
-        }
-    }
-}
-/* its backward: gw += dy · im2col(x)ᵀ, gx += col2im(Wᵀ dy) */
-static void ag__conv_im2col_backward(ag_ctx *ctx, const float *x, int N, int C, int H, int W, const float *w, int O,
-                                     int kh, int kw, int sh, int sw, int ph, int pw, const float *dy, int OH, int OW,
-                                     float *gx, float *gw) {
-    int K = C * kh * kw, n0, j, cnt;
-    size_t P = (size_t)OH * OW, HWin = (size_t)H * W;
-    float *col, *tmp;
-    if ((cnt = ag__im2col_buffers(ctx, N, K, O, P, ag__is_pointwise(kh, kw, sh, sw, ph, pw), &col, &tmp)) < 0) return;
-    for (n0 = 0; n0 < N; n0 += cnt) {
-        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
-        const float *ci = x + (size_t)n0 * C * HWin, *dyg = dy + (size_t)n0 * O * P;
-        if (c > 1) { ag__gather_planes(dy + (size_t)n0 * O * P, c, O, P, tmp); dyg = tmp; }
-        if (gw) {
-            if (col) {
-                for (j = 0; j < c; j++)
-                    ag__im2col(ctx->kern, x + (size_t)(n0 + j) * C * HWin, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, col + (size_t)j * P, ld);
-                ci = col;
-            }
-            ag__gemm(ctx, 0, 1, O, K, (int)ld, dyg, (int)ld, ci, (int)ld, 1.0f, gw, K);
-        }
-        if (gx) {
-            if (!col) ag__gemm(ctx, 1, 0, C, (int)P, O, w, K, dyg, (int)P, 1.0f, gx + (size_t)n0 * C * HWin, (int)P);
-            else {
-                ag__gemm(ctx, 1, 0, K, (int)ld, O, w, K, dyg, (int)ld, 0.0f, col, (int)ld);
-                for (j = 0; j < c; j++)
-                    ag__col2im(ctx->kern, col + (size_t)j * P, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, gx + (size_t)(n0 + j) * C * HWin, ld);
-            }
-        }
-    }
-}
+/* ---- conv2d: x[N,C,H,W] w[O,C,kh,kw] b[O] -> y[N,O,OH,OW]; ag__conv_forward / _backward
+   (section 4) pick the algorithm: Winograd, few-output taps or im2col + GEMM ---- */
 static void ag__conv2d_backward(ag_ctx *ctx, ag__node *n) {
-    ag_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
-    int N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-    int O = w->shape[0], kh = w->shape[2], kw = w->shape[3];
-    int sh = n->iarg[0], sw = n->iarg[1], ph = n->iarg[2], pw = n->iarg[3];
-    int OH = y->shape[2], OW = y->shape[3];
+    ag_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    ag__conv_geom g = ag__conv_geometry(x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3],
+                                        n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
     float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
-    if (!gx && !gw) {
-    } else if (ag__small_out_applies(C, O, kh, kw, sh, sw)) {
-        ag__conv_small_out_backward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, ph, pw, y->grad, OH, OW, gx, gw);
-    } else if (ag__wino_applies(ctx, C, O, kh, kw, sh, sw, ph, pw)) {
-        if (gw) ag__wino_conv_wgrad(ctx, x->data, NULL, N, C, H, W, ph, y->grad, O, OH, OW, gw);
-        if (gx) ag__wino_conv(ctx, y->grad, NULL, N, O, OH, OW, 2 - ph, w->data, C, 1, NULL, gx, H, W, 1);
-    } else {
-        ag__conv_im2col_backward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, sh, sw, ph, pw, y->grad, OH, OW, gx, gw);
-    }
-    if (gb && b) ag__bias_grad_planes(ctx, gb, y->grad, N, O, (size_t)OH * OW);
+    ag__conv_backward(ctx, &g, x->data, w->data, y->grad, gx, gw, gb);
 }
 AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b,
                            int sh, int sw, int ph, int pw) {
-    int N, C, H, W, O, kh, kw, OH, OW; ag_tensor *y; ag__node *nd;
+    int N, C, H, W, O, kh, kw; ag_tensor *y; ag__node *nd; ag__conv_geom g;
     char s1[64], s2[64];
     if (ag__check(ctx, "conv2d", x, 4) || ag__check(ctx, "conv2d (weight)", w, 4)) return NULL;
     N = x->shape[0]; C = x->shape[1]; H = x->shape[2]; W = x->shape[3];
@@ -3506,18 +3734,10 @@ AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
         ag_tensor_shape_str(x, s1, sizeof s1);
         return (ag_tensor *)ag__ctx_fail(ctx, "conv2d: input %s smaller than the %dx%d kernel with padding %dx%d", s1, kh, kw, ph, pw);
     }
-    OH = (H + 2 * ph - kh) / sh + 1; OW = (W + 2 * pw - kw) / sw + 1;
-    y = ag_tensor4(ctx, N, O, OH, OW);
+    g = ag__conv_geometry(N, C, H, W, O, kh, kw, sh, sw, ph, pw);
+    y = ag_tensor4(ctx, N, O, g.OH, g.OW);
     if (!y) return NULL;
-    if (ag__small_out_applies(C, O, kh, kw, sh, sw)) {
-        ag__conv_small_out_forward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, ph, pw, y->data, OH, OW);
-        if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, (size_t)OH * OW);
-    } else if (ag__wino_applies(ctx, C, O, kh, kw, sh, sw, ph, pw)) {
-        ag__wino_conv(ctx, x->data, NULL, N, C, H, W, ph, w->data, O, 0, b ? b->data : NULL, y->data, OH, OW, 0);
-    } else {
-        ag__conv_im2col_forward(ctx, x->data, N, C, H, W, w->data, O, kh, kw, sh, sw, ph, pw, y->data, OH, OW);
-        if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, (size_t)OH * OW);
-    }
+    ag__conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data);
     if (ctx->failed) return NULL;
     nd = ag__record(ctx, y, ag__conv2d_backward, x, w, b, NULL);
     if (nd) { nd->iarg[0] = sh; nd->iarg[1] = sw; nd->iarg[2] = ph; nd->iarg[3] = pw; }
@@ -3527,41 +3747,16 @@ AGDEF ag_tensor *ag_conv2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b
 }
 
 /* ---- transposed conv: x[N,I,H,W] w[I,O,kh,kw] b[O] -> y[N,O,(H-1)s-2p+kh, ...]
-   forward = GEMM (Wᵀ x) then col2im; for k2 s2 the columns never overlap ---- */
+   through ag__conv_transpose_forward / _backward (section 4: GEMM, then col2im) ---- */
 static void ag__deconv_backward(ag_ctx *ctx, ag__node *n) {
-    ag_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
-    int N = x->shape[0], I = x->shape[1], H = x->shape[2], W = x->shape[3];
-    int O = w->shape[1], kh = w->shape[2], kw = w->shape[3], s = n->iarg[0], p = n->iarg[1];
-    int OH = y->shape[2], OW = y->shape[3], K = O * kh * kw, n0, j;
-    size_t P = (size_t)H * W, PO = (size_t)OH * OW; int cnt = ag__conv_group(N, (size_t)K, P);
+    ag_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    ag__conv_geom g = ag__conv_transpose_geometry(x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[1], w->shape[2], w->shape[3],
+                                                  n->iarg[0], n->iarg[1]);
     float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
-    float *col, *tmp;
-    if (gx || gw) {
-        col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
-        tmp = ag__scratch(ctx, 1, (size_t)I * cnt * P);
-        if (ctx->failed) return;
-        for (n0 = 0; n0 < N; n0 += cnt) {
-            int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
-            for (j = 0; j < c; j++)
-                ag__im2col(ctx->kern, y->grad + (size_t)(n0 + j) * O * PO, O, OH, OW, kh, kw, s, s, p, p, H, W, col + (size_t)j * P, ld);
-            if (gw) {
-                const float *xg = x->data + (size_t)n0 * I * P;
-                if (c > 1) { ag__gather_planes(x->data + (size_t)n0 * I * P, c, I, P, tmp); xg = tmp; }
-                ag__gemm(ctx, 0, 1, I, K, (int)ld, xg, (int)ld, col, (int)ld, 1.0f, gw, K);
-            }
-            if (gx) {
-                if (c == 1) ag__gemm(ctx, 0, 0, I, (int)P, K, w->data, K, col, (int)P, 1.0f, gx + (size_t)n0 * I * P, (int)P);
-                else {
-                    ag__gemm(ctx, 0, 0, I, (int)ld, K, w->data, K, col, (int)ld, 0.0f, tmp, (int)ld);
-                    ag__scatter_planes(tmp, c, I, P, gx + (size_t)n0 * I * P, 1);
-                }
-            }
-        }
-    }
-    if (gb && b) ag__bias_grad_planes(ctx, gb, y->grad, N, O, PO);
+    ag__conv_transpose_backward(ctx, &g, x->data, w->data, y->grad, gx, gw, gb);
 }
 AGDEF ag_tensor *ag_conv_transpose2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b, int s, int p) {
-    int N, I, H, W, O, kh, kw, OH, OW, K, n0, j, cnt; size_t P; ag_tensor *y; float *col, *tmp = NULL; ag__node *nd; char s1[64], s2[64];
+    int N, I, H, W, O, kh, kw; ag_tensor *y; ag__node *nd; ag__conv_geom g; char s1[64], s2[64];
     if (ag__check(ctx, "conv_transpose2d", x, 4) || ag__check(ctx, "conv_transpose2d (weight)", w, 4)) return NULL;
     N = x->shape[0]; I = x->shape[1]; H = x->shape[2]; W = x->shape[3];
     O = w->shape[1]; kh = w->shape[2]; kw = w->shape[3];
@@ -3571,24 +3766,12 @@ AGDEF ag_tensor *ag_conv_transpose2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag
     }
     if (s < 1 || p < 0) return (ag_tensor *)ag__ctx_fail(ctx, "conv_transpose2d: bad stride %d or padding %d", s, p);
     if (b && b->size != (size_t)O) return (ag_tensor *)ag__ctx_fail(ctx, "conv_transpose2d: bias has %zu elements, weight has %d outputs", b->size, O);
-    OH = (H - 1) * s - 2 * p + kh; OW = (W - 1) * s - 2 * p + kw;
-    if (OH < 1 || OW < 1) return (ag_tensor *)ag__ctx_fail(ctx, "conv_transpose2d: empty output (%dx%d)", OH, OW);
-    K = O * kh * kw; P = (size_t)H * W;
-    cnt = ag__conv_group(N, (size_t)K, P);
-    y = ag_tensor4(ctx, N, O, OH, OW);
-    col = ag__scratch(ctx, 0, (size_t)K * cnt * P);
-    if (cnt > 1) tmp = ag__scratch(ctx, 1, (size_t)I * cnt * P);
-    if (!y || ctx->failed) return NULL;
-    memset(y->data, 0, y->size * sizeof(float));
-    for (n0 = 0; n0 < N; n0 += cnt) {
-        int c = N - n0 < cnt ? N - n0 : cnt; size_t ld = (size_t)c * P;
-        const float *xg = x->data + (size_t)n0 * I * P;
-        if (c > 1) { ag__gather_planes(x->data + (size_t)n0 * I * P, c, I, P, tmp); xg = tmp; }
-        ag__gemm(ctx, 1, 0, K, (int)ld, I, w->data, K, xg, (int)ld, 0.0f, col, (int)ld);
-        for (j = 0; j < c; j++)
-            ag__col2im(ctx->kern, col + (size_t)j * P, O, OH, OW, kh, kw, s, s, p, p, H, W, y->data + (size_t)(n0 + j) * O * OH * OW, ld);
-    }
-    if (b) ag__bias_add_planes(ctx, y->data, b->data, N, O, (size_t)OH * OW);
+    g = ag__conv_transpose_geometry(N, I, H, W, O, kh, kw, s, p);
+    if (g.OH < 1 || g.OW < 1) return (ag_tensor *)ag__ctx_fail(ctx, "conv_transpose2d: empty output (%dx%d)", g.OH, g.OW);
+    y = ag_tensor4(ctx, N, O, g.OH, g.OW);
+    if (!y) return NULL;
+    ag__conv_transpose_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data);
+    if (ctx->failed) return NULL;
     nd = ag__record(ctx, y, ag__deconv_backward, x, w, b, NULL);
     if (!w->requires_grad) ag__unkeep(ctx, nd, 0);
     ag__unkeep(ctx, nd, 2);
@@ -3604,16 +3787,6 @@ static int *ag__nearest_index(ag_ctx *ctx, int in, int out) {
     for (i = 0; i < out; i++) { int s = (int)floorf((float)i * scale); idx[i] = s < in - 1 ? s : in - 1; }
     return idx;
 }
-/* gx[planes][H, W] += the nearest upsampling's adjoint applied to gy[planes][OH, OW] */
-static void ag__nearest_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const int *iy, const int *ix,
-                             int H, int W, float *gx) {
-    long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW); (void)ag__nt;
-    AG__PARALLEL_FOR(ag__nt)
-    for (pl = 0; pl < planes; pl++) {
-        const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
-        for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[iy[oy] * W + ix[ox]] += g[oy * OW + ox];
-    }
-}
 static void ag__nearest_backward(ag_ctx *ctx, ag__node *n) {
     ag_tensor *x = n->in[0], *y = n->out;
     float *gx = ag__in_grad(ctx, n, 0);
@@ -3621,19 +3794,14 @@ static void ag__nearest_backward(ag_ctx *ctx, ag__node *n) {
                              (const int *)n->saved, (const int *)n->saved2, x->shape[2], x->shape[3], gx);
 }
 AGDEF ag_tensor *ag_upsample_nearest(ag_ctx *ctx, ag_tensor *x, int OH, int OW) {
-    ag_tensor *y; int H, W, *iy, *ix; long pl; ag__node *nd; int ag__nt;
+    ag_tensor *y; int H, W, *iy, *ix; ag__node *nd;
     if (ag__check(ctx, "upsample_nearest", x, 4)) return NULL;
     if (OH < 1 || OW < 1) return (ag_tensor *)ag__ctx_fail(ctx, "upsample_nearest: bad output size %dx%d", OH, OW);
     H = x->shape[2]; W = x->shape[3];
     y = ag_tensor4(ctx, x->shape[0], x->shape[1], OH, OW);
     iy = ag__nearest_index(ctx, H, OH); ix = ag__nearest_index(ctx, W, OW);
     if (!y || !iy || !ix) return NULL;
-    ag__nt = ag__threads_for(ctx, y->size); (void)ag__nt;
-    AG__PARALLEL_FOR(ag__nt)
-    for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
-        const float *s = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox;
-        for (oy = 0; oy < OH; oy++) for (ox = 0; ox < OW; ox++) d[oy * OW + ox] = s[iy[oy] * W + ix[ox]];
-    }
+    ag__nearest_planes(ctx, x->data, (long)x->shape[0] * x->shape[1], H, W, OH, OW, iy, ix, y->data);
     nd = ag__record(ctx, y, ag__nearest_backward, x, NULL, NULL, NULL);
     ag__unkeep(ctx, nd, 0);
     if (nd) { nd->saved = iy; nd->saved2 = ix; }
@@ -3656,23 +3824,6 @@ static ag__lerp *ag__bilinear_table(ag_ctx *ctx, int in, int out) {
     }
     return t;
 }
-/* gx[planes][H, W] += the bilinear upsampling's adjoint applied to gy[planes][OH, OW] */
-static void ag__bilinear_fold(const ag_ctx *ctx, const float *gy, long planes, int OH, int OW, const ag__lerp *ty,
-                              const ag__lerp *tx, int H, int W, float *gx) {
-    long pl; int ag__nt = ag__threads_for(ctx, (size_t)planes * OH * OW * 4); (void)ag__nt;
-    AG__PARALLEL_FOR(ag__nt)
-    for (pl = 0; pl < planes; pl++) {
-        const float *g = gy + (size_t)pl * OH * OW; float *d = gx + (size_t)pl * H * W; int oy, ox;
-        for (oy = 0; oy < OH; oy++) {
-            float *r0 = d + ty[oy].i0 * W, *r1 = d + ty[oy].i1 * W; float hy0 = ty[oy].w0, hy1 = ty[oy].w1;
-            for (ox = 0; ox < OW; ox++) {
-                float v = g[oy * OW + ox];
-                r0[tx[ox].i0] += hy0 * tx[ox].w0 * v; r0[tx[ox].i1] += hy0 * tx[ox].w1 * v;
-                r1[tx[ox].i0] += hy1 * tx[ox].w0 * v; r1[tx[ox].i1] += hy1 * tx[ox].w1 * v;
-            }
-        }
-    }
-}
 static void ag__bilinear_backward(ag_ctx *ctx, ag__node *n) {
     ag_tensor *x = n->in[0], *y = n->out;
     float *gx = ag__in_grad(ctx, n, 0);
@@ -3680,80 +3831,64 @@ static void ag__bilinear_backward(ag_ctx *ctx, ag__node *n) {
                               (const ag__lerp *)n->saved, (const ag__lerp *)n->saved2, x->shape[2], x->shape[3], gx);
 }
 AGDEF ag_tensor *ag_upsample_bilinear(ag_ctx *ctx, ag_tensor *x, int OH, int OW) {
-    ag_tensor *y; int H, W; ag__lerp *ty, *tx; long pl; ag__node *nd; int ag__nt;
+    ag_tensor *y; int H, W; ag__lerp *ty, *tx; ag__node *nd;
     if (ag__check(ctx, "upsample_bilinear", x, 4)) return NULL;
     if (OH < 1 || OW < 1) return (ag_tensor *)ag__ctx_fail(ctx, "upsample_bilinear: bad output size %dx%d", OH, OW);
     H = x->shape[2]; W = x->shape[3];
     y = ag_tensor4(ctx, x->shape[0], x->shape[1], OH, OW);
     ty = ag__bilinear_table(ctx, H, OH); tx = ag__bilinear_table(ctx, W, OW);
     if (!y || !ty || !tx) return NULL;
-    ag__nt = ag__threads_for(ctx, y->size * 4); (void)ag__nt;
-    AG__PARALLEL_FOR(ag__nt)
-    for (pl = 0; pl < (long)x->shape[0] * x->shape[1]; pl++) {
-        const float *s = x->data + (size_t)pl * H * W; float *d = y->data + (size_t)pl * OH * OW; int oy, ox;
-        for (oy = 0; oy < OH; oy++) {
-            const float *r0 = s + ty[oy].i0 * W, *r1 = s + ty[oy].i1 * W;
-            for (ox = 0; ox < OW; ox++)
-                d[oy * OW + ox] = ty[oy].w0 * (tx[ox].w0 * r0[tx[ox].i0] + tx[ox].w1 * r0[tx[ox].i1])
-                                + ty[oy].w1 * (tx[ox].w0 * r1[tx[ox].i0] + tx[ox].w1 * r1[tx[ox].i1]);
-        }
-    }
+    ag__bilinear_planes(ctx, x->data, (long)x->shape[0] * x->shape[1], H, W, OH, OW, ty, tx, y->data);
     nd = ag__record(ctx, y, ag__bilinear_backward, x, NULL, NULL, NULL);
     ag__unkeep(ctx, nd, 0);
     if (nd) { nd->saved = ty; nd->saved2 = tx; }
     return y;
 }
 
-/* ---- conv3x3 (stride 1, padding 1) of x upsampled x2, without the upsampled tensor:
-   x[N,C,H,W] -> y[N,O,2H,2W]. The Winograd input transform reads x through the
-   upsampling; backward keeps x (a quarter of the upsampled size) and reads it the same
-   way. Values equal ag_upsample_nearest/bilinear followed by ag_conv2d. `mode` is
-   AG_UP_NEAREST or AG_UP_BILINEAR; shapes the Winograd path does not take fall back to
-   the two ops. ---- */
-static void ag__conv_up2_src(ag__wino_src *src, const ag__node *n, int H, int W) {
-    src->mode = n->iarg[0] == AG_UP_NEAREST ? 1 : 2; src->SH = H; src->SW = W;
-    src->ny = (const int *)n->saved; src->nx = (const int *)n->saved2;
-    src->ty = (const ag__lerp *)n->saved; src->tx = (const ag__lerp *)n->saved2;
+/* ---- ag_conv3x3_upsampled2: conv3x3 (stride 1, padding 1) of x upsampled x2, without the
+   upsampled tensor: x[N,C,H,W] w[O,C,3,3] b[O] -> y[N,O,2H,2W], the bits of
+   ag_upsample_nearest/bilinear(x, 2H, 2W) followed by ag_conv2d(.., 1, 1, 1, 1). The node
+   keeps x (a quarter of the upsampled size) and the upsampling's index tables;
+   ag__conv_forward / _backward read x through them (Winograd) or upsample x into a
+   temporary buffer (the shapes Winograd does not take). ---- */
+static ag__conv_geom ag__conv_up2_geometry(ag__wino_src *src, int N, int C, int H, int W, int O, int mode,
+                                           const void *rows, const void *cols) {
+    ag__conv_geom g = ag__conv_geometry(N, C, 2 * H, 2 * W, O, 3, 3, 1, 1, 1, 1);
+    src->mode = mode == AG_UP_NEAREST ? 1 : 2; src->SH = H; src->SW = W;
+    src->ny = (const int *)rows; src->nx = (const int *)cols; src->ty = (const ag__lerp *)rows; src->tx = (const ag__lerp *)cols;
+    g.up = src;
+    return g;
 }
 static void ag__conv_up2_backward(ag_ctx *ctx, ag__node *n) {
-    ag_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
-    int N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], O = w->shape[0], OH = y->shape[2], OW = y->shape[3];
-    float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
+    ag_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
     ag__wino_src src;
-    ag__conv_up2_src(&src, n, H, W);
-    if (gw) ag__wino_conv_wgrad(ctx, x->data, &src, N, C, OH, OW, 1, y->grad, O, OH, OW, gw);
-    if (gx) {   /* the gradient of the upsampled input, folded back at once */
-        int slot = 0; float *gu = (float *)ag__pool_take(ctx, (size_t)N * C * OH * OW * sizeof(float), &slot);
-        if (!gu) return;
-        ag__wino_conv(ctx, y->grad, NULL, N, O, OH, OW, 1, w->data, C, 1, NULL, gu, OH, OW, 0);
-        if (src.mode == 1) ag__nearest_fold(ctx, gu, (long)N * C, OH, OW, src.ny, src.nx, H, W, gx);
-        else ag__bilinear_fold(ctx, gu, (long)N * C, OH, OW, src.ty, src.tx, H, W, gx);
-        ag__pool_put(ctx, slot, gu);
-    }
-    if (gb && b) ag__bias_grad_planes(ctx, gb, y->grad, N, O, (size_t)OH * OW);
+    ag__conv_geom g = ag__conv_up2_geometry(&src, x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], n->iarg[0],
+                                            n->saved, n->saved2);
+    float *gx = ag__in_grad(ctx, n, 0), *gw = ag__in_grad(ctx, n, 1), *gb = ag__in_grad(ctx, n, 2);
+    ag__conv_backward(ctx, &g, x->data, w->data, y->grad, gx, gw, gb);
 }
-static ag_tensor *ag__conv2d_up2(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b, int mode) {
-    int N, C, H, W, O; ag_tensor *y; ag__node *nd; ag__wino_src src; void *t0, *t1;
-    if (ag__check(ctx, "conv2d (upsampled)", x, 4) || ag__check(ctx, "conv2d (weight)", w, 4)) return NULL;
+AGDEF ag_tensor *ag_conv3x3_upsampled2(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b, int mode) {
+    int N, C, H, W, O; ag_tensor *y; ag__node *nd; ag__wino_src src; ag__conv_geom g; void *t0, *t1; char s1[64], s2[64];
+    if (ag__check(ctx, "conv3x3_upsampled2", x, 4) || ag__check(ctx, "conv3x3_upsampled2 (weight)", w, 4)) return NULL;
+    if (mode != AG_UP_NEAREST && mode != AG_UP_BILINEAR)
+        return (ag_tensor *)ag__ctx_fail(ctx, "conv3x3_upsampled2: mode %d is neither AG_UP_NEAREST (%d) nor AG_UP_BILINEAR (%d)",
+                                         mode, AG_UP_NEAREST, AG_UP_BILINEAR);
     N = x->shape[0]; C = x->shape[1]; H = x->shape[2]; W = x->shape[3]; O = w->shape[0];
-    if (w->shape[1] != C || w->shape[2] != 3 || w->shape[3] != 3 || (b && b->size != (size_t)O) ||
-        !ag__wino_applies(ctx, C, O, 3, 3, 1, 1, 1, 1)) {
-        ag_tensor *u = mode == AG_UP_NEAREST ? ag_upsample_nearest(ctx, x, 2 * H, 2 * W) : ag_upsample_bilinear(ctx, x, 2 * H, 2 * W);
-        y = ag_conv2d(ctx, u, w, b, 1, 1, 1, 1);
-        ag_tensor_release(ctx, u);
-        return y;
+    if (w->shape[1] != C || w->shape[2] != 3 || w->shape[3] != 3) {
+        ag_tensor_shape_str(x, s1, sizeof s1); ag_tensor_shape_str(w, s2, sizeof s2);
+        return (ag_tensor *)ag__ctx_fail(ctx, "conv3x3_upsampled2: input %s has %d channels; the weight must be [O,%d,3,3], got %s", s1, C, C, s2);
     }
+    if (b && b->size != (size_t)O) return (ag_tensor *)ag__ctx_fail(ctx, "conv3x3_upsampled2: bias has %zu elements, weight has %d outputs", b->size, O);
     y = ag_tensor4(ctx, N, O, 2 * H, 2 * W);
     if (mode == AG_UP_NEAREST) { t0 = ag__nearest_index(ctx, H, 2 * H); t1 = ag__nearest_index(ctx, W, 2 * W); }
     else { t0 = ag__bilinear_table(ctx, H, 2 * H); t1 = ag__bilinear_table(ctx, W, 2 * W); }
     if (!y || !t0 || !t1) return NULL;
-    src.mode = mode == AG_UP_NEAREST ? 1 : 2; src.SH = H; src.SW = W;
-    src.ny = (const int *)t0; src.nx = (const int *)t1; src.ty = (const ag__lerp *)t0; src.tx = (const ag__lerp *)t1;
-    ag__wino_conv(ctx, x->data, &src, N, C, 2 * H, 2 * W, 1, w->data, O, 0, b ? b->data : NULL, y->data, 2 * H, 2 * W, 0);
+    g = ag__conv_up2_geometry(&src, N, C, H, W, O, mode, t0, t1);
+    ag__conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data);
     if (ctx->failed) return NULL;
     nd = ag__record(ctx, y, ag__conv_up2_backward, x, w, b, NULL);
     if (nd) { nd->iarg[0] = mode; nd->saved = t0; nd->saved2 = t1; }
-    if (!w->requires_grad) ag__unkeep(ctx, nd, 0);
+    if (!w->requires_grad) ag__unkeep(ctx, nd, 0);   /* x only serves the weight gradient */
     ag__unkeep(ctx, nd, 2);
     return y;
 }
@@ -5843,11 +5978,11 @@ static ag_tensor *ag__gen_block(ag_ctx *ctx, ag_gen_block *b, ag_tensor *x, int 
     if (pre) {
         h = ag__drop(ctx, h, x, ag__gen_norm(ctx, &b->bn, h, norm, training));
         h = ag__drop(ctx, h, x, ag_relu(ctx, h));
-        if (up_block && up != AG_UP_DECONV) return ag__drop(ctx, h, x, ag__conv2d_up2(ctx, h, b->conv.weight, b->conv.bias, up));
+        if (up_block && up != AG_UP_DECONV) return ag__drop(ctx, h, x, ag_conv3x3_upsampled2(ctx, h, b->conv.weight, b->conv.bias, up));
         if (up_block) h = ag__drop(ctx, h, x, ag__up2(ctx, h, up, &b->deconv));
         return ag__drop(ctx, h, x, ag__conv_apply(ctx, &b->conv, h));
     }
-    if (up_block && up != AG_UP_DECONV) h = ag__conv2d_up2(ctx, h, b->conv.weight, b->conv.bias, up);
+    if (up_block && up != AG_UP_DECONV) h = ag_conv3x3_upsampled2(ctx, h, b->conv.weight, b->conv.bias, up);
     else {
         if (up_block) h = ag__drop(ctx, h, x, ag__up2(ctx, h, up, &b->deconv));
         h = ag__drop(ctx, h, x, ag__conv_apply(ctx, &b->conv, h));

@@ -257,6 +257,8 @@ static ag_tensor *fd_conv1x7(ag_ctx *c, ag_tensor **x) { return ag_conv2d(c, x[0
 static ag_tensor *fd_conv1x1(ag_ctx *c, ag_tensor **x) { return ag_conv2d(c, x[0], x[1], x[2], 1, 1, 0, 0); }
 static ag_tensor *fd_deconv(ag_ctx *c, ag_tensor **x) { return ag_conv_transpose2d(c, x[0], x[1], x[2], 2, 0); }
 static ag_tensor *fd_deconv_k3(ag_ctx *c, ag_tensor **x) { return ag_conv_transpose2d(c, x[0], x[1], x[2], 2, 1); }
+static ag_tensor *fd_conv_up_nearest(ag_ctx *c, ag_tensor **x) { return ag_conv3x3_upsampled2(c, x[0], x[1], x[2], AG_UP_NEAREST); }
+static ag_tensor *fd_conv_up_bilinear(ag_ctx *c, ag_tensor **x) { return ag_conv3x3_upsampled2(c, x[0], x[1], x[2], AG_UP_BILINEAR); }
 static ag_tensor *fd_nearest(ag_ctx *c, ag_tensor **x) { return ag_upsample_nearest(c, x[0], 7, 12); }
 static ag_tensor *fd_bilinear(ag_ctx *c, ag_tensor **x) { return ag_upsample_bilinear(c, x[0], 9, 10); }
 static ag_tensor *fd_avgpool(ag_ctx *c, ag_tensor **x) { return ag_avg_pool2d(c, x[0], 3, 1, 1, 0); }
@@ -309,6 +311,10 @@ static int test_finite_differences(void) {
     { fd_input s[3] = { FD_IN(4, 2, 3, 3, 4, -1, 1, 0), FD_IN(4, 3, 2, 2, 2, -1, 1, 0), FD_IN(1, 2, 1, 1, 1, -1, 1, 0) }; bad |= fd_check("deconv_k2s2", fd_deconv, s, 3); }
     { fd_input s[3] = { FD_IN(4, 1, 2, 3, 3, -1, 1, 0), FD_IN(4, 2, 3, 3, 3, -1, 1, 0), FD_IN(1, 3, 1, 1, 1, -1, 1, 0) }; bad |= fd_check("deconv_k3s2p1", fd_deconv_k3, s, 3); }
     { fd_input s[1] = { FD_IN(4, 2, 2, 3, 5, -1, 1, 0) }; bad |= fd_check("nearest", fd_nearest, s, 1); }
+    { fd_input s[3] = { FD_IN(4, 2, 3, 3, 4, -1, 1, 0), FD_IN(4, 4, 3, 3, 3, -1, 1, 0), FD_IN(1, 4, 1, 1, 1, -1, 1, 0) };
+      bad |= fd_check("conv3x3_upsampled2 nearest", fd_conv_up_nearest, s, 3); bad |= fd_check("conv3x3_upsampled2 bilinear", fd_conv_up_bilinear, s, 3); }
+    { fd_input s[3] = { FD_IN(4, 1, 16, 3, 2, -1, 1, 0), FD_IN(4, 16, 16, 3, 3, -0.3f, 0.3f, 0), FD_IN(1, 16, 1, 1, 1, -1, 1, 0) };   /* Winograd */
+      bad |= fd_check("conv3x3_upsampled2 nearest (Winograd)", fd_conv_up_nearest, s, 3); bad |= fd_check("conv3x3_upsampled2 bilinear (Winograd)", fd_conv_up_bilinear, s, 3); }
     { fd_input s[1] = { FD_IN(4, 2, 2, 4, 3, -1, 1, 0) }; bad |= fd_check("bilinear", fd_bilinear, s, 1); }
     { fd_input s[1] = { FD_IN(4, 2, 2, 5, 4, -1, 1, 0) }; bad |= fd_check("avgpool3", fd_avgpool, s, 1); }
     { fd_input s[1] = { FD_IN(4, 2, 2, 6, 4, -1, 1, 0) }; bad |= fd_check("avgpool2", fd_avgpool2, s, 1); }
@@ -431,11 +437,15 @@ static int test_winograd_conv(void) {
     return 0;
 }
 
-/* ---------------- conv of an upsampled input, fused (the generator's up -> conv) ----------------
-   ag__conv2d_up2 reads x through the x2 upsampling inside the Winograd transform; it must
-   give the bits of ag_upsample_* followed by ag_conv2d: output and every gradient. */
-static int fused_up_case(const char *isa, int mode, int N, int C, int O, int H, int W) {
-    ag_rng rng; int pass, bad = 0, xs[4], ws[4], bs[1]; float *res[2][4]; size_t n[4], ny, i; int k;
+/* ---------------- ag_conv3x3_upsampled2: the conv of an upsampled input, fused ----------------
+   It must give the bits of ag_upsample_* followed by ag_conv2d: output and every gradient,
+   on every kernel path, in both modes, on shapes the Winograd path takes (it reads x through
+   the upsampling there) and on shapes it does not (few outputs, im2col, Winograd switched
+   off: the upsampled input is made in a buffer). `grads`: bit 0 x, bit 1 w requires grad.
+   Returns the number of tensors that differ (-1 on an error); comparing against the other
+   mode's two ops must find differences, or the comparison could not fail. */
+static int fused_up_case(const char *isa, int mode, int ref_mode, int winograd, int grads, int N, int C, int O, int H, int W) {
+    ag_rng rng; int pass, bad = 0, differ = 0, xs[4], ws[4], bs[1]; float *res[2][4]; size_t n[4], ny, i; int k;
     size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * 9;
     float *hx = (float *)malloc(nx * 4), *hw = (float *)malloc(nw * 4), *hb = (float *)malloc((size_t)O * 4), *hg;
     ny = (size_t)N * O * 4 * H * W; hg = (float *)malloc(ny * 4);
@@ -447,43 +457,65 @@ static int fused_up_case(const char *isa, int mode, int N, int C, int O, int H, 
     for (pass = 0; pass < 2; pass++) {
         ag_ctx *ctx = ag_ctx_create(1, NULL);
         ag_tensor *x, *w, *b, *y;
-        if (!test_force_isa(ctx, isa)) { ag_ctx_free(ctx); free(hx); free(hw); free(hb); free(hg); return 0; }
+        if (!test_force_isa(ctx, isa)) { ag_ctx_free(ctx); free(hx); free(hw); free(hb); free(hg); if (pass) for (k = 0; k < 4; k++) free(res[0][k]); return -1; }
+        ag_ctx_set_winograd(ctx, winograd);
         x = ag_tensor_from(ctx, 4, xs, hx); w = ag_tensor_from(ctx, 4, ws, hw); b = ag_tensor_from(ctx, 1, bs, hb);
-        x->requires_grad = w->requires_grad = b->requires_grad = 1;
-        if (pass == 0) y = ag__conv2d_up2(ctx, x, w, b, mode);
+        x->requires_grad = grads & 1; w->requires_grad = grads >> 1 & 1; b->requires_grad = 1;
+        if (pass == 0) y = ag_conv3x3_upsampled2(ctx, x, w, b, mode);
         else {
-            ag_tensor *u = mode == AG_UP_NEAREST ? ag_upsample_nearest(ctx, x, 2 * H, 2 * W) : ag_upsample_bilinear(ctx, x, 2 * H, 2 * W);
+            ag_tensor *u = ref_mode == AG_UP_NEAREST ? ag_upsample_nearest(ctx, x, 2 * H, 2 * W) : ag_upsample_bilinear(ctx, x, 2 * H, 2 * W);
             y = ag_conv2d(ctx, u, w, b, 1, 1, 1, 1);
         }
-        if (!y || ag_backward_with(ctx, y, hg)) { fprintf(stderr, "    fused up %s: %s\n", isa, ag_ctx_error(ctx)); bad = 1; }
-        res[pass][0] = (float *)malloc(ny * 4); res[pass][1] = (float *)malloc(nx * 4);
-        res[pass][2] = (float *)malloc(nw * 4); res[pass][3] = (float *)malloc((size_t)O * 4);
+        if (!y || ag_backward_with(ctx, y, hg)) { fprintf(stderr, "    conv3x3_upsampled2 %s: %s\n", isa, ag_ctx_error(ctx)); bad = 1; }
+        for (k = 0; k < 4; k++) res[pass][k] = (float *)calloc(n[k], 4);
         if (!bad) {
-            memcpy(res[pass][0], y->data, ny * 4); memcpy(res[pass][1], x->grad, nx * 4);
-            memcpy(res[pass][2], w->grad, nw * 4); memcpy(res[pass][3], b->grad, (size_t)O * 4);
+            memcpy(res[pass][0], y->data, ny * 4); memcpy(res[pass][3], b->grad, (size_t)O * 4);
+            if (x->grad) memcpy(res[pass][1], x->grad, nx * 4);
+            if (w->grad) memcpy(res[pass][2], w->grad, nw * 4);
         }
         ag_ctx_free(ctx);
     }
     for (k = 0; k < 4 && !bad; k++)
         for (i = 0; i < n[k]; i++)
             if (memcmp(&res[0][k][i], &res[1][k][i], 4)) {
-                fprintf(stderr, "    fused up %s mode %d N%d C%d O%d %dx%d: tensor %d [%zu] %.9g vs %.9g\n", isa, mode, N, C, O, H, W, k, i,
-                        (double)res[0][k][i], (double)res[1][k][i]);
-                bad = 1; break;
+                if (mode == ref_mode)
+                    fprintf(stderr, "    conv3x3_upsampled2 %s mode %d winograd %d grads %d N%d C%d O%d %dx%d: tensor %d [%zu] %.9g vs %.9g\n",
+                            isa, mode, winograd, grads, N, C, O, H, W, k, i, (double)res[0][k][i], (double)res[1][k][i]);
+                differ++; break;
             }
     for (k = 0; k < 4; k++) { free(res[0][k]); free(res[1][k]); }
     free(hx); free(hw); free(hb); free(hg);
-    return bad;
+    return bad ? -1 : differ;
 }
 static int test_conv_upsampled_fused(void) {
-    int k, bad = 0;
+    /* N, C, O, H, W, winograd on, grads: the first four take the Winograd path (C, O >= 16),
+       then Winograd switched off, few outputs (O <= 8, C >= 4·O), im2col (O < 16, C < 4·O),
+       fewer than 16 input channels, and only x / only w requiring grad on both sides */
+    static const int shapes[][7] = {
+        { 3, 16, 24, 4, 5, 1, 3 }, { 2, 32, 16, 8, 8, 1, 3 }, { 5, 16, 16, 1, 3, 1, 3 }, { 2, 16, 16, 5, 7, 1, 1 },
+        { 2, 16, 16, 5, 7, 1, 2 }, { 3, 16, 24, 4, 5, 0, 3 }, { 2, 16, 3, 6, 6, 1, 3 }, { 2, 16, 12, 6, 6, 1, 3 },
+        { 3, 8, 12, 5, 4, 1, 3 }, { 3, 8, 12, 5, 4, 1, 1 }, { 3, 8, 12, 5, 4, 1, 2 },
+    };
+    int k, s, m, r, bad = 0, missed = 0;
     for (k = 0; test_isas[k]; k++) {
-        bad |= fused_up_case(test_isas[k], AG_UP_NEAREST, 3, 16, 24, 4, 5);
-        bad |= fused_up_case(test_isas[k], AG_UP_BILINEAR, 3, 16, 24, 4, 5);
-        bad |= fused_up_case(test_isas[k], AG_UP_BILINEAR, 2, 32, 16, 8, 8);
-        bad |= fused_up_case(test_isas[k], AG_UP_NEAREST, 5, 16, 16, 1, 3);
+        ag_ctx *probe = ag_ctx_create(1); int available = test_force_isa(probe, test_isas[k]);   /* one skip per missing path */
+        ag_ctx_free(probe);
+        if (!available) continue;
+        for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
+            for (m = 0; m < 2; m++) {
+                const int *v = shapes[s]; int mode = m ? AG_UP_NEAREST : AG_UP_BILINEAR;
+                r = fused_up_case(test_isas[k], mode, mode, v[5], v[6], v[0], v[1], v[2], v[3], v[4]);
+                if (r) bad = 1;
+                /* the check can fail: the other mode's upsampling must be told apart */
+                if (s == 0 || s == 8) {
+                    r = fused_up_case(test_isas[k], mode, m ? AG_UP_BILINEAR : AG_UP_NEAREST, v[5], v[6], v[0], v[1], v[2], v[3], v[4]);
+                    if (r < 0) bad = 1;
+                    else if (r == 0) missed = 1;
+                }
+            }
     }
-    TEST_CHECK(!bad, "the fused upsample + conv differs from the two ops");
+    TEST_CHECK(!bad, "ag_conv3x3_upsampled2 differs from upsample + conv (see above)");
+    TEST_CHECK(!missed, "comparing against the other upsampling mode found no difference: the check cannot fail");
     return 0;
 }
 
@@ -518,6 +550,15 @@ static int test_op_bad_shapes(void) {
     ag_ctx_clear_error(ctx);
     { int u1 = 4, v1 = 3; y = ag_spectral_norm(ctx, ag_tensor_zeros(ctx, 4, w4), ag_tensor_zeros(ctx, 1, &u1), ag_tensor_zeros(ctx, 1, &v1), 1, 1e-12f); }
     TEST_CHECK(y == NULL && strstr(ag_ctx_error(ctx), "spectral_norm"), "sn sizes: %s", ag_ctx_error(ctx));
+    ag_ctx_clear_error(ctx);
+    y = ag_conv3x3_upsampled2(ctx, x, ag_tensor_zeros(ctx, 4, w4), NULL, AG_UP_NEAREST);
+    TEST_CHECK(y == NULL && strstr(ag_ctx_error(ctx), "conv3x3_upsampled2") && strstr(ag_ctx_error(ctx), "channels"), "conv3x3_upsampled2 channels: %s", ag_ctx_error(ctx));
+    ag_ctx_clear_error(ctx);
+    { int w5[4] = { 4, 3, 5, 5 }; y = ag_conv3x3_upsampled2(ctx, x, ag_tensor_zeros(ctx, 4, w5), NULL, AG_UP_BILINEAR); }
+    TEST_CHECK(y == NULL && strstr(ag_ctx_error(ctx), "[O,3,3,3]"), "conv3x3_upsampled2 5x5 weight: %s", ag_ctx_error(ctx));
+    ag_ctx_clear_error(ctx);
+    { int w3[4] = { 4, 3, 3, 3 }; y = ag_conv3x3_upsampled2(ctx, x, ag_tensor_zeros(ctx, 4, w3), NULL, AG_UP_DECONV); }
+    TEST_CHECK(y == NULL && strstr(ag_ctx_error(ctx), "mode 2"), "conv3x3_upsampled2 deconv mode: %s", ag_ctx_error(ctx));
     ag_ctx_clear_error(ctx);
     y = ag_upsample_bilinear(ctx, x, 0, 4);
     TEST_CHECK(y == NULL && strstr(ag_ctx_error(ctx), "output size"), "bad size: %s", ag_ctx_error(ctx));
@@ -554,7 +595,7 @@ static int test_autograd_modes(void) {
 const test_case tests_ops[] = {
     { "golden_ops (50 PyTorch cases, every kernel path)", test_golden_ops },
     { "fast_conv_paths (Winograd, few outputs; vs double, every kernel path)", test_winograd_conv },
-    { "conv_upsampled_fused (bit-identical to upsample + conv, every kernel path)", test_conv_upsampled_fused },
+    { "conv3x3_upsampled2 (bit-identical to upsample + conv2d, every path, both modes)", test_conv_upsampled_fused },
     { "finite_differences (every op)", test_finite_differences },
     { "finite_difference_check_can_fail", test_fd_can_fail },
     { "op_bad_shapes", test_op_bad_shapes },
