@@ -216,6 +216,8 @@ AGDEF ag_tensor *ag_conv_transpose2d(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag
                                      int stride, int pad);                                /* w[I,O,kh,kw] */
 AGDEF ag_tensor *ag_upsample_nearest(ag_ctx *ctx, ag_tensor *x, int out_h, int out_w);
 AGDEF ag_tensor *ag_upsample_bilinear(ag_ctx *ctx, ag_tensor *x, int out_h, int out_w);  /* align_corners=False */
+/* upsampling modes (also the cell token "up": bilinear, nearest, transposed conv) */
+enum { AG_UP_BILINEAR = 0, AG_UP_NEAREST = 1, AG_UP_DECONV = 2 };
 /* ag_conv2d(ag_upsample_nearest|bilinear(x, 2H, 2W), w, b, 1, 1, 1, 1) for x[N,C,H,W] w[O,C,3,3], bit for bit,
    without making the upsampled tensor (4x the size of x); mode AG_UP_NEAREST or AG_UP_BILINEAR */
 AGDEF ag_tensor *ag_conv3x3_upsampled2(ag_ctx *ctx, ag_tensor *x, ag_tensor *w, ag_tensor *b, int mode);
@@ -377,7 +379,6 @@ AGDEF int  ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error
 #define AG_ARCH_MAX 14
 enum { AG_CONV_POST = 0, AG_CONV_PRE = 1 };
 enum { AG_NORM_NONE = 0, AG_NORM_BN = 1, AG_NORM_IN = 2 };
-enum { AG_UP_BILINEAR = 0, AG_UP_NEAREST = 1, AG_UP_DECONV = 2 };
 
 typedef struct ag_conv_layer { ag_tensor *weight, *bias; int cin, cout, kh, kw, stride, pad; } ag_conv_layer;
 typedef struct ag_bn_layer { ag_tensor *weight, *bias, *running_mean, *running_var; int64_t num_batches_tracked; int channels; } ag_bn_layer;

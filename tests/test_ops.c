@@ -498,7 +498,7 @@ static int test_conv_upsampled_fused(void) {
     };
     int k, s, m, r, bad = 0, missed = 0;
     for (k = 0; test_isas[k]; k++) {
-        ag_ctx *probe = ag_ctx_create(1); int available = test_force_isa(probe, test_isas[k]);   /* one skip per missing path */
+        ag_ctx *probe = ag_ctx_create(1, NULL); int available = test_force_isa(probe, test_isas[k]);   /* one skip per missing path */
         ag_ctx_free(probe);
         if (!available) continue;
         for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
