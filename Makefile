@@ -15,7 +15,7 @@ LDLIBS   = -lm
 BUILD    = build
 
 PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/sample $(BUILD)/bench $(BUILD)/classifier $(BUILD)/search $(BUILD)/dataset
-TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_sample.c tests/test_data.c tests/test_hardening.c tests/test_classifier.c tests/test_search.c tests/test_train.c
+TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_sample.c tests/test_data.c tests/test_hardening.c tests/test_classifier.c tests/test_search.c tests/test_train.c tests/test_files.c
 
 .PHONY: all test sanitize compile-checks bench fuzz neon-test clean demo
 all: $(PROGRAMS) $(BUILD)/run_tests

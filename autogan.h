@@ -620,6 +620,17 @@ AGDEF int  ag_search_save(const char *path, const ag_search_state *s, const ag_g
                           const char *extra_fields, ag_error *err);
 AGDEF int  ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err);
 
+/* ---- run directories (logs/NAME of build/search and build/train) ----
+   ag_run_dir_lock: an advisory lock (DIR/.lock) held until ag_run_dir_unlock or the
+   process ends; a second holder, in this process or another, gets an error naming the
+   first one's pid. ag_run_dir_describe: 0 when dir is absent or empty (the lock file
+   aside); else 1 and what it holds in `what` ("a search (...)", "a training run (...)",
+   or its first file names), so a program can refuse to write one run over another. */
+typedef struct ag_run_lock { int fd; } ag_run_lock;
+AGDEF int  ag_run_dir_lock(const char *dir, ag_run_lock *lock, ag_error *err);
+AGDEF void ag_run_dir_unlock(ag_run_lock *lock);
+AGDEF int  ag_run_dir_describe(const char *dir, char *what, size_t cap);
+
 /* ---- Inception-v3 (the 2015-12-05 FID network) and scores ----------------------------
    Built from a state dict with the keys of pt_inception-2015-12-05-6726825d.pth
    (P.conv.weight, P.bn.{weight,bias,running_mean,running_var} per conv prefix P, fc.weight,
@@ -814,9 +825,24 @@ AGDEF int ag_safetensors_save(const char *path, const ag_params *ps, const char 
 AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_error *err);
 AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_read_from_memory(const unsigned char *buf, size_t len, ag_array_list *out, char **metadata_json, ag_error *err);
+/* the __metadata__ object alone (JSON text, AG_MALLOC'd; NULL when the file has none),
+   reading only the header: cheap on a large checkpoint */
+AGDEF int ag_safetensors_read_metadata(const char *path, char **metadata_json, ag_error *err);
 AGDEF int ag_safetensors_write(const char *path, const ag_array_list *arrays, const char *metadata_json_or_null, ag_error *err);
-/* value of a string key in the flat JSON object of __metadata__ ("" when absent) */
+/* value of a string key in the flat JSON object of __metadata__: -1 ("" in out) when absent,
+   malformed or longer than out_len - 1 bytes (never truncated) */
 AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len);
+/* the same value of any length, AG_MALLOC'd (AG_FREE it); NULL when absent or malformed */
+AGDEF char *ag_json_get_string_alloc(const char *json, const char *key);
+/* Metadata fields of any length for the checkpoint writers' extra_fields argument:
+   zero-initialise, add "key":"value" fields (values escaped: any path may hold quotes,
+   backslashes or control characters), pass .text (NULL when empty), then free. An
+   allocation failure sets .failed; check it before writing. */
+typedef struct ag_json_fields { char *text; size_t len, cap; int failed; } ag_json_fields;
+AGDEF void ag_json_add_string(ag_json_fields *f, const char *key, const char *value);
+AGDEF void ag_json_add_int(ag_json_fields *f, const char *key, long long value);
+AGDEF void ag_json_add_double(ag_json_fields *f, const char *key, double value);   /* %.17g: read back exactly */
+AGDEF void ag_json_fields_free(ag_json_fields *f);
 
 /* -- NumPy .npy / .npz --
    Reads descr <f4 <f8 <f2 <i8 <i4 <i2 |i1 |u1 |b1 (and their '>' big-endian forms, swapped),
@@ -6966,6 +6992,80 @@ AGDEF int ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_c
 }
 
 
+/* ---- run directories: logs/NAME of build/search and build/train ----
+   The lock is flock() on DIR/.lock (our pid written into it for the message): per open
+   file, so a second ag_run_dir_lock on the same directory fails even in the same process,
+   and the kernel drops it when the process ends, however it ends. */
+#ifdef AG__POSIX_FILES
+#include <sys/file.h>
+#endif
+AGDEF int ag_run_dir_lock(const char *dir, ag_run_lock *lock, ag_error *err) {
+    char path[4096];
+    lock->fd = -1;
+    if (snprintf(path, sizeof path, "%s/.lock", dir) >= (int)sizeof path) return ag__fail(err, "%s: path too long", dir);
+#ifdef AG__POSIX_FILES
+    {
+        int fd = open(path, O_RDWR | O_CREAT, 0666);
+        char pid[32]; int n;
+        if (fd < 0) return ag__fail(err, "%s: cannot create the lock file %s (%s)", dir, path, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno; ssize_t r = read(fd, pid, sizeof pid - 1);
+            close(fd);
+            pid[r > 0 ? r : 0] = 0;
+            for (n = (int)strlen(pid); n > 0 && pid[n - 1] == ' '; n--) pid[n - 1] = 0;
+            if (e == EWOULDBLOCK || e == EAGAIN)
+                return ag__fail(err, "%s is in use by another process%s%s%s (its lock: %s); wait for it to end or stop it",
+                                dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", path);
+            return ag__fail(err, "%s: cannot lock %s (%s)", dir, path, strerror(e));
+        }
+        n = snprintf(pid, sizeof pid, "%-23ld", (long)getpid());   /* fixed width: overwrites an older pid whole */
+        if (lseek(fd, 0, SEEK_SET) == 0 && write(fd, pid, (size_t)n) == n) {}
+        lock->fd = fd;
+    }
+#endif
+    return 0;
+}
+AGDEF void ag_run_dir_unlock(ag_run_lock *lock) {
+#ifdef AG__POSIX_FILES
+    if (lock->fd >= 0) close(lock->fd);   /* closing drops the flock */
+#endif
+    lock->fd = -1;
+}
+
+AGDEF int ag_run_dir_describe(const char *dir, char *what, size_t cap) {
+    char path[4096], *meta = NULL, fmt[64], a[32], b[32]; ag_error e; int any = 0;
+    if (cap) what[0] = 0;
+#if !defined(_WIN32)
+    {
+        DIR *d = opendir(dir); struct dirent *ent; size_t used = 0;
+        if (!d) return 0;
+        while ((ent = readdir(d)) != NULL) {
+            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..") || !strcmp(ent->d_name, ".lock")) continue;
+            if (any < 4 && cap > used + 1) used += (size_t)snprintf(what + used, cap - used, "%s%s", any ? ", " : "files: ", ent->d_name);
+            if (used >= cap) used = cap - 1;
+            any++;
+        }
+        closedir(d);
+        if (any > 4 && cap > used + 1) snprintf(what + used, cap - used, ", ... (%d entries)", any);
+    }
+#endif
+    if (!any) return 0;
+    if (snprintf(path, sizeof path, "%s/Model/checkpoint.safetensors", dir) >= (int)sizeof path) return 1;
+    if (ag_safetensors_read_metadata(path, &meta, &e) || !meta) return 1;
+    if (ag_json_get_string(meta, "format", fmt, sizeof fmt)) fmt[0] = 0;
+    if (!strcmp(fmt, "autogan.h search checkpoint 1")) {
+        if (ag_json_get_string(meta, "search_iter", a, sizeof a)) strcpy(a, "?");
+        if (ag_json_get_string(meta, "stage", b, sizeof b)) strcpy(b, "?");
+        snprintf(what, cap, "a search (build/search; %s search iterations done, stage %s)", a, b);
+    } else if (!strcmp(fmt, ag__layout_train.format)) {
+        if (ag_json_get_string(meta, "g_steps", a, sizeof a)) strcpy(a, "?");
+        if (ag_json_get_string(meta, "epoch", b, sizeof b)) strcpy(b, "?");
+        snprintf(what, cap, "a training run (build/train; G step %s, epoch %s)", a, b);
+    } else if (fmt[0]) snprintf(what, cap, "a checkpoint (%s)", fmt);
+    AG_FREE(meta);
+    return 1;
+}
+
 /* ===================================================================================
    11. Inception-v3, Inception score and FID
    =================================================================================== */
@@ -9213,29 +9313,65 @@ AGDEF int ag_zip_writer_finish(ag_zip_writer *w, unsigned char **out, size_t *ou
 typedef struct ag__json { const char *p, *end; int depth; } ag__json;
 static void ag__json_ws(ag__json *j) { while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++; }
 static int ag__json_lit(ag__json *j, char c) { ag__json_ws(j); if (j->p < j->end && *j->p == c) { j->p++; return 1; } return 0; }
-/* a JSON string into out (escapes decoded for \" \\ \/ and control letters; \u kept as '?') */
-static int ag__json_string(ag__json *j, char *out, size_t cap) {
+/* a JSON string into out (cap bytes with the NUL; out NULL: only measured), its decoded
+   length in *len; escapes decoded, \uXXXX (and surrogate pairs) as UTF-8 */
+static int ag__json_hex4(const char *p, unsigned *v) {
+    int i; *v = 0;
+    for (i = 0; i < 4; i++) {
+        char c = p[i]; unsigned d;
+        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') d = (unsigned)(c - 'A' + 10);
+        else return -1;
+        *v = *v * 16 + d;
+    }
+    return 0;
+}
+static int ag__json_string_n(ag__json *j, char *out, size_t cap, size_t *len) {
     size_t n = 0;
     ag__json_ws(j);
     if (j->p >= j->end || *j->p != '"') return -1;
     j->p++;
     while (j->p < j->end && *j->p != '"') {
-        char c = *j->p++;
+        char c = *j->p++, u8[4]; int k = 1, i;
+        u8[0] = c;
+        if ((unsigned char)c < 0x20) return -1;   /* raw control characters are not JSON */
         if (c == '\\') {
             if (j->p >= j->end) return -1;
             c = *j->p++;
             switch (c) { case 'n': c = '\n'; break; case 't': c = '\t'; break; case 'r': c = '\r'; break; case 'b': c = '\b'; break; case 'f': c = '\f'; break;
-            case 'u': if (j->end - j->p < 4) return -1; j->p += 4; c = '?'; break;
-            case '"': case '\\': case '/': break; default: return -1; }
+            case '"': case '\\': case '/': break;
+            case 'u': {
+                unsigned cp, lo;
+                if (j->end - j->p < 4 || ag__json_hex4(j->p, &cp)) return -1;
+                j->p += 4;
+                if (cp >= 0xD800 && cp < 0xDC00) {   /* a surrogate pair */
+                    if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' || ag__json_hex4(j->p + 2, &lo) || lo < 0xDC00 || lo >= 0xE000) return -1;
+                    j->p += 6; cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else if (cp >= 0xDC00 && cp < 0xE000) return -1;
+                if (cp == 0) return -1;               /* a NUL cannot live in a C string */
+                if (cp < 0x80) { u8[0] = (char)cp; k = 1; }
+                else if (cp < 0x800) { u8[0] = (char)(0xC0 | (cp >> 6)); u8[1] = (char)(0x80 | (cp & 63)); k = 2; }
+                else if (cp < 0x10000) { u8[0] = (char)(0xE0 | (cp >> 12)); u8[1] = (char)(0x80 | ((cp >> 6) & 63)); u8[2] = (char)(0x80 | (cp & 63)); k = 3; }
+                else { u8[0] = (char)(0xF0 | (cp >> 18)); u8[1] = (char)(0x80 | ((cp >> 12) & 63)); u8[2] = (char)(0x80 | ((cp >> 6) & 63)); u8[3] = (char)(0x80 | (cp & 63)); k = 4; }
+                c = u8[0];
+                break;
+            }
+            default: return -1; }
+            u8[0] = c;
         }
-        if (n + 1 >= cap) return -1;
-        out[n++] = c;
+        for (i = 0; i < k; i++) {
+            if (out) { if (n + 1 >= cap) return -1; out[n] = u8[i]; }
+            n++;
+        }
     }
     if (j->p >= j->end) return -1;
     j->p++;
-    out[n] = 0;
+    if (out) { if (n >= cap) return -1; out[n] = 0; }
+    if (len) *len = n;
     return 0;
 }
+static int ag__json_string(ag__json *j, char *out, size_t cap) { return ag__json_string_n(j, out, cap, NULL); }
 static int ag__json_int(ag__json *j, int64_t *v) {
     int64_t x = 0; int digits = 0;
     ag__json_ws(j);
@@ -9351,20 +9487,90 @@ AGDEF int ag_safetensors_read(const char *path, ag_array_list *out, char **metad
     return ag__read_finish(path, buf, ag_safetensors_read_from_memory(buf, len, out, metadata, err), err);
 }
 
-AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len) {
-    ag__json j; char k[256];
-    if (out_len) out[0] = 0;
+/* positions j just after "key": in the flat object json; 0 found, -1 absent or malformed */
+static int ag__json_find(ag__json *j, const char *json, const char *key) {
+    char k[256];
     if (!json) return -1;
-    j.p = json; j.end = json + strlen(json); j.depth = 0;
-    if (!ag__json_lit(&j, '{')) return -1;
-    if (ag__json_lit(&j, '}')) return -1;
+    j->p = json; j->end = json + strlen(json); j->depth = 0;
+    if (!ag__json_lit(j, '{')) return -1;
+    if (ag__json_lit(j, '}')) return -1;
     do {
-        if (ag__json_string(&j, k, sizeof k) || !ag__json_lit(&j, ':')) return -1;
-        if (strcmp(k, key) == 0) return ag__json_string(&j, out, out_len);
-        if (ag__json_skip(&j)) return -1;
-    } while (ag__json_lit(&j, ','));
+        if (ag__json_string(j, k, sizeof k) || !ag__json_lit(j, ':')) return -1;
+        if (strcmp(k, key) == 0) return 0;
+        if (ag__json_skip(j)) return -1;
+    } while (ag__json_lit(j, ','));
     return -1;
 }
+AGDEF int ag_json_get_string(const char *json, const char *key, char *out, size_t out_len) {
+    ag__json j;
+    if (out_len) out[0] = 0;
+    if (ag__json_find(&j, json, key)) return -1;
+    if (ag__json_string(&j, out, out_len)) { if (out_len) out[0] = 0; return -1; }
+    return 0;
+}
+AGDEF char *ag_json_get_string_alloc(const char *json, const char *key) {
+    ag__json j, again; size_t n; char *out;
+    if (ag__json_find(&j, json, key)) return NULL;
+    again = j;
+    if (ag__json_string_n(&j, NULL, 0, &n)) return NULL;
+    if (!(out = (char *)AG_MALLOC(n + 1))) return NULL;
+    if (ag__json_string_n(&again, out, n + 1, NULL)) { AG_FREE(out); return NULL; }
+    return out;
+}
+
+AGDEF int ag_safetensors_read_metadata(const char *path, char **metadata, ag_error *err) {
+    FILE *f; unsigned char h8[8]; uint64_t hl = 0; char *hdr; int i, rc = 0; ag__json j;
+    *metadata = NULL;
+#ifdef AG__POSIX_FILES
+    {   /* a FIFO or device would block or never end: regular files only */
+        struct stat st;
+        if (stat(path, &st) != 0) return ag__fail(err, "%s: cannot open for reading (%s)", path, strerror(errno));
+        if (!S_ISREG(st.st_mode)) return ag__fail(err, "%s: not a regular file", path);
+    }
+#endif
+    if (!(f = fopen(path, "rb"))) return ag__fail(err, "%s: cannot open for reading (%s)", path, strerror(errno));
+    if (fread(h8, 1, 8, f) != 8) { fclose(f); return ag__fail(err, "%s: not a .safetensors file (shorter than 8 bytes)", path); }
+    for (i = 0; i < 8; i++) hl |= (uint64_t)h8[i] << (8 * i);
+    if (hl < 2 || hl > ((uint64_t)100 << 20)) { fclose(f); return ag__fail(err, "%s: not a .safetensors file (header length %llu)", path, (unsigned long long)hl); }
+    if (!(hdr = (char *)AG_MALLOC((size_t)hl + 1))) { fclose(f); return ag__fail(err, "%s: out of memory", path); }
+    if (fread(hdr, 1, (size_t)hl, f) != (size_t)hl) { fclose(f); AG_FREE(hdr); return ag__fail(err, "%s: truncated .safetensors header", path); }
+    fclose(f);
+    hdr[hl] = 0;
+    if (!ag__json_find(&j, hdr, "__metadata__")) {
+        const char *s; ag__json_ws(&j); s = j.p;
+        if (ag__json_skip(&j)) rc = ag__fail(err, "%s: malformed __metadata__", path);
+        else if (!(*metadata = (char *)AG_MALLOC((size_t)(j.p - s) + 1))) rc = ag__fail(err, "%s: out of memory", path);
+        else { memcpy(*metadata, s, (size_t)(j.p - s)); (*metadata)[j.p - s] = 0; }
+    }
+    AG_FREE(hdr);
+    return rc;
+}
+
+/* ---- building metadata: "key":"value" fields, values escaped ---- */
+static void ag__json_fields_key(ag_json_fields *f, const char *key) {
+    ag__buf b; b.p = f->text; b.n = f->len; b.cap = f->cap; b.oom = f->failed;
+    ag__buf_put(&b, "%s\"%s\":\"", b.n ? "," : "", key);
+    f->text = b.p; f->len = b.n; f->cap = b.cap; f->failed = b.oom;
+}
+AGDEF void ag_json_add_string(ag_json_fields *f, const char *key, const char *value) {
+    ag__buf b; const unsigned char *s = (const unsigned char *)(value ? value : "");
+    ag__json_fields_key(f, key);
+    b.p = f->text; b.n = f->len; b.cap = f->cap; b.oom = f->failed;
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') ag__buf_put(&b, "\\%c", *s);
+        else if (*s < 0x20) ag__buf_put(&b, "\\u%04x", *s);
+        else ag__buf_put(&b, "%c", *s);
+    }
+    ag__buf_put(&b, "\"");
+    f->text = b.p; f->len = b.n; f->cap = b.cap; f->failed = b.oom;
+}
+AGDEF void ag_json_add_int(ag_json_fields *f, const char *key, long long value) {
+    char v[32]; snprintf(v, sizeof v, "%lld", value); ag_json_add_string(f, key, v);
+}
+AGDEF void ag_json_add_double(ag_json_fields *f, const char *key, double value) {
+    char v[40]; snprintf(v, sizeof v, "%.17g", value); ag_json_add_string(f, key, v);
+}
+AGDEF void ag_json_fields_free(ag_json_fields *f) { AG_FREE(f->text); memset(f, 0, sizeof *f); }
 
 static int ag__st_write(const char *path, int count, const char *const *names, const ag_dtype *dtypes, const int *ndims,
                         const int64_t (*shapes)[8], const void *const *datas, const size_t *nbytes, const char *metadata, ag_error *err) {
