@@ -5357,8 +5357,10 @@ AGDEF int ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error 
    Both sets are read by member base name, wherever the member sits in the archive (the
    official archives put them under cifar-10-batches-bin/, cifar-10-batches-py/,
    stl10_binary/), in the reference's order (data_batch_1..5; train then unlabeled) whatever
-   the order in the archive. Small members are collected whole; STL-10's image files are
-   decoded (and resized) in batches of 256 images while they stream. */
+   the order in the archive. Only the split's members are read (the others stream past);
+   small members are collected whole (at most their declared size, itself bounded: 64 MB
+   for a CIFAR-10 batch); STL-10's image files are decoded (and resized) in batches of 256
+   images while they stream. */
 static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err); /* section 14 (the pickle machine) */
 
 #define AG__STL_SIDE 96
@@ -5375,7 +5377,9 @@ typedef struct ag__stream_part {   /* one STL-10 image file, decoded as it strea
 
 typedef struct ag__members {
     const char *label;                         /* archive or folder, for messages */
-    const char *const *names; int n;           /* wanted members, by base name */
+    const char *const *names; int n;           /* known members, by base name */
+    unsigned want;                             /* bit i: names[i] is read (the split's); others are skipped */
+    uint64_t max_size;                         /* largest member collected whole (0: 256 MB) */
     const int *stream;                         /* stream[i]: names[i] holds STL-10 images */
     unsigned char *data[AG__MEMBERS_MAX];      /* collected members */
     size_t len[AG__MEMBERS_MAX];
@@ -5426,7 +5430,7 @@ static int ag__members_cb(void *user, const char *name, uint64_t size, const uns
         base = base ? base + 1 : name;
         m->current = -1;
         for (i = 0; i < m->n; i++) if (!strcmp(base, m->names[i])) break;
-        if (i == m->n) return 0;
+        if (i == m->n || !(m->want >> i & 1u)) return 0;
         if (m->seen[i]) return ag__fail(err, "%s: %s appears twice", m->label, name);
         m->seen[i] = 1;
         m->size[i] = size;
@@ -5443,7 +5447,8 @@ static int ag__members_cb(void *user, const char *name, uint64_t size, const uns
             pt->stage = (unsigned char *)AG_MALLOC((size_t)AG__STL_STAGE * AG__STL_RECORD);
             if (!pt->out || !pt->stage) return ag__fail(err, "%s: out of memory for %d images of %d x %d", m->label, pt->count, m->out_size, m->out_size);
         } else {
-            if (size > ((uint64_t)1 << 28)) return ag__fail(err, "%s: %s has %llu bytes (too large)", m->label, name, (unsigned long long)size);
+            if (size > (m->max_size ? m->max_size : ((uint64_t)1 << 28)))
+                return ag__fail(err, "%s: %s has %llu bytes (too large)", m->label, name, (unsigned long long)size);
             m->data[i] = (unsigned char *)AG_MALLOC((size_t)size + 1);
             if (!m->data[i]) return ag__fail(err, "%s: out of memory", m->label);
         }
@@ -5499,7 +5504,7 @@ static int ag__members_read(ag__members *m, const char *path, ag_error *err) {
         char fp[4096];
         int i, s;
         for (i = 0; i < m->n; i++)
-            for (s = 0; s < 4; s++) {
+            for (s = 0; s < 4 && (m->want >> i & 1u); s++) {
                 snprintf(fp, sizeof fp, "%s/%s%s", path, subs[s], m->names[i]);
                 if (ag__file_exists(fp) && !ag__is_dir(fp)) {
                     if (ag__feed_file(fp, ag__members_cb, m, err)) return -1;
@@ -5524,6 +5529,8 @@ static int ag__load_cifar10(ag_dataset *ds, const char *path, const char *split,
     memset(&m, 0, sizeof m);
     memset(&t, 0, sizeof t);
     m.names = names; m.n = 12;
+    for (b = 0; b < nb; b++) m.want |= 1u << (first + b) | 1u << (6 + first + b);   /* the split's batches only */
+    m.max_size = (uint64_t)1 << 26;   /* a batch of CIFAR-10 has 30.7 MB (10,000 records) */
     if (ag__members_read(&m, path, err)) goto done;
     for (b = 0; b < nb; b++) { bin &= m.seen[first + b]; py &= m.seen[6 + first + b]; }
     if (!bin && !py) {
@@ -5584,6 +5591,7 @@ static int ag__load_stl10(ag_dataset *ds, const char *path, const char *split, i
     memset(&m, 0, sizeof m);
     memset(&t, 0, sizeof t);
     m.names = names; m.n = 5; m.stream = stream; m.out_size = S;
+    m.want = train ? 7u : 24u;   /* train_X, train_y, unlabeled_X; or test_X, test_y */
     if (S != AG__STL_SIDE && ag__pil_plan_init(&m.plan, AG__STL_SIDE, AG__STL_SIDE, 3, S, S)) { ag__fail(err, "stl10: out of memory"); goto done; }
     m.work_per_thread = AG__STL_RECORD + (S != AG__STL_SIDE ? ag__pil_tmp_bytes(&m.plan) : 1);
     m.work = (unsigned char *)AG_MALLOC(m.work_per_thread * (size_t)ag__ds_threads());
@@ -8967,7 +8975,12 @@ AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error
     r = ag__tar_finish(&t, r, err);
     ag__in_close(&in);
     AG_FREE(src.buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    if (!r) return 0;
+    {   /* the callback's own message may name the archive already */
+        size_t pl = strlen(path);
+        if (err && !strncmp(err->msg, path, pl) && err->msg[pl] == ':') return -1;
+    }
+    return ag__fail_prefix(err, "%s", path);
 }
 
 /* ---- zip archives: read (central directory, stored + deflate, zip64) and write (stored) ---- */

@@ -765,6 +765,38 @@ static int test_train_dataset_resume(void) {
     return 0;
 }
 
+/* only the split's members are read, and a CIFAR-10 batch may not claim more than 64 MB */
+static int test_archive_members_bounded(void) {
+    static unsigned char buf[3 * 27648 + 8192];
+    unsigned char x[27648], y = 1;
+    size_t end;
+    ag_dataset ds;
+    ag_error err;
+    TEST_CHECK(td_scratch() == 0, "scratch");
+    /* STL-10 train: a broken test_X.bin beside it is not read */
+    memset(x, 40, sizeof x);
+    end = td_tar_add(buf, 0, "stl10_binary/train_X.bin", x, sizeof x);
+    end = td_tar_add(buf, end, "stl10_binary/train_y.bin", &y, 1);
+    end = td_tar_add(buf, end, "stl10_binary/unlabeled_X.bin", x, sizeof x);
+    end = td_tar_add(buf, end, "stl10_binary/test_X.bin", x, 5);
+    memset(buf + end, 0, 1024);
+    TEST_CHECK(td_write(TD_SCRATCH "/s.tar", buf, end + 1024) == 0, "write");
+    TEST_CHECK(ag_dataset_load(&ds, "stl10", TD_SCRATCH "/s.tar", "train", 0, &err) == 0 && ds.count == 2 && ds.labels[0] == 0 &&
+               ds.labels[1] == -1, "train split beside a broken test_X.bin: %s", err.msg);
+    ag_dataset_free(&ds);
+    if (td_expect_fail("stl10", TD_SCRATCH "/s.tar", "test", 0, "test_X.bin has 5 bytes")) return 1;
+    TEST_CHECK(ag_dataset_load(&ds, "stl10", TD_SCRATCH "/s.tar", "test", 0, &err) != 0 && !strncmp(err.msg, TD_SCRATCH "/s.tar: stl10_binary/", 39),
+               "the archive named once: %s", err.msg);
+    /* a CIFAR-10 batch whose header claims 100 MB: refused before anything is collected */
+    end = td_tar_add(buf, 0, "cifar-10-batches-bin/data_batch_1.bin", x, 0);
+    snprintf((char *)buf + 124, 12, "%011lo", 100000000ul);
+    retag(buf, '0');
+    TEST_CHECK(td_write(TD_SCRATCH "/c.tar", buf, end) == 0, "write");
+    if (td_expect_fail("cifar10", TD_SCRATCH "/c.tar", "train", 0, "data_batch_1.bin has 100000000 bytes (too large)")) return 1;
+    td_scratch_done();
+    return 0;
+}
+
 /* ---- faults: FIFOs and devices, the end of a tar, gzip bombs, the folder loader's memory ----
    Each check that old code failed by hanging or by growing without bound runs in a child
    process, killed by alarm() after a few seconds and (for memory) under RLIMIT_AS, so a
@@ -1036,6 +1068,7 @@ const test_case tests_data[] = {
     { "data/shuffle_uniform", test_shuffle_uniform },
     { "data/loader", test_loader },
     { "data/train_dataset_resume", test_train_dataset_resume },
+    { "data/archive_members_bounded", test_archive_members_bounded },
 #if !defined(_WIN32)
     { "data/fifo_and_devices", test_fifo_and_devices },
     { "data/tar_end_marker", test_tar_end_marker },
