@@ -120,6 +120,7 @@ AGDEF int64_t ag_array_numel(const ag_array *a);       /* product of shape (1 fo
 /* Keep only the entries whose name starts with prefix and strip it ("state_dict." turns
    "state_dict.conv.weight" into "conv.weight"). Error (list unchanged) when none match. */
 AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix, ag_error *err);
+/* a regular file, whole; a directory, FIFO or device is refused (without waiting on it) */
 AGDEF int       ag_read_file(const char *path, unsigned char **bytes, size_t *len, ag_error *err);
 AGDEF int       ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err); /* via path.tmp, fsync, rename */
 /* checks before long work that `path` can be written (its directory exists and is
@@ -760,7 +761,9 @@ AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsign
    archive is streamed through the callback, nothing is extracted. For each regular-file
    member the callback is called once with data NULL, len 0 (offset 0: the member starts),
    then with consecutive pieces of its data (offset = bytes before this piece); it returns
-   -1 (with a message in err) to stop. */
+   -1 (with a message in err) to stop. The reading ends at the first end-of-archive (zero)
+   block; a gzipped archive is inflated at most 1 MB past it (to check its CRC-32 when it
+   ends there). ag_tar_read refuses a FIFO or device. */
 typedef int (*ag_tar_callback)(void *user, const char *name, uint64_t size, const unsigned char *data, size_t len,
                                uint64_t offset, ag_error *err);
 AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err);
@@ -835,7 +838,8 @@ AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **ou
 AGDEF int ag_npz_write(const char *path, const ag_array_list *arrays, ag_error *err);
 
 /* -- idx (the MNIST format): types u8 i8 i16 i32 f32 f64, 1 to 8 dims, gzipped or not; the data
-   must be exactly as long as the header's shape says -- */
+   must be exactly as long as the header's shape says (gzipped: inflating stops with an error
+   at the first byte more) -- */
 AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err);
 AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err);
 
