@@ -120,6 +120,7 @@ AGDEF int64_t ag_array_numel(const ag_array *a);       /* product of shape (1 fo
 /* Keep only the entries whose name starts with prefix and strip it ("state_dict." turns
    "state_dict.conv.weight" into "conv.weight"). Error (list unchanged) when none match. */
 AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix, ag_error *err);
+/* a regular file, whole; a directory, FIFO or device is refused (without waiting on it) */
 AGDEF int       ag_read_file(const char *path, unsigned char **bytes, size_t *len, ag_error *err);
 AGDEF int       ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err); /* via path.tmp, fsync, rename */
 /* checks before long work that `path` can be written (its directory exists and is
@@ -771,7 +772,9 @@ AGDEF int ag_gunzip(const unsigned char *buf, size_t len, size_t max_out, unsign
    archive is streamed through the callback, nothing is extracted. For each regular-file
    member the callback is called once with data NULL, len 0 (offset 0: the member starts),
    then with consecutive pieces of its data (offset = bytes before this piece); it returns
-   -1 (with a message in err) to stop. */
+   -1 (with a message in err) to stop. The reading ends at the first end-of-archive (zero)
+   block; a gzipped archive is inflated at most 1 MB past it (to check its CRC-32 when it
+   ends there). ag_tar_read refuses a FIFO or device. */
 typedef int (*ag_tar_callback)(void *user, const char *name, uint64_t size, const unsigned char *data, size_t len,
                                uint64_t offset, ag_error *err);
 AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_callback cb, void *user, ag_error *err);
@@ -861,7 +864,8 @@ AGDEF int ag_npz_write_to_memory(const ag_array_list *arrays, unsigned char **ou
 AGDEF int ag_npz_write(const char *path, const ag_array_list *arrays, ag_error *err);
 
 /* -- idx (the MNIST format): types u8 i8 i16 i32 f32 f64, 1 to 8 dims, gzipped or not; the data
-   must be exactly as long as the header's shape says -- */
+   must be exactly as long as the header's shape says (gzipped: inflating stops with an error
+   at the first byte more) -- */
 AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err);
 AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err);
 
@@ -1111,43 +1115,99 @@ AGDEF int ag_array_to_f32(const ag_array *a, float *out, ag_error *err) {
 #include <sys/stat.h>
 #endif
 
-AGDEF int ag_read_file(const char *path, unsigned char **bytes, size_t *len, ag_error *err) {
-    unsigned char *buf; size_t size, got = 0;
-    *bytes = NULL; *len = 0;
+/* Inputs are opened through ag__in_open, which refuses what is not a regular file before
+   anything can block on it: a FIFO or a device (open() of a FIFO waits for a writer, and
+   /dev/zero never ends) is opened with O_NONBLOCK, identified by fstat and refused with a
+   message naming it; a regular file gets its blocking mode back and its size. */
+typedef struct ag__in {
 #ifdef AG__POSIX_FILES
-    {
-        struct stat st; int fd = open(path, O_RDONLY);
-        if (fd < 0) return ag__fail(err, "%s: cannot open for reading (%s)", path, strerror(errno));
-        if (fstat(fd, &st) != 0) { close(fd); return ag__fail(err, "%s: cannot determine the file size", path); }
-        if (S_ISDIR(st.st_mode)) { close(fd); return ag__fail(err, "%s: is a directory, not a file", path); }
-        if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size >= (uint64_t)SIZE_MAX) {
-            close(fd); return ag__fail(err, "%s: not a regular file", path);
-        }
-        size = (size_t)st.st_size;
-        buf = (unsigned char *)AG_MALLOC(size + 1);
-        if (!buf) { close(fd); return ag__fail(err, "%s: out of memory reading %zu bytes", path, size); }
-        while (got < size) {
-            ssize_t r = read(fd, buf + got, size - got > ((size_t)1 << 30) ? ((size_t)1 << 30) : size - got);
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) break;
-            got += (size_t)r;
-        }
-        close(fd);
-    }
+    int fd;
 #else
-    {
-        FILE *f = fopen(path, "rb"); long n;
-        if (!f) return ag__fail(err, "%s: cannot open for reading", path);
-        if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n == LONG_MAX || fseek(f, 0, SEEK_SET) != 0) {
-            fclose(f); return ag__fail(err, "%s: cannot determine the file size (a directory?)", path);
-        }
-        size = (size_t)n;
-        buf = (unsigned char *)AG_MALLOC(size + 1);
-        if (!buf) { fclose(f); return ag__fail(err, "%s: out of memory reading %zu bytes", path, size); }
-        got = fread(buf, 1, size, f);
-        fclose(f);
-    }
+    FILE *f;
 #endif
+    uint64_t size;
+} ag__in;
+
+#ifdef AG__POSIX_FILES
+static const char *ag__file_kind(mode_t m) {
+    if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+#ifdef S_ISSOCK
+    if (S_ISSOCK(m)) return "a socket";
+#endif
+    return "not a file";
+}
+#endif
+
+static int ag__in_open(ag__in *in, const char *path, ag_error *err) {
+#ifdef AG__POSIX_FILES
+    struct stat st;
+    int fl, fd = open(path, O_RDONLY | O_NONBLOCK);
+    in->fd = -1; in->size = 0;
+    if (fd < 0) return ag__fail(err, "%s: cannot open for reading (%s)", path, strerror(errno));
+    if (fstat(fd, &st) != 0) { close(fd); return ag__fail(err, "%s: cannot determine the file size", path); }
+    if (S_ISDIR(st.st_mode)) { close(fd); return ag__fail(err, "%s: is a directory, not a file", path); }
+    if (!S_ISREG(st.st_mode)) { close(fd); return ag__fail(err, "%s: is %s, not a regular file", path, ag__file_kind(st.st_mode)); }
+    if (st.st_size < 0) { close(fd); return ag__fail(err, "%s: cannot determine the file size", path); }
+    fl = fcntl(fd, F_GETFL);
+    if (fl == -1 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1) { close(fd); return ag__fail(err, "%s: cannot open for reading (%s)", path, strerror(errno)); }
+    in->fd = fd; in->size = (uint64_t)st.st_size;
+    return 0;
+#else
+    long n;
+    in->size = 0;
+    in->f = fopen(path, "rb");
+    if (!in->f) return ag__fail(err, "%s: cannot open for reading", path);
+    if (fseek(in->f, 0, SEEK_END) != 0 || (n = ftell(in->f)) < 0 || n == LONG_MAX || fseek(in->f, 0, SEEK_SET) != 0) {
+        fclose(in->f); in->f = NULL;
+        return ag__fail(err, "%s: cannot determine the file size (a directory?)", path);
+    }
+    in->size = (uint64_t)n;
+    return 0;
+#endif
+}
+
+/* up to n bytes (fewer only at the end of the file); *ioerr set on a read error */
+static size_t ag__in_read(ag__in *in, void *buf, size_t n, int *ioerr) {
+#ifdef AG__POSIX_FILES
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(in->fd, (unsigned char *)buf + got, n - got > ((size_t)1 << 30) ? ((size_t)1 << 30) : n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) { *ioerr = 1; break; }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return got;
+#else
+    size_t got = fread(buf, 1, n, in->f);
+    if (got < n && ferror(in->f)) *ioerr = 1;
+    return got;
+#endif
+}
+
+static void ag__in_close(ag__in *in) {
+#ifdef AG__POSIX_FILES
+    if (in->fd >= 0) close(in->fd);
+    in->fd = -1;
+#else
+    if (in->f) fclose(in->f);
+    in->f = NULL;
+#endif
+}
+
+AGDEF int ag_read_file(const char *path, unsigned char **bytes, size_t *len, ag_error *err) {
+    unsigned char *buf; size_t size, got; int ioerr = 0;
+    ag__in in;
+    *bytes = NULL; *len = 0;
+    if (ag__in_open(&in, path, err)) return -1;
+    if (in.size >= (uint64_t)SIZE_MAX) { ag__in_close(&in); return ag__fail(err, "%s: too large to read", path); }
+    size = (size_t)in.size;
+    buf = (unsigned char *)AG_MALLOC(size + 1);
+    if (!buf) { ag__in_close(&in); return ag__fail(err, "%s: out of memory reading %zu bytes", path, size); }
+    got = ag__in_read(&in, buf, size, &ioerr);
+    ag__in_close(&in);
     if (got != size) { AG_FREE(buf); return ag__fail(err, "%s: read %zu of %zu bytes", path, got, size); }
     buf[size] = 0;
     *bytes = buf; *len = size;
@@ -5147,11 +5207,17 @@ AGDEF int ag_dataset_resized(const ag_dataset *src, int size, ag_dataset *dst, a
 }
 
 /* ---- files and folders ---- */
+/* something is there (stat, not open: opening a FIFO would wait for a writer) */
 static int ag__file_exists(const char *path) {
+#if !defined(_WIN32)
+    struct stat st;
+    return stat(path, &st) == 0;
+#else
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     fclose(f);
     return 1;
+#endif
 }
 
 static int ag__is_dir(const char *path);
@@ -5321,8 +5387,10 @@ AGDEF int ag_data_loader_restore(ag_data_loader *l, const char *state, ag_error 
    Both sets are read by member base name, wherever the member sits in the archive (the
    official archives put them under cifar-10-batches-bin/, cifar-10-batches-py/,
    stl10_binary/), in the reference's order (data_batch_1..5; train then unlabeled) whatever
-   the order in the archive. Small members are collected whole; STL-10's image files are
-   decoded (and resized) in batches of 256 images while they stream. */
+   the order in the archive. Only the split's members are read (the others stream past);
+   small members are collected whole (at most their declared size, itself bounded: 64 MB
+   for a CIFAR-10 batch); STL-10's image files are decoded (and resized) in batches of 256
+   images while they stream. */
 static int ag__cifar_pickle(const unsigned char *buf, size_t len, unsigned char **data, int **labels, int *count, ag_error *err); /* section 14 (the pickle machine) */
 
 #define AG__STL_SIDE 96
@@ -5339,7 +5407,9 @@ typedef struct ag__stream_part {   /* one STL-10 image file, decoded as it strea
 
 typedef struct ag__members {
     const char *label;                         /* archive or folder, for messages */
-    const char *const *names; int n;           /* wanted members, by base name */
+    const char *const *names; int n;           /* known members, by base name */
+    unsigned want;                             /* bit i: names[i] is read (the split's); others are skipped */
+    uint64_t max_size;                         /* largest member collected whole (0: 256 MB) */
     const int *stream;                         /* stream[i]: names[i] holds STL-10 images */
     unsigned char *data[AG__MEMBERS_MAX];      /* collected members */
     size_t len[AG__MEMBERS_MAX];
@@ -5390,7 +5460,7 @@ static int ag__members_cb(void *user, const char *name, uint64_t size, const uns
         base = base ? base + 1 : name;
         m->current = -1;
         for (i = 0; i < m->n; i++) if (!strcmp(base, m->names[i])) break;
-        if (i == m->n) return 0;
+        if (i == m->n || !(m->want >> i & 1u)) return 0;
         if (m->seen[i]) return ag__fail(err, "%s: %s appears twice", m->label, name);
         m->seen[i] = 1;
         m->size[i] = size;
@@ -5407,7 +5477,8 @@ static int ag__members_cb(void *user, const char *name, uint64_t size, const uns
             pt->stage = (unsigned char *)AG_MALLOC((size_t)AG__STL_STAGE * AG__STL_RECORD);
             if (!pt->out || !pt->stage) return ag__fail(err, "%s: out of memory for %d images of %d x %d", m->label, pt->count, m->out_size, m->out_size);
         } else {
-            if (size > ((uint64_t)1 << 28)) return ag__fail(err, "%s: %s has %llu bytes (too large)", m->label, name, (unsigned long long)size);
+            if (size > (m->max_size ? m->max_size : ((uint64_t)1 << 28)))
+                return ag__fail(err, "%s: %s has %llu bytes (too large)", m->label, name, (unsigned long long)size);
             m->data[i] = (unsigned char *)AG_MALLOC((size_t)size + 1);
             if (!m->data[i]) return ag__fail(err, "%s: out of memory", m->label);
         }
@@ -5433,28 +5504,24 @@ static int ag__members_cb(void *user, const char *name, uint64_t size, const uns
 
 /* a file of a folder, fed to cb as a tar member would be */
 static int ag__feed_file(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
-    FILE *f = fopen(path, "rb");
+    ag__in in;
     unsigned char *buf;
-    uint64_t off = 0;
-    long size;
-    int r = 0;
-    if (!f) return ag__fail(err, "%s: cannot open for reading", path);
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return ag__fail(err, "%s: cannot determine the file size", path);
-    }
+    uint64_t off = 0, size;
+    int r = 0, ioerr = 0;
+    if (ag__in_open(&in, path, err)) return -1;
+    size = in.size;
     buf = (unsigned char *)AG_MALLOC((size_t)1 << 22);
-    if (!buf) { fclose(f); return ag__fail(err, "%s: out of memory", path); }
-    r = cb(user, path, (uint64_t)size, NULL, 0, 0, err);
-    while (!r && off < (uint64_t)size) {
-        size_t want = (uint64_t)size - off < ((uint64_t)1 << 22) ? (size_t)((uint64_t)size - off) : (size_t)1 << 22;
-        size_t got = fread(buf, 1, want, f);
-        if (got == 0) { r = ag__fail(err, "%s: read %llu of %ld bytes", path, (unsigned long long)off, size); break; }
-        r = cb(user, path, (uint64_t)size, buf, got, off, err);
+    if (!buf) { ag__in_close(&in); return ag__fail(err, "%s: out of memory", path); }
+    r = cb(user, path, size, NULL, 0, 0, err);
+    while (!r && off < size) {
+        size_t want = size - off < ((uint64_t)1 << 22) ? (size_t)(size - off) : (size_t)1 << 22;
+        size_t got = ag__in_read(&in, buf, want, &ioerr);
+        if (got == 0) { r = ag__fail(err, "%s: read %llu of %llu bytes", path, (unsigned long long)off, (unsigned long long)size); break; }
+        r = cb(user, path, size, buf, got, off, err);
         off += got;
     }
     AG_FREE(buf);
-    fclose(f);
+    ag__in_close(&in);
     return r;
 }
 
@@ -5467,7 +5534,7 @@ static int ag__members_read(ag__members *m, const char *path, ag_error *err) {
         char fp[4096];
         int i, s;
         for (i = 0; i < m->n; i++)
-            for (s = 0; s < 4; s++) {
+            for (s = 0; s < 4 && (m->want >> i & 1u); s++) {
                 snprintf(fp, sizeof fp, "%s/%s%s", path, subs[s], m->names[i]);
                 if (ag__file_exists(fp) && !ag__is_dir(fp)) {
                     if (ag__feed_file(fp, ag__members_cb, m, err)) return -1;
@@ -5492,6 +5559,8 @@ static int ag__load_cifar10(ag_dataset *ds, const char *path, const char *split,
     memset(&m, 0, sizeof m);
     memset(&t, 0, sizeof t);
     m.names = names; m.n = 12;
+    for (b = 0; b < nb; b++) m.want |= 1u << (first + b) | 1u << (6 + first + b);   /* the split's batches only */
+    m.max_size = (uint64_t)1 << 26;   /* a batch of CIFAR-10 has 30.7 MB (10,000 records) */
     if (ag__members_read(&m, path, err)) goto done;
     for (b = 0; b < nb; b++) { bin &= m.seen[first + b]; py &= m.seen[6 + first + b]; }
     if (!bin && !py) {
@@ -5552,6 +5621,7 @@ static int ag__load_stl10(ag_dataset *ds, const char *path, const char *split, i
     memset(&m, 0, sizeof m);
     memset(&t, 0, sizeof t);
     m.names = names; m.n = 5; m.stream = stream; m.out_size = S;
+    m.want = train ? 7u : 24u;   /* train_X, train_y, unlabeled_X; or test_X, test_y */
     if (S != AG__STL_SIDE && ag__pil_plan_init(&m.plan, AG__STL_SIDE, AG__STL_SIDE, 3, S, S)) { ag__fail(err, "stl10: out of memory"); goto done; }
     m.work_per_thread = AG__STL_RECORD + (S != AG__STL_SIDE ? ag__pil_tmp_bytes(&m.plan) : 1);
     m.work = (unsigned char *)AG_MALLOC(m.work_per_thread * (size_t)ag__ds_threads());
@@ -5649,23 +5719,34 @@ static int ag__list_files(const char *dir, ag__paths *ps, int depth, ag_error *e
 
 static int ag__cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* color type of a PNG file (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA) from its IHDR */
-static int ag__png_color_type(const char *path) {
-    unsigned char h[26];
-    FILE *f = fopen(path, "rb");
+/* colour type (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA) and size of a PNG file, from
+   its IHDR (the file is not decoded) */
+static int ag__png_info(const char *path, int *ctype, int *w, int *h, ag_error *err) {
+    unsigned char b[26];
+    ag__in in;
     size_t got;
-    if (!f) return -1;
-    got = fread(h, 1, sizeof h, f);
-    fclose(f);
-    if (got != sizeof h || memcmp(h, "\x89PNG\r\n\x1a\n", 8) != 0 || memcmp(h + 12, "IHDR", 4) != 0) return -1;
-    return h[25];
+    int ioerr = 0;
+    uint32_t pw, ph;
+    if (ag__in_open(&in, path, err)) return -1;
+    got = ag__in_read(&in, b, sizeof b, &ioerr);
+    ag__in_close(&in);
+    if (got != sizeof b || memcmp(b, "\x89PNG\r\n\x1a\n", 8) != 0 || memcmp(b + 12, "IHDR", 4) != 0)
+        return ag__fail(err, "%s: not a PNG image (image folders hold PNG files only)", path);
+    pw = ag__rd32be(b + 16); ph = ag__rd32be(b + 20);
+    if (pw == 0 || ph == 0 || pw > 65535 || ph > 65535)
+        return ag__fail(err, "%s: %lu x %lu pixels (1 to 65535 a side in an image folder)", path, (unsigned long)pw, (unsigned long)ph);
+    *ctype = b[25]; *w = (int)pw; *h = (int)ph;
+    return 0;
 }
 
+/* Every file's IHDR is read first (colour, size); then each image is decoded and resized
+   into its place in turn, so memory holds the data set plus one decoded image per thread
+   (decoding all first took 1 GB for 20 images of 4096 x 4096). */
 static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_error *err) {
     ag__paths ps;
     ag_dataset t;
-    ag_array *imgs = NULL;
     ag_error *errs = NULL;
+    int *dims = NULL;
     int i, C = 1, H = 0, W = 0, r = -1, bad = -1;
     int ag__nt;
     long j;
@@ -5675,54 +5756,55 @@ static int ag__load_folder(ag_dataset *ds, const char *path, int resize_to, ag_e
     if (ag__list_files(path, &ps, 0, err)) goto done;
     if (ps.n == 0) { ag__fail(err, "%s: no images in the folder", path); goto done; }
     qsort(ps.p, (size_t)ps.n, sizeof *ps.p, ag__cmp_cstr);
+    dims = (int *)AG_MALLOC((size_t)ps.n * 2 * sizeof *dims);
+    errs = (ag_error *)AG_MALLOC((size_t)ps.n * sizeof *errs);
+    if (!dims || !errs) { ag__fail(err, "%s: out of memory", path); goto done; }
     for (i = 0; i < ps.n; i++) {   /* gray data sets stay gray; any colour image makes it RGB */
-        int ct = ag__png_color_type(ps.p[i]);
-        if (ct < 0) { ag__fail(err, "%s: not a PNG image (image folders hold PNG files only)", ps.p[i]); goto done; }
+        int ct = 0;
+        if (ag__png_info(ps.p[i], &ct, &dims[2 * i + 1], &dims[2 * i], err)) goto done;
         if (ct != 0 && ct != 4) C = 3;
     }
-    imgs = (ag_array *)AG_MALLOC((size_t)ps.n * sizeof *imgs);
-    errs = (ag_error *)AG_MALLOC((size_t)ps.n * sizeof *errs);
-    if (!imgs || !errs) { ag__fail(err, "%s: out of memory", path); goto done; }
-    memset(imgs, 0, (size_t)ps.n * sizeof *imgs);
-    ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
-    (void)ag__nt;
-    AG__PARALLEL_FOR(ag__nt)
-    for (j = 0; j < ps.n; j++) {
-        errs[j].msg[0] = 0;
-        if (ag_png_read(ps.p[j], C, &imgs[j], &errs[j])) imgs[j].data = NULL;
-    }
-    for (i = 0; i < ps.n; i++) if (!imgs[i].data) { if (err) *err = errs[i]; bad = i; break; }   /* the first in path order */
-    if (bad >= 0) goto done;
-    H = (int)imgs[0].shape[0]; W = (int)imgs[0].shape[1];
+    H = dims[0]; W = dims[1];
     if (resize_to <= 0)
         for (i = 1; i < ps.n; i++)
-            if (imgs[i].shape[0] != H || imgs[i].shape[1] != W) {
-                ag__fail(err, "%s: %lld x %lld, but %s is %d x %d (give a size to resize every image to)", ps.p[i],
-                         (long long)imgs[i].shape[1], (long long)imgs[i].shape[0], ps.p[0], W, H);
+            if (dims[2 * i] != H || dims[2 * i + 1] != W) {
+                ag__fail(err, "%s: %d x %d, but %s is %d x %d (give a size to resize every image to)", ps.p[i],
+                         dims[2 * i + 1], dims[2 * i], ps.p[0], W, H);
                 goto done;
             }
-    if (ag__ds_alloc(&t, "folder", ps.n, resize_to > 0 ? resize_to : H, resize_to > 0 ? resize_to : W, C, err)) goto done;
+    if (resize_to > 0) H = W = resize_to;
+    if ((uint64_t)ps.n * (uint64_t)H * (uint64_t)W * (uint64_t)C > ((uint64_t)1 << 40)) {
+        ag__fail(err, "%s: %d images of %d x %d x %d are too many bytes (give a smaller size to resize to)", path, ps.n, W, H, C);
+        goto done;
+    }
+    if (ag__ds_alloc(&t, "folder", ps.n, H, W, C, err)) goto done;
     {
-        size_t img = (size_t)t.height * t.width * C;
-        int failed = 0;
+        size_t img = (size_t)H * W * C;
         ag__nt = ps.n < 4 ? 1 : ag__ds_threads();
+        (void)ag__nt;
         AG__PARALLEL_FOR(ag__nt)
         for (j = 0; j < ps.n; j++) {
-            const ag_array *a = &imgs[j];
-            if (a->shape[0] == t.height && a->shape[1] == t.width) memcpy(t.pixels + (size_t)j * img, a->data, img);
-            else if (ag_image_resize_bilinear_pil((const unsigned char *)a->data, (int)a->shape[0], (int)a->shape[1], C,
-                                                  t.pixels + (size_t)j * img, t.height, t.width)) failed = 1;
+            ag_array a;
+            errs[j].msg[0] = 0;
+            if (ag_png_read(ps.p[j], C, &a, &errs[j])) continue;
+            if (a.shape[0] != dims[2 * j] || a.shape[1] != dims[2 * j + 1])   /* the file changed since its IHDR was read */
+                ag__fail(&errs[j], "%s: changed while it was read", ps.p[j]);
+            else if (a.shape[0] == H && a.shape[1] == W) memcpy(t.pixels + (size_t)j * img, a.data, img);
+            else if (ag_image_resize_bilinear_pil((const unsigned char *)a.data, (int)a.shape[0], (int)a.shape[1], C,
+                                                  t.pixels + (size_t)j * img, H, W))
+                ag__fail(&errs[j], "%s: out of memory resizing", ps.p[j]);
+            ag_array_free(&a);
         }
-        if (failed) { ag__fail(err, "%s: out of memory resizing", path); goto done; }
     }
+    for (i = 0; i < ps.n; i++) if (errs[i].msg[0]) { if (err) *err = errs[i]; bad = i; break; }   /* the first in path order */
+    if (bad >= 0) goto done;
     for (i = 0; i < ps.n; i++) t.labels[i] = -1;
     t.num_classes = 0;
     *ds = t;
     memset(&t, 0, sizeof t);
     r = 0;
 done:
-    if (imgs) for (i = 0; i < ps.n; i++) ag_array_free(&imgs[i]);
-    AG_FREE(imgs);
+    AG_FREE(dims);
     AG_FREE(errs);
     ag_dataset_free(&t);
     ag__paths_free(&ps);
@@ -8230,26 +8312,26 @@ typedef struct ag__huff {
     uint16_t symbol[288];               /* symbols ordered by code */
 } ag__huff;
 
-/* An input window: a whole buffer in memory, or a file read 1 MB at a time (f set). When
+/* An input window: a whole buffer in memory, or a file read 1 MB at a time (in set). When
    more is needed, the unread bytes and 8 bytes before them move to the front first, so the
    inflater can give back the whole bytes left in its 64-bit buffer. */
 typedef struct ag__src {
     const unsigned char *p; size_t len, pos;
-    FILE *f; unsigned char *buf; size_t cap; int eof, ioerr;
+    ag__in *in; unsigned char *buf; size_t cap; int eof, ioerr;
 } ag__src;
 
 /* make at least k bytes (k <= cap / 2) available at p + pos; -1 when the input ends first */
 static int ag__src_need(ag__src *s, size_t k) {
     size_t hist, keep;
     if (s->len - s->pos >= k) return 0;
-    if (!s->f || s->eof) return -1;
+    if (!s->in || s->eof) return -1;
     hist = s->pos < 8 ? s->pos : 8;
     keep = s->len - s->pos + hist;
     memmove(s->buf, s->p + s->pos - hist, keep);
     s->p = s->buf; s->pos = hist; s->len = keep;
     while (s->len - s->pos < k && !s->eof) {
-        size_t got = fread(s->buf + s->len, 1, s->cap - s->len, s->f);
-        if (got == 0) { s->eof = 1; s->ioerr = ferror(s->f) != 0; break; }
+        size_t got = ag__in_read(s->in, s->buf + s->len, s->cap - s->len, &s->ioerr);
+        if (got == 0) { s->eof = 1; break; }
         s->len += got;
     }
     return s->len - s->pos >= k ? 0 : -1;
@@ -8272,6 +8354,7 @@ typedef struct ag__inf {
     void *sink_user;
     uint64_t flushed;
     uint32_t crc;
+    int stopped;      /* the sink returned > 0: it wants no more (not an error) */
 } ag__inf;
 
 static const uint16_t ag__len_base[29] = { 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
@@ -8386,8 +8469,10 @@ static int ag__huff_decode(ag__inf *s, const ag__huff *h) {
 
 /* hand out[0..n) to the sink and keep the rest (the back-reference window) */
 static int ag__inf_flush(ag__inf *s, size_t n) {
+    int r;
     s->crc = ag_crc32(s->crc, s->out, n);
-    if (s->sink(s->sink_user, s->out, n, s->err)) return -1;
+    r = s->sink(s->sink_user, s->out, n, s->err);
+    if (r) { s->stopped = r > 0; return -1; }
     memmove(s->out, s->out + n, s->out_len - n);
     s->out_len -= n;
     s->flushed += n;
@@ -8536,8 +8621,8 @@ static int ag__inflate(const unsigned char *in, size_t in_len, int zlib_wrapped,
     return ag__inflate_to(in, in_len, zlib_wrapped, size_hint, max_out, out, out_len, consumed, NULL, NULL, NULL, NULL, NULL, err);
 }
 /* Raw DEFLATE from src (left just past the stream) into sink(user, chunk, len, err) (which
-   returns -1 to stop, with its message in err); *crc gets the CRC-32 and *total the length
-   of everything it was given. */
+   returns -1 to stop, with its message in err, or 1 to stop without an error: then this
+   returns 1); *crc gets the CRC-32 and *total the length of everything it was given. */
 static int ag__inflate_stream(ag__src *src, int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *sink_user,
                               uint32_t *crc, uint64_t *total, ag_error *err) {
     unsigned char *out; size_t out_len;
@@ -8584,7 +8669,7 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
         else if (type == 1) r = ag__inf_fixed(&s, &tabs[0], &tabs[1]);
         else if (type == 2) r = ag__inf_dynamic(&s, &tabs[0], &tabs[1]);
         else r = ag__fail(err, "inflate: invalid block type 3");
-        if (r) { AG_FREE(tabs); AG_FREE(s.out); return -1; }
+        if (r) { AG_FREE(tabs); AG_FREE(s.out); return s.stopped ? 1 : -1; }
     }
     AG_FREE(tabs);
     if (ag__inf_unread(&s)) { AG_FREE(s.out); return -1; }
@@ -8592,7 +8677,7 @@ static int ag__inflate_to(const unsigned char *in, size_t in_len, int zlib_wrapp
     if (sink) {
         int r = s.out_len ? ag__inf_flush(&s, s.out_len) : 0;
         AG_FREE(s.out);
-        if (r) return -1;
+        if (r) return s.stopped ? 1 : -1;
         *crc = s.crc;
         *total = s.flushed;
         if (consumed) *consumed = s.pos;
@@ -8749,12 +8834,14 @@ static int ag__gzip_header(ag__src *s, ag_error *err) {
     return 0;
 }
 
-/* every member, one after another (as gzip -d does); trailing zero padding is allowed */
+/* every member, one after another (as gzip -d does); trailing zero padding is allowed.
+   1 (no error) when the sink stopped the reading early (the rest is neither read nor checked) */
 static int ag__gunzip_src(ag__src *src, int (*sink)(void *, const unsigned char *, size_t, ag_error *), void *user, ag_error *err) {
     do {
         uint32_t crc = 0; uint64_t total = 0;
+        int r;
         if (ag__gzip_header(src, err)) return -1;
-        if (ag__inflate_stream(src, sink, user, &crc, &total, err)) return -1;
+        if ((r = ag__inflate_stream(src, sink, user, &crc, &total, err)) != 0) return r;
         if (ag__src_need(src, 8)) return ag__fail(err, "gzip: truncated (no CRC-32/length trailer)");
         if (ag__rd32(src->p + src->pos) != crc) return ag__fail(err, "gzip: CRC-32 mismatch (corrupt data)");
         if (ag__rd32(src->p + src->pos + 4) != (uint32_t)total) return ag__fail(err, "gzip: length in the trailer disagrees with the data");
@@ -8814,6 +8901,7 @@ typedef struct ag__tar {
     ag_tar_callback cb; void *user;
     unsigned char hdr[512]; size_t hdr_fill;   /* header being assembled */
     uint64_t remaining, skip, size, offset;   /* member data left, padding left, member size, data seen */
+    uint64_t tail;                             /* bytes seen after the end-of-archive block */
     int in_member, ended, deliver, longname_pending, reading_longname, pax;
     char name[1024];                           /* the current member's name (GNU ././@LongLink or ustar prefix/name) */
     char *longname; size_t longname_len;
@@ -8905,10 +8993,18 @@ static void ag__tar_pax_path(ag__tar *t) {
     }
 }
 
+/* after the end-of-archive block a gzipped archive is read on for at most this many bytes
+   (its zero padding to a whole record, so that its CRC-32 is checked), then no further */
+#define AG__TAR_TAIL ((uint64_t)1 << 20)
+
+/* 1 (stop reading, not an error) once the archive has ended and AG__TAR_TAIL more bytes came */
 static int ag__tar_sink(void *user, const unsigned char *p, size_t n, ag_error *err) {
     ag__tar *t = (ag__tar *)user;
     while (n) {
-        if (t->ended) return 0;                    /* anything after the end blocks is ignored */
+        if (t->ended) {                            /* anything after the end blocks is ignored */
+            t->tail += n;
+            return t->tail > AG__TAR_TAIL ? 1 : 0;
+        }
         if (!t->in_member) {
             size_t k = 512 - t->hdr_fill < n ? 512 - t->hdr_fill : n;
             memcpy(t->hdr + t->hdr_fill, p, k);
@@ -8952,35 +9048,43 @@ AGDEF int ag_tar_read_from_memory(const unsigned char *buf, size_t len, ag_tar_c
     t.cb = cb; t.user = user;
     if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) r = ag__gunzip_stream(buf, len, ag__tar_sink, &t, err);
     else r = ag__tar_sink(&t, buf, len, err);
-    return ag__tar_finish(&t, r, err);
+    return ag__tar_finish(&t, r > 0 ? 0 : r, err);
 }
 
-/* the file streams through 1 MB at a time: an archive of gigabytes never sits in memory */
+/* the file streams through 1 MB at a time: an archive of gigabytes never sits in memory;
+   the reading stops at the end-of-archive block (a plain tar) or soon after it (gzipped) */
 AGDEF int ag_tar_read(const char *path, ag_tar_callback cb, void *user, ag_error *err) {
     ag__tar t;
     ag__src src;
+    ag__in in;
     int r = 0;
     memset(&t, 0, sizeof t);
     memset(&src, 0, sizeof src);
     t.cb = cb; t.user = user;
-    src.f = fopen(path, "rb");
-    if (!src.f) return ag__fail(err, "%s: cannot open for reading", path);
+    if (ag__in_open(&in, path, err)) return -1;
+    src.in = &in;
     src.cap = (size_t)1 << 20;
     src.buf = (unsigned char *)AG_MALLOC(src.cap);
-    if (!src.buf) { fclose(src.f); return ag__fail(err, "%s: out of memory", path); }
+    if (!src.buf) { ag__in_close(&in); return ag__fail(err, "%s: out of memory", path); }
     src.p = src.buf;
     if (!ag__src_need(&src, 2) && src.p[0] == 0x1f && src.p[1] == 0x8b) r = ag__gunzip_src(&src, ag__tar_sink, &t, err);
     else {
-        while (!r && !ag__src_need(&src, 1)) {
+        while (!r && !t.ended && !ag__src_need(&src, 1)) {
             r = ag__tar_sink(&t, src.p + src.pos, src.len - src.pos, err);
             src.pos = src.len;
         }
-        if (!r && src.ioerr) r = ag__fail(err, "read error");
     }
+    if (r > 0) r = 0;
+    if (!r && src.ioerr) r = ag__fail(err, "read error");
     r = ag__tar_finish(&t, r, err);
-    fclose(src.f);
+    ag__in_close(&in);
     AG_FREE(src.buf);
-    return r ? ag__fail_prefix(err, "%s", path) : 0;
+    if (!r) return 0;
+    {   /* the callback's own message may name the archive already */
+        size_t pl = strlen(path);
+        if (err && !strncmp(err->msg, path, pl) && err->msg[pl] == ':') return -1;
+    }
+    return ag__fail_prefix(err, "%s", path);
 }
 
 /* ---- zip archives: read (central directory, stored + deflate, zip64) and write (stored) ---- */
@@ -9644,54 +9748,107 @@ AGDEF int ag_safetensors_load(const char *path, ag_params *ps, int strict, ag_er
 
 /* ---- idx (MNIST): magic 0 0 type ndim, big-endian u32 dims, big-endian data --------- */
 
-AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err) {
-    unsigned char *raw = NULL;
-    const unsigned char *p = buf;
-    size_t n = len, esz, nbytes, need;
+/* the header in p[0..n): 0 with its fields, 1 when it needs more bytes than n, -1 when bad */
+static int ag__idx_header(const unsigned char *p, size_t n, ag_dtype *dtype, int *ndim, int64_t *shape,
+                          size_t *hlen, size_t *nbytes, ag_error *err) {
     uint64_t numel;
-    int64_t shape[8];
-    ag_dtype dtype;
-    int ndim, d, r = -1;
-    memset(out, 0, sizeof *out);
-    if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
-        if (ag_gunzip(buf, len, 0, &raw, &n, err)) return -1;
-        p = raw;
-    }
-    if (n < 4 || p[0] != 0 || p[1] != 0) { ag__fail(err, "idx: bad magic (not an idx file)"); goto done; }
+    int d;
+    if ((n >= 1 && p[0] != 0) || (n >= 2 && p[1] != 0)) return ag__fail(err, "idx: bad magic (not an idx file)");
+    if (n < 3) return 1;
     switch (p[2]) {
-    case 0x08: dtype = AG_DTYPE_U8; break;
-    case 0x09: dtype = AG_DTYPE_I8; break;
-    case 0x0B: dtype = AG_DTYPE_I16; break;
-    case 0x0C: dtype = AG_DTYPE_I32; break;
-    case 0x0D: dtype = AG_DTYPE_F32; break;
-    case 0x0E: dtype = AG_DTYPE_F64; break;
-    default: ag__fail(err, "idx: unknown data type 0x%02x", p[2]); goto done;
+    case 0x08: *dtype = AG_DTYPE_U8; break;
+    case 0x09: *dtype = AG_DTYPE_I8; break;
+    case 0x0B: *dtype = AG_DTYPE_I16; break;
+    case 0x0C: *dtype = AG_DTYPE_I32; break;
+    case 0x0D: *dtype = AG_DTYPE_F32; break;
+    case 0x0E: *dtype = AG_DTYPE_F64; break;
+    default: return ag__fail(err, "idx: unknown data type 0x%02x", p[2]);
     }
-    ndim = p[3];
-    if (ndim < 1 || ndim > 8) { ag__fail(err, "idx: %d dimensions (1 to 8 supported)", ndim); goto done; }
-    if (n - 4 < (size_t)ndim * 4) { ag__fail(err, "idx: truncated header (%d dimensions)", ndim); goto done; }
-    for (d = 0; d < ndim; d++) shape[d] = (int64_t)ag__rd32be(p + 4 + 4 * d);
-    esz = ag_dtype_size(dtype);
-    if (ag__rd_numel(ndim, shape, &numel) || ag__rd_bytes(numel, esz, &nbytes)) { ag__fail(err, "idx: shape too large"); goto done; }
-    need = 4 + (size_t)ndim * 4;
-    if (n - need != nbytes) {
-        ag__fail(err, "idx: the header's shape needs %lu data bytes, the file has %lu (%s)", (unsigned long)nbytes,
-                 (unsigned long)(n - need), n - need < nbytes ? "truncated" : "extra bytes");
-        goto done;
+    if (n < 4) return 1;
+    *ndim = p[3];
+    if (*ndim < 1 || *ndim > 8) return ag__fail(err, "idx: %d dimensions (1 to 8 supported)", *ndim);
+    *hlen = 4 + (size_t)*ndim * 4;
+    if (n < *hlen) return 1;
+    for (d = 0; d < *ndim; d++) shape[d] = (int64_t)ag__rd32be(p + 4 + 4 * d);
+    if (ag__rd_numel(*ndim, shape, &numel) || ag__rd_bytes(numel, ag_dtype_size(*dtype), nbytes)) return ag__fail(err, "idx: shape too large");
+    return 0;
+}
+
+/* a gzipped idx inflates into this sink: the header first, then exactly the data bytes it
+   declares (grown as they come, so a header that lies costs nothing); one byte more stops
+   the inflating with an error, so a gzip bomb behind a small header is never expanded */
+typedef struct ag__idx_sink {
+    unsigned char hdr[36]; size_t hfill, hlen, nbytes, got, cap;
+    int have, ndim; ag_dtype dtype; int64_t shape[8];
+    unsigned char *data;
+} ag__idx_sink;
+
+static int ag__idx_sink_put(void *user, const unsigned char *p, size_t n, ag_error *err) {
+    ag__idx_sink *s = (ag__idx_sink *)user;
+    while (!s->have && n) {
+        int r;
+        s->hdr[s->hfill++] = *p++; n--;
+        r = ag__idx_header(s->hdr, s->hfill, &s->dtype, &s->ndim, s->shape, &s->hlen, &s->nbytes, err);
+        if (r < 0) return -1;
+        s->have = r == 0;
     }
-    out->data = AG_MALLOC(nbytes ? nbytes : 1);
-    if (!out->data) { ag__fail(err, "idx: out of memory (%lu bytes)", (unsigned long)nbytes); goto done; }
-    if (nbytes) memcpy(out->data, p + need, nbytes);
+    if (!n) return 0;
+    if (n > s->nbytes - s->got)
+        return ag__fail(err, "idx: the header's shape needs %lu data bytes, the gzipped data holds more (inflating stopped there)",
+                        (unsigned long)s->nbytes);
+    if (s->got + n > s->cap) {
+        size_t cap = s->cap ? s->cap : (size_t)1 << 16;
+        unsigned char *nb;
+        while (cap < s->got + n) cap = cap > s->nbytes / 2 ? s->nbytes : cap * 2;
+        if (cap > s->nbytes) cap = s->nbytes;
+        nb = (unsigned char *)AG_REALLOC(s->data, cap);
+        if (!nb) return ag__fail(err, "idx: out of memory (%lu bytes)", (unsigned long)cap);
+        s->data = nb; s->cap = cap;
+    }
+    memcpy(s->data + s->got, p, n);
+    s->got += n;
+    return 0;
+}
+
+AGDEF int ag_idx_read_from_memory(const unsigned char *buf, size_t len, ag_array *out, ag_error *err) {
+    ag__idx_sink s;
+    int d, r;
+    memset(out, 0, sizeof *out);
+    memset(&s, 0, sizeof s);
+    if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+        if (ag__gunzip_stream(buf, len, ag__idx_sink_put, &s, err)) { AG_FREE(s.data); return -1; }
+    } else {
+        r = ag__idx_header(buf, len, &s.dtype, &s.ndim, s.shape, &s.hlen, &s.nbytes, err);
+        if (r < 0) return -1;
+        s.have = r == 0;
+        s.hfill = len < sizeof s.hdr ? len : sizeof s.hdr;
+        memcpy(s.hdr, buf, s.hfill);
+        if (s.have) s.got = len - s.hlen;
+    }
+    if (!s.have) {
+        AG_FREE(s.data);
+        if (s.hfill < 4) return ag__fail(err, "idx: bad magic (not an idx file)");
+        return ag__fail(err, "idx: truncated header (%d dimensions)", s.hdr[3]);
+    }
+    if (s.got != s.nbytes) {
+        AG_FREE(s.data);
+        return ag__fail(err, "idx: the header's shape needs %lu data bytes, the file has %lu (%s)", (unsigned long)s.nbytes,
+                        (unsigned long)s.got, s.got < s.nbytes ? "truncated" : "extra bytes");
+    }
+    if (!s.data) {   /* not gzipped (or no data): one copy */
+        s.data = (unsigned char *)AG_MALLOC(s.nbytes ? s.nbytes : 1);
+        if (!s.data) return ag__fail(err, "idx: out of memory (%lu bytes)", (unsigned long)s.nbytes);
+        if (s.nbytes) memcpy(s.data, buf + s.hlen, s.nbytes);
+    }
     { /* big-endian to host */
         const uint16_t one = 1;
-        if (*(const unsigned char *)&one == 1) ag__swap_elems(out->data, (size_t)numel, esz);
+        size_t esz = ag_dtype_size(s.dtype);
+        if (*(const unsigned char *)&one == 1) ag__swap_elems(s.data, s.nbytes / esz, esz);
     }
-    out->dtype = dtype; out->ndim = ndim; out->nbytes = nbytes;
-    for (d = 0; d < ndim; d++) out->shape[d] = shape[d];
-    r = 0;
-done:
-    AG_FREE(raw);
-    return r;
+    out->data = s.data;
+    out->dtype = s.dtype; out->ndim = s.ndim; out->nbytes = s.nbytes;
+    for (d = 0; d < s.ndim; d++) out->shape[d] = s.shape[d];
+    return 0;
 }
 
 AGDEF int ag_idx_read(const char *path, ag_array *out, ag_error *err) {

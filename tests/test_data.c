@@ -765,6 +765,295 @@ static int test_train_dataset_resume(void) {
     return 0;
 }
 
+/* only the split's members are read, and a CIFAR-10 batch may not claim more than 64 MB */
+static int test_archive_members_bounded(void) {
+    static unsigned char buf[3 * 27648 + 8192];
+    unsigned char x[27648], y = 1;
+    size_t end;
+    ag_dataset ds;
+    ag_error err;
+    TEST_CHECK(td_scratch() == 0, "scratch");
+    /* STL-10 train: a broken test_X.bin beside it is not read */
+    memset(x, 40, sizeof x);
+    end = td_tar_add(buf, 0, "stl10_binary/train_X.bin", x, sizeof x);
+    end = td_tar_add(buf, end, "stl10_binary/train_y.bin", &y, 1);
+    end = td_tar_add(buf, end, "stl10_binary/unlabeled_X.bin", x, sizeof x);
+    end = td_tar_add(buf, end, "stl10_binary/test_X.bin", x, 5);
+    memset(buf + end, 0, 1024);
+    TEST_CHECK(td_write(TD_SCRATCH "/s.tar", buf, end + 1024) == 0, "write");
+    TEST_CHECK(ag_dataset_load(&ds, "stl10", TD_SCRATCH "/s.tar", "train", 0, &err) == 0 && ds.count == 2 && ds.labels[0] == 0 &&
+               ds.labels[1] == -1, "train split beside a broken test_X.bin: %s", err.msg);
+    ag_dataset_free(&ds);
+    if (td_expect_fail("stl10", TD_SCRATCH "/s.tar", "test", 0, "test_X.bin has 5 bytes")) return 1;
+    TEST_CHECK(ag_dataset_load(&ds, "stl10", TD_SCRATCH "/s.tar", "test", 0, &err) != 0 && !strncmp(err.msg, TD_SCRATCH "/s.tar: stl10_binary/", 39),
+               "the archive named once: %s", err.msg);
+    /* a CIFAR-10 batch whose header claims 100 MB: refused before anything is collected */
+    end = td_tar_add(buf, 0, "cifar-10-batches-bin/data_batch_1.bin", x, 0);
+    snprintf((char *)buf + 124, 12, "%011lo", 100000000ul);
+    retag(buf, '0');
+    TEST_CHECK(td_write(TD_SCRATCH "/c.tar", buf, end) == 0, "write");
+    if (td_expect_fail("cifar10", TD_SCRATCH "/c.tar", "train", 0, "data_batch_1.bin has 100000000 bytes (too large)")) return 1;
+    td_scratch_done();
+    return 0;
+}
+
+/* ---- faults: FIFOs and devices, the end of a tar, gzip bombs, the folder loader's memory ----
+   Each check that old code failed by hanging or by growing without bound runs in a child
+   process, killed by alarm() after a few seconds and (for memory) under RLIMIT_AS, so a
+   regression fails the test instead of stopping the suite. */
+#if !defined(_WIN32)
+#include <unistd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/resource.h>
+
+/* fn(arg) in a child killed after `seconds`; with headroom_mb > 0 the child's address space
+   is limited to its current size plus that many MB. 0 when fn returned 0; otherwise says why. */
+static int td_child(const char *what, int (*fn)(const void *), const void *arg, unsigned seconds, long headroom_mb) {
+    pid_t pid;
+    int st;
+    fflush(stdout); fflush(stderr);
+    pid = fork();
+    if (pid < 0) { fprintf(stderr, "    %s: fork failed\n", what); return 1; }
+    if (pid == 0) {
+        alarm(seconds);
+        if (headroom_mb > 0) {
+            unsigned long pages = 0;
+            FILE *f = fopen("/proc/self/statm", "r");
+            struct rlimit rl;
+            if (!f || fscanf(f, "%lu", &pages) != 1) _exit(3);
+            fclose(f);
+            rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (rlim_t)headroom_mb * 1048576;
+            if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+        }
+        fflush(stderr);
+        _exit(fn(arg) ? 1 : 0);
+    }
+    if (waitpid(pid, &st, 0) != pid) { fprintf(stderr, "    %s: waitpid failed\n", what); return 1; }
+    if (WIFSIGNALED(st)) {
+        fprintf(stderr, "    %s: %s\n", what, WTERMSIG(st) == SIGALRM ? "still running after the time limit (it hangs)" : "killed by a signal");
+        return 1;
+    }
+    if (WEXITSTATUS(st) == 3) { fprintf(stderr, "    %s: could not limit the child's memory\n", what); return 1; }
+    if (WEXITSTATUS(st)) { fprintf(stderr, "    %s: failed (above)\n", what); return 1; }
+    return 0;
+}
+
+/* a reader given a FIFO or a device: an error naming the path and what it is */
+typedef struct td_probe { int kind; const char *path, *want; } td_probe;
+static int td_probe_run(const void *arg) {
+    const td_probe *p = (const td_probe *)arg;
+    ag_error err;
+    ag_array a;
+    ag_dataset ds;
+    ag_zip z;
+    unsigned char *b = NULL;
+    size_t n;
+    int r = 0;
+    err.msg[0] = 0;
+    switch (p->kind) {
+    case 0: r = ag_read_file(p->path, &b, &n, &err); free(b); break;
+    case 1: { td_crc c; memset(&c, 0, sizeof c); r = ag_tar_read(p->path, td_crc_cb, &c, &err); } break;
+    case 2: r = ag_idx_read(p->path, &a, &err); if (!r) ag_array_free(&a); break;
+    case 3: r = ag_png_read(p->path, 3, &a, &err); if (!r) ag_array_free(&a); break;
+    case 4: r = ag_zip_open(&z, p->path, &err); if (!r) ag_zip_close(&z); break;
+    case 5: r = ag_dataset_load(&ds, "cifar10", p->path, "test", 0, &err); break;
+    case 6: r = ag_dataset_load(&ds, "mnist", p->path, "test", 0, &err); break;
+    case 7: r = ag_dataset_load(&ds, "folder", p->path, NULL, 0, &err); break;
+    case 8: r = ag_dataset_load(&ds, "stl10", p->path, "test", 0, &err); break;
+    default: return 1;
+    }
+    if (r == 0) { fprintf(stderr, "    %s: read, expected an error containing '%s'\n", p->path, p->want); return 1; }
+    if (!strstr(err.msg, p->want)) { fprintf(stderr, "    %s: message '%s' lacks '%s'\n", p->path, err.msg, p->want); return 1; }
+    return 0;
+}
+
+static int test_fifo_and_devices(void) {
+    static const char *const what[9] = { "ag_read_file", "ag_tar_read", "ag_idx_read", "ag_png_read", "ag_zip_open",
+                                         "cifar10", "mnist", "folder", "stl10" };
+    static const td_probe probes[] = {
+        { 0, TD_SCRATCH "/pipe", TD_SCRATCH "/pipe: is a FIFO (named pipe), not a regular file" },
+        { 1, TD_SCRATCH "/pipe", TD_SCRATCH "/pipe: is a FIFO" },
+        { 2, TD_SCRATCH "/pipe", TD_SCRATCH "/pipe: is a FIFO" },
+        { 3, TD_SCRATCH "/pipe", TD_SCRATCH "/pipe: is a FIFO" },
+        { 4, TD_SCRATCH "/pipe", TD_SCRATCH "/pipe: is a FIFO" },
+        { 5, TD_SCRATCH "/pipe", TD_SCRATCH "/pipe: is a FIFO" },                          /* the archive itself */
+        { 5, TD_SCRATCH "/c", TD_SCRATCH "/c/test_batch.bin: is a FIFO" },                 /* a member of its folder */
+        { 8, TD_SCRATCH "/s", TD_SCRATCH "/s/stl10_binary/test_X.bin: is a FIFO" },
+        { 6, TD_SCRATCH "/m", TD_SCRATCH "/m/t10k-images-idx3-ubyte: is a FIFO" },         /* idx files of a folder */
+        { 7, TD_SCRATCH "/p", TD_SCRATCH "/p/b.png: is a FIFO" },                          /* an image of a folder */
+        { 0, "/dev/zero", "/dev/zero: is a character device, not a regular file" },
+        { 5, "/dev/zero", "/dev/zero: is a character device" },                               /* ran for ever */
+        { 1, "/dev/null", "/dev/null: is a character device" },
+    };
+    unsigned char px[4 * 5 * 3];
+    ag_error err;
+    char out[2048], label[96];
+    size_t k;
+    int rc;
+    TEST_CHECK(td_scratch() == 0, "scratch");
+    TEST_CHECK(system("mkdir -p " TD_SCRATCH "/c " TD_SCRATCH "/s/stl10_binary " TD_SCRATCH "/m " TD_SCRATCH "/p") == 0, "mkdir");
+    TEST_CHECK(mkfifo(TD_SCRATCH "/pipe", 0600) == 0 && mkfifo(TD_SCRATCH "/c/test_batch.bin", 0600) == 0 &&
+               mkfifo(TD_SCRATCH "/s/stl10_binary/test_X.bin", 0600) == 0 && mkfifo(TD_SCRATCH "/m/t10k-images-idx3-ubyte", 0600) == 0 &&
+               mkfifo(TD_SCRATCH "/p/b.png", 0600) == 0, "mkfifo");
+    TEST_CHECK(td_write(TD_SCRATCH "/m/t10k-labels-idx1-ubyte", "\0\0\x08\x01\0\0\0\0", 8) == 0 &&
+               td_write(TD_SCRATCH "/s/stl10_binary/test_y.bin", "\1", 1) == 0, "write");
+    memset(px, 100, sizeof px);
+    TEST_CHECK(ag_png_write(TD_SCRATCH "/p/a.png", px, 5, 4, 3, &err) == 0, "%s", err.msg);
+    for (k = 0; k < sizeof probes / sizeof probes[0]; k++) {
+        snprintf(label, sizeof label, "%s(%s)", what[probes[k].kind], probes[k].path);
+        if (td_child(label, td_probe_run, &probes[k], 5, 0)) return 1;
+    }
+    /* the program: refused at once, exit 1 with the message */
+    rc = test_run_command("timeout 20 ./build/dataset --dataset cifar10 --data_path /dev/zero", out, sizeof out);
+    TEST_CHECK(rc == 1 && strstr(out, "/dev/zero: is a character device, not a regular file"), "build/dataset /dev/zero: exit %d:\n%s", rc, out);
+    rc = test_run_command("timeout 20 ./build/dataset --dataset folder --data_path " TD_SCRATCH "/p", out, sizeof out);
+    TEST_CHECK(rc == 1 && strstr(out, "p/b.png: is a FIFO (named pipe), not a regular file"), "build/dataset FIFO image: exit %d:\n%s", rc, out);
+    td_scratch_done();
+    return 0;
+}
+
+/* raw DEFLATE stored blocks of in[0..n), none final; returns the new end of out */
+static size_t td_stored_blocks(unsigned char *out, size_t at, const unsigned char *in, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i += 65535) {
+        size_t k = n - i < 65535 ? n - i : 65535;
+        out[at++] = 0;
+        out[at++] = (unsigned char)k; out[at++] = (unsigned char)(k >> 8);
+        out[at++] = (unsigned char)~k; out[at++] = (unsigned char)(~k >> 8);
+        memcpy(out + at, in + i, k); at += k;
+    }
+    return at;
+}
+
+static int test_tar_end_marker(void) {
+    static unsigned char buf[16384], pay[1000];
+    unsigned char *gz, *zeros;
+    size_t end, i, at, tail = (size_t)3 << 20;
+    td_tarlog lg;
+    ag_error err;
+    for (i = 0; i < sizeof pay; i++) pay[i] = (unsigned char)(i * 13 + 5);
+    end = td_tar_add(buf, 0, "x/one.bin", pay, sizeof pay);
+    end = td_tar_add(buf, end, "x/two.bin", pay, 10);
+    /* two zero blocks, then garbage that is no tar header: the members, and no error */
+    memset(buf + end, 0, 1024);
+    for (i = 0; i < 3000; i++) buf[end + 1024 + i] = (unsigned char)(i * 7 + 1);
+    TEST_CHECK(td_scratch() == 0, "scratch");
+    TEST_CHECK(td_write(TD_SCRATCH "/g.tar", buf, end + 1024 + 3000) == 0, "write");
+    memset(&lg, 0, sizeof lg); lg.order_ok = 1;
+    TEST_CHECK(ag_tar_read(TD_SCRATCH "/g.tar", td_tar_cb, &lg, &err) == 0, "garbage after the end: %s", err.msg);
+    TEST_CHECK(lg.n == 2 && lg.order_ok && lg.got[0] == sizeof pay && lg.got[1] == 10, "members %d", lg.n);
+    memset(&lg, 0, sizeof lg); lg.order_ok = 1;
+    TEST_CHECK(ag_tar_read_from_memory(buf, end + 1024 + 3000, td_tar_cb, &lg, &err) == 0 && lg.n == 2, "from memory: %s", err.msg);
+    /* a single zero block, then the end of the file */
+    TEST_CHECK(td_write(TD_SCRATCH "/one.tar", buf, end + 512) == 0, "write");
+    memset(&lg, 0, sizeof lg); lg.order_ok = 1;
+    TEST_CHECK(ag_tar_read(TD_SCRATCH "/one.tar", td_tar_cb, &lg, &err) == 0 && lg.n == 2, "one zero block: %s", err.msg);
+    /* gzipped: the DEFLATE stream goes on for 3 MB of zeros past the end blocks and then turns
+       invalid (a block of type 3); the reading stops before it */
+    zeros = (unsigned char *)calloc(tail, 1);
+    gz = (unsigned char *)malloc(tail + tail / 65535 * 5 + end + 4096);
+    TEST_CHECK(zeros && gz, "oom");
+    memcpy(gz, "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10);
+    at = td_stored_blocks(gz, 10, buf, end);
+    at = td_stored_blocks(gz, at, zeros, tail);
+    gz[at++] = 0x07;   /* BFINAL 1, BTYPE 3 */
+    memset(gz + at, 0, 16); at += 16;
+    TEST_CHECK(td_write(TD_SCRATCH "/g.tar.gz", gz, at) == 0, "write");
+    memset(&lg, 0, sizeof lg); lg.order_ok = 1;
+    TEST_CHECK(ag_tar_read(TD_SCRATCH "/g.tar.gz", td_tar_cb, &lg, &err) == 0, "gzip read past the end of the archive: %s", err.msg);
+    TEST_CHECK(lg.n == 2 && lg.got[0] == sizeof pay && lg.got[1] == 10, "gz members %d", lg.n);
+    memset(&lg, 0, sizeof lg); lg.order_ok = 1;
+    TEST_CHECK(ag_tar_read_from_memory(gz, at, td_tar_cb, &lg, &err) == 0 && lg.n == 2, "gz from memory: %s", err.msg);
+    free(zeros); free(gz);
+    td_scratch_done();
+    return 0;
+}
+
+/* an idx.gz whose header says uint8 [5][10][10] (500 bytes) while its DEFLATE stream goes
+   on to ~100 MB of zeros (650 KB compressed: fixed-Huffman matches of 258 at distance 1) */
+typedef struct td_bits { unsigned char *p; size_t n; uint32_t acc; int nb; } td_bits;
+static void td_put(td_bits *b, uint32_t v, int n) {   /* LSB first */
+    b->acc |= v << b->nb; b->nb += n;
+    while (b->nb >= 8) { b->p[b->n++] = (unsigned char)b->acc; b->acc >>= 8; b->nb -= 8; }
+}
+static void td_put_code(td_bits *b, uint32_t code, int len) {   /* Huffman codes MSB first */
+    int i;
+    for (i = len - 1; i >= 0; i--) td_put(b, (code >> i) & 1u, 1);
+}
+static unsigned char *td_idx_bomb(size_t *len) {
+    static const unsigned char hdr[16] = { 0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 10, 0, 0, 0, 10 };
+    size_t matches = 400000, i;   /* 1 + 400,000 x 258 = 103,200,001 bytes after the header */
+    td_bits b;
+    b.p = (unsigned char *)malloc(matches * 13 / 8 + 1024);
+    if (!b.p) return NULL;
+    b.n = 0; b.acc = 0; b.nb = 0;
+    memcpy(b.p, "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10); b.n = 10;
+    b.n = td_stored_blocks(b.p, b.n, hdr, sizeof hdr);
+    td_put(&b, 1, 1); td_put(&b, 1, 2);            /* final, fixed Huffman */
+    td_put_code(&b, 0x30, 8);                       /* literal 0 */
+    for (i = 0; i < matches; i++) { td_put_code(&b, 0xc5, 8); td_put_code(&b, 0, 5); }   /* length 258 (285), distance 1 */
+    td_put_code(&b, 0, 7);                          /* end of block */
+    if (b.nb) td_put(&b, 0, 8 - b.nb);
+    memset(b.p + b.n, 0, 8); b.n += 8;              /* CRC-32 and length (never reached) */
+    *len = b.n;
+    return b.p;
+}
+
+static int td_bomb_run(const void *arg) {
+    ag_array a;
+    ag_error err;
+    err.msg[0] = 0;
+    if (ag_idx_read((const char *)arg, &a, &err) == 0) { fprintf(stderr, "    the bomb was read\n"); ag_array_free(&a); return 1; }
+    if (!strstr(err.msg, "bomb.gz: idx: the header's shape needs 500 data bytes, the gzipped data holds more")) {
+        fprintf(stderr, "    message: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int test_gzip_idx_bomb(void) {
+    size_t len;
+    unsigned char *bomb = td_idx_bomb(&len);
+    TEST_CHECK(bomb != NULL, "oom");
+    TEST_CHECK(len < 700000, "the bomb is %lu bytes", (unsigned long)len);
+    TEST_CHECK(td_scratch() == 0 && td_write(TD_SCRATCH "/bomb.gz", bomb, len) == 0, "write");
+    free(bomb);
+    /* refused with its message, in 20 s and 48 MB more address space (inflating it whole
+       took ~200 MB) */
+    if (td_child("ag_idx_read(bomb.gz)", td_bomb_run, TD_SCRATCH "/bomb.gz", 20, 48)) return 1;
+    td_scratch_done();
+    return 0;
+}
+
+/* 32 PNGs of 1024 x 1024 RGB (3 MB each decoded) load resized to 16 x 16 within 64 MB of
+   address space: decoding them all before resizing needed ~100 MB more */
+static int test_folder_peak_memory(void) {
+    unsigned char *px = (unsigned char *)malloc((size_t)1024 * 1024 * 3), *png;
+    size_t len, i;
+    ag_error err;
+    char out[2048], path[256];
+    int rc;
+    TEST_CHECK(px != NULL, "oom");
+    for (i = 0; i < (size_t)1024 * 1024 * 3; i++) px[i] = (unsigned char)((i / 3 % 1024) * 3 + i / 3072 + (i % 3) * 50);
+    TEST_CHECK(td_scratch() == 0 && system("mkdir -p " TD_SCRATCH "/big") == 0, "scratch");
+    TEST_CHECK(ag_png_write(TD_SCRATCH "/big/00.png", px, 1024, 1024, 3, &err) == 0, "%s", err.msg);
+    free(px);
+    png = rd_load_abs(TD_SCRATCH "/big/00.png", &len);
+    TEST_CHECK(png != NULL, "load");
+    for (i = 1; i < 32; i++) {
+        snprintf(path, sizeof path, TD_SCRATCH "/big/%02d.png", (int)i);
+        TEST_CHECK(td_write(path, png, len) == 0, "write");
+    }
+    free(png);
+    rc = test_run_command("ulimit -v 65536 && OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive ./build/dataset --dataset folder --data_path "
+                          TD_SCRATCH "/big --img_size 16", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "folder (train): 32 images of 16 x 16 x 3"), "exit %d:\n%s", rc, out);
+    td_scratch_done();
+    return 0;
+}
+#endif
+
 const test_case tests_data[] = {
     { "data/resize_pil_golden", test_resize_pil_golden },
     { "data/gzip_idx", test_gzip_idx },
@@ -779,5 +1068,12 @@ const test_case tests_data[] = {
     { "data/shuffle_uniform", test_shuffle_uniform },
     { "data/loader", test_loader },
     { "data/train_dataset_resume", test_train_dataset_resume },
+    { "data/archive_members_bounded", test_archive_members_bounded },
+#if !defined(_WIN32)
+    { "data/fifo_and_devices", test_fifo_and_devices },
+    { "data/tar_end_marker", test_tar_end_marker },
+    { "data/gzip_idx_bomb", test_gzip_idx_bomb },
+    { "data/folder_peak_memory", test_folder_peak_memory },
+#endif
     { 0, 0 }
 };
