@@ -118,7 +118,7 @@ CLI__FN void cli_start(cli *c, const char *prog, int argc, char **argv) {
 #ifdef _OPENMP
         fprintf(stderr, "%s: OMP_WAIT_POLICY=%s\n", prog, w ? w : "(unset: the runtime's default)");
 #else
-        fprintf(stderr, "%s: built without OpenMP (OMP_WAIT_POLICY=%s has no effect)\n", prog, w ? w : "");
+        fprintf(stderr, "%s: built without OpenMP: one thread, OMP_WAIT_POLICY%s%s has no effect\n", prog, w ? "=" : "", w ? w : "");
 #endif
     }
 }

@@ -279,7 +279,13 @@ int main(int argc, char **argv) {
         if (o.num_eval < o.splits) { fprintf(stderr, "sample: %d images for --splits %d: the Inception score needs at least one image per split\n", o.num_eval, o.splits); goto done; }
         if (o.fid_stat && ag_fid_stats_load(o.fid_stat, &ref, &err)) { fprintf(stderr, "sample: --fid_stat: %s\n", err.msg); goto done; }
         if (o.fid_stat && o.inception && ref.dim != 2048) { fprintf(stderr, "sample: --fid_stat %s: statistics of dimension %d; Inception's pool3 has 2048\n", o.fid_stat, ref.dim); goto done; }
-        rc = 1;
+    }
+    /* ---- the generator's weights, then the scorer's ---- */
+    rc = 1;
+    if (ag_generator_load(&G, o.ckpt, key, sizeof key, &err)) { fprintf(stderr, "sample: %s\n", err.msg); goto done; }
+    fprintf(stderr, "sample: %s generator, %zu parameters, '%s' of %s\n", G.derived ? "derived" : "shared", ag_params_count(&G.params), key, o.ckpt);
+    G.training = 0;   /* eval mode: BatchNorm uses its running statistics */
+    if (scorer_path) {
         if (!(sc.net = ag_scorer_load(scorer_path, &err))) { fprintf(stderr, "sample: %s\n", err.msg); goto done; }
         rc = 2;
         if (strcmp(ag_scorer_kind(sc.net), o.inception ? "inception" : "classifier")) {
@@ -294,10 +300,6 @@ int main(int argc, char **argv) {
         if (!sc.features || !sc.logits_all) { fprintf(stderr, "sample: out of memory for scoring %d images\n", o.num_eval); goto done; }
         if (ag_fid_stats_init(&sc.stats, sc.F, &err)) { fprintf(stderr, "sample: %s\n", err.msg); goto done; }
     }
-    rc = 1;
-    if (ag_generator_load(&G, o.ckpt, key, sizeof key, &err)) { fprintf(stderr, "sample: %s\n", err.msg); goto done; }
-    fprintf(stderr, "sample: %s generator, %zu parameters, '%s' of %s\n", G.derived ? "derived" : "shared", ag_params_count(&G.params), key, o.ckpt);
-    G.training = 0;   /* eval mode: BatchNorm uses its running statistics */
     ag_rng_seed(&zrng, o.seed, 7);
     if (o.out && !out_dir) {   /* the .npy streams to OUT.tmp, renamed over OUT at the end */
         size_t hlen; unsigned char hdr[512];
