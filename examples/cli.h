@@ -45,7 +45,8 @@
    runtime reads the variable once, when it starts, so setting it in main() would be too
    late. Setting OMP_WAIT_POLICY yourself (e.g. =active on a quiet machine) keeps yours; if
    the re-execution fails the program just goes on. AUTOGAN_CLI_SHOW_WAIT=1 prints the
-   policy in effect to stderr (for the tests). */
+   policy in effect to stderr (for the tests). Under a tool that follows the process (valgrind
+   needs --trace-children=yes for the new image) set OMP_WAIT_POLICY to skip the step. */
 #ifndef AUTOGAN_CLI_H
 #define AUTOGAN_CLI_H
 #include <stdio.h>
