@@ -156,7 +156,17 @@ static int build_generator(const options *o, ag_generator *G) {
     ag_error err; int arch[AG_ARCH_MAX];
     if (!o->gen_model && !o->arch_len) {   /* the model the file's metadata names (build/train's checkpoints and generators) */
         ag_generator_spec spec; char desc[256];
-        if (ag_generator_spec_read(o->ckpt, &spec, &err) || ag_generator_init_spec(G, &spec, NULL, &err)) { fprintf(stderr, "sample: %s\n", err.msg); return -1; }
+        if (ag_generator_spec_read(o->ckpt, &spec, &err) || ag_generator_init_spec(G, &spec, NULL, &err)) {
+            ag_array_list l; char *meta = NULL, fmt[64]; ag_error e2;
+            memset(&l, 0, sizeof l);
+            if (ends_with(o->ckpt, ".safetensors") && !ag_safetensors_read(o->ckpt, &l, &meta, &e2) && meta &&
+                !ag_json_get_string(meta, "format", fmt, sizeof fmt) && strstr(fmt, "search checkpoint"))
+                fprintf(stderr, "sample: %s is a build/search checkpoint (the search's shared GAN), not a trained generator: train an architecture of "
+                                "the search's archs.txt with build/train, then sample that run\n", o->ckpt);
+            else fprintf(stderr, "sample: %s\n", err.msg);
+            ag_array_list_free(&l); free(meta);
+            return -1;
+        }
         ag_generator_spec_describe(&spec, desc, sizeof desc);
         fprintf(stderr, "sample: %s names its model: %s\n", o->ckpt, desc);
         return 0;

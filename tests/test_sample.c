@@ -377,6 +377,17 @@ static int test_sample_run_dir(void) {
     TEST_CHECK(rc == 2 && strstr(out, "build/cli_rundir/Model/checkpoint_best.safetensors"), "no best checkpoint: exit %d\n%s", rc, out);
     rc = run_sample_rc("--load_path build/cli_rundir/cls.safetensors --best --num_eval_imgs 5 --out build/cli_rundir/none.npy", out, sizeof out);
     TEST_CHECK(rc == 2 && strstr(out, "--best needs --load_path RUN_DIR"), "--best with a file: exit %d\n%s", rc, out);
+    /* a build/search run directory: said so (its checkpoint has no generator to sample) */
+    {
+        ag_array_list l; int64_t one[1] = { 1 }; float v = 0.0f;
+        memset(&l, 0, sizeof l);
+        system("mkdir -p build/cli_rundir/search/Model");
+        TEST_CHECK(ag_array_list_add(&l, "x", AG_DTYPE_F32, 1, one, &v, &err) == 0 &&
+                   ag_safetensors_write("build/cli_rundir/search/Model/checkpoint.safetensors", &l, "{\"format\":\"autogan.h search checkpoint 1\"}", &err) == 0, "%s", err.msg);
+        ag_array_list_free(&l);
+        rc = run_sample_rc("--load_path build/cli_rundir/search --num_eval_imgs 5 --out build/cli_rundir/none.npy", out, sizeof out);
+        TEST_CHECK(rc == 2 && strstr(out, "build/search checkpoint"), "a search directory: exit %d\n%s", rc, out);
+    }
     /* IS with the compact classifier (before: --inception only) */
     rc = run_sample_rc("--load_path build/cli_rundir/run --num_eval_imgs 6 --splits 2 --classifier build/cli_rundir/cls.safetensors", out, sizeof out);
     if ((line = strstr(out, "\nIS ")) != NULL) sscanf(line + 4, "%lf", &is);
