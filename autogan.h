@@ -667,10 +667,15 @@ AGDEF int  ag_fid_stats_add(ag_fid_stats *s, const float *features, int n, ag_er
 AGDEF int  ag_fid_stats_finish(ag_fid_stats *s, ag_error *err);                /* fills mu, sigma */
 AGDEF void ag_fid_stats_free(ag_fid_stats *s);
 /* reads published statistics (fid_stats_cifar10_train.npz: float 'mu' [d], 'sigma' [d, d])
-   into s (dim, mu, sigma; nothing to add to); every value must be finite */
+   into s (dim, mu, sigma; nothing to add to) and checks them, naming the file: every value
+   finite, |mu|^2 and the trace finite, sigma square and symmetric (to 1e-6 relative), its
+   diagonal >= 0 and |sigma_ij| <= sqrt(sigma_ii sigma_jj) (to 1e-6: what any covariance
+   satisfies). The caller checks that dim is its features' dimension. */
 AGDEF int  ag_fid_stats_load(const char *path, ag_fid_stats *s, ag_error *err);
 /* d² = |mu1-mu2|² + tr s1 + tr s2 - 2 tr sqrt(s1 s2); the trace term is the sum of square
-   roots of the eigenvalues of Lᵀ s1 L with s2 = L Lᵀ (1e-6·I added when Cholesky fails) */
+   roots of the eigenvalues of Lᵀ s1 L with s2 = L Lᵀ (1e-6·I added when Cholesky fails).
+   Fails on NaN or infinite inputs, a second covariance that is not positive semi-definite,
+   and a result that is not finite (values too large) */
 AGDEF int  ag_fid(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int dim,
                   double *fid, ag_error *err);
 AGDEF int  ag_sym_eigenvalues(double *a, int n, double *eig, ag_error *err);   /* a is destroyed */
@@ -7591,6 +7596,27 @@ AGDEF int ag_fid_stats_finish(ag_fid_stats *s, ag_error *err) {
     return 0;
 }
 AGDEF void ag_fid_stats_free(ag_fid_stats *s) { AG_FREE(s->shift); AG_FREE(s->sumsq); AG_FREE(s->sigma); memset(s, 0, sizeof *s); }
+/* what any mean and covariance satisfy (finite values given): |mu|^2 and the trace finite
+   (so FID cannot overflow), a non-negative diagonal, symmetry, and Cauchy-Schwarz
+   |s_ij| <= sqrt(s_ii s_jj), each to 1e-6 relative (published statistics are float64 or
+   float32 roundings of np.cov) */
+static int ag__fid_stats_check(const char *path, const double *mu, const double *sg, size_t n, ag_error *err) {
+    size_t i, j; double m2 = 0.0, tr = 0.0;
+    for (i = 0; i < n; i++) { m2 += mu[i] * mu[i]; tr += sg[i * n + i]; }
+    if (!isfinite(m2)) return ag__fail(err, "%s: 'mu' is too large (its squared norm overflows)", path);
+    if (!isfinite(tr)) return ag__fail(err, "%s: 'sigma' is too large (its trace overflows)", path);
+    for (i = 0; i < n; i++)
+        if (!(sg[i * n + i] >= 0.0)) return ag__fail(err, "%s: 'sigma' is not a covariance: its diagonal element [%lu, %lu] is %g (< 0)", path, (unsigned long)i, (unsigned long)i, sg[i * n + i]);
+    for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) {
+        double a = sg[i * n + j], b = sg[j * n + i], lim = sqrt(sg[i * n + i]) * sqrt(sg[j * n + j]), tol = 1e-6 * lim + 1e-300;
+        if (!(fabs(a - b) <= tol + 1e-6 * fabs(a)))
+            return ag__fail(err, "%s: 'sigma' is not symmetric: [%lu, %lu] = %.9g but [%lu, %lu] = %.9g", path, (unsigned long)i, (unsigned long)j, a, (unsigned long)j, (unsigned long)i, b);
+        if (!(fabs(a) <= lim + tol))
+            return ag__fail(err, "%s: 'sigma' is not a covariance: |[%lu, %lu]| = %g exceeds sqrt([%lu, %lu] * [%lu, %lu]) = %g", path, (unsigned long)i, (unsigned long)j, fabs(a),
+                            (unsigned long)i, (unsigned long)i, (unsigned long)j, (unsigned long)j, lim);
+    }
+    return 0;
+}
 AGDEF int ag_fid_stats_load(const char *path, ag_fid_stats *s, ag_error *err) {
     ag_array_list l; ag_array *m, *sg; size_t n, i; int rc = 0;
     memset(s, 0, sizeof *s);
@@ -7609,8 +7635,10 @@ AGDEF int ag_fid_stats_load(const char *path, ag_fid_stats *s, ag_error *err) {
             s->sum = s->shift + n; s->mu = s->sum + n;
             for (i = 0; i < n; i++) s->mu[i] = m->dtype == AG_DTYPE_F64 ? ((double *)m->data)[i] : ((float *)m->data)[i];
             for (i = 0; i < n * n; i++) s->sigma[i] = sg->dtype == AG_DTYPE_F64 ? ((double *)sg->data)[i] : ((float *)sg->data)[i];
-            for (i = 0; i < n && !rc; i++) if (!isfinite(s->mu[i])) rc = ag__fail(err, "%s: 'mu' holds NaN or infinity", path);
-            for (i = 0; i < n * n && !rc; i++) if (!isfinite(s->sigma[i])) rc = ag__fail(err, "%s: 'sigma' holds NaN or infinity", path);
+            for (i = 0; i < n && !rc; i++) if (!isfinite(s->mu[i])) rc = ag__fail(err, "%s: 'mu' holds NaN or infinity (element %lu)", path, (unsigned long)i);
+            for (i = 0; i < n * n && !rc; i++)
+                if (!isfinite(s->sigma[i])) rc = ag__fail(err, "%s: 'sigma' holds NaN or infinity (element [%lu, %lu])", path, (unsigned long)(i / n), (unsigned long)(i % n));
+            if (!rc) rc = ag__fid_stats_check(path, s->mu, s->sigma, n, err);
         }
     }
     ag_array_list_free(&l);
@@ -7768,8 +7796,9 @@ AGDEF int ag_fid(const double *mu1, const double *s1, const double *mu2, const d
         diff += dm * dm; tr1 += s1[i * d + i]; tr2 += s2[i * d + i];   /* traces without the offset, as pytorch-fid */
         trs += sqrt(eig[i] > 0.0 ? eig[i] : 0.0);
     }
-    *fid = diff + tr1 + tr2 - 2.0 * trs;
     AG_FREE(L);
+    if (!isfinite(diff + tr1 + tr2 - 2.0 * trs)) return ag__fail(err, "FID: the result is not finite (|mu1 - mu2|^2 %g, traces %g and %g): the statistics' values are too large", diff, tr1, tr2);
+    *fid = diff + tr1 + tr2 - 2.0 * trs;
     return 0;
 }
 

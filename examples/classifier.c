@@ -14,7 +14,9 @@
    and test accuracy in the .safetensors metadata. --save_stats then writes the FID statistics
    (`mu`, `sigma`, float64, as the Inception ones) of the classifier's features over the train
    split, the reference for "classifier FID". The same flags and thread count give the same
-   bits. */
+   bits (--threads 1, the default; 0 is the OpenMP default). --out and --save_stats are
+   checked writable, and the data set name and path known, before anything is loaded (exit 2
+   naming the flag and the path). */
 #define AUTOGAN_IMPLEMENTATION
 #include "../autogan.h"
 #include "cli.h"
@@ -54,7 +56,7 @@ static void usage(FILE *f) {
         "  --epochs N (10)     --batch_size N (64)     --lr X (0.002, cosine decay to 0)\n"
         "  --beta1 X (0.9)     --beta2 X (0.999)       --flip 0|1 (1: random horizontal flips)\n"
         "  --img_size N (32)   --channels N (1)        --random_seed N (0)\n"
-        "  --threads N (1)     --print_freq N (100 steps)\n");
+        "  --threads N (1; 0: the OpenMP default; at most 256)   --print_freq N (100 steps)\n");
 }
 
 static void parse_args(int argc, char **argv, options *o) {
@@ -75,7 +77,7 @@ static void parse_args(int argc, char **argv, options *o) {
         else if (cli_is(&c, "--batch_size")) o->batch = (int)cli_int(&c, 2, 4096);
         else if (cli_is(&c, "--img_size")) o->img_size = (int)cli_int(&c, 8, 512);
         else if (cli_is(&c, "--channels")) { o->channels = (int)cli_int(&c, 1, 3); if (o->channels == 2) cli_fail(&c, "--channels must be 1 or 3"); }
-        else if (cli_is(&c, "--threads")) o->threads = (int)cli_int(&c, 1, AG_MAX_THREADS);
+        else if (cli_is(&c, "--threads")) o->threads = cli_threads(&c);
         else if (cli_is(&c, "--flip")) o->flip = (int)cli_int(&c, 0, 1);
         else if (cli_is(&c, "--print_freq")) o->print_freq = (int)cli_int(&c, 1, 1000000);
         else if (cli_is(&c, "--random_seed")) o->seed = cli_u64(&c);
@@ -85,6 +87,13 @@ static void parse_args(int argc, char **argv, options *o) {
         else cli_unknown(&c);
     }
     if (!o->dataset) cli_fail(&c, "--dataset is required (e.g. --dataset fashion-mnist)");
+    cli_dataset(&c, o->dataset, o->data_path);
+    /* the outputs, before hours of training: exit 2 naming the flag and the path */
+    {
+        ag_error err;
+        if (!o->eval && ag_file_check_writable(o->out, &err)) { fprintf(stderr, "classifier: --out: %s\n", err.msg); exit(2); }
+        if (o->stats && ag_file_check_writable(o->stats, &err)) { fprintf(stderr, "classifier: --save_stats: %s\n", err.msg); exit(2); }
+    }
 }
 
 /* test accuracy of net (eval mode) on ds; returns -1 on error */
@@ -193,7 +202,7 @@ int main(int argc, char **argv) {
     total_steps = (int64_t)steps_per_epoch * o.epochs;
     printf("classifier: %d train / %d test images, %dx%dx%d, %d classes; %lu parameters; %d epochs of %d steps (batch %d), %d thread(s), kernels %s\n",
            train.count, test.count, o.channels, o.img_size, o.img_size, train.num_classes, (unsigned long)ag_params_count(&net.params),
-           o.epochs, steps_per_epoch, o.batch, o.threads, ag_ctx_cpu_name(ctx));
+           o.epochs, steps_per_epoch, o.batch, ag_ctx_threads(ctx), ag_ctx_cpu_name(ctx));
     fflush(stdout);
     t_start = now_seconds();
     for (epoch = 1; epoch <= o.epochs; epoch++) {
@@ -242,7 +251,7 @@ int main(int argc, char **argv) {
         printf("epoch %d/%d done in %.1f s: train loss %.4f, train acc %.2f%%, TEST ACCURACY %.2f%% (%d images)\n", epoch, o.epochs,
                now_seconds() - t_epoch, loss_sum / seen, 100.0 * correct / seen, 100.0 * acc, test.count);
         snprintf(extra, sizeof extra, "\"epochs\":\"%d\",\"test_accuracy\":\"%.4f\",\"batch_size\":\"%d\",\"lr\":\"%g\",\"random_seed\":\"%llu\",\"threads\":\"%d\"",
-                 epoch, acc, o.batch, o.lr, o.seed, o.threads);
+                 epoch, acc, o.batch, o.lr, o.seed, ag_ctx_threads(ctx));
         if (ag_classifier_save(o.out, &net, o.dataset, extra, &err)) { fprintf(stderr, "classifier: %s: %s\n", o.out, err.msg); goto done; }
         printf("saved %s\n", o.out);
         fflush(stdout);

@@ -33,7 +33,20 @@
                         becomes the current value for cli_int/cli_str (no '-' start, not "--")
    cli_fail(c, fmt,...) print "prog: message" and the --help hint, exit 2
    cli_unknown(c)       "prog: unknown option '--x'", exit 2
-   A value is missing when the flag is last or the next argument starts with "--". */
+   cli_dataset(c, name, path)  a data set name the library knows and, where it needs one, a
+                        --data_path: otherwise exit 2 before anything is loaded
+   A value is missing when the flag is last or the next argument starts with "--"; a flag
+   that takes none (--help, or one a program reads without cli_str) refuses "--flag=value".
+
+   Threads wait passively. OpenMP runtimes spin while a thread waits for the others; when
+   other processes share the cores that spinning makes a program 5-20x slower. So when a
+   program is built with OpenMP on Linux/POSIX and OMP_WAIT_POLICY is unset, cli_start
+   re-executes it (the same pid, argv and environment) with OMP_WAIT_POLICY=passive: the
+   runtime reads the variable once, when it starts, so setting it in main() would be too
+   late. Setting OMP_WAIT_POLICY yourself (e.g. =active on a quiet machine) keeps yours; if
+   the re-execution fails the program just goes on. AUTOGAN_CLI_SHOW_WAIT=1 prints the
+   policy in effect to stderr (for the tests). Under a tool that follows the process (valgrind
+   needs --trace-children=yes for the new image) set OMP_WAIT_POLICY to skip the step. */
 #ifndef AUTOGAN_CLI_H
 #define AUTOGAN_CLI_H
 #include <stdio.h>
@@ -42,6 +55,11 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <math.h>
+#if defined(_OPENMP) && (defined(__unix__) || defined(__APPLE__))
+#include <unistd.h>
+#define CLI__REEXEC 1
+extern char **environ;
+#endif
 
 typedef struct cli {
     const char *prog;
@@ -72,9 +90,38 @@ CLI__FN CLI__NORETURN CLI__PRINTF(2, 3) void cli_fail(const cli *c, const char *
     exit(2);
 }
 
+/* the re-execution with OMP_WAIT_POLICY=passive (see the top); returns only when it is not
+   needed or it failed. The new environment is the old one plus the variable. */
+CLI__FN void cli__passive_wait(char **argv) {
+#ifdef CLI__REEXEC
+    static char var[] = "OMP_WAIT_POLICY=passive";
+    size_t n = 0, k; char **env;
+    if (getenv("OMP_WAIT_POLICY") || !argv || !argv[0]) return;
+    while (environ && environ[n]) n++;
+    if (!(env = (char **)malloc((n + 2) * sizeof *env))) return;
+    for (k = 0; k < n; k++) env[k] = environ[k];
+    env[n] = var; env[n + 1] = NULL;
+    fflush(stdout); fflush(stderr);
+    execve("/proc/self/exe", argv, env);             /* Linux: this very executable */
+    if (strchr(argv[0], '/')) execve(argv[0], argv, env);   /* elsewhere: the path it was started by */
+    free(env);                                       /* both failed: go on as we are */
+#else
+    (void)argv;
+#endif
+}
+
 CLI__FN void cli_start(cli *c, const char *prog, int argc, char **argv) {
+    cli__passive_wait(argv);
     memset(c, 0, sizeof *c);
     c->prog = prog; c->argc = argc; c->argv = argv; c->i = 0;
+    if (getenv("AUTOGAN_CLI_SHOW_WAIT")) {
+        const char *w = getenv("OMP_WAIT_POLICY");
+#ifdef _OPENMP
+        fprintf(stderr, "%s: OMP_WAIT_POLICY=%s\n", prog, w ? w : "(unset: the runtime's default)");
+#else
+        fprintf(stderr, "%s: built without OpenMP: one thread, OMP_WAIT_POLICY%s%s has no effect\n", prog, w ? "=" : "", w ? w : "");
+#endif
+    }
 }
 
 CLI__FN int cli_next(cli *c) {
@@ -88,6 +135,7 @@ CLI__FN int cli_next(cli *c) {
         if (n >= sizeof c->flag_buf) n = sizeof c->flag_buf - 1;
         memcpy(c->flag_buf, c->arg, n); c->flag_buf[n] = 0;
         c->flag = c->flag_buf; c->inline_value = eq + 1;
+        if (!strcmp(c->flag, "--help")) cli_fail(c, "--help takes no value (got '%s')", c->inline_value);
     }
     return 1;
 }
@@ -160,5 +208,15 @@ CLI__FN double cli_float(cli *c, double lo, double hi) {
 }
 
 CLI__FN int cli_threads(cli *c) { return (int)cli_int(c, 0, AG_MAX_THREADS); }
+
+/* the data sets ag_dataset_load knows; those read from a file need --data_path (Fashion-MNIST
+   has its shipped/Debian default) */
+CLI__FN void cli_dataset(const cli *c, const char *name, const char *path) {
+    static const char *const known[] = { "cifar10", "stl10", "mnist", "fashion-mnist", "folder" };
+    size_t k;
+    for (k = 0; k < sizeof known / sizeof known[0]; k++) if (!strcmp(name, known[k])) break;
+    if (k == sizeof known / sizeof known[0]) cli_fail(c, "--dataset '%s': unknown data set (cifar10, stl10, mnist, fashion-mnist or folder)", name);
+    if (!path && strcmp(name, "fashion-mnist")) cli_fail(c, "--dataset %s needs --data_path (the archive as downloaded, or its folder)", name);
+}
 
 #endif /* AUTOGAN_CLI_H */

@@ -7,7 +7,8 @@
    hash of the pixels (to compare two loads bit for bit), the load time and how fast the
    loader turns the images into normalised float batches. --grid writes the first 64 images
    (8 x 8, after resizing) as a PNG to look at. Exit 0 when the data set loaded, 1 when it did
-   not (the message names the file and what is wrong), 2 for bad flags. */
+   not (the message names the file and what is wrong), 2 for bad flags (an unknown data set,
+   a missing --data_path, a --grid that cannot be written). */
 #define AUTOGAN_IMPLEMENTATION
 #include "../autogan.h"
 #include <stdio.h>
@@ -23,7 +24,8 @@ static void usage(void) {
         "                    (fashion-mnist without it: examples/data/ for test, Debian's package for train)\n"
         "  --split S         train (default; STL-10: train+unlabeled) or test\n"
         "  --img_size N      resize every image to N x N at load (PIL bilinear, as transforms.Resize)\n"
-        "  --batch N         loader batch for the speed line (64)   --threads N (OpenMP default)\n"
+        "  --batch_size N    loader batch for the speed line (64; alias --batch)\n"
+        "  --threads N       0 (OpenMP default) to 256\n"
         "  --grid FILE.png   the first 64 images as an 8 x 8 grid\n");
 }
 
@@ -41,13 +43,14 @@ int main(int argc, char **argv) {
         else if (cli_is(&c, "--data_path")) path = cli_str(&c);
         else if (cli_is(&c, "--split")) split = cli_str(&c);
         else if (cli_is(&c, "--img_size")) size = (int)cli_int(&c, 1, 4096);
-        else if (cli_is(&c, "--batch")) batch = (int)cli_int(&c, 1, 65536);
+        else if (cli_is(&c, "--batch_size") || cli_is(&c, "--batch")) batch = (int)cli_int(&c, 1, 65536);
         else if (cli_is(&c, "--threads")) threads = cli_threads(&c);
         else if (cli_is(&c, "--grid")) grid = cli_str(&c);
         else if (cli_is(&c, "-h") || cli_is(&c, "--help")) { usage(); return 0; }
         else cli_unknown(&c);
     }
     if (!name) cli_fail(&c, "--dataset is required (cifar10, stl10, mnist, fashion-mnist or folder)");
+    cli_dataset(&c, name, path);
     if (strcmp(split, "train") && strcmp(split, "test")) cli_fail(&c, "--split '%s': train or test", split);
     if (grid && ag_file_check_writable(grid, &err)) { fprintf(stderr, "dataset: --grid: %s\n", err.msg); return 2; }
 #ifdef _OPENMP

@@ -1,8 +1,8 @@
 /* score.c - Inception score and FID in pure C, with Inception-v3 or the compact classifier.
 
    build/score --inception W.pth | --classifier W.safetensors
-               [--stats REF.npz | --ref IMAGES...] [--save_stats OUT.npz]
-               [--splits 10] [--preprocess tf|pytorch] [--batch 25] [--threads N]
+               [--fid_stat REF.npz | --ref IMAGES... --] [--save_stats OUT.npz]
+               [--splits 10] [--preprocess tf|pytorch] [--eval_batch_size 25] [--threads N]
                [--dataset NAME [--data_path P] [--split test]] IMAGES...
 
    IMAGES are .npy files (uint8 N x H x W x C or N x H x W, or float N x C x H x W in [-1, 1];
@@ -15,7 +15,9 @@
    as it was trained. "classifier IS" and "classifier FID" are the same formulas over the
    classifier's softmax and its 256 pooled features (reference statistics from
    build/classifier --save_stats, e.g. weights/fashion-mnist-train-stats.npz).
-   Prints `IS <mean> <std>` and, with a reference, `FID <value>`. Images stream through in
+   Prints `IS <mean> <std>` and, with a reference, `FID <value>`. --fid_stat (alias --stats)
+   statistics are checked when read (finite, a symmetric covariance, the scorer's dimension);
+   --eval_batch_size has the alias --batch; outputs are checked before any work. Images stream through in
    batches: only one batch is ever held at the network's input size. Progress goes to stderr.
 
    W is pt_inception-2015-12-05-6726825d.pth (see weights/README.md), or a .safetensors
@@ -250,7 +252,7 @@ static int score_stream(scorer *sc, stream *s, int64_t total, ag_fid_stats *stat
 
 static int load_stats(const char *path, double **mu, double **sigma, int *dim) {
     ag_fid_stats st; ag_error err; size_t n;
-    if (ag_fid_stats_load(path, &st, &err)) { fprintf(stderr, "score: %s\n", err.msg); return -1; }
+    if (ag_fid_stats_load(path, &st, &err)) { fprintf(stderr, "score: --fid_stat: %s\n", err.msg); return -1; }
     *dim = st.dim; n = (size_t)st.dim;
     *mu = (double *)malloc(n * sizeof(double)); *sigma = (double *)malloc(n * n * sizeof(double));
     if (!*mu || !*sigma) { fprintf(stderr, "score: out of memory\n"); ag_fid_stats_free(&st); return -1; }
@@ -271,13 +273,15 @@ static int save_stats(const char *path, const ag_fid_stats *st) {
 
 static void usage(void) {
     fprintf(stderr, "usage: score --inception W.pth | --classifier W.safetensors\n"
-                    "             [--stats REF.npz | --ref IMAGES... --] [--save_stats OUT.npz]\n"
-                    "             [--splits 10] [--preprocess tf|pytorch] [--batch 25] [--threads N]\n"
+                    "             [--fid_stat REF.npz | --ref IMAGES... --] [--save_stats OUT.npz]\n"
+                    "             [--splits 10] [--preprocess tf|pytorch] [--eval_batch_size 25] [--threads N]\n"
                     "             [--dataset NAME [--data_path P] [--split test]] IMAGES...\n"
                     "  IMAGES: .npy (uint8 NxHxWxC or NxHxW, float NxCxHxW in [-1,1]; C 1 or 3), .png files, directories of PNGs\n"
                     "  --classifier: the compact classifier (weights/fashion-mnist-classifier.safetensors): classifier IS and FID\n"
                     "  --dataset: score a data set's split as stored (e.g. fashion-mnist: the raw 28x28x1 test images)\n"
                     "  --ref takes every following argument up to '--' as the reference images\n"
+                    "  --fid_stat is also spelled --stats, --eval_batch_size --batch (500 with --classifier)\n"
+                    "  --threads N: 0 (OpenMP default) to 256\n"
                     "  flags use underscores; --save-stats style spellings and --flag=value work too\n");
 }
 
@@ -297,11 +301,11 @@ int main(int argc, char **argv) {
             gen.ds_split = cli_str(&c);
             if (strcmp(gen.ds_split, "train") && strcmp(gen.ds_split, "test")) cli_fail(&c, "--split '%s': must be 'train' or 'test'", gen.ds_split);
         }
-        else if (cli_is(&c, "--stats")) stats_path = cli_str(&c);
+        else if (cli_is(&c, "--fid_stat") || cli_is(&c, "--stats")) stats_path = cli_str(&c);
         else if (cli_is(&c, "--save_stats")) save_path = cli_str(&c);
         else if (cli_is(&c, "--splits")) splits = (int)cli_int(&c, 1, 1000000);
         else if (cli_is(&c, "--threads")) threads = cli_threads(&c);
-        else if (cli_is(&c, "--batch")) { sc.batch = (int)cli_int(&c, 1, 1024); batch_given = 1; }
+        else if (cli_is(&c, "--eval_batch_size") || cli_is(&c, "--batch")) { sc.batch = (int)cli_int(&c, 1, 1024); batch_given = 1; }
         else if (cli_is(&c, "--preprocess")) {
             const char *p = cli_str(&c);
             if (!strcmp(p, "tf")) pytorch_pre = 0; else if (!strcmp(p, "pytorch")) pytorch_pre = 1;
@@ -322,10 +326,11 @@ int main(int argc, char **argv) {
     if ((gen.ds_path || gen.ds_split) && !gen.ds_name) cli_fail(&c, "--data_path and --split need --dataset");
     if (!gen.count && !gen.ds_name && ref_unterminated) cli_fail(&c, "no images to score: --ref took every argument after it as a reference image; end the reference list with '--'");
     if (!gen.count && !gen.ds_name) cli_fail(&c, "no images given");
+    if (gen.ds_name) cli_dataset(&c, gen.ds_name, gen.ds_path);
     if (gen.ds_name && !gen.ds_split) gen.ds_split = "test";
-    if (stats_path && ref.count) { fprintf(stderr, "score: give --stats or --ref, not both\n"); return 2; }
-    if (stats_path && load_stats(stats_path, &rmu, &rsigma, &dim)) return 1;
-    if (stats_path && weights && dim != 2048) { fprintf(stderr, "score: %s: statistics of dimension %d; pool3 has 2048\n", stats_path, dim); return 1; }
+    if (stats_path && ref.count) { fprintf(stderr, "score: give --fid_stat or --ref, not both\n"); return 2; }
+    if (stats_path && load_stats(stats_path, &rmu, &rsigma, &dim)) return 2;
+    if (stats_path && weights && dim != 2048) { fprintf(stderr, "score: --fid_stat %s: statistics of dimension %d; Inception's pool3 has 2048\n", stats_path, dim); return 2; }
     /* everything that can be checked is checked before the scoring starts */
     if (save_path && ag_file_check_writable(save_path, &err)) { fprintf(stderr, "score: --save_stats: %s\n", err.msg); return 2; }
     if ((n_total = stream_total(&gen)) < 0 || (ref.count && (nref_total = stream_total(&ref)) < 0)) return 1;
@@ -343,7 +348,7 @@ int main(int argc, char **argv) {
         ag_scorer_free(sc.net); return 2;
     }
     sc.K = ag_scorer_num_classes(sc.net); sc.F = ag_scorer_feature_dim(sc.net);
-    if (stats_path && dim != sc.F) { fprintf(stderr, "score: %s: statistics of dimension %d; the %s's features have %d\n", stats_path, dim, ag_scorer_kind(sc.net), sc.F); ag_scorer_free(sc.net); return 1; }
+    if (stats_path && dim != sc.F) { fprintf(stderr, "score: --fid_stat %s: statistics of dimension %d; the %s's features have %d\n", stats_path, dim, ag_scorer_kind(sc.net), sc.F); ag_scorer_free(sc.net); return 2; }
     if (cls_weights && !batch_given) sc.batch = 500;   /* the classifier is cheap: larger batches */
     ag_scorer_set_pytorch_preprocess(sc.net, pytorch_pre);
     if (threads > 0) ag_scorer_set_threads(sc.net, threads);
@@ -368,7 +373,11 @@ int main(int argc, char **argv) {
     }
     if (rmu) {
         double fid;
-        if (ag_fid(gst.mu, gst.sigma, rmu, rsigma, sc.F, &fid, &err)) { fprintf(stderr, "score: %s\n", err.msg); goto done; }
+        if (ag_fid(gst.mu, gst.sigma, rmu, rsigma, sc.F, &fid, &err)) {
+            if (stats_path) fprintf(stderr, "score: FID against --fid_stat %s: %s\n", stats_path, err.msg);
+            else fprintf(stderr, "score: FID against the --ref images: %s\n", err.msg);
+            goto done;
+        }
         printf("FID %.6f\n", fid);
     }
     rc = 0;

@@ -292,6 +292,174 @@ static int test_score_checks_first(void) {
     TEST_CHECK(rc == 2 && strstr(out, "--batch 0 is out of range"), "batch: exit %d\n%s", rc, out);
     return 0;
 }
+
+/* ---- issue 15: outputs and inputs checked before the work, statistics validated, one
+   flag per meaning, passive OpenMP waiting ---- */
+static int harden_write_stats(const char *path, int d, double mu_value, double diag, int asym) {
+    ag_array_list l; ag_error err; int64_t s1[1], s2[2]; double *mu = (double *)calloc((size_t)d, sizeof(double)), *sg = (double *)calloc((size_t)d * d, sizeof(double)); int i, rc;
+    memset(&l, 0, sizeof l);
+    for (i = 0; i < d; i++) { mu[i] = mu_value; sg[(size_t)i * d + i] = diag; }
+    if (asym) sg[1] = 0.5 * diag;   /* [0, 1] without [1, 0] */
+    s1[0] = d; s2[0] = s2[1] = d;
+    rc = ag_array_list_add(&l, "mu", AG_DTYPE_F64, 1, s1, mu, &err) || ag_array_list_add(&l, "sigma", AG_DTYPE_F64, 2, s2, sg, &err) || ag_npz_write(path, &l, &err);
+    if (rc) fprintf(stderr, "    %s: %s\n", path, err.msg);
+    ag_array_list_free(&l); free(mu); free(sg);
+    return rc ? -1 : 0;
+}
+/* fault 9: mu 1e200 printed `FID inf` with exit 0; sigma = -I failed after IS without naming
+   the file. The statistics are checked when they are loaded, naming the file. */
+static int test_fid_stats_validated(void) {
+    ag_fid_stats st; ag_error err; double fid = 0.0, mu1[2] = { 1e200, 0 }, mu2[2] = { -1e200, 0 }, eye[4] = { 1, 0, 0, 1 };
+    char out[8192]; int rc;
+    TEST_CHECK(harden_write_stats("build/harden_st_big.npz", 4, 1e200, 1.0, 0) == 0 && harden_write_stats("build/harden_st_negi.npz", 4, 0.0, -1.0, 0) == 0 &&
+               harden_write_stats("build/harden_st_asym.npz", 4, 0.0, 1.0, 1) == 0 && harden_write_stats("build/harden_st_ok.npz", 4, 0.5, 2.0, 0) == 0 &&
+               harden_write_stats("build/harden_st_d10.npz", 10, 0.0, 1.0, 0) == 0 && harden_write_stats("build/harden_st_big256.npz", 256, 1e200, 1.0, 0) == 0 &&
+               harden_write_stats("build/harden_st_negi256.npz", 256, 0.0, -1.0, 0) == 0, "writing the statistics");
+    TEST_CHECK(ag_fid_stats_load("build/harden_st_big.npz", &st, &err) != 0 && strstr(err.msg, "harden_st_big.npz") && strstr(err.msg, "'mu'"), "mu 1e200: %s", err.msg);
+    TEST_CHECK(ag_fid_stats_load("build/harden_st_negi.npz", &st, &err) != 0 && strstr(err.msg, "harden_st_negi.npz") && strstr(err.msg, "not a covariance"), "sigma -I: %s", err.msg);
+    TEST_CHECK(ag_fid_stats_load("build/harden_st_asym.npz", &st, &err) != 0 && strstr(err.msg, "harden_st_asym.npz") && strstr(err.msg, "not symmetric"), "asymmetric: %s", err.msg);
+    TEST_CHECK(ag_fid_stats_load("build/harden_st_ok.npz", &st, &err) == 0 && st.dim == 4 && st.mu[3] == 0.5 && st.sigma[5] == 2.0, "valid statistics: %s", err.msg);
+    ag_fid_stats_free(&st);
+    /* the library's FID refuses a result that is not finite */
+    TEST_CHECK(ag_fid(mu1, eye, mu2, eye, 2, &fid, &err) != 0 && strstr(err.msg, "not finite"), "FID of 1e200 means: %g, '%s'", fid, err.msg);
+    /* the programs: exit 2 naming the flag and the file, before anything is printed */
+#define HS "./build/score --classifier weights/fashion-mnist-classifier.safetensors --splits 1 --dataset mnist --data_path tests/data/datasets/mnist "
+    rc = test_run_command(HS "--fid_stat build/harden_st_big256.npz", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "harden_st_big256.npz") && !strstr(out, "FID inf") && !strstr(out, "IS "), "score, mu 1e200: exit %d\n%s", rc, out);
+    rc = test_run_command(HS "--fid_stat build/harden_st_negi256.npz", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "harden_st_negi256.npz") && !strstr(out, "IS "), "score, sigma -I: exit %d\n%s", rc, out);
+    rc = test_run_command(HS "--stats build/harden_st_d10.npz", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "harden_st_d10.npz") && strstr(out, "dimension 10") && !strstr(out, "IS "), "score, 10 dimensions: exit %d\n%s", rc, out);
+#undef HS
+#define HSA "./build/sample --load_path weights/fashion-mnist-autogan-a.safetensors --num_eval_imgs 4 --splits 1 --classifier weights/fashion-mnist-classifier.safetensors "
+    rc = test_run_command(HSA "--fid_stat build/harden_st_big256.npz", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "harden_st_big256.npz") && !strstr(out, "FID inf") && !strstr(out, "IS "), "sample, mu 1e200: exit %d\n%s", rc, out);
+    rc = test_run_command(HSA "--fid_stat build/harden_st_negi256.npz", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "harden_st_negi256.npz") && !strstr(out, "IS ") && !strstr(out, "images,"), "sample, sigma -I: exit %d\n%s", rc, out);
+#undef HSA
+    return 0;
+}
+/* fault 6: outputs checked before anything is loaded or made: exit 2 naming the flag and the path */
+static int test_outputs_checked_first(void) {
+    char out[8192]; int rc;
+    system("rm -rf build/harden_out && mkdir -p build/harden_out/x.npy");
+#define HSO "./build/sample --load_path weights/fashion-mnist-autogan-a.safetensors --num_eval_imgs 300 --eval_batch_size 100 "
+    rc = test_run_command(HSO "--out build/harden_out/x.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--out") && strstr(out, "build/harden_out/x.npy") && strstr(out, "directory") && !strstr(out, "images,"),
+               "sample --out DIR.npy: exit %d\n%s", rc, out);
+    TEST_CHECK(!harden_exists("build/harden_out/x.npy.tmp"), "sample left x.npy.tmp behind");
+    rc = test_run_command(HSO "--out build/harden_out/missing/y.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--out") && strstr(out, "missing/y.npy") && !strstr(out, "parameters") && !strstr(out, "images,"), "sample --out in a missing directory: exit %d\n%s", rc, out);
+    rc = test_run_command(HSO "--out build/harden_out/missing/pngs", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--out") && strstr(out, "missing/pngs") && !strstr(out, "images,"), "sample --out DIR in a missing directory: exit %d\n%s", rc, out);
+    { FILE *f = fopen("build/harden_out/file", "wb"); if (f) fclose(f); }
+    rc = test_run_command(HSO "--out build/harden_out/file", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--out") && strstr(out, "harden_out/file") && strstr(out, "not a directory") && !strstr(out, "images,"), "sample --out FILE (not .npy): exit %d\n%s", rc, out);
+#undef HSO
+    /* build/classifier trained first and failed after (exit 1) */
+#define HC "./build/classifier --dataset mnist --data_path tests/data/datasets/mnist --epochs 1 --batch_size 2 --threads 1 "
+    rc = test_run_command(HC "--out build/harden_out/missing/w.safetensors", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--out") && strstr(out, "missing/w.safetensors") && !strstr(out, "epoch"), "classifier --out: exit %d\n%s", rc, out);
+    rc = test_run_command(HC "--out build/harden_out/w.safetensors --save_stats build/harden_out/missing/s.npz", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--save_stats") && strstr(out, "missing/s.npz") && !strstr(out, "epoch") && !harden_exists("build/harden_out/w.safetensors"),
+               "classifier --save_stats: exit %d\n%s", rc, out);
+    rc = test_run_command(HC "--out build/harden_out/x.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--out") && strstr(out, "x.npy") && strstr(out, "directory") && !strstr(out, "epoch"), "classifier --out DIR: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/classifier --eval weights/fashion-mnist-classifier.safetensors --dataset mnist --data_path tests/data/datasets/mnist --save_stats build/harden_out/x.npy",
+                          out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--save_stats") && !strstr(out, "accuracy"), "classifier --eval --save_stats DIR: exit %d\n%s", rc, out);
+#undef HC
+    rc = test_run_command("./build/score --classifier weights/fashion-mnist-classifier.safetensors --splits 1 --dataset mnist --data_path tests/data/datasets/mnist "
+                          "--save_stats build/harden_out/x.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--save_stats") && strstr(out, "x.npy") && !strstr(out, "IS "), "score --save_stats DIR: exit %d\n%s", rc, out);
+    return 0;
+}
+/* fault 9: `sample --z` with NaN or infinity made black images; `dataset --dataset imagenet`
+   exited 1; `--help=1` was accepted */
+static int test_bad_values_refused(void) {
+    char out[8192], cmd[512]; int rc, k; ag_array a; ag_error err; float z[3 * 128];
+    static const char *const progs[] = { "train", "search", "sample", "score", "classifier", "dataset", "bench" };
+    memset(&a, 0, sizeof a); memset(z, 0, sizeof z);
+    z[128 + 2] = NAN;
+    a.dtype = AG_DTYPE_F32; a.ndim = 2; a.shape[0] = 3; a.shape[1] = 128; a.data = z; a.nbytes = sizeof z;
+    TEST_CHECK(ag_npy_write("build/harden_z_nan.npy", &a, &err) == 0, "%s", err.msg);
+    z[128 + 2] = 0.0f; z[2 * 128 + 5] = INFINITY;
+    TEST_CHECK(ag_npy_write("build/harden_z_inf.npy", &a, &err) == 0, "%s", err.msg);
+    rc = test_run_command("./build/sample --load_path weights/fashion-mnist-autogan-a.safetensors --z build/harden_z_nan.npy --out build/harden_z_out.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "harden_z_nan.npy") && strstr(out, "row 1, column 2") && strstr(out, "NaN") && !strstr(out, "images,"), "NaN z: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/sample --load_path weights/fashion-mnist-autogan-a.safetensors --z build/harden_z_inf.npy --out build/harden_z_out.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "harden_z_inf.npy") && strstr(out, "row 2, column 5") && !strstr(out, "images,"), "infinite z: exit %d\n%s", rc, out);
+    TEST_CHECK(!harden_exists("build/harden_z_out.npy"), "an output was written");
+    rc = test_run_command("./build/dataset --dataset imagenet", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "'imagenet'") && strstr(out, "unknown"), "dataset imagenet: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/dataset --dataset cifar10", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--data_path"), "dataset cifar10 without a path: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/classifier --dataset imagenet", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "'imagenet'"), "classifier imagenet: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/score --classifier w.safetensors --dataset imagenet", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "'imagenet'"), "score imagenet: exit %d\n%s", rc, out);
+    for (k = 0; k < (int)(sizeof progs / sizeof progs[0]); k++) {
+        snprintf(cmd, sizeof cmd, "./build/%s --help=1", progs[k]);
+        rc = test_run_command(cmd, out, sizeof out);
+        TEST_CHECK(rc == 2 && strstr(out, "--help takes no value"), "%s: exit %d\n%s", cmd, rc, out);
+    }
+    return 0;
+}
+/* item 7: one flag per meaning: --fid_stat (alias --stats), --eval_batch_size (alias --batch),
+   --threads 0 to 256 in every program */
+static int test_flag_names_unified(void) {
+    char out[8192], cmd[512]; int rc, k;
+    static const struct { const char *prog, *args; } threads[] = {
+        { "train", "--gen_model autogan_cifar10_a --exp_name hx --log_dir build/harden_train" },
+        { "search", "--exp_name hx" },
+        { "sample", "--load_path x.pth --gen_model autogan_cifar10_a --out o.npy" },
+        { "score", "--classifier w.safetensors x.npy" },
+        { "classifier", "--dataset mnist --data_path tests/data/datasets/mnist" },
+        { "dataset", "--dataset fashion-mnist" },
+        { "bench", "conv" },
+    };
+    for (k = 0; k < (int)(sizeof threads / sizeof threads[0]); k++) {
+        snprintf(cmd, sizeof cmd, "./build/%s %s --threads 257", threads[k].prog, threads[k].args);
+        rc = test_run_command(cmd, out, sizeof out);
+        TEST_CHECK(rc == 2 && strstr(out, "--threads 257 is out of range (0 to 256)"), "%s: exit %d\n%s", cmd, rc, out);
+    }
+    /* build/classifier took 1 to 256 */
+    rc = test_run_command("./build/classifier --dataset mnist --data_path tests/data/datasets/mnist --epochs 1 --batch_size 2 --threads 0 --out build/harden_out/w0.safetensors", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "saved build/harden_out/w0.safetensors"), "classifier --threads 0: exit %d\n%s", rc, out);
+    /* build/score: --fid_stat and --eval_batch_size, as train and sample spell them */
+    rc = test_run_command("./build/score --classifier w.safetensors --fid_stat build/no_such.npz x.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "no_such.npz") && !strstr(out, "unknown option"), "score --fid_stat: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/score --classifier w.safetensors --eval_batch_size 0 x.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--eval_batch_size 0 is out of range"), "score --eval_batch_size: exit %d\n%s", rc, out);
+    /* build/sample: the aliases --stats and --batch */
+    rc = test_run_command("./build/sample --load_path x.pth --gen_model autogan_cifar10_a --out o.npy --batch 0", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--batch 0 is out of range"), "sample --batch: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/sample --load_path x.pth --gen_model autogan_cifar10_a --out o.npy --stats s.npz", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--fid_stat needs --inception W or --classifier W"), "sample --stats: exit %d\n%s", rc, out);
+    return 0;
+}
+/* speed under load: a program started with OMP_WAIT_POLICY unset runs with it passive (cli.h
+   re-executes it); a value the user set is kept */
+static int test_passive_wait_default(void) {
+#ifdef _OPENMP
+    char out[8192], cmd[512]; int rc, k;
+    static const char *const progs[] = { "train", "search", "sample", "score", "classifier", "dataset", "bench" };
+    for (k = 0; k < (int)(sizeof progs / sizeof progs[0]); k++) {
+        snprintf(cmd, sizeof cmd, "env -u OMP_WAIT_POLICY AUTOGAN_CLI_SHOW_WAIT=1 ./build/%s --help", progs[k]);
+        rc = test_run_command(cmd, out, sizeof out);
+        TEST_CHECK(rc == 0 && strstr(out, "OMP_WAIT_POLICY=passive"), "%s: exit %d\n%s", cmd, rc, out);
+        snprintf(cmd, sizeof cmd, "env OMP_WAIT_POLICY=active AUTOGAN_CLI_SHOW_WAIT=1 ./build/%s --help", progs[k]);
+        rc = test_run_command(cmd, out, sizeof out);
+        TEST_CHECK(rc == 0 && strstr(out, "OMP_WAIT_POLICY=active"), "%s: exit %d\n%s", cmd, rc, out);
+    }
+    /* started through a relative path from another directory, with stdin/stdout piped */
+    rc = test_run_command("cd build && env -u OMP_WAIT_POLICY AUTOGAN_CLI_SHOW_WAIT=1 ./dataset --dataset mnist --data_path ../tests/data/datasets/mnist < /dev/null", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "OMP_WAIT_POLICY=passive") && strstr(out, "5 images"), "from build/: exit %d\n%s", rc, out);
+#else
+    test_skip("built without OpenMP: nothing to re-execute");
+#endif
+    return 0;
+}
 #endif
 
 static const test_case tests_hardening[] = {
@@ -307,6 +475,11 @@ static const test_case tests_hardening[] = {
     { "hardening/sample_strict_flags", test_sample_strict_flags },
     { "hardening/train_resume_contract", test_train_resume_contract },
     { "hardening/score_checks_first", test_score_checks_first },
+    { "hardening/fid_stats_validated", test_fid_stats_validated },
+    { "hardening/outputs_checked_first", test_outputs_checked_first },
+    { "hardening/bad_values_refused", test_bad_values_refused },
+    { "hardening/flag_names_unified", test_flag_names_unified },
+    { "hardening/passive_wait_default", test_passive_wait_default },
 #endif
     { NULL, NULL }
 };

@@ -330,6 +330,70 @@ static int test_sample_bad_input(void) {
     ag_generator_free(&G);
     return 0;
 }
+
+/* build/sample --load_path RUN_DIR (issue 15, new user 3): a build/train run directory reads
+   RUN_DIR/Model/checkpoint.safetensors (--best: checkpoint_best.safetensors), says which, and
+   gives the same images as the file itself; a directory without it is refused naming what was
+   looked for. Was: the directory read as a .pth. Also --classifier scores the images. */
+static int sample_same_file(const char *a, const char *b) {
+    unsigned char *x, *y; size_t nx, ny; ag_error err; int same;
+    if (ag_read_file(a, &x, &nx, &err)) return 0;
+    if (ag_read_file(b, &y, &ny, &err)) { free(x); return 0; }
+    same = nx == ny && !memcmp(x, y, nx);
+    free(x); free(y);
+    return same;
+}
+static int run_sample_rc(const char *args, char *out, size_t cap) {   /* the exit status */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "./build/sample --threads 2 %s", args);
+    return test_run_command(cmd, out, cap);
+}
+static int test_sample_run_dir(void) {
+    static char out[16384]; ag_classifier net; ag_rng r; ag_error err; int rc; char *line; double is = NAN;
+    system("rm -rf build/cli_rundir && mkdir -p build/cli_rundir");
+    ag_rng_seed(&r, 5, 1);
+    TEST_CHECK(ag_classifier_init(&net, 1, 28, 10, &r, &err) == 0 && ag_classifier_save("build/cli_rundir/cls.safetensors", &net, "mnist", NULL, &err) == 0, "%s", err.msg);
+    ag_classifier_free(&net);
+    rc = test_run_command("./build/train --gen_model autogan_cifar10_a --gf_dim 8 --df_dim 8 --latent_dim 16 --bottom_width 2 --dataset mnist --data_path tests/data/datasets/mnist "
+                          "--gen_bs 4 --dis_bs 2 --n_critic 1 --val_freq_iter 2 --num_eval_imgs 20 --eval_batch_size 10 --classifier build/cli_rundir/cls.safetensors "
+                          "--max_iter 4 --print_freq 100 --threads 2 --exp_name run --log_dir build/cli_rundir", out, sizeof out);
+    TEST_CHECK(rc == 0, "the tiny training run: exit %d\n%s", rc, out);
+    TEST_CHECK(sample_same_file("build/cli_rundir/run/Model/checkpoint.safetensors", "build/cli_rundir/run/Model/checkpoint.safetensors"), "the run wrote no checkpoint");
+    /* the latest checkpoint, named on stderr; the same images as the file given itself */
+    rc = run_sample_rc("--load_path build/cli_rundir/run --num_eval_imgs 5 --out build/cli_rundir/dir.npy", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "reading build/cli_rundir/run/Model/checkpoint.safetensors") && strstr(out, "latest"), "RUN_DIR: exit %d\n%s", rc, out);
+    rc = run_sample_rc("--load_path build/cli_rundir/run/Model/checkpoint.safetensors --num_eval_imgs 5 --out build/cli_rundir/file.npy", out, sizeof out);
+    TEST_CHECK(rc == 0, "the checkpoint itself: exit %d\n%s", rc, out);
+    TEST_CHECK(sample_same_file("build/cli_rundir/dir.npy", "build/cli_rundir/file.npy"), "RUN_DIR and RUN_DIR/Model/checkpoint.safetensors give other images");
+    /* --best: the checkpoint of the lowest FID */
+    rc = run_sample_rc("--load_path build/cli_rundir/run/ --best --num_eval_imgs 5 --out build/cli_rundir/best.npy", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "reading build/cli_rundir/run/Model/checkpoint_best.safetensors") && strstr(out, "lowest FID"), "--best: exit %d\n%s", rc, out);
+    rc = run_sample_rc("--load_path build/cli_rundir/run/Model/checkpoint_best.safetensors --num_eval_imgs 5 --out build/cli_rundir/best_file.npy", out, sizeof out);
+    TEST_CHECK(rc == 0 && sample_same_file("build/cli_rundir/best.npy", "build/cli_rundir/best_file.npy"), "--best reads another file: exit %d\n%s", rc, out);
+    /* a directory without a checkpoint: exit 2 naming what was looked for, nothing loaded */
+    rc = run_sample_rc("--load_path build/cli_rundir --num_eval_imgs 5 --out build/cli_rundir/none.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "build/cli_rundir/Model/checkpoint.safetensors") && !strstr(out, "parameters"), "no checkpoint: exit %d\n%s", rc, out);
+    rc = run_sample_rc("--load_path build/cli_rundir --best --num_eval_imgs 5 --out build/cli_rundir/none.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "build/cli_rundir/Model/checkpoint_best.safetensors"), "no best checkpoint: exit %d\n%s", rc, out);
+    rc = run_sample_rc("--load_path build/cli_rundir/cls.safetensors --best --num_eval_imgs 5 --out build/cli_rundir/none.npy", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--best needs --load_path RUN_DIR"), "--best with a file: exit %d\n%s", rc, out);
+    /* a build/search run directory: said so (its checkpoint has no generator to sample) */
+    {
+        ag_array_list l; int64_t one[1] = { 1 }; float v = 0.0f;
+        memset(&l, 0, sizeof l);
+        system("mkdir -p build/cli_rundir/search/Model");
+        TEST_CHECK(ag_array_list_add(&l, "x", AG_DTYPE_F32, 1, one, &v, &err) == 0 &&
+                   ag_safetensors_write("build/cli_rundir/search/Model/checkpoint.safetensors", &l, "{\"format\":\"autogan.h search checkpoint 1\"}", &err) == 0, "%s", err.msg);
+        ag_array_list_free(&l);
+        rc = run_sample_rc("--load_path build/cli_rundir/search --num_eval_imgs 5 --out build/cli_rundir/none.npy", out, sizeof out);
+        TEST_CHECK(rc == 2 && strstr(out, "build/search checkpoint"), "a search directory: exit %d\n%s", rc, out);
+    }
+    /* IS with the compact classifier (before: --inception only) */
+    rc = run_sample_rc("--load_path build/cli_rundir/run --num_eval_imgs 6 --splits 2 --classifier build/cli_rundir/cls.safetensors", out, sizeof out);
+    if ((line = strstr(out, "\nIS ")) != NULL) sscanf(line + 4, "%lf", &is);
+    TEST_CHECK(rc == 0 && is >= 1.0 - 1e-9 && is <= 10.0 + 1e-9, "--classifier: exit %d, IS %g\n%s", rc, is, out);
+    return 0;
+}
 #endif
 
 const test_case tests_sample[] = {
@@ -340,6 +404,7 @@ const test_case tests_sample[] = {
     { "sample_cli (build/sample vs the reference's images)", test_sample_cli },
     { "sample_scores (build/sample IS and FID)", test_sample_scores },
     { "sample_bad_input", test_sample_bad_input },
+    { "sample_run_dir (--load_path RUN_DIR, --best, --classifier)", test_sample_run_dir },
 #endif
     { NULL, NULL }
 };
