@@ -34,6 +34,9 @@
        AG_MALLOC/AG_REALLOC/AG_FREE   your allocator (define all three or none)
        AG_ASSERT(x)            your assert (used for internal invariants only; errors
                                in input are always returned, never asserted)
+       AG_PROJECT_DIR          the repository's absolute path (the Makefile sets it), where
+                               ag_find_resource looks for weights/ and examples/data/
+       AG_DATA_DIR, AG_WEIGHTS_DIR   the shipped data and weights ("examples/data", "weights")
 
    Errors: functions that can fail return NULL or -1 and leave a message in the context
    (ag_ctx_error) or in the ag_error you pass. Ops receiving a NULL input return NULL, so
