@@ -428,14 +428,14 @@ static int test_api_one_line_build(void) {
 #endif
 
 static const test_case tests_api[] = {
-    { "api_images_to_u8", test_api_images_to_u8 },
-    { "api_png_grid", test_api_png_grid },
-    { "api_generator_generate", test_api_generator_generate },
-    { "api_generator_from_checkpoint", test_api_generator_from_checkpoint },
-    { "api_gan_step_n", test_api_gan_step_n },
+    { "api/images_to_u8", test_api_images_to_u8 },
+    { "api/png_grid", test_api_png_grid },
+    { "api/generator_generate", test_api_generator_generate },
+    { "api/generator_from_checkpoint", test_api_generator_from_checkpoint },
+    { "api/gan_step_n", test_api_gan_step_n },
 #if defined(__unix__) || defined(__APPLE__)
-    { "api_grids_match_programs", test_api_grids_match_programs },
-    { "api_find_resource", test_api_find_resource },
-    { "api_one_line_build", test_api_one_line_build },
+    { "api/grids_match_programs", test_api_grids_match_programs },
+    { "api/find_resource", test_api_find_resource },
+    { "api/one_line_build", test_api_one_line_build },
 #endif
     { NULL, NULL } };
