@@ -559,7 +559,8 @@ AGDEF void ag_generator_spec_describe(const ag_generator_spec *spec, char *out, 
    live or bare ones (ag_generator_load's choice); use_ema 0: the live generator
    ('gen_state_dict', "G."), an error for a .pth holding only 'avg_gen_state_dict'; a bare
    state_dict is taken as it is either way. g starts in train mode (as ag_generator_init);
-   loaded_key (may be NULL) as ag_generator_load's. On failure g is left freed (zeroed). */
+   loaded_key (may be NULL) as ag_generator_load's. g is overwritten (free a generator it held
+   first); on failure it is left empty (zeroed), nothing to free. */
 AGDEF int  ag_generator_create_from_checkpoint(ag_generator *g, const char *path, const ag_generator_spec *spec, int use_ema,
                                                char *loaded_key, size_t key_len, ag_error *err);
 
@@ -5861,7 +5862,9 @@ AGDEF int ag_dataset_load(ag_dataset *ds, const char *name, const char *path, co
             ag_error e1, e2; char shipped[4096];
             r = -1;
             e1.msg[0] = e2.msg[0] = 0;
-            ag_find_resource(AG_DATA_DIR, shipped, sizeof shipped);   /* from any working directory */
+            /* from any working directory: the folder where the shipped images file is found */
+            if (ag_find_resource(AG_DATA_DIR "/t10k-images-idx3-ubyte.gz", shipped, sizeof shipped) == 0) *strrchr(shipped, '/') = 0;
+            else snprintf(shipped, sizeof shipped, "%s", AG_DATA_DIR);
             if (strcmp(split, "test") == 0) r = ag__load_mnist(&t, name, shipped, split, &e1);
             if (r) r = ag__load_mnist(&t, name, AG_DEBIAN_FASHION_MNIST_DIR, split, &e2);
             if (r && strcmp(split, "train") == 0)
