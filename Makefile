@@ -13,9 +13,12 @@ WARN     = -std=c99 -Wall -Wextra -pedantic
 CFLAGS  ?=
 LDLIBS   = -lm
 BUILD    = build
+# the repository's absolute path, compiled in: the programs find weights/ and examples/data/
+# from any working directory (ag_find_resource; also next to the executable without it)
+PROJECT  = -DAG_PROJECT_DIR='"$(CURDIR)"'
 
 PROGRAMS = $(BUILD)/train $(BUILD)/score $(BUILD)/sample $(BUILD)/bench $(BUILD)/classifier $(BUILD)/search $(BUILD)/dataset
-TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_sample.c tests/test_data.c tests/test_hardening.c tests/test_classifier.c tests/test_search.c tests/test_train.c tests/test_files.c
+TEST_SRC = tests/run_tests.c tests/test.h tests/test_kernels.c tests/test_ops.c tests/test_models.c tests/test_inception.c tests/inception_weights.h tests/test_readers.c tests/test_sample.c tests/test_data.c tests/test_hardening.c tests/test_classifier.c tests/test_search.c tests/test_train.c tests/test_files.c tests/test_api.c
 
 .PHONY: all test sanitize compile-checks bench fuzz neon-test clean demo
 all: $(PROGRAMS) $(BUILD)/run_tests
@@ -24,17 +27,17 @@ $(BUILD):
 	@mkdir -p $(BUILD)
 
 $(BUILD)/%: examples/%.c examples/cli.h autogan.h | $(BUILD)
-	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(OPT) $(OMP) $(WARN) $(PROJECT) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 $(BUILD)/bench: bench/bench.c examples/cli.h autogan.h | $(BUILD)
-	$(CC) $(OPT) $(OMP) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(OPT) $(OMP) $(WARN) $(PROJECT) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # the standard set at 2 threads; bench/torch_ref.py prints the same lines for PyTorch
 bench: $(BUILD)/bench
 	OMP_NUM_THREADS=2 ./$(BUILD)/bench all --threads 2
 
 $(BUILD)/run_tests: $(TEST_SRC) autogan.h | $(BUILD)
-	$(CC) -O2 $(OMP) $(WARN) $(CFLAGS) -o $@ tests/run_tests.c $(LDLIBS)
+	$(CC) -O2 $(OMP) $(WARN) $(PROJECT) $(CFLAGS) -o $@ tests/run_tests.c $(LDLIBS)
 
 # the search on the embedded Fashion-MNIST (its shipped test split) with the shipped classifier
 # as the reward, all three stages (8x8 -> 16x16 -> 32x32), then a short training of the best
@@ -71,7 +74,7 @@ test: compile-checks $(BUILD)/run_tests $(PROGRAMS)
 	OMP_NUM_THREADS=2 ./$(BUILD)/run_tests
 
 $(BUILD)/run_tests_sanitize: $(TEST_SRC) autogan.h | $(BUILD)
-	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined $(WARN) -o $@ tests/run_tests.c $(LDLIBS)
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined $(WARN) $(PROJECT) -o $@ tests/run_tests.c $(LDLIBS)
 
 sanitize: $(BUILD)/run_tests_sanitize $(PROGRAMS)
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/run_tests_sanitize

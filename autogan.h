@@ -34,6 +34,9 @@
        AG_MALLOC/AG_REALLOC/AG_FREE   your allocator (define all three or none)
        AG_ASSERT(x)            your assert (used for internal invariants only; errors
                                in input are always returned, never asserted)
+       AG_PROJECT_DIR          the repository's absolute path (the Makefile sets it), where
+                               ag_find_resource looks for weights/ and examples/data/
+       AG_DATA_DIR, AG_WEIGHTS_DIR   the shipped data and weights ("examples/data", "weights")
 
    Errors: functions that can fail return NULL or -1 and leave a message in the context
    (ag_ctx_error) or in the ag_error you pass. Ops receiving a NULL input return NULL, so
@@ -128,6 +131,18 @@ AGDEF int       ag_write_file_atomic(const char *path, const void *bytes, size_t
 AGDEF int       ag_file_check_writable(const char *path, ag_error *err);
 /* wall-clock seconds from an arbitrary origin, sub-second resolution (for progress and eta) */
 AGDEF double    ag_wall_seconds(void);
+/* Files the project ships (AG_WEIGHTS_DIR "/...", AG_DATA_DIR "/...": relative names such as
+   "weights/fashion-mnist-classifier.safetensors"), found from any working directory. Tries, in
+   order: `relative` as given (from the working directory; an absolute path is only checked);
+   AG_PROJECT_DIR "/" relative (the repository's absolute path, compiled in by the Makefile:
+   -DAG_PROJECT_DIR='"$(CURDIR)"'; unset in a one-line build); then next to the executable, its
+   directory and that directory's parent (build/search finds ../weights; Linux /proc/self/exe
+   only). The first that exists (file or directory) goes into out (cap bytes) and 0 is returned;
+   -1 when none exists (out then holds `relative`, for messages) or it does not fit in cap. */
+AGDEF int       ag_find_resource(const char *relative, char *out, size_t cap);
+#ifndef AG_WEIGHTS_DIR
+#define AG_WEIGHTS_DIR "weights"
+#endif
 
 /* ---- tensors and the context ---------------------------------------------------- */
 /* A float32 tensor of up to 4 dims, row-major (NCHW for images). Tensors made by ops
@@ -313,7 +328,8 @@ AGDEF double ag_linear_lr_decay(double start_lr, double end_lr, int64_t decay_st
             stl10_binary.tar.gz), its extracted folder, the folder holding the idx files
             (gzipped or not; also under raw/ or FashionMNIST/raw/, as torchvision keeps them),
             a folder of PNG images (searched recursively), or NULL for the default:
-            fashion-mnist's test split is shipped in examples/data/ (AG_DATA_DIR), its train
+            fashion-mnist's test split is shipped in examples/data/ (AG_DATA_DIR, found from any
+            working directory through ag_find_resource), its train
             split is read where Debian's dataset-fashion-mnist installs it,
             /usr/share/datasets/fashion-mnist (AG_DEBIAN_FASHION_MNIST_DIR).
      split  "train" (the reference's: CIFAR-10 50,000; STL-10 train+unlabeled 105,000; MNIST
@@ -424,6 +440,15 @@ AGDEF void ag_generator_free(ag_generator *g);
 AGDEF int  ag_generator_set_arch(ag_generator *g, int stage, const int *arch, int len, ag_error *err);
 AGDEF void ag_generator_reset_params(ag_generator *g, ag_rng *rng);   /* the reference init */
 AGDEF ag_tensor *ag_generator_forward(ag_ctx *ctx, ag_generator *g, ag_tensor *z);  /* z[N,latent] -> [N,C,R,R] */
+/* Train (1: BatchNorm on batch statistics, updating its running ones) or eval mode (0: the
+   running statistics, the reference's gen_net.eval()); returns the previous mode. */
+AGDEF int  ag_generator_set_training(ag_generator *g, int on);
+/* n images of g in eval mode without a graph, as the reference's validate (gen_net.eval(),
+   torch.no_grad()): z holds n x latent_dim floats (NULL: drawn N(0,1) from the context's PRNG,
+   ag_rng_fill_normal over n x latent_dim values), out receives [n, C, R, R] in [-1, 1]. The
+   context is reset before and after (its tensors are gone); g's mode and the context's grad
+   mode are restored. 0, or -1 with the message in ag_ctx_error. */
+AGDEF int  ag_generator_generate(ag_ctx *ctx, ag_generator *g, const float *z, int n, float *out);
 
 /* The derived (fixed) generators of the authors' release, models/autogan_cifar10_{a,b,c}.py:
    one architecture of 14 tokens, only its own weights, with the reference's names
@@ -479,6 +504,10 @@ AGDEF int ag_gan_d_step_n(ag_ctx *ctx, ag_gan *gan, const float *real, int n, co
 AGDEF int ag_gan_g_step(ag_ctx *ctx, ag_gan *gan, const float *z_g, float *g_loss);
 /* A full iteration: D step, then a G step when (iteration % n_critic == 0). */
 AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses *out);
+/* The same with n real images (ag_gan_d_step_n: n >= 1, e.g. the loader's partial last batch
+   as ag_data_loader_next returns it); the G step still draws gen_bs latents. ag_gan_step is
+   ag_gan_step_n with n = dis_bs. */
+AGDEF int ag_gan_step_n(ag_ctx *ctx, ag_gan *gan, const float *real, int n, ag_gan_losses *out);
 
 /* ---- checkpoints ---------------------------------------------------------------------- */
 /* A GAN checkpoint (.safetensors): G and D (parameters, buffers, counters) under "G." and
@@ -522,6 +551,19 @@ typedef struct ag_generator_spec {
 AGDEF int  ag_generator_spec_read(const char *path, ag_generator_spec *spec, ag_error *err);  /* .safetensors metadata */
 AGDEF int  ag_generator_init_spec(ag_generator *g, const ag_generator_spec *spec, ag_rng *rng, ag_error *err);
 AGDEF void ag_generator_spec_describe(const ag_generator_spec *spec, char *out, size_t cap);   /* for messages */
+/* One call from a file to a loaded generator: g is built (initialised here; whatever it held is
+   ignored) as `spec` describes, or, when spec is NULL, as the file's metadata names it
+   (ag_generator_spec_read: the .safetensors that build/train, ag_gan_save and
+   ag_generator_save_ema write), then its weights are read as ag_generator_load reads them
+   (every format: .pth zip or legacy, .safetensors bare or a GAN/training checkpoint).
+   use_ema 1: the EMA weights when the file holds them ('avg_gen_state_dict', "ema."), else the
+   live or bare ones (ag_generator_load's choice); use_ema 0: the live generator
+   ('gen_state_dict', "G."), an error for a .pth holding only 'avg_gen_state_dict'; a bare
+   state_dict is taken as it is either way. g starts in train mode (as ag_generator_init);
+   loaded_key (may be NULL) as ag_generator_load's. g is overwritten (free a generator it held
+   first); on failure it is left empty (zeroed), nothing to free. */
+AGDEF int  ag_generator_create_from_checkpoint(ag_generator *g, const char *path, const ag_generator_spec *spec, int use_ema,
+                                               char *loaded_key, size_t key_len, ag_error *err);
 
 /* ---- controller and search ----------------------------------------------------------
    The AutoGAN controller: one LSTM cell (hidden hid_size), an embedding table over every
@@ -900,6 +942,26 @@ AGDEF int ag_png_read(const char *path, int channels, ag_array *out, ag_error *e
    per-row filter choice and an LZ77 + fixed-Huffman deflate stream. */
 AGDEF int ag_png_write_to_memory(const unsigned char *pixels, int width, int height, int channels, unsigned char **out, size_t *out_len, ag_error *err);
 AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width, int height, int channels, ag_error *err);
+/* Generated images (NCHW floats in [-1, 1]) to 8-bit NHWC pixels, out_channels per pixel
+   (channel k is input channel min(k, c - 1): 1 -> 3 replicates gray into RGB). Modes:
+     AG_U8_TRUNCATE  the reference's x.mul_(127.5).add_(127.5).clamp_(0, 255).to(uint8):
+                     two float32 roundings (never fused into one FMA), clamped, truncated;
+                     what build/train's grids and build/sample's images hold
+     AG_U8_ROUND     floor((x + 1) * 127.5 + 0.5), each step rounded to float32, clamped to
+                     [0, 255] (round half up; build/search's sample grids)
+   NaN gives 0, +inf 255. Returns -1 (nothing written) for a NULL buffer, a size < 1, c or
+   out_channels outside 1..4, or an unknown mode. */
+enum { AG_U8_TRUNCATE = 0, AG_U8_ROUND = 1 };
+AGDEF int ag_images_to_u8(const float *nchw, int n, int c, int h, int w, int out_channels, int mode, unsigned char *nhwc);
+/* n images [n][h][w][c] laid out in a grid of `cols` columns and ceil(n / cols) rows, with
+   `gap` black pixels between the images and around the edge: width cols*(w+gap)+gap, height
+   rows*(h+gap)+gap, the background 0 (a last row not full stays black; cols is not reduced
+   when n < cols). ag_image_grid returns the pixels [grid_h][grid_w][c] (free with AG_FREE) or
+   NULL with the reason in err; ag_png_write_grid writes them as a PNG (atomically). With gap 2:
+   build/train's 5x5 grids, build/search's 8x8 and build/dataset's --grid. */
+AGDEF unsigned char *ag_image_grid(const unsigned char *nhwc, int n, int h, int w, int c, int cols, int gap,
+                                   int *grid_w, int *grid_h, ag_error *err);
+AGDEF int ag_png_write_grid(const char *path, const unsigned char *nhwc, int n, int h, int w, int c, int cols, int gap, ag_error *err);
 /* A line plot as an RGB PNG, drawn here (no plotting library): one panel per series,
    stacked, each with its own y range (4 grid lines labelled), a shared x axis from 0 to the
    largest x, points joined by 2-pixel lines and marked; non-finite points are skipped. Text is
@@ -1119,6 +1181,14 @@ AGDEF int ag_array_to_f32(const ag_array *a, float *out, ag_error *err) {
 #include <fcntl.h>
 #include <sys/stat.h>
 #endif
+/* readlink (ag_find_resource's /proc/self/exe) is POSIX.1-2001: strict C99 (-std=c99 without
+   a feature macro) leaves it undeclared, so it is declared here then */
+#if defined(__linux__) && defined(AG__POSIX_FILES) && \
+    ((defined(__GLIBC__) && !defined(__USE_XOPEN2K) && !defined(__USE_XOPEN_EXTENDED)) || \
+     (!defined(__GLIBC__) && defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && \
+      !defined(_GNU_SOURCE) && !defined(_BSD_SOURCE) && !defined(_DEFAULT_SOURCE)))
+extern ssize_t readlink(const char *path, char *buf, size_t len);
+#endif
 
 /* Inputs are opened through ag__in_open, which refuses what is not a regular file before
    anything can block on it: a FIFO or a device (open() of a FIFO waits for a writer, and
@@ -1254,6 +1324,56 @@ AGDEF int ag_file_check_writable(const char *path, ag_error *err) {
     fclose(f);
     remove(tmp);
     return 0;
+}
+
+/* ---- resources: weights/ and examples/data/ from any working directory ---- */
+static int ag__path_exists(const char *path) {
+#ifdef AG__POSIX_FILES
+    struct stat st;
+    return stat(path, &st) == 0;
+#else
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+#endif
+}
+static int ag__resource_try(const char *dir, const char *relative, char *out, size_t cap) {
+    char cand[4096];
+    if (snprintf(cand, sizeof cand, "%s%s%s", dir ? dir : "", dir ? "/" : "", relative) >= (int)sizeof cand) return 0;
+    if (!ag__path_exists(cand) || strlen(cand) >= cap) return 0;
+    memcpy(out, cand, strlen(cand) + 1);
+    return 1;
+}
+AGDEF int ag_find_resource(const char *relative, char *out, size_t cap) {
+    int absolute;
+    if (!out || !cap) return -1;
+    out[0] = 0;
+    if (!relative || !*relative) return -1;
+    absolute = relative[0] == '/' || relative[0] == '\\' || (relative[0] && relative[1] == ':');
+    if (ag__resource_try(NULL, relative, out, cap)) return 0;
+    if (!absolute) {
+#ifdef AG_PROJECT_DIR
+        if (AG_PROJECT_DIR[0] && ag__resource_try(AG_PROJECT_DIR, relative, out, cap)) return 0;
+#endif
+#if defined(__linux__) && defined(AG__POSIX_FILES)
+        {   /* the executable's directory, then its parent (build/x finds ../weights) */
+            char exe[4096]; ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1); char *slash;
+            if (k > 0 && (size_t)k < sizeof exe - 1) {
+                exe[k] = 0;
+                if ((slash = strrchr(exe, '/')) != NULL) {
+                    *slash = 0;
+                    if (ag__resource_try(exe[0] ? exe : "", relative, out, cap)) return 0;
+                    if ((slash = strrchr(exe, '/')) != NULL) {
+                        *slash = 0;
+                        if (ag__resource_try(exe, relative, out, cap)) return 0;   /* "" + "/" + relative: the root */
+                    }
+                }
+            }
+        }
+#endif
+    }
+    if (strlen(relative) < cap) memcpy(out, relative, strlen(relative) + 1);
+    return -1;
 }
 
 AGDEF int ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err) {
@@ -5852,16 +5972,19 @@ AGDEF int ag_dataset_load(ag_dataset *ds, const char *name, const char *path, co
             r = ag__load_mnist(&t, name, dir, split, err);
         } else if (strcmp(name, "fashion-mnist") == 0) {
             /* the shipped test split, else Debian's package (which has both splits) */
-            ag_error e1, e2;
+            ag_error e1, e2; char shipped[4096];
             r = -1;
             e1.msg[0] = e2.msg[0] = 0;
-            if (strcmp(split, "test") == 0) r = ag__load_mnist(&t, name, AG_DATA_DIR, split, &e1);
+            /* from any working directory: the folder where the shipped images file is found */
+            if (ag_find_resource(AG_DATA_DIR "/t10k-images-idx3-ubyte.gz", shipped, sizeof shipped) == 0) *strrchr(shipped, '/') = 0;
+            else snprintf(shipped, sizeof shipped, "%s", AG_DATA_DIR);
+            if (strcmp(split, "test") == 0) r = ag__load_mnist(&t, name, shipped, split, &e1);
             if (r) r = ag__load_mnist(&t, name, AG_DEBIAN_FASHION_MNIST_DIR, split, &e2);
             if (r && strcmp(split, "train") == 0)
                 ag__fail(err, "fashion-mnist: the train split is not shipped; it is read from %s (apt install "
                          "dataset-fashion-mnist), or give --data_path (%s)", AG_DEBIAN_FASHION_MNIST_DIR, e2.msg);
             else if (r) ag__fail(err, "fashion-mnist: the test split was found neither in %s (%s) nor in %s (%s)",
-                                 AG_DATA_DIR, e1.msg, AG_DEBIAN_FASHION_MNIST_DIR, e2.msg);
+                                 shipped, e1.msg, AG_DEBIAN_FASHION_MNIST_DIR, e2.msg);
         } else {
             return ag__fail(err, "mnist: give the folder holding train-images-idx3-ubyte.gz etc. (--data_path)");
         }
@@ -6339,13 +6462,41 @@ AGDEF int ag_gan_g_step(ag_ctx *ctx, ag_gan *gan, const float *z_g, float *g_los
     return 0;
 }
 AGDEF int ag_gan_step(ag_ctx *ctx, ag_gan *gan, const float *real, ag_gan_losses *out) {
+    return ag_gan_step_n(ctx, gan, real, gan->dis_bs, out);
+}
+AGDEF int ag_gan_step_n(ag_ctx *ctx, ag_gan *gan, const float *real, int n, ag_gan_losses *out) {
     ag_gan_losses l; memset(&l, 0, sizeof l);
-    if (ag_gan_d_step(ctx, gan, real, NULL, &l.d_loss)) return -1;
+    if (ag_gan_d_step_n(ctx, gan, real, n, NULL, &l.d_loss)) return -1;
     if ((gan->iteration - 1) % gan->n_critic == 0) {
         if (ag_gan_g_step(ctx, gan, NULL, &l.g_loss)) return -1;
         l.g_stepped = 1;
     }
     if (out) *out = l;
+    return 0;
+}
+
+/* ---- the generator in eval mode: the images of validate() and of every grid ---- */
+AGDEF int ag_generator_set_training(ag_generator *g, int on) {
+    int was = g->training;
+    g->training = on != 0;
+    return was;
+}
+AGDEF int ag_generator_generate(ag_ctx *ctx, ag_generator *g, const float *z, int n, float *out) {
+    ag_tensor *zt, *y; int shape[2], was, grad;
+    ag_ctx_reset(ctx);
+    if (n < 1 || !out) { ag__ctx_fail(ctx, "generate: %d images%s", n, out ? "" : " into no buffer"); return -1; }
+    shape[0] = n; shape[1] = g->latent_dim;
+    grad = ag_ctx_grad_enabled(ctx);
+    ag_ctx_set_grad_enabled(ctx, 0);
+    was = ag_generator_set_training(g, 0);
+    zt = z ? ag_tensor_from(ctx, 2, shape, z) : ag_tensor_new(ctx, 2, shape);
+    if (zt && !z) ag_rng_fill_normal(&ctx->rng, zt->data, zt->size, 0.0f, 1.0f);
+    y = ag_generator_forward(ctx, g, zt);
+    ag_generator_set_training(g, was);
+    ag_ctx_set_grad_enabled(ctx, grad);
+    if (!y) return ag__step_fail(ctx, "generate");
+    memcpy(out, y->data, y->size * sizeof(float));
+    ag_ctx_reset(ctx);
     return 0;
 }
 
@@ -6636,7 +6787,24 @@ static int ag__list_has_prefix(const ag_array_list *list, const char *prefix) {
     for (i = 0; i < list->count; i++) if (list->items[i].name && !strncmp(list->items[i].name, prefix, n)) return 1;
     return 0;
 }
+static int ag__generator_load(ag_generator *g, const char *path, int use_ema, char *loaded_key, size_t key_len, ag_error *err);
 AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key, size_t key_len, ag_error *err) {
+    return ag__generator_load(g, path, 1, loaded_key, key_len, err);
+}
+AGDEF int ag_generator_create_from_checkpoint(ag_generator *g, const char *path, const ag_generator_spec *spec, int use_ema,
+                                               char *loaded_key, size_t key_len, ag_error *err) {
+    ag_generator_spec own;
+    memset(g, 0, sizeof *g);
+    if (!path) return ag__fail(err, "generator: no file given");
+    if (!spec) {
+        if (ag_generator_spec_read(path, &own, err)) return -1;
+        spec = &own;
+    }
+    if (ag_generator_init_spec(g, spec, NULL, err)) { memset(g, 0, sizeof *g); return -1; }
+    if (ag__generator_load(g, path, use_ema, loaded_key, key_len, err)) { ag_generator_free(g); memset(g, 0, sizeof *g); return -1; }
+    return 0;
+}
+static int ag__generator_load(ag_generator *g, const char *path, int use_ema, char *loaded_key, size_t key_len, ag_error *err) {
     static const char *const keys[3] = { "avg_gen_state_dict", "gen_state_dict", "G" };
     ag_array_list list; ag_error e; char *meta = NULL, desc[160], prefix[32]; const char *key = "state_dict";
     size_t n = path ? strlen(path) : 0, u; int i, rc, st = n >= 12 && !strcmp(path + n - 12, ".safetensors");
@@ -6644,12 +6812,16 @@ AGDEF int ag_generator_load(ag_generator *g, const char *path, char *loaded_key,
     if (st ? ag_safetensors_read(path, &list, &meta, err) : ag_pth_read(path, &list, err)) return -1;
     AG_FREE(meta);
     prefix[0] = 0;
-    for (i = 0; i < 3; i++) {   /* the .pth training checkpoints of the reference, or ag_gan_save's file */
+    for (i = use_ema ? 0 : 1; i < 3; i++) {   /* the .pth training checkpoints of the reference, or ag_gan_save's file */
         snprintf(prefix, sizeof prefix, "%s.", keys[i]);
         if ((i < 2 || st) && ag__list_has_prefix(&list, prefix)) { key = keys[i]; break; }
         prefix[0] = 0;
     }
-    if (!strcmp(key, "G") && ag__list_has_prefix(&list, "ema.")) {
+    if (!use_ema && !prefix[0] && ag__list_has_prefix(&list, "avg_gen_state_dict.")) {
+        ag_array_list_free(&list);
+        return ag__fail(err, "%s: holds only the EMA generator ('avg_gen_state_dict'), no live one ('gen_state_dict')", path);
+    }
+    if (use_ema && !strcmp(key, "G") && ag__list_has_prefix(&list, "ema.")) {
         /* an ag_gan_save checkpoint with an EMA: the averaged weights, as avg_gen_state_dict
            (buffers and counters from "G.", parameters from "ema.") */
         rc = ag__params_check_arrays(&g->params, &list, prefix, 0, path, &e);
@@ -11701,6 +11873,67 @@ AGDEF int ag_png_write(const char *path, const unsigned char *pixels, int width,
     unsigned char *buf = NULL; size_t len = 0;
     int rc = ag_png_write_to_memory(pixels, width, height, channels, &buf, &len, err);
     return ag__write_finish(path, buf, len, rc, err);
+}
+
+/* ---- generated images to pixels, and grids of them ---- */
+static unsigned char ag__u8_truncate(float x) {   /* x.mul_(127.5).add_(127.5).clamp_(0, 255).to(uint8) */
+    volatile float t = x * 127.5f;                 /* rounded to float32 here: no fused multiply-add */
+    float v = t + 127.5f;
+    if (!(v > 0.0f)) return 0;                     /* also NaN */
+    if (v > 255.0f) v = 255.0f;
+    return (unsigned char)v;
+}
+static unsigned char ag__u8_round(float x) {      /* floor((x + 1) * 127.5 + 0.5), clamped */
+    volatile float a = x + 1.0f;
+    volatile float b = a * 127.5f;
+    float v = b + 0.5f;
+    if (!(v > 0.0f)) return 0;
+    if (v >= 255.0f) return 255;
+    return (unsigned char)v;                       /* positive: truncation is floor */
+}
+AGDEF int ag_images_to_u8(const float *nchw, int n, int c, int h, int w, int out_c, int mode, unsigned char *nhwc) {
+    int k, ch, y, x;
+    if (!nchw || !nhwc || n < 1 || h < 1 || w < 1 || c < 1 || c > 4 || out_c < 1 || out_c > 4 ||
+        (mode != AG_U8_TRUNCATE && mode != AG_U8_ROUND)) return -1;
+    for (k = 0; k < n; k++) for (ch = 0; ch < out_c; ch++) {
+        const float *src = nchw + ((size_t)k * c + (ch < c ? ch : c - 1)) * h * w;
+        unsigned char *dst = nhwc + (size_t)k * h * w * out_c + ch;
+        for (y = 0; y < h; y++) for (x = 0; x < w; x++) {
+            float v = src[(size_t)y * w + x];
+            dst[((size_t)y * w + x) * out_c] = mode == AG_U8_ROUND ? ag__u8_round(v) : ag__u8_truncate(v);
+        }
+    }
+    return 0;
+}
+AGDEF unsigned char *ag_image_grid(const unsigned char *nhwc, int n, int h, int w, int c, int cols, int gap,
+                                   int *grid_w, int *grid_h, ag_error *err) {
+    int64_t rows, gw, gh; unsigned char *g; int i, y;
+    if (grid_w) *grid_w = 0;
+    if (grid_h) *grid_h = 0;
+    if (!nhwc || n < 1 || h < 1 || w < 1 || c < 1 || c > 4 || cols < 1 || gap < 0)
+        { ag__fail(err, "image grid: %d images of %d x %d x %d in %d columns, gap %d (all >= 1, 1 to 4 channels, gap >= 0)", n, h, w, c, cols, gap); return NULL; }
+    rows = ((int64_t)n + cols - 1) / cols;
+    gw = (int64_t)cols * ((int64_t)w + gap) + gap; gh = rows * ((int64_t)h + gap) + gap;
+    if (gw > INT32_MAX || gh > INT32_MAX || (uint64_t)gw * (uint64_t)gh > AG_PNG_MAX_PIXELS)
+        { ag__fail(err, "image grid: %lld x %lld pixels is too large", (long long)gw, (long long)gh); return NULL; }
+    g = (unsigned char *)AG_MALLOC((size_t)gw * (size_t)gh * (size_t)c);
+    if (!g) { ag__fail(err, "image grid: out of memory (%lld x %lld pixels)", (long long)gw, (long long)gh); return NULL; }
+    memset(g, 0, (size_t)gw * (size_t)gh * (size_t)c);
+    for (i = 0; i < n; i++) {
+        size_t ox = (size_t)gap + (size_t)(i % cols) * ((size_t)w + gap), oy = (size_t)gap + (size_t)(i / cols) * ((size_t)h + gap);
+        for (y = 0; y < h; y++)
+            memcpy(g + ((oy + (size_t)y) * (size_t)gw + ox) * c, nhwc + ((size_t)i * h + y) * (size_t)w * c, (size_t)w * c);
+    }
+    if (grid_w) *grid_w = (int)gw;
+    if (grid_h) *grid_h = (int)gh;
+    return g;
+}
+AGDEF int ag_png_write_grid(const char *path, const unsigned char *nhwc, int n, int h, int w, int c, int cols, int gap, ag_error *err) {
+    int gw, gh, rc; unsigned char *g = ag_image_grid(nhwc, n, h, w, c, cols, gap, &gw, &gh, err);
+    if (!g) return ag__fail_prefix(err, "%s", path ? path : "");
+    rc = ag_png_write(path, g, gw, gh, c, err);
+    AG_FREE(g);
+    return rc;
 }
 
 /* ---- line plots (ag_plot_png) ---- */

@@ -23,8 +23,9 @@
 #include "test_search.c"
 #include "test_train.c"
 #include "test_files.c"
+#include "test_api.c"
 
-static const test_case *const suites[] = { tests_kernels, tests_ops, tests_models, tests_inception, tests_readers, tests_sample, tests_data, tests_hardening, tests_classifier, tests_search, tests_train, tests_files, NULL };
+static const test_case *const suites[] = { tests_kernels, tests_ops, tests_models, tests_inception, tests_readers, tests_sample, tests_data, tests_hardening, tests_classifier, tests_search, tests_train, tests_files, tests_api, NULL };
 
 int main(int argc, char **argv) {
     int s, i, passed = 0, failed = 0;
