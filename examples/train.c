@@ -480,7 +480,7 @@ typedef struct train_state {
     long long g_steps, last_eval_g;
     double best_fid, train_seconds;
     unsigned long long data_rng[2];
-    float g_lr, d_lr;
+    float g_lr, d_lr, g_loss;   /* g_loss: the last G step's, printed with the D steps after it */
     char *loader, *exp_dir;
 } train_state;
 
@@ -602,6 +602,10 @@ static int read_checkpoint(options *o, const char *ckpt, const char *meta, const
     if (!(u[1] & 1)) { char v[48]; snprintf(v, sizeof v, "%llx %llx", u[0], u[1]); ck_bad(ckpt, "data_rng", v, "a PCG32 increment is odd"); return -1; }
     st->data_rng[0] = u[0]; st->data_rng[1] = u[1];
     if (ck_lr_bits(ckpt, meta, "g_lr_bits", &st->g_lr) || ck_lr_bits(ckpt, meta, "d_lr_bits", &st->d_lr)) return -1;
+    if (meta && strstr(meta, "\"g_loss\"")) {   /* absent before it was recorded */
+        if (ck_double(ckpt, meta, "g_loss", -3e38, 3e38, "the last G loss", &d)) return -1;
+        st->g_loss = (float)d;
+    }
     if (!(st->loader = ck_str(ckpt, meta, "loader"))) return -1;
     if (!(st->exp_dir = ck_str(ckpt, meta, "exp_dir"))) return -1;
     if (!st->exp_dir[0]) { ck_bad(ckpt, "exp_dir", "", "it must name the run's directory"); return -1; }
@@ -763,6 +767,7 @@ static void checkpoint_fields(ag_json_fields *f, const options *o, const train_s
     ag_json_add_string(f, "data_rng", v);
     snprintf(v, sizeof v, "%08x", gb); ag_json_add_string(f, "g_lr_bits", v);
     snprintf(v, sizeof v, "%08x", db); ag_json_add_string(f, "d_lr_bits", v);
+    snprintf(v, sizeof v, "%.9g", (double)st->g_loss); ag_json_add_string(f, "g_loss", v);
     ag_json_add_double(f, "train_seconds", st->train_seconds);
     ag_json_add_string(f, "exp_dir", exp_dir);
     ag_json_add_string(f, "dataset", o->dataset);
@@ -882,7 +887,7 @@ int main(int argc, char **argv) {
         if (ag_gan_load(ckpt_path, &gan, &ema, ctx, &meta, &err)) { fprintf(stderr, "train: --load_path: %s\n", err.msg); rc = 2; goto done; }
         if (!meta || strcmp(meta, m0)) { fprintf(stderr, "train: --load_path: %s changed while this run started (another process?); run it again\n", ckpt_path); rc = 2; goto done; }
         data_rng.state = st.data_rng[0]; data_rng.inc = st.data_rng[1];
-        gan.opt_g.lr = st.g_lr; gan.opt_d.lr = st.d_lr;
+        gan.opt_g.lr = st.g_lr; gan.opt_d.lr = st.d_lr; g_loss = st.g_loss;
     }
 
     if (o.export_path) {   /* the EMA generator alone, for build/sample */
@@ -1060,7 +1065,7 @@ int main(int argc, char **argv) {
                 ag_json_fields f; char rs[200];
                 memset(&f, 0, sizeof f);
                 ag_data_loader_state_string(&loader, rs, sizeof rs);
-                st.epoch = last ? epoch + 1 : epoch; st.batch = last ? 0 : iter_idx + 1;
+                st.epoch = last ? epoch + 1 : epoch; st.batch = last ? 0 : iter_idx + 1; st.g_loss = g_loss;
                 {
                     double saved = st.train_seconds;
                     st.train_seconds = saved + ag_wall_seconds() - t_start - t_eval;
