@@ -459,17 +459,18 @@ static int test_train_killed_and_resumed(void) {
     return 0;
 }
 
-/* metadata of any length: paths of 1,600+ bytes (800 './' components) and a run directory
+/* metadata of any length: two paths of 2,000+ bytes (1,000 './' components;
+   the old fixed 4,096-byte buffer cut them) and a run directory
    holding '"' and '\' are written whole, resumed from, and sampled from */
 static int test_train_long_metadata(void) {
     static char out[65536]; int rc; char *meta = NULL, *v; ag_error err; size_t i;
-    static char want_data[2000], want_cls[2000];
+    static char want_data[2100], want_cls[2100];
     const char *ck = "build/test_train/lo\"ng\\x/Model/checkpoint.safetensors";
     TEST_CHECK(train_prepare() == 0, "tiny runs");
     system("rm -rf 'build/test_train/lo\"ng\\x'");
-    for (i = 0; i < 800; i++) { want_data[2 * i] = want_cls[2 * i] = '.'; want_data[2 * i + 1] = want_cls[2 * i + 1] = '/'; }
-    strcpy(want_data + 1600, "tests/data/datasets/mnist"); strcpy(want_cls + 1600, "build/test_train/cls.safetensors");
-    rc = test_run_command("D=$(printf './%.0s' $(seq 800)); " TRAIN_BASE " --max_iter 2 --exp_name 'lo\"ng\\x' "
+    for (i = 0; i < 1000; i++) { want_data[2 * i] = want_cls[2 * i] = '.'; want_data[2 * i + 1] = want_cls[2 * i + 1] = '/'; }
+    strcpy(want_data + 2000, "tests/data/datasets/mnist"); strcpy(want_cls + 2000, "build/test_train/cls.safetensors");
+    rc = test_run_command("D=$(printf './%.0s' $(seq 1000)); " TRAIN_BASE " --max_iter 2 --exp_name 'lo\"ng\\x' "
                           "--data_path \"${D}tests/data/datasets/mnist\" --classifier \"${D}build/test_train/cls.safetensors\"", out, sizeof out);
     TEST_CHECK(rc == 0, "long paths: exit %d\n%.3000s", rc, out);
     TEST_CHECK(ag_safetensors_read_metadata(ck, &meta, &err) == 0 && meta, "%s", err.msg);
