@@ -74,6 +74,7 @@ typedef struct options {
     int set_gf, set_df, set_latent, set_bw, set_channels, set_sn;
     /* which settings were given, recorded by the parser (any spelling: aliases, --flag=value) */
     unsigned char given[G_COUNT];
+    char *owned[5];   /* the strings taken from a checkpoint (freed at the end) */
 } options;
 
 /* the limits of the flags, shared by the parser and the checks of a checkpoint's settings */
@@ -511,13 +512,13 @@ static int read_checkpoint(options *o, const char *ckpt, const char *meta, const
         fprintf(stderr, "train: --load_path %s was trained on %s; --dataset %s would change the data under it (leave --dataset out)\n", ckpt, s, o->dataset);
         free(s); return -1;
     }
-    o->dataset = s;
+    o->dataset = o->owned[0] = s;
 #define MATCH(gid, field, key, flag) do { if (o->given[gid] && (long long)(field) != x) { \
         fprintf(stderr, "train: --load_path %s was trained with %s %lld; %s %lld would change the run under its loader position and step counters (leave %s out)\n", \
                 ckpt, flag, x, flag, (long long)(field), flag); return -1; } (field) = (int)x; } while (0)
 #define TAKE(gid, field) do { if (!o->given[gid]) (field) = (int)x; } while (0)
     if (ck_path(ckpt, meta, "data_path", &s)) return -1;
-    if (!o->given[G_DATA_PATH]) o->data_path = s; else free(s);
+    if (!o->given[G_DATA_PATH]) o->data_path = o->owned[1] = s; else free(s);
     if (ck_int(ckpt, meta, "dis_bs", LIM_BS_LO, LIM_BS_HI, "as --dis_bs", &x)) return -1;
     MATCH(G_DIS_BS, o->dis_bs, "dis_bs", "--dis_bs");
     if (ck_int(ckpt, meta, "n_critic", 1, LIM_N_CRITIC, "as --n_critic", &x)) return -1;
@@ -576,8 +577,8 @@ static int read_checkpoint(options *o, const char *ckpt, const char *meta, const
             free(inc); free(cls); free(fs); return -1;
         }
         if (!o->inception && !o->classifier) {
-            o->inception = inc; o->classifier = cls; inc = cls = NULL;
-            if (!o->given[G_FID_STAT]) { o->fid_stat = fs; fs = NULL; }
+            o->inception = o->owned[2] = inc; o->classifier = o->owned[3] = cls; inc = cls = NULL;
+            if (!o->given[G_FID_STAT]) { o->fid_stat = o->owned[4] = fs; fs = NULL; }
         }
         free(inc); free(cls); free(fs);
     }
@@ -1089,6 +1090,7 @@ done:
     free(real); free(fixed_z); free(curve.x); free(curve.is); free(curve.fid); free(tlog.p); free(elog.p); free(tlog.path); free(elog.path); AG_FREE(meta); AG_FREE(m0);
     free(ckpt_path); free(exp_dir); free(model_dir); free(samples_dir); free(best_path); free(plot_path); free(path); free(g1);
     free(st.loader); free(st.exp_dir);
+    for (i = 0; i < 5; i++) free(o.owned[i]);
     if (have_loader) ag_data_loader_free(&loader);
     ag_dataset_free(&ds); ag_fid_stats_free(&ref); if (sc) ag_scorer_free(sc);
     if (have_ema) ag_ema_free(&ema);
