@@ -44,7 +44,7 @@ $(BUILD)/run_tests: $(TEST_SRC) autogan.h | $(BUILD)
 # architecture found. Passive OpenMP waiting: on a shared machine spinning threads stall.
 DEMO_THREADS ?= 2
 DEMO_DIR = logs/demo
-DEMO_TRAIN_ITERS ?= 40
+DEMO_TRAIN_ITERS ?= 375
 demo: $(BUILD)/search $(BUILD)/train
 	@test -f weights/fashion-mnist-classifier.safetensors || { echo "make demo: weights/fashion-mnist-classifier.safetensors is missing (build/classifier trains it)"; exit 1; }
 	rm -rf $(DEMO_DIR)

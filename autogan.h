@@ -29,6 +29,12 @@
    Kernel path: chosen once per context from CPUID/XGETBV (x86-64) or at compile time
    (AArch64); the environment variable AUTOGAN_CPU=scalar|avx2|avx512|neon forces one.
 
+   Test hooks (for the test suite's kill-and-resume tests; never set them otherwise), read
+   once per process: AUTOGAN_TEST_EXIT_AFTER_RENAMES=N makes the process _Exit(75) right
+   after the N-th successful rename of ag_write_file_atomic (every file writer goes through
+   it), so a kill lands exactly between two chosen writes; AUTOGAN_TEST_TRACE_RENAMES=1
+   prints "autogan.h test hook: rename N PATH" to stderr after each one.
+
    Configuration (define before the implementation include):
        AUTOGAN_STATIC          make every API function static to the including file
        AG_MALLOC/AG_REALLOC/AG_FREE   your allocator (define all three or none)
@@ -125,7 +131,7 @@ AGDEF int64_t ag_array_numel(const ag_array *a);       /* product of shape (1 fo
 AGDEF int ag_array_list_select_prefix(ag_array_list *list, const char *prefix, ag_error *err);
 /* a regular file, whole; a directory, FIFO or device is refused (without waiting on it) */
 AGDEF int       ag_read_file(const char *path, unsigned char **bytes, size_t *len, ag_error *err);
-AGDEF int       ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err); /* via path.tmp, fsync, rename */
+AGDEF int       ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err); /* via path.tmp, fsync, rename (test hooks: the top comment) */
 /* checks before long work that `path` can be written (its directory exists and is
    writable, and it is not a directory), by creating and removing path.tmp */
 AGDEF int       ag_file_check_writable(const char *path, ag_error *err);
@@ -1376,6 +1382,18 @@ AGDEF int ag_find_resource(const char *relative, char *out, size_t cap) {
     return -1;
 }
 
+/* the test hooks of the header comment: count the renames, trace them, exit after the N-th */
+static void ag__test_rename_hook(const char *path) {
+    static int limit = -2, trace; static long count;
+    if (limit == -2) {
+        const char *v = getenv("AUTOGAN_TEST_EXIT_AFTER_RENAMES"), *t = getenv("AUTOGAN_TEST_TRACE_RENAMES");
+        limit = v && *v ? atoi(v) : -1;
+        trace = t && *t && strcmp(t, "0") != 0;
+    }
+    count++;
+    if (trace) { fprintf(stderr, "autogan.h test hook: rename %ld %s\n", count, path); fflush(stderr); }
+    if (limit > 0 && count == limit) { fflush(stdout); _Exit(75); }
+}
 AGDEF int ag_write_file_atomic(const char *path, const void *bytes, size_t len, ag_error *err) {
     char tmp[4096];
     if (ag__tmp_name(path, tmp, sizeof tmp, err)) return -1;
@@ -1404,6 +1422,7 @@ AGDEF int ag_write_file_atomic(const char *path, const void *bytes, size_t len, 
             dfd = open(dir, O_RDONLY);
             if (dfd >= 0) { (void)fsync(dfd); close(dfd); }
         }
+        ag__test_rename_hook(path);
     }
 #else
     {
@@ -1414,6 +1433,7 @@ AGDEF int ag_write_file_atomic(const char *path, const void *bytes, size_t len, 
         if (put != len || closed != 0) { remove(tmp); return ag__fail(err, "%s: write failed (disk full?)", path); }
         remove(path);                                /* rename does not replace on every platform */
         if (rename(tmp, path) != 0) { remove(tmp); return ag__fail(err, "%s: cannot rename %s into place", path, tmp); }
+        ag__test_rename_hook(path);
     }
 #endif
     return 0;

@@ -180,6 +180,7 @@ static int test_train_plot(void) {
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <dirent.h>
 static int train_file_eq(const char *a, const char *b) {
     unsigned char *x = NULL, *y = NULL; size_t nx = 0, ny = 0; ag_error err; int eq;
@@ -319,6 +320,337 @@ static int test_train_refuses_other_models(void) {
     TEST_CHECK(rc == 0 && strstr(out, "'avg_gen_state_dict'") && strstr(out, "uint8 [3, 16, 16, 3]"), "sample: exit %d\n%s", rc, out);
     return 0;
 }
+
+/* ---- issue 15: nothing lost, nothing confusing ---- */
+/* a file's bytes as a string (NULL when unreadable) */
+static char *train_slurp(const char *path) {
+    unsigned char *b = NULL; size_t n = 0; ag_error err; char *s;
+    if (ag_read_file(path, &b, &n, &err)) return NULL;
+    s = (char *)realloc(b, n + 1);
+    if (!s) { free(b); return NULL; }
+    s[n] = 0;
+    return s;
+}
+/* meta with key's value replaced (value NULL: the key removed); malloc'd */
+static char *train_meta_edit(const char *meta, const char *key, const char *value) {
+    char pat[80], *out; const char *p, *q; size_t n;
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    if (!(p = strstr(meta, pat)) || !(q = strchr(p + strlen(pat), '"'))) return NULL;
+    n = strlen(meta) + (value ? strlen(value) : 0) + 1;
+    out = (char *)malloc(n);
+    if (!out) return NULL;
+    if (value) snprintf(out, n, "%.*s%s%s", (int)(p - meta + strlen(pat)), meta, value, q);
+    else if (p[-1] == ',') snprintf(out, n, "%.*s%s", (int)(p - 1 - meta), meta, q + 1);
+    else snprintf(out, n, "%.*s%s", (int)(p - meta), meta, q + (q[1] == ',' ? 2 : 1));
+    return out;
+}
+/* the checkpoint at path with one metadata value changed (or removed) */
+static int train_rewrite_meta(const char *path, const char *key, const char *value) {
+    ag_array_list l; char *meta = NULL, *m2; ag_error err; int rc;
+    if (ag_safetensors_read(path, &l, &meta, &err)) { fprintf(stderr, "    %s\n", err.msg); return -1; }
+    m2 = train_meta_edit(meta, key, value);
+    rc = m2 ? ag_safetensors_write(path, &l, m2, &err) : -1;
+    if (rc) fprintf(stderr, "    cannot set '%s' in %s\n", key, path);
+    free(m2); AG_FREE(meta); ag_array_list_free(&l);
+    return rc;
+}
+/* metadata without the keys that hold times or the run's own directory */
+static void train_meta_strip(char *meta) {
+    static const char *const keys[] = { "train_seconds", "exp_dir" };
+    size_t k;
+    for (k = 0; k < 2; k++) { char *e = train_meta_edit(meta, keys[k], "-"); if (e && strlen(e) <= strlen(meta)) strcpy(meta, e); free(e); }
+}
+/* the first `cols` columns of every line */
+static void train_csv_cut(char *s, int cols) {
+    char *r = s, *w = s; int c = 0;
+    for (; *r; r++) {
+        if (*r == '\n') { c = 0; *w++ = '\n'; continue; }
+        if (*r == ',') c++;
+        if (c < cols) *w++ = *r;
+    }
+    *w = 0;
+}
+/* two files of a run the same, times and the run's directory aside */
+static int train_same_file(const char *a, const char *b, const char *name) {
+    size_t n = strlen(name);
+    if (n > 12 && !strcmp(name + n - 12, ".safetensors")) {
+        ag_array_list x, y; char *mx = NULL, *my = NULL; ag_error err; int i, ok;
+        if (ag_safetensors_read(a, &x, &mx, &err)) return 0;
+        if (ag_safetensors_read(b, &y, &my, &err)) { ag_array_list_free(&x); AG_FREE(mx); return 0; }
+        ok = x.count == y.count && mx && my;
+        for (i = 0; ok && i < x.count; i++) {
+            const ag_array *t = ag_array_list_find(&y, x.items[i].name);
+            ok = t && t->nbytes == x.items[i].nbytes && !memcmp(t->data, x.items[i].data, t->nbytes);
+            if (!ok) fprintf(stderr, "    %s: tensor '%s' differs\n", b, x.items[i].name);
+        }
+        if (ok) { train_meta_strip(mx); train_meta_strip(my); ok = !strcmp(mx, my); if (!ok) fprintf(stderr, "    %s: metadata differs:\n    %s\n    %s\n", b, mx, my); }
+        ag_array_list_free(&x); ag_array_list_free(&y); AG_FREE(mx); AG_FREE(my);
+        return ok;
+    }
+    if (!strcmp(name, "train.csv") || !strcmp(name, "eval.csv")) {
+        char *x = train_slurp(a), *y = train_slurp(b); int ok;
+        ok = x && y;
+        if (ok) { train_csv_cut(x, name[0] == 't' ? 7 : 5); train_csv_cut(y, name[0] == 't' ? 7 : 5); ok = !strcmp(x, y); }
+        if (!ok) fprintf(stderr, "    %s differs from %s:\n%s\n--- vs ---\n%s\n", b, a, x ? x : "(none)", y ? y : "(none)");
+        free(x); free(y);
+        return ok;
+    }
+    return train_file_eq(a, b);
+}
+/* every file of run directory a (Model/, Samples/, the logs) is in b and the same, and b has no other */
+static int train_same_run(const char *a, const char *b) {
+    static const char *const subs[] = { "", "/Model", "/Samples" };
+    int k, pass;
+    for (pass = 0; pass < 2; pass++) for (k = 0; k < 3; k++) {
+        char da[512], db[512], fa[1024], fb[1024]; DIR *d; struct dirent *e; struct stat sa;
+        snprintf(da, sizeof da, "%s%s", pass ? b : a, subs[k]); snprintf(db, sizeof db, "%s%s", pass ? a : b, subs[k]);
+        if (!(d = opendir(da))) { fprintf(stderr, "    no directory %s\n", da); return 0; }
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.') continue;
+            snprintf(fa, sizeof fa, "%s/%s", da, e->d_name); snprintf(fb, sizeof fb, "%s/%s", db, e->d_name);
+            if (stat(fa, &sa) || S_ISDIR(sa.st_mode)) continue;
+            if (pass) { if (stat(fb, &sa)) { fprintf(stderr, "    %s: not in the uninterrupted run\n", fa); closedir(d); return 0; } continue; }
+            if (!train_same_file(fa, fb, e->d_name)) { fprintf(stderr, "    %s differs from %s\n", fb, fa); closedir(d); return 0; }
+        }
+        closedir(d);
+    }
+    return 1;
+}
+
+/* Killed at chosen moments (a test hook exits right after the N-th atomic rename) and resumed
+   with --load_path alone, a run at n_critic 2 with evaluations every 3 G steps and every epoch
+   (mid-epoch ones among them) ends with the files of an uninterrupted one: checkpoints, the
+   best checkpoint, train.csv and eval.csv (times aside), avg_gen_g*, grids, eval.png. Kills:
+   between checkpoint_best and checkpoint of each new best FID, and after the checkpoint of each
+   mid-epoch evaluation whose epoch then ends with no new G step (the end-of-epoch evaluation is
+   due, and was done). */
+#define TRAIN_KILL_BASE TRAIN_BASE " --val_freq 1 --val_freq_iter 3 --max_iter 8"
+static int test_train_killed_and_resumed(void) {
+    static char out[65536]; char cmd[1024], paths[80][200]; int rc, n = 0, kills[16], nk = 0, i, k; const char *p;
+    TEST_CHECK(train_prepare() == 0, "tiny runs");
+    system("rm -rf build/test_train/kref");
+    rc = test_run_command("AUTOGAN_TEST_TRACE_RENAMES=1 " TRAIN_KILL_BASE " --exp_name kref", out, sizeof out);
+    TEST_CHECK(rc == 0, "uninterrupted run: exit %d\n%s", rc, out);
+    for (p = out; (p = strstr(p, "autogan.h test hook: rename ")) != NULL; p++) {
+        int num; char path[200];
+        if (sscanf(p, "autogan.h test hook: rename %d %199s", &num, path) == 2 && num == n + 1 && n < 80) strcpy(paths[n++], path);
+    }
+    TEST_CHECK(n > 30, "the trace holds %d renames", n);
+    for (i = 1; i < n; i++) {
+        int best = strstr(paths[i], "/checkpoint_best.safetensors") != NULL;
+        /* an evaluation's checkpoint followed by an epoch's end with no G step between (its evaluation is due but done) */
+        int ckpt_after_eval = strstr(paths[i], "/Model/checkpoint.safetensors") && (strstr(paths[i - 1], "eval.png") || strstr(paths[i - 1], "checkpoint_best")) &&
+                              i + 2 < n && strstr(paths[i + 1], "/train.csv") && strstr(paths[i + 2], "/Model/checkpoint.safetensors");
+        if (best) k = strstr(paths[i - 1], "/Model/checkpoint.safetensors") ? i - 1 : i;   /* the first of the pair, in either order */
+        else if (ckpt_after_eval) k = i;
+        else continue;
+        if (nk < 16 && (!nk || kills[nk - 1] != k + 1)) kills[nk++] = k + 1;   /* renames count from 1 */
+    }
+    TEST_CHECK(nk >= 3, "%d kill points", nk);
+    for (i = 0; i < nk; i++) {
+        snprintf(cmd, sizeof cmd, "rm -rf build/test_train/kill && AUTOGAN_TEST_EXIT_AFTER_RENAMES=%d " TRAIN_KILL_BASE " --exp_name kill", kills[i]);
+        rc = test_run_command(cmd, out, sizeof out);
+        TEST_CHECK(rc == 75, "killed after rename %d (%s): exit %d\n%s", kills[i], paths[kills[i] - 1], rc, out);
+        rc = test_run_command("./build/train --load_path build/test_train/kill", out, sizeof out);
+        TEST_CHECK(rc == 0, "resumed after a kill at rename %d (%s): exit %d\n%s", kills[i], paths[kills[i] - 1], rc, out);
+        TEST_CHECK(train_same_run("build/test_train/kref", "build/test_train/kill"),
+                   "killed after rename %d (%s) and resumed: the files differ from the uninterrupted run's", kills[i], paths[kills[i] - 1]);
+    }
+    return 0;
+}
+
+/* metadata of any length: two paths of 2,000+ bytes (1,000 './' components;
+   the old fixed 4,096-byte buffer cut them) and a run directory
+   holding '"' and '\' are written whole, resumed from, and sampled from */
+static int test_train_long_metadata(void) {
+    static char out[65536]; int rc; char *meta = NULL, *v; ag_error err; size_t i;
+    static char want_data[2100], want_cls[2100];
+    const char *ck = "build/test_train/lo\"ng\\x/Model/checkpoint.safetensors";
+    TEST_CHECK(train_prepare() == 0, "tiny runs");
+    system("rm -rf 'build/test_train/lo\"ng\\x'");
+    for (i = 0; i < 1000; i++) { want_data[2 * i] = want_cls[2 * i] = '.'; want_data[2 * i + 1] = want_cls[2 * i + 1] = '/'; }
+    strcpy(want_data + 2000, "tests/data/datasets/mnist"); strcpy(want_cls + 2000, "build/test_train/cls.safetensors");
+    rc = test_run_command("D=$(printf './%.0s' $(seq 1000)); " TRAIN_BASE " --max_iter 2 --exp_name 'lo\"ng\\x' "
+                          "--data_path \"${D}tests/data/datasets/mnist\" --classifier \"${D}build/test_train/cls.safetensors\"", out, sizeof out);
+    TEST_CHECK(rc == 0, "long paths: exit %d\n%.3000s", rc, out);
+    TEST_CHECK(ag_safetensors_read_metadata(ck, &meta, &err) == 0 && meta, "%s", err.msg);
+    v = ag_json_get_string_alloc(meta, "data_path"); TEST_CHECK(v && !strcmp(v, want_data), "data_path did not come back whole (%zu bytes)", v ? strlen(v) : 0); free(v);
+    v = ag_json_get_string_alloc(meta, "classifier"); TEST_CHECK(v && !strcmp(v, want_cls), "classifier did not come back whole"); free(v);
+    v = ag_json_get_string_alloc(meta, "exp_dir"); TEST_CHECK(v && !strcmp(v, "build/test_train/lo\"ng\\x"), "exp_dir '%s'", v ? v : "(none)"); free(v);
+    AG_FREE(meta);
+    /* resumed from the checkpoint alone: the same data (5 images, not the default data set) and scorer */
+    rc = test_run_command("./build/train --load_path 'build/test_train/lo\"ng\\x' --max_iter 4", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "resumed from") && strstr(out, "mnist, 5 images") && strstr(out, "| classifier |"), "resume: exit %d\n%.3000s", rc, out);
+    rc = test_run_command("./build/sample --load_path 'build/test_train/lo\"ng\\x/Model/checkpoint.safetensors' --num_eval_imgs 3 --out build/test_train/long.npy", out, sizeof out);
+    TEST_CHECK(rc == 0, "sample: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/sample --load_path 'build/test_train/lo\"ng\\x/Model/avg_gen_g000004.safetensors' --num_eval_imgs 3 --out build/test_train/long.npy", out, sizeof out);
+    TEST_CHECK(rc == 0, "sample avg_gen: exit %d\n%s", rc, out);
+    return 0;
+}
+
+/* every stored setting is checked as strictly as its flag: a bad one is refused (exit 2) with
+   a message naming the file and the key, before anything is written */
+static int test_train_refuses_bad_metadata(void) {
+    static const char *const bad[][2] = {
+        { "print_freq", "0" }, { "val_freq", "0" }, { "eval_batch_size", "0" }, { "epoch", "abc" }, { "epoch", "-1" }, { "epoch", " 1" },
+        { "batch", "x" }, { "batch", "-1" }, { "g_steps", "x" }, { "g_steps", "99" }, { "best_fid", "x" }, { "best_fid", "nan" },
+        { "data_rng", "zz" }, { "data_rng", "1 2" }, { "g_lr_bits", "7fc00000" }, { "d_lr_bits", "xyz" }, { "max_iter", "-1" },
+        { "ema_decay", "1e11" }, { "gen_bs", "1" }, { "dis_bs", "0" }, { "n_critic", "0" }, { "num_eval_imgs", "5" }, { "beta1", "1" },
+        { "beta2", "-0.5" }, { "g_lr", "2" }, { "seed", "-1" }, { "val_freq_iter", "-1" }, { "lr_decay", "2" }, { "max_epoch", "0" },
+        { "train_seconds", "nan" }, { "loader", "1 2" }, { "threads", "999" }, { "last_eval_g", "99" }, { "num_train_imgs", "-1" },
+        { "dataset", "" }, { "print_freq", "1e3" }, { "print_freq", NULL }, { "exp_dir", NULL }, { "g_loss", "inf" },
+    };
+    char out[16384], cmd[512], want[64]; int rc; size_t k;
+    TEST_CHECK(train_prepare() == 0, "tiny runs");
+    for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        system("rm -rf build/test_train/bad && cp -r build/test_train/half build/test_train/bad");
+        TEST_CHECK(train_rewrite_meta("build/test_train/bad/Model/checkpoint.safetensors", bad[k][0], bad[k][1]) == 0, "rewrite");
+        snprintf(cmd, sizeof cmd, "./build/train --load_path build/test_train/bad --max_iter 6 --threads 1");
+        rc = test_run_command(cmd, out, sizeof out);
+        snprintf(want, sizeof want, "'%s'", bad[k][0]);
+        TEST_CHECK(rc == 2 && strstr(out, "build/test_train/bad/Model/checkpoint.safetensors") && strstr(out, want),
+                   "%s = '%s': exit %d (want 2, naming the file and the key)\n%s", bad[k][0], bad[k][1] ? bad[k][1] : "(removed)", rc, out);
+        TEST_CHECK(train_file_eq("build/test_train/bad/train.csv", "build/test_train/half/train.csv"), "%s: train.csv was rewritten", bad[k][0]);
+    }
+    return 0;
+}
+
+/* resume reads its flags through the parser: --flag=value and hyphen aliases count */
+static int test_train_resume_flag_spellings(void) {
+    char out[16384], v[64]; int rc; char *meta = NULL; ag_error err;
+    TEST_CHECK(train_prepare() == 0, "tiny runs");
+    system("rm -rf build/test_train/spell && cp -r build/test_train/half build/test_train/spell");
+    rc = test_run_command("./build/train --load_path build/test_train/spell --max_iter=4", out, sizeof out);
+    TEST_CHECK(rc == 0, "--max_iter=4: exit %d\n%s", rc, out);
+    TEST_CHECK(ag_safetensors_read_metadata("build/test_train/spell/Model/checkpoint.safetensors", &meta, &err) == 0 &&
+               !ag_json_get_string(meta, "g_steps", v, sizeof v) && !strcmp(v, "4"), "--max_iter=4 trained to G step %s", v);
+    AG_FREE(meta);
+    rc = test_run_command("./build/train --load_path build/test_train/spell --max-iter 5", out, sizeof out);
+    TEST_CHECK(rc == 0, "--max-iter 5: exit %d\n%s", rc, out);
+    TEST_CHECK(ag_safetensors_read_metadata("build/test_train/spell/Model/checkpoint.safetensors", &meta, &err) == 0 &&
+               !ag_json_get_string(meta, "g_steps", v, sizeof v) && !strcmp(v, "5"), "--max-iter 5 trained to G step %s", v);
+    AG_FREE(meta);
+    rc = test_run_command("./build/train --load_path build/test_train/spell --dataset=cifar10 --max_iter 6", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "would change the data"), "--dataset=cifar10: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/train --load_path build/test_train/spell --dis-bs 4 --max_iter 6", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--dis_bs 2") && strstr(out, "--dis_bs 4"), "--dis-bs 4: exit %d\n%s", rc, out);
+    /* one flag name per meaning: --stats is --fid_stat, --batch is --eval_batch_size; --threads 0-256 */
+    rc = test_run_command(TRAIN_BASE " --max_iter 1 --exp_name spell2 --stats build/test_train/none.npz", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "none.npz"), "--stats: exit %d\n%s", rc, out);
+    rc = test_run_command(TRAIN_BASE " --max_iter 1 --exp_name spell2 --threads 257", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--threads 257 is out of range (0 to 256)"), "--threads 257: exit %d\n%s", rc, out);
+    system("rm -rf build/test_train/spell2");
+    rc = test_run_command(TRAIN_BASE " --max_iter 1 --exp_name spell2 --batch 8", out, sizeof out);
+    TEST_CHECK(rc == 0, "--batch 8: exit %d\n%s", rc, out);
+    TEST_CHECK(ag_safetensors_read_metadata("build/test_train/spell2/Model/checkpoint.safetensors", &meta, &err) == 0 &&
+               !ag_json_get_string(meta, "eval_batch_size", v, sizeof v) && !strcmp(v, "8"), "--batch 8: eval_batch_size %s", v);
+    AG_FREE(meta);
+    return 0;
+}
+
+/* --max_iter N stops after exactly N G steps (evaluated and checkpointed there);
+   --num_train_imgs N trains on the first N images, and a resume keeps it */
+static int test_train_max_iter_exact(void) {
+    char out[16384], v[64]; int rc; char *meta = NULL, *csv; ag_error err;
+    TEST_CHECK(train_prepare() == 0, "tiny runs");
+    system("rm -rf build/test_train/one build/test_train/sub");
+    rc = test_run_command(TRAIN_BASE " --max_iter 1 --exp_name one", out, sizeof out);
+    TEST_CHECK(rc == 0, "--max_iter 1: exit %d\n%s", rc, out);
+    TEST_CHECK(ag_safetensors_read_metadata("build/test_train/one/Model/checkpoint.safetensors", &meta, &err) == 0, "%s", err.msg);
+    TEST_CHECK(!ag_json_get_string(meta, "g_steps", v, sizeof v) && !strcmp(v, "1"), "--max_iter 1 trained %s G steps", v);
+    TEST_CHECK(!ag_json_get_string(meta, "iteration", v, sizeof v) && !strcmp(v, "1"), "--max_iter 1 at n_critic 2: %s D steps (want 1)", v);
+    AG_FREE(meta);
+    csv = train_slurp("build/test_train/one/eval.csv");
+    TEST_CHECK(csv && strstr(csv, "\n0,1,") && !strstr(csv, "\n0,2,"), "the final evaluation is at G step 1:\n%s", csv ? csv : "(no eval.csv)");
+    free(csv);
+    rc = test_run_command(TRAIN_BASE " --max_iter 2 --exp_name sub --num_train_imgs 4", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "mnist, 4 images, 2 batches of 2"), "--num_train_imgs 4: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/train --load_path build/test_train/sub --max_iter 5", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "mnist, 4 images, 2 batches of 2"), "resumed --num_train_imgs 4: exit %d\n%s", rc, out);
+    TEST_CHECK(ag_safetensors_read_metadata("build/test_train/sub/Model/checkpoint.safetensors", &meta, &err) == 0, "%s", err.msg);
+    TEST_CHECK(!ag_json_get_string(meta, "g_steps", v, sizeof v) && !strcmp(v, "5"), "resumed to G step %s (want 5)", v);
+    TEST_CHECK(!ag_json_get_string(meta, "num_train_imgs", v, sizeof v) && !strcmp(v, "4"), "num_train_imgs %s", v);
+    AG_FREE(meta);
+    return 0;
+}
+
+/* a fresh run never writes over another run (a training run, a search) unless told to; one
+   process per run directory; an empty --exp_name is refused */
+static int test_train_refuses_occupied_dir(void) {
+    char out[16384]; int rc; ag_run_lock lk; ag_error err; struct stat sb;
+    TEST_CHECK(train_prepare() == 0, "tiny runs");
+    system("rm -rf build/test_train/occ && cp -r build/test_train/half build/test_train/occ && cp -r build/test_train/half build/test_train/occ_ref");
+    rc = test_run_command(TRAIN_BASE " --max_iter 2 --exp_name occ", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "already holds a training run (build/train; G step 3") && strstr(out, "--load_path build/test_train/occ") &&
+               strstr(out, "--overwrite"), "a train run over another: exit %d\n%s", rc, out);
+    TEST_CHECK(train_file_eq("build/test_train/occ/Model/checkpoint.safetensors", "build/test_train/half/Model/checkpoint.safetensors") &&
+               train_file_eq("build/test_train/occ/eval.csv", "build/test_train/half/eval.csv"), "the refused run changed files");
+    /* --overwrite removes the earlier run's files first */
+    rc = test_run_command(TRAIN_BASE " --max_iter 2 --exp_name occ --overwrite", out, sizeof out);
+    TEST_CHECK(rc == 0 && strstr(out, "--overwrite: removed"), "--overwrite: exit %d\n%s", rc, out);
+    TEST_CHECK(stat("build/test_train/occ/Model/avg_gen_g000003.safetensors", &sb) != 0 && stat("build/test_train/occ/Samples/grid_ema_g000003.png", &sb) != 0,
+               "--overwrite left the earlier run's G step 3 files");
+    {
+        char *csv = train_slurp("build/test_train/occ/eval.csv");
+        TEST_CHECK(csv && strstr(csv, "\n0,2,") && !strstr(csv, ",3,"), "eval.csv after --overwrite:\n%s", csv ? csv : "(none)");
+        free(csv);
+    }
+    /* a search's directory: refused, --overwrite or not, and --load_path names it a search */
+    {
+        ag_params ps; memset(&ps, 0, sizeof ps);
+        system("rm -rf build/test_train/srch && mkdir -p build/test_train/srch/Model");
+        TEST_CHECK(ag_safetensors_save("build/test_train/srch/Model/checkpoint.safetensors", &ps,
+                                       "{\"format\":\"autogan.h search checkpoint 1\",\"search_iter\":\"2\",\"stage\":\"1\"}", &err) == 0, "%s", err.msg);
+    }
+    rc = test_run_command(TRAIN_BASE " --max_iter 2 --exp_name srch", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "holds a search") && strstr(out, "build/search --load_path build/test_train/srch"), "over a search: exit %d\n%s", rc, out);
+    rc = test_run_command(TRAIN_BASE " --max_iter 2 --exp_name srch --overwrite", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "holds a search"), "--overwrite over a search: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/train --load_path build/test_train/srch", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "is a search's checkpoint") && strstr(out, "build/search --load_path build/test_train/srch"), "--load_path a search: exit %d\n%s", rc, out);
+    TEST_CHECK(stat("build/test_train/srch/Samples", &sb) != 0 && stat("build/test_train/srch/train.csv", &sb) != 0, "files written into the search's directory");
+    /* one process per run directory */
+    TEST_CHECK(ag_run_dir_lock("build/test_train/occ_ref", &lk, &err) == 0, "%s", err.msg);
+    rc = test_run_command("./build/train --load_path build/test_train/occ_ref --max_iter 4", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "in use by another process"), "a locked run directory: exit %d\n%s", rc, out);
+    rc = test_run_command("./build/train --rescore build/test_train/occ_ref --classifier build/test_train/cls.safetensors --num_eval_imgs 20 --threads 1", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "in use by another process"), "--rescore of a locked run directory: exit %d\n%s", rc, out);
+    ag_run_dir_unlock(&lk);
+    TEST_CHECK(train_file_eq("build/test_train/occ_ref/eval.csv", "build/test_train/half/eval.csv"), "a refused process wrote eval.csv");
+    rc = test_run_command("./build/train --load_path build/test_train/occ_ref --max_iter 4", out, sizeof out);
+    TEST_CHECK(rc == 0, "unlocked: exit %d\n%s", rc, out);
+    /* --exp_name must name a directory under --log_dir */
+    system("rm -rf build/test_train/elog && mkdir -p build/test_train/elog");
+    rc = test_run_command(TRAIN_BASE " --max_iter 1 --log_dir build/test_train/elog --exp_name ''", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--exp_name ''"), "--exp_name '': exit %d\n%s", rc, out);
+    rc = test_run_command(TRAIN_BASE " --max_iter 1 --log_dir build/test_train/elog --exp_name a/b", out, sizeof out);
+    TEST_CHECK(rc == 2 && strstr(out, "--exp_name 'a/b'"), "--exp_name a/b: exit %d\n%s", rc, out);
+    TEST_CHECK(stat("build/test_train/elog/Model", &sb) != 0 && stat("build/test_train/elog/train.csv", &sb) != 0 && stat("build/test_train/elog/a", &sb) != 0,
+               "files written into --log_dir itself");
+    return 0;
+}
+
+/* every input is checked before logs/NAME is created: a typo leaves no directory behind */
+static int test_train_inputs_before_dirs(void) {
+    static const char *const typos[][2] = {
+        { "--data_path build/test_train/no_such_dir", "typo1" },
+        { "--classifier build/test_train/no_such.safetensors", "typo2" },
+        { "--fid_stat build/test_train/no_such.npz", "typo3" },
+        { "--dataset cifar100", "typo4" },
+    };
+    char out[16384], cmd[1024], dir[256]; int rc; size_t k; struct stat sb;
+    TEST_CHECK(train_prepare() == 0, "tiny runs");
+    for (k = 0; k < sizeof typos / sizeof typos[0]; k++) {
+        snprintf(dir, sizeof dir, "build/test_train/%s", typos[k][1]);
+        snprintf(cmd, sizeof cmd, "rm -rf %s; " TRAIN_BASE " --max_iter 1 --exp_name %s %s", dir, typos[k][1], typos[k][0]);
+        rc = test_run_command(cmd, out, sizeof out);
+        TEST_CHECK(rc == 2, "%s: exit %d\n%s", typos[k][0], rc, out);
+        TEST_CHECK(stat(dir, &sb) != 0, "%s: %s was created", typos[k][0], dir);
+    }
+    rc = test_run_command("rm -rf build/test_train/newlogs; " TRAIN_BASE " --max_iter 1 --log_dir build/test_train/newlogs --exp_name x --data_path build/test_train/no_such_dir", out, sizeof out);
+    TEST_CHECK(rc == 2 && stat("build/test_train/newlogs", &sb) != 0, "--log_dir created before the inputs were checked: exit %d\n%s", rc, out);
+    return 0;
+}
 #endif
 
 static const test_case tests_train[] = {
@@ -330,6 +662,13 @@ static const test_case tests_train[] = {
     { "train/resume_identity", test_train_resume_identity },
     { "train/refuses_other_models", test_train_refuses_other_models },
     { "train/searched_arch", test_train_searched_arch },
+    { "train/killed_and_resumed", test_train_killed_and_resumed },
+    { "train/long_metadata", test_train_long_metadata },
+    { "train/refuses_bad_metadata", test_train_refuses_bad_metadata },
+    { "train/resume_flag_spellings", test_train_resume_flag_spellings },
+    { "train/max_iter_exact", test_train_max_iter_exact },
+    { "train/refuses_occupied_dir", test_train_refuses_occupied_dir },
+    { "train/inputs_before_dirs", test_train_inputs_before_dirs },
 #endif
     { NULL, NULL }
 };
