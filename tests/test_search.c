@@ -280,6 +280,9 @@ static int test_search_program(void) {
     t0 = ts_now();
     TEST_CHECK(ts_run("--exp_name test_search_a", "build/test_search_a.log") == 0, "build/search failed; see build/test_search_a.log");
     ts_full_seconds = ts_now() - t0;
+    TEST_CHECK(ts_count("build/test_search_a.log", "<search iteration 1/4, stage 0>") == 1 && ts_count("build/test_search_a.log", "[search iteration 4/4 done]") == 1 &&
+               ts_count("build/test_search_a.log", "iteration 0/") == 0 && ts_count("build/test_search_a.log", "[search iteration 1/4 stage 0] [epoch 1/1] [batch 1/") == 1,
+               "iterations, epochs and batches counted from 1 everywhere");
     TEST_CHECK(ts_count("build/test_search_a.log", "=> grow to stage 1") == 1 && ts_count("build/test_search_a.log", "=> grow to stage 2") == 1, "both growths");
     TEST_CHECK(ts_count("build/test_search_a.log", "=> dynamic reset triggered") == 4 && ts_count("build/test_search_a.log", "=> re-initialise the shared GAN") == 4,
                "a dynamic reset in every iteration (window 3, threshold 1e9)");
@@ -376,11 +379,17 @@ static int ts_cmd(int bare, const char *args) {
     return test_run_command(cmd, ts_out, sizeof ts_out);
 }
 static int ts_is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
+/* logs/test_search_a, the uninterrupted tiny search (test_search_program makes it; run alone, a test makes it here) */
+static int ts_need_full(void) {
+    if (ts_full_seconds > 0 && access("logs/test_search_a/archs.txt", F_OK) == 0) return 0;
+    if (ts_make_classifier() || system("rm -rf logs/test_search_a")) return -1;
+    return ts_run("--exp_name test_search_a", "build/test_search_a.log") == 0 ? 0 : -1;
+}
 
 /* --load_path DIR alone resumes to the uninterrupted run's bytes; a flag given beside it
    (any spelling) must equal the stored value; --max_search_iter may be raised */
 static int test_search_resume_contract(void) {
-    TEST_CHECK(ts_full_seconds > 0, "needs test_search_program first (logs/test_search_a)");
+    TEST_CHECK(ts_need_full() == 0, "the uninterrupted search failed; see build/test_search_a.log");
     TEST_CHECK(system("rm -rf logs/test_search_d") == 0, "rm");
     TEST_CHECK(ts_cmd(0, "--exp_name test_search_d --stop_after_iter 1") == 0, "first iteration: %s", ts_out);
     TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_d --gf_dim 16") == 2 && strstr(ts_out, "--gf_dim 16") && strstr(ts_out, "--gf_dim 8"),
@@ -510,12 +519,12 @@ static int test_search_archs_paste(void) {
    a training run; --load_path on a training run names it; a locked directory is refused */
 static int test_search_run_dirs(void) {
     ag_run_lock lk; ag_error err;
-    TEST_CHECK(ts_full_seconds > 0, "needs test_search_program first (logs/test_search_a)");
+    TEST_CHECK(ts_need_full() == 0, "the uninterrupted search failed; see build/test_search_a.log");
     TEST_CHECK(ts_cmd(0, "--exp_name test_search_a") == 2 && strstr(ts_out, "a search") && strstr(ts_out, "build/search --load_path logs/test_search_a") &&
                strstr(ts_out, "--overwrite"), "a search's directory refused: %s", ts_out);
     if (!ts_is_dir("logs/test_search_p_top1/Model"))
         TEST_CHECK(system("mkdir -p logs/test_search_p_top1/Model") == 0 &&
-                   ts_edit_meta("logs/test_search_b/Model/checkpoint.safetensors", "logs/test_search_p_top1/Model/checkpoint.safetensors", "format",
+                   ts_edit_meta("logs/test_search_a/Model/checkpoint.safetensors", "logs/test_search_p_top1/Model/checkpoint.safetensors", "format",
                                 "autogan.h train checkpoint 1") == 0, "a training run's directory");
     TEST_CHECK(ts_cmd(0, "--exp_name test_search_p_top1") == 2 && strstr(ts_out, "training run") && strstr(ts_out, "build/train --load_path logs/test_search_p_top1"),
                "a training run's directory refused: %s", ts_out);
