@@ -730,7 +730,7 @@ static void check_loader_state(const char *ckpt, const char *state, int count) {
         p = end;
         if (k < 3) { if (*p != ' ') break; p++; }
     }
-    if (k < 4 || *p || x[0] > (1ull << 53) || x[1] > (unsigned long long)count || !(x[3] & 1)) {
+    if (k < 4 || *p || x[0] > (1ull << 53) || x[1] > (unsigned long long)count || (x[0] > 0 && !(x[3] & 1))) {
         fprintf(stderr, "search: %s: metadata 'loader' is '%s', not \"epoch position state inc\" for a data set of %d images\n", ckpt, state, count);
         exit(2);
     }
