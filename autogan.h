@@ -615,7 +615,9 @@ AGDEF int  ag_search_new_controller(ag_search_state *s, int stage, ag_error *err
    as ag_gan_save ("G.", "D.", "adam_g.*", "adam_d.*"), the controller ("ctrl.") and its
    Adam ("adam_c.*"), "kept.archs"/"kept.h"/"kept.c", "window.g"/"window.d", and in the
    metadata the counters, both PRNG states, the baseline and the caller's extra fields.
-   Loading checks all of it first and changes nothing on any error. */
+   Loading checks all of it first (every metadata value strictly: digits only and in range,
+   PRNG streams odd, a finite baseline; the message names the file and the key) and changes
+   nothing on any error. */
 AGDEF int  ag_search_save(const char *path, const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx,
                           const char *extra_fields, ag_error *err);
 AGDEF int  ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err);
