@@ -41,7 +41,8 @@ $(BUILD)/run_tests: $(TEST_SRC) autogan.h | $(BUILD)
 
 # the search on the embedded Fashion-MNIST (its shipped test split) with the shipped classifier
 # as the reward, all three stages (8x8 -> 16x16 -> 32x32), then a short training of the best
-# architecture found. Passive OpenMP waiting: on a shared machine spinning threads stall.
+# architecture found: archs.txt's first line (a complete build/train command) with a budget
+# appended. Passive OpenMP waiting: on a shared machine spinning threads stall.
 DEMO_THREADS ?= 2
 DEMO_DIR = logs/demo
 DEMO_TRAIN_ITERS ?= 375
@@ -49,11 +50,13 @@ demo: $(BUILD)/search $(BUILD)/train
 	@test -f weights/fashion-mnist-classifier.safetensors || { echo "make demo: weights/fashion-mnist-classifier.safetensors is missing (build/classifier trains it)"; exit 1; }
 	rm -rf $(DEMO_DIR)
 	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/search --preset demo --exp_name demo --threads $(DEMO_THREADS)
-	@arch=$$(grep -m1 '^build/train --arch' $(DEMO_DIR)/archs.txt | sed 's/^build\/train --arch //; s/ *#.*//'); \
-	echo "make demo: training the best architecture found ($$arch) briefly, scored by the classifier"; \
-	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/train --arch $$arch --dataset fashion-mnist --channels 1 \
-	  --gf_dim 32 --df_dim 32 --latent_dim 64 --gen_bs 32 --dis_bs 32 --n_critic 5 --max_iter $(DEMO_TRAIN_ITERS) --print_freq 50 \
-	  --classifier weights/fashion-mnist-classifier.safetensors --fid_stat weights/fashion-mnist-train-stats.npz \
+	@line=$$(grep -m1 '^build/train --arch' $(DEMO_DIR)/archs.txt | sed 's/ *#.*//'); \
+	test -n "$$line" || { echo "make demo: no build/train line in $(DEMO_DIR)/archs.txt"; exit 1; }; \
+	echo "make demo: training the best architecture found briefly, scored by the classifier: archs.txt's first line"; \
+	echo "  $$line"; \
+	echo "  with --n_critic 5 --max_iter $(DEMO_TRAIN_ITERS) --fid_stat weights/fashion-mnist-train-stats.npz --num_eval_imgs 1000 --exp_name best --log_dir $(DEMO_DIR)"; \
+	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$(DEMO_THREADS) ./$(BUILD)/$${line#build/} --gen_bs 32 --dis_bs 32 --n_critic 5 \
+	  --max_iter $(DEMO_TRAIN_ITERS) --print_freq 50 --fid_stat weights/fashion-mnist-train-stats.npz \
 	  --num_eval_imgs 1000 --threads $(DEMO_THREADS) --exp_name best --log_dir $(DEMO_DIR)
 	@echo "make demo: outputs in $(DEMO_DIR)/: archs.txt (the architectures found), controller.png (reward and entropy),"
 	@echo "           samples/ (the best architecture of each iteration), search.csv, controller.csv, Model/checkpoint.safetensors,"

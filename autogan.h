@@ -664,7 +664,9 @@ AGDEF int  ag_search_new_controller(ag_search_state *s, int stage, ag_error *err
    as ag_gan_save ("G.", "D.", "adam_g.*", "adam_d.*"), the controller ("ctrl.") and its
    Adam ("adam_c.*"), "kept.archs"/"kept.h"/"kept.c", "window.g"/"window.d", and in the
    metadata the counters, both PRNG states, the baseline and the caller's extra fields.
-   Loading checks all of it first and changes nothing on any error. */
+   Loading checks all of it first (every metadata value strictly: digits only and in range,
+   PRNG streams odd, a finite baseline; the message names the file and the key) and changes
+   nothing on any error. */
 AGDEF int  ag_search_save(const char *path, const ag_search_state *s, const ag_gan *gan, const ag_ctx *ctx,
                           const char *extra_fields, ag_error *err);
 AGDEF int  ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err);
@@ -7164,30 +7166,58 @@ AGDEF int ag_search_save(const char *path, const ag_search_state *s, const ag_ga
     ag_array_list_free(&list); AG_FREE(meta.p);
     return rc;
 }
-static int ag__meta_ll(const char *meta, const char *key, const char *fmt, void *out) {
-    char v[128];
-    return ag_json_get_string(meta, key, v, sizeof v) || sscanf(v, fmt, out) != 1 ? -1 : 0;
+/* a stored counter or small number: decimal digits only (ag__meta_counter), at most hi; a
+   PRNG word or the baseline's bits: 1 to 16 hex digits. Every failure names the file and the key. */
+static int ag__search_meta_int(const char *path, const char *meta, const char *key, int64_t hi, int64_t *out, ag_error *err) {
+    char v[64];
+    if (ag__meta_counter(meta, key, out) || *out > hi) {
+        if (ag_json_get_string(meta, key, v, sizeof v)) strcpy(v, "(missing or too long)");
+        return ag__fail(err, "%s: search checkpoint metadata '%s' is '%s', not an integer from 0 to %lld", path, key, v, (long long)hi);
+    }
+    return 0;
+}
+static int ag__search_meta_hex(const char *path, const char *meta, const char *key, uint64_t *out, ag_error *err) {
+    char v[64];
+    if (ag__meta_hex(meta, key, out)) {
+        if (ag_json_get_string(meta, key, v, sizeof v)) strcpy(v, "(missing or too long)");
+        return ag__fail(err, "%s: search checkpoint metadata '%s' is '%s', not 1 to 16 hex digits", path, key, v);
+    }
+    return 0;
 }
 AGDEF int ag_search_load(const char *path, ag_search_state *s, ag_gan *gan, ag_ctx *ctx, char **metadata, ag_error *err) {
     ag_array_list list; char *meta = NULL, v[128]; int rc = 0, stage = 0, gstage = 0, iter = 0, hid = 0, has_b = 0, arch[AG_ARCH_MAX], alen = 0, i;
-    long long csteps = 0, giter = 0, sg = 0, sd = 0, sc = 0; unsigned long long rs = 0, ri = 0, ss = 0, si = 0; unsigned long bits = 0;
+    int64_t csteps = 0, giter = 0, sg = 0, sd = 0, sc = 0, x = 0; uint64_t rs = 0, ri = 0, ss = 0, si = 0, bits = 0;
+    const int64_t big = (int64_t)1 << 53;
     ag_controller nc; ag_adam nopt; ag_kept_archs nk; const ag_array *ka = NULL, *kh = NULL, *kc = NULL, *wg, *wd;
     memset(&nc, 0, sizeof nc); memset(&nopt, 0, sizeof nopt); memset(&nk, 0, sizeof nk);
     if (metadata) *metadata = NULL;
     if (ag_safetensors_read(path, &list, &meta, err)) return -1;
     if (ag_json_get_string(meta, "format", v, sizeof v) || strcmp(v, "autogan.h search checkpoint 1"))
         rc = ag__fail(err, "%s: not an autogan.h search checkpoint (metadata 'format' missing or unknown)", path);
-    if (!rc && (ag__meta_ll(meta, "stage", "%d", &stage) || ag__meta_ll(meta, "search_iter", "%d", &iter) ||
-                ag__meta_ll(meta, "ctrl_steps", "%lld", &csteps) || ag__meta_ll(meta, "gan_iteration", "%lld", &giter) ||
-                ag__meta_ll(meta, "adam_g_step", "%lld", &sg) || ag__meta_ll(meta, "adam_d_step", "%lld", &sd) ||
-                ag__meta_ll(meta, "adam_c_step", "%lld", &sc) || ag__meta_ll(meta, "rng_state", "%llx", &rs) ||
-                ag__meta_ll(meta, "rng_inc", "%llx", &ri) || ag__meta_ll(meta, "search_rng_state", "%llx", &ss) ||
-                ag__meta_ll(meta, "search_rng_inc", "%llx", &si) || ag__meta_ll(meta, "has_baseline", "%d", &has_b) ||
-                ag__meta_ll(meta, "baseline_bits", "%lx", &bits) || ag__meta_ll(meta, "hid_size", "%d", &hid) ||
-                ag__meta_ll(meta, "g_stage", "%d", &gstage)))
-        rc = ag__fail(err, "%s: search checkpoint metadata incomplete (counters, PRNG states, baseline or stage)", path);
-    if (!rc && (stage < 0 || stage > 2 || gstage < 0 || gstage > 2 || iter < 0 || csteps < 0 || giter < 0 || sg < 0 || sd < 0 || sc < 0))
-        rc = ag__fail(err, "%s: stage or counters out of range in the checkpoint", path);
+    if (!rc && !(rc = ag__search_meta_int(path, meta, "stage", 2, &x, err))) stage = (int)x;
+    if (!rc && !(rc = ag__search_meta_int(path, meta, "g_stage", 2, &x, err))) gstage = (int)x;
+    if (!rc && !(rc = ag__search_meta_int(path, meta, "search_iter", 1000000000, &x, err))) iter = (int)x;
+    if (!rc && !(rc = ag__search_meta_int(path, meta, "hid_size", 4096, &x, err))) hid = (int)x;
+    if (!rc && !(rc = ag__search_meta_int(path, meta, "has_baseline", 1, &x, err))) has_b = (int)x;
+    if (!rc) rc = ag__search_meta_int(path, meta, "ctrl_steps", big, &csteps, err);
+    if (!rc) rc = ag__search_meta_int(path, meta, "gan_iteration", big, &giter, err);
+    if (!rc) rc = ag__search_meta_int(path, meta, "adam_g_step", big, &sg, err);
+    if (!rc) rc = ag__search_meta_int(path, meta, "adam_d_step", big, &sd, err);
+    if (!rc) rc = ag__search_meta_int(path, meta, "adam_c_step", big, &sc, err);
+    if (!rc) rc = ag__search_meta_hex(path, meta, "rng_state", &rs, err);
+    if (!rc) rc = ag__search_meta_hex(path, meta, "rng_inc", &ri, err);
+    if (!rc) rc = ag__search_meta_hex(path, meta, "search_rng_state", &ss, err);
+    if (!rc) rc = ag__search_meta_hex(path, meta, "search_rng_inc", &si, err);
+    if (!rc) rc = ag__search_meta_hex(path, meta, "baseline_bits", &bits, err);
+    if (!rc && (!(ri & 1) || !(si & 1)))
+        rc = ag__fail(err, "%s: search checkpoint metadata '%s' is even: not a PRNG stream (always odd)", path, (ri & 1) ? "search_rng_inc" : "rng_inc");
+    if (!rc) {
+        uint32_t b32 = (uint32_t)bits; float b;
+        memcpy(&b, &b32, 4);
+        if (bits > 0xffffffffu || !isfinite(b)) rc = ag__fail(err, "%s: search checkpoint metadata 'baseline_bits' is not a finite float's 8 hex digits", path);
+    }
+    if (!rc && gstage != stage) rc = ag__fail(err, "%s: search checkpoint metadata 'g_stage' %d differs from 'stage' %d", path, gstage, stage);
+    if (!rc && hid < 1) rc = ag__fail(err, "%s: search checkpoint metadata 'hid_size' is 0", path);
     if (!rc && hid != s->ctrl.hid_size)
         rc = ag__fail(err, "%s: the controller has hidden size %d, this search uses %d (--hid_size)", path, hid, s->ctrl.hid_size);
     if (!rc) {

@@ -234,6 +234,19 @@ static int ts_same_after(const char *a, const char *b, int skip_lines) {
     return same;
 }
 static int ts_same_file(const char *a, const char *b) { return ts_same_after(a, b, 0); }
+/* archs.txt of test_search_a and of another run: equal once the other's name reads test_search_a */
+static int ts_same_archs(const char *a, const char *b) {
+    unsigned char *x, *y; size_t nx, ny, i, k = 0; ag_error err; int same;
+    if (ag_read_file(a, &x, &nx, &err)) { fprintf(stderr, "    %s\n", err.msg); return 0; }
+    if (ag_read_file(b, &y, &ny, &err)) { fprintf(stderr, "    %s\n", err.msg); free(x); return 0; }
+    for (i = 0; i < ny; i++) {   /* test_search_c -> test_search_a in place (same length) */
+        if (i + 13 <= ny && !memcmp(y + i, "test_search_c", 13) && (i + 13 == ny || y[i + 13] != 'l')) { y[i + 12] = 'a'; k++; }
+    }
+    same = nx == ny && !memcmp(x, y, nx);
+    if (!same) fprintf(stderr, "    %s and %s differ (after the names)\n", a, b);
+    free(x); free(y);
+    return same && k;
+}
 static int ts_count(const char *path, const char *needle) {
     unsigned char *x; size_t n, i, k = strlen(needle); ag_error err; int c = 0;
     if (ag_read_file(path, &x, &n, &err)) return -1;
@@ -267,6 +280,9 @@ static int test_search_program(void) {
     t0 = ts_now();
     TEST_CHECK(ts_run("--exp_name test_search_a", "build/test_search_a.log") == 0, "build/search failed; see build/test_search_a.log");
     ts_full_seconds = ts_now() - t0;
+    TEST_CHECK(ts_count("build/test_search_a.log", "<search iteration 1/4, stage 0>") == 1 && ts_count("build/test_search_a.log", "[search iteration 4/4 done]") == 1 &&
+               ts_count("build/test_search_a.log", "iteration 0/") == 0 && ts_count("build/test_search_a.log", "[search iteration 1/4 stage 0] [epoch 1/1] [batch 1/") == 1,
+               "iterations, epochs and batches counted from 1 everywhere");
     TEST_CHECK(ts_count("build/test_search_a.log", "=> grow to stage 1") == 1 && ts_count("build/test_search_a.log", "=> grow to stage 2") == 1, "both growths");
     TEST_CHECK(ts_count("build/test_search_a.log", "=> dynamic reset triggered") == 4 && ts_count("build/test_search_a.log", "=> re-initialise the shared GAN") == 4,
                "a dynamic reset in every iteration (window 3, threshold 1e9)");
@@ -298,7 +314,7 @@ static int test_search_program(void) {
       TEST_CHECK(k == 14, "a 14-token architecture (got %d tokens)", k); }
     { ag_array png; ag_error err;
       TEST_CHECK(ag_png_read("logs/test_search_a/controller.png", 3, &png, &err) == 0 && png.shape[1] == 720, "reward plot: %s", err.msg); ag_array_free(&png);
-      TEST_CHECK(ag_png_read("logs/test_search_a/samples/iter_003.png", 1, &png, &err) == 0 && png.shape[0] == 8 * 34 + 2, "32x32 sample grid: %s", err.msg); ag_array_free(&png); }
+      TEST_CHECK(ag_png_read("logs/test_search_a/samples/iter_004.png", 1, &png, &err) == 0 && png.shape[0] == 8 * 34 + 2, "32x32 sample grid: %s", err.msg); ag_array_free(&png); }
     /* stopped after one iteration, then resumed: the same final bytes */
     TEST_CHECK(ts_run("--exp_name test_search_b --stop_after_iter 1", "build/test_search_b.log") == 0, "first half");
     TEST_CHECK(ts_run("--load_path logs/test_search_b", "build/test_search_b2.log") == 0, "resume; see build/test_search_b2.log");
@@ -312,7 +328,7 @@ static int test_search_program(void) {
 static int ts_start_and_kill(double delay, const char *log) {
     pid_t pid; int status, resumed; char *args[64]; char buf[2048], *tok; int n = 0;
     resumed = access("logs/test_search_c/Model/checkpoint.safetensors", F_OK) == 0;
-    snprintf(buf, sizeof buf, "./build/search " TS_TINY " %s", resumed ? "--load_path logs/test_search_c" : "--exp_name test_search_c");
+    snprintf(buf, sizeof buf, "./build/search " TS_TINY " %s", resumed ? "--load_path logs/test_search_c" : "--exp_name test_search_c --overwrite");
     for (tok = strtok(buf, " "); tok && n < 62; tok = strtok(NULL, " ")) args[n++] = tok;
     args[n] = NULL;
     pid = fork();
@@ -345,16 +361,195 @@ static int test_search_kill_resume(void) {
            resumed ? "resumed and killed" : "started again and killed", later,
            access("logs/test_search_c/Model/checkpoint.safetensors", F_OK) == 0 ? "resumes from a checkpoint" : "starts again", ts_full_seconds);
     resumed = access("logs/test_search_c/Model/checkpoint.safetensors", F_OK) == 0;
-    TEST_CHECK(ts_run(resumed ? "--load_path logs/test_search_c" : "--exp_name test_search_c", "build/test_search_c2.log") == 0, "resume; see build/test_search_c2.log");
+    TEST_CHECK(ts_run(resumed ? "--load_path logs/test_search_c" : "--exp_name test_search_c --overwrite", "build/test_search_c2.log") == 0, "resume; see build/test_search_c2.log");
     TEST_CHECK(ts_same_file("logs/test_search_a/Model/checkpoint.safetensors", "logs/test_search_c/Model/checkpoint.safetensors"), "kill + resume: same checkpoint bytes");
     TEST_CHECK(ts_same_file("logs/test_search_a/controller.csv", "logs/test_search_c/controller.csv"), "same controller.csv");
     TEST_CHECK(ts_same_file("logs/test_search_a/search.csv", "logs/test_search_c/search.csv"), "same search.csv");
-    TEST_CHECK(ts_same_after("logs/test_search_a/archs.txt", "logs/test_search_c/archs.txt", 1), "same archs.txt after its first line (the run's name)");
+    TEST_CHECK(ts_same_archs("logs/test_search_a/archs.txt", "logs/test_search_c/archs.txt"), "same archs.txt but for the run's name");
+    return 0;
+}
+/* ---- issue 15: resume from the directory alone, stored values checked, inputs checked
+   first, run directories, archs.txt lines that paste ---- */
+static char ts_out[1 << 16];
+/* build/search with TS_TINY and args (or, with bare = 1, args alone); output in ts_out */
+static int ts_cmd(int bare, const char *args) {
+    char cmd[3072];
+    if (bare) snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive ./build/search %s", args);
+    else snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive ./build/search " TS_TINY " %s", args);
+    return test_run_command(cmd, ts_out, sizeof ts_out);
+}
+static int ts_is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
+/* logs/test_search_a, the uninterrupted tiny search (test_search_program makes it; run alone, a test makes it here) */
+static int ts_need_full(void) {
+    if (ts_full_seconds > 0 && access("logs/test_search_a/archs.txt", F_OK) == 0) return 0;
+    if (ts_make_classifier() || system("rm -rf logs/test_search_a")) return -1;
+    return ts_run("--exp_name test_search_a", "build/test_search_a.log") == 0 ? 0 : -1;
+}
+
+/* --load_path DIR alone resumes to the uninterrupted run's bytes; a flag given beside it
+   (any spelling) must equal the stored value; --max_search_iter may be raised */
+static int test_search_resume_contract(void) {
+    TEST_CHECK(ts_need_full() == 0, "the uninterrupted search failed; see build/test_search_a.log");
+    TEST_CHECK(system("rm -rf logs/test_search_d") == 0, "rm");
+    TEST_CHECK(ts_cmd(0, "--exp_name test_search_d --stop_after_iter 1") == 0, "first iteration: %s", ts_out);
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_d --gf_dim 16") == 2 && strstr(ts_out, "--gf_dim 16") && strstr(ts_out, "--gf_dim 8"),
+               "a different --gf_dim refused naming both values: %s", ts_out);
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_d --gf-dim=16") == 2 && strstr(ts_out, "16") && strstr(ts_out, "8"), "--gf-dim=16 refused too: %s", ts_out);
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_d --dataset=mnist") == 2 && strstr(ts_out, "fashion-mnist"), "another data set refused: %s", ts_out);
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_d --classifier weights/fashion-mnist-classifier.safetensors") == 2 &&
+               strstr(ts_out, "test_search_cls"), "another scorer refused: %s", ts_out);
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_d --max_search_iter 3") == 2 && strstr(ts_out, "raised"), "a shorter --max_search_iter refused: %s", ts_out);
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_d --overwrite") == 2, "--overwrite with --load_path refused: %s", ts_out);
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_d --max-search-iter=4 --random_seed 12345") == 0 && !strstr(ts_out, "<search iteration 1/"),
+               "--load_path alone (with equal flags) resumes at iteration 2: %s", ts_out);
+    TEST_CHECK(ts_same_file("logs/test_search_a/Model/checkpoint.safetensors", "logs/test_search_d/Model/checkpoint.safetensors"), "the uninterrupted run's bytes");
+    TEST_CHECK(ts_same_file("logs/test_search_a/controller.csv", "logs/test_search_d/controller.csv"), "same controller.csv");
+    TEST_CHECK(ts_cmd(1, "--resume logs/test_search_d/Model/checkpoint.safetensors --max_search_iter 5") == 0 && strstr(ts_out, "extends") &&
+               strstr(ts_out, "<search iteration 5/5") && !strstr(ts_out, "<search iteration 4/"), "a larger --max_search_iter extends by one iteration: %s", ts_out);
+    TEST_CHECK(ts_count("logs/test_search_d/controller.csv", "\n") == 1 + 5 * 2, "controller.csv: 5 iterations");
+    return 0;
+}
+
+/* a checkpoint's metadata rewritten with one value changed; 0 on success */
+static int ts_edit_meta(const char *src, const char *dst, const char *key, const char *value) {
+    ag_array_list l; char *meta = NULL, *out, pat[96]; const char *p, *q; ag_error err; int rc; size_t n;
+    if (ag_safetensors_read(src, &l, &meta, &err)) { fprintf(stderr, "    %s\n", err.msg); return -1; }
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    if (!(p = strstr(meta, pat))) { fprintf(stderr, "    no key %s\n", key); free(meta); ag_array_list_free(&l); return -1; }
+    p += strlen(pat);
+    q = strchr(p, '"');
+    n = strlen(meta) + strlen(value) + 1;
+    out = (char *)malloc(n);
+    snprintf(out, n, "%.*s%s%s", (int)(p - meta), meta, value, q);
+    rc = ag_safetensors_write(dst, &l, out, &err);
+    if (rc) fprintf(stderr, "    %s\n", err.msg);
+    free(out); free(meta); ag_array_list_free(&l);
+    return rc;
+}
+/* every stored value checked as strictly as its flag: exit 2 naming the file and the key, never a crash */
+static int test_search_bad_checkpoint(void) {
+    static const char *cases[][2] = {
+        { "data_stage", "99999999999" }, { "data_stage", "2" }, { "data_stage", "-1" }, { "stage", "x" }, { "stage", "1" }, { "search_iter", "-1" },
+        { "search_iter", "3" }, { "ctrl_steps", "1e3" }, { "gan_iteration", "99999999999999999999" }, { "rng_inc", "2" }, { "baseline_bits", "7fc00000" },
+        { "loader", "garbage" }, { "loader", "1 99999 5 7" }, { "loader", "1 2 5 7 8" }, { "opt.gf_dim", "0" }, { "opt.dis_bs", "abc" },
+        { "opt.g_lr", "nan" }, { "opt.dynamic_reset_window", "1" }, { "opt.threads", "9999" }, { "opt.split", "valid" }, { "opt.dataset", "imagenet" },
+        { "opt.d_spectral_norm", "maybe" }, { "opt.random_seed", "-5" }, { "opt.is_splits", "11" }, { "opt.topk", "9" }, { "opt.hid_size", "50" },
+        { "opt.max_search_iter", "0" }, { "opt.eval_batch_size", " 10" },
+    };
+    size_t i; char cmd[512];
+    TEST_CHECK(ts_make_classifier() == 0, "classifier");
+    TEST_CHECK(system("rm -rf logs/test_search_h") == 0, "rm");
+    TEST_CHECK(ts_cmd(0, "--exp_name test_search_h --stop_after_iter 1") == 0, "one iteration: %s", ts_out);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TEST_CHECK(system("rm -rf logs/test_search_e && mkdir -p logs/test_search_e/Model") == 0, "mkdir");
+        TEST_CHECK(ts_edit_meta("logs/test_search_h/Model/checkpoint.safetensors", "logs/test_search_e/Model/checkpoint.safetensors", cases[i][0], cases[i][1]) == 0, "edit");
+        snprintf(cmd, sizeof cmd, "--load_path logs/test_search_e");
+        TEST_CHECK(ts_cmd(1, cmd) == 2, "%s = '%s': exit 2 wanted: %s", cases[i][0], cases[i][1], ts_out);
+        TEST_CHECK(!strstr(ts_out, "<search iteration"), "%s = '%s': ran: %s", cases[i][0], cases[i][1], ts_out);
+        TEST_CHECK(strstr(ts_out, "logs/test_search_e/Model/checkpoint.safetensors") && (strstr(ts_out, cases[i][0]) ||
+                   (!strncmp(cases[i][0], "opt.", 4) && (strstr(ts_out, "stored settings") || strstr(ts_out, cases[i][0] + 4)))),
+                   "%s = '%s': the message names the file and the key: %s", cases[i][0], cases[i][1], ts_out);
+    }
+    /* the unedited copy resumes */
+    TEST_CHECK(ts_edit_meta("logs/test_search_h/Model/checkpoint.safetensors", "logs/test_search_e/Model/checkpoint.safetensors", "data_stage", "0") == 0, "copy");
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_e --stop_after_iter 1") == 0, "the untampered copy resumes: %s", ts_out);
+    return 0;
+}
+
+/* flag combinations and every input checked before LOG_DIR/NAME is made: exit 2, no directory */
+static int test_search_checks_before_writing(void) {
+    static const char *bad[] = {
+        "--rl_num_eval_img 5 --eval_batch_size 5 --is_splits 10",     /* fewer reward images than IS splits */
+        "--classifier build/no_such_classifier.safetensors",
+        "--inception build/no_such_inception.pth",
+        "--data_path build/no_such_data --dataset mnist",
+        "--dataset imagenet",
+        "--fid_stat build/no_such_stats.npz",
+        "--stats weights/fashion-mnist-train-stats.npz --classifier tests/data/no_such.safetensors",
+        "--threads 257",
+        "--log_dir build/no_such_parent/logs",
+    };
+    size_t i; char args[512];
+    TEST_CHECK(ts_make_classifier() == 0, "classifier");
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        TEST_CHECK(system("rm -rf logs/test_search_f") == 0, "rm");
+        snprintf(args, sizeof args, "%s --exp_name test_search_f", bad[i]);
+        TEST_CHECK(ts_cmd(0, args) == 2, "'%s': exit 2 wanted: %s", bad[i], ts_out);
+        TEST_CHECK(!ts_is_dir("logs/test_search_f"), "'%s': logs/test_search_f made before the check", bad[i]);
+    }
+    TEST_CHECK(ts_cmd(0, "--exp_name ''") == 2 && strstr(ts_out, "--exp_name"), "--exp_name '' refused: %s", ts_out);
+    TEST_CHECK(ts_cmd(0, "--exp_name=") == 2, "--exp_name= refused: %s", ts_out);
+    /* the aliases of item 7 are read */
+    TEST_CHECK(ts_cmd(0, "--exp_name test_search_f --batch 7 --threads 256 --help") == 0, "--batch and --threads 256 accepted: %s", ts_out);
+    TEST_CHECK(ts_cmd(0, "--stats build/no_such_stats.npz --exp_name test_search_f") == 2 && strstr(ts_out, "no_such_stats"), "--stats is --fid_stat: %s", ts_out);
+    return 0;
+}
+
+/* archs.txt's first line, pasted as it is with a tiny budget appended, trains (exit 0); a
+   search stopped before stage 2 writes no build/train lines but says why */
+static int test_search_archs_paste(void) {
+    unsigned char *x; size_t n; ag_error err; char line[2048], cmd[3072], *nl, *hash; const char *p;
+    TEST_CHECK(ts_make_classifier() == 0, "classifier");
+    TEST_CHECK(system("rm -rf logs/test_search_p logs/test_search_p_top1 logs/test_search_q") == 0, "rm");
+    TEST_CHECK(ts_cmd(0, "--dataset mnist --data_path tests/data/datasets/mnist --split train --exp_name test_search_p") == 0, "search: %s", ts_out);
+    TEST_CHECK(ag_read_file("logs/test_search_p/archs.txt", &x, &n, &err) == 0, "%s", err.msg);
+    x = (unsigned char *)realloc(x, n + 1); x[n] = 0;
+    p = strstr((char *)x, "\nbuild/train --arch ");
+    TEST_CHECK(p, "no build/train line in archs.txt: %s", (char *)x);
+    snprintf(line, sizeof line, "%s", p + 1);
+    free(x);
+    if ((nl = strchr(line, '\n'))) *nl = 0;
+    TEST_CHECK(strstr(line, "--exp_name test_search_p_top1") && strstr(line, "--gf_dim 8") && strstr(line, "--df_dim 8") && strstr(line, "--latent_dim 16") &&
+               strstr(line, "--dataset mnist") && strstr(line, "--data_path tests/data/datasets/mnist") && strstr(line, "--classifier build/test_search_cls.safetensors") &&
+               strstr(line, "--channels 1") && strstr(line, "--bottom_width 4"), "the line carries the search's widths, data and scorer: %s", line);
+    if ((hash = strstr(line, "   # IS"))) *hash = 0;   /* the shell drops the comment too */
+    snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive ./%s --max_iter 2 --num_eval_imgs 10 --eval_batch_size 10 --threads 1", line);
+    TEST_CHECK(test_run_command(cmd, ts_out, sizeof ts_out) == 0, "the pasted line failed: %s\n%s", cmd, ts_out);
+    TEST_CHECK(ts_is_dir("logs/test_search_p_top1/Model"), "trained into logs/test_search_p_top1");
+    /* stopped at stage 1 (--max_search_iter 2 with --grow_step2 3) */
+    TEST_CHECK(ts_cmd(0, "--max_search_iter 2 --exp_name test_search_q") == 0, "search: %s", ts_out);
+    TEST_CHECK(strstr(ts_out, "not trainable yet") && !strstr(ts_out, "build/train --arch"), "printed: no lines that fail: %s", ts_out);
+    TEST_CHECK(ts_count("logs/test_search_q/archs.txt", "\nbuild/train") == 0 && ts_count("logs/test_search_q/archs.txt", "not trainable yet") >= 1,
+               "archs.txt says the 9-token architectures are not trainable yet");
+    return 0;
+}
+
+/* a fresh search refuses a directory holding a search, a training run or other files (exit 2,
+   naming what it holds and how to resume it); --overwrite starts a search afresh but never over
+   a training run; --load_path on a training run names it; a locked directory is refused */
+static int test_search_run_dirs(void) {
+    ag_run_lock lk; ag_error err;
+    TEST_CHECK(ts_need_full() == 0, "the uninterrupted search failed; see build/test_search_a.log");
+    TEST_CHECK(ts_cmd(0, "--exp_name test_search_a") == 2 && strstr(ts_out, "a search") && strstr(ts_out, "build/search --load_path logs/test_search_a") &&
+               strstr(ts_out, "--overwrite"), "a search's directory refused: %s", ts_out);
+    if (!ts_is_dir("logs/test_search_p_top1/Model"))
+        TEST_CHECK(system("mkdir -p logs/test_search_p_top1/Model") == 0 &&
+                   ts_edit_meta("logs/test_search_a/Model/checkpoint.safetensors", "logs/test_search_p_top1/Model/checkpoint.safetensors", "format",
+                                "autogan.h train checkpoint 1") == 0, "a training run's directory");
+    TEST_CHECK(ts_cmd(0, "--exp_name test_search_p_top1") == 2 && strstr(ts_out, "training run") && strstr(ts_out, "build/train --load_path logs/test_search_p_top1"),
+               "a training run's directory refused: %s", ts_out);
+    TEST_CHECK(ts_cmd(0, "--exp_name test_search_p_top1 --overwrite") == 2 && strstr(ts_out, "training run"), "--overwrite never over a training run: %s", ts_out);
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_p_top1") == 2 && strstr(ts_out, "training run") && strstr(ts_out, "build/train --load_path"),
+               "--load_path on a training run names it: %s", ts_out);
+    TEST_CHECK(system("rm -rf logs/test_search_g && mkdir -p logs/test_search_g && echo keep > logs/test_search_g/notes.txt && echo old > logs/test_search_g/archs.txt") == 0, "mk");
+    TEST_CHECK(ts_cmd(0, "--exp_name test_search_g") == 2 && strstr(ts_out, "notes.txt"), "other files refused, named: %s", ts_out);
+    TEST_CHECK(ts_cmd(0, "--exp_name test_search_g --overwrite --max_search_iter 1") == 0, "--overwrite: %s", ts_out);
+    TEST_CHECK(ts_count("logs/test_search_g/notes.txt", "keep") == 1 && ts_count("logs/test_search_g/archs.txt", "old") == 0, "others' files stay, the search's are new");
+    /* the lock: a second process on the same directory is refused */
+    TEST_CHECK(ag_run_dir_lock("logs/test_search_g", &lk, &err) == 0, "%s", err.msg);
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_g --max_search_iter 2") == 2 && strstr(ts_out, "in use"), "a locked directory refused: %s", ts_out);
+    ag_run_dir_unlock(&lk);
+    TEST_CHECK(ts_cmd(1, "--load_path logs/test_search_g --max_search_iter 2") == 0, "unlocked: resumes: %s", ts_out);
     return 0;
 }
 #else
 static int test_search_program(void) { test_skip("needs POSIX (system, fork)"); return 0; }
 static int test_search_kill_resume(void) { test_skip("needs POSIX (fork, kill)"); return 0; }
+static int test_search_resume_contract(void) { test_skip("needs POSIX"); return 0; }
+static int test_search_bad_checkpoint(void) { test_skip("needs POSIX"); return 0; }
+static int test_search_checks_before_writing(void) { test_skip("needs POSIX"); return 0; }
+static int test_search_archs_paste(void) { test_skip("needs POSIX"); return 0; }
+static int test_search_run_dirs(void) { test_skip("needs POSIX"); return 0; }
 #endif
 
 const test_case tests_search[] = {
@@ -364,5 +559,10 @@ const test_case tests_search[] = {
     { "search_checkpoint (round trip of every field, truncations change nothing)", test_search_checkpoint },
     { "search_program (build/search: 3 stages, growths, forced dynamic resets, logs, plot; stop + resume = same bytes)", test_search_program },
     { "search_kill_resume (SIGKILL at a random moment, resume: same bytes as uninterrupted)", test_search_kill_resume },
+    { "search_resume_contract (--load_path alone resumes; other flags refused naming both; --max_search_iter extends)", test_search_resume_contract },
+    { "search_bad_checkpoint (28 tampered stored values: exit 2 naming the file and the key)", test_search_bad_checkpoint },
+    { "search_checks_before_writing (bad inputs and combinations: exit 2 before logs/NAME exists)", test_search_checks_before_writing },
+    { "search_archs_paste (archs.txt's first line trains as pasted; stopped before stage 2: no lines)", test_search_archs_paste },
+    { "search_run_dirs (a search, a training run, other files: refused; --overwrite; the lock)", test_search_run_dirs },
     { NULL, NULL }
 };
