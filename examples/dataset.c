@@ -79,17 +79,10 @@ int main(int argc, char **argv) {
     printf("loader: one epoch in batches of %d in %.2f s (%.0f images/s)\n", batch, ag_wall_seconds() - t0,
            ds.count / (ag_wall_seconds() - t0 + 1e-9));
     if (grid) {
-        int cols = 8, rows = (ds.count < 64 ? ds.count + 7 : 64) / 8, H = ds.height, W = ds.width, C = ds.channels;
-        int GW = cols * (W + 2) + 2, GH = rows * (H + 2) + 2, y;
-        unsigned char *g = (unsigned char *)calloc((size_t)GW * GH * C, 1);
-        if (!g) { fprintf(stderr, "dataset: out of memory\n"); return 1; }
-        for (i = 0; i < ds.count && i < 64; i++)
-            for (y = 0; y < H; y++)
-                memcpy(g + ((size_t)(2 + (i / cols) * (H + 2) + y) * GW + 2 + (i % cols) * (W + 2)) * C,
-                       ds.pixels + ((size_t)i * H + y) * W * C, (size_t)W * C);
-        if (ag_png_write(grid, g, GW, GH, C, &err)) { fprintf(stderr, "dataset: %s\n", err.msg); return 1; }
+        if (ag_png_write_grid(grid, ds.pixels, ds.count < 64 ? ds.count : 64, ds.height, ds.width, ds.channels, 8, 2, &err)) {
+            fprintf(stderr, "dataset: %s\n", err.msg); return 1;
+        }
         printf("wrote %s\n", grid);
-        free(g);
     }
     free(x);
     ag_data_loader_free(&l);

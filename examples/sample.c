@@ -198,16 +198,6 @@ static int build_generator(const options *o, ag_generator *G) {
     return 0;
 }
 
-/* the reference's G(z).mul_(127.5).add_(127.5).clamp_(0, 255).permute(0, 2, 3, 1).to(uint8):
-   two float32 roundings (no fused multiply-add), then truncation */
-static unsigned char to_u8(float x) {
-    volatile float t = x * 127.5f;
-    float v = t + 127.5f;
-    if (!(v > 0.0f)) return 0;   /* also NaN */
-    if (v > 255.0f) v = 255.0f;
-    return (unsigned char)v;
-}
-
 /* the outputs, checked before anything is loaded: --out FILE.npy must be writable (not a
    directory, its directory existing); --out DIR is created if missing and must take a file.
    0, or -1 with a message naming the flag and the path. *made: DIR was created here. */
@@ -324,7 +314,7 @@ int main(int argc, char **argv) {
     ag_ctx_set_grad_enabled(ctx, 0);
     t0 = last = ag_wall_seconds();
     while (done < o.num_eval) {
-        int n = (int)(o.num_eval - done < o.batch ? o.num_eval - done : o.batch), shape[2], k, c, y, x;
+        int n = (int)(o.num_eval - done < o.batch ? o.num_eval - done : o.batch), shape[2], k;
         ag_tensor *z, *out;
         ag_ctx_reset(ctx);
         shape[0] = n; shape[1] = G.latent_dim;
@@ -332,10 +322,8 @@ int main(int argc, char **argv) {
         if (o.z_path) memcpy(z->data, (const float *)zfile.data + (size_t)done * G.latent_dim, (size_t)n * G.latent_dim * sizeof(float));
         else ag_rng_fill_normal(&zrng, z->data, z->size, 0.0f, 1.0f);
         if (!(out = ag_generator_forward(ctx, &G, z))) { fprintf(stderr, "sample: generator: %s\n", ag_ctx_error(ctx)); goto done; }
-        for (k = 0; k < n; k++) for (c = 0; c < 3; c++) for (y = 0; y < R; y++) for (x = 0; x < R; x++) {   /* gray is replicated to RGB */
-            int C = G.out_channels, cc = c < C ? c : C - 1;
-            img[(((size_t)k * R + y) * R + x) * 3 + c] = to_u8(out->data[(((size_t)k * C + cc) * R + y) * R + x]);
-        }
+        /* the reference's G(z).mul_(127.5).add_(127.5).clamp_(0, 255).permute(0, 2, 3, 1).to(uint8); gray replicated to RGB */
+        ag_images_to_u8(out->data, n, G.out_channels, R, R, 3, AG_U8_TRUNCATE, img);
         if (npy && fwrite(img, 1, (size_t)n * R * R * 3, npy) != (size_t)n * R * R * 3) { fprintf(stderr, "sample: %s: write failed (%s)\n", tmp_path, strerror(errno)); goto done; }
         if (out_dir) for (k = 0; k < n; k++) {   /* the reference's fid_buffer names */
             char path[4300]; int64_t idx = done + k;

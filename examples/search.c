@@ -143,7 +143,11 @@ static void preset_paper(options *o) {
 static void preset_demo(options *o) {
     preset_paper(o);
     o->dataset = "fashion-mnist"; o->split = "test"; o->channels = 1; o->num_train_imgs = 2048;
-    o->classifier = "weights/fashion-mnist-classifier.safetensors";
+    {   /* the shipped classifier, found from any working directory */
+        static char shipped[4096];
+        ag_find_resource(AG_WEIGHTS_DIR "/fashion-mnist-classifier.safetensors", shipped, sizeof shipped);
+        o->classifier = shipped;
+    }
     o->gen_bs = 32; o->dis_bs = 32; o->gf_dim = 32; o->df_dim = 32; o->latent_dim = 64;
     o->shared_epoch = 1; o->grow_step1 = 3; o->grow_step2 = 6; o->max_search_iter = 9;
     o->ctrl_step = 8; o->rl_num_eval_img = 500; o->eval_batch_size = 100; o->num_candidate = 6; o->topk = 3;
@@ -452,22 +456,12 @@ static int prepare_data(search *s, int stage) {
 /* IS of rl_num_eval_img images of G (eval mode, no graph) with its current architecture */
 static int reward_of(search *s, double *is_mean) {
     int R = ag_stage_resolution(s->G.stage, s->o.bottom_width), ebs = s->o.eval_batch_size;
-    int n = s->o.rl_num_eval_img / ebs * ebs, b, shape[2]; size_t per = (size_t)s->channels * R * R; double sd; ag_error err;
+    int n = s->o.rl_num_eval_img / ebs * ebs, b; size_t per = (size_t)s->channels * R * R; double sd; ag_error err;
     double t0 = now_seconds();
-    s->G.training = 0;
-    ag_ctx_set_grad_enabled(s->ctx, 0);
-    for (b = 0; b < n / ebs; b++) {
-        ag_tensor *z, *y;
-        ag_ctx_reset(s->ctx);
-        shape[0] = ebs; shape[1] = s->o.latent_dim;
-        z = ag_tensor_new(s->ctx, 2, shape);
-        if (z) ag_rng_fill_normal(ag_ctx_rng(s->ctx), z->data, z->size, 0.0f, 1.0f);
-        y = ag_generator_forward(s->ctx, &s->G, z);
-        if (!y) { fprintf(stderr, "search: generating reward images: %s\n", ag_ctx_error(s->ctx)); ag_ctx_set_grad_enabled(s->ctx, 1); return -1; }
-        memcpy(s->eval_imgs + (size_t)b * ebs * per, y->data, (size_t)ebs * per * sizeof(float));
-    }
-    ag_ctx_set_grad_enabled(s->ctx, 1);
-    s->G.training = 1;
+    for (b = 0; b < n / ebs; b++)   /* z from the context's stream, as every reward before */
+        if (ag_generator_generate(s->ctx, &s->G, NULL, ebs, s->eval_imgs + (size_t)b * ebs * per)) {
+            fprintf(stderr, "search: generating reward images: %s\n", ag_ctx_error(s->ctx)); return -1;
+        }
     if (ag_scorer_inception_score(s->scorer, s->eval_imgs, n, s->channels, R, R, s->o.is_splits, is_mean, &sd, &err)) {
         fprintf(stderr, "search: scoring: %s\n", err.msg); return -1;
     }
@@ -626,34 +620,23 @@ done:
     return rc;
 }
 
-/* a grid of 64 samples of G with arch (fixed noise from its own PRNG: the search's draws are untouched) */
+/* a grid of 64 samples of G with arch (fixed noise from its own PRNG: the search's draws are
+   untouched), rounded to uint8 as the search always has */
 static int save_grid(search *s, const int *arch, const char *path) {
-    int n = 64, cols = 8, R, C = s->channels, W, Hh, i, c, yy, xx, shape[2], len = ag_arch_len(s->st.stage); ag_rng zr; ag_error err;
-    ag_tensor *z, *y; unsigned char *pix; int rc;
-    if (ag_generator_set_arch(&s->G, s->st.stage, arch, len, &err)) { fprintf(stderr, "search: %s\n", err.msg); return -1; }
+    int n = 64, R = ag_stage_resolution(s->st.stage, s->G.bottom_width), C = s->channels, rc = -1, len = ag_arch_len(s->st.stage);
+    ag_rng zr; ag_error err;
+    float *z = (float *)malloc((size_t)n * s->o.latent_dim * sizeof(float)), *img = (float *)malloc((size_t)n * C * R * R * sizeof(float));
+    unsigned char *pix = (unsigned char *)malloc((size_t)n * C * R * R);
+    if (!z || !img || !pix) { fprintf(stderr, "search: out of memory\n"); goto out; }
+    if (ag_generator_set_arch(&s->G, s->st.stage, arch, len, &err)) { fprintf(stderr, "search: %s\n", err.msg); goto out; }
     ag_rng_seed(&zr, 1234, 99);
-    ag_ctx_reset(s->ctx);
-    shape[0] = n; shape[1] = s->o.latent_dim;
-    z = ag_tensor_new(s->ctx, 2, shape);
-    if (z) ag_rng_fill_normal(&zr, z->data, z->size, 0.0f, 1.0f);
-    s->G.training = 0; ag_ctx_set_grad_enabled(s->ctx, 0);
-    y = ag_generator_forward(s->ctx, &s->G, z);
-    ag_ctx_set_grad_enabled(s->ctx, 1); s->G.training = 1;
-    if (!y) { fprintf(stderr, "search: sampling: %s\n", ag_ctx_error(s->ctx)); return -1; }
-    R = y->shape[2];
-    W = cols * (R + 2) + 2; Hh = (n / cols) * (R + 2) + 2;
-    pix = (unsigned char *)calloc((size_t)W * Hh * C, 1);
-    if (!pix) return -1;
-    for (i = 0; i < n; i++) {
-        int ox = 2 + (i % cols) * (R + 2), oy = 2 + (i / cols) * (R + 2);
-        for (c = 0; c < C; c++) for (yy = 0; yy < R; yy++) for (xx = 0; xx < R; xx++) {
-            float v = y->data[(((size_t)i * C + c) * R + yy) * R + xx]; int q = (int)floorf((v + 1.0f) * 127.5f + 0.5f);
-            pix[((size_t)(oy + yy) * W + ox + xx) * C + c] = (unsigned char)(q < 0 ? 0 : q > 255 ? 255 : q);
-        }
-    }
-    rc = ag_png_write(path, pix, W, Hh, C, &err);
+    ag_rng_fill_normal(&zr, z, (size_t)n * s->o.latent_dim, 0.0f, 1.0f);
+    if (ag_generator_generate(s->ctx, &s->G, z, n, img)) { fprintf(stderr, "search: sampling: %s\n", ag_ctx_error(s->ctx)); goto out; }
+    ag_images_to_u8(img, n, C, R, R, C, AG_U8_ROUND, pix);
+    rc = ag_png_write_grid(path, pix, n, R, R, C, 8, 2, &err);
     if (rc) fprintf(stderr, "search: %s\n", err.msg);
-    free(pix);
+out:
+    free(z); free(img); free(pix);
     return rc;
 }
 

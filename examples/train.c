@@ -321,42 +321,21 @@ static int load_train_split(ag_dataset *ds, const char *dataset, const char *dat
 }
 
 /* ---- evaluation ---- */
-static unsigned char to_u8(float v) {   /* the reference's mul_(127.5).add_(127.5).clamp_(0, 255).to(uint8) */
-    volatile float t = v * 127.5f; float x = t + 127.5f;
-    if (!(x > 0.0f)) return 0;
-    if (x > 255.0f) x = 255.0f;
-    return (unsigned char)x;
-}
 /* G in eval mode on z [n, latent] -> out [n, C, R, R] */
 static int generate(ag_ctx *ctx, ag_generator *G, const float *z, int n, float *out) {
-    ag_tensor *zt, *y; int shape[2]; int was = G->training;
-    shape[0] = n; shape[1] = G->latent_dim;
-    ag_ctx_reset(ctx);
-    ag_ctx_set_grad_enabled(ctx, 0);
-    G->training = 0;
-    zt = ag_tensor_from(ctx, 2, shape, z);
-    y = ag_generator_forward(ctx, G, zt);
-    G->training = was;
-    ag_ctx_set_grad_enabled(ctx, 1);
-    if (!y) { fprintf(stderr, "train: generating images failed: %s\n", ag_ctx_error(ctx)); return -1; }
-    memcpy(out, y->data, y->size * sizeof(float));
-    ag_ctx_reset(ctx);
+    if (ag_generator_generate(ctx, G, z, n, out)) { fprintf(stderr, "train: generating images failed: %s\n", ag_ctx_error(ctx)); return -1; }
     return 0;
 }
-/* the 25 fixed z as a 5x5 grid, 2-pixel gaps */
+/* the 25 fixed z as a 5x5 grid, 2-pixel gaps, quantised as the reference */
 static int save_grid(ag_ctx *ctx, ag_generator *G, const float *fixed_z, const char *path) {
-    int R = ag_stage_resolution(G->stage, G->bottom_width), C = G->out_channels, cols = 5, W = cols * (R + 2) + 2, i, c, y, x, rc;
-    float *img = (float *)malloc((size_t)25 * C * R * R * sizeof(float)); unsigned char *pix = (unsigned char *)calloc((size_t)W * W * C, 1);
+    int R = ag_stage_resolution(G->stage, G->bottom_width), C = G->out_channels, rc = -1;
+    float *img = (float *)malloc((size_t)25 * C * R * R * sizeof(float)); unsigned char *pix = (unsigned char *)malloc((size_t)25 * C * R * R);
     ag_error err;
     if (!img || !pix) { free(img); free(pix); fprintf(stderr, "train: out of memory\n"); return -1; }
-    if (generate(ctx, G, fixed_z, 25, img)) { free(img); free(pix); return -1; }
-    for (i = 0; i < 25; i++) {
-        int ox = 2 + (i % cols) * (R + 2), oy = 2 + (i / cols) * (R + 2);
-        for (y = 0; y < R; y++) for (x = 0; x < R; x++) for (c = 0; c < C; c++)
-            pix[((size_t)(oy + y) * W + ox + x) * C + c] = to_u8(img[(((size_t)i * C + c) * R + y) * R + x]);
+    if (!generate(ctx, G, fixed_z, 25, img) && !ag_images_to_u8(img, 25, C, R, R, C, AG_U8_TRUNCATE, pix)) {
+        rc = ag_png_write_grid(path, pix, 25, R, R, C, 5, 2, &err);
+        if (rc) fprintf(stderr, "train: %s\n", err.msg);
     }
-    rc = ag_png_write(path, pix, W, W, C, &err);
-    if (rc) fprintf(stderr, "train: %s\n", err.msg);
     free(img); free(pix);
     return rc;
 }
