@@ -5986,6 +5986,7 @@ AGDEF int ag_dataset_load(ag_dataset *ds, const char *name, const char *path, co
     memset(&t, 0, sizeof t);
     if (strcmp(name, "mnist") == 0 || strcmp(name, "fashion-mnist") == 0) {
         if (path) {
+            if (!ag__path_exists(path)) return ag__fail(err, "%s: %s: no such file or directory", name, path);
             snprintf(dir, sizeof dir, "%s", path);
             if (!ag__is_dir(path)) {   /* an images file given: its folder */
                 char *slash = strrchr(dir, '/');

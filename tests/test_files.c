@@ -99,9 +99,22 @@ static int test_run_dir_lock_and_describe(void) {
 }
 #endif
 
+
+/* a --data_path that does not exist is named as such (it was read as a file in ".") */
+static int test_missing_data_path_named(void) {
+    ag_dataset ds; ag_error err;
+    memset(&ds, 0, sizeof ds);
+    TEST_CHECK(ag_dataset_load(&ds, "mnist", "build/no_such_data_dir", "train", 0, &err) != 0, "a missing path loaded");
+    TEST_CHECK(strstr(err.msg, "build/no_such_data_dir") && strstr(err.msg, "no such file"), "message: %s", err.msg);
+    TEST_CHECK(ag_dataset_load(&ds, "fashion-mnist", "build/no_such_data_dir", "test", 0, &err) != 0 &&
+               strstr(err.msg, "build/no_such_data_dir"), "message: %s", err.msg);
+    return 0;
+}
+
 static const test_case tests_files[] = {
     { "files/json_fields_roundtrip", test_json_fields_roundtrip },
     { "files/metadata_long_paths", test_metadata_long_paths },
+    { "files/missing_data_path_named", test_missing_data_path_named },
 #if !defined(_WIN32)
     { "files/run_dir_lock_and_describe", test_run_dir_lock_and_describe },
 #endif
